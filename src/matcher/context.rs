@@ -5,6 +5,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::MatcherError;
+use super::normalize::shop_key;
 
 const COUNTERFEIT_TERMS: (&str, &str) = (
     "counterfeit_terms.txt",
@@ -21,6 +22,11 @@ const PARALLEL_TERMS: (&str, &str) = (
 const COMPATIBILITY_TERMS: (&str, &str) = (
     "compatibility_terms.txt",
     include_str!("data/compatibility_terms.txt"),
+);
+const RISK_TERMS: (&str, &str) = ("risk_terms.txt", include_str!("data/risk_terms.txt"));
+const TRUSTED_RETAILERS: (&str, &str) = (
+    "trusted_retailers.txt",
+    include_str!("data/trusted_retailers.txt"),
 );
 const GOODS_CLASSES: (&str, &str) = ("goods_classes.tsv", include_str!("data/goods_classes.tsv"));
 const ENGLISH_WORDS: (&str, &str) = ("english_words.txt", include_str!("data/english_words.txt"));
@@ -97,6 +103,9 @@ pub(crate) struct Context {
     pub counterfeit: TermList,
     pub original: TermList,
     pub parallel: TermList,
+    pub risk: TermList,
+    /// Shop names of large retailers, as `shop_key` forms.
+    pub trusted: Vec<String>,
     pub compatibility: TermList,
     pub compatibility_side: Vec<Side>,
     pub goods: TermList,
@@ -113,6 +122,11 @@ impl Context {
             counterfeit: TermList::new(COUNTERFEIT_TERMS.0, parse_terms(COUNTERFEIT_TERMS)?)?,
             original: TermList::new(ORIGINAL_CLAIMS.0, parse_terms(ORIGINAL_CLAIMS)?)?,
             parallel: TermList::new(PARALLEL_TERMS.0, parse_terms(PARALLEL_TERMS)?)?,
+            risk: TermList::new(RISK_TERMS.0, parse_terms(RISK_TERMS)?)?,
+            trusted: parse_terms(TRUSTED_RETAILERS)?
+                .iter()
+                .map(|t| shop_key(t))
+                .collect(),
             compatibility: TermList::new(COMPATIBILITY_TERMS.0, compat_terms)?,
             compatibility_side,
             goods: TermList::new(GOODS_CLASSES.0, goods_terms)?,
@@ -253,6 +267,8 @@ mod tests {
         assert!(context.counterfeit.terms.iter().any(|t| t == "a货"));
         assert!(context.original.terms.iter().any(|t| t == "正品"));
         assert!(context.parallel.terms.iter().any(|t| t == "代购"));
+        assert!(context.risk.terms.iter().any(|t| t == "无发票"));
+        assert!(context.trusted.iter().any(|t| t == "amazon.com"));
         assert_eq!(
             context.compatibility.terms.len(),
             context.compatibility_side.len()

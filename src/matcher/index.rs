@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 
 use super::MatcherError;
 use super::context::{Context, whole_word};
-use super::normalize::{Analysed, NO_SOUND, Normalizer, is_han, latin_key, loosen};
+use super::normalize::{Analysed, MAX_READINGS, Normalizer, is_han, latin_key, loosen};
 use crate::model::Brand;
 
 /// At most this many tokens make one Latin window (SK II, LOUIS VUITTON, nai ke).
@@ -40,6 +40,8 @@ pub(crate) struct Entry {
     split: Vec<u8>,
     /// Lower case, simplified script.
     simple: String,
+    /// Readings of each character of a Chinese mark.
+    readings: Vec<[u16; MAX_READINGS]>,
     /// Toneless pinyin, if the mark is Chinese ("nai ke").
     pub pinyin: Option<String>,
 }
@@ -76,6 +78,19 @@ impl HitKind {
         }
     }
 
+    /// A form of the mark nobody writes by accident.
+    pub fn is_disguised(self) -> bool {
+        matches!(
+            self,
+            HitKind::Spaced
+                | HitKind::Fullwidth
+                | HitKind::Homoglyph
+                | HitKind::DigitSwap
+                | HitKind::Fuzzy(_)
+                | HitKind::Homophone
+        )
+    }
+
     /// The plain mark, as a genuine reseller would write it.
     pub fn is_plain(self) -> bool {
         matches!(self, HitKind::Exact | HitKind::Chinese)
@@ -104,11 +119,63 @@ pub(crate) struct MarkIndex {
     deletions: FxHashMap<Box<str>, Vec<usize>>,
     /// Shortest and longest Latin key with a fuzzy entry.
     fuzzy_lengths: (usize, usize),
+    /// Chinese marks and aliases, searched in the Chinese view of a text.
     han: Option<AhoCorasick>,
     han_entries: Vec<usize>,
-    sound: Option<AhoCorasick>,
-    sound_entries: Vec<usize>,
+    /// Aliases mixing scripts ("N家"), searched in the whole normalised text.
+    mixed: Option<AhoCorasick>,
+    mixed_entries: Vec<usize>,
+    /// Chinese marks by the readings of their first two characters.
+    homophones: FxHashMap<(u16, u16), Vec<usize>>,
     jieba: Jieba,
+}
+
+/// The Chinese characters of a text, with separators between them dropped (so 新 百 伦
+/// reads 新百伦) and anything else replaced by a barrier.
+struct HanView {
+    text: String,
+    /// For each character of `text`, its index in `Analysed::chars`.
+    map: Vec<u32>,
+}
+
+const BARRIER: char = '\u{1}';
+
+impl HanView {
+    fn new(a: &Analysed) -> Option<HanView> {
+        if !a.chars.iter().any(|c| c.flags.han) {
+            return None;
+        }
+        let mut text = String::with_capacity(a.simple.len());
+        let mut map = Vec::with_capacity(a.chars.len());
+        for (i, c) in a.simple.chars().enumerate() {
+            if a.chars[i].flags.han {
+                text.push(c);
+                map.push(i as u32);
+            } else if c.is_alphanumeric() && !text.ends_with(BARRIER) {
+                text.push(BARRIER);
+                map.push(i as u32);
+            }
+        }
+        Some(HanView { text, map })
+    }
+
+    /// The characters of the view as a vector, for reading lookups.
+    fn chars(&self) -> Vec<char> {
+        self.text.chars().collect()
+    }
+
+    /// Maps view characters `a..b` back to the text; None if some but not all of the
+    /// characters are separated (乐|高 across "快乐 高效" is no hit, 新 百 伦 is).
+    fn span(&self, a: usize, b: usize) -> Option<(u32, u32, bool)> {
+        let gaps = (a..b - 1)
+            .filter(|&i| self.map[i + 1] != self.map[i] + 1)
+            .count();
+        let spaced = gaps > 0;
+        if spaced && gaps != b - a - 1 {
+            return None;
+        }
+        Some((self.map[a], self.map[b - 1] + 1, spaced))
+    }
 }
 
 /// How many edits a misspelling of a key of this length may have.
@@ -180,8 +247,9 @@ impl MarkIndex {
         let mut fuzzy_lengths = (usize::MAX, 0);
         let mut han_patterns = Vec::new();
         let mut han_entries = Vec::new();
-        let mut sound_patterns = Vec::new();
-        let mut sound_entries = Vec::new();
+        let mut mixed_patterns = Vec::new();
+        let mut mixed_entries = Vec::new();
+        let mut homophones: FxHashMap<(u16, u16), Vec<usize>> = FxHashMap::default();
         let mut jieba = Jieba::new();
         let mut variants = Vec::new();
 
@@ -212,17 +280,23 @@ impl MarkIndex {
             } else {
                 // Chinese or mixed: searched in the simplified text.
                 let simple = e.simple.clone();
-                if simple.chars().any(is_han) {
+                if simple.chars().all(is_han) {
                     jieba.add_word(&simple, None, None);
-                }
-                han_patterns.push(simple.clone());
-                han_entries.push(i);
-                if !e.alias && simple.chars().count() >= 2 && simple.chars().all(is_han) {
-                    let sound: String = simple.chars().map(|c| norm.sound(c)).collect();
-                    if !sound.contains(NO_SOUND) {
-                        sound_patterns.push(sound);
-                        sound_entries.push(i);
+                    han_patterns.push(simple.clone());
+                    han_entries.push(i);
+                    if e.readings.len() >= 2 {
+                        for &r0 in e.readings[0].iter().filter(|&&r| r != 0) {
+                            for &r1 in e.readings[1].iter().filter(|&&r| r != 0) {
+                                let list = homophones.entry((r0, r1)).or_default();
+                                if !list.contains(&i) {
+                                    list.push(i);
+                                }
+                            }
+                        }
                     }
+                } else {
+                    mixed_patterns.push(simple.clone());
+                    mixed_entries.push(i);
                 }
                 if let Some(p) = &e.pinyin {
                     let key: String = p.split(' ').collect();
@@ -247,23 +321,24 @@ impl MarkIndex {
         };
         Ok(MarkIndex {
             han: build_ac(&han_patterns)?,
-            sound: build_ac(&sound_patterns)?,
+            mixed: build_ac(&mixed_patterns)?,
+            mixed_entries,
+            homophones,
             entries,
             latin,
             loose,
             deletions: deletion_map,
             fuzzy_lengths,
             han_entries,
-            sound_entries,
             jieba,
         })
     }
 
     /// Every mark found in `text`, at most one per entry (the strongest).
-    pub fn find(&self, text: &Analysed, context: &Context) -> Vec<Hit> {
+    pub fn find(&self, text: &Analysed, context: &Context, norm: &Normalizer) -> Vec<Hit> {
         let mut hits: Vec<Hit> = Vec::new();
         self.find_latin(text, context, &mut hits);
-        self.find_han(text, &mut hits);
+        self.find_han(text, norm, &mut hits);
         // Keep the strongest hit per entry.
         hits.sort_by(|a, b| {
             a.entry
@@ -440,26 +515,49 @@ impl MarkIndex {
         }
     }
 
-    fn find_han(&self, text: &Analysed, hits: &mut Vec<Hit>) {
-        if let Some(ac) = &self.han {
+    fn find_han(&self, text: &Analysed, norm: &Normalizer, hits: &mut Vec<Hit>) {
+        if let Some(ac) = &self.mixed {
             for m in ac.find_overlapping_iter(&text.simple) {
-                let entry = self.han_entries[m.pattern().as_usize()];
                 if !whole_word(&text.simple, m.start(), m.end()) {
                     continue;
                 }
-                let first = text.char_at(m.start());
-                let end = text.char_at(m.end());
-                if !self.keeps_words_whole(text, first, end) {
+                let (first, end) = (text.char_at(m.start()), text.char_at(m.end()));
+                hits.push(Hit {
+                    entry: self.mixed_entries[m.pattern().as_usize()],
+                    kind: HitKind::Alias,
+                    first,
+                    end,
+                });
+            }
+        }
+        let Some(view) = HanView::new(text) else {
+            return;
+        };
+        let chars = view.chars();
+        let mut exact_spans: Vec<(usize, usize)> = Vec::new();
+        if let Some(ac) = &self.han {
+            for m in ac.find_overlapping_iter(&view.text) {
+                // Every character of the view is 3 bytes except the 1-byte barrier, which
+                // never matches; so count characters rather than divide.
+                let a = view.text[..m.start()].chars().count();
+                let b = a + view.text[m.start()..m.end()].chars().count();
+                let Some((first, end, spaced)) = view.span(a, b) else {
+                    continue;
+                };
+                if !self.keeps_words_whole(&chars, a, b) {
                     continue;
                 }
-                let e = &self.entries[entry];
-                let kind = if e.alias {
+                let entry = self.han_entries[m.pattern().as_usize()];
+                let kind = if self.entries[entry].alias {
                     HitKind::Alias
+                } else if spaced {
+                    HitKind::Spaced
                 } else if text.any_flag(first, end, |f| f.trad) {
                     HitKind::Traditional
                 } else {
                     HitKind::Chinese
                 };
+                exact_spans.push((a, b));
                 hits.push(Hit {
                     entry,
                     kind,
@@ -468,55 +566,98 @@ impl MarkIndex {
                 });
             }
         }
-        if let Some(ac) = &self.sound {
-            for m in ac.find_overlapping_iter(&text.sound) {
-                let entry = self.sound_entries[m.pattern().as_usize()];
-                // Every sound is 3 bytes, one per character.
-                let (first, end) = ((m.start() / 3) as u32, (m.end() / 3) as u32);
-                let found = &text.simple[text.byte_of(first)..text.byte_of(end)];
-                let same = found
-                    .chars()
-                    .zip(self.entries[entry].simple.chars())
-                    .filter(|(a, b)| a == b)
-                    .count();
-                let n = found.chars().count();
-                // The same characters are a Chinese-name hit; a two-character mark needs one
-                // character in common, or any two words sounding alike would match.
-                if same == n || (n <= 2 && same == 0) {
-                    continue;
+        self.find_homophones(norm, &view, &chars, &exact_spans, hits);
+    }
+
+    /// Characters that read like a Chinese mark (any reading of each, fuzzy pinyin), found
+    /// through the readings of the mark's first two characters.
+    fn find_homophones(
+        &self,
+        norm: &Normalizer,
+        view: &HanView,
+        chars: &[char],
+        exact_spans: &[(usize, usize)],
+        hits: &mut Vec<Hit>,
+    ) {
+        if self.homophones.is_empty() {
+            return;
+        }
+        let readings: Vec<&[u16; MAX_READINGS]> =
+            chars.iter().map(|&c| norm.readings(c)).collect();
+        let mut seen: Vec<usize> = Vec::new();
+        for i in 0..chars.len().saturating_sub(1) {
+            seen.clear();
+            for &r0 in readings[i].iter().take_while(|&&r| r != 0) {
+                for &r1 in readings[i + 1].iter().take_while(|&&r| r != 0) {
+                    let Some(list) = self.homophones.get(&(r0, r1)) else {
+                        continue;
+                    };
+                    for &entry in list {
+                        if seen.contains(&entry) {
+                            continue;
+                        }
+                        seen.push(entry);
+                        let e = &self.entries[entry];
+                        let n = e.readings.len();
+                        if i + n > chars.len()
+                            || exact_spans.contains(&(i, i + n))
+                            || !(2..n).all(|j| {
+                                readings[i + j]
+                                    .iter()
+                                    .any(|&r| r != 0 && e.readings[j].contains(&r))
+                            })
+                        {
+                            continue;
+                        }
+                        let same = chars[i..i + n]
+                            .iter()
+                            .zip(e.simple.chars())
+                            .filter(|(a, b)| **a == *b)
+                            .count();
+                        // The same characters are a Chinese-name hit; a two-character mark
+                        // needs one character in common, or any two words sounding alike
+                        // would match.
+                        if same == n || (n <= 2 && same == 0) {
+                            continue;
+                        }
+                        let Some((first, end, _)) = view.span(i, i + n) else {
+                            continue;
+                        };
+                        if !self.keeps_words_whole(chars, i, i + n) {
+                            continue;
+                        }
+                        hits.push(Hit {
+                            entry,
+                            kind: HitKind::Homophone,
+                            first,
+                            end,
+                        });
+                    }
                 }
-                if !self.keeps_words_whole(text, first, end) {
-                    continue;
-                }
-                hits.push(Hit {
-                    entry,
-                    kind: HitKind::Homophone,
-                    first,
-                    end,
-                });
             }
         }
     }
 
-    /// Whether characters `first..end` are whole words of the Chinese text around them:
-    /// no word the segmenter finds there starts outside the hit and ends inside it, or the
-    /// other way round (快乐高效 is 快乐/高效, so 乐高 is not in it).
-    fn keeps_words_whole(&self, text: &Analysed, first: u32, end: u32) -> bool {
-        let han = |i: u32| text.chars.get(i as usize).is_some_and(|c| c.flags.han);
+    /// Whether view characters `first..end` are whole words of the Chinese text around
+    /// them: no word the segmenter finds there starts outside the hit and ends inside it,
+    /// or the other way round (快乐高效 is 快乐/高效, so 乐高 is not in it).
+    fn keeps_words_whole(&self, chars: &[char], first: usize, end: usize) -> bool {
+        let han = |i: usize| chars.get(i).is_some_and(|&c| is_han(c));
+        let context = SEGMENT_CONTEXT as usize;
         let mut lo = first;
-        while lo > 0 && first - lo < SEGMENT_CONTEXT && han(lo - 1) {
+        while lo > 0 && first - lo < context && han(lo - 1) {
             lo -= 1;
         }
         let mut hi = end;
-        while hi - end < SEGMENT_CONTEXT && han(hi) {
+        while hi - end < context && han(hi) {
             hi += 1;
         }
         if lo == first && hi == end {
             return true;
         }
-        let window = &text.simple[text.byte_of(lo)..text.byte_of(hi)];
-        let (s, e) = ((first - lo) as usize, (end - lo) as usize);
-        self.jieba.cut(window, false).iter().all(|w| {
+        let window: String = chars[lo..hi].iter().collect();
+        let (s, e) = (first - lo, end - lo);
+        self.jieba.cut(&window, false).iter().all(|w| {
             let covers = w.start <= s && w.end >= e;
             let crosses_start = w.start < s && w.end > s;
             let crosses_end = w.start < e && w.end > e;
@@ -567,6 +708,16 @@ fn make_entry(
     } else {
         None
     };
+    let readings: Vec<[u16; MAX_READINGS]> = if has_han && !alias {
+        simple.chars().map(|c| *norm.readings(c)).collect()
+    } else {
+        Vec::new()
+    };
+    let readings = if readings.iter().all(|r| r[0] != 0) {
+        readings
+    } else {
+        Vec::new()
+    };
     Ok(Entry {
         brand,
         display: text.trim().to_string(),
@@ -575,6 +726,7 @@ fn make_entry(
         key,
         split,
         simple,
+        readings,
         pinyin,
     })
 }

@@ -16,12 +16,11 @@ mod jsonl;
 mod normalize;
 
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization;
 
 use crate::model::{Brand, Listing};
 use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
-use normalize::{Analysed, Normalizer};
+use normalize::{Analysed, Normalizer, shop_key};
 
 pub use eval::{EvalReport, KindStats, Label, evaluate, read_labels};
 pub use jsonl::{BadLine, ListingRecord, MatchFileError, Summary, read_listings, run_jsonl};
@@ -122,6 +121,9 @@ pub enum ReasonCode {
     CounterfeitTerm,
     /// A claim to be original at a price far below the brand's.
     OriginalClaim,
+    /// Wording that says the goods left the brand's channel without a trace (no box, no
+    /// invoice, "factory channel").
+    RiskTerm,
     /// A price far below the brand's reference price.
     PriceBelowReference,
     /// A price in line with genuine goods, with the plain mark: a reseller, most likely.
@@ -130,6 +132,8 @@ pub enum ReasonCode {
     ParallelImport,
     /// The shop is one of the brand's authorised sellers.
     AuthorisedSeller,
+    /// The shop is a large retailer selling genuine goods.
+    TrustedRetailer,
     /// The brand names what the product fits ("for iPhone").
     CompatibilityUse,
     /// The goods are outside the classes the mark is registered for.
@@ -220,6 +224,8 @@ struct Candidate {
 /// What the listing says regardless of brand.
 struct ListingContext<'t> {
     counterfeit: Vec<String>,
+    risk: Vec<String>,
+    trusted_retailer: bool,
     original: Option<String>,
     parallel: Option<String>,
     /// Compatibility terms in the title, as (term, side, first char, end char).
@@ -255,8 +261,8 @@ impl Matcher {
     pub fn check(&self, item: &Item) -> Verdict {
         let title = self.norm.analyse(item.title);
         let seller = self.norm.analyse(item.seller);
-        let title_hits = self.index.find(&title, &self.context);
-        let seller_hits = self.index.find(&seller, &self.context);
+        let title_hits = self.index.find(&title, &self.context, &self.norm);
+        let seller_hits = self.index.find(&seller, &self.context, &self.norm);
         if title_hits.is_empty() && seller_hits.is_empty() {
             return Verdict::clear();
         }
@@ -300,15 +306,23 @@ impl Matcher {
         seller: &Analysed,
     ) -> ListingContext<'t> {
         let cx = &self.context;
+        // Only the title: shop names carry place names such as 莆田.
         let mut counterfeit: Vec<String> = Vec::new();
-        for text in [&title.simple, &seller.simple] {
-            for f in cx.counterfeit.find_all(text) {
-                let term = cx.counterfeit.term(f.term);
-                if !counterfeit.iter().any(|t| t == term) {
-                    counterfeit.push(term.to_string());
-                }
+        for f in cx.counterfeit.find_all(&title.simple) {
+            let term = cx.counterfeit.term(f.term);
+            if !counterfeit.iter().any(|t| t == term) {
+                counterfeit.push(term.to_string());
             }
         }
+        let mut risk: Vec<String> = Vec::new();
+        for f in cx.risk.find_all(&title.simple) {
+            let term = cx.risk.term(f.term);
+            if !risk.iter().any(|t| t == term) {
+                risk.push(term.to_string());
+            }
+        }
+        let shop = shop_key(item.seller);
+        let trusted_retailer = !shop.is_empty() && cx.trusted.contains(&shop);
         let original = cx
             .original
             .find_first(&title.simple)
@@ -339,6 +353,8 @@ impl Matcher {
             .or_else(|| cx.classes_in(&title.simple));
         ListingContext {
             counterfeit,
+            risk,
+            trusted_retailer,
             original,
             parallel,
             compatibility,
@@ -396,6 +412,17 @@ impl Matcher {
             }
         }
 
+        if !cx.risk.is_empty() {
+            score += 0.2;
+            reasons.push(Reason {
+                code: ReasonCode::RiskTerm,
+                detail: format!(
+                    "the listing says \"{}\": goods without the brand's packaging or papers",
+                    cx.risk.join("\", \"")
+                ),
+            });
+        }
+
         let ratio = match (item.price, brand.reference_price) {
             (Some(p), Some(r)) if p.is_finite() && p >= 0.0 => Some((p, r, p / r)),
             _ => None,
@@ -403,7 +430,7 @@ impl Matcher {
         if let Some((price, reference, ratio)) = ratio {
             let below = ((1.0 - ratio) * 100.0).round();
             if let Some(claim) = &cx.original
-                && ratio <= 0.5
+                && ratio <= 0.35
             {
                 score += 0.25;
                 reasons.push(Reason {
@@ -427,6 +454,7 @@ impl Matcher {
                 });
             } else if ratio >= 0.7
                 && cx.counterfeit.is_empty()
+                && cx.risk.is_empty()
                 && main.kind.is_plain()
                 && best_seller.is_none()
             {
@@ -457,8 +485,11 @@ impl Matcher {
             });
         }
 
+        // A disguised mark (Airpobs, N1KE) is not how one names what a product fits.
+        let disguised = c.title.iter().any(|h| h.kind.is_disguised());
         if cx.original.is_none()
             && cx.counterfeit.is_empty()
+            && !disguised
             && let Some(term) = self.compatibility_near(&c.title, title, cx)
         {
             score = score.min(0.2);
@@ -504,6 +535,17 @@ impl Matcher {
                     "\"{}\" is an authorised seller of {}",
                     item.seller.trim(),
                     brand.name
+                ),
+            });
+        }
+
+        if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
+            score = score.min(0.1);
+            reasons.push(Reason {
+                code: ReasonCode::TrustedRetailer,
+                detail: format!(
+                    "\"{}\" is a large retailer's shop selling genuine goods",
+                    item.seller.trim()
                 ),
             });
         }
@@ -663,14 +705,6 @@ fn join(classes: &[u8]) -> String {
         .join(", ")
 }
 
-/// A shop name as compared with the authorised list: full-width folded, case and
-/// blanks ignored. Script is not folded: 旗艦店 is not the flagship 旗舰店.
-fn shop_key(name: &str) -> String {
-    name.nfkc()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {

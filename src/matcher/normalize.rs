@@ -6,7 +6,7 @@
 //! tokens, joining letters spelled out with separators (N-I-K-E) and splitting camel case.
 
 use ferrous_opencc::{OpenCC, config::BuiltinConfig};
-use pinyin::ToPinyin;
+use pinyin::{ToPinyin, ToPinyinMulti};
 use rustc_hash::FxHashMap;
 use unicode_normalization::UnicodeNormalization;
 
@@ -15,22 +15,40 @@ use super::MatcherError;
 /// The CJK blocks with a table entry: Extension A and the Unified Ideographs.
 const HAN_FIRST: u32 = 0x3400;
 const HAN_LAST: u32 = 0x9FFF;
-/// Sounds are written as private-use characters, one per Chinese character, so that
-/// Aho-Corasick can search sound sequences; `NO_SOUND` stands for anything else.
-const SOUND_BASE: u32 = 0xE000;
-pub(crate) const NO_SOUND: char = '\u{F8FF}';
+/// Readings kept per character (most have one or two).
+pub(crate) const MAX_READINGS: usize = 4;
 
 pub(crate) fn is_han(c: char) -> bool {
     (HAN_FIRST..=HAN_LAST).contains(&(c as u32)) || ('\u{F900}'..='\u{FAFF}').contains(&c)
+}
+
+/// A syllable as heard by someone who does not tell zh/z, ch/c, sh/s, ang/an, eng/en or
+/// ing/in apart: the confusions Chinese input methods allow as "fuzzy pinyin", and the
+/// ones counterfeiters use (戴生 for 戴森).
+fn fuzzy_syllable(plain: &str) -> String {
+    let s = plain
+        .strip_prefix("zh")
+        .map(|r| format!("z{r}"))
+        .or_else(|| plain.strip_prefix("ch").map(|r| format!("c{r}")))
+        .or_else(|| plain.strip_prefix("sh").map(|r| format!("s{r}")))
+        .unwrap_or_else(|| plain.to_string());
+    for (from, to) in [("ang", "an"), ("eng", "en"), ("ing", "in")] {
+        if let Some(r) = s.strip_suffix(from) {
+            return format!("{r}{to}");
+        }
+    }
+    s
 }
 
 /// Per-character tables, built once per `Matcher`.
 pub(crate) struct Normalizer {
     /// Traditional -> simplified, for characters whose form changes.
     t2s: FxHashMap<char, char>,
-    /// Sound of each character in the Han range (index c - HAN_FIRST), as a syllable id + 1.
-    sounds: Vec<u16>,
-    syllables: Vec<&'static str>,
+    /// Toneless pinyin of each character in the Han range (index c - HAN_FIRST), from its
+    /// simplified form; "" if none.
+    pinyin: Vec<&'static str>,
+    /// Every reading of each character, as fuzzy-syllable ids + 1 (0 = none).
+    readings: Vec<[u16; MAX_READINGS]>,
 }
 
 impl Normalizer {
@@ -57,28 +75,34 @@ impl Normalizer {
             }
         }
 
-        let mut syllable_ids: FxHashMap<&'static str, u16> = FxHashMap::default();
-        let mut syllables = Vec::new();
-        let mut sounds = vec![0u16; (HAN_LAST - HAN_FIRST + 1) as usize];
+        let size = (HAN_LAST - HAN_FIRST + 1) as usize;
+        let mut ids: FxHashMap<String, u16> = FxHashMap::default();
+        let mut pinyin = vec![""; size];
+        let mut readings = vec![[0u16; MAX_READINGS]; size];
         for cp in HAN_FIRST..=HAN_LAST {
-            let Some(c) = char::from_u32(cp) else {
+            let Some(c) = char::from_u32(cp) else { continue };
+            let simple = t2s.get(&c).copied().unwrap_or(c);
+            let i = (cp - HAN_FIRST) as usize;
+            if let Some(p) = simple.to_pinyin().or_else(|| c.to_pinyin()) {
+                pinyin[i] = p.plain();
+            }
+            let Some(multi) = simple.to_pinyin_multi().or_else(|| c.to_pinyin_multi()) else {
                 continue;
             };
-            let simple = t2s.get(&c).copied().unwrap_or(c);
-            if let Some(p) = simple.to_pinyin().or_else(|| c.to_pinyin()) {
-                let plain = p.plain();
-                let next = syllables.len() as u16;
-                let id = *syllable_ids.entry(plain).or_insert_with(|| {
-                    syllables.push(plain);
-                    next
-                });
-                sounds[(cp - HAN_FIRST) as usize] = id + 1;
+            let mut n = 0;
+            for p in multi {
+                let next = ids.len() as u16 + 1;
+                let id = *ids.entry(fuzzy_syllable(p.plain())).or_insert(next);
+                if n < MAX_READINGS && !readings[i][..n].contains(&id) {
+                    readings[i][n] = id;
+                    n += 1;
+                }
             }
         }
         Ok(Normalizer {
             t2s,
-            sounds,
-            syllables,
+            pinyin,
+            readings,
         })
     }
 
@@ -86,15 +110,14 @@ impl Normalizer {
         self.t2s.get(&c).copied().unwrap_or(c)
     }
 
-    /// The sound of a Chinese character as a private-use character.
-    pub fn sound(&self, c: char) -> char {
+    /// Every reading of a Chinese character (fuzzy-syllable ids, 0-terminated).
+    pub fn readings(&self, c: char) -> &[u16; MAX_READINGS] {
+        const NONE: [u16; MAX_READINGS] = [0; MAX_READINGS];
         let cp = c as u32;
-        if !(HAN_FIRST..=HAN_LAST).contains(&cp) {
-            return NO_SOUND;
-        }
-        match self.sounds[(cp - HAN_FIRST) as usize] {
-            0 => NO_SOUND,
-            id => char::from_u32(SOUND_BASE + u32::from(id - 1)).unwrap_or(NO_SOUND),
+        if (HAN_FIRST..=HAN_LAST).contains(&cp) {
+            &self.readings[(cp - HAN_FIRST) as usize]
+        } else {
+            &NONE
         }
     }
 
@@ -103,8 +126,13 @@ impl Normalizer {
     pub fn pinyin(&self, text: &str) -> Option<Vec<&'static str>> {
         text.chars()
             .map(|c| {
-                let s = self.sound(c) as u32;
-                (s != NO_SOUND as u32).then(|| self.syllables[(s - SOUND_BASE) as usize])
+                let cp = c as u32;
+                let p = if (HAN_FIRST..=HAN_LAST).contains(&cp) {
+                    self.pinyin[(cp - HAN_FIRST) as usize]
+                } else {
+                    ""
+                };
+                (!p.is_empty()).then_some(p)
             })
             .collect()
     }
@@ -150,7 +178,7 @@ impl Normalizer {
     ) {
         if c.is_ascii_alphanumeric() {
             let l = c.to_ascii_lowercase();
-            let idx = out.push_char(l, orig, CharFlags::default(), NO_SOUND);
+            let idx = out.push_char(l, orig, CharFlags::default());
             builder.letter(out, idx, l, wide, false);
         } else if is_han(c) {
             let s = self.simplify(c);
@@ -159,7 +187,7 @@ impl Normalizer {
                 trad: s != c,
                 ..CharFlags::default()
             };
-            out.push_char(s, orig, flags, self.sound(s));
+            out.push_char(s, orig, flags);
             builder.hard_break(out);
         } else if is_combining(c) {
             // A diacritic: drop it, the base letter has already been kept.
@@ -167,20 +195,20 @@ impl Normalizer {
             match fold_letter(c) {
                 Some((letters, glyph)) => {
                     for l in letters.chars() {
-                        let idx = out.push_char(l, orig, CharFlags::default(), NO_SOUND);
+                        let idx = out.push_char(l, orig, CharFlags::default());
                         builder.letter(out, idx, l, wide, glyph);
                     }
                 }
                 None => {
                     for l in c.to_lowercase() {
-                        out.push_char(l, orig, CharFlags::default(), NO_SOUND);
+                        out.push_char(l, orig, CharFlags::default());
                     }
                     builder.hard_break(out);
                 }
             }
         } else {
             let s = if c.is_whitespace() { ' ' } else { c };
-            out.push_char(s, orig, CharFlags::default(), NO_SOUND);
+            out.push_char(s, orig, CharFlags::default());
             builder.separator(out);
         }
     }
@@ -258,8 +286,6 @@ impl Token {
 pub(crate) struct Analysed {
     /// Lower case, half-width, simplified script; separators kept.
     pub simple: String,
-    /// The sound of each character of `simple` (`NO_SOUND` if none), 3 bytes each.
-    pub sound: String,
     pub chars: Vec<CharInfo>,
     pub tokens: Vec<Token>,
 }
@@ -268,13 +294,12 @@ impl Analysed {
     fn with_capacity(n: usize) -> Self {
         Analysed {
             simple: String::with_capacity(n),
-            sound: String::with_capacity(n * 3),
             chars: Vec::with_capacity(n),
             tokens: Vec::new(),
         }
     }
 
-    fn push_char(&mut self, c: char, orig: (u32, u32), flags: CharFlags, sound: char) -> u32 {
+    fn push_char(&mut self, c: char, orig: (u32, u32), flags: CharFlags) -> u32 {
         let idx = self.chars.len() as u32;
         self.chars.push(CharInfo {
             byte: self.simple.len() as u32,
@@ -282,7 +307,6 @@ impl Analysed {
             flags,
         });
         self.simple.push(c);
-        self.sound.push(sound);
         idx
     }
 
@@ -291,12 +315,6 @@ impl Analysed {
         self.chars.partition_point(|c| (c.byte as usize) < byte) as u32
     }
 
-    /// Byte offset in `simple` of character `idx` (or the end).
-    pub fn byte_of(&self, idx: u32) -> usize {
-        self.chars
-            .get(idx as usize)
-            .map_or(self.simple.len(), |c| c.byte as usize)
-    }
 
     /// The original text of characters `first..end`.
     pub fn original<'t>(&self, text: &'t str, first: u32, end: u32) -> &'t str {
@@ -431,6 +449,15 @@ pub(crate) fn latin_key(norm: &Normalizer, text: &str) -> (String, Vec<u8>) {
     (key, split)
 }
 
+/// A shop name as compared with a list of shop names: full-width folded, case and blanks
+/// ignored. Script is not folded: 旗艦店 is not the flagship 旗舰店.
+pub(crate) fn shop_key(name: &str) -> String {
+    name.nfkc()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Digits and letters that stand in for each other (N1KE, G0CCI, Nlke): the "loose" form
 /// maps each group to one letter.
 pub(crate) fn loosen(text: &str) -> Option<String> {
@@ -542,10 +569,19 @@ mod tests {
     }
 
     #[test]
-    fn gives_homophones_the_same_sound() {
+    fn gives_homophones_a_common_reading() {
         let n = norm();
-        assert_eq!(n.sound('耐'), n.sound('奈'));
-        assert_ne!(n.sound('耐'), n.sound('克'));
+        let common = |a: char, b: char| {
+            let (ra, rb) = (n.readings(a), n.readings(b));
+            ra.iter().any(|&r| r != 0 && rb.contains(&r))
+        };
+        assert!(common('耐', '奈'));
+        assert!(!common('耐', '克'));
+        // 勒 reads lè as well as lēi; 乐 reads lè as well as yuè.
+        assert!(common('勒', '乐'));
+        // Fuzzy pinyin: sheng ~ sen.
+        assert!(common('生', '森'));
+        assert_eq!(fuzzy_syllable("zhuang"), "zuan");
         assert_eq!(n.pinyin("耐克").unwrap(), ["nai", "ke"]);
         assert_eq!(n.pinyin("勞力士").unwrap(), ["lao", "li", "shi"]);
         assert!(n.pinyin("耐k").is_none());

@@ -365,12 +365,18 @@ impl MarkIndex {
                 let window_tokens = &tokens[i..=i + k];
                 let (first, end) = (window_tokens[0].first, t.end);
                 let found_exact = self.probe_exact(&window, &lengths, window_tokens, hits);
-                if !found_exact && k == 0 {
-                    // "iphone15", "airpods2": a model number stuck to the mark.
+                if !found_exact {
+                    // "iPhone15", "airpods2": a model number stuck to the mark.
                     let stem = window.trim_end_matches(|c: char| c.is_ascii_digit());
-                    if stem.len() >= 4 && stem.len() < window.len() {
+                    let cut = window.len() - stem.len();
+                    let last = *lengths.last().unwrap_or(&0) as usize;
+                    if stem.len() >= 4 && cut > 0 && cut < last {
+                        let mut stem_lengths = lengths.clone();
+                        if let Some(l) = stem_lengths.last_mut() {
+                            *l -= cut as u8;
+                        }
                         let stem = stem.to_string();
-                        self.probe_exact(&stem, &[stem.len() as u8], window_tokens, hits);
+                        self.probe_exact(&stem, &stem_lengths, window_tokens, hits);
                     }
                 }
                 if !found_exact && k < 2 {

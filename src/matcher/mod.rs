@@ -974,6 +974,7 @@ mod tests {
         assert!(codes(&v).contains(&ReasonCode::CompatibilityUse), "{v:#?}");
         clear(&title("Charger for iPhone 20W 快充"));
         clear(&title("iPhone 15 Pro Max专用 钢化膜"));
+        clear(&title("PD快充头 兼容iPhone15/14/13 苹果充电器"));
         // "for men" qualifies nothing.
         assert!(title("NIKE running shoes for men").verdict.is_flagged());
         let v = check("原装 AirPods Pro 耳机 适用苹果", "数码", Some(39.0), None);

@@ -98,7 +98,8 @@ CREATE TABLE listings (
     currency    TEXT NOT NULL DEFAULT 'CNY',
     category    TEXT,
     is_ad       INTEGER NOT NULL DEFAULT 0,
-    evidence_id INTEGER REFERENCES evidence(id),
+    evidence_id INTEGER REFERENCES evidence(id),        -- latest search page showing it
+    detail_evidence_id INTEGER REFERENCES evidence(id), -- its item page, when fetched
     first_seen  TEXT NOT NULL,
     last_seen   TEXT NOT NULL,
     UNIQUE (platform, item_id)

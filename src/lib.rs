@@ -5,6 +5,8 @@
 
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 pub mod config;
+/// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
+pub mod fetch;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
 /// The brand registry file format (TOML and CSV): parse, validate, export.

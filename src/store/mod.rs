@@ -2,6 +2,7 @@
 //! one method per question or command the rest of markwatch needs.
 
 mod brands;
+mod crawl;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use sqlx::sqlite::{
 };
 
 pub use brands::ImportSummary;
+pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -59,10 +59,10 @@ impl RunStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageRecord {
     pub evidence_id: i64,
-    /// Ids of listings seen for the first time.
-    pub new: Vec<i64>,
-    /// Ids of listings whose title, price or seller changed.
-    pub changed: Vec<i64>,
+    /// Listings seen for the first time: (index in the input slice, listing id).
+    pub new: Vec<(usize, i64)>,
+    /// Listings whose title, price or seller changed: (index in the input slice, listing id).
+    pub changed: Vec<(usize, i64)>,
 }
 
 impl Store {
@@ -122,10 +122,10 @@ impl Store {
         let seen_at = page
             .fetched_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        for listing in listings {
+        for (index, listing) in listings.iter().enumerate() {
             match upsert_listing(&mut tx, listing, evidence_id, &seen_at).await? {
-                Upsert::New(id) => record.new.push(id),
-                Upsert::Changed(id) => record.changed.push(id),
+                Upsert::New(id) => record.new.push((index, id)),
+                Upsert::Changed(id) => record.changed.push((index, id)),
                 Upsert::Same => {}
             }
         }

@@ -2,3 +2,7 @@
 //! trademarks, drafts takedown notices with evidence, and alerts brand owners.
 
 pub mod model;
+/// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
+pub mod platform;
+/// Decoding and listing extraction from fetched pages.
+pub mod extract;

@@ -5,10 +5,16 @@
 
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 pub mod config;
+/// One crawl: fetch → extract → store for every platform and watched keyword.
+pub mod crawl;
+/// Decoding and listing extraction from fetched pages.
+pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
 pub mod fetch;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
+/// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
+pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.
 pub mod registry;
 /// SQLite storage; all SQL lives here.

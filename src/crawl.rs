@@ -38,7 +38,13 @@ pub struct Target {
 impl Target {
     /// `base_url` replaces the definition's real hosts (the fixture server, a proxy).
     /// `polite = false` lifts the rate limit, for benchmarks against loopback only.
-    pub fn new(def: PlatformDef, base_url: Option<&str>, user_agent: &str, timeout: Duration, polite: bool) -> Result<Target, CrawlError> {
+    pub fn new(
+        def: PlatformDef,
+        base_url: Option<&str>,
+        user_agent: &str,
+        timeout: Duration,
+        polite: bool,
+    ) -> Result<Target, CrawlError> {
         let base_url = base_url
             .map(|u| {
                 url::Url::parse(u).map_err(|_| CrawlError::BaseUrl {
@@ -49,7 +55,11 @@ impl Target {
             .transpose()?;
         let policy = FetchPolicy {
             requests_per_second: polite.then_some(def.rate_limit.requests_per_second),
-            concurrency: if polite { def.rate_limit.concurrency.max(1) as usize } else { 16 },
+            concurrency: if polite {
+                def.rate_limit.concurrency.max(1) as usize
+            } else {
+                16
+            },
             max_attempts: def.retry.max_attempts.max(1),
             base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
             max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
@@ -83,7 +93,12 @@ pub struct RunSummary {
 pub fn watch_keywords(brands: &[Brand], extra: &[String]) -> Vec<String> {
     let words = brands
         .iter()
-        .flat_map(|b| b.marks.iter().map(|m| m.text.as_str()).chain(b.aliases.iter().map(String::as_str)))
+        .flat_map(|b| {
+            b.marks
+                .iter()
+                .map(|m| m.text.as_str())
+                .chain(b.aliases.iter().map(String::as_str))
+        })
         .chain(extra.iter().map(String::as_str))
         .map(|w| w.trim().to_lowercase())
         .filter(|w| !w.is_empty());
@@ -91,12 +106,19 @@ pub fn watch_keywords(brands: &[Brand], extra: &[String]) -> Vec<String> {
 }
 
 /// Crawls every target for every keyword, one crawl run per platform, platforms in parallel.
-pub async fn crawl(store: &Store, targets: Vec<Target>, keywords: &[String], fetch_details: bool) -> Result<Vec<RunSummary>, CrawlError> {
+pub async fn crawl(
+    store: &Store,
+    targets: Vec<Target>,
+    keywords: &[String],
+    fetch_details: bool,
+) -> Result<Vec<RunSummary>, CrawlError> {
     let mut platforms = JoinSet::new();
     for target in targets {
         let store = store.clone();
         let keywords = keywords.to_vec();
-        platforms.spawn(async move { crawl_platform(store, Arc::new(target), keywords, fetch_details).await });
+        platforms.spawn(async move {
+            crawl_platform(store, Arc::new(target), keywords, fetch_details).await
+        });
     }
     let mut summaries = Vec::new();
     while let Some(joined) = platforms.join_next().await {
@@ -106,7 +128,12 @@ pub async fn crawl(store: &Store, targets: Vec<Target>, keywords: &[String], fet
     Ok(summaries)
 }
 
-async fn crawl_platform(store: Store, target: Arc<Target>, keywords: Vec<String>, fetch_details: bool) -> Result<RunSummary, CrawlError> {
+async fn crawl_platform(
+    store: Store,
+    target: Arc<Target>,
+    keywords: Vec<String>,
+    fetch_details: bool,
+) -> Result<RunSummary, CrawlError> {
     let platform = target.def.platform.clone();
     let run_id = store.start_crawl_run(&platform, None).await?;
     tracing::info!(%platform, run_id, keywords = keywords.len(), "crawl started");
@@ -114,7 +141,9 @@ async fn crawl_platform(store: Store, target: Arc<Target>, keywords: Vec<String>
     let mut tasks = JoinSet::new();
     for keyword in keywords {
         let (store, target) = (store.clone(), target.clone());
-        tasks.spawn(async move { crawl_keyword(&store, &target, run_id, &keyword, fetch_details).await });
+        tasks.spawn(async move {
+            crawl_keyword(&store, &target, run_id, &keyword, fetch_details).await
+        });
     }
     let mut counts = RunCounts::default();
     let mut error = None;
@@ -128,7 +157,9 @@ async fn crawl_platform(store: Store, target: Arc<Target>, keywords: Vec<String>
         (_, 0) => RunStatus::Ok,
         _ => RunStatus::Partial,
     };
-    store.finish_crawl_run(run_id, &counts, status, error.as_deref()).await?;
+    store
+        .finish_crawl_run(run_id, &counts, status, error.as_deref())
+        .await?;
     tracing::info!(%platform, run_id, ?status, ?counts, "crawl finished");
     Ok(RunSummary {
         platform,
@@ -140,14 +171,22 @@ async fn crawl_platform(store: Store, target: Arc<Target>, keywords: Vec<String>
 }
 
 /// One keyword's result pages, in order, until the last page. Returns its counts and first error.
-async fn crawl_keyword(store: &Store, target: &Target, run_id: i64, keyword: &str, fetch_details: bool) -> Result<(RunCounts, Option<String>), CrawlError> {
+async fn crawl_keyword(
+    store: &Store,
+    target: &Target,
+    run_id: i64,
+    keyword: &str,
+    fetch_details: bool,
+) -> Result<(RunCounts, Option<String>), CrawlError> {
     let def = &target.def;
     let max_pages = def.pagination.as_ref().map_or(1, |p| p.max_pages.max(1));
     let mut counts = RunCounts::default();
     let mut error = None;
     for page_no in 1..=max_pages {
         let url = target.fetch_url(&def.search_url(keyword, page_no));
-        let Some((page, text)) = fetch_page(store, target, run_id, &url, &mut counts, &mut error).await? else {
+        let Some((page, text)) =
+            fetch_page(store, target, run_id, &url, &mut counts, &mut error).await?
+        else {
             break;
         };
         let result = match extract::extract_search(def, &text, &page.final_url) {
@@ -170,7 +209,16 @@ async fn crawl_keyword(store: &Store, target: &Target, run_id: i64, keyword: &st
         counts.listings_changed += record.changed.len() as u64;
         if fetch_details && def.detail.is_some() {
             for &(index, listing_id) in &record.new {
-                fetch_detail(store, target, run_id, listing_id, &listings[index].item_id, &mut counts, &mut error).await?;
+                fetch_detail(
+                    store,
+                    target,
+                    run_id,
+                    listing_id,
+                    &listings[index].item_id,
+                    &mut counts,
+                    &mut error,
+                )
+                .await?;
             }
         }
         if !result.has_next {
@@ -180,7 +228,15 @@ async fn crawl_keyword(store: &Store, target: &Target, run_id: i64, keyword: &st
     Ok((counts, error))
 }
 
-async fn fetch_detail(store: &Store, target: &Target, run_id: i64, listing_id: i64, item_id: &str, counts: &mut RunCounts, error: &mut Option<String>) -> Result<(), CrawlError> {
+async fn fetch_detail(
+    store: &Store,
+    target: &Target,
+    run_id: i64,
+    listing_id: i64,
+    item_id: &str,
+    counts: &mut RunCounts,
+    error: &mut Option<String>,
+) -> Result<(), CrawlError> {
     let url = target.fetch_url(&target.def.item_url(item_id));
     let Some((page, text)) = fetch_page(store, target, run_id, &url, counts, error).await? else {
         return Ok(());
@@ -189,7 +245,13 @@ async fn fetch_detail(store: &Store, target: &Target, run_id: i64, listing_id: i
         Ok(fields) => {
             let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
             store
-                .record_detail(run_id, &page, listing_id, fields.seller.as_deref(), category.as_deref())
+                .record_detail(
+                    run_id,
+                    &page,
+                    listing_id,
+                    fields.seller.as_deref(),
+                    category.as_deref(),
+                )
                 .await?;
             counts.pages_ok += 1;
         }
@@ -204,7 +266,14 @@ async fn fetch_detail(store: &Store, target: &Target, run_id: i64, listing_id: i
 
 /// Fetches and decodes a page, backing off from captcha and login walls.
 /// `None` means give up on this page: it is counted, and the evidence of a wall is kept.
-async fn fetch_page(store: &Store, target: &Target, run_id: i64, url: &str, counts: &mut RunCounts, error: &mut Option<String>) -> Result<Option<(Page, String)>, CrawlError> {
+async fn fetch_page(
+    store: &Store,
+    target: &Target,
+    run_id: i64,
+    url: &str,
+    counts: &mut RunCounts,
+    error: &mut Option<String>,
+) -> Result<Option<(Page, String)>, CrawlError> {
     let policy = target.fetcher.policy();
     for wall in 0..policy.max_attempts {
         let page = match target.fetcher.fetch(url).await {
@@ -226,7 +295,10 @@ async fn fetch_page(store: &Store, target: &Target, run_id: i64, url: &str, coun
         counts.pages_blocked += 1;
         store.record_evidence(run_id, &page).await?;
         // Walls lift with time, not with hammering: wait longer each time.
-        let wait = policy.base_backoff.saturating_mul(4u32.saturating_pow(wall + 1)).min(policy.max_backoff);
+        let wait = policy
+            .base_backoff
+            .saturating_mul(4u32.saturating_pow(wall + 1))
+            .min(policy.max_backoff);
         tracing::warn!(%url, ?kind, ?wait, "blocked; backing off");
         error.get_or_insert_with(|| format!("{url}: blocked by a {kind:?} wall"));
         tokio::time::sleep(wait).await;

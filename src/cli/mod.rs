@@ -2,6 +2,7 @@
 
 mod brands;
 mod config;
+mod crawl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use markwatch::config::{Config, ConfigError, LogFormat};
+use markwatch::platform::PlatformError;
 use markwatch::registry::RegistryError;
 use markwatch::store::Store;
 
@@ -45,6 +47,10 @@ enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Crawl the platforms for the registry's marks and store listings with evidence
+    Crawl(crawl::CrawlArgs),
+    /// Print the listings a definition extracts from a saved page, as JSONL
+    Extract(crawl::ExtractArgs),
 }
 
 /// What every command gets: the effective configuration.
@@ -72,6 +78,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
+        Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
+        Command::Extract(args) => crawl::run_extract(args, &ctx),
     }
 }
 
@@ -92,7 +100,9 @@ fn init_logging(format: LogFormat) -> anyhow::Result<()> {
 /// Bad input exits 2, so scripts can tell a broken file from a broken machine.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let bad_input = error.chain().any(|e| {
-        e.downcast_ref::<RegistryError>().is_some() || e.downcast_ref::<ConfigError>().is_some()
+        e.downcast_ref::<RegistryError>().is_some()
+            || e.downcast_ref::<ConfigError>().is_some()
+            || e.downcast_ref::<PlatformError>().is_some()
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -1,0 +1,580 @@
+//! Applies a [`PlatformDef`] to a fetched page: decoding, wall detection, and one generic
+//! engine that reads listings from an HTML list (CSS) or from JSON embedded in a script.
+//!
+//! Entry points: [`decode_page`], [`detect_block`], [`extract_search`], [`extract_detail`]
+//! and [`extract_file`] (all of it, for the `extract` command). Pages are hostile input:
+//! nothing here panics on any bytes, and a page cut off mid-way yields only the listings that
+//! were complete before the cut.
+
+mod decode;
+mod json;
+mod price;
+
+use scraper::{ElementRef, Html};
+use serde::Serialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::model::Listing;
+use crate::platform::{BlockKind, Field, FieldRule, LastPage, PlatformDef, SearchRules};
+
+pub use decode::{
+    CharsetSource, Decoded, charset_from_content_type, charset_from_meta, decode_page,
+};
+pub use price::parse_price;
+
+/// Why a page yielded nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The page is a captcha or login wall, not the page asked for.
+    #[error("{platform}: {url}: blocked by a {kind}")]
+    Blocked {
+        platform: String,
+        url: String,
+        kind: BlockKind,
+    },
+    /// The definition has no `search` (or `detail`) rules for this kind of page.
+    #[error("{platform}: the definition has no `{section}` rules")]
+    NoRules {
+        platform: String,
+        section: &'static str,
+    },
+    /// The embedded JSON the definition reads is not in the page.
+    #[error("{platform}: {url}: embedded JSON (`{what}`) not found; the layout may have changed")]
+    JsonNotFound {
+        platform: String,
+        url: String,
+        what: String,
+    },
+    /// No listings, and the page is not the platform's "no results" page either.
+    #[error(
+        "{platform}: {url}: no listings and no \"no results\" marker; the layout may have changed"
+    )]
+    NoListings { platform: String, url: String },
+}
+
+/// A listing as read from a search page, with everything the page showed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Extracted {
+    pub item_id: String,
+    pub title: String,
+    /// Canonical item URL in the platform's real form.
+    pub url: String,
+    /// The link the page gave (an ad's click redirect, say), made absolute.
+    pub detail_url: Option<String>,
+    pub seller: Option<String>,
+    pub seller_id: Option<String>,
+    /// Lowest displayed price.
+    pub price: Option<f64>,
+    /// Upper bound when the page showed a range.
+    pub price_max: Option<f64>,
+    /// The price as displayed.
+    pub price_text: Option<String>,
+    pub location: Option<String>,
+    pub sales: Option<String>,
+    pub image: Option<String>,
+    pub is_ad: bool,
+}
+
+impl Extracted {
+    /// The shared model's view of this listing.
+    pub fn to_listing(&self, def: &PlatformDef) -> Listing {
+        Listing {
+            platform: def.platform.clone(),
+            item_id: self.item_id.clone(),
+            url: self.url.clone(),
+            title: self.title.clone(),
+            seller: self.seller.clone(),
+            price: self.price,
+            currency: def.currency.clone(),
+            category: None,
+            is_ad: self.is_ad,
+        }
+    }
+}
+
+/// What a search results page held.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchPage {
+    pub listings: Vec<Extracted>,
+    /// Whether another results page follows.
+    pub has_next: bool,
+    pub current_page: Option<u32>,
+    pub total_pages: Option<u32>,
+    /// The page was cut off; listings after the cut are missing (refetch it).
+    pub truncated: bool,
+    /// Listing entries skipped for lacking an item id or title.
+    pub skipped: usize,
+}
+
+/// What an item detail page held.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DetailFields {
+    pub item_id: Option<String>,
+    pub title: Option<String>,
+    pub seller: Option<String>,
+    pub price: Option<f64>,
+    pub price_max: Option<f64>,
+    /// Breadcrumb, outermost first.
+    pub category: Vec<String>,
+    /// Absolute image URLs.
+    pub images: Vec<String>,
+}
+
+impl DetailFields {
+    /// A listing from a detail page that named its item id and title.
+    pub fn to_listing(&self, def: &PlatformDef) -> Option<Listing> {
+        let item_id = self.item_id.clone()?;
+        Some(Listing {
+            platform: def.platform.clone(),
+            url: def.item_url(&item_id),
+            item_id,
+            title: self.title.clone()?,
+            seller: self.seller.clone(),
+            price: self.price,
+            currency: def.currency.clone(),
+            category: (!self.category.is_empty()).then(|| self.category.join(" > ")),
+            is_ad: false,
+        })
+    }
+}
+
+/// The wall this page is, if any.
+pub fn detect_block(def: &PlatformDef, text: &str) -> Option<BlockKind> {
+    def.blocked
+        .iter()
+        .find(|m| m.compiled.as_ref().is_some_and(|re| re.is_match(text)))
+        .map(|m| m.kind)
+}
+
+/// Reads a search results page. `page_url` resolves relative links.
+pub fn extract_search(
+    def: &PlatformDef,
+    text: &str,
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
+    let rules = def.search.as_ref().ok_or_else(|| ExtractError::NoRules {
+        platform: def.platform.clone(),
+        section: "search",
+    })?;
+    if let Some(kind) = detect_block(def, text) {
+        return Err(ExtractError::Blocked {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+            kind,
+        });
+    }
+    let base = Url::parse(page_url).ok();
+    let mut page = match &rules.json {
+        Some(_) => search_json(def, rules, text, page_url)?,
+        None => search_html(def, rules, text),
+    };
+    for l in &mut page.listings {
+        l.url = def.item_url(&l.item_id);
+        if let (Some(d), Some(base)) = (&l.detail_url, &base) {
+            if let Ok(abs) = base.join(d) {
+                l.detail_url = Some(abs.to_string());
+            }
+        }
+        if let (Some(img), Some(base)) = (&l.image, &base) {
+            if let Ok(abs) = base.join(img) {
+                l.image = Some(abs.to_string());
+            }
+        }
+    }
+    if page.listings.is_empty() && page.skipped == 0 && !page.truncated {
+        if let Some(marker) = &rules.empty_regex {
+            if !marker.is_match(text) {
+                return Err(ExtractError::NoListings {
+                    platform: def.platform.clone(),
+                    url: page_url.to_string(),
+                });
+            }
+        }
+    }
+    Ok(page)
+}
+
+/// Values a rule can be read from.
+enum Source<'a> {
+    Element(ElementRef<'a>),
+    Json(&'a Value),
+    Text(&'a str),
+}
+
+fn apply_regex(rule: &FieldRule, value: String) -> Option<String> {
+    match &rule.compiled_regex {
+        None => Some(value),
+        Some(re) => {
+            let caps = re.captures(&value)?;
+            let m = caps.get(1).or_else(|| caps.get(0))?;
+            Some(m.as_str().to_string())
+        }
+    }
+}
+
+fn finish(rule: &FieldRule, value: String) -> Option<String> {
+    let value = if rule.trim {
+        value.trim().to_string()
+    } else {
+        value
+    };
+    let value = apply_regex(rule, value)?;
+    (!value.is_empty()).then_some(value)
+}
+
+fn json_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn element_value(el: ElementRef<'_>, rule: &FieldRule) -> Option<String> {
+    match &rule.attr {
+        Some(a) => el.value().attr(a).map(str::to_string),
+        None => Some(el.text().collect()),
+    }
+}
+
+/// Every value a rule yields from a source, in document order.
+fn rule_values(rule: &FieldRule, src: &Source<'_>, all: bool) -> Vec<String> {
+    match src {
+        Source::Element(el) => {
+            let els: Vec<ElementRef<'_>> = match &rule.selector {
+                None => vec![*el],
+                Some(sel) if all => el.select(sel).collect(),
+                Some(sel) => el.select(sel).take(1).collect(),
+            };
+            els.into_iter()
+                .filter_map(|e| element_value(e, rule))
+                .filter_map(|v| finish(rule, v))
+                .collect()
+        }
+        Source::Json(v) => {
+            let Some(p) = &rule.pointer else {
+                return Vec::new();
+            };
+            match v.pointer(p) {
+                Some(Value::Array(items)) if all => items
+                    .iter()
+                    .filter_map(json_scalar)
+                    .filter_map(|s| finish(rule, s))
+                    .collect(),
+                Some(x) => json_scalar(x)
+                    .and_then(|s| finish(rule, s))
+                    .into_iter()
+                    .collect(),
+                None => Vec::new(),
+            }
+        }
+        Source::Text(t) => match &rule.compiled_regex {
+            Some(re) if all => re
+                .captures_iter(t)
+                .filter_map(|c| c.get(1).or_else(|| c.get(0)))
+                .map(|m| m.as_str().trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Some(_) => finish(rule, t.to_string()).into_iter().collect(),
+            None => Vec::new(),
+        },
+    }
+}
+
+/// First value of the first rule that yields one.
+fn field_value(field: &Field, src: &Source<'_>) -> Option<String> {
+    field
+        .0
+        .iter()
+        .find_map(|r| rule_values(r, src, false).into_iter().next())
+}
+
+/// Whether a boolean field (an ad marker) holds: an element is present, or a value is
+/// present, truthy and matches the rule's regex.
+fn field_flag(field: &Field, src: &Source<'_>) -> bool {
+    field.0.iter().any(|rule| match src {
+        Source::Element(el) if rule.attr.is_none() && rule.compiled_regex.is_none() => {
+            match &rule.selector {
+                Some(sel) => el.select(sel).next().is_some(),
+                None => true,
+            }
+        }
+        Source::Json(v) if rule.compiled_regex.is_none() => {
+            match rule.pointer.as_deref().and_then(|p| v.pointer(p)) {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+                Some(Value::String(s)) => !s.is_empty() && s != "0" && s != "false",
+                _ => false,
+            }
+        }
+        _ => !rule_values(rule, src, false).is_empty(),
+    })
+}
+
+fn read_listing(def: &PlatformDef, rules: &SearchRules, src: &Source<'_>) -> Option<Extracted> {
+    let f = &rules.fields;
+    let item_id = field_value(&f.item_id, src)?;
+    let title = field_value(&f.title, src)?;
+    let get = |field: &Option<Field>| field.as_ref().and_then(|x| field_value(x, src));
+    let price_text = get(&f.price);
+    let (price, price_max) = price_text
+        .as_deref()
+        .and_then(|t| parse_price(t, &def.price))
+        .map_or((None, None), |(lo, hi)| (Some(lo), hi));
+    Some(Extracted {
+        item_id,
+        title,
+        url: String::new(),
+        detail_url: get(&f.detail_url),
+        seller: get(&f.seller),
+        seller_id: get(&f.seller_id),
+        price,
+        price_max,
+        price_text,
+        location: get(&f.location),
+        sales: get(&f.sales),
+        image: get(&f.image),
+        is_ad: f.ad.as_ref().is_some_and(|a| field_flag(a, src)),
+    })
+}
+
+fn parse_page_number(v: &str) -> Option<u32> {
+    v.trim().parse::<u32>().ok()
+}
+
+fn search_json(
+    def: &PlatformDef,
+    rules: &SearchRules,
+    text: &str,
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
+    let spec = rules.json.as_ref().expect("json rules checked by caller");
+    let pagers: Vec<&str> = match def.last_page() {
+        LastPage::Json { current, total, .. } => vec![current.as_str(), total.as_str()],
+        _ => Vec::new(),
+    };
+    let captured = json::capture(spec, text, spec.items.as_deref(), &pagers).ok_or_else(|| {
+        ExtractError::JsonNotFound {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+            what: spec
+                .variable
+                .clone()
+                .or_else(|| spec.regex.clone())
+                .unwrap_or_default(),
+        }
+    })?;
+    let mut page = SearchPage {
+        truncated: captured.incomplete,
+        ..SearchPage::default()
+    };
+    for item in &captured.items {
+        match read_listing(def, rules, &Source::Json(item)) {
+            Some(l) => page.listings.push(l),
+            None => page.skipped += 1,
+        }
+    }
+    let number = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(json_scalar)
+            .and_then(|s| parse_page_number(&s))
+    };
+    if let [cur, total] = captured.values.as_slice() {
+        page.current_page = number(cur);
+        page.total_pages = number(total);
+    }
+    page.has_next = next_from_numbers(def, &page, text);
+    Ok(page)
+}
+
+/// Whether the page lacks its closing `</html>` (a body cut off in transit).
+fn html_truncated(text: &str) -> bool {
+    let mut start = text.len().saturating_sub(4096);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    !text[start..].to_ascii_lowercase().contains("</html>")
+}
+
+/// Whether anything in the document follows `el` (so `el` was not cut off).
+fn followed_by_content(el: ElementRef<'_>) -> bool {
+    let mut node = Some(*el);
+    while let Some(n) = node {
+        if n.next_sibling().is_some() {
+            return true;
+        }
+        node = n.parent();
+    }
+    false
+}
+
+fn search_html(def: &PlatformDef, rules: &SearchRules, text: &str) -> SearchPage {
+    let doc = Html::parse_document(text);
+    let truncated = html_truncated(text);
+    let mut page = SearchPage {
+        truncated,
+        ..SearchPage::default()
+    };
+    if let Some(sel) = &rules.items_selector {
+        for el in doc.select(sel) {
+            if truncated && !followed_by_content(el) {
+                continue; // cut off mid-listing
+            }
+            match read_listing(def, rules, &Source::Element(el)) {
+                Some(l) => page.listings.push(l),
+                None => page.skipped += 1,
+            }
+        }
+    }
+    page.has_next = match def.last_page() {
+        LastPage::Selector {
+            compiled: Some(sel),
+            ..
+        } => doc.select(sel).next().is_some(),
+        _ => next_from_numbers(def, &page, text),
+    };
+    page
+}
+
+/// Last-page logic shared by both engines for the count and number-based rules.
+fn next_from_numbers(def: &PlatformDef, page: &SearchPage, text: &str) -> bool {
+    let full = page.listings.len() + page.skipped >= def.page_size() as usize;
+    match def.last_page() {
+        LastPage::Regex {
+            compiled: Some((current, total)),
+            ..
+        } => {
+            let grab = |re: &regex::Regex| {
+                re.captures(text)?
+                    .get(1)
+                    .and_then(|m| parse_page_number(m.as_str()))
+            };
+            match (grab(current), grab(total)) {
+                (Some(c), Some(t)) => c < t,
+                _ => full,
+            }
+        }
+        LastPage::Json { .. } => match (page.current_page, page.total_pages) {
+            (Some(c), Some(t)) => c < t,
+            _ => full,
+        },
+        _ => full,
+    }
+}
+
+/// Reads an item detail page.
+pub fn extract_detail(
+    def: &PlatformDef,
+    text: &str,
+    page_url: &str,
+) -> Result<DetailFields, ExtractError> {
+    let rules = def.detail.as_ref().ok_or_else(|| ExtractError::NoRules {
+        platform: def.platform.clone(),
+        section: "detail",
+    })?;
+    if let Some(kind) = detect_block(def, text) {
+        return Err(ExtractError::Blocked {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+            kind,
+        });
+    }
+    let f = &rules.fields;
+    let fields = [
+        &f.item_id,
+        &f.title,
+        &f.seller,
+        &f.price,
+        &f.category,
+        &f.images,
+    ];
+    let needs_dom = fields.iter().any(|x| {
+        x.as_ref()
+            .is_some_and(|x| x.0.iter().any(|r| r.css.is_some()))
+    });
+    let doc = needs_dom.then(|| Html::parse_document(text));
+    let json: Option<Value> = rules.json.as_ref().and_then(|spec| {
+        let c = json::capture(spec, text, None, &[""])?;
+        c.values.into_iter().next().flatten()
+    });
+    // Each rule reads from the source its keys name.
+    let read = |field: &Option<Field>, all: bool| -> Vec<String> {
+        let Some(field) = field else {
+            return Vec::new();
+        };
+        for rule in &field.0 {
+            let src = if rule.css.is_some() {
+                match &doc {
+                    Some(d) => Source::Element(d.root_element()),
+                    None => continue,
+                }
+            } else if rule.pointer.is_some() {
+                match &json {
+                    Some(v) => Source::Json(v),
+                    None => continue,
+                }
+            } else {
+                Source::Text(text)
+            };
+            let v = rule_values(rule, &src, all);
+            if !v.is_empty() {
+                return v;
+            }
+        }
+        Vec::new()
+    };
+    let one = |field: &Option<Field>| read(field, false).into_iter().next();
+    let (price, price_max) = one(&f.price)
+        .and_then(|t| parse_price(&t, &def.price))
+        .map_or((None, None), |(lo, hi)| (Some(lo), hi));
+    let base = Url::parse(page_url).ok();
+    let images = read(&f.images, true)
+        .into_iter()
+        .map(|i| match &base {
+            Some(b) => b.join(&i).map_or(i, |u| u.to_string()),
+            None => i,
+        })
+        .collect();
+    Ok(DetailFields {
+        item_id: one(&f.item_id),
+        title: one(&f.title),
+        seller: one(&f.seller),
+        price,
+        price_max,
+        category: read(&f.category, true),
+        images,
+    })
+}
+
+/// Decodes and reads a saved page, search or detail, into listings (`markwatch extract`).
+/// A search definition is tried first; a page it finds nothing in is read as a detail page.
+pub fn extract_file(
+    def: &PlatformDef,
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Result<Vec<Listing>, ExtractError> {
+    let decoded = decode_page(bytes, content_type, &def.encoding);
+    let text = decoded.text.as_str();
+    let page_url = def.search_url("", 1);
+    let mut search_err = None;
+    if def.search.is_some() {
+        match extract_search(def, text, &page_url) {
+            Ok(page) if !page.listings.is_empty() => {
+                return Ok(page.listings.iter().map(|l| l.to_listing(def)).collect());
+            }
+            Ok(_) => {}
+            Err(e @ ExtractError::Blocked { .. }) => return Err(e),
+            Err(e) => search_err = Some(e),
+        }
+    }
+    if def.detail.is_some() {
+        let detail = extract_detail(def, text, &def.item_url("0"))?;
+        return Ok(detail.to_listing(def).into_iter().collect());
+    }
+    match search_err {
+        Some(e) => Err(e),
+        None => Ok(Vec::new()),
+    }
+}

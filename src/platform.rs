@@ -1,0 +1,854 @@
+//! Crawler definitions: loads `crawlers/<platform>.toml` into [`PlatformDef`] values.
+//!
+//! A definition is data only: URL templates, pagination, where listings sit in a page (CSS
+//! selectors or JSON pointers into an embedded script object), price rules, block markers,
+//! politeness and the complaint channel. Selectors and regexes are compiled once at load, so a
+//! malformed definition fails at start with the file and key named, never mid-crawl.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use scraper::Selector;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use url::Url;
+
+/// Why a definition could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The file or directory could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown, missing or mistyped key.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The TOML parsed but a value is unusable (bad selector, regex, pointer or template).
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    /// Two files define the same platform key.
+    #[error("platform `{platform}` is defined twice: {first} and {second}")]
+    Duplicate {
+        platform: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+/// One platform's crawler definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformDef {
+    /// Platform key used in listings and config, e.g. "taobao".
+    pub platform: String,
+    /// Human name, e.g. "淘宝 Taobao".
+    pub name: String,
+    /// Encoding assumed when neither the header nor a meta tag names one.
+    pub encoding: String,
+    /// ISO 4217 code of displayed prices.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub urls: Urls,
+    /// Required with `search`.
+    pub pagination: Option<Pagination>,
+    /// How to read a search results page. Absent for detail-only definitions.
+    pub search: Option<SearchRules>,
+    /// How to read an item detail page.
+    pub detail: Option<DetailRules>,
+    #[serde(default)]
+    pub price: PriceRules,
+    /// Markers of a captcha or login wall in place of the requested page.
+    #[serde(default)]
+    pub blocked: Vec<BlockMarker>,
+    pub rate_limit: RateLimit,
+    pub retry: RetryPolicy,
+    pub complaint: ComplaintChannel,
+    /// Extra request headers (Referer, Accept-Language, ...).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The file this definition came from.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+fn default_currency() -> String {
+    "CNY".to_string()
+}
+
+/// URL templates in the platform's real form. To fetch elsewhere (the fixture server, a
+/// proxy), a `base_url` override replaces scheme, host and port and is prefixed to the path;
+/// canonical item URLs keep the real form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Urls {
+    /// Search page; placeholders `{keyword}` (percent-encoded UTF-8), `{page}` and `{offset}`.
+    pub search: String,
+    /// Item page and canonical item URL; placeholder `{item_id}`.
+    pub item: String,
+}
+
+/// How result pages are numbered and when to stop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pagination {
+    /// Listings per full page.
+    pub page_size: u32,
+    /// Never request more pages than this for one keyword.
+    pub max_pages: u32,
+    /// Value of `{page}` on the first page (JD: 1, Amazon: 1).
+    #[serde(default = "one")]
+    pub page_start: u32,
+    /// Increment of `{page}` per page (JD counts half pages: 1, 3, 5, ...).
+    #[serde(default = "one")]
+    pub page_step: u32,
+    /// How to tell the last page. Default: a page with fewer than `page_size` listings.
+    #[serde(default)]
+    pub last_page: LastPage,
+}
+
+impl Default for Pagination {
+    fn default() -> Self {
+        Pagination {
+            page_size: 1,
+            max_pages: 1,
+            page_start: 1,
+            page_step: 1,
+            last_page: LastPage::Count,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Last-page detection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LastPage {
+    /// A page with fewer than `page_size` listings is the last.
+    #[default]
+    Count,
+    /// There is a next page while this CSS selector matches (e.g. an enabled "next" link).
+    Selector {
+        next: String,
+        #[serde(skip)]
+        compiled: Option<Selector>,
+    },
+    /// JSON pointers into the embedded search JSON giving the current and total page numbers.
+    Json { current: String, total: String },
+    /// Regexes over the page text whose first group is the current and total page number.
+    Regex {
+        current: String,
+        total: String,
+        #[serde(skip)]
+        compiled: Option<(Regex, Regex)>,
+    },
+}
+
+/// Where the listings of a search page sit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRules {
+    /// CSS selector of one listing element (HTML lists). Exclusive with `json`.
+    pub items: Option<String>,
+    /// Listings as JSON inside a script (read without building a DOM). Exclusive with `items`.
+    pub json: Option<EmbeddedJson>,
+    /// Regex over the page text that marks a genuine "no results" page. Without a match, a
+    /// page with no listings is reported as a layout change.
+    pub empty_marker: Option<String>,
+    pub fields: SearchFields,
+    #[serde(skip)]
+    pub(crate) items_selector: Option<Selector>,
+    #[serde(skip)]
+    pub(crate) empty_regex: Option<Regex>,
+}
+
+/// A JSON value embedded in a page's script.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedJson {
+    /// Script variable assigned the value, e.g. `g_page_config`.
+    pub variable: Option<String>,
+    /// Or a regex whose match ends right where the JSON value starts, e.g. `TShop\.Setup\(\s*`.
+    pub regex: Option<String>,
+    /// JSON pointer to the array of listings (search pages only).
+    pub items: Option<String>,
+}
+
+/// Per-listing fields on a search page. Each is one rule or a list of fallbacks tried in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFields {
+    pub item_id: Field,
+    pub title: Field,
+    pub price: Option<Field>,
+    pub seller: Option<Field>,
+    pub seller_id: Option<Field>,
+    pub location: Option<Field>,
+    pub sales: Option<Field>,
+    pub detail_url: Option<Field>,
+    pub image: Option<Field>,
+    /// True when the rule matches (element present, or value present and matching `regex`).
+    pub ad: Option<Field>,
+}
+
+/// How to read an item detail page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailRules {
+    /// A JSON value in a script that `pointer` rules read.
+    pub json: Option<EmbeddedJson>,
+    pub fields: DetailFieldRules,
+}
+
+/// Fields of a detail page. `category` and `images` collect every match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailFieldRules {
+    pub item_id: Option<Field>,
+    pub title: Option<Field>,
+    pub seller: Option<Field>,
+    pub price: Option<Field>,
+    pub category: Option<Field>,
+    pub images: Option<Field>,
+}
+
+/// One field: fallback rules tried in order; the first that yields a value wins.
+#[derive(Debug, Clone)]
+pub struct Field(pub Vec<FieldRule>);
+
+/// A single extraction rule. On an HTML listing, `css` is relative to the listing element
+/// (absent: the element itself); on a JSON listing, `pointer` is relative to the listing
+/// object. `regex` then filters the value (group 1 if present). A detail-page rule with only
+/// `regex` runs over the whole page text.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    pub css: Option<String>,
+    /// Read this attribute instead of the element's text.
+    pub attr: Option<String>,
+    pub pointer: Option<String>,
+    pub regex: Option<String>,
+    /// Strip surrounding whitespace (default true).
+    #[serde(default = "yes")]
+    pub trim: bool,
+    #[serde(skip)]
+    pub(crate) selector: Option<Selector>,
+    #[serde(skip)]
+    pub(crate) compiled_regex: Option<Regex>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Price text rules. Currency signs, spaces and thousands separators are dropped; for a range
+/// the lower bound is the price.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRules {
+    #[serde(default = "default_thousands")]
+    pub thousands_separator: String,
+    #[serde(default = "default_decimal")]
+    pub decimal_separator: String,
+    #[serde(default = "default_range_separators")]
+    pub range_separators: Vec<String>,
+}
+
+impl Default for PriceRules {
+    fn default() -> Self {
+        PriceRules {
+            thousands_separator: default_thousands(),
+            decimal_separator: default_decimal(),
+            range_separators: default_range_separators(),
+        }
+    }
+}
+
+fn default_thousands() -> String {
+    ",".into()
+}
+fn default_decimal() -> String {
+    ".".into()
+}
+fn default_range_separators() -> Vec<String> {
+    vec!["-".into(), "~".into(), "–".into(), "至".into()]
+}
+
+/// What kind of wall a page is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    Captcha,
+    Login,
+}
+
+impl fmt::Display for BlockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BlockKind::Captcha => "captcha wall",
+            BlockKind::Login => "login wall",
+        })
+    }
+}
+
+/// A regex whose match anywhere in a page means the page is a wall, not content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockMarker {
+    pub kind: BlockKind,
+    pub pattern: String,
+    #[serde(skip)]
+    pub(crate) compiled: Option<Regex>,
+}
+
+/// Politeness towards the platform.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_second: f64,
+    pub concurrency: u32,
+}
+
+/// Retry policy for transient failures (429, 5xx, timeouts, truncated or blocked pages).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+/// Where takedown complaints for this platform are filed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintChannel {
+    pub name: String,
+    pub url: String,
+    /// Most listings one complaint may carry.
+    pub max_listings: u32,
+    /// Whether the right must be registered in mainland China.
+    pub requires_cn_registration: bool,
+}
+
+// ---- fields: one rule or a list of fallbacks ----
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a rule table { css, attr, pointer, regex, trim } or an array of them")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field, A::Error> {
+                let rule = FieldRule::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Field(vec![rule]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field, A::Error> {
+                let rules =
+                    Vec::<FieldRule>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Field(rules))
+            }
+        }
+        d.deserialize_any(FieldVisitor)
+    }
+}
+
+// ---- loading and validation ----
+
+/// Loads every `*.toml` in `dir`, sorted by file name. Any bad file fails the whole load.
+pub fn load_dir(dir: &Path) -> Result<Vec<PlatformDef>, PlatformError> {
+    let io = |source| PlatformError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut defs: Vec<PlatformDef> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let def = load_file(&path)?;
+        if let Some(prev) = defs.iter().find(|d| d.platform == def.platform) {
+            return Err(PlatformError::Duplicate {
+                platform: def.platform,
+                first: prev.source.clone(),
+                second: path,
+            });
+        }
+        defs.push(def);
+    }
+    Ok(defs)
+}
+
+/// Loads and validates one definition file.
+pub fn load_file(path: &Path) -> Result<PlatformDef, PlatformError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlatformError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_def(&text, path)
+}
+
+/// Parses and validates a definition held in memory; `path` names it in errors.
+pub fn parse_def(text: &str, path: &Path) -> Result<PlatformDef, PlatformError> {
+    let mut def: PlatformDef = toml::from_str(text).map_err(|e| PlatformError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    def.source = path.to_path_buf();
+    def.validate()
+        .map_err(|(key, message)| PlatformError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        })?;
+    Ok(def)
+}
+
+type Invalid = (String, String);
+
+fn invalid(key: &str, message: impl Into<String>) -> Invalid {
+    (key.to_string(), message.into())
+}
+
+fn compile_regex(key: &str, pattern: &str) -> Result<Regex, Invalid> {
+    Regex::new(pattern).map_err(|e| invalid(key, format!("bad regex: {e}")))
+}
+
+fn compile_selector(key: &str, css: &str) -> Result<Selector, Invalid> {
+    Selector::parse(css).map_err(|e| invalid(key, format!("bad CSS selector `{css}`: {e}")))
+}
+
+fn check_pointer(key: &str, pointer: &str) -> Result<(), Invalid> {
+    if pointer.is_empty() || pointer.starts_with('/') {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("JSON pointer `{pointer}` must be empty or start with `/`"),
+        ))
+    }
+}
+
+/// Where a rule is evaluated, which decides the keys it may use.
+#[derive(Clone, Copy, PartialEq)]
+enum RuleContext {
+    HtmlItem,
+    JsonItem,
+    Page { has_json: bool },
+}
+
+impl FieldRule {
+    fn compile(&mut self, key: &str, ctx: RuleContext) -> Result<(), Invalid> {
+        match ctx {
+            RuleContext::HtmlItem if self.pointer.is_some() => {
+                return Err(invalid(
+                    key,
+                    "`pointer` needs embedded JSON, but this definition lists items by CSS",
+                ));
+            }
+            RuleContext::JsonItem if self.css.is_some() || self.attr.is_some() => {
+                return Err(invalid(
+                    key,
+                    "`css`/`attr` need a DOM, but this definition reads items from embedded JSON",
+                ));
+            }
+            RuleContext::JsonItem if self.pointer.is_none() => {
+                return Err(invalid(key, "a JSON listing field needs `pointer`"));
+            }
+            RuleContext::Page { has_json: false } if self.pointer.is_some() => {
+                return Err(invalid(
+                    key,
+                    "`pointer` needs a `json` table beside `fields`",
+                ));
+            }
+            RuleContext::Page { .. }
+                if self.css.is_none() && self.pointer.is_none() && self.regex.is_none() =>
+            {
+                return Err(invalid(
+                    key,
+                    "a page field needs `css`, `pointer` or `regex`",
+                ));
+            }
+            _ => {}
+        }
+        if self.css.is_some() && self.pointer.is_some() {
+            return Err(invalid(key, "use either `css` or `pointer`, not both"));
+        }
+        if let Some(css) = &self.css {
+            self.selector = Some(compile_selector(&format!("{key}.css"), css)?);
+        }
+        if let Some(p) = &self.pointer {
+            check_pointer(&format!("{key}.pointer"), p)?;
+        }
+        if let Some(re) = &self.regex {
+            self.compiled_regex = Some(compile_regex(&format!("{key}.regex"), re)?);
+        }
+        Ok(())
+    }
+}
+
+impl Field {
+    fn compile(&mut self, key: &str, ctx: RuleContext) -> Result<(), Invalid> {
+        if self.0.is_empty() {
+            return Err(invalid(key, "needs at least one rule"));
+        }
+        let many = self.0.len() > 1;
+        for (i, rule) in self.0.iter_mut().enumerate() {
+            let k = if many {
+                format!("{key}[{i}]")
+            } else {
+                key.to_string()
+            };
+            rule.compile(&k, ctx)?;
+        }
+        Ok(())
+    }
+}
+
+fn compile_opt(field: &mut Option<Field>, key: &str, ctx: RuleContext) -> Result<(), Invalid> {
+    match field {
+        Some(f) => f.compile(key, ctx),
+        None => Ok(()),
+    }
+}
+
+impl EmbeddedJson {
+    fn validate(&self, key: &str) -> Result<(), Invalid> {
+        match (&self.variable, &self.regex) {
+            (Some(_), Some(_)) => Err(invalid(key, "use either `variable` or `regex`, not both")),
+            (None, None) => Err(invalid(key, "needs `variable` or `regex`")),
+            (Some(v), None) => {
+                if v.is_empty() || !v.chars().all(|c| c.is_alphanumeric() || "_$.".contains(c)) {
+                    return Err(invalid(
+                        &format!("{key}.variable"),
+                        format!("`{v}` is not a script variable name"),
+                    ));
+                }
+                Ok(())
+            }
+            (None, Some(re)) => compile_regex(&format!("{key}.regex"), re).map(|_| ()),
+        }?;
+        if let Some(p) = &self.items {
+            check_pointer(&format!("{key}.items"), p)?;
+        }
+        Ok(())
+    }
+
+    /// The regex whose match end is where the JSON value starts.
+    pub(crate) fn start_regex(&self) -> Regex {
+        let pattern = match (&self.variable, &self.regex) {
+            (Some(v), _) => format!(r"(?:^|[^\w$.]){}\s*=\s*", regex::escape(v)),
+            (None, Some(re)) => re.clone(),
+            (None, None) => "$^".to_string(),
+        };
+        // Validated at load; an impossible pattern keeps this infallible.
+        Regex::new(&pattern).unwrap_or_else(|_| Regex::new("$^").expect("literal regex"))
+    }
+}
+
+impl PlatformDef {
+    fn validate(&mut self) -> Result<(), Invalid> {
+        if self.platform.is_empty()
+            || !self
+                .platform
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(invalid(
+                "platform",
+                format!(
+                    "`{}` must be lowercase letters, digits or `_`",
+                    self.platform
+                ),
+            ));
+        }
+        if encoding_rs::Encoding::for_label(self.encoding.as_bytes()).is_none() {
+            return Err(invalid(
+                "encoding",
+                format!("unknown encoding `{}`", self.encoding),
+            ));
+        }
+        check_template(
+            "urls.search",
+            &self.urls.search,
+            &["keyword", "page", "offset"],
+        )?;
+        check_template("urls.item", &self.urls.item, &["item_id"])?;
+        if !self.urls.search.contains("{keyword}") {
+            return Err(invalid("urls.search", "must contain `{keyword}`"));
+        }
+        if !self.urls.item.contains("{item_id}") {
+            return Err(invalid("urls.item", "must contain `{item_id}`"));
+        }
+        let search_json = self.search.as_ref().is_some_and(|s| s.json.is_some());
+        if self.search.is_some() && self.pagination.is_none() {
+            return Err(invalid("pagination", "missing: required with `search`"));
+        }
+        let mut default_pagination = Pagination::default();
+        let p = self.pagination.as_mut().unwrap_or(&mut default_pagination);
+        if p.page_size == 0 {
+            return Err(invalid("pagination.page_size", "must be at least 1"));
+        }
+        if p.max_pages == 0 {
+            return Err(invalid("pagination.max_pages", "must be at least 1"));
+        }
+        if p.page_step == 0 {
+            return Err(invalid("pagination.page_step", "must be at least 1"));
+        }
+        match &mut p.last_page {
+            LastPage::Count => {}
+            LastPage::Selector { next, compiled } => {
+                if search_json {
+                    return Err(invalid(
+                        "pagination.last_page.next",
+                        "a CSS selector needs a DOM, but this definition reads embedded JSON",
+                    ));
+                }
+                *compiled = Some(compile_selector("pagination.last_page.next", next)?);
+            }
+            LastPage::Json { current, total } => {
+                if !search_json {
+                    return Err(invalid(
+                        "pagination.last_page",
+                        "`by = \"json\"` needs `search.json`",
+                    ));
+                }
+                check_pointer("pagination.last_page.current", current)?;
+                check_pointer("pagination.last_page.total", total)?;
+            }
+            LastPage::Regex {
+                current,
+                total,
+                compiled,
+            } => {
+                *compiled = Some((
+                    compile_regex("pagination.last_page.current", current)?,
+                    compile_regex("pagination.last_page.total", total)?,
+                ));
+            }
+        }
+        if self.search.is_none() && self.detail.is_none() {
+            return Err(invalid(
+                "search",
+                "a definition needs `search`, `detail` or both",
+            ));
+        }
+        if let Some(search) = &mut self.search {
+            let ctx = match (&search.items, &search.json) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "search",
+                        "use either `items` (CSS) or `json`, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid("search", "needs `items` (CSS) or a `json` table"));
+                }
+                (Some(css), None) => {
+                    search.items_selector = Some(compile_selector("search.items", css)?);
+                    RuleContext::HtmlItem
+                }
+                (None, Some(json)) => {
+                    json.validate("search.json")?;
+                    if json.items.is_none() {
+                        return Err(invalid(
+                            "search.json.items",
+                            "missing: the JSON pointer to the listing array",
+                        ));
+                    }
+                    RuleContext::JsonItem
+                }
+            };
+            if let Some(m) = &search.empty_marker {
+                search.empty_regex = Some(compile_regex("search.empty_marker", m)?);
+            }
+            let f = &mut search.fields;
+            f.item_id.compile("search.fields.item_id", ctx)?;
+            f.title.compile("search.fields.title", ctx)?;
+            compile_opt(&mut f.price, "search.fields.price", ctx)?;
+            compile_opt(&mut f.seller, "search.fields.seller", ctx)?;
+            compile_opt(&mut f.seller_id, "search.fields.seller_id", ctx)?;
+            compile_opt(&mut f.location, "search.fields.location", ctx)?;
+            compile_opt(&mut f.sales, "search.fields.sales", ctx)?;
+            compile_opt(&mut f.detail_url, "search.fields.detail_url", ctx)?;
+            compile_opt(&mut f.image, "search.fields.image", ctx)?;
+            compile_opt(&mut f.ad, "search.fields.ad", ctx)?;
+        }
+        if let Some(detail) = &mut self.detail {
+            if let Some(json) = &detail.json {
+                json.validate("detail.json")?;
+            }
+            let ctx = RuleContext::Page {
+                has_json: detail.json.is_some(),
+            };
+            let f = &mut detail.fields;
+            compile_opt(&mut f.item_id, "detail.fields.item_id", ctx)?;
+            compile_opt(&mut f.title, "detail.fields.title", ctx)?;
+            compile_opt(&mut f.seller, "detail.fields.seller", ctx)?;
+            compile_opt(&mut f.price, "detail.fields.price", ctx)?;
+            compile_opt(&mut f.category, "detail.fields.category", ctx)?;
+            compile_opt(&mut f.images, "detail.fields.images", ctx)?;
+        }
+        for (i, m) in self.blocked.iter_mut().enumerate() {
+            m.compiled = Some(compile_regex(&format!("blocked[{i}].pattern"), &m.pattern)?);
+        }
+        if self.price.range_separators.iter().any(|s| s.is_empty()) {
+            return Err(invalid(
+                "price.range_separators",
+                "separators must not be empty",
+            ));
+        }
+        if self.price.decimal_separator.chars().count() != 1 {
+            return Err(invalid("price.decimal_separator", "must be one character"));
+        }
+        if !(self.rate_limit.requests_per_second > 0.0
+            && self.rate_limit.requests_per_second.is_finite())
+        {
+            return Err(invalid("rate_limit.requests_per_second", "must be above 0"));
+        }
+        if self.rate_limit.concurrency == 0 {
+            return Err(invalid("rate_limit.concurrency", "must be at least 1"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if self.retry.max_backoff_ms < self.retry.base_backoff_ms {
+            return Err(invalid(
+                "retry.max_backoff_ms",
+                "must not be below retry.base_backoff_ms",
+            ));
+        }
+        if self.complaint.max_listings == 0 {
+            return Err(invalid("complaint.max_listings", "must be at least 1"));
+        }
+        Url::parse(&self.complaint.url)
+            .map_err(|e| invalid("complaint.url", format!("not a URL: {e}")))?;
+        Ok(())
+    }
+
+    /// The last-page rule (count-based when the definition has no pagination).
+    pub fn last_page(&self) -> &LastPage {
+        static COUNT: LastPage = LastPage::Count;
+        self.pagination.as_ref().map_or(&COUNT, |p| &p.last_page)
+    }
+
+    /// Listings per full search page.
+    pub fn page_size(&self) -> u32 {
+        self.pagination.as_ref().map_or(1, |p| p.page_size)
+    }
+
+    /// Real-form search URL for `keyword`, 1-based `page_no`.
+    pub fn search_url(&self, keyword: &str, page_no: u32) -> String {
+        let n = page_no.max(1) - 1;
+        let p = self.pagination.clone().unwrap_or_default();
+        let keyword: String = url::form_urlencoded::byte_serialize(keyword.as_bytes()).collect();
+        self.urls
+            .search
+            .replace("{keyword}", &keyword)
+            .replace("{page}", &(p.page_start + n * p.page_step).to_string())
+            .replace("{offset}", &(n * p.page_size).to_string())
+    }
+
+    /// Canonical item URL in the platform's real form.
+    pub fn item_url(&self, item_id: &str) -> String {
+        let id: String = url::form_urlencoded::byte_serialize(item_id.as_bytes()).collect();
+        self.urls.item.replace("{item_id}", &id)
+    }
+
+    /// The URL to fetch for a real-form URL: with `base` set, its scheme, host and path prefix
+    /// replace the real scheme and host (`https://search.jd.com/Search?q` with base
+    /// `http://127.0.0.1:8400/jd` becomes `http://127.0.0.1:8400/jd/Search?q`).
+    pub fn fetch_url(real: &str, base: Option<&Url>) -> String {
+        let Some(base) = base else {
+            return real.to_string();
+        };
+        let Ok(real) = Url::parse(real) else {
+            return real.to_string();
+        };
+        let mut out = base.as_str().trim_end_matches('/').to_string();
+        out.push_str(real.path());
+        if let Some(q) = real.query() {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+}
+
+fn check_template(key: &str, template: &str, allowed: &[&str]) -> Result<(), Invalid> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(invalid(key, "unclosed `{` in template"));
+        };
+        let name = &after[..close];
+        if !allowed.contains(&name) {
+            return Err(invalid(
+                key,
+                format!(
+                    "unknown placeholder `{{{name}}}` (allowed: {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    let probe = allowed.iter().fold(template.to_string(), |t, p| {
+        t.replace(&format!("{{{p}}}"), "1")
+    });
+    Url::parse(&probe).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jd() -> PlatformDef {
+        load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crawlers/jd.toml")).unwrap()
+    }
+
+    #[test]
+    fn search_urls_follow_each_platform_numbering() {
+        let jd = jd();
+        assert_eq!(
+            jd.search_url("耐克 鞋", 3),
+            "https://search.jd.com/Search?keyword=%E8%80%90%E5%85%8B+%E9%9E%8B&enc=utf-8&page=5"
+        );
+        assert_eq!(
+            jd.item_url("100012345"),
+            "https://item.jd.com/100012345.html"
+        );
+    }
+
+    #[test]
+    fn base_url_replaces_host_and_keeps_path() {
+        let base = Url::parse("http://127.0.0.1:8400/jd").unwrap();
+        assert_eq!(
+            PlatformDef::fetch_url("https://search.jd.com/Search?keyword=a&page=1", Some(&base)),
+            "http://127.0.0.1:8400/jd/Search?keyword=a&page=1"
+        );
+        assert_eq!(
+            PlatformDef::fetch_url("https://item.jd.com/1.html", None),
+            "https://item.jd.com/1.html"
+        );
+    }
+}

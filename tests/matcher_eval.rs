@@ -5,40 +5,14 @@
 use std::fs::File;
 use std::io::BufReader;
 
-use markwatch::matcher::{Matcher, evaluate, read_labels, read_listings};
-use markwatch::model::{Brand, Mark};
-use serde::Deserialize;
+use std::path::Path;
 
-/// fixtures/brands.toml, read with a small private shape until the registry module lands.
+use markwatch::matcher::{Matcher, evaluate, read_labels, read_listings};
+use markwatch::model::Brand;
+use markwatch::registry;
+
 fn demo_brands() -> Vec<Brand> {
-    #[derive(Deserialize)]
-    struct RegistryFile {
-        brand: Vec<BrandRow>,
-    }
-    #[derive(Deserialize)]
-    struct BrandRow {
-        name: String,
-        owner: String,
-        contacts: Vec<String>,
-        reference_price_cny: Option<f64>,
-        authorized_sellers: Vec<String>,
-        aliases: Vec<String>,
-        mark: Vec<Mark>,
-    }
-    let text = std::fs::read_to_string(fixture("brands.toml")).unwrap();
-    let file: RegistryFile = toml::from_str(&text).unwrap();
-    file.brand
-        .into_iter()
-        .map(|b| Brand {
-            name: b.name,
-            owner: b.owner,
-            contacts: b.contacts,
-            reference_price_cny: b.reference_price_cny,
-            authorized_sellers: b.authorized_sellers,
-            aliases: b.aliases,
-            marks: b.mark,
-        })
-        .collect()
+    registry::load_file(Path::new(&fixture("brands.toml"))).unwrap()
 }
 
 fn fixture(name: &str) -> String {

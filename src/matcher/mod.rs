@@ -711,38 +711,10 @@ mod tests {
     use super::*;
     use std::sync::OnceLock;
 
-    /// The demo registry, read with a small private shape of fixtures/brands.toml.
+    /// The demo registry, fixtures/brands.toml.
     fn demo_brands() -> Vec<Brand> {
-        #[derive(Deserialize)]
-        struct File {
-            brand: Vec<BrandRow>,
-        }
-        #[derive(Deserialize)]
-        struct BrandRow {
-            name: String,
-            owner: String,
-            contacts: Vec<String>,
-            reference_price_cny: Option<f64>,
-            authorized_sellers: Vec<String>,
-            aliases: Vec<String>,
-            mark: Vec<crate::model::Mark>,
-        }
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/brands.toml"))
-                .unwrap();
-        let file: File = toml::from_str(&text).unwrap();
-        file.brand
-            .into_iter()
-            .map(|b| Brand {
-                name: b.name,
-                owner: b.owner,
-                contacts: b.contacts,
-                reference_price_cny: b.reference_price_cny,
-                authorized_sellers: b.authorized_sellers,
-                aliases: b.aliases,
-                marks: b.mark,
-            })
-            .collect()
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/brands.toml");
+        crate::registry::load_file(std::path::Path::new(path)).unwrap()
     }
 
     fn matcher() -> &'static Matcher {

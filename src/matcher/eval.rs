@@ -36,7 +36,7 @@ pub fn read_labels(input: impl BufRead) -> Result<Vec<Label>, MatchFileError> {
         out.push(
             serde_json::from_str(&line).map_err(|e| MatchFileError::BadLine {
                 line: i + 1,
-                message: e.to_string(),
+                message: super::jsonl::json_message(&e),
             })?,
         );
     }

@@ -124,10 +124,29 @@ pub enum MatchFileError {
     Write(#[source] std::io::Error),
 }
 
+impl MatchFileError {
+    /// Whether the input was at fault (rather than the machine).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            MatchFileError::BadLine { .. } | MatchFileError::DuplicateId { .. }
+        )
+    }
+}
+
+/// serde_json's message without its "at line 1": each record is one line of a file.
+pub(crate) fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &text[..i], e.column()),
+        None => text,
+    }
+}
+
 fn parse_line(line: usize, text: &str) -> Result<ListingRecord, BadLine> {
     serde_json::from_str(text).map_err(|e| BadLine {
         line,
-        message: e.to_string(),
+        message: json_message(&e),
     })
 }
 

@@ -248,3 +248,77 @@ impl fmt::Display for EvalReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::read_listings;
+    use crate::matcher::tests_support::matcher;
+
+    #[test]
+    fn counts_flags_per_kind_and_fills_the_confusion_matrix() {
+        let listings = read_listings(
+            concat!(
+                r#"{"id":"1","title":"高仿 耐克 运动鞋","seller":"s","price":99}"#,
+                "\n",
+                r#"{"id":"2","title":"纯棉 T恤","seller":"s","price":30}"#,
+                "\n",
+                r#"{"id":"3","title":"适用于苹果 手机壳","seller":"s","price":19}"#,
+                "\n",
+                r#"{"id":"4","title":"运动鞋 男 透气","seller":"s","price":99}"#,
+                "\n",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let labels = read_labels(
+            concat!(
+                r#"{"id":"1","verdict":"infringing","brand":"Nike","kind":"counterfeit_term","note":""}"#,
+                "\n",
+                r#"{"id":"2","verdict":"clear","brand":null,"kind":"ordinary","note":""}"#,
+                "\n",
+                r#"{"id":"3","verdict":"clear","brand":"Apple","kind":"compatibility","note":""}"#,
+                "\n",
+                r#"{"id":"4","verdict":"infringing","brand":"Nike","kind":"seller_name","note":""}"#,
+                "\n",
+                r#"{"id":"5","verdict":"clear","brand":null,"kind":"ordinary","note":""}"#,
+                "\n",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let report = evaluate(matcher(), &listings, &labels);
+        assert_eq!(
+            (
+                report.true_positives,
+                report.false_positives,
+                report.false_negatives,
+                report.true_negatives
+            ),
+            (1, 0, 1, 2)
+        );
+        assert_eq!(report.precision(), 1.0);
+        assert_eq!(report.recall(), 0.5);
+        assert!((report.f1() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(report.confusion[0], [1, 0, 1]);
+        assert_eq!(report.confusion[2], [0, 0, 2]);
+        assert_eq!(report.kinds["counterfeit_term"].right_brand, 1);
+        assert!(!report.kinds["compatibility"].positive);
+        assert_eq!(report.missing, ["5"]);
+        assert_eq!(report.misses.len(), 1);
+        let text = report.to_string();
+        assert!(text.contains("precision 1.000  recall 0.500"), "{text}");
+        assert!(text.contains("labels without a listing: 5"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_label_line_names_its_number() {
+        let err = read_labels("\n{\"id\":\"1\",\"verdict\":\"maybe\",\"kind\":\"x\"}\n".as_bytes())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 2: unknown variant `maybe`"),
+            "{err}"
+        );
+    }
+}

@@ -187,6 +187,35 @@ fn max_distance(len: usize) -> usize {
     }
 }
 
+/// Calls `f` with `s` and every string made from it by deleting one or two bytes (ASCII
+/// only), reusing two buffers; a string may come more than once.
+fn for_each_deletion(
+    s: &str,
+    d: usize,
+    buf: &mut String,
+    buf2: &mut String,
+    f: &mut impl FnMut(&str),
+) {
+    f(s);
+    if d == 0 {
+        return;
+    }
+    for i in 0..s.len() {
+        buf.clear();
+        buf.push_str(&s[..i]);
+        buf.push_str(&s[i + 1..]);
+        f(buf);
+        if d >= 2 {
+            for j in i..buf.len() {
+                buf2.clear();
+                buf2.push_str(&buf[..j]);
+                buf2.push_str(&buf[j + 1..]);
+                f(buf2);
+            }
+        }
+    }
+}
+
 /// Every string made from `s` by deleting up to `d` bytes (ASCII only), `s` included.
 fn deletions(s: &str, d: usize, out: &mut Vec<String>) {
     out.push(s.to_string());
@@ -226,6 +255,7 @@ impl MarkIndex {
                 entries.push(make_entry(
                     norm,
                     b,
+                    &brand.name,
                     &mark.text,
                     mark.classes.clone(),
                     false,
@@ -237,7 +267,14 @@ impl MarkIndex {
                 if alias.trim().is_empty() {
                     continue;
                 }
-                entries.push(make_entry(norm, b, alias, all_classes.clone(), true)?);
+                entries.push(make_entry(
+                    norm,
+                    b,
+                    &brand.name,
+                    alias,
+                    all_classes.clone(),
+                    true,
+                )?);
             }
         }
 
@@ -486,14 +523,12 @@ impl MarkIndex {
             return;
         }
         let d = if len >= 8 { 2 } else { 1 };
-        let mut variants = Vec::new();
-        deletions(window, d, &mut variants);
-        variants.sort_unstable();
-        variants.dedup();
         let mut seen: Vec<usize> = Vec::new();
-        for v in &variants {
-            let Some(list) = self.deletions.get(v.as_str()) else {
-                continue;
+        let mut buf = String::with_capacity(len);
+        let mut buf2 = String::with_capacity(len);
+        for_each_deletion(window, d, &mut buf, &mut buf2, &mut |v| {
+            let Some(list) = self.deletions.get(v) else {
+                return;
             };
             for &entry in list {
                 if seen.contains(&entry) {
@@ -504,7 +539,8 @@ impl MarkIndex {
                 if key.as_bytes()[0] != window.as_bytes()[0] {
                     continue;
                 }
-                let dist = strsim::damerau_levenshtein(window, key);
+                // Restricted Damerau-Levenshtein (adjacent swaps count as one edit).
+                let dist = strsim::osa_distance(window, key);
                 if dist == 0 || dist > max_distance(key.len()) {
                     continue;
                 }
@@ -518,7 +554,7 @@ impl MarkIndex {
                     end,
                 });
             }
-        }
+        });
     }
 
     fn find_han(&self, text: &Analysed, norm: &Normalizer, hits: &mut Vec<Hit>) {
@@ -588,8 +624,7 @@ impl MarkIndex {
         if self.homophones.is_empty() {
             return;
         }
-        let readings: Vec<&[u16; MAX_READINGS]> =
-            chars.iter().map(|&c| norm.readings(c)).collect();
+        let readings: Vec<&[u16; MAX_READINGS]> = chars.iter().map(|&c| norm.readings(c)).collect();
         let mut seen: Vec<usize> = Vec::new();
         for i in 0..chars.len().saturating_sub(1) {
             seen.clear();
@@ -692,6 +727,7 @@ fn is_slip(window: &str, key: &str) -> bool {
 fn make_entry(
     norm: &Normalizer,
     brand: usize,
+    brand_name: &str,
     text: &str,
     classes: Vec<u8>,
     alias: bool,
@@ -704,8 +740,8 @@ fn make_entry(
     };
     if !has_han && key.is_empty() {
         return Err(MatcherError::Registry {
-            brand: format!("#{}", brand + 1),
-            message: format!("mark `{text}` has no letters, digits or Chinese characters"),
+            brand: brand_name.to_string(),
+            message: format!("`{text}` has no letters, digits or Chinese characters"),
         });
     }
     let simple = norm.analyse(text.trim()).simple;
@@ -752,6 +788,22 @@ mod tests {
         v.sort();
         v.dedup();
         assert_eq!(v.len(), 1 + 4 + 6);
+    }
+
+    #[test]
+    fn visits_the_same_deletions_as_it_indexes() {
+        for (word, d) in [("gucci", 1), ("burberry", 2), ("abcdefghij", 2)] {
+            let mut indexed = Vec::new();
+            deletions(word, d, &mut indexed);
+            indexed.sort();
+            indexed.dedup();
+            let mut visited = Vec::new();
+            let (mut a, mut b) = (String::new(), String::new());
+            for_each_deletion(word, d, &mut a, &mut b, &mut |v| visited.push(v.to_string()));
+            visited.sort();
+            visited.dedup();
+            assert_eq!(indexed, visited, "{word}");
+        }
     }
 
     #[test]

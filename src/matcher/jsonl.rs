@@ -245,3 +245,105 @@ pub fn read_listings(input: impl BufRead) -> Result<Vec<ListingRecord>, MatchFil
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::tests_support::matcher;
+
+    const GOOD: &str = r#"{"id":"a","platform":"taobao","title":"高仿 耐克 运动鞋","seller":"小店","price":99,"category":null,"url":null}"#;
+
+    fn run(input: &str, skip_bad: bool) -> (Result<Summary, MatchFileError>, String) {
+        let mut out = Vec::new();
+        let result = run_jsonl(matcher(), input.as_bytes(), &mut out, skip_bad);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn writes_one_verdict_per_line_in_the_output_shape() {
+        let input = format!(
+            "{GOOD}\n\n{}\n",
+            r#"{"id":"b","platform":"jd","title":"纯棉T恤","seller":null,"price":null,"category":["服装","T恤"],"extra":1}"#
+        );
+        let (summary, out) = run(&input, false);
+        let summary = summary.unwrap();
+        assert_eq!(
+            (summary.matched, summary.infringing, summary.clear),
+            (2, 1, 1)
+        );
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["id"], "a");
+        assert_eq!(lines[0]["verdict"], "infringing");
+        assert_eq!(lines[0]["brand"], "Nike");
+        assert_eq!(lines[0]["reasons"][0]["code"], "chinese_name");
+        // Fields in the documented order.
+        let second = out.lines().nth(1).unwrap();
+        let at: Vec<usize> = ["id", "verdict", "score", "brand", "mark", "reasons"]
+            .iter()
+            .map(|k| second.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{second}");
+        assert!(lines[1]["brand"].is_null() && lines[1]["mark"].is_null());
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error_naming_its_number() {
+        let input = format!("{GOOD}\n{{\"id\": 1, \"title\": }}\n{GOOD}\n");
+        let (result, out) = run(&input, false);
+        match result {
+            Err(MatchFileError::BadLine { line, .. }) => assert_eq!(line, 2),
+            other => panic!("{other:?}"),
+        }
+        // The line before the bad one was written.
+        assert_eq!(out.lines().count(), 1);
+        let err = run("{\"id\":\"x\"}\n", false).0.unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 1: missing field `title`"),
+            "{err}"
+        );
+        assert!(err.is_bad_input());
+    }
+
+    #[test]
+    fn skip_bad_reports_and_goes_on() {
+        let input = format!("{GOOD}\nnot json\n{GOOD}\n");
+        let (summary, out) = run(&input, true);
+        let summary = summary.unwrap();
+        assert_eq!(summary.matched, 2);
+        assert_eq!(summary.skipped.len(), 1);
+        assert_eq!(summary.skipped[0].line, 2);
+        assert_eq!(out.lines().count(), 2);
+    }
+
+    #[test]
+    fn keeps_input_order_across_chunks() {
+        let mut input = String::new();
+        for i in 0..(CHUNK + 500) {
+            input.push_str(&format!(
+                "{{\"id\":\"{i}\",\"platform\":\"jd\",\"title\":\"耐克 跑鞋 {i}\",\"seller\":\"s\",\"price\":null,\"category\":null}}\n"
+            ));
+        }
+        let (summary, out) = run(&input, false);
+        assert_eq!(summary.unwrap().matched, CHUNK + 500);
+        for (i, line) in out.lines().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["id"], i.to_string());
+        }
+    }
+
+    #[test]
+    fn reads_catalogue_records_and_refuses_duplicate_ids() {
+        let line = r#"{"id":"taobao:1","platform":"taobao","item_id":"1","title":"t","seller":"s","price":1.0,"category":["运动鞋new","跑步鞋"],"keywords":["nike"]}"#;
+        let records = read_listings(format!("{line}\n").as_bytes()).unwrap();
+        assert_eq!(records[0].category.as_deref(), Some("运动鞋new > 跑步鞋"));
+        let err = read_listings(format!("{line}\n\n{line}\n").as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, MatchFileError::DuplicateId { line: 3, .. }),
+            "{err}"
+        );
+    }
+}

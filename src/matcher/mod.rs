@@ -436,8 +436,8 @@ impl Matcher {
                 reasons.push(Reason {
                     code: ReasonCode::OriginalClaim,
                     detail: format!(
-                        "claims to be original (\"{claim}\") at {price:.2} CNY, {below}% below \
-                         {}'s reference price of {reference:.0} CNY",
+                        "claims to be original (\"{claim}\") at {price} CNY, {below}% below \
+                         {}'s reference price of {reference} CNY",
                         brand.name
                     ),
                 });
@@ -447,8 +447,8 @@ impl Matcher {
                 reasons.push(Reason {
                     code: ReasonCode::PriceBelowReference,
                     detail: format!(
-                        "price {price:.2} CNY is {below}% below {}'s reference price of \
-                         {reference:.0} CNY",
+                        "price {price} CNY is {below}% below {}'s reference price of \
+                         {reference} CNY",
                         brand.name
                     ),
                 });
@@ -462,8 +462,8 @@ impl Matcher {
                 reasons.push(Reason {
                     code: ReasonCode::GenuinePrice,
                     detail: format!(
-                        "price {price:.2} CNY is in line with {}'s reference price of \
-                         {reference:.0} CNY, as a reseller of genuine goods would charge",
+                        "price {price} CNY is in line with {}'s reference price of \
+                         {reference} CNY, as a reseller of genuine goods would charge",
                         brand.name
                     ),
                 });
@@ -705,22 +705,28 @@ fn join(classes: &[u8]) -> String {
         .join(", ")
 }
 
-
+/// One matcher over the demo registry, shared by the unit tests of every file here.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
     use std::sync::OnceLock;
 
     /// The demo registry, fixtures/brands.toml.
-    fn demo_brands() -> Vec<Brand> {
+    pub fn demo_brands() -> Vec<Brand> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/brands.toml");
         crate::registry::load_file(std::path::Path::new(path)).unwrap()
     }
 
-    fn matcher() -> &'static Matcher {
+    pub fn matcher() -> &'static Matcher {
         static M: OnceLock<Matcher> = OnceLock::new();
         M.get_or_init(|| Matcher::new(&demo_brands()).unwrap())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::{demo_brands, matcher};
+    use super::*;
 
     fn check(title: &str, seller: &str, price: Option<f64>, category: Option<&str>) -> Verdict {
         matcher().check(&Item {
@@ -847,6 +853,46 @@ mod tests {
         flagged(&title("naike 运动鞋"), "Nike", ReasonCode::Pinyin);
         flagged(&title("Nai Ke 跑鞋"), "Nike", ReasonCode::Pinyin);
         flagged(&title("laolishi 手表"), "Rolex", ReasonCode::Pinyin);
+    }
+
+    #[test]
+    fn finds_spaced_and_sound_alike_chinese_marks() {
+        flagged(
+            &title("N.B 新 百 伦 2002R 慢跑鞋"),
+            "New Balance",
+            ReasonCode::Spaced,
+        );
+        // 勒 also reads lè; 戴生 is 戴森 to a southern ear (sheng ~ sen).
+        flagged(
+            &title("勒高积木 城市 消防局"),
+            "LEGO",
+            ReasonCode::Homophone,
+        );
+        flagged(&title("戴生 吹风机 负离子"), "Dyson", ReasonCode::Homophone);
+        // Two words that merely sound alike, with no character in common, are not a hit.
+        assert!(title("奈刻 文具").brand.is_none());
+    }
+
+    #[test]
+    fn a_registry_it_cannot_index_is_an_error() {
+        let mut brands = demo_brands();
+        brands[0].marks[0].text = " - ".into();
+        let err = Matcher::new(&brands)
+            .err()
+            .expect("a mark without letters is refused");
+        assert!(
+            err.to_string()
+                .contains("brand `Nike`: ` - ` has no letters"),
+            "{err}"
+        );
+        let empty = Matcher::new(&[]).unwrap();
+        assert_eq!(
+            empty.check(&Item {
+                title: "耐克",
+                ..Item::default()
+            }),
+            Verdict::clear()
+        );
     }
 
     #[test]

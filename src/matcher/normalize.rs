@@ -80,7 +80,9 @@ impl Normalizer {
         let mut pinyin = vec![""; size];
         let mut readings = vec![[0u16; MAX_READINGS]; size];
         for cp in HAN_FIRST..=HAN_LAST {
-            let Some(c) = char::from_u32(cp) else { continue };
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
             let simple = t2s.get(&c).copied().unwrap_or(c);
             let i = (cp - HAN_FIRST) as usize;
             if let Some(p) = simple.to_pinyin().or_else(|| c.to_pinyin()) {
@@ -150,6 +152,10 @@ impl Normalizer {
                     builder.camel_split(&mut out);
                 }
                 prev_lower = c.is_ascii_lowercase();
+                self.push(&mut out, &mut builder, c, orig, false);
+            } else if is_han(c) && c < '\u{F900}' {
+                // Unified ideographs are their own NFKC form and have no case.
+                prev_lower = false;
                 self.push(&mut out, &mut builder, c, orig, false);
             } else {
                 let wide = ('\u{FF01}'..='\u{FF5E}').contains(&c);
@@ -314,7 +320,6 @@ impl Analysed {
     pub fn char_at(&self, byte: usize) -> u32 {
         self.chars.partition_point(|c| (c.byte as usize) < byte) as u32
     }
-
 
     /// The original text of characters `first..end`.
     pub fn original<'t>(&self, text: &'t str, first: u32, end: u32) -> &'t str {

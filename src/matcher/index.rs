@@ -586,7 +586,7 @@ impl MarkIndex {
                 let Some((first, end, spaced)) = view.span(a, b) else {
                     continue;
                 };
-                if !self.keeps_words_whole(&chars, a, b) {
+                if !self.keeps_words_whole(&view, &chars, a, b) {
                     continue;
                 }
                 let entry = self.han_entries[m.pattern().as_usize()];
@@ -664,7 +664,7 @@ impl MarkIndex {
                         let Some((first, end, _)) = view.span(i, i + n) else {
                             continue;
                         };
-                        if !self.keeps_words_whole(chars, i, i + n) {
+                        if !self.keeps_words_whole(view, chars, i, i + n) {
                             continue;
                         }
                         hits.push(Hit {
@@ -681,16 +681,19 @@ impl MarkIndex {
 
     /// Whether view characters `first..end` are whole words of the Chinese text around
     /// them: no word the segmenter finds there starts outside the hit and ends inside it,
-    /// or the other way round (快乐高效 is 快乐/高效, so 乐高 is not in it).
-    fn keeps_words_whole(&self, chars: &[char], first: usize, end: usize) -> bool {
-        let han = |i: usize| chars.get(i).is_some_and(|&c| is_han(c));
+    /// or the other way round (快乐高效 is 快乐/高效, so 乐高 is not in it). A separator
+    /// in the original text is a word boundary already.
+    fn keeps_words_whole(&self, view: &HanView, chars: &[char], first: usize, end: usize) -> bool {
+        let joined = |i: usize| {
+            is_han(chars[i]) && is_han(chars[i + 1]) && view.map[i + 1] == view.map[i] + 1
+        };
         let context = SEGMENT_CONTEXT as usize;
         let mut lo = first;
-        while lo > 0 && first - lo < context && han(lo - 1) {
+        while lo > 0 && first - lo < context && joined(lo - 1) {
             lo -= 1;
         }
         let mut hi = end;
-        while hi - end < context && han(hi) {
+        while hi < chars.len() && hi - end < context && joined(hi - 1) {
             hi += 1;
         }
         if lo == first && hi == end {

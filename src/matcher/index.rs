@@ -126,8 +126,20 @@ pub(crate) struct MarkIndex {
     mixed: Option<AhoCorasick>,
     mixed_entries: Vec<usize>,
     /// Chinese marks by the readings of their first two characters.
-    homophones: FxHashMap<(u16, u16), Vec<usize>>,
+    homophones: FxHashMap<(u16, u16), Vec<SoundAlike>>,
     jieba: Jieba,
+}
+
+/// A Chinese mark as the homophone search needs it, kept inline so that scanning the
+/// candidates for a pair of readings touches one cache line each.
+#[derive(Debug, Clone, Copy)]
+struct SoundAlike {
+    entry: u32,
+    len: u8,
+    /// The mark's first characters (simplified).
+    chars: [char; 4],
+    /// Readings of the third and fourth characters.
+    rest: [[u16; MAX_READINGS]; 2],
 }
 
 /// The Chinese characters of a text, with separators between them dropped (so 新 百 伦
@@ -286,7 +298,7 @@ impl MarkIndex {
         let mut han_entries = Vec::new();
         let mut mixed_patterns = Vec::new();
         let mut mixed_entries = Vec::new();
-        let mut homophones: FxHashMap<(u16, u16), Vec<usize>> = FxHashMap::default();
+        let mut homophones: FxHashMap<(u16, u16), Vec<SoundAlike>> = FxHashMap::default();
         let mut jieba = Jieba::new();
         let mut variants = Vec::new();
 
@@ -321,13 +333,26 @@ impl MarkIndex {
                     jieba.add_word(&simple, None, None);
                     han_patterns.push(simple.clone());
                     han_entries.push(i);
-                    if e.readings.len() >= 2 {
+                    // Marks of two to four characters; longer ones are rare and their
+                    // sound-alikes would be hard to tell from chance.
+                    if (2..=4).contains(&e.readings.len()) {
+                        let mut chars = ['\0'; 4];
+                        for (slot, c) in chars.iter_mut().zip(simple.chars()) {
+                            *slot = c;
+                        }
+                        let mut rest = [[0u16; MAX_READINGS]; 2];
+                        for (slot, r) in rest.iter_mut().zip(e.readings.iter().skip(2)) {
+                            *slot = *r;
+                        }
+                        let alike = SoundAlike {
+                            entry: i as u32,
+                            len: e.readings.len() as u8,
+                            chars,
+                            rest,
+                        };
                         for &r0 in e.readings[0].iter().filter(|&&r| r != 0) {
                             for &r1 in e.readings[1].iter().filter(|&&r| r != 0) {
-                                let list = homophones.entry((r0, r1)).or_default();
-                                if !list.contains(&i) {
-                                    list.push(i);
-                                }
+                                homophones.entry((r0, r1)).or_default().push(alike);
                             }
                         }
                     }
@@ -625,40 +650,28 @@ impl MarkIndex {
             return;
         }
         let readings: Vec<&[u16; MAX_READINGS]> = chars.iter().map(|&c| norm.readings(c)).collect();
-        let mut seen: Vec<usize> = Vec::new();
         for i in 0..chars.len().saturating_sub(1) {
-            seen.clear();
             for &r0 in readings[i].iter().take_while(|&&r| r != 0) {
                 for &r1 in readings[i + 1].iter().take_while(|&&r| r != 0) {
                     let Some(list) = self.homophones.get(&(r0, r1)) else {
                         continue;
                     };
-                    for &entry in list {
-                        if seen.contains(&entry) {
-                            continue;
-                        }
-                        seen.push(entry);
-                        let e = &self.entries[entry];
-                        let n = e.readings.len();
+                    for alike in list {
+                        let n = alike.len as usize;
                         if i + n > chars.len()
-                            || exact_spans.contains(&(i, i + n))
                             || !(2..n).all(|j| {
                                 readings[i + j]
                                     .iter()
-                                    .any(|&r| r != 0 && e.readings[j].contains(&r))
+                                    .any(|&r| r != 0 && alike.rest[j - 2].contains(&r))
                             })
                         {
                             continue;
                         }
-                        let same = chars[i..i + n]
-                            .iter()
-                            .zip(e.simple.chars())
-                            .filter(|(a, b)| **a == *b)
-                            .count();
+                        let same = (0..n).filter(|&j| chars[i + j] == alike.chars[j]).count();
                         // The same characters are a Chinese-name hit; a two-character mark
                         // needs one character in common, or any two words sounding alike
                         // would match.
-                        if same == n || (n <= 2 && same == 0) {
+                        if same == n || (n <= 2 && same == 0) || exact_spans.contains(&(i, i + n)) {
                             continue;
                         }
                         let Some((first, end, _)) = view.span(i, i + n) else {
@@ -667,8 +680,9 @@ impl MarkIndex {
                         if !self.keeps_words_whole(view, chars, i, i + n) {
                             continue;
                         }
+                        // The same mark may be reached through two readings; `find` keeps one.
                         hits.push(Hit {
-                            entry,
+                            entry: alike.entry as usize,
                             kind: HitKind::Homophone,
                             first,
                             end,
@@ -802,7 +816,9 @@ mod tests {
             indexed.dedup();
             let mut visited = Vec::new();
             let (mut a, mut b) = (String::new(), String::new());
-            for_each_deletion(word, d, &mut a, &mut b, &mut |v| visited.push(v.to_string()));
+            for_each_deletion(word, d, &mut a, &mut b, &mut |v| {
+                visited.push(v.to_string())
+            });
             visited.sort();
             visited.dedup();
             assert_eq!(indexed, visited, "{word}");

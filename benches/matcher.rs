@@ -23,10 +23,11 @@ const LATIN_ONSETS: &[&str] = &[
 ];
 const LATIN_VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ai", "ea", "io", "ou", "y"];
 const LATIN_CODAS: &[&str] = &["", "", "n", "r", "s", "x", "l", "m", "t", "ck", "ng"];
-const HAN_CHARS: &str = "欧莱雅诗兰黛迪奥香奈儿古驰路易威登博柏利劳力士米茄索尼飞利浦戴森万代乐高\
-    耐克阿达斯新百伦蔻施华洛世奇宝格丽卡地亚梵克雅宝爱马仕普拉达芬范思哲巴黎世家纪梵希圣罗伦\
-    佳能尼康松下夏普三星华为小米美的格力海尔西门子博世摩托罗拉诺基亚联想戴尔惠普宏碁华硕微软\
-    雀巢可口百事麦当劳肯德基星巴克哈根达斯德芙费列罗好时士力架玛氏亨氏家乐氏桂格";
+/// Characters Chinese brand names are transliterated with (阿迪达斯, 欧米茄, 飞利浦).
+const HAN_CHARS: &str = "阿埃艾安奥巴班贝比宾波伯布德迪蒂杜多厄恩法菲芬弗福盖戈格古哈汉赫亨霍基吉\
+    加杰卡凯柯科克肯库拉莱兰朗劳勒雷蕾里利莉林琳隆卢鲁路伦罗洛马玛迈麦曼梅蒙米敏莫穆纳娜奈\
+    尼妮纽诺欧帕佩彭皮珀普奇乔琼萨塞桑森沙莎施什斯索塔泰坦汤特提图托瓦万威维温沃乌西希锡夏\
+    谢辛休雅亚扬耶伊尤约扎詹珍芝卓兹佐蔻驰莎黛诗娇兰茄浦戴宝丽";
 const CLASS_SETS: &[&[u8]] = &[
     &[25],
     &[18, 25],
@@ -116,7 +117,7 @@ fn registry(n: usize, seed: u64) -> Vec<Brand> {
             expires: None,
         };
         let mut marks = vec![mark(name.to_uppercase(), 1)];
-        let chinese_len = rng.random_range(2..=4);
+        let chinese_len = *[2, 3, 3, 3, 4].choose(&mut rng).unwrap();
         marks.push(mark(han_word(&mut rng, &han, chinese_len), 2));
         if rng.random_bool(0.5) {
             let line = latin_word(&mut rng, 2);
@@ -227,6 +228,14 @@ fn bench_matcher(c: &mut Criterion) {
             start.elapsed()
         );
         let batch = listings(&brands, 20_000, 7);
+        let named = batch
+            .iter()
+            .filter(|l| matcher.check(&item(l)).brand.is_some())
+            .count();
+        eprintln!(
+            "{n} brands: {:.1}% of listings hit a brand",
+            100.0 * named as f64 / batch.len() as f64
+        );
         group.throughput(Throughput::Elements(batch.len() as u64));
         group.bench_with_input(BenchmarkId::new("single_thread", n), &batch, |b, batch| {
             b.iter(|| {

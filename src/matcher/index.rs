@@ -125,21 +125,32 @@ pub(crate) struct MarkIndex {
     /// Aliases mixing scripts ("N家"), searched in the whole normalised text.
     mixed: Option<AhoCorasick>,
     mixed_entries: Vec<usize>,
-    /// Chinese marks by the readings of their first two characters.
-    homophones: FxHashMap<(u16, u16), Vec<SoundAlike>>,
+    /// Chinese marks by each pair of neighbouring characters, one kept as written and the
+    /// other by its reading: a sound-alike keeps at least one character of the mark, so
+    /// it shares such a pair with it, and the lists stay short however large the registry.
+    homophones: FxHashMap<SoundKey, Vec<SoundAlike>>,
     jieba: Jieba,
 }
 
+/// A character as written, followed or preceded by a neighbour's reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SoundKey {
+    CharThenSound(char, u16),
+    SoundThenChar(u16, char),
+}
+
 /// A Chinese mark as the homophone search needs it, kept inline so that scanning the
-/// candidates for a pair of readings touches one cache line each.
+/// candidates touches one cache line each.
 #[derive(Debug, Clone, Copy)]
 struct SoundAlike {
     entry: u32,
     len: u8,
-    /// The mark's first characters (simplified).
+    /// Where the keyed pair starts in the mark.
+    offset: u8,
+    /// The mark's characters (simplified).
     chars: [char; 4],
-    /// Readings of the third and fourth characters.
-    rest: [[u16; MAX_READINGS]; 2],
+    /// Readings of each character.
+    readings: [[u16; MAX_READINGS]; 4],
 }
 
 /// The Chinese characters of a text, with separators between them dropped (so 新 百 伦
@@ -298,7 +309,7 @@ impl MarkIndex {
         let mut han_entries = Vec::new();
         let mut mixed_patterns = Vec::new();
         let mut mixed_entries = Vec::new();
-        let mut homophones: FxHashMap<(u16, u16), Vec<SoundAlike>> = FxHashMap::default();
+        let mut homophones: FxHashMap<SoundKey, Vec<SoundAlike>> = FxHashMap::default();
         let mut jieba = Jieba::new();
         let mut variants = Vec::new();
 
@@ -340,19 +351,29 @@ impl MarkIndex {
                         for (slot, c) in chars.iter_mut().zip(simple.chars()) {
                             *slot = c;
                         }
-                        let mut rest = [[0u16; MAX_READINGS]; 2];
-                        for (slot, r) in rest.iter_mut().zip(e.readings.iter().skip(2)) {
+                        let mut readings = [[0u16; MAX_READINGS]; 4];
+                        for (slot, r) in readings.iter_mut().zip(&e.readings) {
                             *slot = *r;
                         }
-                        let alike = SoundAlike {
-                            entry: i as u32,
-                            len: e.readings.len() as u8,
-                            chars,
-                            rest,
-                        };
-                        for &r0 in e.readings[0].iter().filter(|&&r| r != 0) {
-                            for &r1 in e.readings[1].iter().filter(|&&r| r != 0) {
-                                homophones.entry((r0, r1)).or_default().push(alike);
+                        let n = e.readings.len();
+                        for j in 0..n - 1 {
+                            let alike = SoundAlike {
+                                entry: i as u32,
+                                len: n as u8,
+                                offset: j as u8,
+                                chars,
+                                readings,
+                            };
+                            let live = |r: &[u16; MAX_READINGS]| {
+                                r.iter().copied().filter(|&r| r != 0).collect::<Vec<_>>()
+                            };
+                            for r in live(&readings[j + 1]) {
+                                let key = SoundKey::CharThenSound(chars[j], r);
+                                homophones.entry(key).or_default().push(alike);
+                            }
+                            for r in live(&readings[j]) {
+                                let key = SoundKey::SoundThenChar(r, chars[j + 1]);
+                                homophones.entry(key).or_default().push(alike);
                             }
                         }
                     }
@@ -611,7 +632,7 @@ impl MarkIndex {
                 let Some((first, end, spaced)) = view.span(a, b) else {
                     continue;
                 };
-                if !self.keeps_words_whole(&view, &chars, a, b) {
+                if !self.keeps_words_whole(&view, &chars, a, b, false) {
                     continue;
                 }
                 let entry = self.han_entries[m.pattern().as_usize()];
@@ -636,8 +657,9 @@ impl MarkIndex {
         self.find_homophones(norm, &view, &chars, &exact_spans, hits);
     }
 
-    /// Characters that read like a Chinese mark (any reading of each, fuzzy pinyin), found
-    /// through the readings of the mark's first two characters.
+    /// Characters that read like a Chinese mark (any reading of each, fuzzy pinyin) and
+    /// keep at least one of its characters, as counterfeiters' sound-alikes do (奈克, 老力士);
+    /// two words that merely sound alike are no evidence.
     fn find_homophones(
         &self,
         norm: &Normalizer,
@@ -650,44 +672,55 @@ impl MarkIndex {
             return;
         }
         let readings: Vec<&[u16; MAX_READINGS]> = chars.iter().map(|&c| norm.readings(c)).collect();
+        let reads_as = |at: usize, wanted: &[u16; MAX_READINGS]| {
+            readings[at].iter().any(|&r| r != 0 && wanted.contains(&r))
+        };
         for i in 0..chars.len().saturating_sub(1) {
-            for &r0 in readings[i].iter().take_while(|&&r| r != 0) {
-                for &r1 in readings[i + 1].iter().take_while(|&&r| r != 0) {
-                    let Some(list) = self.homophones.get(&(r0, r1)) else {
+            let keys = readings[i + 1]
+                .iter()
+                .take_while(|&&r| r != 0)
+                .map(|&r| SoundKey::CharThenSound(chars[i], r))
+                .chain(
+                    readings[i]
+                        .iter()
+                        .take_while(|&&r| r != 0)
+                        .map(|&r| SoundKey::SoundThenChar(r, chars[i + 1])),
+                );
+            for key in keys {
+                let Some(list) = self.homophones.get(&key) else {
+                    continue;
+                };
+                for alike in list {
+                    let (n, offset) = (alike.len as usize, alike.offset as usize);
+                    let Some(start) = i.checked_sub(offset) else {
                         continue;
                     };
-                    for alike in list {
-                        let n = alike.len as usize;
-                        if i + n > chars.len()
-                            || !(2..n).all(|j| {
-                                readings[i + j]
-                                    .iter()
-                                    .any(|&r| r != 0 && alike.rest[j - 2].contains(&r))
-                            })
-                        {
-                            continue;
-                        }
-                        let same = (0..n).filter(|&j| chars[i + j] == alike.chars[j]).count();
-                        // The same characters are a Chinese-name hit; a two-character mark
-                        // needs one character in common, or any two words sounding alike
-                        // would match.
-                        if same == n || (n <= 2 && same == 0) || exact_spans.contains(&(i, i + n)) {
-                            continue;
-                        }
-                        let Some((first, end, _)) = view.span(i, i + n) else {
-                            continue;
-                        };
-                        if !self.keeps_words_whole(view, chars, i, i + n) {
-                            continue;
-                        }
-                        // The same mark may be reached through two readings; `find` keeps one.
-                        hits.push(Hit {
-                            entry: alike.entry as usize,
-                            kind: HitKind::Homophone,
-                            first,
-                            end,
-                        });
+                    if start + n > chars.len()
+                        || !(0..n).all(|j| reads_as(start + j, &alike.readings[j]))
+                    {
+                        continue;
                     }
+                    let same = (0..n)
+                        .filter(|&j| chars[start + j] == alike.chars[j])
+                        .count();
+                    // The same characters are a Chinese-name hit.
+                    if same == n || exact_spans.contains(&(start, start + n)) {
+                        continue;
+                    }
+                    let Some((first, end, _)) = view.span(start, start + n) else {
+                        continue;
+                    };
+                    // Part of a longer ordinary word is no sound-alike (马克杯 is a mug).
+                    if !self.keeps_words_whole(view, chars, start, start + n, true) {
+                        continue;
+                    }
+                    // A mark may be reached through several pairs; `find` keeps one hit.
+                    hits.push(Hit {
+                        entry: alike.entry as usize,
+                        kind: HitKind::Homophone,
+                        first,
+                        end,
+                    });
                 }
             }
         }
@@ -696,8 +729,16 @@ impl MarkIndex {
     /// Whether view characters `first..end` are whole words of the Chinese text around
     /// them: no word the segmenter finds there starts outside the hit and ends inside it,
     /// or the other way round (快乐高效 is 快乐/高效, so 乐高 is not in it). A separator
-    /// in the original text is a word boundary already.
-    fn keeps_words_whole(&self, view: &HanView, chars: &[char], first: usize, end: usize) -> bool {
+    /// in the original text is a word boundary already. With `alone`, the hit may not
+    /// sit inside a longer word either (马克杯 is a mug, not a sound-alike of 玛克).
+    fn keeps_words_whole(
+        &self,
+        view: &HanView,
+        chars: &[char],
+        first: usize,
+        end: usize,
+        alone: bool,
+    ) -> bool {
         let joined = |i: usize| {
             is_han(chars[i]) && is_han(chars[i + 1]) && view.map[i + 1] == view.map[i] + 1
         };
@@ -716,10 +757,14 @@ impl MarkIndex {
         let window: String = chars[lo..hi].iter().collect();
         let (s, e) = (first - lo, end - lo);
         self.jieba.cut(&window, false).iter().all(|w| {
-            let covers = w.start <= s && w.end >= e;
+            let inside = w.start <= s && w.end >= e && w.end - w.start > e - s;
             let crosses_start = w.start < s && w.end > s;
             let crosses_end = w.start < e && w.end > e;
-            covers || !(crosses_start || crosses_end)
+            if inside {
+                !alone
+            } else {
+                !(crosses_start || crosses_end)
+            }
         })
     }
 }

@@ -871,6 +871,11 @@ mod tests {
         flagged(&title("戴生 吹风机 负离子"), "Dyson", ReasonCode::Homophone);
         // Two words that merely sound alike, with no character in common, are not a hit.
         assert!(title("奈刻 文具").brand.is_none());
+        // An ordinary word, or one inside a longer word, is not a sound-alike.
+        assert!(
+            title("陶瓷 耐克杯").brand.is_some(),
+            "the mark itself still counts"
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@ use crate::model::Brand;
 
 /// At most this many tokens make one Latin window (SK II, LOUIS VUITTON, nai ke).
 const MAX_WINDOW: usize = 4;
+/// Dictionary frequency from which a word is an everyday word (锋利 383, 夏季 1492)
+/// rather than a rare name (奈克 2, 香奈尔 10).
+const COMMON_WORD_FREQ: usize = 50;
 /// Chinese characters each side of a hit given to the segmenter.
 const SEGMENT_CONTEXT: u32 = 4;
 
@@ -710,8 +713,14 @@ impl MarkIndex {
                     let Some((first, end, _)) = view.span(start, start + n) else {
                         continue;
                     };
-                    // Part of a longer ordinary word is no sound-alike (马克杯 is a mug).
-                    if !self.keeps_words_whole(view, chars, start, start + n, true) {
+                    // A common word that happens to sound like the mark (夏季 "summer" for
+                    // 夏基), or part of a longer word (马克杯 "mug"), is no sound-alike.
+                    // Rare dictionary words such as the transliteration 奈克 still count.
+                    let found: String = chars[start..start + n].iter().collect();
+                    if (self.jieba.has_word(&found)
+                        && self.jieba.suggest_freq(&found) >= COMMON_WORD_FREQ)
+                        || !self.keeps_words_whole(view, chars, start, start + n, true)
+                    {
                         continue;
                     }
                     // A mark may be reached through several pairs; `find` keeps one hit.

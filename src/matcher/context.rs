@@ -95,7 +95,7 @@ pub(crate) fn whole_word(text: &str, start: usize, end: usize) -> bool {
     let inner_last = end > 0 && bytes.get(end - 1).is_some_and(u8::is_ascii_alphanumeric);
     let before = start > 0 && bytes[start - 1].is_ascii_alphanumeric();
     let after = bytes.get(end).is_some_and(u8::is_ascii_alphanumeric);
-    !(inner_first && before) && !(inner_last && after)
+    !(inner_first && before || inner_last && after)
 }
 
 /// All word tables, parsed.

@@ -191,7 +191,6 @@ impl Normalizer {
             let flags = CharFlags {
                 han: true,
                 trad: s != c,
-                ..CharFlags::default()
             };
             out.push_char(s, orig, flags);
             builder.hard_break(out);

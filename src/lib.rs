@@ -6,3 +6,5 @@ pub mod model;
 pub mod platform;
 /// Decoding and listing extraction from fetched pages.
 pub mod extract;
+/// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
+pub mod fixture_server;

@@ -367,7 +367,7 @@ fn search_json(
         }
     })?;
     let mut page = SearchPage {
-        truncated: captured.incomplete,
+        truncated: captured.incomplete || html_truncated(text),
         ..SearchPage::default()
     };
     for item in &captured.items {

@@ -1,10 +1,23 @@
 //! markwatch: watches Chinese e-commerce platforms for listings that infringe registered
 //! trademarks, drafts takedown notices with evidence, and alerts brand owners.
+//!
+//! Data moves one way: schedule → fetch → extract → store → match → notice → alert → review.
 
+/// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
+pub mod config;
+/// One crawl: fetch → extract → store for every platform and watched keyword.
+pub mod crawl;
+/// Decoding and listing extraction from fetched pages.
+pub mod extract;
+/// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
+pub mod fetch;
+/// Shared nouns: brands, marks, listings.
 pub mod model;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
 pub mod platform;
-/// Decoding and listing extraction from fetched pages.
-pub mod extract;
+/// The brand registry file format (TOML and CSV): parse, validate, export.
+pub mod registry;
+/// SQLite storage; all SQL lives here.
+pub mod store;
 /// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
 pub mod fixture_server;

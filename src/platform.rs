@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use scraper::Selector;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
 /// Why a definition could not be loaded.
@@ -412,11 +412,12 @@ pub fn parse_def(text: &str, path: &Path) -> Result<PlatformDef, PlatformError> 
         message: e.to_string().trim_end().to_string(),
     })?;
     def.source = path.to_path_buf();
-    def.validate().map_err(|(key, message)| PlatformError::Invalid {
-        path: path.to_path_buf(),
-        key,
-        message,
-    })?;
+    def.validate()
+        .map_err(|(key, message)| PlatformError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        })?;
     Ok(def)
 }
 
@@ -472,12 +473,18 @@ impl FieldRule {
                 return Err(invalid(key, "a JSON listing field needs `pointer`"));
             }
             RuleContext::Page { has_json: false } if self.pointer.is_some() => {
-                return Err(invalid(key, "`pointer` needs a `json` table beside `fields`"));
+                return Err(invalid(
+                    key,
+                    "`pointer` needs a `json` table beside `fields`",
+                ));
             }
             RuleContext::Page { .. }
                 if self.css.is_none() && self.pointer.is_none() && self.regex.is_none() =>
             {
-                return Err(invalid(key, "a page field needs `css`, `pointer` or `regex`"));
+                return Err(invalid(
+                    key,
+                    "a page field needs `css`, `pointer` or `regex`",
+                ));
             }
             _ => {}
         }
@@ -528,8 +535,7 @@ impl EmbeddedJson {
             (Some(_), Some(_)) => Err(invalid(key, "use either `variable` or `regex`, not both")),
             (None, None) => Err(invalid(key, "needs `variable` or `regex`")),
             (Some(v), None) => {
-                if v.is_empty() || !v.chars().all(|c| c.is_alphanumeric() || "_$.".contains(c))
-                {
+                if v.is_empty() || !v.chars().all(|c| c.is_alphanumeric() || "_$.".contains(c)) {
                     return Err(invalid(
                         &format!("{key}.variable"),
                         format!("`{v}` is not a script variable name"),
@@ -567,7 +573,10 @@ impl PlatformDef {
         {
             return Err(invalid(
                 "platform",
-                format!("`{}` must be lowercase letters, digits or `_`", self.platform),
+                format!(
+                    "`{}` must be lowercase letters, digits or `_`",
+                    self.platform
+                ),
             ));
         }
         if encoding_rs::Encoding::for_label(self.encoding.as_bytes()).is_none() {
@@ -576,7 +585,11 @@ impl PlatformDef {
                 format!("unknown encoding `{}`", self.encoding),
             ));
         }
-        check_template("urls.search", &self.urls.search, &["keyword", "page", "offset"])?;
+        check_template(
+            "urls.search",
+            &self.urls.search,
+            &["keyword", "page", "offset"],
+        )?;
         check_template("urls.item", &self.urls.item, &["item_id"])?;
         if !self.urls.search.contains("{keyword}") {
             return Err(invalid("urls.search", "must contain `{keyword}`"));
@@ -632,12 +645,18 @@ impl PlatformDef {
             }
         }
         if self.search.is_none() && self.detail.is_none() {
-            return Err(invalid("search", "a definition needs `search`, `detail` or both"));
+            return Err(invalid(
+                "search",
+                "a definition needs `search`, `detail` or both",
+            ));
         }
         if let Some(search) = &mut self.search {
             let ctx = match (&search.items, &search.json) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid("search", "use either `items` (CSS) or `json`, not both"));
+                    return Err(invalid(
+                        "search",
+                        "use either `items` (CSS) or `json`, not both",
+                    ));
                 }
                 (None, None) => {
                     return Err(invalid("search", "needs `items` (CSS) or a `json` table"));
@@ -691,7 +710,10 @@ impl PlatformDef {
             m.compiled = Some(compile_regex(&format!("blocked[{i}].pattern"), &m.pattern)?);
         }
         if self.price.range_separators.iter().any(|s| s.is_empty()) {
-            return Err(invalid("price.range_separators", "separators must not be empty"));
+            return Err(invalid(
+                "price.range_separators",
+                "separators must not be empty",
+            ));
         }
         if self.price.decimal_separator.chars().count() != 1 {
             return Err(invalid("price.decimal_separator", "must be one character"));
@@ -789,9 +811,9 @@ fn check_template(key: &str, template: &str, allowed: &[&str]) -> Result<(), Inv
         }
         rest = &after[close + 1..];
     }
-    let probe = allowed
-        .iter()
-        .fold(template.to_string(), |t, p| t.replace(&format!("{{{p}}}"), "1"));
+    let probe = allowed.iter().fold(template.to_string(), |t, p| {
+        t.replace(&format!("{{{p}}}"), "1")
+    });
     Url::parse(&probe).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
     Ok(())
 }
@@ -811,7 +833,10 @@ mod tests {
             jd.search_url("耐克 鞋", 3),
             "https://search.jd.com/Search?keyword=%E8%80%90%E5%85%8B+%E9%9E%8B&enc=utf-8&page=5"
         );
-        assert_eq!(jd.item_url("100012345"), "https://item.jd.com/100012345.html");
+        assert_eq!(
+            jd.item_url("100012345"),
+            "https://item.jd.com/100012345.html"
+        );
     }
 
     #[test]

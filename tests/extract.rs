@@ -65,7 +65,10 @@ fn real_taobao_search_page_yields_all_60_listings() {
         Some("https://item.taobao.com/item.htm?id=571575866125&ns=1&abbucket=0#detail")
     );
     let last = page.listings.last().unwrap();
-    assert_eq!((last.item_id.as_str(), last.price), ("571272658213", Some(98.0)));
+    assert_eq!(
+        (last.item_id.as_str(), last.price),
+        ("571272658213", Some(98.0))
+    );
     assert!(page.listings.iter().all(|l| !l.is_ad));
     let mut ids: Vec<_> = page.listings.iter().map(|l| &l.item_id).collect();
     ids.sort();
@@ -92,7 +95,11 @@ fn real_jd_search_page_with_bom_yields_all_60_listings() {
     assert_eq!(first.price, Some(25.2));
     assert_eq!(first.seller_id.as_deref(), Some("1000004210"));
     assert_eq!(first.url, "https://item.jd.com/11371342.html");
-    let piano = page.listings.iter().find(|l| l.item_id == "1195464225").unwrap();
+    let piano = page
+        .listings
+        .iter()
+        .find(|l| l.item_id == "1195464225")
+        .unwrap();
     assert_eq!(piano.title, "卡罗德Carod钢琴T23立式家用教学 黑色");
     assert_eq!(piano.price, Some(16899.0));
     assert!(page.has_next, "page 1 of 50");
@@ -109,7 +116,12 @@ fn real_tmall_item_page_in_gbk_yields_its_item() {
     let l = &listings[0];
     assert_eq!(l.item_id, "609353516840");
     assert_eq!(l.url, "https://detail.tmall.com/item.htm?id=609353516840");
-    assert!(l.title.starts_with("【6期免息/春节正常发货】Apple/苹果 iPhone 11 pro"), "{}", l.title);
+    assert!(
+        l.title
+            .starts_with("【6期免息/春节正常发货】Apple/苹果 iPhone 11 pro"),
+        "{}",
+        l.title
+    );
     assert_eq!(l.seller.as_deref(), Some("能良数码官方旗舰店"));
     assert_eq!(l.price, Some(8699.0));
     assert_eq!(l.currency, "CNY");
@@ -118,7 +130,12 @@ fn real_tmall_item_page_in_gbk_yields_its_item() {
     let detail =
         extract::extract_detail(&def, &decoded.text, "https://detail.tmall.com/item.htm").unwrap();
     assert!(detail.images.len() >= 3, "{:?}", detail.images);
-    assert!(detail.images.iter().all(|i| i.starts_with("https://img.alicdn.com/")));
+    assert!(
+        detail
+            .images
+            .iter()
+            .all(|i| i.starts_with("https://img.alicdn.com/"))
+    );
 }
 
 #[test]
@@ -144,7 +161,11 @@ fn truncated_real_pages_yield_only_complete_listings() {
             assert!(page.listings.len() <= full.listings.len());
             // Every listing returned is exactly as on the full page: none half-read.
             for l in &page.listings {
-                assert!(full.listings.contains(l), "{} cut at {frac}: {l:?}", def.platform);
+                assert!(
+                    full.listings.contains(l),
+                    "{} cut at {frac}: {l:?}",
+                    def.platform
+                );
             }
         }
     }
@@ -152,7 +173,8 @@ fn truncated_real_pages_yield_only_complete_listings() {
 
 #[test]
 fn gbk_page_with_lying_meta_decodes() {
-    let html = "<html><head><meta charset=\"utf-8\"></head><body>耐克官方旗舰店 ￥83.22</body></html>";
+    let html =
+        "<html><head><meta charset=\"utf-8\"></head><body>耐克官方旗舰店 ￥83.22</body></html>";
     let bytes = encoding_rs::GB18030.encode(html).0.into_owned();
     let d = extract::decode_page(&bytes, None, "utf-8");
     assert!(d.text.contains("耐克官方旗舰店 ￥83.22"));
@@ -230,9 +252,20 @@ fn walls_are_detected_and_never_parsed() {
     assert_eq!(wall("amazon_cn", "login.html"), Some(BlockKind::Login));
 
     let def = def("crawlers/taobao.toml");
-    let text = std::fs::read_to_string(root().join("fixtures/platforms/taobao/captcha.html")).unwrap();
-    let err = extract::extract_search(&def, &text, "https://s.taobao.com/search?q=nike").unwrap_err();
-    assert!(matches!(err, ExtractError::Blocked { kind: BlockKind::Captcha, .. }), "{err}");
+    let text =
+        std::fs::read_to_string(root().join("fixtures/platforms/taobao/captcha.html")).unwrap();
+    let err =
+        extract::extract_search(&def, &text, "https://s.taobao.com/search?q=nike").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExtractError::Blocked {
+                kind: BlockKind::Captcha,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

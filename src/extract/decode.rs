@@ -63,7 +63,11 @@ pub fn charset_from_meta(bytes: &[u8]) -> Option<&'static Encoding> {
 
 /// GBK and GB2312 pages routinely hold GB18030-only characters; decode all three as GB18030.
 fn widen(enc: &'static Encoding) -> &'static Encoding {
-    if enc == encoding_rs::GBK { GB18030 } else { enc }
+    if enc == encoding_rs::GBK {
+        GB18030
+    } else {
+        enc
+    }
 }
 
 /// Whether `bytes` decode without malformed sequences. A sequence cut off at the very end
@@ -183,7 +187,11 @@ mod tests {
 
     #[test]
     fn lying_utf8_declaration_over_gbk_bytes_falls_back() {
-        let d = decode_page(&gbk(&page("utf-8")), Some("text/html; charset=utf-8"), "utf-8");
+        let d = decode_page(
+            &gbk(&page("utf-8")),
+            Some("text/html; charset=utf-8"),
+            "utf-8",
+        );
         assert!(d.text.contains(TITLE), "{}", d.text);
         assert!(!d.had_errors);
         assert_eq!(d.encoding_used, "gb18030");

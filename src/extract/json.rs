@@ -103,7 +103,12 @@ impl Walker<'_> {
         self.active
             .iter()
             .copied()
-            .filter(|&t| self.targets[t].path.get(self.depth).is_some_and(|s| s == key))
+            .filter(|&t| {
+                self.targets[t]
+                    .path
+                    .get(self.depth)
+                    .is_some_and(|s| s == key)
+            })
             .collect()
     }
 

@@ -490,9 +490,10 @@ pub fn extract_detail(
         &f.category,
         &f.images,
     ];
-    let needs_dom = fields
-        .iter()
-        .any(|x| x.as_ref().is_some_and(|x| x.0.iter().any(|r| r.css.is_some())));
+    let needs_dom = fields.iter().any(|x| {
+        x.as_ref()
+            .is_some_and(|x| x.0.iter().any(|r| r.css.is_some()))
+    });
     let doc = needs_dom.then(|| Html::parse_document(text));
     let json: Option<Value> = rules.json.as_ref().and_then(|spec| {
         let c = json::capture(spec, text, None, &[""])?;

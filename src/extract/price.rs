@@ -64,8 +64,14 @@ mod tests {
         let r = PriceRules::default();
         assert_eq!(parse_price("¥1,299.00", &r), Some((1299.0, None)));
         assert_eq!(parse_price("￥83.22", &r), Some((83.22, None)));
-        assert_eq!(parse_price("149.00 - 159.00", &r), Some((149.0, Some(159.0))));
-        assert_eq!(parse_price("￥149.00 - ￥159.00", &r), Some((149.0, Some(159.0))));
+        assert_eq!(
+            parse_price("149.00 - 159.00", &r),
+            Some((149.0, Some(159.0)))
+        );
+        assert_eq!(
+            parse_price("￥149.00 - ￥159.00", &r),
+            Some((149.0, Some(159.0)))
+        );
         assert_eq!(parse_price("99", &r), Some((99.0, None)));
         assert_eq!(parse_price("价格面议", &r), None);
         assert_eq!(parse_price("", &r), None);

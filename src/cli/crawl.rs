@@ -1,0 +1,166 @@
+//! `markwatch crawl` and `markwatch extract`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use markwatch::crawl::{self, Target};
+use markwatch::platform::{self, PlatformDef};
+
+use super::Context;
+
+#[derive(Debug, Args)]
+pub struct CrawlArgs {
+    /// Crawl once now and exit (scheduled crawling belongs to the daemon)
+    #[arg(long)]
+    once: bool,
+    /// Only these platforms (repeatable) [default: every enabled platform]
+    #[arg(long = "platform", value_name = "P")]
+    platforms: Vec<String>,
+    /// Only these keywords (repeatable) [default: the registry's marks and aliases]
+    #[arg(long = "keyword", value_name = "K")]
+    keywords: Vec<String>,
+    /// Skip item pages (faster; listings keep only what search pages show)
+    #[arg(long)]
+    no_details: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// A platform whose definition is in the configured definitions folder
+    #[arg(
+        long,
+        conflicts_with = "definition",
+        required_unless_present = "definition"
+    )]
+    platform: Option<String>,
+    /// A definition file, e.g. one you are writing for a new site
+    #[arg(long, value_name = "PATH")]
+    definition: Option<PathBuf>,
+    /// A saved search or item page
+    file: PathBuf,
+}
+
+pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if !args.once {
+        bail!("pass --once to crawl now; scheduled crawling runs under the daemon");
+    }
+    let config = &ctx.config;
+    let defs = platform::load_dir(&config.crawl.definitions)?;
+    let enabled = |def: &PlatformDef| {
+        config
+            .platforms
+            .get(&def.platform)
+            .is_none_or(|p| p.enabled)
+    };
+    let mut targets = Vec::new();
+    for wanted in &args.platforms {
+        if !defs.iter().any(|d| &d.platform == wanted) {
+            let known: Vec<_> = defs.iter().map(|d| d.platform.as_str()).collect();
+            bail!("no platform `{wanted}`; known: {}", known.join(", "));
+        }
+    }
+    for def in defs {
+        let chosen = if args.platforms.is_empty() {
+            enabled(&def)
+        } else {
+            args.platforms.contains(&def.platform)
+        };
+        if !chosen {
+            continue;
+        }
+        let base = config
+            .platforms
+            .get(&def.platform)
+            .and_then(|p| p.base_url.clone());
+        let timeout = Duration::from_secs(config.crawl.timeout_secs);
+        targets.push(Target::new(
+            def,
+            base.as_deref(),
+            &config.crawl.user_agent,
+            timeout,
+            true,
+        )?);
+    }
+    let store = ctx.open_store().await?;
+    let keywords = if args.keywords.is_empty() {
+        let brands = store.brands().await?;
+        if brands.is_empty() && config.crawl.extra_keywords.is_empty() {
+            bail!(
+                "nothing to search for: import a registry (`markwatch brands import FILE`) or pass --keyword"
+            );
+        }
+        crawl::watch_keywords(&brands, &config.crawl.extra_keywords)
+    } else {
+        args.keywords
+    };
+    let summaries = crawl::crawl(&store, targets, &keywords, !args.no_details).await?;
+    store.close().await;
+
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "Platform",
+        "Run",
+        "Status",
+        "Pages ok",
+        "Retried",
+        "Failed",
+        "Blocked",
+        "New listings",
+        "Changed",
+    ]);
+    for s in &summaries {
+        let c = &s.counts;
+        table.add_row([
+            s.platform.clone(),
+            s.run_id.to_string(),
+            format!("{:?}", s.status).to_lowercase(),
+            c.pages_ok.to_string(),
+            c.pages_retried.to_string(),
+            c.pages_failed.to_string(),
+            c.pages_blocked.to_string(),
+            c.listings_new.to_string(),
+            c.listings_changed.to_string(),
+        ]);
+    }
+    println!("{table}");
+    for s in summaries.iter().filter(|s| s.error.is_some()) {
+        println!(
+            "{}: first problem: {}",
+            s.platform,
+            s.error.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let def = match (&args.definition, &args.platform) {
+        (Some(path), _) => platform::load_file(path)?,
+        (None, Some(name)) => platform::load_dir(&ctx.config.crawl.definitions)?
+            .into_iter()
+            .find(|d| &d.platform == name)
+            .with_context(|| {
+                format!(
+                    "no definition for platform `{name}` in {}",
+                    ctx.config.crawl.definitions.display()
+                )
+            })?,
+        (None, None) => unreachable!("clap requires one of --platform and --definition"),
+    };
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let listings = markwatch::extract::extract_file(&def, &bytes, None)
+        .with_context(|| args.file.display().to_string())?;
+    let mut out = std::io::stdout().lock();
+    for listing in &listings {
+        serde_json::to_writer(&mut out, listing)?;
+        out.write_all(b"\n")?;
+    }
+    tracing::info!(file = %args.file.display(), listings = listings.len(), "extracted");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,118 @@
+//! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
+
+mod brands;
+mod config;
+mod crawl;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use markwatch::config::{Config, ConfigError, LogFormat};
+use markwatch::platform::PlatformError;
+use markwatch::registry::RegistryError;
+use markwatch::store::Store;
+
+/// Exit status for a runtime failure (database, network, I/O).
+pub const EXIT_FAILURE: ExitCode = ExitCode::FAILURE;
+/// Exit status for bad input: an invalid file, configuration or argument.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "markwatch",
+    version,
+    about = "Watches e-commerce platforms for trademark infringement"
+)]
+pub struct Cli {
+    /// Configuration file [default: ./markwatch.toml if present]
+    #[arg(long, global = true, env = "MARKWATCH_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// SQLite database file; overrides `database` in the configuration
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Log format; overrides `log.format` (RUST_LOG sets the level)
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the brand registry: brands, marks, aliases, authorised sellers
+    #[command(subcommand)]
+    Brands(brands::BrandsCommand),
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Crawl the platforms for the registry's marks and store listings with evidence
+    Crawl(crawl::CrawlArgs),
+    /// Print the listings a definition extracts from a saved page, as JSONL
+    Extract(crawl::ExtractArgs),
+}
+
+/// What every command gets: the effective configuration.
+pub struct Context {
+    pub config: Config,
+}
+
+impl Context {
+    /// Opens the configured database, creating and migrating it as needed.
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.config.database).await?)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(db) = cli.db {
+        config.database = db;
+    }
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    init_logging(config.log.format).context("cannot set up logging")?;
+    let ctx = Context { config };
+    match cli.command {
+        Command::Brands(cmd) => brands::run(cmd, &ctx).await,
+        Command::Config(cmd) => config::run(cmd, &ctx),
+        Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
+        Command::Extract(args) => crawl::run_extract(args, &ctx),
+    }
+}
+
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("markwatch=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Bad input exits 2, so scripts can tell a broken file from a broken machine.
+pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    let bad_input = error.chain().any(|e| {
+        e.downcast_ref::<RegistryError>().is_some()
+            || e.downcast_ref::<ConfigError>().is_some()
+            || e.downcast_ref::<PlatformError>().is_some()
+    });
+    if bad_input {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// Who is acting, for the audit log.
+pub fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}

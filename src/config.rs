@@ -1,0 +1,356 @@
+//! One configuration tree: defaults, then `markwatch.toml`, then `MARKWATCH_*` variables.
+//!
+//! Nested keys use a double underscore in the environment: `MARKWATCH_EMAIL__SMTP__HOST`.
+//! Command-line flags (`--db`, `--log-format`) are applied by the caller after loading.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "markwatch.toml";
+
+/// A bad configuration: which key, from which source, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` does not exist.
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    /// A key has the wrong type or is unknown; figment's message names the key and source.
+    #[error("{0}")]
+    Invalid(Box<figment::Error>),
+    /// A value parsed but makes no sense.
+    #[error("config key `{key}`: {message}")]
+    Value { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SQLite database file.
+    pub database: PathBuf,
+    pub log: LogConfig,
+    pub crawl: CrawlConfig,
+    /// Per-platform overrides, keyed by platform name (`taobao`, `tmall`, `jd`, `amazon_cn`).
+    pub platforms: BTreeMap<String, PlatformConfig>,
+    pub email: EmailConfig,
+    pub web: WebConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: PathBuf::from("markwatch.db"),
+            log: LogConfig::default(),
+            crawl: CrawlConfig::default(),
+            platforms: BTreeMap::new(),
+            email: EmailConfig::default(),
+            web: WebConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrawlConfig {
+    /// Folder of platform definitions (`<platform>.toml`).
+    pub definitions: PathBuf,
+    pub user_agent: String,
+    /// Whole-request timeout, in seconds.
+    pub timeout_secs: u64,
+    /// Searched on every enabled platform besides the registry's marks and aliases.
+    pub extra_keywords: Vec<String>,
+}
+
+impl Default for CrawlConfig {
+    fn default() -> Self {
+        CrawlConfig {
+            definitions: PathBuf::from("crawlers"),
+            user_agent: concat!("markwatch/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timeout_secs: 30,
+            extra_keywords: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlatformConfig {
+    pub enabled: bool,
+    /// Fetch from here instead of the definition's real hosts (e.g. the fixture server).
+    pub base_url: Option<String>,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        PlatformConfig {
+            enabled: true,
+            base_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransport {
+    /// Write `.eml` files into `email.dir`: works with no mail server.
+    #[default]
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    pub transport: EmailTransport,
+    /// Where the file transport writes.
+    pub dir: PathBuf,
+    pub from: String,
+    /// Optional address for operators: crawl failures and dead alerts.
+    pub operations: Option<String>,
+    pub smtp: SmtpConfig,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            transport: EmailTransport::File,
+            dir: PathBuf::from("outbox"),
+            from: "markwatch <markwatch@localhost>".to_owned(),
+            operations: None,
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    /// Implicit TLS, usually port 465.
+    Tls,
+    /// Plain text: only for a relay on loopback.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    /// Prefer `password_file` or `MARKWATCH_EMAIL__SMTP__PASSWORD` to writing it here.
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: "localhost".to_owned(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address the daemon's HTTP server listens on.
+    pub addr: String,
+    /// Public URL of the review UI, used for links in emails.
+    pub base_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            addr: "127.0.0.1:8080".to_owned(),
+            base_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Serialize` redact it.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `./markwatch.toml` if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, Env::prefixed("MARKWATCH_"))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Env) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        // MARKWATCH_CONFIG names the file itself and is read by the CLI, not here.
+        let env = env.ignore(&["config"]).split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| {
+            Err(ConfigError::Value {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.database.as_os_str().is_empty() {
+            return bad("database", "must name a file");
+        }
+        if self.crawl.timeout_secs == 0 {
+            return bad("crawl.timeout_secs", "must be at least 1");
+        }
+        if self.crawl.user_agent.trim().is_empty() {
+            return bad("crawl.user_agent", "must not be empty");
+        }
+        if self.email.smtp.password.is_some() && self.email.smtp.password_file.is_some() {
+            return bad(
+                "email.smtp.password_file",
+                "set either email.smtp.password or email.smtp.password_file, not both",
+            );
+        }
+        if self.email.transport == EmailTransport::Smtp && self.email.smtp.host.trim().is_empty() {
+            return bad(
+                "email.smtp.host",
+                "must be set when email.transport = \"smtp\"",
+            );
+        }
+        if self.web.addr.parse::<std::net::SocketAddr>().is_err() {
+            return bad("web.addr", "must be an address like 127.0.0.1:8080");
+        }
+        for (name, platform) in &self.platforms {
+            if let Some(url) = &platform.base_url
+                && url::Url::parse(url).is_err()
+            {
+                return Err(ConfigError::Value {
+                    key: "platforms.*.base_url",
+                    message: format!("platforms.{name}.base_url is not a URL: {url}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `toml` as the config file, with no environment overrides.
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("markwatch.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load_with_env(Some(&path), Env::prefixed("MARKWATCH_UNIT_TEST_"))
+    }
+
+    #[test]
+    fn no_file_gives_defaults() {
+        let config = Config::load_with_env(None, Env::prefixed("MARKWATCH_UNIT_TEST_")).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.database, PathBuf::from("markwatch.db"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("databse = \"x.db\"\n").unwrap_err().to_string();
+        assert!(err.contains("databse"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = load("[crawl]\ntimeout_secs = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let config = load("[email.smtp]\npassword = \"hunter2\"\n").unwrap();
+        assert_eq!(
+            config.email.smtp.password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
+        let shown = config.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = load("[web]\naddr = \"everywhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("web.addr"), "{err}");
+    }
+}

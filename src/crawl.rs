@@ -1,0 +1,316 @@
+//! One crawl of the watched keywords: for each enabled platform, each keyword, page by page,
+//! fetch → extract → store (with evidence). Item pages are fetched for listings seen first.
+//!
+//! A failed page is an outcome, not a crash: it is counted in the run and the crawl goes on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::extract;
+use crate::fetch::{FetchError, FetchPolicy, Fetcher, Page};
+use crate::model::Brand;
+use crate::platform::PlatformDef;
+use crate::store::{RunCounts, RunStatus, Store, StoreError};
+
+/// What stops a crawl as a whole (a page failing does not).
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A platform's `base_url` override is not a URL.
+    #[error("platform {platform}: base_url {url} is not a URL")]
+    BaseUrl { platform: String, url: String },
+}
+
+/// A platform ready to crawl: its definition, where to fetch from, and its polite client.
+pub struct Target {
+    pub def: PlatformDef,
+    base_url: Option<url::Url>,
+    fetcher: Fetcher,
+}
+
+impl Target {
+    /// `base_url` replaces the definition's real hosts (the fixture server, a proxy).
+    /// `polite = false` lifts the rate limit, for benchmarks against loopback only.
+    pub fn new(
+        def: PlatformDef,
+        base_url: Option<&str>,
+        user_agent: &str,
+        timeout: Duration,
+        polite: bool,
+    ) -> Result<Target, CrawlError> {
+        let base_url = base_url
+            .map(|u| {
+                url::Url::parse(u).map_err(|_| CrawlError::BaseUrl {
+                    platform: def.platform.clone(),
+                    url: u.to_owned(),
+                })
+            })
+            .transpose()?;
+        let policy = FetchPolicy {
+            requests_per_second: polite.then_some(def.rate_limit.requests_per_second),
+            concurrency: if polite {
+                def.rate_limit.concurrency.max(1) as usize
+            } else {
+                16
+            },
+            max_attempts: def.retry.max_attempts.max(1),
+            base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
+            max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
+            timeout,
+            user_agent: user_agent.to_owned(),
+        };
+        Ok(Target {
+            fetcher: Fetcher::new(policy)?,
+            def,
+            base_url,
+        })
+    }
+
+    fn fetch_url(&self, real: &str) -> String {
+        PlatformDef::fetch_url(real, self.base_url.as_ref())
+    }
+}
+
+/// How one platform's run went.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub platform: String,
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    /// The first failure, if any, for the operator.
+    pub error: Option<String>,
+}
+
+/// Search keywords for a registry: every mark, Chinese name and alias, lower-cased, deduplicated.
+pub fn watch_keywords(brands: &[Brand], extra: &[String]) -> Vec<String> {
+    let words = brands
+        .iter()
+        .flat_map(|b| {
+            b.marks
+                .iter()
+                .map(|m| m.text.as_str())
+                .chain(b.aliases.iter().map(String::as_str))
+        })
+        .chain(extra.iter().map(String::as_str))
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty());
+    words.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// Crawls every target for every keyword, one crawl run per platform, platforms in parallel.
+pub async fn crawl(
+    store: &Store,
+    targets: Vec<Target>,
+    keywords: &[String],
+    fetch_details: bool,
+) -> Result<Vec<RunSummary>, CrawlError> {
+    let mut platforms = JoinSet::new();
+    for target in targets {
+        let store = store.clone();
+        let keywords = keywords.to_vec();
+        platforms.spawn(async move {
+            crawl_platform(store, Arc::new(target), keywords, fetch_details).await
+        });
+    }
+    let mut summaries = Vec::new();
+    while let Some(joined) = platforms.join_next().await {
+        summaries.push(joined.expect("crawl task panicked")?);
+    }
+    summaries.sort_by(|a, b| a.platform.cmp(&b.platform));
+    Ok(summaries)
+}
+
+async fn crawl_platform(
+    store: Store,
+    target: Arc<Target>,
+    keywords: Vec<String>,
+    fetch_details: bool,
+) -> Result<RunSummary, CrawlError> {
+    let platform = target.def.platform.clone();
+    let run_id = store.start_crawl_run(&platform, None).await?;
+    tracing::info!(%platform, run_id, keywords = keywords.len(), "crawl started");
+    // Keywords run concurrently; the fetcher's own limits keep the pace polite.
+    let mut tasks = JoinSet::new();
+    for keyword in keywords {
+        let (store, target) = (store.clone(), target.clone());
+        tasks.spawn(async move {
+            crawl_keyword(&store, &target, run_id, &keyword, fetch_details).await
+        });
+    }
+    let mut counts = RunCounts::default();
+    let mut error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (c, e) = joined.expect("keyword task panicked")?;
+        counts += c;
+        error = error.or(e);
+    }
+    let status = match (counts.pages_ok, counts.pages_failed + counts.pages_blocked) {
+        (0, bad) if bad > 0 => RunStatus::Failed,
+        (_, 0) => RunStatus::Ok,
+        _ => RunStatus::Partial,
+    };
+    store
+        .finish_crawl_run(run_id, &counts, status, error.as_deref())
+        .await?;
+    tracing::info!(%platform, run_id, ?status, ?counts, "crawl finished");
+    Ok(RunSummary {
+        platform,
+        run_id,
+        status,
+        counts,
+        error,
+    })
+}
+
+/// One keyword's result pages, in order, until the last page. Returns its counts and first error.
+async fn crawl_keyword(
+    store: &Store,
+    target: &Target,
+    run_id: i64,
+    keyword: &str,
+    fetch_details: bool,
+) -> Result<(RunCounts, Option<String>), CrawlError> {
+    let def = &target.def;
+    let max_pages = def.pagination.as_ref().map_or(1, |p| p.max_pages.max(1));
+    let mut counts = RunCounts::default();
+    let mut error = None;
+    let attempts = target.fetcher.policy().max_attempts;
+    'pages: for page_no in 1..=max_pages {
+        let url = target.fetch_url(&def.search_url(keyword, page_no));
+        let mut tries = 0;
+        let (page, result) = loop {
+            tries += 1;
+            let Some((page, text)) = fetch_page(store, target, run_id, &url, &mut counts, &mut error).await? else {
+                break 'pages;
+            };
+            match extract::extract_search(def, &text, &page.final_url) {
+                // A page cut short hides the listings after the cut: fetch it again.
+                Ok(result) if result.truncated && tries < attempts => {
+                    store.record_evidence(run_id, &page).await?;
+                    counts.pages_retried += 1;
+                    tracing::debug!(%url, tries, "truncated page; fetching again");
+                }
+                Ok(result) => break (page, result),
+                Err(e) => {
+                    // Evidence is kept even when the page can't be read.
+                    store.record_evidence(run_id, &page).await?;
+                    counts.pages_failed += 1;
+                    error.get_or_insert_with(|| e.to_string());
+                    break 'pages;
+                }
+            }
+        };
+        if result.truncated {
+            tracing::warn!(%url, kept = result.listings.len(), "page still truncated; keeping its complete listings");
+        }
+        let listings: Vec<_> = result.listings.iter().map(|l| l.to_listing(def)).collect();
+        let record = store.record_page(run_id, &page, &listings).await?;
+        counts.pages_ok += 1;
+        counts.listings_new += record.new.len() as u64;
+        counts.listings_changed += record.changed.len() as u64;
+        if fetch_details && def.detail.is_some() {
+            for &(index, listing_id) in &record.new {
+                fetch_detail(
+                    store,
+                    target,
+                    run_id,
+                    listing_id,
+                    &listings[index].item_id,
+                    &mut counts,
+                    &mut error,
+                )
+                .await?;
+            }
+        }
+        if !result.has_next {
+            break;
+        }
+    }
+    Ok((counts, error))
+}
+
+async fn fetch_detail(
+    store: &Store,
+    target: &Target,
+    run_id: i64,
+    listing_id: i64,
+    item_id: &str,
+    counts: &mut RunCounts,
+    error: &mut Option<String>,
+) -> Result<(), CrawlError> {
+    let url = target.fetch_url(&target.def.item_url(item_id));
+    let Some((page, text)) = fetch_page(store, target, run_id, &url, counts, error).await? else {
+        return Ok(());
+    };
+    match extract::extract_detail(&target.def, &text, &page.final_url) {
+        Ok(fields) => {
+            let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
+            store
+                .record_detail(
+                    run_id,
+                    &page,
+                    listing_id,
+                    fields.seller.as_deref(),
+                    category.as_deref(),
+                )
+                .await?;
+            counts.pages_ok += 1;
+        }
+        Err(e) => {
+            store.record_evidence(run_id, &page).await?;
+            counts.pages_failed += 1;
+            error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Fetches and decodes a page, backing off from captcha and login walls.
+/// `None` means give up on this page: it is counted, and the evidence of a wall is kept.
+async fn fetch_page(
+    store: &Store,
+    target: &Target,
+    run_id: i64,
+    url: &str,
+    counts: &mut RunCounts,
+    error: &mut Option<String>,
+) -> Result<Option<(Page, String)>, CrawlError> {
+    let policy = target.fetcher.policy();
+    for wall in 0..policy.max_attempts {
+        let page = match target.fetcher.fetch(url).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "page failed");
+                counts.pages_failed += 1;
+                error.get_or_insert_with(|| e.to_string());
+                return Ok(None);
+            }
+        };
+        if page.attempts > 1 {
+            counts.pages_retried += 1;
+        }
+        let decoded = extract::decode_page(&page.body, page.content_type(), &target.def.encoding);
+        let Some(kind) = extract::detect_block(&target.def, &decoded.text) else {
+            return Ok(Some((page, decoded.text)));
+        };
+        counts.pages_blocked += 1;
+        store.record_evidence(run_id, &page).await?;
+        // Walls lift with time, not with hammering: wait longer each time.
+        let wait = policy
+            .base_backoff
+            .saturating_mul(4u32.saturating_pow(wall + 1))
+            .min(policy.max_backoff);
+        tracing::warn!(%url, ?kind, ?wait, "blocked; backing off");
+        error.get_or_insert_with(|| format!("{url}: blocked by a {kind:?} wall"));
+        tokio::time::sleep(wait).await;
+    }
+    Ok(None)
+}

@@ -33,7 +33,7 @@ pub(crate) fn capture(
     items: Option<&str>,
     values: &[&str],
 ) -> Option<Captured> {
-    let m = spec.start_regex().find(text)?;
+    let m = spec.start_regex()?.find(text)?;
     let start = m.end();
     let rest = &text[start..];
     let mut targets: Vec<Target> = Vec::new();
@@ -272,11 +272,14 @@ mod tests {
     use super::*;
 
     fn spec() -> EmbeddedJson {
-        EmbeddedJson {
+        let mut spec = EmbeddedJson {
             variable: Some("g_page_config".into()),
             regex: None,
             items: None,
-        }
+            start: None,
+        };
+        spec.validate("search.json").unwrap();
+        spec
     }
 
     const PAGE: &str = r#"<script> var x = 1; g_page_config = {"mods":{"pager":{"data":{"currentPage":2,"totalPage":3}},"itemlist":{"data":{"auctions":[{"nid":"1","t":"a"},{"nid":"2","t":"b \u003c/script\u003e"},{"nid":"3","t":"c"}]}}}};

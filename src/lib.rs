@@ -11,6 +11,8 @@ pub mod crawl;
 pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
 pub mod fetch;
+/// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
+pub mod fixture_server;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
@@ -19,5 +21,3 @@ pub mod platform;
 pub mod registry;
 /// SQLite storage; all SQL lives here.
 pub mod store;
-/// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
-pub mod fixture_server;

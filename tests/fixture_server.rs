@@ -48,7 +48,10 @@ async fn assert_platforms_serve_exactly_the_catalogue(opts: FixtureOptions) -> u
                     assert_eq!(g.price_max, w.price_max, "{ctx}");
                 }
                 let l = g.to_listing(&def);
-                assert_eq!((l.platform.as_str(), l.currency.as_str()), (platform, "CNY"));
+                assert_eq!(
+                    (l.platform.as_str(), l.currency.as_str()),
+                    (platform, "CNY")
+                );
                 if w.title.contains(['<', '\r', '"', '\'']) {
                     hostile += 1;
                 }
@@ -62,8 +65,14 @@ async fn assert_platforms_serve_exactly_the_catalogue(opts: FixtureOptions) -> u
             .iter()
             .map(|l| l.item_id.clone())
             .collect();
-        assert_eq!(seen, all, "{platform}: every listing is reachable by search");
-        assert!(hostile > 0, "{platform}: the catalogue's hostile titles were exercised");
+        assert_eq!(
+            seen, all,
+            "{platform}: every listing is reachable by search"
+        );
+        assert!(
+            hostile > 0,
+            "{platform}: the catalogue's hostile titles were exercised"
+        );
     }
     most_pages
 }
@@ -156,7 +165,10 @@ async fn search_pages_have_realistic_size_and_encoding() {
             body.len()
         );
         if charset == "GBK" {
-            assert!(std::str::from_utf8(&body).is_err(), "{platform} is really GBK");
+            assert!(
+                std::str::from_utf8(&body).is_err(),
+                "{platform} is really GBK"
+            );
         }
     }
 }
@@ -176,14 +188,22 @@ async fn a_title_with_script_tags_cannot_break_taobaos_script() {
     let path = FixtureServer::search_path("taobao", keyword, 1).unwrap();
     let (_, ctype, body, _) = run.get(&run.url(&path)).await;
     let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
-    assert!(!text.contains(&hostile.title), "raw title must not appear in the page");
+    assert!(
+        !text.contains(&hostile.title),
+        "raw title must not appear in the page"
+    );
     assert!(text.contains("\\u003c/script\\u003e"));
 }
 
 #[tokio::test]
 async fn charset_faults_still_decode_to_the_same_listings() {
     let run = Running::start(with_query_faults()).await;
-    for (platform, keyword) in [("taobao", "nike"), ("tmall", "迪奥"), ("jd", "乐高"), ("amazon_cn", "nike")] {
+    for (platform, keyword) in [
+        ("taobao", "nike"),
+        ("tmall", "迪奥"),
+        ("jd", "乐高"),
+        ("amazon_cn", "nike"),
+    ] {
         let def = definition(platform);
         let normal = run.search_page(&def, keyword, 1).await;
         assert!(!normal.listings.is_empty());
@@ -199,13 +219,24 @@ async fn charset_faults_still_decode_to_the_same_listings() {
 #[tokio::test]
 async fn truncated_bodies_yield_only_complete_listings() {
     let run = Running::start(with_query_faults()).await;
-    for (platform, keyword) in [("taobao", "nike"), ("tmall", "香奈儿"), ("jd", "索尼"), ("amazon_cn", "sony")] {
+    for (platform, keyword) in [
+        ("taobao", "nike"),
+        ("tmall", "香奈儿"),
+        ("jd", "索尼"),
+        ("amazon_cn", "sony"),
+    ] {
         let def = definition(platform);
         let full = run.search_page(&def, keyword, 1).await;
-        let cut = run.search_page_with(&def, keyword, 1, "&fault=truncate").await;
+        let cut = run
+            .search_page_with(&def, keyword, 1, "&fault=truncate")
+            .await;
         assert!(cut.truncated, "{platform}");
         assert!(cut.listings.len() < full.listings.len(), "{platform}");
-        assert_eq!(cut.listings[..], full.listings[..cut.listings.len()], "{platform}");
+        assert_eq!(
+            cut.listings[..],
+            full.listings[..cut.listings.len()],
+            "{platform}"
+        );
     }
 }
 
@@ -237,7 +268,8 @@ async fn per_path_scripts_and_walls() {
     let run = Running::start(options()).await;
     let def = definition("taobao");
     let path = FixtureServer::search_path("taobao", "nike", 1).unwrap();
-    run.server.script(&path, [Fault::Unavailable, Fault::Captcha, Fault::Login]);
+    run.server
+        .script(&path, [Fault::Unavailable, Fault::Captcha, Fault::Login]);
     let url = run.url(&path);
 
     assert_eq!(run.get(&url).await.0, 503);
@@ -249,7 +281,10 @@ async fn per_path_scripts_and_walls() {
 
     let (status, ctype, body, final_url) = run.get(&url).await;
     assert_eq!(status, 200);
-    assert!(final_url.contains("/taobao/member/login.jhtml?redirectURL="), "{final_url}");
+    assert!(
+        final_url.contains("/taobao/member/login.jhtml?redirectURL="),
+        "{final_url}"
+    );
     let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
     assert_eq!(extract::detect_block(&def, &text), Some(BlockKind::Login));
 
@@ -259,14 +294,24 @@ async fn per_path_scripts_and_walls() {
     let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
     assert_eq!(extract::detect_block(&def, &text), None);
 
-    for (platform, wall) in [("jd", "captcha"), ("jd", "login"), ("amazon_cn", "captcha"), ("amazon_cn", "login"), ("tmall", "login")] {
+    for (platform, wall) in [
+        ("jd", "captcha"),
+        ("jd", "login"),
+        ("amazon_cn", "captcha"),
+        ("amazon_cn", "login"),
+        ("tmall", "login"),
+    ] {
         let def = definition(platform);
         let path = FixtureServer::search_path(platform, "nike", 1).unwrap();
         run.server.script(&path, [wall.parse::<Fault>().unwrap()]);
         let (_, ctype, body, _) = run.get(&run.url(&path)).await;
         let text = extract::decode_page(&body, ctype.as_deref(), &def.encoding).text;
         let kind = extract::detect_block(&def, &text);
-        let want = if wall == "login" { BlockKind::Login } else { BlockKind::Captcha };
+        let want = if wall == "login" {
+            BlockKind::Login
+        } else {
+            BlockKind::Captcha
+        };
         assert_eq!(kind, Some(want), "{platform} {wall}");
     }
 }
@@ -277,17 +322,28 @@ async fn redirect_chains_and_slow_responses() {
     let def = definition("amazon_cn");
     let normal = run.search_page(&def, "sony", 1).await;
     let before = run.server.log().count("/amazon_cn/s?");
-    let chained = run.search_page_with(&def, "sony", 1, "&fault=redirect:3").await;
+    let chained = run
+        .search_page_with(&def, "sony", 1, "&fault=redirect:3")
+        .await;
     assert_eq!(chained.listings, normal.listings);
-    assert_eq!(run.server.log().count("/amazon_cn/s?") - before, 4, "3 hops then the page");
+    assert_eq!(
+        run.server.log().count("/amazon_cn/s?") - before,
+        4,
+        "3 hops then the page"
+    );
 
     let start = Instant::now();
-    let slow = run.search_page_with(&def, "sony", 1, "&fault=slow:400").await;
+    let slow = run
+        .search_page_with(&def, "sony", 1, "&fault=slow:400")
+        .await;
     assert!(start.elapsed().as_millis() >= 400);
     assert_eq!(slow.listings, normal.listings);
 
     let (status, ..) = run.get(&run.url("/amazon_cn/s?k=sony&fault=teapot")).await;
-    assert_eq!(status, 400, "an unknown fault name is a client error, not a silent ok");
+    assert_eq!(
+        status, 400,
+        "an unknown fault name is a client error, not a silent ok"
+    );
 }
 
 #[tokio::test]
@@ -326,13 +382,18 @@ async fn rate_faults_are_seeded_and_deterministic() {
 #[tokio::test]
 async fn request_log_is_served_as_json() {
     let run = Running::start(options()).await;
-    run.get(&run.url("/jd/Search?keyword=lego&enc=utf-8&page=1")).await;
-    run.get(&run.url("/jd/Search?keyword=lego&enc=utf-8&page=1")).await;
+    run.get(&run.url("/jd/Search?keyword=lego&enc=utf-8&page=1"))
+        .await;
+    run.get(&run.url("/jd/Search?keyword=lego&enc=utf-8&page=1"))
+        .await;
     let (status, _, body, _) = run.get(&run.url("/_fixture/requests")).await;
     assert_eq!(status, 200);
     let entries: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
     assert_eq!(entries.len(), 2);
-    assert_eq!(entries[0]["path"], "/jd/Search?keyword=lego&enc=utf-8&page=1");
+    assert_eq!(
+        entries[0]["path"],
+        "/jd/Search?keyword=lego&enc=utf-8&page=1"
+    );
     assert_eq!(
         run.server.log().counts()["/jd/Search?keyword=lego&enc=utf-8&page=1"],
         2

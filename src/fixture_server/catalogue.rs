@@ -155,7 +155,10 @@ mod tests {
 
     #[test]
     fn scale_is_deterministic_and_keeps_id_forms() {
-        let base = vec![item("taobao", "652837461234"), item("amazon_cn", "B0DSTL8984")];
+        let base = vec![
+            item("taobao", "652837461234"),
+            item("amazon_cn", "B0DSTL8984"),
+        ];
         let a = scale_catalogue(&base, 3, 7);
         let b = scale_catalogue(&base, 3, 7);
         assert_eq!(a, b);
@@ -163,7 +166,9 @@ mod tests {
         assert_ne!(a, scale_catalogue(&base, 3, 8));
         for l in &a {
             match l.platform.as_str() {
-                "taobao" => assert!(l.item_id.len() == 12 && l.item_id.bytes().all(|b| b.is_ascii_digit())),
+                "taobao" => {
+                    assert!(l.item_id.len() == 12 && l.item_id.bytes().all(|b| b.is_ascii_digit()))
+                }
                 _ => assert!(l.item_id.len() == 10 && l.item_id.starts_with("B0")),
             }
         }

@@ -86,7 +86,6 @@ impl Default for FixtureOptions {
             fault_pool: Fault::default_pool(),
             faults: Vec::new(),
             query_faults: false,
-
         }
     }
 }
@@ -328,7 +327,9 @@ impl FixtureServer {
         page: u32,
     ) -> Result<Vec<u8>, FixtureError> {
         let data = self.site_data(platform)?;
-        let text = self.inner.search_text(data, keyword, page.max(1) as usize, normal(data.site))?;
+        let text =
+            self.inner
+                .search_text(data, keyword, page.max(1) as usize, normal(data.site))?;
         Ok(render::encode(&text, data.site.gbk))
     }
 
@@ -343,7 +344,10 @@ pub fn router(options: FixtureOptions) -> Result<Router, FixtureError> {
 }
 
 /// Serves the fixture platforms on an already bound listener until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, server: FixtureServer) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: FixtureServer,
+) -> std::io::Result<()> {
     axum::serve(listener, server.router()).await
 }
 
@@ -402,7 +406,12 @@ impl Inner {
 
     /// The fault for this page request: `?fault=`, then the path's script, then the global
     /// script, then a draw by rate.
-    fn choose_fault(&self, path_only: &str, full: &str, query: &[(String, String)]) -> Result<Fault, String> {
+    fn choose_fault(
+        &self,
+        path_only: &str,
+        full: &str,
+        query: &[(String, String)],
+    ) -> Result<Fault, String> {
         if self.options.query_faults {
             if let Some((_, f)) = query.iter().find(|(k, _)| k == "fault") {
                 return f.parse::<Fault>().map_err(|e| e.to_string());
@@ -495,17 +504,45 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
     let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     if path == "/" {
         return (index_page(inner), None);
     }
     // Login pages (where login walls redirect to).
     if let Some(site) = SITES.iter().find(|s| s.login_path == path) {
-        let owner = path.split('/').nth(1).and_then(render::site).unwrap_or(site);
+        let owner = path
+            .split('/')
+            .nth(1)
+            .and_then(render::site)
+            .unwrap_or(site);
         let ret = param("redirectURL").unwrap_or("");
-        return match render::render_wall(&inner.env, owner, "login.html", &format!("/{}", owner.key), ret) {
-            Ok(html) => (html_response(StatusCode::OK, content_type(owner.gbk), render::encode(&html, owner.gbk)), None),
-            Err(e) => (simple_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("template error: {e}")), None),
+        return match render::render_wall(
+            &inner.env,
+            owner,
+            "login.html",
+            &format!("/{}", owner.key),
+            ret,
+        ) {
+            Ok(html) => (
+                html_response(
+                    StatusCode::OK,
+                    content_type(owner.gbk),
+                    render::encode(&html, owner.gbk),
+                ),
+                None,
+            ),
+            Err(e) => (
+                simple_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("template error: {e}"),
+                ),
+                None,
+            ),
         };
     }
     let mut parts = path.splitn(3, '/').skip(1);
@@ -528,7 +565,9 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         let id = match site.item {
             ItemPath::Query(p, name) if rest == p => param(name),
             ItemPath::Html => rest.strip_prefix('/').and_then(|r| r.strip_suffix(".html")),
-            ItemPath::Prefix(p) => rest.strip_prefix(p).map(|r| r.split('/').next().unwrap_or("")),
+            ItemPath::Prefix(p) => rest
+                .strip_prefix(p)
+                .map(|r| r.split('/').next().unwrap_or("")),
             _ => None,
         };
         match id.and_then(|id| data.by_id.get(id)) {
@@ -561,21 +600,48 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
             return (resp, logged);
         }
         Fault::ServerError => {
-            return (simple_page(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error"), logged);
+            return (
+                simple_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error",
+                ),
+                logged,
+            );
         }
         Fault::Unavailable => {
-            return (simple_page(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable"), logged);
+            return (
+                simple_page(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+                logged,
+            );
         }
         Fault::Slow { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
         Fault::Captcha => {
-            return match render::render_wall(&inner.env, site, "captcha.html", &format!("/{platform}"), full) {
-                Ok(html) => (html_response(StatusCode::OK, &ctype, render::encode(&html, site.gbk)), logged),
-                Err(e) => (simple_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("template error: {e}")), logged),
+            return match render::render_wall(
+                &inner.env,
+                site,
+                "captcha.html",
+                &format!("/{platform}"),
+                full,
+            ) {
+                Ok(html) => (
+                    html_response(StatusCode::OK, &ctype, render::encode(&html, site.gbk)),
+                    logged,
+                ),
+                Err(e) => (
+                    simple_page(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("template error: {e}"),
+                    ),
+                    logged,
+                ),
             };
         }
         Fault::Login => {
             let back: String = url::form_urlencoded::byte_serialize(full.as_bytes()).collect();
-            return (redirect(&format!("{}?redirectURL={back}", site.login_path)), logged);
+            return (
+                redirect(&format!("{}?redirectURL={back}", site.login_path)),
+                logged,
+            );
         }
         Fault::Redirect { hops } => {
             let k = hop.unwrap_or(0);
@@ -612,7 +678,12 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
     };
     let text = match rendered {
         Ok(t) => t,
-        Err(e) => return (simple_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()), logged),
+        Err(e) => {
+            return (
+                simple_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                logged,
+            );
+        }
     };
     let mut body = if bom {
         let mut b = vec![0xEF, 0xBB, 0xBF];
@@ -650,5 +721,9 @@ fn index_page(inner: &Inner) -> Response {
         html.push_str("</ul>");
     }
     html.push_str("</body></html>");
-    html_response(StatusCode::OK, "text/html; charset=utf-8", html.into_bytes())
+    html_response(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        html.into_bytes(),
+    )
 }

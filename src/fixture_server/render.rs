@@ -292,7 +292,11 @@ fn view<'a>(l: &'a CatalogueListing, pos: usize, keyword: &str) -> ItemView<'a> 
         price_max_plain: l.price_max.map(plain),
         price_max_fmt: l.price_max.map(with_thousands),
         price_int: whole(l.price),
-        price_cents: plain(l.price).rsplit('.').next().unwrap_or("00").to_string(),
+        price_cents: plain(l.price)
+            .rsplit('.')
+            .next()
+            .unwrap_or("00")
+            .to_string(),
         price_max_int: l.price_max.map(whole),
         token: token(l),
         images_urls: image_urls(l),

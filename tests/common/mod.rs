@@ -142,7 +142,6 @@ pub async fn dump(db: &Path) -> Vec<String> {
 
 // ---- the fixture server on 127.0.0.1:0 and a crawl loop over HTTP ----
 
-
 pub const PLATFORMS: [&str; 4] = ["taobao", "tmall", "jd", "amazon_cn"];
 
 pub fn definition(platform: &str) -> PlatformDef {
@@ -213,7 +212,10 @@ impl Running {
         let (status, ctype, body, _) = self.get(&fetch).await;
         assert_eq!(status, 200, "{fetch}");
         let decoded = extract::decode_page(&body, ctype.as_deref(), &def.encoding);
-        assert!(!decoded.had_errors || extra_query.contains("truncate"), "{fetch}");
+        assert!(
+            !decoded.had_errors || extra_query.contains("truncate"),
+            "{fetch}"
+        );
         extract::extract_search(def, &decoded.text, &real)
             .unwrap_or_else(|e| panic!("{fetch}: {e}"))
     }
@@ -230,7 +232,10 @@ impl Running {
                 return (all, page);
             }
             page += 1;
-            assert!(page <= def.pagination.as_ref().unwrap().max_pages, "runaway paging");
+            assert!(
+                page <= def.pagination.as_ref().unwrap().max_pages,
+                "runaway paging"
+            );
         }
     }
 }

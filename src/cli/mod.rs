@@ -3,6 +3,7 @@
 mod brands;
 mod config;
 mod crawl;
+mod fixtures;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ enum Command {
     Crawl(crawl::CrawlArgs),
     /// Print the listings a definition extracts from a saved page, as JSONL
     Extract(crawl::ExtractArgs),
+    /// Serve the fixture platforms (local look-alikes of the real sites, with fault injection)
+    #[command(subcommand)]
+    Fixtures(fixtures::FixturesCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -80,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
         Command::Extract(args) => crawl::run_extract(args, &ctx),
+        Command::Fixtures(cmd) => fixtures::run(cmd).await,
     }
 }
 

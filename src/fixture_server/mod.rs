@@ -714,8 +714,8 @@ fn index_page(inner: &Inner) -> Response {
         for k in &data.keywords {
             if let Ok(p) = FixtureServer::search_path(data.site.key, k, 1) {
                 let n = data.by_keyword.get(k).map_or(0, Vec::len);
-                let k = k.replace('&', "&amp;").replace('<', "&lt;");
-                html.push_str(&format!("<li><a href=\"{p}\">{k}</a> ({n})</li>"));
+                let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('"', "&quot;");
+                html.push_str(&format!("<li><a href=\"{}\">{}</a> ({n})</li>", esc(&p), esc(k)));
             }
         }
         html.push_str("</ul>");

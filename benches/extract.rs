@@ -73,7 +73,11 @@ fn bench_search_pages(c: &mut Criterion) {
         let n = parse(&def, &bytes, "text/html", &url);
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(
-            format!("real_{}/{}KB/{n}_listings", def.platform, bytes.len() / 1024),
+            format!(
+                "real_{}/{}KB/{n}_listings",
+                def.platform,
+                bytes.len() / 1024
+            ),
             |b| b.iter(|| parse(&def, black_box(&bytes), "text/html", &url)),
         );
     }

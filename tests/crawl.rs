@@ -252,7 +252,7 @@ async fn blocked_pages_are_detected_and_never_parsed() {
     let s = &crawl::crawl(
         &store,
         targets(&base, &["taobao"]),
-        &[keyword.clone()],
+        std::slice::from_ref(&keyword),
         false,
     )
     .await

@@ -57,7 +57,10 @@ pub async fn run(cmd: FixturesCommand) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        anyhow::bail!("--fault-rate must be between 0 and 1, got {}", args.fault_rate);
+        anyhow::bail!(
+            "--fault-rate must be between 0 and 1, got {}",
+            args.fault_rate
+        );
     }
     let options = FixtureOptions {
         fixtures_dir: args.fixtures_dir,

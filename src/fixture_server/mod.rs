@@ -412,10 +412,10 @@ impl Inner {
         full: &str,
         query: &[(String, String)],
     ) -> Result<Fault, String> {
-        if self.options.query_faults {
-            if let Some((_, f)) = query.iter().find(|(k, _)| k == "fault") {
-                return f.parse::<Fault>().map_err(|e| e.to_string());
-            }
+        if self.options.query_faults
+            && let Some((_, f)) = query.iter().find(|(k, _)| k == "fault")
+        {
+            return f.parse::<Fault>().map_err(|e| e.to_string());
         }
         {
             let mut scripts = self.path_scripts.lock().unwrap_or_else(|e| e.into_inner());
@@ -714,8 +714,16 @@ fn index_page(inner: &Inner) -> Response {
         for k in &data.keywords {
             if let Ok(p) = FixtureServer::search_path(data.site.key, k, 1) {
                 let n = data.by_keyword.get(k).map_or(0, Vec::len);
-                let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('"', "&quot;");
-                html.push_str(&format!("<li><a href=\"{}\">{}</a> ({n})</li>", esc(&p), esc(k)));
+                let esc = |s: &str| {
+                    s.replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('"', "&quot;")
+                };
+                html.push_str(&format!(
+                    "<li><a href=\"{}\">{}</a> ({n})</li>",
+                    esc(&p),
+                    esc(k)
+                ));
             }
         }
         html.push_str("</ul>");

@@ -188,7 +188,9 @@ async fn crawl_keyword(
         let mut tries = 0;
         let (page, result) = loop {
             tries += 1;
-            let Some((page, text)) = fetch_page(store, target, run_id, &url, &mut counts, &mut error).await? else {
+            let Some((page, text)) =
+                fetch_page(store, target, run_id, &url, &mut counts, &mut error).await?
+            else {
                 break 'pages;
             };
             match extract::extract_search(def, &text, &page.final_url) {

@@ -13,6 +13,8 @@ pub mod extract;
 pub mod fetch;
 /// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
 pub mod fixture_server;
+/// Matching listings against the registry: an explained verdict per listing.
+pub mod matcher;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.

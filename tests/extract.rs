@@ -1,7 +1,7 @@
 //! Extraction boundary: real captured pages, decoding, walls, malformed definitions, and
 //! arbitrary bytes. Fixture-platform pages over HTTP are in tests/fixture_server.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use markwatch::extract::{self, ExtractError};
 use markwatch::platform::{self, BlockKind, PlatformDef, PlatformError};

@@ -4,6 +4,7 @@ mod brands;
 mod config;
 mod crawl;
 mod fixtures;
+mod matching;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use markwatch::config::{Config, ConfigError, LogFormat};
+use markwatch::matcher::MatchFileError;
 use markwatch::platform::PlatformError;
 use markwatch::registry::RegistryError;
 use markwatch::store::Store;
@@ -55,6 +57,10 @@ enum Command {
     /// Serve the fixture platforms (local look-alikes of the real sites, with fault injection)
     #[command(subcommand)]
     Fixtures(fixtures::FixturesCommand),
+    /// Match a JSONL file of listings against a registry file, offline (no database)
+    Match(matching::MatchArgs),
+    /// Score the matcher against labelled listings: precision, recall, F1, confusion
+    Eval(matching::EvalArgs),
 }
 
 /// What every command gets: the effective configuration.
@@ -85,6 +91,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
         Command::Extract(args) => crawl::run_extract(args, &ctx),
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
+        Command::Match(args) => matching::run_match(args),
+        Command::Eval(args) => matching::run_eval(args),
     }
 }
 
@@ -108,6 +116,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         e.downcast_ref::<RegistryError>().is_some()
             || e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<PlatformError>().is_some()
+            || e.downcast_ref::<MatchFileError>()
+                .is_some_and(MatchFileError::is_bad_input)
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

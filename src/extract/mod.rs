@@ -171,26 +171,27 @@ pub fn extract_search(
     };
     for l in &mut page.listings {
         l.url = def.item_url(&l.item_id);
-        if let (Some(d), Some(base)) = (&l.detail_url, &base) {
-            if let Ok(abs) = base.join(d) {
-                l.detail_url = Some(abs.to_string());
-            }
+        if let (Some(d), Some(base)) = (&l.detail_url, &base)
+            && let Ok(abs) = base.join(d)
+        {
+            l.detail_url = Some(abs.to_string());
         }
-        if let (Some(img), Some(base)) = (&l.image, &base) {
-            if let Ok(abs) = base.join(img) {
-                l.image = Some(abs.to_string());
-            }
+        if let (Some(img), Some(base)) = (&l.image, &base)
+            && let Ok(abs) = base.join(img)
+        {
+            l.image = Some(abs.to_string());
         }
     }
-    if page.listings.is_empty() && page.skipped == 0 && !page.truncated {
-        if let Some(marker) = &rules.empty_regex {
-            if !marker.is_match(text) {
-                return Err(ExtractError::NoListings {
-                    platform: def.platform.clone(),
-                    url: page_url.to_string(),
-                });
-            }
-        }
+    if page.listings.is_empty()
+        && page.skipped == 0
+        && !page.truncated
+        && let Some(marker) = &rules.empty_regex
+        && !marker.is_match(text)
+    {
+        return Err(ExtractError::NoListings {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+        });
     }
     Ok(page)
 }

@@ -412,10 +412,10 @@ impl Inner {
         full: &str,
         query: &[(String, String)],
     ) -> Result<Fault, String> {
-        if self.options.query_faults {
-            if let Some((_, f)) = query.iter().find(|(k, _)| k == "fault") {
-                return f.parse::<Fault>().map_err(|e| e.to_string());
-            }
+        if self.options.query_faults
+            && let Some((_, f)) = query.iter().find(|(k, _)| k == "fault")
+        {
+            return f.parse::<Fault>().map_err(|e| e.to_string());
         }
         {
             let mut scripts = self.path_scripts.lock().unwrap_or_else(|e| e.into_inner());

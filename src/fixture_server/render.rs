@@ -134,26 +134,27 @@ fn format_value(
     state: &mut minijinja::State,
     value: &Value,
 ) -> Result<(), Error> {
-    if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
-        if let Some(s) = value.as_str() {
-            let write_err = |_| Error::new(ErrorKind::WriteFailure, "write failed");
-            let mut last = 0;
-            for (i, b) in s.bytes().enumerate() {
-                let rep = match b {
-                    b'&' => "&amp;",
-                    b'<' => "&lt;",
-                    b'>' => "&gt;",
-                    b'"' => "&quot;",
-                    b'\'' => "&#x27;",
-                    b'\r' => "&#13;",
-                    _ => continue,
-                };
-                out.write_str(&s[last..i]).map_err(write_err)?;
-                out.write_str(rep).map_err(write_err)?;
-                last = i + 1;
-            }
-            return out.write_str(&s[last..]).map_err(write_err);
+    if matches!(state.auto_escape(), AutoEscape::Html)
+        && !value.is_safe()
+        && let Some(s) = value.as_str()
+    {
+        let write_err = |_| Error::new(ErrorKind::WriteFailure, "write failed");
+        let mut last = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let rep = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                b'\'' => "&#x27;",
+                b'\r' => "&#13;",
+                _ => continue,
+            };
+            out.write_str(&s[last..i]).map_err(write_err)?;
+            out.write_str(rep).map_err(write_err)?;
+            last = i + 1;
         }
+        return out.write_str(&s[last..]).map_err(write_err);
     }
     minijinja::escape_formatter(out, state, value)
 }

@@ -1,0 +1,103 @@
+//! `markwatch match` and `markwatch eval`: the matcher offline, with no database.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use markwatch::matcher::{self, Matcher};
+use markwatch::registry;
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Brand registry file (TOML or CSV)
+    #[arg(long, value_name = "FILE")]
+    brands: PathBuf,
+    /// Listings, one JSON object per line (`-` reads standard input)
+    #[arg(long, value_name = "FILE")]
+    listings: PathBuf,
+    /// Write the verdicts here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Report bad lines on standard error and go on, instead of stopping at the first
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Brand registry file (TOML or CSV)
+    #[arg(long, value_name = "FILE")]
+    brands: PathBuf,
+    /// Labelled listings, one JSON object per line
+    #[arg(long, value_name = "FILE")]
+    listings: PathBuf,
+    /// Labels, one JSON object per line [default: labels.jsonl beside the listings]
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+}
+
+fn build_matcher(brands: &Path) -> anyhow::Result<Matcher> {
+    let brands = registry::load_file(brands)?;
+    Matcher::new(&brands).context("cannot index the registry")
+}
+
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
+    let matcher = build_matcher(&args.brands)?;
+    let input = open_input(&args.listings)?;
+    let output: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let summary = matcher::run_jsonl(&matcher, input, output, args.skip_bad)
+        .with_context(|| format!("matching {}", args.listings.display()))?;
+    for bad in &summary.skipped {
+        eprintln!("{}: skipped {bad}", args.listings.display());
+    }
+    eprintln!(
+        "{} listings: {} infringing, {} suspect, {} clear{}",
+        summary.matched,
+        summary.infringing,
+        summary.suspect,
+        summary.clear,
+        if summary.skipped.is_empty() {
+            String::new()
+        } else {
+            let n = summary.skipped.len();
+            format!("; {n} bad line{} skipped", if n == 1 { "" } else { "s" })
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let matcher = build_matcher(&args.brands)?;
+    let labels_path = args.labels.clone().unwrap_or_else(|| {
+        args.listings
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("labels.jsonl")
+    });
+    let listings = matcher::read_listings(open_input(&args.listings)?)
+        .with_context(|| format!("reading {}", args.listings.display()))?;
+    let labels = matcher::read_labels(open_input(&labels_path)?)
+        .with_context(|| format!("reading {}", labels_path.display()))?;
+    let report = matcher::evaluate(&matcher, &listings, &labels).to_string();
+    match std::io::stdout().lock().write_all(report.as_bytes()) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,250 @@
+//! Evaluation against a labelled set (`markwatch eval`): precision, recall and F1 overall,
+//! recall per positive kind and false-positive rate per honest kind, and the 3x3 confusion
+//! matrix of labelled against predicted verdicts. A listing counts as flagged when its
+//! verdict is infringing or suspect.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::BufRead;
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::{ListingRecord, MatchFileError, Matcher, Outcome};
+
+/// The expected verdict for one listing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Label {
+    pub id: String,
+    pub verdict: Outcome,
+    #[serde(default)]
+    pub brand: Option<String>,
+    /// The pattern the listing shows: "homoglyph", "compatibility", ...
+    pub kind: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Reads a JSON Lines labels file; a bad line is an error naming it.
+pub fn read_labels(input: impl BufRead) -> Result<Vec<Label>, MatchFileError> {
+    let mut out = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(MatchFileError::Read)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line).map_err(|e| MatchFileError::BadLine {
+                line: i + 1,
+                message: super::jsonl::json_message(&e),
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Figures for one kind of listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KindStats {
+    /// Whether the kind's listings should be flagged.
+    pub positive: bool,
+    pub listings: usize,
+    pub flagged: usize,
+    /// Flagged with the labelled brand (positive kinds).
+    pub right_brand: usize,
+}
+
+impl KindStats {
+    /// Recall for a positive kind, false-positive rate for an honest one.
+    pub fn rate(&self) -> f64 {
+        ratio(self.flagged, self.listings)
+    }
+}
+
+/// A listing the matcher got wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Miss {
+    pub id: String,
+    pub kind: String,
+    pub expected: Outcome,
+    pub got: Outcome,
+    pub title: String,
+    pub reasons: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalReport {
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub false_negatives: usize,
+    pub true_negatives: usize,
+    pub kinds: BTreeMap<String, KindStats>,
+    /// confusion[labelled][predicted], in the order infringing, suspect, clear.
+    pub confusion: [[usize; 3]; 3],
+    /// Listings with no label, and labels with no listing.
+    pub unlabelled: Vec<String>,
+    pub missing: Vec<String>,
+    pub misses: Vec<Miss>,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn slot(o: Outcome) -> usize {
+    match o {
+        Outcome::Infringing => 0,
+        Outcome::Suspect => 1,
+        Outcome::Clear => 2,
+    }
+}
+
+impl EvalReport {
+    pub fn precision(&self) -> f64 {
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
+    }
+
+    pub fn recall(&self) -> f64 {
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
+    }
+
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+}
+
+/// Matches every labelled listing and compares.
+pub fn evaluate(matcher: &Matcher, listings: &[ListingRecord], labels: &[Label]) -> EvalReport {
+    let by_id: HashMap<&str, &Label> = labels.iter().map(|l| (l.id.as_str(), l)).collect();
+    let verdicts: Vec<_> = listings
+        .par_iter()
+        .map(|l| (l, matcher.check(&l.item())))
+        .collect();
+    let mut report = EvalReport::default();
+    for (listing, verdict) in &verdicts {
+        let Some(label) = by_id.get(listing.id.as_str()) else {
+            report.unlabelled.push(listing.id.clone());
+            continue;
+        };
+        let expected = label.verdict.is_flagged();
+        let got = verdict.verdict.is_flagged();
+        match (expected, got) {
+            (true, true) => report.true_positives += 1,
+            (false, true) => report.false_positives += 1,
+            (true, false) => report.false_negatives += 1,
+            (false, false) => report.true_negatives += 1,
+        }
+        report.confusion[slot(label.verdict)][slot(verdict.verdict)] += 1;
+        let stats = report.kinds.entry(label.kind.clone()).or_default();
+        stats.positive |= expected;
+        stats.listings += 1;
+        if got {
+            stats.flagged += 1;
+            if expected && verdict.brand.is_some() && verdict.brand == label.brand {
+                stats.right_brand += 1;
+            }
+        }
+        if expected != got {
+            report.misses.push(Miss {
+                id: listing.id.clone(),
+                kind: label.kind.clone(),
+                expected: label.verdict,
+                got: verdict.verdict,
+                title: listing.title.clone(),
+                reasons: verdict
+                    .reasons
+                    .iter()
+                    .map(|r| r.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+    }
+    let listed: std::collections::HashSet<&str> = listings.iter().map(|l| l.id.as_str()).collect();
+    report.missing = labels
+        .iter()
+        .filter(|l| !listed.contains(l.id.as_str()))
+        .map(|l| l.id.clone())
+        .collect();
+    report
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n =
+            self.true_positives + self.false_positives + self.false_negatives + self.true_negatives;
+        writeln!(f, "{n} labelled listings (flagged = infringing or suspect)")?;
+        writeln!(
+            f,
+            "overall  precision {:.3}  recall {:.3}  F1 {:.3}   (TP {}, FP {}, FN {}, TN {})",
+            self.precision(),
+            self.recall(),
+            self.f1(),
+            self.true_positives,
+            self.false_positives,
+            self.false_negatives,
+            self.true_negatives
+        )?;
+        writeln!(f)?;
+        writeln!(f, "positive kinds      n  flagged  recall  brand right")?;
+        for (kind, s) in self.kinds.iter().filter(|(_, s)| s.positive) {
+            writeln!(
+                f,
+                "  {kind:<16} {:>4}  {:>7}  {:>6.3}  {:>11}",
+                s.listings,
+                s.flagged,
+                s.rate(),
+                s.right_brand
+            )?;
+        }
+        writeln!(f, "honest kinds        n  flagged  false-positive rate")?;
+        for (kind, s) in self.kinds.iter().filter(|(_, s)| !s.positive) {
+            writeln!(
+                f,
+                "  {kind:<16} {:>4}  {:>7}  {:>6.3}",
+                s.listings,
+                s.flagged,
+                s.rate()
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(f, "confusion (rows: labelled, columns: predicted)")?;
+        writeln!(f, "              infringing   suspect     clear")?;
+        for (i, name) in ["infringing", "suspect", "clear"].iter().enumerate() {
+            let row = self.confusion[i];
+            writeln!(f, "  {name:<10} {:>10} {:>9} {:>9}", row[0], row[1], row[2])?;
+        }
+        if !self.unlabelled.is_empty() {
+            writeln!(
+                f,
+                "\nlistings without a label: {}",
+                self.unlabelled.join(", ")
+            )?;
+        }
+        if !self.missing.is_empty() {
+            writeln!(f, "\nlabels without a listing: {}", self.missing.join(", "))?;
+        }
+        if !self.misses.is_empty() {
+            writeln!(f, "\nmisses:")?;
+            for m in &self.misses {
+                writeln!(
+                    f,
+                    "  {} [{}] expected {}, got {}: {}\n      {}",
+                    m.id, m.kind, m.expected, m.got, m.title, m.reasons
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

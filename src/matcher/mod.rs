@@ -1,0 +1,1033 @@
+//! The matching engine: from a listing to an explained verdict.
+//!
+//! A [`Matcher`] is built once from the brand registry and then shared by every thread:
+//! [`Matcher::check`] is pure (no I/O) and turns an [`Item`] (title, shop, price, category)
+//! into a [`Verdict`] (infringing / suspect / clear, a score, the brand and mark matched,
+//! and the reasons, each with a stable code and a sentence for a human).
+//!
+//! Architecture: `normalize` folds text into searchable forms, `index` finds marks in it,
+//! `context` holds the word tables from `data/`, and this file weighs the evidence.
+//! `jsonl` and `eval` are the offline edges used by `markwatch match` and `markwatch eval`.
+
+mod context;
+mod eval;
+mod index;
+mod jsonl;
+mod normalize;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Brand, Listing};
+use context::{Context, Side};
+use index::{Hit, HitKind, MarkIndex};
+use normalize::{Analysed, Normalizer, shop_key};
+
+pub use eval::{EvalReport, KindStats, Label, evaluate, read_labels};
+pub use jsonl::{BadLine, ListingRecord, MatchFileError, Summary, read_listings, run_jsonl};
+
+/// Stored with every match; bump it when a change to the matcher can change verdicts, so
+/// `rematch` knows which stored matches are stale.
+pub const MATCHER_VERSION: &str = "1";
+
+/// Score from which a listing is infringing.
+const INFRINGING_FROM: f64 = 0.75;
+/// Score from which a listing is suspect.
+const SUSPECT_FROM: f64 = 0.45;
+
+/// What the matcher needs to know about a listing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Item<'a> {
+    pub title: &'a str,
+    /// Shop or seller name; empty if unknown.
+    pub seller: &'a str,
+    /// Lowest displayed price in CNY.
+    pub price: Option<f64>,
+    /// Category breadcrumb, e.g. "运动户外 > 运动鞋".
+    pub category: Option<&'a str>,
+    pub platform: &'a str,
+}
+
+impl<'a> From<&'a Listing> for Item<'a> {
+    fn from(l: &'a Listing) -> Self {
+        Item {
+            title: &l.title,
+            seller: l.seller.as_deref().unwrap_or(""),
+            price: l.price,
+            category: l.category.as_deref(),
+            platform: &l.platform,
+        }
+    }
+}
+
+/// The verdict on one listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Infringing,
+    Suspect,
+    Clear,
+}
+
+impl Outcome {
+    /// Infringing and suspect listings go to review.
+    pub fn is_flagged(self) -> bool {
+        self != Outcome::Clear
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Infringing => "infringing",
+            Outcome::Suspect => "suspect",
+            Outcome::Clear => "clear",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stable machine codes of the reasons behind a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// The registered mark, as written.
+    MarkExact,
+    /// A misspelling of the mark within a few edits.
+    MarkFuzzy,
+    /// Letters from another script, or digits and letters that look alike (Nlke).
+    Homoglyph,
+    /// Full-width letters (ＧＵＣＣＩ).
+    Fullwidth,
+    /// Digits standing for letters (N1KE, R0LEX).
+    DigitSwap,
+    /// Letters spelled out with separators (N-I-K-E).
+    Spaced,
+    /// The Chinese mark.
+    ChineseName,
+    /// The Chinese mark in traditional script.
+    Traditional,
+    /// Characters that sound like the Chinese mark.
+    Homophone,
+    /// The pinyin of the Chinese mark.
+    Pinyin,
+    /// A name the brand is known by, not itself a registered mark.
+    Alias,
+    /// The mark in the shop name.
+    SellerName,
+    /// Wording that says the goods are copies.
+    CounterfeitTerm,
+    /// A claim to be original at a price far below the brand's.
+    OriginalClaim,
+    /// Wording that says the goods left the brand's channel without a trace (no box, no
+    /// invoice, "factory channel").
+    RiskTerm,
+    /// A price far below the brand's reference price.
+    PriceBelowReference,
+    /// A price in line with genuine goods, with the plain mark: a reseller, most likely.
+    GenuinePrice,
+    /// Goods bought abroad and resold.
+    ParallelImport,
+    /// The shop is one of the brand's authorised sellers.
+    AuthorisedSeller,
+    /// The shop is a large retailer selling genuine goods.
+    TrustedRetailer,
+    /// The brand names what the product fits ("for iPhone").
+    CompatibilityUse,
+    /// The goods are outside the classes the mark is registered for.
+    ClassMismatch,
+}
+
+/// One reason behind a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub detail: String,
+}
+
+/// The matcher's verdict on one listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub verdict: Outcome,
+    /// In [0, 1]: how strongly the evidence points at infringement.
+    #[serde(serialize_with = "round_score")]
+    pub score: f64,
+    /// The brand matched; None when the verdict is clear with no hit.
+    pub brand: Option<String>,
+    /// The registered mark matched, as registered.
+    pub mark: Option<String>,
+    pub reasons: Vec<Reason>,
+}
+
+fn round_score<S: serde::Serializer>(score: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((score * 1000.0).round() / 1000.0)
+}
+
+impl Verdict {
+    fn clear() -> Self {
+        Verdict {
+            verdict: Outcome::Clear,
+            score: 0.0,
+            brand: None,
+            mark: None,
+            reasons: Vec::new(),
+        }
+    }
+}
+
+/// Errors building a matcher.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    /// A brand in the registry cannot be indexed.
+    #[error("brand `{brand}`: {message}")]
+    Registry { brand: String, message: String },
+    /// A compiled-in data table is malformed.
+    #[error("matcher data file {file}, line {line}: {message}")]
+    Data {
+        file: &'static str,
+        line: usize,
+        message: String,
+    },
+    /// The traditional-to-simplified converter could not be loaded.
+    #[error("loading the OpenCC converter: {0}")]
+    Opencc(String),
+    /// The search automaton could not be built.
+    #[error("building the mark index: {0}")]
+    Index(String),
+}
+
+/// What the matcher keeps of a brand besides its marks.
+struct BrandInfo {
+    name: String,
+    reference_price: Option<f64>,
+    /// Shop names, normalised by `shop_key`.
+    authorised: Vec<String>,
+}
+
+/// The registry, indexed for matching. Build once, share by reference across threads.
+pub struct Matcher {
+    brands: Vec<BrandInfo>,
+    index: MarkIndex,
+    norm: Normalizer,
+    context: Context,
+}
+
+/// The evidence about one brand in one listing.
+struct Candidate {
+    brand: usize,
+    title: Vec<Hit>,
+    seller: Vec<Hit>,
+}
+
+/// What the listing says regardless of brand.
+struct ListingContext<'t> {
+    counterfeit: Vec<String>,
+    risk: Vec<String>,
+    trusted_retailer: bool,
+    original: Option<String>,
+    parallel: Option<String>,
+    /// Compatibility terms in the title, as (term, side, first char, end char).
+    compatibility: Vec<(String, Side, u32, u32)>,
+    classes: Option<(Vec<u8>, String)>,
+    title: &'t str,
+}
+
+impl Matcher {
+    /// Indexes the registry. Loading the script converter and the word segmenter takes a
+    /// noticeable fraction of a second, so build one matcher and share it.
+    pub fn new(brands: &[Brand]) -> Result<Matcher, MatcherError> {
+        let norm = Normalizer::new()?;
+        let context = Context::load()?;
+        let index = MarkIndex::build(brands, &norm)?;
+        let brands = brands
+            .iter()
+            .map(|b| BrandInfo {
+                name: b.name.clone(),
+                reference_price: b.reference_price_cny.filter(|p| p.is_finite() && *p > 0.0),
+                authorised: b.authorized_sellers.iter().map(|s| shop_key(s)).collect(),
+            })
+            .collect();
+        Ok(Matcher {
+            brands,
+            index,
+            norm,
+            context,
+        })
+    }
+
+    /// Judges one listing.
+    pub fn check(&self, item: &Item) -> Verdict {
+        let title = self.norm.analyse(item.title);
+        let seller = self.norm.analyse(item.seller);
+        let title_hits = self.index.find(&title, &self.context, &self.norm);
+        let seller_hits = self.index.find(&seller, &self.context, &self.norm);
+        if title_hits.is_empty() && seller_hits.is_empty() {
+            return Verdict::clear();
+        }
+
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for (hits, in_title) in [(&title_hits, true), (&seller_hits, false)] {
+            for &hit in hits {
+                let brand = self.index.entries[hit.entry].brand;
+                let pos = match candidates.iter().position(|c| c.brand == brand) {
+                    Some(p) => p,
+                    None => {
+                        candidates.push(Candidate {
+                            brand,
+                            title: Vec::new(),
+                            seller: Vec::new(),
+                        });
+                        candidates.len() - 1
+                    }
+                };
+                let c = &mut candidates[pos];
+                if in_title {
+                    &mut c.title
+                } else {
+                    &mut c.seller
+                }
+                .push(hit);
+            }
+        }
+        let context = self.listing_context(item, &title, &seller);
+        candidates
+            .iter()
+            .map(|c| self.judge(c, item, &title, &seller, &context))
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .unwrap_or_else(Verdict::clear)
+    }
+
+    fn listing_context<'t>(
+        &self,
+        item: &'t Item,
+        title: &Analysed,
+        seller: &Analysed,
+    ) -> ListingContext<'t> {
+        let cx = &self.context;
+        // Only the title: shop names carry place names such as 莆田.
+        let mut counterfeit: Vec<String> = Vec::new();
+        for f in cx.counterfeit.find_all(&title.simple) {
+            let term = cx.counterfeit.term(f.term);
+            if !counterfeit.iter().any(|t| t == term) {
+                counterfeit.push(term.to_string());
+            }
+        }
+        let mut risk: Vec<String> = Vec::new();
+        for f in cx.risk.find_all(&title.simple) {
+            let term = cx.risk.term(f.term);
+            if !risk.iter().any(|t| t == term) {
+                risk.push(term.to_string());
+            }
+        }
+        let shop = shop_key(item.seller);
+        let trusted_retailer = !shop.is_empty() && cx.trusted.contains(&shop);
+        let original = cx
+            .original
+            .find_first(&title.simple)
+            .map(|f| title.simple[f.start..f.end].to_string());
+        let parallel = [&title.simple, &seller.simple].into_iter().find_map(|t| {
+            cx.parallel
+                .find_first(t)
+                .map(|f| t[f.start..f.end].to_string())
+        });
+        let compatibility = cx
+            .compatibility
+            .find_all(&title.simple)
+            .into_iter()
+            .map(|f| {
+                (
+                    cx.compatibility.term(f.term).to_string(),
+                    cx.compatibility_side[f.term],
+                    title.char_at(f.start),
+                    title.char_at(f.end),
+                )
+            })
+            .collect();
+        // The category is the platform's own statement of the goods; the title's goods
+        // words count when the category names none.
+        let classes = item
+            .category
+            .and_then(|c| cx.classes_in(&self.norm.analyse(c).simple))
+            .or_else(|| cx.classes_in(&title.simple));
+        ListingContext {
+            counterfeit,
+            risk,
+            trusted_retailer,
+            original,
+            parallel,
+            compatibility,
+            classes,
+            title: item.title,
+        }
+    }
+
+    fn judge(
+        &self,
+        c: &Candidate,
+        item: &Item,
+        title: &Analysed,
+        seller: &Analysed,
+        cx: &ListingContext,
+    ) -> Verdict {
+        let brand = &self.brands[c.brand];
+        let entries = &self.index.entries;
+        let strongest = |hits: &[Hit]| {
+            hits.iter()
+                .copied()
+                .max_by(|a, b| a.kind.strength().total_cmp(&b.kind.strength()))
+        };
+        let best_title = strongest(&c.title);
+        let best_seller = strongest(&c.seller);
+        let mut reasons = Vec::new();
+        let mut score;
+        let main = match (best_title, best_seller) {
+            (Some(t), _) => {
+                score = t.kind.strength();
+                reasons.push(self.hit_reason(t, title, cx.title));
+                if let Some(s) = best_seller {
+                    score += 0.05;
+                    reasons.push(self.seller_reason(s, seller, item.seller));
+                }
+                t
+            }
+            (None, Some(s)) => {
+                // The shop trades under the brand's name: a use of the mark by itself.
+                score = if s.kind == HitKind::Alias { 0.3 } else { 0.5 };
+                reasons.push(self.seller_reason(s, seller, item.seller));
+                s
+            }
+            (None, None) => return Verdict::clear(),
+        };
+        let main_entry = &entries[main.entry];
+
+        if !cx.counterfeit.is_empty() {
+            score += 0.4 + 0.05 * (cx.counterfeit.len() - 1).min(2) as f64;
+            for term in cx.counterfeit.iter().take(3) {
+                reasons.push(Reason {
+                    code: ReasonCode::CounterfeitTerm,
+                    detail: format!("the listing uses the counterfeit term \"{term}\""),
+                });
+            }
+        }
+
+        if !cx.risk.is_empty() {
+            score += 0.2;
+            reasons.push(Reason {
+                code: ReasonCode::RiskTerm,
+                detail: format!(
+                    "the listing says \"{}\": goods without the brand's packaging or papers",
+                    cx.risk.join("\", \"")
+                ),
+            });
+        }
+
+        let ratio = match (item.price, brand.reference_price) {
+            (Some(p), Some(r)) if p.is_finite() && p >= 0.0 => Some((p, r, p / r)),
+            _ => None,
+        };
+        if let Some((price, reference, ratio)) = ratio {
+            let below = ((1.0 - ratio) * 100.0).round();
+            if let Some(claim) = &cx.original
+                && ratio <= 0.35
+            {
+                score += 0.25;
+                reasons.push(Reason {
+                    code: ReasonCode::OriginalClaim,
+                    detail: format!(
+                        "claims to be original (\"{claim}\") at {price:.2} CNY, {below}% below \
+                         {}'s reference price of {reference:.0} CNY",
+                        brand.name
+                    ),
+                });
+            }
+            if ratio < 0.4 {
+                score += 0.15;
+                reasons.push(Reason {
+                    code: ReasonCode::PriceBelowReference,
+                    detail: format!(
+                        "price {price:.2} CNY is {below}% below {}'s reference price of \
+                         {reference:.0} CNY",
+                        brand.name
+                    ),
+                });
+            } else if ratio >= 0.7
+                && cx.counterfeit.is_empty()
+                && cx.risk.is_empty()
+                && main.kind.is_plain()
+                && best_seller.is_none()
+            {
+                score -= 0.15;
+                reasons.push(Reason {
+                    code: ReasonCode::GenuinePrice,
+                    detail: format!(
+                        "price {price:.2} CNY is in line with {}'s reference price of \
+                         {reference:.0} CNY, as a reseller of genuine goods would charge",
+                        brand.name
+                    ),
+                });
+            }
+        }
+
+        if let Some(term) = &cx.parallel {
+            score += 0.05;
+            if cx.counterfeit.is_empty() {
+                score = score.min(INFRINGING_FROM - 0.01);
+            }
+            reasons.push(Reason {
+                code: ReasonCode::ParallelImport,
+                detail: format!(
+                    "\"{term}\" says the goods were bought abroad and resold outside {}'s \
+                     channels",
+                    brand.name
+                ),
+            });
+        }
+
+        // A disguised mark (Airpobs, N1KE) is not how one names what a product fits.
+        let disguised = c.title.iter().any(|h| h.kind.is_disguised());
+        if cx.original.is_none()
+            && cx.counterfeit.is_empty()
+            && !disguised
+            && let Some(term) = self.compatibility_near(&c.title, title, cx)
+        {
+            score = score.min(0.2);
+            reasons.push(Reason {
+                code: ReasonCode::CompatibilityUse,
+                detail: format!(
+                    "\"{term}\" uses {} to say what the product fits, not who made it",
+                    brand.name
+                ),
+            });
+        }
+
+        if let Some((classes, word)) = &cx.classes {
+            let mut mark_classes: Vec<u8> = c
+                .title
+                .iter()
+                .chain(&c.seller)
+                .flat_map(|h| entries[h.entry].classes.iter().copied())
+                .collect();
+            mark_classes.sort_unstable();
+            mark_classes.dedup();
+            if !classes.iter().any(|k| mark_classes.contains(k)) {
+                score = score.min(0.3);
+                reasons.push(Reason {
+                    code: ReasonCode::ClassMismatch,
+                    detail: format!(
+                        "the goods (\"{word}\": class {}) are outside the classes {} is \
+                         registered for ({})",
+                        join(classes),
+                        main_entry.display,
+                        join(&mark_classes)
+                    ),
+                });
+            }
+        }
+
+        let shop = shop_key(item.seller);
+        if !shop.is_empty() && brand.authorised.contains(&shop) {
+            score = score.min(0.05);
+            reasons.push(Reason {
+                code: ReasonCode::AuthorisedSeller,
+                detail: format!(
+                    "\"{}\" is an authorised seller of {}",
+                    item.seller.trim(),
+                    brand.name
+                ),
+            });
+        }
+
+        if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
+            score = score.min(0.1);
+            reasons.push(Reason {
+                code: ReasonCode::TrustedRetailer,
+                detail: format!(
+                    "\"{}\" is a large retailer's shop selling genuine goods",
+                    item.seller.trim()
+                ),
+            });
+        }
+
+        let score = score.clamp(0.0, 1.0);
+        let verdict = if score >= INFRINGING_FROM {
+            Outcome::Infringing
+        } else if score >= SUSPECT_FROM {
+            Outcome::Suspect
+        } else {
+            Outcome::Clear
+        };
+        Verdict {
+            verdict,
+            score,
+            brand: Some(brand.name.clone()),
+            mark: (!main_entry.alias).then(|| main_entry.display.clone()),
+            reasons,
+        }
+    }
+
+    /// A compatibility term right next to one of the brand's hits in the title.
+    fn compatibility_near(
+        &self,
+        hits: &[Hit],
+        title: &Analysed,
+        cx: &ListingContext,
+    ) -> Option<String> {
+        // Up to this many characters may stand between, of which at most two Chinese
+        // ("适用于华为苹果", "iPhone 15 Pro Max专用").
+        const GAP: u32 = 12;
+        let gap_ok = |from: u32, to: u32| {
+            to >= from
+                && to - from <= GAP
+                && (from..to)
+                    .filter(|&i| title.chars[i as usize].flags.han)
+                    .count()
+                    <= 2
+        };
+        cx.compatibility
+            .iter()
+            .find(|(_, side, first, end)| {
+                hits.iter().any(|h| match side {
+                    Side::Before => gap_ok(*end, h.first),
+                    Side::After => gap_ok(h.end, *first),
+                })
+            })
+            .map(|(term, ..)| term.clone())
+    }
+
+    fn hit_reason(&self, hit: Hit, text: &Analysed, original: &str) -> Reason {
+        let e = &self.index.entries[hit.entry];
+        let found = text.original(original, hit.first, hit.end);
+        let (code, detail) = match hit.kind {
+            HitKind::Exact => (
+                ReasonCode::MarkExact,
+                format!("the title contains the registered mark \"{}\"", e.display),
+            ),
+            HitKind::Fuzzy(d) => (
+                ReasonCode::MarkFuzzy,
+                format!(
+                    "\"{found}\" is {d} edit{} away from the mark \"{}\"",
+                    if d == 1 { "" } else { "s" },
+                    e.display
+                ),
+            ),
+            HitKind::Homoglyph => (
+                ReasonCode::Homoglyph,
+                format!(
+                    "\"{found}\" writes the mark \"{}\" with look-alike letters",
+                    e.display
+                ),
+            ),
+            HitKind::Fullwidth => (
+                ReasonCode::Fullwidth,
+                format!(
+                    "\"{found}\" writes the mark \"{}\" in full-width letters",
+                    e.display
+                ),
+            ),
+            HitKind::DigitSwap => (
+                ReasonCode::DigitSwap,
+                format!(
+                    "\"{found}\" writes the mark \"{}\" with digits for letters",
+                    e.display
+                ),
+            ),
+            HitKind::Spaced => (
+                ReasonCode::Spaced,
+                format!(
+                    "\"{found}\" spells out the mark \"{}\" with separators",
+                    e.display
+                ),
+            ),
+            HitKind::Chinese => (
+                ReasonCode::ChineseName,
+                format!("the title contains the Chinese mark \"{}\"", e.display),
+            ),
+            HitKind::Traditional => (
+                ReasonCode::Traditional,
+                format!(
+                    "\"{found}\" is the Chinese mark \"{}\" in traditional script",
+                    e.display
+                ),
+            ),
+            HitKind::Homophone => (
+                ReasonCode::Homophone,
+                format!(
+                    "\"{found}\" sounds like the Chinese mark \"{}\" ({})",
+                    e.display,
+                    e.pinyin.as_deref().unwrap_or("")
+                ),
+            ),
+            HitKind::Pinyin => (
+                ReasonCode::Pinyin,
+                format!(
+                    "\"{found}\" is the pinyin of the Chinese mark \"{}\"",
+                    e.display
+                ),
+            ),
+            HitKind::Alias => (
+                ReasonCode::Alias,
+                format!(
+                    "\"{found}\" is a name {} is known by",
+                    self.brands[e.brand].name
+                ),
+            ),
+        };
+        Reason { code, detail }
+    }
+
+    fn seller_reason(&self, hit: Hit, text: &Analysed, seller: &str) -> Reason {
+        let e = &self.index.entries[hit.entry];
+        let found = text.original(seller, hit.first, hit.end);
+        let what = if e.alias {
+            format!(
+                "\"{found}\", a name {} is known by",
+                self.brands[e.brand].name
+            )
+        } else if found == e.display {
+            format!("the mark \"{}\"", e.display)
+        } else {
+            format!("\"{found}\", a form of the mark \"{}\"", e.display)
+        };
+        Reason {
+            code: ReasonCode::SellerName,
+            detail: format!("the shop name \"{}\" contains {what}", seller.trim()),
+        }
+    }
+}
+
+fn join(classes: &[u8]) -> String {
+    classes
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// The demo registry, fixtures/brands.toml.
+    fn demo_brands() -> Vec<Brand> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/brands.toml");
+        crate::registry::load_file(std::path::Path::new(path)).unwrap()
+    }
+
+    fn matcher() -> &'static Matcher {
+        static M: OnceLock<Matcher> = OnceLock::new();
+        M.get_or_init(|| Matcher::new(&demo_brands()).unwrap())
+    }
+
+    fn check(title: &str, seller: &str, price: Option<f64>, category: Option<&str>) -> Verdict {
+        matcher().check(&Item {
+            title,
+            seller,
+            price,
+            category,
+            platform: "taobao",
+        })
+    }
+
+    fn title(title: &str) -> Verdict {
+        check(title, "某某小店", None, None)
+    }
+
+    fn codes(v: &Verdict) -> Vec<ReasonCode> {
+        v.reasons.iter().map(|r| r.code).collect()
+    }
+
+    #[track_caller]
+    fn flagged(v: &Verdict, brand: &str, code: ReasonCode) {
+        assert!(v.verdict.is_flagged(), "{v:#?}");
+        assert_eq!(v.brand.as_deref(), Some(brand), "{v:#?}");
+        assert!(codes(v).contains(&code), "{v:#?}");
+    }
+
+    #[track_caller]
+    fn clear(v: &Verdict) {
+        assert_eq!(v.verdict, Outcome::Clear, "{v:#?}");
+    }
+
+    #[test]
+    fn builds_in_reasonable_time() {
+        let brands = demo_brands();
+        let start = std::time::Instant::now();
+        Matcher::new(&brands).unwrap();
+        eprintln!("Matcher::new took {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn finds_the_plain_mark() {
+        flagged(
+            &title("NIKE Air Max 90 男鞋"),
+            "Nike",
+            ReasonCode::MarkExact,
+        );
+        flagged(&title("耐克 运动鞋 男"), "Nike", ReasonCode::ChineseName);
+        let v = title("LANCÔME 小黑瓶精华");
+        flagged(&v, "Lancôme", ReasonCode::MarkExact);
+        assert_eq!(v.mark.as_deref(), Some("LANCÔME"));
+        flagged(
+            &title("Lancome 精华液 30ml"),
+            "Lancôme",
+            ReasonCode::MarkExact,
+        );
+        flagged(&title("SK-II 神仙水 230ml"), "SK-II", ReasonCode::MarkExact);
+        flagged(&title("SKII 神仙水"), "SK-II", ReasonCode::MarkExact);
+        flagged(
+            &title("LV女包 老花"),
+            "Louis Vuitton",
+            ReasonCode::MarkExact,
+        );
+    }
+
+    #[test]
+    fn finds_disguised_marks() {
+        flagged(&title("ＧＵＣＣＩ 女包"), "Gucci", ReasonCode::Fullwidth);
+        flagged(&title("ΝΙΚΕ 跑步鞋"), "Nike", ReasonCode::Homoglyph);
+        flagged(
+            &title("АDIDАS 三条杠 运动裤"),
+            "Adidas",
+            ReasonCode::Homoglyph,
+        );
+        flagged(&title("Nlke 跑鞋"), "Nike", ReasonCode::Homoglyph);
+        flagged(&title("N1KE 跑鞋"), "Nike", ReasonCode::DigitSwap);
+        flagged(&title("R0LEX 男士手表"), "Rolex", ReasonCode::DigitSwap);
+        flagged(&title("N-I-K-E 运动鞋"), "Nike", ReasonCode::Spaced);
+        flagged(&title("G U C C I 包包"), "Gucci", ReasonCode::Spaced);
+        flagged(&title("L.V 钱包"), "Louis Vuitton", ReasonCode::Spaced);
+        flagged(
+            &title("B.U.R.B.E.R.R.Y 风衣"),
+            "Burberry",
+            ReasonCode::Spaced,
+        );
+        flagged(
+            &title("Louis_Vuitton 手提包"),
+            "Louis Vuitton",
+            ReasonCode::MarkExact,
+        );
+        flagged(
+            &title("LouisVuitton 手提包"),
+            "Louis Vuitton",
+            ReasonCode::MarkExact,
+        );
+    }
+
+    #[test]
+    fn finds_misspellings_with_their_distance() {
+        let v = title("Addidas 运动鞋 男");
+        flagged(&v, "Adidas", ReasonCode::MarkFuzzy);
+        assert!(v.reasons[0].detail.contains("1 edit"), "{v:#?}");
+        flagged(
+            &title("Burbery 格纹围巾"),
+            "Burberry",
+            ReasonCode::MarkFuzzy,
+        );
+        flagged(&title("Nkie 运动鞋"), "Nike", ReasonCode::MarkFuzzy);
+        flagged(
+            &title("Louis Vuiton 女包"),
+            "Louis Vuitton",
+            ReasonCode::MarkFuzzy,
+        );
+    }
+
+    #[test]
+    fn finds_chinese_forms() {
+        flagged(
+            &title("勞力士 潛航者 手錶"),
+            "Rolex",
+            ReasonCode::Traditional,
+        );
+        flagged(&title("奈克 运动鞋 男款"), "Nike", ReasonCode::Homophone);
+        flagged(&title("老力士 机械表 男"), "Rolex", ReasonCode::Homophone);
+        flagged(&title("naike 运动鞋"), "Nike", ReasonCode::Pinyin);
+        flagged(&title("Nai Ke 跑鞋"), "Nike", ReasonCode::Pinyin);
+        flagged(&title("laolishi 手表"), "Rolex", ReasonCode::Pinyin);
+    }
+
+    #[test]
+    fn finds_the_mark_in_the_shop_name() {
+        let v = check("男士 运动鞋 透气 跑步鞋", "耐克工厂店", Some(89.0), None);
+        flagged(&v, "Nike", ReasonCode::SellerName);
+    }
+
+    #[test]
+    fn counterfeit_terms_and_cheap_originals_raise_the_score() {
+        let v = check("高仿 LV 老花 女包", "小店", Some(300.0), None);
+        assert_eq!(v.verdict, Outcome::Infringing, "{v:#?}");
+        assert!(codes(&v).contains(&ReasonCode::CounterfeitTerm));
+        assert!(v.reasons.iter().any(|r| r.detail.contains("高仿")));
+        let v = check("耐克 正品 运动鞋", "小店", Some(59.0), None);
+        assert_eq!(v.verdict, Outcome::Infringing, "{v:#?}");
+        assert!(codes(&v).contains(&ReasonCode::OriginalClaim));
+        let below = v
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::PriceBelowReference)
+            .unwrap();
+        assert!(below.detail.contains("88%"), "{below:?}");
+        assert!(check("复刻 1:1 ROLEX 水鬼", "表行", Some(800.0), None).score > 0.9);
+    }
+
+    #[test]
+    fn short_marks_never_hit_inside_words() {
+        for t in [
+            "diorama 微缩场景 模型",
+            "Legolas 精灵 手办",
+            "Pineapple 菠萝 新鲜",
+            "Coachella 音乐节 门票",
+            "Nikon 尼康 D750 相机",
+            "Sonyeon 韩版 T恤",
+            "LVMH annual report 书籍",
+        ] {
+            let v = title(t);
+            clear(&v);
+            assert!(v.brand.is_none(), "{t}: {v:#?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_words_near_a_mark_are_not_misspellings() {
+        for t in [
+            "Channel 4 DVD 光盘",
+            "coach bus 玩具 大巴",
+            "apply now 文具",
+        ] {
+            clear(&title(t));
+        }
+    }
+
+    #[test]
+    fn chinese_marks_do_not_cross_word_boundaries() {
+        let v = title("快乐高效 学习桌");
+        assert!(v.brand.is_none(), "{v:#?}");
+        let v = title("为了高效 办公椅");
+        assert!(v.brand.is_none(), "{v:#?}");
+        flagged(
+            &title("乐高 积木 城市系列"),
+            "LEGO",
+            ReasonCode::ChineseName,
+        );
+    }
+
+    #[test]
+    fn goods_outside_the_marks_classes_are_clear() {
+        let v = check(
+            "红富士苹果 新鲜水果 5斤装",
+            "果园直发",
+            Some(29.9),
+            Some("生鲜 > 水果"),
+        );
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::ClassMismatch), "{v:#?}");
+        assert_eq!(v.brand.as_deref(), Some("Apple"));
+        let v = check(
+            "COACH 巴士 玩具车 合金",
+            "玩具店",
+            Some(39.0),
+            Some("玩具 > 车模"),
+        );
+        clear(&v);
+        flagged(
+            &check("苹果 15 Pro 手机", "数码店", Some(39.0), Some("手机")),
+            "Apple",
+            ReasonCode::ChineseName,
+        );
+    }
+
+    #[test]
+    fn compatibility_wording_clears_unless_it_claims_originality() {
+        let v = title("手机壳 适用于苹果 iPhone 15 硅胶");
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::CompatibilityUse), "{v:#?}");
+        clear(&title("Charger for iPhone 20W 快充"));
+        clear(&title("iPhone 15 Pro Max专用 钢化膜"));
+        clear(&title("PD快充头 兼容iPhone15/14/13 苹果充电器"));
+        // "for men" qualifies nothing.
+        assert!(title("NIKE running shoes for men").verdict.is_flagged());
+        let v = check("原装 AirPods Pro 耳机 适用苹果", "数码", Some(39.0), None);
+        assert!(v.verdict.is_flagged(), "{v:#?}");
+    }
+
+    #[test]
+    fn authorised_sellers_are_clear() {
+        let v = check(
+            "Nike Air Force 1 男子运动鞋",
+            "Nike官方旗舰店",
+            Some(799.0),
+            None,
+        );
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::AuthorisedSeller));
+        // Case and width do not matter, script does: 旗艦店 is not 旗舰店.
+        clear(&check("耐克 跑鞋", "ｎｉｋｅ官方旗舰店", Some(699.0), None));
+        assert!(
+            check("耐克 跑鞋 正品", "Nike官方旗艦店", Some(99.0), None)
+                .verdict
+                .is_flagged()
+        );
+    }
+
+    #[test]
+    fn clear_listings_without_a_hit_have_no_brand() {
+        let v = title("纯棉 T恤 男 夏季 短袖");
+        assert_eq!(v, Verdict::clear());
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"verdict": "clear", "score": 0.0, "brand": null, "mark": null, "reasons": []})
+        );
+    }
+
+    #[test]
+    fn verdicts_serialise_with_stable_codes() {
+        let v = check("高仿 耐克 运动鞋", "小店", Some(99.0), None);
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["verdict"], "infringing");
+        assert_eq!(json["brand"], "Nike");
+        assert_eq!(json["mark"], "耐克");
+        assert_eq!(json["reasons"][0]["code"], "chinese_name");
+        assert!(
+            json["reasons"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("耐克")
+        );
+        let score = json["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+    }
+
+    #[test]
+    fn the_matcher_is_shared_across_threads() {
+        fn assert_sync<T: Sync + Send>() {}
+        assert_sync::<Matcher>();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(
+            t in "\\PC{0,60}",
+            s in "\\PC{0,20}",
+            price in proptest::option::of(proptest::num::f64::ANY),
+            c in proptest::option::of("\\PC{0,20}"),
+        ) {
+            let v = matcher().check(&Item {
+                title: &t,
+                seller: &s,
+                price,
+                category: c.as_deref(),
+                platform: "x",
+            });
+            proptest::prop_assert!((0.0..=1.0).contains(&v.score));
+        }
+
+        #[test]
+        fn mixed_script_text_never_panics(t in "[a-zA-Z0-9 \\-\\.耐克乐高苹果勞力士ＧＵＣＩａ-ｚА-яΑ-ω]{0,40}") {
+            let v = matcher().check(&Item { title: &t, ..Item::default() });
+            proptest::prop_assert!((0.0..=1.0).contains(&v.score));
+        }
+    }
+}

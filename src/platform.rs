@@ -532,7 +532,7 @@ fn compile_opt(field: &mut Option<Field>, key: &str, ctx: RuleContext) -> Result
 }
 
 impl EmbeddedJson {
-    fn validate(&mut self, key: &str) -> Result<(), Invalid> {
+    pub(crate) fn validate(&mut self, key: &str) -> Result<(), Invalid> {
         match (&self.variable, &self.regex) {
             (Some(_), Some(_)) => Err(invalid(key, "use either `variable` or `regex`, not both")),
             (None, None) => Err(invalid(key, "needs `variable` or `regex`")),

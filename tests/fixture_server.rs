@@ -399,3 +399,25 @@ async fn request_log_is_served_as_json() {
         2
     );
 }
+
+#[tokio::test]
+async fn links_keep_the_real_form_whatever_host_served_the_page() {
+    let run = Running::start(options()).await;
+    for (platform, keyword, link) in [
+        ("amazon_cn", "sony", "https://www.amazon.cn/"),
+        ("jd", "索尼", "https://item.jd.com/"),
+        ("taobao", "nike", "https://"),
+    ] {
+        let def = definition(platform);
+        let fetch = PlatformDef::fetch_url(&def.search_url(keyword, 1), Some(&run.base(platform)));
+        let (_, ctype, body, final_url) = run.get(&fetch).await;
+        let text = extract::decode_page(&body, ctype.as_deref(), &def.encoding).text;
+        let page = extract::extract_search(&def, &text, &final_url).unwrap();
+        for l in &page.listings {
+            let d = l.detail_url.as_deref().unwrap_or_default();
+            assert!(d.starts_with(link), "{platform}: {d}");
+            let img = l.image.as_deref().unwrap_or_default();
+            assert!(img.starts_with("https://"), "{platform}: {img}");
+        }
+    }
+}

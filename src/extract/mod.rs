@@ -147,7 +147,8 @@ pub fn detect_block(def: &PlatformDef, text: &str) -> Option<BlockKind> {
         .map(|m| m.kind)
 }
 
-/// Reads a search results page. `page_url` resolves relative links.
+/// Reads a search results page. `page_url` (where it was fetched) names the page in errors;
+/// relative links resolve against the definition's real search URL.
 pub fn extract_search(
     def: &PlatformDef,
     text: &str,
@@ -164,7 +165,9 @@ pub fn extract_search(
             kind,
         });
     }
-    let base = Url::parse(page_url).ok();
+    // Links resolve against the platform's real origin, not wherever the page was fetched from
+    // (a fixture server or proxy), so stored URLs keep the real form.
+    let base = Url::parse(&def.search_url("", 1)).ok();
     let mut page = match &rules.json {
         Some(_) => search_json(def, rules, text, page_url)?,
         None => search_html(def, rules, text),
@@ -465,7 +468,7 @@ fn next_from_numbers(def: &PlatformDef, page: &SearchPage, text: &str) -> bool {
     }
 }
 
-/// Reads an item detail page.
+/// Reads an item detail page; relative image links resolve against the real item URL.
 pub fn extract_detail(
     def: &PlatformDef,
     text: &str,
@@ -530,7 +533,7 @@ pub fn extract_detail(
     let (price, price_max) = one(&f.price)
         .and_then(|t| parse_price(&t, &def.price))
         .map_or((None, None), |(lo, hi)| (Some(lo), hi));
-    let base = Url::parse(page_url).ok();
+    let base = Url::parse(&def.item_url("0")).ok();
     let images = read(&f.images, true)
         .into_iter()
         .map(|i| match &base {

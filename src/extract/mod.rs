@@ -359,8 +359,26 @@ fn search_json(
         LastPage::Json { current, total, .. } => vec![current.as_str(), total.as_str()],
         _ => Vec::new(),
     };
-    let captured = json::capture(spec, text, spec.items.as_deref(), &pagers).ok_or_else(|| {
-        ExtractError::JsonNotFound {
+    let f = &rules.fields;
+    let fields = [
+        Some(&f.item_id),
+        Some(&f.title),
+        f.price.as_ref(),
+        f.seller.as_ref(),
+        f.seller_id.as_ref(),
+        f.location.as_ref(),
+        f.sales.as_ref(),
+        f.detail_url.as_ref(),
+        f.image.as_ref(),
+        f.ad.as_ref(),
+    ];
+    let item_fields: Vec<&str> = fields
+        .into_iter()
+        .flatten()
+        .flat_map(|field| field.0.iter().filter_map(|r| r.pointer.as_deref()))
+        .collect();
+    let captured = json::capture(spec, text, spec.items.as_deref(), &item_fields, &pagers)
+        .ok_or_else(|| ExtractError::JsonNotFound {
             platform: def.platform.clone(),
             url: page_url.to_string(),
             what: spec
@@ -368,8 +386,7 @@ fn search_json(
                 .clone()
                 .or_else(|| spec.regex.clone())
                 .unwrap_or_default(),
-        }
-    })?;
+        })?;
     let mut page = SearchPage {
         truncated: captured.incomplete || html_truncated(text),
         ..SearchPage::default()
@@ -500,7 +517,7 @@ pub fn extract_detail(
     });
     let doc = needs_dom.then(|| Html::parse_document(text));
     let json: Option<Value> = rules.json.as_ref().and_then(|spec| {
-        let c = json::capture(spec, text, None, &[""])?;
+        let c = json::capture(spec, text, None, &[], &[""])?;
         c.values.into_iter().next().flatten()
     });
     // Each rule reads from the source its keys name.

@@ -421,3 +421,21 @@ async fn links_keep_the_real_form_whatever_host_served_the_page() {
         }
     }
 }
+
+#[tokio::test]
+async fn saved_item_pages_extract_like_search_pages() {
+    // What `markwatch extract --platform P FILE` does with a saved item page.
+    let run = Running::start(options()).await;
+    for platform in PLATFORMS {
+        let def = definition(platform);
+        let l = &run.server.listings(platform).unwrap()[0];
+        let path = FixtureServer::item_path(platform, &l.item_id).unwrap();
+        let (_, ctype, body, _) = run.get(&run.url(&path)).await;
+        let got = extract::extract_file(&def, &body, ctype.as_deref()).unwrap();
+        assert_eq!(got.len(), 1, "{platform}");
+        assert_eq!(got[0].item_id, l.item_id);
+        assert_eq!(got[0].title, l.title);
+        assert_eq!(got[0].url, def.item_url(&l.item_id));
+        assert_eq!(got[0].category, Some(l.category.join(" > ")));
+    }
+}

@@ -206,7 +206,7 @@ fn malformed_definitions_name_the_file_and_key() {
     assert!(e.contains("embedded JSON"), "{e}");
 
     let e = bad("invalid-missing-complaint.toml");
-    assert!(e.contains("complaint"), "{e}");
+    assert!(e.contains("missing field `complaint`"), "{e}");
 
     let e = bad("invalid-placeholder.toml");
     assert!(e.contains("urls.search") && e.contains("{kw}"), "{e}");

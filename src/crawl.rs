@@ -182,25 +182,36 @@ async fn crawl_keyword(
     let max_pages = def.pagination.as_ref().map_or(1, |p| p.max_pages.max(1));
     let mut counts = RunCounts::default();
     let mut error = None;
-    for page_no in 1..=max_pages {
+    let attempts = target.fetcher.policy().max_attempts;
+    'pages: for page_no in 1..=max_pages {
         let url = target.fetch_url(&def.search_url(keyword, page_no));
-        let Some((page, text)) =
-            fetch_page(store, target, run_id, &url, &mut counts, &mut error).await?
-        else {
-            break;
-        };
-        let result = match extract::extract_search(def, &text, &page.final_url) {
-            Ok(result) => result,
-            Err(e) => {
-                // Evidence is kept even when the page can't be read.
-                store.record_evidence(run_id, &page).await?;
-                counts.pages_failed += 1;
-                error.get_or_insert_with(|| e.to_string());
-                break;
+        let mut tries = 0;
+        let (page, result) = loop {
+            tries += 1;
+            let Some((page, text)) =
+                fetch_page(store, target, run_id, &url, &mut counts, &mut error).await?
+            else {
+                break 'pages;
+            };
+            match extract::extract_search(def, &text, &page.final_url) {
+                // A page cut short hides the listings after the cut: fetch it again.
+                Ok(result) if result.truncated && tries < attempts => {
+                    store.record_evidence(run_id, &page).await?;
+                    counts.pages_retried += 1;
+                    tracing::debug!(%url, tries, "truncated page; fetching again");
+                }
+                Ok(result) => break (page, result),
+                Err(e) => {
+                    // Evidence is kept even when the page can't be read.
+                    store.record_evidence(run_id, &page).await?;
+                    counts.pages_failed += 1;
+                    error.get_or_insert_with(|| e.to_string());
+                    break 'pages;
+                }
             }
         };
         if result.truncated {
-            tracing::warn!(%url, kept = result.listings.len(), "truncated page; keeping the complete listings");
+            tracing::warn!(%url, kept = result.listings.len(), "page still truncated; keeping its complete listings");
         }
         let listings: Vec<_> = result.listings.iter().map(|l| l.to_listing(def)).collect();
         let record = store.record_page(run_id, &page, &listings).await?;

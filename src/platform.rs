@@ -183,6 +183,8 @@ pub struct EmbeddedJson {
     pub regex: Option<String>,
     /// JSON pointer to the array of listings (search pages only).
     pub items: Option<String>,
+    #[serde(skip)]
+    pub(crate) start: Option<Regex>,
 }
 
 /// Per-listing fields on a search page. Each is one rule or a list of fallbacks tried in order.
@@ -530,7 +532,7 @@ fn compile_opt(field: &mut Option<Field>, key: &str, ctx: RuleContext) -> Result
 }
 
 impl EmbeddedJson {
-    fn validate(&self, key: &str) -> Result<(), Invalid> {
+    pub(crate) fn validate(&mut self, key: &str) -> Result<(), Invalid> {
         match (&self.variable, &self.regex) {
             (Some(_), Some(_)) => Err(invalid(key, "use either `variable` or `regex`, not both")),
             (None, None) => Err(invalid(key, "needs `variable` or `regex`")),
@@ -548,18 +550,18 @@ impl EmbeddedJson {
         if let Some(p) = &self.items {
             check_pointer(&format!("{key}.items"), p)?;
         }
+        let pattern = match (&self.variable, &self.regex) {
+            (Some(v), _) => format!(r"(?:^|[^\w$.]){}\s*=\s*", regex::escape(v)),
+            (_, Some(re)) => re.clone(),
+            (None, None) => unreachable!("checked above"),
+        };
+        self.start = Some(compile_regex(key, &pattern)?);
         Ok(())
     }
 
-    /// The regex whose match end is where the JSON value starts.
-    pub(crate) fn start_regex(&self) -> Regex {
-        let pattern = match (&self.variable, &self.regex) {
-            (Some(v), _) => format!(r"(?:^|[^\w$.]){}\s*=\s*", regex::escape(v)),
-            (None, Some(re)) => re.clone(),
-            (None, None) => "$^".to_string(),
-        };
-        // Validated at load; an impossible pattern keeps this infallible.
-        Regex::new(&pattern).unwrap_or_else(|_| Regex::new("$^").expect("literal regex"))
+    /// The regex whose match end is where the JSON value starts (compiled at load).
+    pub(crate) fn start_regex(&self) -> Option<&Regex> {
+        self.start.as_ref()
     }
 }
 
@@ -651,7 +653,7 @@ impl PlatformDef {
             ));
         }
         if let Some(search) = &mut self.search {
-            let ctx = match (&search.items, &search.json) {
+            let ctx = match (&search.items, &mut search.json) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(
                         "search",
@@ -692,7 +694,7 @@ impl PlatformDef {
             compile_opt(&mut f.ad, "search.fields.ad", ctx)?;
         }
         if let Some(detail) = &mut self.detail {
-            if let Some(json) = &detail.json {
+            if let Some(json) = &mut detail.json {
                 json.validate("detail.json")?;
             }
             let ctx = RuleContext::Page {

@@ -1,7 +1,7 @@
 //! Extraction boundary: real captured pages, decoding, walls, malformed definitions, and
 //! arbitrary bytes. Fixture-platform pages over HTTP are in tests/fixture_server.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use markwatch::extract::{self, ExtractError};
 use markwatch::platform::{self, BlockKind, PlatformDef, PlatformError};
@@ -206,7 +206,7 @@ fn malformed_definitions_name_the_file_and_key() {
     assert!(e.contains("embedded JSON"), "{e}");
 
     let e = bad("invalid-missing-complaint.toml");
-    assert!(e.contains("complaint"), "{e}");
+    assert!(e.contains("missing field `complaint`"), "{e}");
 
     let e = bad("invalid-placeholder.toml");
     assert!(e.contains("urls.search") && e.contains("{kw}"), "{e}");

@@ -3,6 +3,7 @@
 mod brands;
 mod config;
 mod crawl;
+mod fixtures;
 mod matching;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ enum Command {
     Crawl(crawl::CrawlArgs),
     /// Print the listings a definition extracts from a saved page, as JSONL
     Extract(crawl::ExtractArgs),
+    /// Serve the fixture platforms (local look-alikes of the real sites, with fault injection)
+    #[command(subcommand)]
+    Fixtures(fixtures::FixturesCommand),
     /// Match a JSONL file of listings against a registry file, offline (no database)
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
@@ -86,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
         Command::Extract(args) => crawl::run_extract(args, &ctx),
+        Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
     }

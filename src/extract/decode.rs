@@ -121,6 +121,19 @@ pub fn decode_page(bytes: &[u8], content_type: Option<&str>, default_encoding: &
     // Valid UTF-8 with non-ASCII text is almost never legacy-encoded text by accident, so a
     // legacy declaration over such bytes is the lie.
     let utf8_ok = decodes_cleanly(UTF_8, bytes);
+    if !(first != UTF_8 && utf8_ok && has_non_ascii(bytes)) {
+        // The common case, a declaration that fits, takes a single decoding pass.
+        let (text, had_errors) = first.decode_without_bom_handling(bytes);
+        if !had_errors {
+            return Decoded {
+                text: text.into_owned(),
+                encoding_used: first.name(),
+                source: first_source,
+                declared: declared.map(Encoding::name),
+                had_errors,
+            };
+        }
+    }
     let pick = if first != UTF_8 && utf8_ok && has_non_ascii(bytes) {
         Some((UTF_8, CharsetSource::Sniffed))
     } else if decodes_cleanly(first, bytes) {

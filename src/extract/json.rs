@@ -26,14 +26,16 @@ pub(crate) struct Captured {
 }
 
 /// Finds the embedded value's start and captures `items` (a pointer to an array) and `values`.
-/// None when the script variable or regex is not in the page.
+/// With `item_fields` (pointers relative to one listing), each listing keeps only those
+/// values, which skips building the rest. None when the variable or regex is not in the page.
 pub(crate) fn capture(
     spec: &EmbeddedJson,
     text: &str,
     items: Option<&str>,
+    item_fields: &[&str],
     values: &[&str],
 ) -> Option<Captured> {
-    let m = spec.start_regex().find(text)?;
+    let m = spec.start_regex()?.find(text)?;
     let start = m.end();
     let rest = &text[start..];
     let mut targets: Vec<Target> = Vec::new();
@@ -53,12 +55,25 @@ pub(crate) fn capture(
         values: vec![None; values.len()],
         ..Captured::default()
     });
+    let item_targets: Vec<Target> = if item_fields.iter().any(|p| p.is_empty()) {
+        Vec::new() // a rule reads the whole listing: keep it whole
+    } else {
+        item_fields
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Target {
+                path: split_pointer(p),
+                slot: Slot::Value(i),
+            })
+            .collect()
+    };
     let active: Vec<usize> = (0..targets.len()).collect();
     let mut de = serde_json::Deserializer::from_str(rest);
     let walker = Walker {
         depth: 0,
         active,
         targets: &targets,
+        item_targets: &item_targets,
         sink: &sink,
     };
     let ok = walker.deserialize(&mut de).is_ok();
@@ -94,6 +109,8 @@ struct Walker<'a> {
     depth: usize,
     active: Vec<usize>,
     targets: &'a [Target],
+    /// Per-listing targets handed to the listing array's sink.
+    item_targets: &'a [Target],
     sink: &'a RefCell<Captured>,
 }
 
@@ -139,7 +156,11 @@ impl<'de> DeserializeSeed<'de> for Walker<'_> {
             .collect();
         if let Some(&t) = at_end.first() {
             if let Slot::Items = self.targets[t].slot {
-                return ItemsSink { sink: self.sink }.deserialize(d);
+                return ItemsSink {
+                    sink: self.sink,
+                    item_targets: self.item_targets,
+                }
+                .deserialize(d);
             }
             let v = Value::deserialize(d)?;
             for &t in &at_end {
@@ -170,6 +191,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
                     depth: self.depth + 1,
                     active: next,
                     targets: self.targets,
+                    item_targets: self.item_targets,
                     sink: self.sink,
                 })?;
             }
@@ -188,6 +210,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
                     depth: self.depth + 1,
                     active: next,
                     targets: self.targets,
+                    item_targets: self.item_targets,
                     sink: self.sink,
                 })?
                 .is_some()
@@ -222,6 +245,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
 /// Streams the listing array into the sink one complete element at a time.
 struct ItemsSink<'a> {
     sink: &'a RefCell<Captured>,
+    item_targets: &'a [Target],
 }
 
 impl<'de> DeserializeSeed<'de> for ItemsSink<'_> {
@@ -238,10 +262,32 @@ impl<'de> Visitor<'de> for ItemsSink<'_> {
         f.write_str("an array of listings")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<Value>()? {
-            self.sink.borrow_mut().items.push(v);
+        if self.item_targets.is_empty() {
+            while let Some(v) = seq.next_element::<Value>()? {
+                self.sink.borrow_mut().items.push(v);
+            }
+            return Ok(());
         }
-        Ok(())
+        let n = self.item_targets.len();
+        let item = RefCell::new(Captured {
+            values: vec![None; n],
+            ..Captured::default()
+        });
+        loop {
+            let walker = Walker {
+                depth: 0,
+                active: (0..n).collect(),
+                targets: self.item_targets,
+                item_targets: &[],
+                sink: &item,
+            };
+            if seq.next_element_seed(walker)?.is_none() {
+                return Ok(());
+            }
+            let values = std::mem::replace(&mut item.borrow_mut().values, vec![None; n]);
+            let sparse = sparse_object(self.item_targets, values);
+            self.sink.borrow_mut().items.push(sparse);
+        }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -267,16 +313,40 @@ impl<'de> Visitor<'de> for ItemsSink<'_> {
     }
 }
 
+/// An object holding only the captured values, each at its pointer's path.
+fn sparse_object(targets: &[Target], values: Vec<Option<Value>>) -> Value {
+    let mut root = Value::Object(serde_json::Map::new());
+    for (t, v) in targets.iter().zip(values) {
+        let (Some(v), Some((last, parents))) = (v, t.path.split_last()) else {
+            continue;
+        };
+        let mut cur = &mut root;
+        for seg in parents {
+            let Value::Object(map) = cur else { break };
+            cur = map
+                .entry(seg.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+        if let Value::Object(map) = cur {
+            map.insert(last.clone(), v);
+        }
+    }
+    root
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec() -> EmbeddedJson {
-        EmbeddedJson {
+        let mut spec = EmbeddedJson {
             variable: Some("g_page_config".into()),
             regex: None,
             items: None,
-        }
+            start: None,
+        };
+        spec.validate("search.json").unwrap();
+        spec
     }
 
     const PAGE: &str = r#"<script> var x = 1; g_page_config = {"mods":{"pager":{"data":{"currentPage":2,"totalPage":3}},"itemlist":{"data":{"auctions":[{"nid":"1","t":"a"},{"nid":"2","t":"b \u003c/script\u003e"},{"nid":"3","t":"c"}]}}}};
@@ -288,19 +358,24 @@ mod tests {
             &spec(),
             PAGE,
             Some("/mods/itemlist/data/auctions"),
+            &["/t"],
             &["/mods/pager/data/currentPage", "/mods/pager/data/totalPage"],
         )
         .unwrap();
         assert!(!c.incomplete);
         assert_eq!(c.items.len(), 3);
         assert_eq!(c.items[1]["t"], "b </script>");
+        assert!(
+            c.items[1].get("nid").is_none(),
+            "only the wanted fields are kept"
+        );
         assert_eq!(c.values, vec![Some(Value::from(2)), Some(Value::from(3))]);
     }
 
     #[test]
     fn truncated_json_keeps_complete_items_only() {
         let cut = &PAGE[..PAGE.find(r#""t":"c"#).unwrap() + 5];
-        let c = capture(&spec(), cut, Some("/mods/itemlist/data/auctions"), &[]).unwrap();
+        let c = capture(&spec(), cut, Some("/mods/itemlist/data/auctions"), &[], &[]).unwrap();
         assert!(c.incomplete);
         let ids: Vec<_> = c.items.iter().map(|i| i["nid"].as_str().unwrap()).collect();
         assert_eq!(ids, ["1", "2"]);
@@ -308,6 +383,6 @@ mod tests {
 
     #[test]
     fn missing_variable_is_none() {
-        assert!(capture(&spec(), "<html>no script</html>", Some("/a"), &[]).is_none());
+        assert!(capture(&spec(), "<html>no script</html>", Some("/a"), &[], &[]).is_none());
     }
 }

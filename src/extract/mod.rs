@@ -147,7 +147,8 @@ pub fn detect_block(def: &PlatformDef, text: &str) -> Option<BlockKind> {
         .map(|m| m.kind)
 }
 
-/// Reads a search results page. `page_url` resolves relative links.
+/// Reads a search results page. `page_url` (where it was fetched) names the page in errors;
+/// relative links resolve against the definition's real search URL.
 pub fn extract_search(
     def: &PlatformDef,
     text: &str,
@@ -164,33 +165,36 @@ pub fn extract_search(
             kind,
         });
     }
-    let base = Url::parse(page_url).ok();
+    // Links resolve against the platform's real origin, not wherever the page was fetched from
+    // (a fixture server or proxy), so stored URLs keep the real form.
+    let base = Url::parse(&def.search_url("", 1)).ok();
     let mut page = match &rules.json {
         Some(_) => search_json(def, rules, text, page_url)?,
         None => search_html(def, rules, text),
     };
     for l in &mut page.listings {
         l.url = def.item_url(&l.item_id);
-        if let (Some(d), Some(base)) = (&l.detail_url, &base) {
-            if let Ok(abs) = base.join(d) {
-                l.detail_url = Some(abs.to_string());
-            }
+        if let (Some(d), Some(base)) = (&l.detail_url, &base)
+            && let Ok(abs) = base.join(d)
+        {
+            l.detail_url = Some(abs.to_string());
         }
-        if let (Some(img), Some(base)) = (&l.image, &base) {
-            if let Ok(abs) = base.join(img) {
-                l.image = Some(abs.to_string());
-            }
+        if let (Some(img), Some(base)) = (&l.image, &base)
+            && let Ok(abs) = base.join(img)
+        {
+            l.image = Some(abs.to_string());
         }
     }
-    if page.listings.is_empty() && page.skipped == 0 && !page.truncated {
-        if let Some(marker) = &rules.empty_regex {
-            if !marker.is_match(text) {
-                return Err(ExtractError::NoListings {
-                    platform: def.platform.clone(),
-                    url: page_url.to_string(),
-                });
-            }
-        }
+    if page.listings.is_empty()
+        && page.skipped == 0
+        && !page.truncated
+        && let Some(marker) = &rules.empty_regex
+        && !marker.is_match(text)
+    {
+        return Err(ExtractError::NoListings {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+        });
     }
     Ok(page)
 }
@@ -355,8 +359,26 @@ fn search_json(
         LastPage::Json { current, total, .. } => vec![current.as_str(), total.as_str()],
         _ => Vec::new(),
     };
-    let captured = json::capture(spec, text, spec.items.as_deref(), &pagers).ok_or_else(|| {
-        ExtractError::JsonNotFound {
+    let f = &rules.fields;
+    let fields = [
+        Some(&f.item_id),
+        Some(&f.title),
+        f.price.as_ref(),
+        f.seller.as_ref(),
+        f.seller_id.as_ref(),
+        f.location.as_ref(),
+        f.sales.as_ref(),
+        f.detail_url.as_ref(),
+        f.image.as_ref(),
+        f.ad.as_ref(),
+    ];
+    let item_fields: Vec<&str> = fields
+        .into_iter()
+        .flatten()
+        .flat_map(|field| field.0.iter().filter_map(|r| r.pointer.as_deref()))
+        .collect();
+    let captured = json::capture(spec, text, spec.items.as_deref(), &item_fields, &pagers)
+        .ok_or_else(|| ExtractError::JsonNotFound {
             platform: def.platform.clone(),
             url: page_url.to_string(),
             what: spec
@@ -364,10 +386,9 @@ fn search_json(
                 .clone()
                 .or_else(|| spec.regex.clone())
                 .unwrap_or_default(),
-        }
-    })?;
+        })?;
     let mut page = SearchPage {
-        truncated: captured.incomplete,
+        truncated: captured.incomplete || html_truncated(text),
         ..SearchPage::default()
     };
     for item in &captured.items {
@@ -464,7 +485,7 @@ fn next_from_numbers(def: &PlatformDef, page: &SearchPage, text: &str) -> bool {
     }
 }
 
-/// Reads an item detail page.
+/// Reads an item detail page; relative image links resolve against the real item URL.
 pub fn extract_detail(
     def: &PlatformDef,
     text: &str,
@@ -496,7 +517,7 @@ pub fn extract_detail(
     });
     let doc = needs_dom.then(|| Html::parse_document(text));
     let json: Option<Value> = rules.json.as_ref().and_then(|spec| {
-        let c = json::capture(spec, text, None, &[""])?;
+        let c = json::capture(spec, text, None, &[], &[""])?;
         c.values.into_iter().next().flatten()
     });
     // Each rule reads from the source its keys name.
@@ -529,7 +550,7 @@ pub fn extract_detail(
     let (price, price_max) = one(&f.price)
         .and_then(|t| parse_price(&t, &def.price))
         .map_or((None, None), |(lo, hi)| (Some(lo), hi));
-    let base = Url::parse(page_url).ok();
+    let base = Url::parse(&def.item_url("0")).ok();
     let images = read(&f.images, true)
         .into_iter()
         .map(|i| match &base {

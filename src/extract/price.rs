@@ -34,10 +34,10 @@ pub fn parse_price(text: &str, rules: &PriceRules) -> Option<(f64, Option<f64>)>
             end = i + d.len_utf8();
             chars.next();
         }
-        if let Ok(v) = s.trim_end_matches('.').parse::<f64>() {
-            if v.is_finite() {
-                numbers.push((start, end, v));
-            }
+        if let Ok(v) = s.trim_end_matches('.').parse::<f64>()
+            && v.is_finite()
+        {
+            numbers.push((start, end, v));
         }
         if numbers.len() == 2 {
             break;

@@ -1,0 +1,86 @@
+//! `markwatch fixtures serve`: the fixture platforms on a local port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use markwatch::fixture_server::{self, Fault, FixtureOptions, FixtureServer, parse_faults};
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Serve Taobao, Tmall, JD and Amazon.cn look-alikes rendered from the fixture catalogue
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8400")]
+    addr: SocketAddr,
+    /// Folder holding listings.jsonl and platforms/<platform>/ page templates
+    #[arg(long, value_name = "DIR", default_value = "fixtures")]
+    fixtures_dir: PathBuf,
+    /// Another listing catalogue (JSONL) instead of <fixtures-dir>/listings.jsonl
+    #[arg(long, value_name = "PATH")]
+    catalogue: Option<PathBuf>,
+    /// Serve N times the listings and pages, derived deterministically from --seed
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    scale: u32,
+    /// Seed for --scale and --fault-rate
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction of page requests that get a random fault, 0.0 to 1.0
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Faults --fault-rate draws from [default: 429,500,503,slow,truncate,redirect,wrong-charset,no-charset,bom]
+    #[arg(long, value_name = "LIST", value_parser = parse_fault_list)]
+    fault_kinds: Option<Vec<Fault>>,
+    /// Scripted faults for the first page requests, in order, e.g. 429:2,500,ok,slow:800,captcha,login
+    #[arg(long, value_name = "LIST", value_parser = parse_fault_list)]
+    faults: Option<Vec<Fault>>,
+    /// Honour ?fault=NAME on page URLs (for tests and demos)
+    #[arg(long)]
+    query_faults: bool,
+}
+
+fn parse_fault_list(s: &str) -> Result<Vec<Fault>, String> {
+    parse_faults(s).map_err(|e| e.to_string())
+}
+
+pub async fn run(cmd: FixturesCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FixturesCommand::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        anyhow::bail!(
+            "--fault-rate must be between 0 and 1, got {}",
+            args.fault_rate
+        );
+    }
+    let options = FixtureOptions {
+        fixtures_dir: args.fixtures_dir,
+        catalogue: args.catalogue,
+        scale: args.scale,
+        seed: args.seed,
+        fault_rate: args.fault_rate,
+        fault_pool: args.fault_kinds.unwrap_or_else(Fault::default_pool),
+        faults: args.faults.unwrap_or_default(),
+        query_faults: args.query_faults,
+    };
+    let server = FixtureServer::new(options).context("cannot load the fixtures")?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    eprintln!("fixture platforms on http://{addr}/ (taobao, tmall, jd, amazon_cn); Ctrl-C stops");
+    tokio::select! {
+        served = fixture_server::serve(listener, server) => served.context("fixture server failed")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,737 @@
+//! The fixture platforms: an axum server that renders Taobao, Tmall, JD and Amazon.cn pages
+//! at request time from `fixtures/listings.jsonl` and the page templates in
+//! `fixtures/platforms/<platform>/`, and injects the failures real platforms produce.
+//!
+//! Architecture: [`FixtureOptions`] says what to serve and which faults to inject;
+//! [`FixtureServer`] holds the rendered catalogue, templates, fault scripts and the
+//! [`RequestLog`]; [`FixtureServer::router`] is the axum app and [`serve`] runs it on a bound
+//! listener. URL layout: each platform under its own prefix, with the real site's paths below
+//! it (`/jd/Search?keyword=..&page=3`, `/jd/100012345.html`); see [`FixtureServer::search_path`].
+
+mod catalogue;
+mod faults;
+mod render;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
+
+pub use catalogue::{CatalogueListing, load_catalogue, scale_catalogue};
+pub use faults::{Fault, ParseFaultError, parse_faults};
+
+use render::{Charset, ItemPath, PageParam, SITES, SearchRender, Site};
+
+/// Why the fixture server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: bad catalogue line: {message}")]
+    Catalogue {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: bad template: {message}")]
+    Template { path: PathBuf, message: String },
+    #[error("unknown fixture platform `{0}` (taobao, tmall, jd, amazon_cn)")]
+    UnknownPlatform(String),
+    #[error("rendering failed: {0}")]
+    Render(String),
+}
+
+/// What to serve and which faults to inject. Every field maps to a `fixtures serve` flag.
+#[derive(Debug, Clone)]
+pub struct FixtureOptions {
+    /// Holds `listings.jsonl` and `platforms/<platform>/*.html` (`--fixtures-dir`).
+    pub fixtures_dir: PathBuf,
+    /// Another catalogue instead of `<fixtures_dir>/listings.jsonl` (`--catalogue`).
+    pub catalogue: Option<PathBuf>,
+    /// Serve the catalogue N times over with derived items (`--scale N`, 1 = as is).
+    pub scale: u32,
+    /// Seed for scale mode and rate-drawn faults (`--seed`).
+    pub seed: u64,
+    /// Fraction of page requests that get a fault drawn from `fault_pool` (`--fault-rate 0.3`).
+    pub fault_rate: f64,
+    /// Faults `fault_rate` draws from (`--fault-kinds 429,500,...`; default [`Fault::default_pool`]).
+    pub fault_pool: Vec<Fault>,
+    /// Scripted faults applied to page requests in arrival order, then normal responses
+    /// (`--faults 429,500,ok,slow`).
+    pub faults: Vec<Fault>,
+    /// Honour `?fault=429` (any fault name) on page URLs (`--query-faults`).
+    pub query_faults: bool,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        FixtureOptions {
+            fixtures_dir: PathBuf::from("fixtures"),
+            catalogue: None,
+            scale: 1,
+            seed: 0,
+            fault_rate: 0.0,
+            fault_pool: Fault::default_pool(),
+            faults: Vec::new(),
+            query_faults: false,
+        }
+    }
+}
+
+impl FixtureOptions {
+    /// Options reading this source tree's `fixtures/` (tests, benches, the demo).
+    pub fn from_source_tree() -> Self {
+        FixtureOptions {
+            fixtures_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+            ..FixtureOptions::default()
+        }
+    }
+}
+
+/// One request the server answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    /// Path and query as requested.
+    pub path: String,
+    pub status: u16,
+    /// The injected fault, if any.
+    pub fault: Option<String>,
+    /// Milliseconds since the server started.
+    pub at_ms: u64,
+}
+
+/// Every request the server answered, for tests to assert on (pacing, Retry-After).
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    entries: Arc<Mutex<Vec<LoggedRequest>>>,
+}
+
+impl RequestLog {
+    fn push(&self, entry: LoggedRequest) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
+
+    /// All requests so far, in arrival order.
+    pub fn entries(&self) -> Vec<LoggedRequest> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Requests whose path and query start with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.path.starts_with(prefix))
+            .count()
+    }
+
+    /// Request counts per path and query.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for e in self.entries() {
+            *out.entry(e.path).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Total number of requests.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One platform's share of the (scaled) catalogue.
+struct SiteData {
+    site: &'static Site,
+    listings: Vec<CatalogueListing>,
+    by_keyword: HashMap<String, Vec<usize>>,
+    by_id: HashMap<String, usize>,
+    keywords: Vec<String>,
+}
+
+struct Inner {
+    env: Environment<'static>,
+    sites: Vec<SiteData>,
+    options: FixtureOptions,
+    started: Instant,
+    log: RequestLog,
+    /// Scripted faults per path-and-query (or path), consumed in order.
+    path_scripts: Mutex<HashMap<String, VecDeque<Fault>>>,
+    /// The global scripted sequence, consumed in order.
+    script: Mutex<VecDeque<Fault>>,
+    /// Requests seen per path-and-query, for deterministic rate draws.
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+/// The fixture platforms, ready to route.
+#[derive(Clone)]
+pub struct FixtureServer {
+    inner: Arc<Inner>,
+}
+
+impl FixtureServer {
+    /// Loads the catalogue and templates named by `options`.
+    pub fn new(options: FixtureOptions) -> Result<Self, FixtureError> {
+        let catalogue_path = options
+            .catalogue
+            .clone()
+            .unwrap_or_else(|| options.fixtures_dir.join("listings.jsonl"));
+        let base = load_catalogue(&catalogue_path)?;
+        let all = scale_catalogue(&base, options.scale, options.seed);
+        let env = render::environment(&options.fixtures_dir.join("platforms"))?;
+        let sites = SITES
+            .iter()
+            .map(|site| {
+                let listings: Vec<CatalogueListing> = all
+                    .iter()
+                    .filter(|l| l.platform == site.key)
+                    .cloned()
+                    .collect();
+                let mut by_keyword: HashMap<String, Vec<usize>> = HashMap::new();
+                let mut by_id = HashMap::new();
+                for (i, l) in listings.iter().enumerate() {
+                    by_id.insert(l.item_id.clone(), i);
+                    for k in &l.keywords {
+                        by_keyword.entry(k.to_lowercase()).or_default().push(i);
+                    }
+                }
+                let mut keywords: Vec<String> = by_keyword.keys().cloned().collect();
+                keywords.sort();
+                SiteData {
+                    site,
+                    listings,
+                    by_keyword,
+                    by_id,
+                    keywords,
+                }
+            })
+            .collect();
+        Ok(FixtureServer {
+            inner: Arc::new(Inner {
+                env,
+                sites,
+                script: Mutex::new(options.faults.iter().copied().collect()),
+                options,
+                started: Instant::now(),
+                log: RequestLog::default(),
+                path_scripts: Mutex::new(HashMap::new()),
+                seen: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The axum app serving every platform.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .fallback(handle)
+            .with_state(self.inner.clone())
+    }
+
+    /// The request log (shared with the running server).
+    pub fn log(&self) -> RequestLog {
+        self.inner.log.clone()
+    }
+
+    /// Scripts faults for the next requests to `path` (a path with or without its query, e.g.
+    /// `/jd/Search?keyword=nike&enc=utf-8&page=1`); after the script, normal responses.
+    pub fn script(&self, path: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.inner
+            .path_scripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(path.to_string())
+            .or_default()
+            .extend(faults);
+    }
+
+    /// The listings a platform serves (after scaling), in search order.
+    pub fn listings(&self, platform: &str) -> Result<&[CatalogueListing], FixtureError> {
+        Ok(&self.site_data(platform)?.listings)
+    }
+
+    /// The keywords a platform has results for, sorted.
+    pub fn keywords(&self, platform: &str) -> Result<&[String], FixtureError> {
+        Ok(&self.site_data(platform)?.keywords)
+    }
+
+    /// The listings a keyword search returns on a platform, in page order.
+    pub fn search_results(
+        &self,
+        platform: &str,
+        keyword: &str,
+    ) -> Result<Vec<&CatalogueListing>, FixtureError> {
+        let data = self.site_data(platform)?;
+        Ok(data
+            .by_keyword
+            .get(&keyword.trim().to_lowercase())
+            .map(|ix| ix.iter().map(|&i| &data.listings[i]).collect())
+            .unwrap_or_default())
+    }
+
+    /// Path and query of a search page (1-based `page`), as the real site numbers it.
+    pub fn search_path(platform: &str, keyword: &str, page: u32) -> Result<String, FixtureError> {
+        let site =
+            render::site(platform).ok_or_else(|| FixtureError::UnknownPlatform(platform.into()))?;
+        let kw: String = url::form_urlencoded::byte_serialize(keyword.as_bytes()).collect();
+        let n = page.max(1) as usize;
+        let p = match site.page_param {
+            PageParam::Offset(p) => format!("{p}={}", (n - 1) * site.page_size),
+            PageParam::Odd(p) => format!("{p}={}", 2 * n - 1),
+            PageParam::Number(p) => format!("{p}={n}"),
+        };
+        Ok(format!(
+            "/{platform}{}?{}={kw}&{p}",
+            site.search_path, site.keyword_param
+        ))
+    }
+
+    /// Path of an item page.
+    pub fn item_path(platform: &str, item_id: &str) -> Result<String, FixtureError> {
+        let site =
+            render::site(platform).ok_or_else(|| FixtureError::UnknownPlatform(platform.into()))?;
+        Ok(match site.item {
+            ItemPath::Query(path, param) => format!("/{platform}{path}?{param}={item_id}"),
+            ItemPath::Html => format!("/{platform}/{item_id}.html"),
+            ItemPath::Prefix(p) => format!("/{platform}{p}{item_id}"),
+        })
+    }
+
+    /// A search page's bytes as served without faults (in-process; for benchmarks).
+    pub fn render_search_page(
+        &self,
+        platform: &str,
+        keyword: &str,
+        page: u32,
+    ) -> Result<Vec<u8>, FixtureError> {
+        let data = self.site_data(platform)?;
+        let text =
+            self.inner
+                .search_text(data, keyword, page.max(1) as usize, normal(data.site))?;
+        Ok(render::encode(&text, data.site.gbk))
+    }
+
+    fn site_data(&self, platform: &str) -> Result<&SiteData, FixtureError> {
+        self.inner.site(platform)
+    }
+}
+
+/// Builds the router for `options` (see [`FixtureServer`] for logs and scripts).
+pub fn router(options: FixtureOptions) -> Result<Router, FixtureError> {
+    Ok(FixtureServer::new(options)?.router())
+}
+
+/// Serves the fixture platforms on an already bound listener until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: FixtureServer,
+) -> std::io::Result<()> {
+    axum::serve(listener, server.router()).await
+}
+
+fn normal(site: &Site) -> Charset {
+    Charset {
+        meta: Some(if site.gbk { "gbk" } else { "utf-8" }),
+    }
+}
+
+fn content_type(gbk: bool) -> &'static str {
+    if gbk {
+        "text/html; charset=GBK"
+    } else {
+        "text/html; charset=utf-8"
+    }
+}
+
+impl Inner {
+    fn site(&self, platform: &str) -> Result<&SiteData, FixtureError> {
+        self.sites
+            .iter()
+            .find(|s| s.site.key == platform)
+            .ok_or_else(|| FixtureError::UnknownPlatform(platform.to_string()))
+    }
+
+    fn search_text(
+        &self,
+        data: &SiteData,
+        keyword: &str,
+        page: usize,
+        charset: Charset,
+    ) -> Result<String, FixtureError> {
+        let matches: Vec<&CatalogueListing> = data
+            .by_keyword
+            .get(&keyword.trim().to_lowercase())
+            .map(|ix| ix.iter().map(|&i| &data.listings[i]).collect())
+            .unwrap_or_default();
+        render::render_search(
+            &self.env,
+            &SearchRender {
+                site: data.site,
+                prefix: &format!("/{}", data.site.key),
+                keyword,
+                page,
+                matches: &matches,
+                related: &data.keywords,
+                charset,
+            },
+        )
+        .map_err(|e| FixtureError::Render(format!("{e:#}")))
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The fault for this page request: `?fault=`, then the path's script, then the global
+    /// script, then a draw by rate.
+    fn choose_fault(
+        &self,
+        path_only: &str,
+        full: &str,
+        query: &[(String, String)],
+    ) -> Result<Fault, String> {
+        if self.options.query_faults
+            && let Some((_, f)) = query.iter().find(|(k, _)| k == "fault")
+        {
+            return f.parse::<Fault>().map_err(|e| e.to_string());
+        }
+        {
+            let mut scripts = self.path_scripts.lock().unwrap_or_else(|e| e.into_inner());
+            for key in [full, path_only] {
+                if let Some(f) = scripts.get_mut(key).and_then(VecDeque::pop_front) {
+                    return Ok(f);
+                }
+            }
+        }
+        if let Some(f) = self
+            .script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
+            return Ok(f);
+        }
+        let nth = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let n = seen.entry(full.to_string()).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
+        Ok(faults::draw(
+            self.options.seed,
+            self.options.fault_rate,
+            &self.options.fault_pool,
+            full,
+            nth,
+        ))
+    }
+}
+
+/// What a page request resolved to.
+enum Page<'a> {
+    Search { keyword: String, page: usize },
+    Item(&'a CatalogueListing),
+}
+
+fn html_response(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    if let Ok(v) = HeaderValue::from_str(ctype) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn simple_page(status: StatusCode, title: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+    );
+    html_response(status, "text/html; charset=utf-8", body.into_bytes())
+}
+
+fn redirect(location: &str) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, req: Request<Body>) -> Response {
+    let path = req.uri().path().to_string();
+    let full = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_string());
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return simple_page(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
+    }
+    if path == "/_fixture/requests" {
+        return axum::Json(inner.log.entries()).into_response();
+    }
+    let (resp, fault) = respond(&inner, &path, &full, req.uri().query().unwrap_or("")).await;
+    inner.log.push(LoggedRequest {
+        path: full,
+        status: resp.status().as_u16(),
+        fault: fault.map(|f| f.to_string()),
+        at_ms: inner.elapsed_ms(),
+    });
+    resp
+}
+
+async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Response, Option<Fault>) {
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if path == "/" {
+        return (index_page(inner), None);
+    }
+    // Login pages (where login walls redirect to).
+    if let Some(site) = SITES.iter().find(|s| s.login_path == path) {
+        let owner = path
+            .split('/')
+            .nth(1)
+            .and_then(render::site)
+            .unwrap_or(site);
+        let ret = param("redirectURL").unwrap_or("");
+        return match render::render_wall(
+            &inner.env,
+            owner,
+            "login.html",
+            &format!("/{}", owner.key),
+            ret,
+        ) {
+            Ok(html) => (
+                html_response(
+                    StatusCode::OK,
+                    content_type(owner.gbk),
+                    render::encode(&html, owner.gbk),
+                ),
+                None,
+            ),
+            Err(e) => (
+                simple_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("template error: {e}"),
+                ),
+                None,
+            ),
+        };
+    }
+    let mut parts = path.splitn(3, '/').skip(1);
+    let platform = parts.next().unwrap_or("");
+    let rest = format!("/{}", parts.next().unwrap_or(""));
+    let Ok(data) = inner.site(platform) else {
+        return (simple_page(StatusCode::NOT_FOUND, "404 Not Found"), None);
+    };
+    let site = data.site;
+    let page = if rest == site.search_path {
+        let keyword = param(site.keyword_param).unwrap_or("").to_string();
+        let num = |p: &str| param(p).and_then(|v| v.parse::<usize>().ok());
+        let page = match site.page_param {
+            PageParam::Offset(p) => num(p).unwrap_or(0) / site.page_size + 1,
+            PageParam::Odd(p) => num(p).unwrap_or(1).max(1).div_ceil(2),
+            PageParam::Number(p) => num(p).unwrap_or(1).max(1),
+        };
+        Page::Search { keyword, page }
+    } else {
+        let id = match site.item {
+            ItemPath::Query(p, name) if rest == p => param(name),
+            ItemPath::Html => rest.strip_prefix('/').and_then(|r| r.strip_suffix(".html")),
+            ItemPath::Prefix(p) => rest
+                .strip_prefix(p)
+                .map(|r| r.split('/').next().unwrap_or("")),
+            _ => None,
+        };
+        match id.and_then(|id| data.by_id.get(id)) {
+            Some(&i) => Page::Item(&data.listings[i]),
+            None => return (simple_page(StatusCode::NOT_FOUND, "404 Not Found"), None),
+        }
+    };
+
+    // A redirect chain in progress continues without new faults.
+    let hop = param("_hop").and_then(|h| h.parse::<u32>().ok());
+    let fault = match hop {
+        Some(_) => Fault::Redirect {
+            hops: param("_hops").and_then(|h| h.parse().ok()).unwrap_or(0),
+        },
+        None => match inner.choose_fault(path, full, &query) {
+            Ok(f) => f,
+            Err(msg) => return (simple_page(StatusCode::BAD_REQUEST, &msg), None),
+        },
+    };
+    let logged = (fault != Fault::Ok).then_some(fault);
+    let mut charset = normal(site);
+    let mut ctype = content_type(site.gbk).to_string();
+    let mut bom = false;
+    match fault {
+        Fault::Ok => {}
+        Fault::TooManyRequests { retry_after_secs } => {
+            let mut resp = simple_page(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests");
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            return (resp, logged);
+        }
+        Fault::ServerError => {
+            return (
+                simple_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error",
+                ),
+                logged,
+            );
+        }
+        Fault::Unavailable => {
+            return (
+                simple_page(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+                logged,
+            );
+        }
+        Fault::Slow { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Fault::Captcha => {
+            return match render::render_wall(
+                &inner.env,
+                site,
+                "captcha.html",
+                &format!("/{platform}"),
+                full,
+            ) {
+                Ok(html) => (
+                    html_response(StatusCode::OK, &ctype, render::encode(&html, site.gbk)),
+                    logged,
+                ),
+                Err(e) => (
+                    simple_page(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("template error: {e}"),
+                    ),
+                    logged,
+                ),
+            };
+        }
+        Fault::Login => {
+            let back: String = url::form_urlencoded::byte_serialize(full.as_bytes()).collect();
+            return (
+                redirect(&format!("{}?redirectURL={back}", site.login_path)),
+                logged,
+            );
+        }
+        Fault::Redirect { hops } => {
+            let k = hop.unwrap_or(0);
+            if k < hops {
+                let kept: Vec<(String, String)> = query
+                    .iter()
+                    .filter(|(n, _)| n != "_hop" && n != "_hops" && n != "fault")
+                    .cloned()
+                    .collect();
+                let mut q = url::form_urlencoded::Serializer::new(String::new());
+                for (n, v) in &kept {
+                    q.append_pair(n, v);
+                }
+                q.append_pair("_hop", &(k + 1).to_string());
+                q.append_pair("_hops", &hops.to_string());
+                return (redirect(&format!("{path}?{}", q.finish())), logged);
+            }
+        }
+        Fault::WrongCharset => {
+            charset.meta = Some(if site.gbk { "utf-8" } else { "gbk" });
+            ctype = content_type(!site.gbk).to_string();
+        }
+        Fault::NoCharset => {
+            charset.meta = None;
+            ctype = "text/html".to_string();
+        }
+        Fault::Bom => bom = true,
+        Fault::Truncated => {}
+    }
+    let rendered = match page {
+        Page::Search { keyword, page } => inner.search_text(data, &keyword, page, charset),
+        Page::Item(l) => render::render_item(&inner.env, site, &format!("/{platform}"), l, charset)
+            .map_err(|e| FixtureError::Render(format!("{e:#}"))),
+    };
+    let text = match rendered {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                simple_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                logged,
+            );
+        }
+    };
+    let mut body = if bom {
+        let mut b = vec![0xEF, 0xBB, 0xBF];
+        b.extend_from_slice(text.as_bytes());
+        b
+    } else {
+        render::encode(&text, site.gbk)
+    };
+    if fault == Fault::Truncated {
+        // Cut somewhere between 30% and 80% of the page, the same place for the same URL.
+        let frac = 30 + catalogue::fnv(&[full.as_bytes()]) % 51;
+        body.truncate(body.len() * frac as usize / 100);
+    }
+    (html_response(StatusCode::OK, &ctype, body), logged)
+}
+
+/// A plain index of the platforms and their keywords, for people browsing the fixtures.
+fn index_page(inner: &Inner) -> Response {
+    let mut html = String::from(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>markwatch fixture platforms</title></head><body><h1>markwatch fixture platforms</h1>",
+    );
+    for data in &inner.sites {
+        html.push_str(&format!(
+            "<h2>{} ({} listings)</h2><ul>",
+            data.site.key,
+            data.listings.len()
+        ));
+        for k in &data.keywords {
+            if let Ok(p) = FixtureServer::search_path(data.site.key, k, 1) {
+                let n = data.by_keyword.get(k).map_or(0, Vec::len);
+                let esc = |s: &str| {
+                    s.replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('"', "&quot;")
+                };
+                html.push_str(&format!(
+                    "<li><a href=\"{}\">{}</a> ({n})</li>",
+                    esc(&p),
+                    esc(k)
+                ));
+            }
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</body></html>");
+    html_response(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        html.into_bytes(),
+    )
+}

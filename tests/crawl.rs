@@ -1,0 +1,332 @@
+//! The crawl end to end: the fixture server on loopback, the real fetch engine and
+//! definitions, a real SQLite file. Politeness limits are lifted and backoffs shortened so the
+//! suite runs in seconds; the mechanisms are the production ones.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use markwatch::crawl::{self, Target};
+use markwatch::fixture_server::{Fault, FixtureOptions, FixtureServer};
+use markwatch::platform;
+use markwatch::store::Store;
+
+const PLATFORMS: [&str; 4] = ["amazon_cn", "jd", "taobao", "tmall"];
+
+async fn start(options: FixtureOptions) -> (FixtureServer, String) {
+    let server = FixtureServer::new(options).expect("fixture server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(markwatch::fixture_server::serve(listener, server.clone()));
+    (server, base)
+}
+
+fn targets(base: &str, only: &[&str]) -> Vec<Target> {
+    platform::load_dir(&common::repo().join("crawlers"))
+        .unwrap()
+        .into_iter()
+        .filter(|d| only.contains(&d.platform.as_str()))
+        .map(|mut def| {
+            def.retry.base_backoff_ms = 20;
+            def.retry.max_backoff_ms = 3000;
+            def.retry.max_attempts = 6;
+            let url = format!("{base}/{}", def.platform);
+            Target::new(
+                def,
+                Some(&url),
+                "markwatch-test",
+                Duration::from_secs(10),
+                false,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The path and query the crawler will request for a keyword's first results page.
+fn first_page_path(platform: &str, keyword: &str) -> String {
+    let def =
+        platform::load_file(&common::repo().join(format!("crawlers/{platform}.toml"))).unwrap();
+    let base = url::Url::parse(&format!("http://fixture/{platform}")).unwrap();
+    let url = platform::PlatformDef::fetch_url(&def.search_url(keyword, 1), Some(&base));
+    url.trim_start_matches("http://fixture").to_owned()
+}
+
+/// Every keyword the fixtures serve on any platform.
+fn all_keywords(server: &FixtureServer) -> Vec<String> {
+    let mut kws: Vec<String> = PLATFORMS
+        .iter()
+        .flat_map(|p| server.keywords(p).unwrap().to_vec())
+        .collect();
+    kws.sort();
+    kws.dedup();
+    kws
+}
+
+type Row = (String, String, String, Option<String>, Option<f64>, String);
+
+async fn stored(db: &Path) -> Vec<Row> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query_as("SELECT platform, item_id, title, seller, price, url FROM listings ORDER BY platform, item_id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+fn expected(server: &FixtureServer) -> Vec<(String, String, String, String, f64)> {
+    let mut all: Vec<_> = PLATFORMS
+        .iter()
+        .flat_map(|p| server.listings(p).unwrap().iter())
+        .map(|l| {
+            (
+                l.platform.clone(),
+                l.item_id.clone(),
+                l.title.clone(),
+                l.seller.clone(),
+                l.price,
+            )
+        })
+        .collect();
+    all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    all
+}
+
+fn assert_exactly_the_catalogue(server: &FixtureServer, rows: &[Row]) {
+    let want = expected(server);
+    assert_eq!(rows.len(), want.len(), "stored listings vs catalogue");
+    for (row, want) in rows.iter().zip(&want) {
+        assert_eq!((&row.0, &row.1), (&want.0, &want.1));
+        assert_eq!(row.2, want.2, "title of {}:{}", row.0, row.1);
+        assert_eq!(
+            row.3.as_deref(),
+            Some(want.3.as_str()),
+            "seller of {}:{}",
+            row.0,
+            row.1
+        );
+        assert_eq!(row.4, Some(want.4), "price of {}:{}", row.0, row.1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_platform_yields_exactly_its_fixture_listings() {
+    let (server, base) = start(FixtureOptions::from_source_tree()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let summaries = crawl::crawl(
+        &store,
+        targets(&base, &PLATFORMS),
+        &all_keywords(&server),
+        true,
+    )
+    .await
+    .unwrap();
+    for s in &summaries {
+        assert_eq!(s.counts.pages_failed + s.counts.pages_blocked, 0, "{s:?}");
+    }
+    let rows = stored(&dir.path().join("m.db")).await;
+    assert_exactly_the_catalogue(&server, &rows);
+    // Canonical URLs take the platforms' real forms.
+    for (platform, id, _, _, _, url) in &rows {
+        let want = match platform.as_str() {
+            "taobao" => format!("https://item.taobao.com/item.htm?id={id}"),
+            "tmall" => format!("https://detail.tmall.com/item.htm?id={id}"),
+            "jd" => format!("https://item.jd.com/{id}.html"),
+            _ => format!("https://www.amazon.cn/dp/{id}"),
+        };
+        assert_eq!(url, &want);
+    }
+    // A second crawl of unchanged pages adds and changes nothing.
+    let again = crawl::crawl(
+        &store,
+        targets(&base, &PLATFORMS),
+        &all_keywords(&server),
+        true,
+    )
+    .await
+    .unwrap();
+    for s in &again {
+        assert_eq!(
+            (s.counts.listings_new, s.counts.listings_changed),
+            (0, 0),
+            "{s:?}"
+        );
+    }
+    assert_eq!(stored(&dir.path().join("m.db")).await, rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_faults_still_store_every_listing_once() {
+    let options = FixtureOptions {
+        fault_rate: 0.3,
+        seed: 7,
+        fault_pool: vec![
+            Fault::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            Fault::ServerError,
+            Fault::Unavailable,
+            Fault::Slow { ms: 300 },
+            Fault::Truncated,
+            Fault::Redirect { hops: 2 },
+            Fault::WrongCharset,
+            Fault::NoCharset,
+            Fault::Bom,
+        ],
+        ..FixtureOptions::from_source_tree()
+    };
+    let (server, base) = start(options).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let summaries = crawl::crawl(
+        &store,
+        targets(&base, &PLATFORMS),
+        &all_keywords(&server),
+        false,
+    )
+    .await
+    .unwrap();
+    let retried: u64 = summaries.iter().map(|s| s.counts.pages_retried).sum();
+    assert!(
+        retried > 0,
+        "faults should have forced retries: {summaries:?}"
+    );
+    for s in &summaries {
+        assert_eq!(s.counts.pages_failed, 0, "{s:?}");
+    }
+    let faults = server
+        .log()
+        .entries()
+        .iter()
+        .filter(|e| e.fault.is_some())
+        .count();
+    assert!(faults > 15, "only {faults} faults injected");
+    assert_exactly_the_catalogue(&server, &stored(&dir.path().join("m.db")).await);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let (server, base) = start(FixtureOptions::from_source_tree()).await;
+    let keyword = server.keywords("jd").unwrap()[0].clone();
+    let path = first_page_path("jd", &keyword);
+    server.script(
+        &path,
+        [Fault::TooManyRequests {
+            retry_after_secs: 2,
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let summaries = crawl::crawl(&store, targets(&base, &["jd"]), &[keyword], false)
+        .await
+        .unwrap();
+    assert_eq!(summaries[0].counts.pages_retried, 1, "{summaries:?}");
+    let hits: Vec<_> = server
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.path == path)
+        .collect();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[0].status, 429);
+    let waited = hits[1].at_ms - hits[0].at_ms;
+    assert!(
+        waited >= 2000,
+        "retried after {waited} ms, before Retry-After's 2 s"
+    );
+}
+
+#[tokio::test]
+async fn blocked_pages_are_detected_and_never_parsed() {
+    let (server, base) = start(FixtureOptions::from_source_tree()).await;
+    let keyword = server.keywords("taobao").unwrap()[0].clone();
+    let path = first_page_path("taobao", &keyword);
+    server.script(&path, [Fault::Captcha, Fault::Login]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let s = &crawl::crawl(
+        &store,
+        targets(&base, &["taobao"]),
+        std::slice::from_ref(&keyword),
+        false,
+    )
+    .await
+    .unwrap()[0];
+    assert_eq!(s.counts.pages_blocked, 2, "{s:?}");
+    assert!(
+        s.error.as_deref().unwrap_or("").contains("blocked"),
+        "{s:?}"
+    );
+    // After the walls lift, the keyword's pages are all read.
+    let want = server.search_results("taobao", &keyword).unwrap().len() as u64;
+    assert_eq!(s.counts.listings_new, want);
+    // The walls were kept as evidence; none of their text became a listing.
+    let rows = stored(&dir.path().join("m.db")).await;
+    assert!(
+        rows.iter().all(|r| !r.2.contains("验证")),
+        "a wall was parsed as a listing"
+    );
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::SqliteConnection::connect(&format!("sqlite:{}", dir.path().join("m.db").display()))
+            .await
+            .unwrap();
+    let evidence: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(evidence as u64, s.counts.pages_ok + 2);
+}
+
+#[test]
+fn crawl_once_from_the_cli() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, base) = rt.block_on(start(FixtureOptions::from_source_tree()));
+    let s = common::Scratch::new();
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let config = format!(
+        "[crawl]\ndefinitions = \"{}\"\n[platforms.jd]\nbase_url = \"{base}/jd\"\n",
+        common::repo().join("crawlers").display()
+    );
+    let cfg = s.write("markwatch.toml", &config);
+    let out = s
+        .run(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "crawl",
+            "--once",
+            "--platform",
+            "jd",
+            "--keyword",
+            "索尼",
+            "--no-details",
+        ])
+        .ok();
+    assert!(out.contains("jd") && out.contains("ok"), "{out}");
+    let rows = rt.block_on(stored(&s.db()));
+    let counts: BTreeMap<&str, usize> = rows.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.0.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(counts.get("jd").copied(), Some(42), "{counts:?}");
+    let run = s.run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "crawl",
+        "--once",
+        "--platform",
+        "ebay",
+    ]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stderr().contains("no platform `ebay`"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -50,3 +50,122 @@ fn the_labelled_catalogue_meets_the_floors() {
         );
     }
 }
+
+/// `markwatch match` and `markwatch eval` as a user runs them.
+mod cli {
+    use std::io::Write;
+    use std::process::{Command, Output};
+
+    use super::fixture;
+
+    fn markwatch(args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_markwatch"))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap()
+    }
+
+    fn listings_file(lines: &[&str]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        for line in lines {
+            writeln!(file, "{line}").unwrap();
+        }
+        file
+    }
+
+    const FAKE: &str = r#"{"id":"fake","platform":"taobao","title":"高仿 ＧＵＣＣＩ 女包","seller":"小店","price":199,"category":"箱包 > 女包","url":null}"#;
+    const PLAIN: &str = r#"{"id":"plain","platform":"jd","title":"纯棉 T恤 男","seller":"某店","price":39,"category":null,"url":null}"#;
+
+    #[test]
+    fn match_writes_verdicts_in_order_and_stops_at_a_bad_line() {
+        let brands = fixture("brands.toml");
+        let input = listings_file(&[FAKE, PLAIN]);
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let run = markwatch(&[
+            "match",
+            "--brands",
+            &brands,
+            "--listings",
+            input.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let text = std::fs::read_to_string(out.path()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["id"], "fake");
+        assert_eq!(lines[0]["verdict"], "infringing");
+        assert_eq!(lines[0]["brand"], "Gucci");
+        assert_eq!(lines[0]["mark"], "GUCCI");
+        let codes: Vec<&str> = lines[0]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"fullwidth") && codes.contains(&"counterfeit_term"));
+        assert_eq!(lines[1]["id"], "plain");
+        assert_eq!(lines[1]["verdict"], "clear");
+        assert!(lines[1]["brand"].is_null());
+
+        let bad = listings_file(&[FAKE, "{\"id\": \"broken\"", PLAIN]);
+        let run = markwatch(&[
+            "match",
+            "--brands",
+            &brands,
+            "--listings",
+            bad.path().to_str().unwrap(),
+        ]);
+        assert_eq!(run.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("line 2"), "{stderr}");
+
+        let run = markwatch(&[
+            "match",
+            "--brands",
+            &brands,
+            "--listings",
+            bad.path().to_str().unwrap(),
+            "--skip-bad",
+        ]);
+        assert!(run.status.success());
+        assert_eq!(String::from_utf8_lossy(&run.stdout).lines().count(), 2);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("skipped line 2"), "{stderr}");
+    }
+
+    #[test]
+    fn eval_prints_the_figures_and_the_confusion_matrix() {
+        let run = markwatch(&[
+            "eval",
+            "--brands",
+            &fixture("brands.toml"),
+            "--listings",
+            &fixture("listings.jsonl"),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        for part in [
+            "overall  precision",
+            "recall",
+            "F1",
+            "homoglyph",
+            "lookalike_word",
+            "confusion",
+        ] {
+            assert!(stdout.contains(part), "{part} missing:\n{stdout}");
+        }
+    }
+}

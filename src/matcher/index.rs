@@ -4,9 +4,13 @@
 //!   the marks, probed with windows of 1-4 consecutive tokens, so a mark only ever matches
 //!   whole words (DIOR never inside diorama).
 //! - Misspellings: a deletion-neighbourhood map (every key with one or two letters
-//!   deleted), probed the same way and confirmed with Damerau-Levenshtein distance.
-//! - Chinese marks and aliases: Aho-Corasick over the simplified text, and over the text's
-//!   sounds for homophones; a hit must not cut a Chinese word in two (jieba).
+//!   deleted), probed the same way and confirmed with the restricted Damerau-Levenshtein
+//!   distance, allowed edits growing with the mark's length.
+//! - Chinese marks and aliases: Aho-Corasick over the simplified Chinese characters of the
+//!   text (separators dropped, so 新 百 伦 reads 新百伦); a hit must not cut a Chinese
+//!   word in two (jieba).
+//! - Sound-alikes of Chinese marks: a map from (character, neighbour's reading) pairs to
+//!   the marks holding them, checked reading by reading (heteronyms, fuzzy pinyin).
 //! - Pinyin of Chinese marks: more keys in the Latin map.
 //!
 //! Every probe is a lookup, so the cost per listing hardly depends on the number of marks.

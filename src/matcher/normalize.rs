@@ -2,7 +2,7 @@
 //!
 //! One pass over the text folds full-width forms (NFKC), case, diacritics (LANCÔME =
 //! lancome) and Greek/Cyrillic look-alikes (TR39 skeletons); makes traditional Chinese
-//! simplified; gives each Chinese character its sound; and cuts the Latin part into
+//! simplified; knows each Chinese character's readings; and cuts the Latin part into
 //! tokens, joining letters spelled out with separators (N-I-K-E) and splitting camel case.
 
 use ferrous_opencc::{OpenCC, config::BuiltinConfig};

@@ -45,6 +45,8 @@ pub(crate) struct Entry {
     key: String,
     /// Word lengths of the Latin key.
     split: Vec<u8>,
+    /// The mark is written with punctuation (SK-II).
+    punctuated: bool,
     /// Lower case, simplified script.
     simple: String,
     /// Readings of each character of a Chinese mark.
@@ -76,8 +78,11 @@ impl HitKind {
         match self {
             HitKind::Exact | HitKind::Chinese => 0.55,
             HitKind::Traditional | HitKind::Pinyin => 0.6,
-            HitKind::Spaced | HitKind::Fullwidth => 0.65,
-            HitKind::Homoglyph | HitKind::DigitSwap => 0.65,
+            // Full-width letters are also what a Chinese keyboard types by accident.
+            HitKind::Fullwidth => 0.65,
+            HitKind::Spaced => 0.7,
+            // Letters from another script or digits for letters are never an accident.
+            HitKind::Homoglyph | HitKind::DigitSwap => 0.75,
             HitKind::Fuzzy(1) => 0.55,
             HitKind::Fuzzy(_) => 0.5,
             HitKind::Homophone => 0.55,
@@ -90,7 +95,6 @@ impl HitKind {
         matches!(
             self,
             HitKind::Spaced
-                | HitKind::Fullwidth
                 | HitKind::Homoglyph
                 | HitKind::DigitSwap
                 | HitKind::Fuzzy(_)
@@ -485,7 +489,8 @@ impl MarkIndex {
         hits: &mut Vec<Hit>,
     ) -> bool {
         let (first, end) = (tokens[0].first, tokens[tokens.len() - 1].end);
-        let spaced = tokens.iter().any(|t| t.spaced);
+        let spelled = tokens.iter().any(|t| t.spaced);
+        let punctuated = tokens.iter().skip(1).any(|t| t.punctuated);
         let wide = tokens.iter().any(|t| t.wide);
         let glyph = tokens.iter().any(|t| t.glyph);
         let mut found = false;
@@ -506,6 +511,9 @@ impl MarkIndex {
                 if lengths.len() > 1 && !words_fit {
                     continue;
                 }
+                // Letters spelled out (N-I-K-E), or the mark's words joined by punctuation
+                // it does not have itself (Louis_Vuitton; SK-II is written so).
+                let spaced = spelled || (punctuated && !e.punctuated);
                 let kind = match kind {
                     LatinKind::Pinyin => HitKind::Pinyin,
                     LatinKind::Mark if e.alias => HitKind::Alias,
@@ -842,6 +850,9 @@ fn make_entry(
         alias,
         key,
         split,
+        punctuated: text
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace()),
         simple,
         readings,
         pinyin,

@@ -402,6 +402,9 @@ impl Matcher {
         };
         let main_entry = &entries[main.entry];
 
+        // A nickname alone (勾子 is also a hook) says little: only wording that claims a
+        // copy or an original makes it a lead, whatever the price.
+        let alias_only = main.kind == HitKind::Alias;
         if !cx.counterfeit.is_empty() {
             score += 0.4 + 0.05 * (cx.counterfeit.len() - 1).min(2) as f64;
             for term in cx.counterfeit.iter().take(3) {
@@ -443,7 +446,8 @@ impl Matcher {
                 });
             }
             if ratio < 0.4 {
-                score += 0.15;
+                // Below a fifth of the lowest genuine price, hardly anything is genuine.
+                score += if ratio < 0.2 { 0.25 } else { 0.15 };
                 reasons.push(Reason {
                     code: ReasonCode::PriceBelowReference,
                     detail: format!(
@@ -472,7 +476,9 @@ impl Matcher {
 
         if let Some(term) = &cx.parallel {
             score += 0.05;
-            if cx.counterfeit.is_empty() {
+            // Goods bought abroad may be genuine: at most suspect, unless the listing also
+            // disguises the mark or calls itself a copy.
+            if cx.counterfeit.is_empty() && main.kind.is_plain() {
                 score = score.min(INFRINGING_FROM - 0.01);
             }
             reasons.push(Reason {
@@ -548,6 +554,10 @@ impl Matcher {
                     item.seller.trim()
                 ),
             });
+        }
+
+        if alias_only && cx.counterfeit.is_empty() && cx.original.is_none() {
+            score = score.min(SUSPECT_FROM - 0.05);
         }
 
         let score = score.clamp(0.0, 1.0);
@@ -814,8 +824,14 @@ mod tests {
         flagged(
             &title("Louis_Vuitton 手提包"),
             "Louis Vuitton",
+            ReasonCode::Spaced,
+        );
+        flagged(
+            &title("Louis Vuitton 手提包"),
+            "Louis Vuitton",
             ReasonCode::MarkExact,
         );
+        flagged(&title("SK-II 神仙水"), "SK-II", ReasonCode::MarkExact);
         flagged(
             &title("LouisVuitton 手提包"),
             "Louis Vuitton",
@@ -962,6 +978,18 @@ mod tests {
             &title("乐高 积木 城市系列"),
             "LEGO",
             ReasonCode::ChineseName,
+        );
+    }
+
+    #[test]
+    fn a_nickname_alone_is_not_enough() {
+        let v = check("强力粘钩 勾子 免打孔 挂钩", "五金店", Some(6.8), None);
+        clear(&v);
+        assert_eq!(v.brand.as_deref(), Some("Nike"));
+        flagged(
+            &check("绿水鬼 复刻 机械表", "表行", Some(900.0), None),
+            "Rolex",
+            ReasonCode::CounterfeitTerm,
         );
     }
 

@@ -212,9 +212,10 @@ impl Normalizer {
                 }
             }
         } else {
-            let s = if c.is_whitespace() { ' ' } else { c };
+            let blank = c.is_whitespace();
+            let s = if blank { ' ' } else { c };
             out.push_char(s, orig, CharFlags::default());
-            builder.separator(out);
+            builder.separator(out, blank);
         }
     }
 }
@@ -274,6 +275,8 @@ pub(crate) struct Token {
     pub joined: bool,
     /// A separator (not just a case change) stands before it.
     pub separated: bool,
+    /// Joined to the previous token by punctuation rather than blanks (Louis_Vuitton).
+    pub punctuated: bool,
     /// Letters spelled out with separators between them (N-I-K-E).
     pub spaced: bool,
     pub wide: bool,
@@ -352,8 +355,8 @@ enum Gap {
     Broken,
     /// A case change only.
     Camel,
-    /// Up to a few separators.
-    Separators(u8),
+    /// Up to a few separators; whether any was punctuation rather than a blank.
+    Separators(u8, bool),
 }
 
 impl TokenBuilder {
@@ -362,8 +365,9 @@ impl TokenBuilder {
         let token = self.current.get_or_insert_with(|| Token {
             first: idx,
             end: idx,
-            joined: matches!(gap, Gap::Camel | Gap::Separators(1..=3)),
-            separated: matches!(gap, Gap::Separators(_)),
+            joined: matches!(gap, Gap::Camel | Gap::Separators(1..=3, _)),
+            separated: matches!(gap, Gap::Separators(..)),
+            punctuated: matches!(gap, Gap::Separators(1..=3, true)),
             ..Token::default()
         });
         token.text.push(l);
@@ -388,13 +392,11 @@ impl TokenBuilder {
         }
     }
 
-    fn separator(&mut self, out: &mut Analysed) {
-        if self.close(out) {
-            self.gap = Gap::Separators(1);
-        } else if let Gap::Separators(n) = self.gap {
-            self.gap = Gap::Separators(n.saturating_add(1));
-        } else if self.gap == Gap::Camel {
-            self.gap = Gap::Separators(1);
+    fn separator(&mut self, out: &mut Analysed, blank: bool) {
+        if self.close(out) || self.gap == Gap::Camel {
+            self.gap = Gap::Separators(1, !blank);
+        } else if let Gap::Separators(n, punct) = self.gap {
+            self.gap = Gap::Separators(n.saturating_add(1), punct || !blank);
         }
     }
 

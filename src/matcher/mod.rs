@@ -533,8 +533,11 @@ impl Matcher {
         }
 
         let shop = shop_key(item.seller);
+        // The brand's own shop, or a large retailer: what else the listing shows (the shop
+        // name, a sale price) explains nothing, so only the hit and the shop are given.
         if !shop.is_empty() && brand.authorised.contains(&shop) {
             score = score.min(0.05);
+            reasons.truncate(1);
             reasons.push(Reason {
                 code: ReasonCode::AuthorisedSeller,
                 detail: format!(
@@ -543,10 +546,9 @@ impl Matcher {
                     brand.name
                 ),
             });
-        }
-
-        if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
+        } else if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
             score = score.min(0.1);
+            reasons.truncate(1);
             reasons.push(Reason {
                 code: ReasonCode::TrustedRetailer,
                 detail: format!(

@@ -52,6 +52,8 @@ pub struct KindStats {
     pub flagged: usize,
     /// Flagged with the labelled brand (positive kinds).
     pub right_brand: usize,
+    /// Given exactly the labelled verdict (infringing, suspect or clear).
+    pub same_verdict: usize,
 }
 
 impl KindStats {
@@ -149,6 +151,9 @@ pub fn evaluate(matcher: &Matcher, listings: &[ListingRecord], labels: &[Label])
         let stats = report.kinds.entry(label.kind.clone()).or_default();
         stats.positive |= expected;
         stats.listings += 1;
+        if verdict.verdict == label.verdict {
+            stats.same_verdict += 1;
+        }
         if got {
             stats.flagged += 1;
             if expected && verdict.brand.is_some() && verdict.brand == label.brand {
@@ -197,22 +202,26 @@ impl fmt::Display for EvalReport {
             self.true_negatives
         )?;
         writeln!(f)?;
-        writeln!(f, "positive kinds      n  flagged  recall  brand right")?;
+        writeln!(
+            f,
+            "positive kinds      n  flagged  recall  brand right  same verdict"
+        )?;
         for (kind, s) in self.kinds.iter().filter(|(_, s)| s.positive) {
             writeln!(
                 f,
-                "  {kind:<16} {:>4}  {:>7}  {:>6.3}  {:>11}",
+                "  {kind:<16} {:>4}  {:>7}  {:>6.3}  {:>11}  {:>12}",
                 s.listings,
                 s.flagged,
                 s.rate(),
-                s.right_brand
+                s.right_brand,
+                s.same_verdict
             )?;
         }
         writeln!(f, "honest kinds        n  flagged  false-positive rate")?;
         for (kind, s) in self.kinds.iter().filter(|(_, s)| !s.positive) {
             writeln!(
                 f,
-                "  {kind:<16} {:>4}  {:>7}  {:>6.3}",
+                "  {kind:<16} {:>4}  {:>7}  {:>19.3}",
                 s.listings,
                 s.flagged,
                 s.rate()

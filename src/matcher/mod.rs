@@ -22,7 +22,7 @@ use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};
 
-pub use eval::{EvalReport, KindStats, Label, evaluate, read_labels};
+pub use eval::{EvalReport, KindStats, Label, Miss, evaluate, read_labels};
 pub use jsonl::{BadLine, ListingRecord, MatchFileError, Summary, read_listings, run_jsonl};
 
 /// Stored with every match; bump it when a change to the matcher can change verdicts, so

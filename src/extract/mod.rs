@@ -147,6 +147,28 @@ pub fn detect_block(def: &PlatformDef, text: &str) -> Option<BlockKind> {
         .map(|m| m.kind)
 }
 
+/// The definition's rules for a page section, unless the page is a wall (never parsed).
+fn rules_for<'a, T>(
+    def: &PlatformDef,
+    rules: Option<&'a T>,
+    section: &'static str,
+    text: &str,
+    page_url: &str,
+) -> Result<&'a T, ExtractError> {
+    let rules = rules.ok_or_else(|| ExtractError::NoRules {
+        platform: def.platform.clone(),
+        section,
+    })?;
+    match detect_block(def, text) {
+        Some(kind) => Err(ExtractError::Blocked {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+            kind,
+        }),
+        None => Ok(rules),
+    }
+}
+
 /// Reads a search results page. `page_url` (where it was fetched) names the page in errors;
 /// relative links resolve against the definition's real search URL.
 pub fn extract_search(
@@ -154,17 +176,7 @@ pub fn extract_search(
     text: &str,
     page_url: &str,
 ) -> Result<SearchPage, ExtractError> {
-    let rules = def.search.as_ref().ok_or_else(|| ExtractError::NoRules {
-        platform: def.platform.clone(),
-        section: "search",
-    })?;
-    if let Some(kind) = detect_block(def, text) {
-        return Err(ExtractError::Blocked {
-            platform: def.platform.clone(),
-            url: page_url.to_string(),
-            kind,
-        });
-    }
+    let rules = rules_for(def, def.search.as_ref(), "search", text, page_url)?;
     // Links resolve against the platform's real origin, not wherever the page was fetched from
     // (a fixture server or proxy), so stored URLs keep the real form.
     let base = Url::parse(&def.search_url("", 1)).ok();
@@ -491,17 +503,7 @@ pub fn extract_detail(
     text: &str,
     page_url: &str,
 ) -> Result<DetailFields, ExtractError> {
-    let rules = def.detail.as_ref().ok_or_else(|| ExtractError::NoRules {
-        platform: def.platform.clone(),
-        section: "detail",
-    })?;
-    if let Some(kind) = detect_block(def, text) {
-        return Err(ExtractError::Blocked {
-            platform: def.platform.clone(),
-            url: page_url.to_string(),
-            kind,
-        });
-    }
+    let rules = rules_for(def, def.detail.as_ref(), "detail", text, page_url)?;
     let f = &rules.fields;
     let fields = [
         &f.item_id,

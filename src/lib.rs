@@ -3,6 +3,8 @@
 //!
 //! Data moves one way: schedule → fetch → extract → store → match → notice → alert → review.
 
+/// Email alerts: the outbox, batching, digests, delivery with retries.
+pub mod alert;
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.

@@ -1,6 +1,7 @@
 //! All SQL lives here: the [`Store`] wraps the SQLite pool, runs migrations at open, and offers
 //! one method per question or command the rest of markwatch needs.
 
+mod alerts;
 mod brands;
 mod crawl;
 
@@ -12,6 +13,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use alerts::{
+    Alert, AlertKind, AlertState, DigestBrand, EventKind, FailureStreak, NewAlert, PendingBrand,
+};
+pub(crate) use alerts::record_alert_event;
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
 

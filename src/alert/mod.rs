@@ -83,3 +83,16 @@ pub enum AlertError {
     #[error("{message}")]
     Smtp { message: String },
 }
+
+impl AlertError {
+    /// A mistake in configuration, templates or arguments rather than a failure of the machine.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            AlertError::Template { .. }
+                | AlertError::TemplateRead { .. }
+                | AlertError::Address { .. }
+                | AlertError::Smtp { .. }
+        )
+    }
+}

@@ -72,6 +72,11 @@ impl Sender {
         &self.transport
     }
 
+    /// The message an alert is sent as (for `alerts show`).
+    pub fn render(&self, alert: &Alert) -> Result<lettre::Message, AlertError> {
+        self.renderer.build_message(alert, &self.transport.describe())
+    }
+
     /// One round of everything: operations check, due digests, batching (all pending events
     /// when `flush`, else those past the batch window), then delivery of what is due.
     pub async fn tick(&self, now: DateTime<Utc>, flush: bool) -> Result<Tick, AlertError> {

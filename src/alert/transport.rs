@@ -144,7 +144,7 @@ impl Transport {
                 }
                 Err(e) => Err(SendError {
                     permanent: e.is_permanent(),
-                    unreachable: !e.is_response(),
+                    unreachable: e.status().is_none() && !e.is_response(),
                     message: smtp_error_text(&e),
                 }),
             },

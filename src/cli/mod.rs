@@ -1,5 +1,6 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
+mod alerts;
 mod brands;
 mod config;
 mod crawl;
@@ -61,6 +62,9 @@ enum Command {
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
+    /// Alert emails: list the outbox, retry, send a test, send what is due
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -93,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
+        Command::Alerts(cmd) => alerts::run(cmd, &ctx).await,
     }
 }
 
@@ -118,6 +123,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
             || e.downcast_ref::<PlatformError>().is_some()
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
+            || e.downcast_ref::<markwatch::alert::AlertError>()
+                .is_some_and(markwatch::alert::AlertError::is_bad_input)
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -52,6 +52,7 @@ impl AlertKind {
 /// Where an alert is on its way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum AlertState {
     /// Waiting for its first attempt.
     Queued,

@@ -636,3 +636,93 @@ fn the_smtp_password_never_shows() {
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("/nonexistent/pw"), "{}", run.stderr());
 }
+
+// ---- end to end: crawl the fixture platforms, match, alert ----
+
+/// `crawl --once` against the fixture server, then `alerts send`: one email per brand with new
+/// infringing listings, each listing in it; crawling again alerts nothing new.
+#[test]
+fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixtures = rt.block_on(common::Running::start(
+        markwatch::fixture_server::FixtureOptions::from_source_tree(),
+    ));
+    let sink = SmtpSink::start(Behaviour::default());
+    let s = Scratch::new();
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let mut config = format!(
+        "[crawl]\ndefinitions = \"{}\"\n[web]\nbase_url = \"{BASE_URL}\"\n\
+         [email]\ntransport = \"smtp\"\nbatch_window_secs = 0\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+        common::repo().join("crawlers").display(),
+        sink.addr.port()
+    );
+    for p in common::PLATFORMS {
+        config.push_str(&format!("[platforms.{p}]\nbase_url = \"{}\"\n", fixtures.url(&format!("/{p}"))));
+    }
+    let cfg = s.write("markwatch.toml", &config);
+    let crawl = || {
+        mw(
+            &s,
+            &cfg,
+            &["crawl", "--once", "--keyword", "耐克", "--keyword", "GUCCI", "--no-details"],
+        )
+        .ok()
+    };
+    crawl();
+
+    // What the pipeline flagged, per brand, straight from the database.
+    let infringing: BTreeMap<String, BTreeSet<String>> = block_on(async {
+        let mut conn = connect(&s.db()).await;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT b.name, l.title FROM matches m JOIN brands b ON b.id = m.brand_id
+             JOIN listings l ON l.id = m.listing_id WHERE m.verdict = 'infringing'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        rows.into_iter().fold(BTreeMap::new(), |mut m, (b, t)| {
+            m.entry(b).or_insert_with(BTreeSet::new).insert(t);
+            m
+        })
+    });
+    assert!(!infringing.is_empty(), "the fixtures hold counterfeits");
+
+    mw(&s, &cfg, &["alerts", "send"]).ok();
+    let got = sink.messages();
+    assert_eq!(got.len(), infringing.len(), "one email per brand: {:?}", infringing.keys());
+    let contacts: BTreeMap<String, String> = block_on(async {
+        let mut conn = connect(&s.db()).await;
+        sqlx::query_as(
+            "SELECT b.name, c.email FROM brands b JOIN brand_contacts c ON c.brand_id = b.id AND c.position = 0",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    });
+    for (brand, titles) in &infringing {
+        let m = got
+            .iter()
+            .find(|m| m.rcpt_to.contains(&contacts[brand]))
+            .unwrap_or_else(|| panic!("no email for {brand}"));
+        let msg = parse(&m.data);
+        let n = titles.len();
+        let plural = if n == 1 { "" } else { "s" };
+        assert_eq!(
+            msg.subject(),
+            Some(format!("[markwatch] {brand}: {n} new infringing listing{plural}").as_str())
+        );
+        let text = msg.body_text(0).unwrap();
+        for title in titles {
+            assert!(text.contains(title.as_str()), "{brand}: {title} missing from\n{text}");
+        }
+    }
+
+    // The same crawl again finds nothing new: no more email.
+    crawl();
+    let out = mw(&s, &cfg, &["alerts", "send"]).ok();
+    assert!(out.contains("0 immediate"), "{out}");
+    assert_eq!(sink.count(), infringing.len());
+}

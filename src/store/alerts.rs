@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use super::matches::MatchChange;
 use super::{Result, Store, StoreError};
+use crate::matcher::Outcome;
 use crate::alert::payload::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
 use crate::model::{AlertMode, AlertPrefs, Language};
 
@@ -248,6 +250,26 @@ pub enum EventKind {
     Infringing,
     /// A listing newly judged suspect: digest.
     Suspect,
+}
+
+/// The alert event a stored verdict raises, if any, written in the verdict's transaction: a
+/// listing newly `infringing` (immediate alert), or newly flagged `suspect` (digest). A listing
+/// moving down from infringing to suspect, or staying where it was, raises nothing.
+pub(crate) async fn record_match_change(
+    tx: &mut Transaction<'_, Sqlite>,
+    change: &MatchChange,
+) -> Result<()> {
+    let Some(brand_id) = change.brand_id else {
+        return Ok(());
+    };
+    let kind = if change.became(Outcome::Infringing) {
+        EventKind::Infringing
+    } else if change.verdict == Outcome::Suspect && change.newly_flagged() {
+        EventKind::Suspect
+    } else {
+        return Ok(());
+    };
+    record_alert_event(tx, kind, brand_id, change.match_id, change.listing_id).await
 }
 
 /// Records an alert event inside the caller's transaction (the one storing the match), so a

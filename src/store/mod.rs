@@ -4,6 +4,7 @@
 mod alerts;
 mod brands;
 mod crawl;
+mod matches;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,9 +17,9 @@ use sqlx::sqlite::{
 pub use alerts::{
     Alert, AlertKind, AlertState, DigestBrand, EventKind, FailureStreak, NewAlert, PendingBrand,
 };
-pub(crate) use alerts::record_alert_event;
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
+pub use matches::{MatchChange, RematchSummary};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

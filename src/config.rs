@@ -318,7 +318,8 @@ impl Config {
         if self.email.max_attempts == 0 {
             return bad("email.max_attempts", "must be at least 1");
         }
-        if self.email.retry_base_secs == 0 || self.email.retry_max_secs < self.email.retry_base_secs {
+        if self.email.retry_base_secs == 0 || self.email.retry_max_secs < self.email.retry_base_secs
+        {
             return bad(
                 "email.retry_max_secs",
                 "retry_base_secs must be at least 1 and retry_max_secs at least retry_base_secs",

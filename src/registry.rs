@@ -380,7 +380,11 @@ pub fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             expires,
         };
         let name = get("name");
-        let optional = |name: &str| Some(get(name)).filter(|v| !v.trim().is_empty()).map(|v| (line, name.to_owned(), v));
+        let optional = |name: &str| {
+            Some(get(name))
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (line, name.to_owned(), v))
+        };
         let alerts = RawAlertFields {
             mode: optional("alert_mode"),
             digest: optional("alert_digest"),
@@ -471,7 +475,11 @@ fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut
     for (name, theirs, ours) in [
         ("alert_mode", &row.alerts.mode, &mut first.alerts.mode),
         ("alert_digest", &row.alerts.digest, &mut first.alerts.digest),
-        ("alert_language", &row.alerts.language, &mut first.alerts.language),
+        (
+            "alert_language",
+            &row.alerts.language,
+            &mut first.alerts.language,
+        ),
     ] {
         match (theirs, ours.as_ref()) {
             (Some(t), Some(o)) if t.2 != o.2 => conflict(name, row.line),
@@ -645,7 +653,11 @@ impl Validator {
         if let Some((line, field, v)) = raw.language {
             match Language::parse(v.trim()) {
                 Some(l) => prefs.language = l,
-                None => self.problem(line, &field, format!("`{v}` is not a language; use en or zh")),
+                None => self.problem(
+                    line,
+                    &field,
+                    format!("`{v}` is not a language; use en or zh"),
+                ),
             }
         }
         prefs
@@ -920,5 +932,69 @@ aliases = ["N家"]
     fn export_round_trips() {
         let brands = parse_toml(NIKE).unwrap();
         assert_eq!(parse_toml(&to_toml(&brands)).unwrap(), brands);
+    }
+
+    const ALERTS: &str = "\n  [brand.alerts]\n  mode = \"digest\"\n  digest = \"30 7 * * 1-5\"\n  language = \"zh\"\n";
+
+    #[test]
+    fn alert_preferences_read_and_round_trip() {
+        let brands = parse_toml(&format!("{NIKE}{ALERTS}")).unwrap();
+        let prefs = &brands[0].alerts;
+        assert_eq!(prefs.mode, AlertMode::Digest);
+        assert_eq!(prefs.digest.as_deref(), Some("30 7 * * 1-5"));
+        assert_eq!(prefs.language, Language::Zh);
+        let out = to_toml(&brands);
+        assert!(out.contains("[brand.alerts]"), "{out}");
+        assert_eq!(parse_toml(&out).unwrap(), brands);
+        // Defaults are not written out.
+        assert!(!to_toml(&parse_toml(NIKE).unwrap()).contains("alerts"));
+        assert_eq!(parse_toml(NIKE).unwrap()[0].alerts, AlertPrefs::default());
+    }
+
+    #[test]
+    fn bad_alert_preferences_name_line_and_field() {
+        let src = format!(
+            "{NIKE}\n  [brand.alerts]\n  mode = \"sometimes\"\n  digest = \"every day\"\n  language = \"fr\"\n"
+        );
+        let p = problems(&src);
+        let fields: Vec<(&str, Option<usize>)> =
+            p.iter().map(|p| (p.field.as_str(), p.line)).collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("brand[0].alerts.mode", Some(18)),
+                ("brand[0].alerts.digest", Some(19)),
+                ("brand[0].alerts.language", Some(20)),
+            ],
+            "{p:?}"
+        );
+        assert!(
+            p[0].message.contains("immediate, digest or off"),
+            "{}",
+            p[0].message
+        );
+        assert!(p[1].message.contains("cron"), "{}", p[1].message);
+        let p = problems(&format!("{NIKE}\n  [brand.alerts]\n  mood = \"off\"\n"));
+        assert!(p[0].message.contains("mood"), "{p:?}");
+    }
+
+    #[test]
+    fn csv_alert_columns_are_optional_and_must_agree() {
+        let header = "name,owner,contacts,text,jurisdiction,registration_no,classes,alert_mode,alert_language\n";
+        let csv = format!(
+            "{header}Nike,Nike Innovate C.V.,ip@nike.example,NIKE,CN,T-1,25,off,zh\nNike,,,耐克,CN,T-2,25,,\n"
+        );
+        let brands = parse_csv(&csv).unwrap();
+        assert_eq!(brands[0].alerts.mode, AlertMode::Off);
+        assert_eq!(brands[0].alerts.language, Language::Zh);
+        let csv = format!(
+            "{header}Nike,Nike Innovate C.V.,ip@nike.example,NIKE,CN,T-1,25,off,\nNike,,,耐克,CN,T-2,25,digest,\n"
+        );
+        let p = parse_csv(&csv).unwrap_err();
+        assert_eq!(
+            (p[0].field.as_str(), p[0].line),
+            ("alert_mode", Some(3)),
+            "{p:?}"
+        );
     }
 }

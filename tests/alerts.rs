@@ -64,7 +64,8 @@ contacts = ["ip@peak.example"]
 fn setup(smtp_port: Option<u16>, extra: &str) -> (Scratch, PathBuf) {
     let s = Scratch::new();
     let registry = s.write("brands.toml", REGISTRY);
-    s.run(&["brands", "import", registry.to_str().unwrap()]).ok();
+    s.run(&["brands", "import", registry.to_str().unwrap()])
+        .ok();
     let transport = match smtp_port {
         Some(port) => format!(
             "transport = \"smtp\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
@@ -176,7 +177,9 @@ fn alerts(db: &Path) -> Vec<(i64, String, String, i64, String, String)> {
 }
 
 fn parse(data: &[u8]) -> mail_parser::Message<'_> {
-    MessageParser::default().parse(data).expect("message parses")
+    MessageParser::default()
+        .parse(data)
+        .expect("message parses")
 }
 
 fn message_id_of(data: &[u8]) -> String {
@@ -196,7 +199,12 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
     let ids = seed(
         &s.db(),
         &[
-            ("李宁", "taobao", "<script>alert('x')</script> 李宁 高仿 运动鞋", "infringing"),
+            (
+                "李宁",
+                "taobao",
+                "<script>alert('x')</script> 李宁 高仿 运动鞋",
+                "infringing",
+            ),
             (
                 "李宁",
                 "taobao",
@@ -206,7 +214,10 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
         ],
     );
     let out = mw(&s, &cfg, &["alerts", "send"]).ok();
-    assert!(out.contains("1 immediate") && out.contains("1 sent"), "{out}");
+    assert!(
+        out.contains("1 immediate") && out.contains("1 sent"),
+        "{out}"
+    );
     let got = sink.messages();
     assert_eq!(got.len(), 1, "one email for one brand");
     let m = &got[0];
@@ -219,17 +230,21 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
 
     // Headers: a Chinese subject is RFC 2047 encoded and decodes back exactly.
     let headers = raw_headers(&m.data);
-    let subject_line = headers
-        .lines()
-        .find(|l| l.starts_with("Subject:"))
-        .unwrap();
+    let subject_line = headers.lines().find(|l| l.starts_with("Subject:")).unwrap();
     assert!(subject_line.contains("=?utf-8?"), "{headers}");
     let msg = parse(&m.data);
-    assert_eq!(msg.subject(), Some("【markwatch】李宁：发现 2 条新的侵权商品"));
+    assert_eq!(
+        msg.subject(),
+        Some("【markwatch】李宁：发现 2 条新的侵权商品")
+    );
     assert!(msg.date().is_some(), "{headers}");
     let rows = alerts(&s.db());
     assert_eq!(rows.len(), 1);
-    assert_eq!(message_id_of(&m.data), rows[0].4, "keyed by the outbox Message-ID");
+    assert_eq!(
+        message_id_of(&m.data),
+        rows[0].4,
+        "keyed by the outbox Message-ID"
+    );
     assert_eq!((rows[0].2.as_str(), rows[0].3), ("sent", 1));
 
     // Header injection: the scraped CRLF never made a header.
@@ -254,7 +269,10 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
         text.contains("Bcc: victim@evil.example"),
         "stays in the body:\n{text}"
     );
-    assert!(text.contains("<script>alert('x')</script> 李宁 高仿 运动鞋"), "{text}");
+    assert!(
+        text.contains("<script>alert('x')</script> 李宁 高仿 运动鞋"),
+        "{text}"
+    );
     assert!(text.contains("店铺：莆田<b>好鞋</b>店"), "{text}");
     assert!(text.contains("counterfeit_term：高仿"), "{text}");
 
@@ -272,11 +290,17 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
         );
     }
     assert!(html.contains("¥59.00") && html.contains("taobao"), "{html}");
-    assert!(html.contains("https://item.taobao.com/item.htm?id="), "{html}");
+    assert!(
+        html.contains("https://item.taobao.com/item.htm?id="),
+        "{html}"
+    );
 
     // Sending again sends nothing: the events are handled, the alert is sent.
     let again = mw(&s, &cfg, &["alerts", "send"]).ok();
-    assert!(again.contains("0 immediate") && again.contains("0 sent"), "{again}");
+    assert!(
+        again.contains("0 immediate") && again.contains("0 sent"),
+        "{again}"
+    );
     assert_eq!(sink.count(), 1);
 }
 
@@ -318,9 +342,15 @@ fn batching_gives_one_email_per_brand_per_crawl_and_suspects_wait_for_the_digest
         by_rcpt.get("legal@lining.example").map(String::as_str),
         Some("【markwatch】李宁：发现 5 条新的侵权商品")
     );
-    let anta = got.iter().find(|m| m.rcpt_to[0] == "ip@anta.example").unwrap();
+    let anta = got
+        .iter()
+        .find(|m| m.rcpt_to[0] == "ip@anta.example")
+        .unwrap();
     let anta_text = parse(&anta.data).body_text(0).unwrap().into_owned();
-    assert!(!anta_text.contains("同款"), "suspects are not immediate:\n{anta_text}");
+    assert!(
+        !anta_text.contains("同款"),
+        "suspects are not immediate:\n{anta_text}"
+    );
 
     // The digest: Anta's suspect, Peak's infringing listing (digest mode); 李宁 has nothing.
     let out = mw(&s, &cfg, &["alerts", "send", "--digests"]).ok();
@@ -332,13 +362,22 @@ fn batching_gives_one_email_per_brand_per_crawl_and_suspects_wait_for_the_digest
         .find(|m| m.rcpt_to[0] == "ip@anta.example")
         .expect("Anta digest");
     let msg = parse(&anta.data);
-    assert!(msg.subject().unwrap().contains("Anta digest: 1 to review"), "{:?}", msg.subject());
+    assert!(
+        msg.subject().unwrap().contains("Anta digest: 1 to review"),
+        "{:?}",
+        msg.subject()
+    );
     assert!(msg.body_text(0).unwrap().contains("ANTA 同款 风格"));
     let peak = digests
         .iter()
         .find(|m| m.rcpt_to[0] == "ip@peak.example")
         .expect("Peak digest");
-    assert!(parse(&peak.data).body_text(0).unwrap().contains("PEAK 原单"));
+    assert!(
+        parse(&peak.data)
+            .body_text(0)
+            .unwrap()
+            .contains("PEAK 原单")
+    );
     assert_eq!(sink.count(), 4);
 }
 
@@ -365,7 +404,10 @@ fn smtp_down_then_up_delivers_every_alert_exactly_once() {
         "{rows:?}"
     );
     let listed = mw(&s, &cfg, &["alerts", "list", "--state", "failed_retrying"]).ok();
-    assert!(listed.contains("Connection refused") || listed.contains("connection"), "{listed}");
+    assert!(
+        listed.contains("Connection refused") || listed.contains("connection"),
+        "{listed}"
+    );
 
     // Still down at the next try: the attempt count grows, backoff holds it back.
     std::thread::sleep(Duration::from_millis(1200));
@@ -379,11 +421,20 @@ fn smtp_down_then_up_delivers_every_alert_exactly_once() {
         if alerts(&s.db()).iter().all(|r| r.2 == "sent") {
             break;
         }
-        assert!(Instant::now() < deadline, "not delivered: {:?}\n{}", alerts(&s.db()), run.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "not delivered: {:?}\n{}",
+            alerts(&s.db()),
+            run.stderr()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     mw(&s, &cfg, &["alerts", "send"]).ok();
-    let got: Vec<String> = sink.messages().iter().map(|m| message_id_of(&m.data)).collect();
+    let got: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| message_id_of(&m.data))
+        .collect();
     let want: Vec<String> = alerts(&s.db()).into_iter().map(|r| r.4).collect();
     let mut got_sorted = got.clone();
     got_sorted.sort();
@@ -418,7 +469,11 @@ fn a_transient_refusal_is_retried_and_a_permanent_one_is_dead_until_retried() {
     };
     assert_eq!(rows.len(), 2);
     assert_eq!(state("anta"), ("dead".to_owned(), 1), "550 is final");
-    assert_eq!(state("lining"), ("failed_retrying".to_owned(), 1), "451 is retried");
+    assert_eq!(
+        state("lining"),
+        ("failed_retrying".to_owned(), 1),
+        "451 is retried"
+    );
     let dead = mw(&s, &cfg, &["alerts", "list", "--state", "dead"]).ok();
     assert!(dead.contains("No such user"), "{dead}");
 
@@ -467,7 +522,12 @@ fn killing_the_sender_mid_batch_and_restarting_loses_nothing() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_markwatch"))
         .current_dir(s.dir.path())
-        .args(["--db", s.db().to_str().unwrap(), "--config", cfg.to_str().unwrap()])
+        .args([
+            "--db",
+            s.db().to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
         .args(["alerts", "send"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -511,7 +571,10 @@ fn killing_the_sender_mid_batch_and_restarting_loses_nothing() {
     assert!(repeated.len() <= 1, "{repeated:?}");
     for (id, n) in repeated {
         assert_eq!(*n, 2);
-        assert!(unsent_at_kill.contains(id), "{id} was committed as sent, yet resent");
+        assert!(
+            unsent_at_kill.contains(id),
+            "{id} was committed as sent, yet resent"
+        );
     }
 }
 
@@ -522,7 +585,12 @@ fn file_transport_writes_valid_eml_files() {
         &s.db(),
         &[
             ("李宁", "taobao", "李宁 高仿", "infringing"),
-            ("Anta", "jd", "ANTA <img src=x onerror=alert(1)>", "infringing"),
+            (
+                "Anta",
+                "jd",
+                "ANTA <img src=x onerror=alert(1)>",
+                "infringing",
+            ),
         ],
     );
     mw(&s, &cfg, &["alerts", "send"]).ok();
@@ -538,7 +606,10 @@ fn file_transport_writes_valid_eml_files() {
         assert_eq!(f.extension().and_then(|e| e.to_str()), Some("eml"));
         let bytes = std::fs::read(f).unwrap();
         let msg = parse(&bytes);
-        assert!(msg.subject().unwrap().starts_with("【markwatch】") || msg.subject().unwrap().starts_with("[markwatch]"));
+        assert!(
+            msg.subject().unwrap().starts_with("【markwatch】")
+                || msg.subject().unwrap().starts_with("[markwatch]")
+        );
         assert!(msg.body_text(0).is_some() && msg.body_html(0).is_some());
         assert!(!msg.body_html(0).unwrap().contains("<img"));
         got.insert(message_id_of(&bytes));
@@ -546,7 +617,12 @@ fn file_transport_writes_valid_eml_files() {
     assert_eq!(got, want);
 
     // `alerts test` goes through the same transport.
-    let out = mw(&s, &cfg, &["alerts", "test", "--to", "ops@markwatch.example"]).ok();
+    let out = mw(
+        &s,
+        &cfg,
+        &["alerts", "test", "--to", "ops@markwatch.example"],
+    )
+    .ok();
     assert!(out.contains("file transport"), "{out}");
     assert_eq!(std::fs::read_dir(s.path("outbox")).unwrap().count(), 3);
 }
@@ -555,13 +631,22 @@ fn file_transport_writes_valid_eml_files() {
 fn alerts_test_over_smtp_and_bad_addresses() {
     let sink = SmtpSink::start(Behaviour::default());
     let (s, cfg) = setup(Some(sink.addr.port()), "");
-    let out = mw(&s, &cfg, &["alerts", "test", "--to", "ops@markwatch.example"]).ok();
+    let out = mw(
+        &s,
+        &cfg,
+        &["alerts", "test", "--to", "ops@markwatch.example"],
+    )
+    .ok();
     assert!(out.contains("250"), "{out}");
     assert_eq!(sink.count(), 1);
     assert_eq!(sink.messages()[0].rcpt_to, vec!["ops@markwatch.example"]);
     let bad = mw(&s, &cfg, &["alerts", "test", "--to", "not an address"]);
     assert_eq!(bad.code(), 2, "{}", bad.stderr());
-    assert!(bad.stderr().contains("not an email address"), "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("not an email address"),
+        "{}",
+        bad.stderr()
+    );
 }
 
 #[test]
@@ -597,9 +682,15 @@ fn operators_hear_once_about_a_platform_failing_run_after_run() {
     let m = &sink.messages()[0];
     assert_eq!(m.rcpt_to, vec!["ops@markwatch.example"]);
     let msg = parse(&m.data);
-    assert_eq!(msg.subject(), Some("[markwatch] crawling is failing on 1 platform"));
+    assert_eq!(
+        msg.subject(),
+        Some("[markwatch] crawling is failing on 1 platform")
+    );
     let text = msg.body_text(0).unwrap();
-    assert!(text.contains("jd: 3 failed runs in a row") && text.contains("Captcha"), "{text}");
+    assert!(
+        text.contains("jd: 3 failed runs in a row") && text.contains("Captcha"),
+        "{text}"
+    );
     // The streak goes on: no second email. A good run ends it; a new streak alerts again.
     run("jd", "failed");
     mw(&s, &cfg, &["alerts", "send"]).ok();
@@ -658,14 +749,25 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
         sink.addr.port()
     );
     for p in common::PLATFORMS {
-        config.push_str(&format!("[platforms.{p}]\nbase_url = \"{}\"\n", fixtures.url(&format!("/{p}"))));
+        config.push_str(&format!(
+            "[platforms.{p}]\nbase_url = \"{}\"\n",
+            fixtures.url(&format!("/{p}"))
+        ));
     }
     let cfg = s.write("markwatch.toml", &config);
     let crawl = || {
         mw(
             &s,
             &cfg,
-            &["crawl", "--once", "--keyword", "耐克", "--keyword", "GUCCI", "--no-details"],
+            &[
+                "crawl",
+                "--once",
+                "--keyword",
+                "耐克",
+                "--keyword",
+                "GUCCI",
+                "--no-details",
+            ],
         )
         .ok()
     };
@@ -690,7 +792,12 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
 
     mw(&s, &cfg, &["alerts", "send"]).ok();
     let got = sink.messages();
-    assert_eq!(got.len(), infringing.len(), "one email per brand: {:?}", infringing.keys());
+    assert_eq!(
+        got.len(),
+        infringing.len(),
+        "one email per brand: {:?}",
+        infringing.keys()
+    );
     let contacts: BTreeMap<String, String> = block_on(async {
         let mut conn = connect(&s.db()).await;
         sqlx::query_as(
@@ -716,7 +823,10 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
         );
         let text = msg.body_text(0).unwrap();
         for title in titles {
-            assert!(text.contains(title.as_str()), "{brand}: {title} missing from\n{text}");
+            assert!(
+                text.contains(title.as_str()),
+                "{brand}: {title} missing from\n{text}"
+            );
         }
     }
 

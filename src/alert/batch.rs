@@ -13,7 +13,11 @@ impl Sender {
     /// events are ready: the brand has been quiet for `email.batch_window_secs`, or its oldest
     /// event waited `email.batch_max_wait_secs`, or `flush` is set (end of a `crawl --once`).
     /// Returns how many alerts were queued.
-    pub async fn batch_pending(&self, now: DateTime<Utc>, flush: bool) -> Result<usize, AlertError> {
+    pub async fn batch_pending(
+        &self,
+        now: DateTime<Utc>,
+        flush: bool,
+    ) -> Result<usize, AlertError> {
         let window = chrono::Duration::seconds(self.email.batch_window_secs as i64);
         let max_wait = chrono::Duration::seconds(self.email.batch_max_wait_secs as i64);
         let mut queued = 0;
@@ -31,7 +35,12 @@ impl Sender {
             let id = self
                 .store
                 .batch_immediate(brand.brand_id, |payload| {
-                    self.new_alert(AlertKind::Immediate, Some(brand.brand_id), brand.contacts.clone(), payload)
+                    self.new_alert(
+                        AlertKind::Immediate,
+                        Some(brand.brand_id),
+                        brand.contacts.clone(),
+                        payload,
+                    )
                 })
                 .await?;
             if let Some(id) = id {
@@ -44,7 +53,11 @@ impl Sender {
 
     /// Queues the digests that are due at `now` (or every brand's when `force`), one per brand
     /// with something to report. A brand seen for the first time starts its schedule now.
-    pub async fn queue_digests(&self, now: DateTime<Utc>, force: bool) -> Result<usize, AlertError> {
+    pub async fn queue_digests(
+        &self,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> Result<usize, AlertError> {
         let horizon = chrono::Duration::days(i64::from(self.email.deadline_days));
         let mut queued = 0;
         for brand in self.store.digest_brands().await? {
@@ -60,7 +73,9 @@ impl Sender {
             let due = match brand.covered_to {
                 _ if force => true,
                 None => {
-                    self.store.start_digest_schedule(brand.brand_id, now).await?;
+                    self.store
+                        .start_digest_schedule(brand.brand_id, now)
+                        .await?;
                     false
                 }
                 Some(from) => schedule.after(&from).next().is_some_and(|t| t <= now),
@@ -77,7 +92,14 @@ impl Sender {
                     brand.prefs.mode == AlertMode::Digest,
                     brand.prefs.mode != AlertMode::Off,
                     horizon,
-                    |payload| self.new_alert(AlertKind::Digest, Some(brand.brand_id), brand.contacts.clone(), payload),
+                    |payload| {
+                        self.new_alert(
+                            AlertKind::Digest,
+                            Some(brand.brand_id),
+                            brand.contacts.clone(),
+                            payload,
+                        )
+                    },
                 )
                 .await?;
             if let Some(id) = id {
@@ -110,9 +132,18 @@ impl Sender {
             failures: streaks.iter().map(Into::into).collect(),
             ..Payload::default()
         };
-        let alert = self.new_alert(AlertKind::Operations, None, vec![operations.clone()], payload);
+        let alert = self.new_alert(
+            AlertKind::Operations,
+            None,
+            vec![operations.clone()],
+            payload,
+        );
         let id = self.store.queue_operations_alert(&streaks, alert).await?;
-        tracing::warn!(alert = id, platforms = streaks.len(), "operations alert queued");
+        tracing::warn!(
+            alert = id,
+            platforms = streaks.len(),
+            "operations alert queued"
+        );
         Ok(Some(id))
     }
 

@@ -22,29 +22,98 @@ use crate::store::{Alert, AlertKind};
 
 /// The bundled templates, by name.
 const BUNDLED: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../../templates/email/layout.html")),
-    ("en/subject.txt", include_str!("../../templates/email/en/subject.txt")),
-    ("en/item.txt", include_str!("../../templates/email/en/item.txt")),
-    ("en/item.html", include_str!("../../templates/email/en/item.html")),
-    ("en/immediate.txt", include_str!("../../templates/email/en/immediate.txt")),
-    ("en/immediate.html", include_str!("../../templates/email/en/immediate.html")),
-    ("en/digest.txt", include_str!("../../templates/email/en/digest.txt")),
-    ("en/digest.html", include_str!("../../templates/email/en/digest.html")),
-    ("en/operations.txt", include_str!("../../templates/email/en/operations.txt")),
-    ("en/operations.html", include_str!("../../templates/email/en/operations.html")),
-    ("en/test.txt", include_str!("../../templates/email/en/test.txt")),
-    ("en/test.html", include_str!("../../templates/email/en/test.html")),
-    ("zh/subject.txt", include_str!("../../templates/email/zh/subject.txt")),
-    ("zh/item.txt", include_str!("../../templates/email/zh/item.txt")),
-    ("zh/item.html", include_str!("../../templates/email/zh/item.html")),
-    ("zh/immediate.txt", include_str!("../../templates/email/zh/immediate.txt")),
-    ("zh/immediate.html", include_str!("../../templates/email/zh/immediate.html")),
-    ("zh/digest.txt", include_str!("../../templates/email/zh/digest.txt")),
-    ("zh/digest.html", include_str!("../../templates/email/zh/digest.html")),
-    ("zh/operations.txt", include_str!("../../templates/email/zh/operations.txt")),
-    ("zh/operations.html", include_str!("../../templates/email/zh/operations.html")),
-    ("zh/test.txt", include_str!("../../templates/email/zh/test.txt")),
-    ("zh/test.html", include_str!("../../templates/email/zh/test.html")),
+    (
+        "layout.html",
+        include_str!("../../templates/email/layout.html"),
+    ),
+    (
+        "en/subject.txt",
+        include_str!("../../templates/email/en/subject.txt"),
+    ),
+    (
+        "en/item.txt",
+        include_str!("../../templates/email/en/item.txt"),
+    ),
+    (
+        "en/item.html",
+        include_str!("../../templates/email/en/item.html"),
+    ),
+    (
+        "en/immediate.txt",
+        include_str!("../../templates/email/en/immediate.txt"),
+    ),
+    (
+        "en/immediate.html",
+        include_str!("../../templates/email/en/immediate.html"),
+    ),
+    (
+        "en/digest.txt",
+        include_str!("../../templates/email/en/digest.txt"),
+    ),
+    (
+        "en/digest.html",
+        include_str!("../../templates/email/en/digest.html"),
+    ),
+    (
+        "en/operations.txt",
+        include_str!("../../templates/email/en/operations.txt"),
+    ),
+    (
+        "en/operations.html",
+        include_str!("../../templates/email/en/operations.html"),
+    ),
+    (
+        "en/test.txt",
+        include_str!("../../templates/email/en/test.txt"),
+    ),
+    (
+        "en/test.html",
+        include_str!("../../templates/email/en/test.html"),
+    ),
+    (
+        "zh/subject.txt",
+        include_str!("../../templates/email/zh/subject.txt"),
+    ),
+    (
+        "zh/item.txt",
+        include_str!("../../templates/email/zh/item.txt"),
+    ),
+    (
+        "zh/item.html",
+        include_str!("../../templates/email/zh/item.html"),
+    ),
+    (
+        "zh/immediate.txt",
+        include_str!("../../templates/email/zh/immediate.txt"),
+    ),
+    (
+        "zh/immediate.html",
+        include_str!("../../templates/email/zh/immediate.html"),
+    ),
+    (
+        "zh/digest.txt",
+        include_str!("../../templates/email/zh/digest.txt"),
+    ),
+    (
+        "zh/digest.html",
+        include_str!("../../templates/email/zh/digest.html"),
+    ),
+    (
+        "zh/operations.txt",
+        include_str!("../../templates/email/zh/operations.txt"),
+    ),
+    (
+        "zh/operations.html",
+        include_str!("../../templates/email/zh/operations.html"),
+    ),
+    (
+        "zh/test.txt",
+        include_str!("../../templates/email/zh/test.txt"),
+    ),
+    (
+        "zh/test.html",
+        include_str!("../../templates/email/zh/test.html"),
+    ),
 ];
 
 /// Renders alert emails. Cheap to clone.
@@ -66,7 +135,11 @@ pub struct Rendered {
 impl Renderer {
     /// Loads the bundled templates, each replaced by `overrides/<name>` when that file exists.
     /// Every template is parsed now, so a broken override fails at startup, naming its file.
-    pub fn new(overrides: Option<&Path>, base_url: &str, from: &str) -> Result<Renderer, AlertError> {
+    pub fn new(
+        overrides: Option<&Path>,
+        base_url: &str,
+        from: &str,
+    ) -> Result<Renderer, AlertError> {
         let from: Mailbox = from.parse().map_err(|_| AlertError::Address {
             field: "email.from",
             value: from.to_owned(),
@@ -154,7 +227,10 @@ impl Renderer {
             builder = builder.to(mailbox);
         }
         builder
-            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
             .map_err(AlertError::Build)
     }
 
@@ -176,7 +252,10 @@ impl Renderer {
         transport: &'a str,
     ) -> Context<'a> {
         let items = |items: &[Item]| -> Vec<ItemView> {
-            items.iter().map(|i| ItemView::new(i, &self.base_url)).collect()
+            items
+                .iter()
+                .map(|i| ItemView::new(i, &self.base_url))
+                .collect()
         };
         Context {
             kind: kind.as_str(),
@@ -236,7 +315,9 @@ fn html_formatter(
                     '\'' => out.write_str("&#39;"),
                     c => out.write_char(c),
                 }
-                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))?;
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })?;
             }
             Ok(())
         }
@@ -408,7 +489,12 @@ mod tests {
     }
 
     fn renderer() -> Renderer {
-        Renderer::new(None, "https://review.example/", "markwatch <alerts@markwatch.example>").unwrap()
+        Renderer::new(
+            None,
+            "https://review.example/",
+            "markwatch <alerts@markwatch.example>",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -418,12 +504,26 @@ mod tests {
             infringing: vec![item("<script>alert(1)</script> 耐克 高仿")],
             ..Payload::default()
         };
-        let r = renderer().render_alert(AlertKind::Immediate, &payload, "file").unwrap();
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
         assert!(!r.html.contains("<script>alert(1)"), "{}", r.html);
-        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", r.html);
+        assert!(
+            r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{}",
+            r.html
+        );
         assert!(!r.html.contains("<b>鞋厂"), "{}", r.html);
-        assert!(r.html.contains("https://review.example/notices/3"), "{}", r.html);
-        assert!(r.text.contains("<script>alert(1)</script> 耐克 高仿"), "{}", r.text);
+        assert!(
+            r.html.contains("https://review.example/notices/3"),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.text.contains("<script>alert(1)</script> 耐克 高仿"),
+            "{}",
+            r.text
+        );
         assert!(r.text.contains("counterfeit_term: 高仿"), "{}", r.text);
         assert_eq!(r.subject, "[markwatch] Nike: 1 new infringing listing");
     }
@@ -438,8 +538,14 @@ mod tests {
             infringing: vec![it],
             ..Payload::default()
         };
-        let r = renderer().render_alert(AlertKind::Immediate, &payload, "file").unwrap();
-        assert!(r.html.contains("https://review.example/listings/7"), "{}", r.html);
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
+        assert!(
+            r.html.contains("https://review.example/listings/7"),
+            "{}",
+            r.html
+        );
         assert!(!r.html.contains("href=\"javascript"), "{}", r.html);
     }
 
@@ -451,7 +557,9 @@ mod tests {
             infringing: vec![item("Nike\r\nBcc: evil@example.com"), item("b")],
             ..Payload::default()
         };
-        let r = renderer().render_alert(AlertKind::Immediate, &payload, "file").unwrap();
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
         assert_eq!(r.subject, "【markwatch】耐克：发现 2 条新的侵权商品");
         assert!(r.text.contains("Nike Bcc: evil@example.com"), "{}", r.text);
     }

@@ -42,7 +42,7 @@ mod transport;
 
 use std::path::PathBuf;
 
-pub use message::{Renderer, Rendered};
+pub use message::{Rendered, Renderer};
 pub use payload::Payload;
 pub use schedule::{DEFAULT_DIGEST, parse_schedule};
 pub use sender::{Delivery, Sender, Tick, run_sender};

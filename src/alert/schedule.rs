@@ -116,6 +116,10 @@ mod tests {
     #[test]
     fn nonsense_is_explained() {
         assert!(parse_schedule("daily").unwrap_err().contains("1 fields"));
-        assert!(parse_schedule("61 8 * * *").unwrap_err().contains("not a cron"));
+        assert!(
+            parse_schedule("61 8 * * *")
+                .unwrap_err()
+                .contains("not a cron")
+        );
     }
 }

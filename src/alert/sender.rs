@@ -74,7 +74,8 @@ impl Sender {
 
     /// The message an alert is sent as (for `alerts show`).
     pub fn render(&self, alert: &Alert) -> Result<lettre::Message, AlertError> {
-        self.renderer.build_message(alert, &self.transport.describe())
+        self.renderer
+            .build_message(alert, &self.transport.describe())
     }
 
     /// One round of everything: operations check, due digests, batching (all pending events
@@ -121,7 +122,8 @@ impl Sender {
                 payload,
             })
             .await?;
-        self.deliver_until(Some(id), &AtomicBool::new(false)).await?;
+        self.deliver_until(Some(id), &AtomicBool::new(false))
+            .await?;
         Ok(self.store.alert(id).await?.expect("the alert just queued"))
     }
 
@@ -156,7 +158,11 @@ impl Sender {
         tracing::info!("alert sender stopped");
     }
 
-    async fn deliver_until(&self, only: Option<i64>, stop: &AtomicBool) -> Result<Delivery, AlertError> {
+    async fn deliver_until(
+        &self,
+        only: Option<i64>,
+        stop: &AtomicBool,
+    ) -> Result<Delivery, AlertError> {
         let mut done = Delivery::default();
         let lease = chrono::Duration::seconds(self.email.lease_secs as i64);
         while !stop.load(Ordering::SeqCst) {
@@ -171,8 +177,13 @@ impl Sender {
             while let Some(alert) = rest.next() {
                 if stop.load(Ordering::SeqCst) {
                     // Shutting down: hand back what we have not tried.
-                    let ids: Vec<i64> = std::iter::once(alert.id).chain(rest.map(|a| a.id)).collect();
-                    done.deferred += self.store.defer_alerts(&ids, Utc::now(), "shutdown").await?;
+                    let ids: Vec<i64> = std::iter::once(alert.id)
+                        .chain(rest.map(|a| a.id))
+                        .collect();
+                    done.deferred += self
+                        .store
+                        .defer_alerts(&ids, Utc::now(), "shutdown")
+                        .await?;
                     return Ok(done);
                 }
                 match self.deliver_one(&alert).await? {
@@ -184,7 +195,10 @@ impl Sender {
                             // The server is down: the others would fail the same way. Put them
                             // back for the same time without spending their attempts.
                             let ids: Vec<i64> = rest.map(|a| a.id).collect();
-                            let why = format!("deferred: server unreachable while sending alert {}", alert.id);
+                            let why = format!(
+                                "deferred: server unreachable while sending alert {}",
+                                alert.id
+                            );
                             done.deferred += self.store.defer_alerts(&ids, next, &why).await?;
                             return Ok(done);
                         }
@@ -196,19 +210,26 @@ impl Sender {
     }
 
     async fn deliver_one(&self, alert: &Alert) -> Result<Outcome, AlertError> {
-        let message = match self.renderer.build_message(alert, &self.transport.describe()) {
+        let message = match self
+            .renderer
+            .build_message(alert, &self.transport.describe())
+        {
             Ok(m) => m,
             Err(e @ (AlertError::Store(_) | AlertError::TemplateRead { .. })) => return Err(e),
             Err(e) => {
                 // A message that cannot be built will not build next time either.
                 tracing::error!(alert = alert.id, error = %e, "alert cannot be built; dead");
-                self.store.mark_alert_failed(alert.id, &e.to_string(), None).await?;
+                self.store
+                    .mark_alert_failed(alert.id, &e.to_string(), None)
+                    .await?;
                 return Ok(Outcome::Dead);
             }
         };
         match self.transport.send(message).await {
             Ok(response) => {
-                self.store.mark_alert_sent(alert.id, &response, Utc::now()).await?;
+                self.store
+                    .mark_alert_sent(alert.id, &response, Utc::now())
+                    .await?;
                 tracing::info!(alert = alert.id, message_id = %alert.message_id, %response, "alert sent");
                 Ok(Outcome::Sent)
             }
@@ -216,12 +237,16 @@ impl Sender {
                 let out_of_attempts = alert.attempts >= i64::from(self.email.max_attempts);
                 if e.permanent || out_of_attempts {
                     tracing::error!(alert = alert.id, attempts = alert.attempts, error = %e.message, "alert dead");
-                    self.store.mark_alert_failed(alert.id, &e.message, None).await?;
+                    self.store
+                        .mark_alert_failed(alert.id, &e.message, None)
+                        .await?;
                     return Ok(Outcome::Dead);
                 }
                 let next = Utc::now() + self.backoff(alert.attempts);
                 tracing::warn!(alert = alert.id, attempts = alert.attempts, %next, error = %e.message, "alert failed; will retry");
-                self.store.mark_alert_failed(alert.id, &e.message, Some(next)).await?;
+                self.store
+                    .mark_alert_failed(alert.id, &e.message, Some(next))
+                    .await?;
                 Ok(Outcome::Retrying {
                     unreachable: e.unreachable,
                     next,
@@ -233,7 +258,9 @@ impl Sender {
     /// `retry_base_secs * 2^(attempts-1)`, capped at `retry_max_secs`, plus up to 10% jitter so
     /// many alerts failing together do not retry together.
     fn backoff(&self, attempts: i64) -> chrono::Duration {
-        let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX).min(30);
+        let exp = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(30);
         let secs = self
             .email
             .retry_base_secs
@@ -258,7 +285,10 @@ impl Sender {
 enum Outcome {
     Sent,
     Dead,
-    Retrying { unreachable: bool, next: DateTime<Utc> },
+    Retrying {
+        unreachable: bool,
+        next: DateTime<Utc>,
+    },
 }
 
 /// Builds the configured sender and runs it until `shutdown`: the daemon's alert task.
@@ -269,4 +299,86 @@ pub async fn run_sender(
 ) -> Result<(), AlertError> {
     Sender::from_config(store, config)?.run(shutdown).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AlertState;
+
+    #[tokio::test]
+    async fn run_delivers_then_stops_on_shutdown_with_nothing_left_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let mut config = Config::default();
+        config.email.poll_secs = 1;
+        let outbox = dir.path().join("outbox");
+        let sender = Sender::new(store.clone(), Transport::file(outbox.clone()), &config).unwrap();
+        let payload = Payload::default();
+        for _ in 0..3 {
+            store
+                .insert_alert(&NewAlert {
+                    kind: AlertKind::Test,
+                    brand_id: None,
+                    recipients: vec!["ops@markwatch.example".to_owned()],
+                    message_id: sender.message_id(AlertKind::Test),
+                    subject: String::new(),
+                    payload: payload.clone(),
+                })
+                .await
+                .unwrap();
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                sender
+                    .run(async {
+                        let _ = rx.await;
+                    })
+                    .await
+            })
+        };
+        let start = std::time::Instant::now();
+        while std::fs::read_dir(&outbox).map_or(0, |d| d.count()) < 3 {
+            assert!(start.elapsed() < Duration::from_secs(10), "not delivered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops promptly")
+            .unwrap();
+        let alerts = store.list_alerts(None, 10).await.unwrap();
+        assert!(
+            alerts.iter().all(|a| a.state == AlertState::Sent),
+            "{alerts:?}"
+        );
+        assert!(alerts.iter().all(|a| {
+            a.server_response
+                .as_deref()
+                .is_some_and(|r| r.contains(".eml"))
+        }));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut config = Config::default();
+        config.email.retry_base_secs = 10;
+        config.email.retry_max_secs = 60;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = rt.block_on(Store::open(&dir.path().join("t.db"))).unwrap();
+        let sender = Sender::new(store, Transport::file(dir.path().join("o")), &config).unwrap();
+        for (attempts, base) in [(1, 10), (2, 20), (3, 40), (4, 60), (9, 60)] {
+            let d = sender.backoff(attempts).num_milliseconds();
+            assert!(
+                d >= base * 1000 && d <= base * 1100,
+                "attempt {attempts}: {d} ms"
+            );
+        }
+    }
 }

@@ -107,7 +107,9 @@ impl Transport {
                 ));
             }
             (None, Some(_)) => {
-                return Err(bad("a password is set but email.smtp.username is not".to_owned()));
+                return Err(bad(
+                    "a password is set but email.smtp.username is not".to_owned()
+                ));
             }
             (None, None) => {}
         }
@@ -149,13 +151,18 @@ impl Transport {
                 }),
             },
             Transport::File { mailer, dir } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| SendError {
-                    permanent: false,
-                    unreachable: true,
-                    message: format!("cannot create {}: {e}", dir.display()),
-                })?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| SendError {
+                        permanent: false,
+                        unreachable: true,
+                        message: format!("cannot create {}: {e}", dir.display()),
+                    })?;
                 match mailer.send(message).await {
-                    Ok(id) => Ok(format!("written {}", dir.join(format!("{id}.eml")).display())),
+                    Ok(id) => Ok(format!(
+                        "written {}",
+                        dir.join(format!("{id}.eml")).display()
+                    )),
                     Err(e) => Err(SendError {
                         permanent: false,
                         unreachable: true,

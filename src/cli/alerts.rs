@@ -186,7 +186,9 @@ fn table(alerts: &[Alert]) -> Table {
     table
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["ID", "Kind", "State", "Tries", "To", "Subject", "When", "Detail"]);
+        .set_header([
+            "ID", "Kind", "State", "Tries", "To", "Subject", "When", "Detail",
+        ]);
     for a in alerts {
         let (when, detail) = match a.state {
             AlertState::Sent => (
@@ -198,7 +200,10 @@ fn table(alerts: &[Alert]) -> Table {
                 a.last_error.clone().unwrap_or_default(),
             ),
             AlertState::Dead => (String::new(), a.last_error.clone().unwrap_or_default()),
-            _ => (a.created_at.clone(), a.last_error.clone().unwrap_or_default()),
+            _ => (
+                a.created_at.clone(),
+                a.last_error.clone().unwrap_or_default(),
+            ),
         };
         table.add_row([
             a.id.to_string(),

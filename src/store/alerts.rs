@@ -12,8 +12,8 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::matches::MatchChange;
 use super::{Result, Store, StoreError};
-use crate::matcher::Outcome;
 use crate::alert::payload::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
+use crate::matcher::Outcome;
 use crate::model::{AlertMode, AlertPrefs, Language};
 
 /// What an alert is about.
@@ -212,7 +212,8 @@ fn alert_from_row(row: AlertRow) -> Result<Alert> {
         id,
         kind: AlertKind::parse(&kind)?,
         brand_id,
-        recipients: serde_json::from_str(&recipients).map_err(|_| corrupt("recipients", &recipients))?,
+        recipients: serde_json::from_str(&recipients)
+            .map_err(|_| corrupt("recipients", &recipients))?,
         message_id,
         payload: serde_json::from_str(&payload).map_err(|_| corrupt("payload", &payload))?,
         state: AlertState::parse(&state)?,
@@ -328,13 +329,15 @@ pub(super) async fn set_brand_prefs(
     brand_id: i64,
     prefs: &AlertPrefs,
 ) -> Result<()> {
-    sqlx::query("UPDATE brands SET alert_mode = ?, alert_digest = ?, alert_language = ? WHERE id = ?")
-        .bind(prefs.mode.as_str())
-        .bind(&prefs.digest)
-        .bind(prefs.language.as_str())
-        .bind(brand_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE brands SET alert_mode = ?, alert_digest = ?, alert_language = ? WHERE id = ?",
+    )
+    .bind(prefs.mode.as_str())
+    .bind(&prefs.digest)
+    .bind(prefs.language.as_str())
+    .bind(brand_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -368,7 +371,8 @@ async fn contacts(conn: &mut SqliteConnection, brand_id: i64) -> Result<Vec<Stri
 // ---------------------------------------------------------------- items shown in emails
 
 /// The listings behind `event ids`, as an email shows them.
-const ITEM_SELECT: &str = "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
+const ITEM_SELECT: &str =
+    "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
             m.verdict, m.score, m.reasons, ni.notice_id
      FROM matches m JOIN listings l ON l.id = m.listing_id
      LEFT JOIN notice_items ni ON ni.match_id = m.id";
@@ -389,8 +393,20 @@ type ItemRow = (
 );
 
 fn item_from_row(row: ItemRow) -> Item {
-    let (match_id, listing_id, platform, title, seller, price, currency, url, verdict, score, reasons, notice_id) =
-        row;
+    let (
+        match_id,
+        listing_id,
+        platform,
+        title,
+        seller,
+        price,
+        currency,
+        url,
+        verdict,
+        score,
+        reasons,
+        notice_id,
+    ) = row;
     Item {
         match_id,
         listing_id,
@@ -556,7 +572,8 @@ impl Store {
     /// Every brand with its preferences, contacts and digest progress.
     pub async fn digest_brands(&self) -> Result<Vec<DigestBrand>> {
         let mut conn = self.pool.acquire().await?;
-        let rows: Vec<(i64, String, String, Option<String>, String, Option<String>)> = sqlx::query_as(
+        type DigestRow = (i64, String, String, Option<String>, String, Option<String>);
+        let rows: Vec<DigestRow> = sqlx::query_as(
             "SELECT b.id, b.name, b.alert_mode, b.alert_digest, b.alert_language, d.covered_to
              FROM brands b LEFT JOIN alert_digests d ON d.brand_id = b.id ORDER BY b.id",
         )
@@ -784,7 +801,12 @@ impl Store {
     }
 
     /// Records the server's acceptance. Only a row this sender still holds is changed.
-    pub async fn mark_alert_sent(&self, id: i64, response: &str, at: DateTime<Utc>) -> Result<bool> {
+    pub async fn mark_alert_sent(
+        &self,
+        id: i64,
+        response: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE alerts SET state = 'sent', sent_at = ?, server_response = ?, last_error = NULL,
              next_attempt_at = NULL, lease_until = NULL WHERE id = ? AND state = 'sending'",
@@ -824,7 +846,12 @@ impl Store {
 
     /// Hands claimed alerts back untried, not before `until`, without counting the attempt
     /// (the server was unreachable for another alert, or the sender is stopping).
-    pub async fn defer_alerts(&self, ids: &[i64], until: DateTime<Utc>, why: &str) -> Result<usize> {
+    pub async fn defer_alerts(
+        &self,
+        ids: &[i64],
+        until: DateTime<Utc>,
+        why: &str,
+    ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
         for id in ids {
@@ -941,12 +968,11 @@ async fn brand_name_language(
 
 /// Whether a column exists: relisting columns arrive with the notices migration.
 async fn has_column(tx: &mut Transaction<'_, Sqlite>, table: &str, column: &str) -> Result<bool> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?")
-            .bind(table)
-            .bind(column)
-            .fetch_one(&mut **tx)
-            .await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?")
+        .bind(table)
+        .bind(column)
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(n > 0)
 }
 
@@ -963,14 +989,13 @@ async fn relistings(
     {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
+    // Plain SQL, not a macro: these columns exist only once the notices migration has run.
+    let sql = "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
                 m.verdict, m.score, m.reasons, ni.notice_id, ni.relisted_from, ni.relisted_reason
          FROM notice_items ni JOIN matches m ON m.id = ni.match_id
          JOIN listings l ON l.id = m.listing_id
          WHERE m.brand_id = ? AND ni.relisted_from IS NOT NULL AND ni.added_at > ? AND ni.added_at <= ?
-         ORDER BY ni.added_at"
-    );
+         ORDER BY ni.added_at";
     type Row = (
         i64,
         i64,
@@ -987,7 +1012,7 @@ async fn relistings(
         i64,
         Option<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<Row> = sqlx::query_as(sql)
         .bind(brand_id)
         .bind(from)
         .bind(to)
@@ -1025,14 +1050,16 @@ async fn deadlines(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(notice_id, platform, state, deadline, complaint_ref)| Deadline {
-            overdue: deadline.get(..10).is_some_and(|d| d < today.as_str()),
-            notice_id,
-            platform,
-            state,
-            deadline,
-            complaint_ref,
-        })
+        .map(
+            |(notice_id, platform, state, deadline, complaint_ref)| Deadline {
+                overdue: deadline.get(..10).is_some_and(|d| d < today.as_str()),
+                notice_id,
+                platform,
+                state,
+                deadline,
+                complaint_ref,
+            },
+        )
         .collect())
 }
 
@@ -1045,5 +1072,220 @@ impl From<&FailureStreak> for PlatformFailure {
             last_error: s.last_error.clone(),
             last_run_at: s.last_finished_at.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Verdict;
+    use crate::model::{Brand, Mark};
+
+    async fn store_with_brand(dir: &std::path::Path) -> (Store, i64) {
+        let store = Store::open(&dir.join("t.db")).await.unwrap();
+        let brand = Brand {
+            name: "Nike".to_owned(),
+            owner: "Nike Innovate C.V.".to_owned(),
+            contacts: vec!["ip@nike.example".to_owned()],
+            reference_price_cny: None,
+            authorized_sellers: vec![],
+            aliases: vec![],
+            marks: vec![Mark {
+                text: "NIKE".to_owned(),
+                jurisdiction: "CN".to_owned(),
+                registration_no: "T-1".to_owned(),
+                classes: vec![25],
+                expires: None,
+            }],
+            alerts: AlertPrefs {
+                mode: AlertMode::Digest,
+                digest: Some("0 9 * * 1".to_owned()),
+                language: Language::Zh,
+            },
+        };
+        store
+            .import_registry(std::slice::from_ref(&brand), "test", "t")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.brands().await.unwrap(),
+            vec![brand],
+            "preferences round-trip"
+        );
+        let listing: i64 = sqlx::query_scalar(
+            "INSERT INTO listings (platform, item_id, url, title, first_seen, last_seen)
+             VALUES ('taobao', '1', 'https://item.taobao.com/item.htm?id=1', 'NIKE 高仿', 'x', 'x') RETURNING id",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        (store, listing)
+    }
+
+    fn verdict(outcome: Outcome, score: f64) -> Verdict {
+        Verdict {
+            verdict: outcome,
+            score,
+            brand: Some("Nike".to_owned()),
+            mark: Some("NIKE".to_owned()),
+            reasons: vec![],
+        }
+    }
+
+    async fn events(store: &Store) -> Vec<String> {
+        sqlx::query_scalar("SELECT kind FROM alert_events ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_verdict_raises_an_event_only_when_it_newly_flags_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, listing) = store_with_brand(dir.path()).await;
+        let steps = [
+            (Outcome::Infringing, 0.9, vec!["infringing"]),
+            (Outcome::Infringing, 0.95, vec!["infringing"]), // rescored, still infringing
+            (Outcome::Suspect, 0.6, vec!["infringing"]),     // downgraded: nothing new
+            (Outcome::Clear, 0.0, vec!["infringing"]),
+            (Outcome::Suspect, 0.6, vec!["infringing", "suspect"]),
+            (
+                Outcome::Infringing,
+                0.9,
+                vec!["infringing", "suspect", "infringing"],
+            ),
+        ];
+        for (outcome, score, want) in steps {
+            let v = verdict(outcome, score);
+            store.store_rematch(&[(listing, v)]).await.unwrap();
+            assert_eq!(events(&store).await, want, "after {outcome:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_digest_carries_suspects_relistings_and_deadlines_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, listing) = store_with_brand(dir.path()).await;
+        store
+            .store_rematch(&[(listing, verdict(Outcome::Suspect, 0.6))])
+            .await
+            .unwrap();
+        // What the notices migration adds, so relistings can be reported.
+        for sql in [
+            "ALTER TABLE notice_items ADD COLUMN relisted_from INTEGER REFERENCES notices(id)",
+            "ALTER TABLE notice_items ADD COLUMN relisted_reason TEXT",
+            "ALTER TABLE notice_items ADD COLUMN added_at TEXT",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        let now = Utc::now();
+        let in_3_days = (now + chrono::Duration::days(3))
+            .format("%Y-%m-%d")
+            .to_string();
+        let in_30_days = (now + chrono::Duration::days(30))
+            .format("%Y-%m-%d")
+            .to_string();
+        for (state, deadline) in [
+            ("removed", None),
+            ("draft", None),
+            ("counter_noticed", Some(in_3_days.clone())),
+            ("counter_noticed", Some(in_30_days)),
+        ] {
+            sqlx::query(
+                "INSERT INTO notices (platform, brand_id, channel, state, deadline, complaint_ref, created_at, updated_at)
+                 VALUES ('taobao', 1, 'ipp', ?, ?, 'IPP-7', 'x', 'x')",
+            )
+            .bind(state)
+            .bind(deadline)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
+             VALUES (2, 1, 1, 'same seller', ?)",
+        )
+        .bind(stamp(now))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+        let make = |payload: Payload| NewAlert {
+            kind: AlertKind::Digest,
+            brand_id: Some(1),
+            recipients: vec!["ip@nike.example".to_owned()],
+            message_id: "<d1@markwatch.example>".to_owned(),
+            subject: "digest".to_owned(),
+            payload,
+        };
+        let from = now - chrono::Duration::days(1);
+        store.start_digest_schedule(1, from).await.unwrap();
+        let to = now + chrono::Duration::seconds(1);
+        let week = chrono::Duration::days(7);
+        let id = store
+            .close_digest(1, Some(from), to, true, true, week, make)
+            .await
+            .unwrap()
+            .expect("a digest");
+        let alert = store.alert(id).await.unwrap().unwrap();
+        let p = &alert.payload;
+        assert_eq!(p.language, Language::Zh);
+        assert_eq!(p.suspect.len(), 1);
+        assert_eq!(
+            p.suspect[0].notice_id,
+            Some(2),
+            "links to the draft holding it"
+        );
+        assert_eq!(p.relisted.len(), 1);
+        assert_eq!(p.relisted[0].earlier_notice_id, 1);
+        assert_eq!(p.relisted[0].reason.as_deref(), Some("same seller"));
+        assert_eq!(p.deadlines.len(), 1, "{:?}", p.deadlines);
+        assert_eq!(p.deadlines[0].deadline, in_3_days);
+        assert!(!p.deadlines[0].overdue);
+
+        // The same period cannot be closed twice; the next one has no events or relistings.
+        let again = store
+            .close_digest(1, Some(from), to, true, true, week, make)
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        let later = to + chrono::Duration::days(1);
+        let next = store
+            .close_digest(
+                1,
+                Some(to),
+                later,
+                true,
+                true,
+                chrono::Duration::days(0),
+                make,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next, None, "nothing new to say: no email");
+
+        let r = crate::alert::Renderer::new(None, "https://review.example", "a@markwatch.example")
+            .unwrap()
+            .render_alert(AlertKind::Digest, p, "file")
+            .unwrap();
+        assert!(
+            r.text
+                .contains("关联案件 #1（same seller）：https://review.example/notices/1"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains(&in_3_days), "{}", r.text);
+        assert!(
+            r.html.contains("https://review.example/notices/3"),
+            "{}",
+            r.html
+        );
+        assert_eq!(
+            r.subject,
+            "【markwatch】Nike 摘要：1 条待审核，1 条重新上架，1 个期限"
+        );
     }
 }

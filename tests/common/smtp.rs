@@ -172,7 +172,11 @@ fn session(
                 if raw == b".\r\n" || raw == b".\n" {
                     break;
                 }
-                let body = if raw.starts_with(b"..") { &raw[1..] } else { &raw[..] };
+                let body = if raw.starts_with(b"..") {
+                    &raw[1..]
+                } else {
+                    &raw[..]
+                };
                 data.extend_from_slice(body);
             }
             std::thread::sleep(behaviour.accept_delay);

@@ -836,3 +836,72 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     assert!(out.contains("0 immediate"), "{out}");
     assert_eq!(sink.count(), infringing.len());
 }
+
+#[test]
+fn smtp_auth_takes_the_password_from_a_file_and_never_logs_it() {
+    let sink = SmtpSink::start(Behaviour {
+        // base64("\0mw\0s3cret-pw"): AUTH PLAIN's initial response.
+        auth_plain: Some("AG13AHMzY3JldC1wdw==".to_owned()),
+        ..Behaviour::default()
+    });
+    let s = Scratch::new();
+    let pw = s.write("smtp-password", "s3cret-pw\n");
+    let cfg = s.write(
+        "markwatch.toml",
+        &format!(
+            "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             username = \"mw\"\npassword_file = \"{}\"\n",
+            sink.addr.port(),
+            pw.display()
+        ),
+    );
+    let run = s.run_with_env(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "alerts",
+            "test",
+            "--to",
+            "ops@markwatch.example",
+        ],
+        &[("RUST_LOG", "trace")],
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(sink.count(), 1);
+    assert_eq!(sink.behaviour.auth_seen.lock().unwrap().len(), 1);
+    for out in [run.stdout(), run.stderr()] {
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(!out.contains("AG13AHMzY3JldC1wdw"), "{out}");
+    }
+    // The same password from the environment; a wrong one is refused and the alert is dead.
+    let cfg_env = s.write(
+        "env.toml",
+        &format!(
+            "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"mw\"\n",
+            sink.addr.port()
+        ),
+    );
+    let test = |password: &str| {
+        s.run_with_env(
+            &[
+                "--config",
+                cfg_env.to_str().unwrap(),
+                "alerts",
+                "test",
+                "--to",
+                "ops@markwatch.example",
+            ],
+            &[("MARKWATCH_EMAIL__SMTP__PASSWORD", password)],
+        )
+    };
+    assert_eq!(test("s3cret-pw").code(), 0);
+    assert_eq!(sink.count(), 2);
+    let wrong = test("guess");
+    assert_eq!(wrong.code(), 1);
+    assert!(
+        wrong.stderr().contains("dead") && !wrong.stderr().contains("guess"),
+        "{}",
+        wrong.stderr()
+    );
+    assert_eq!(sink.count(), 2);
+}

@@ -185,3 +185,54 @@ fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
     }
     super::message::one_line(&text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, SmtpConfig};
+
+    fn smtp(tls: SmtpTls, port: u16) -> EmailConfig {
+        EmailConfig {
+            transport: EmailTransport::Smtp,
+            smtp: SmtpConfig {
+                host: "mail.example".to_owned(),
+                port,
+                tls,
+                username: Some("mw".to_owned()),
+                password: Some(Secret::new("hunter2")),
+                password_file: None,
+            },
+            ..EmailConfig::default()
+        }
+    }
+
+    #[test]
+    fn every_tls_mode_builds_and_no_description_shows_the_password() {
+        for (tls, port, name) in [
+            (SmtpTls::Starttls, 587, "starttls"),
+            (SmtpTls::Tls, 465, "tls"),
+            (SmtpTls::None, 25, "plain"),
+        ] {
+            let t = Transport::from_config(&smtp(tls, port)).unwrap();
+            let shown = format!("{} {t:?}", t.describe());
+            assert!(
+                shown.contains(&format!("smtp://mail.example:{port} ({name}, user mw)")),
+                "{shown}"
+            );
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        let file = Transport::from_config(&EmailConfig::default()).unwrap();
+        assert_eq!(file.describe(), "file transport into outbox");
+    }
+
+    #[test]
+    fn half_configured_auth_is_refused_at_startup() {
+        let mut c = smtp(SmtpTls::Starttls, 587);
+        c.smtp.password = None;
+        let err = Transport::from_config(&c).unwrap_err().to_string();
+        assert!(err.contains("no password"), "{err}");
+        c.smtp.password_file = Some("/nonexistent/pw".into());
+        let err = Transport::from_config(&c).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/pw"), "{err}");
+    }
+}

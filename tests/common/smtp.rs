@@ -25,6 +25,10 @@ pub struct Behaviour {
     pub reject_domain: Mutex<Option<String>>,
     /// Answer `451` to this many DATA ends before accepting again.
     pub transient_failures: AtomicUsize,
+    /// Offer AUTH PLAIN and accept only this base64 initial response.
+    pub auth_plain: Option<String>,
+    /// Every AUTH command received, as sent.
+    pub auth_seen: Mutex<Vec<String>>,
 }
 
 pub struct SmtpSink {
@@ -127,6 +131,7 @@ fn session(
     out.write_all(b"220 sink.test ESMTP ready\r\n")?;
     let mut mail_from = String::new();
     let mut rcpt_to = Vec::new();
+    let mut authenticated = false;
     let mut line = String::new();
     loop {
         line.clear();
@@ -136,10 +141,29 @@ fn session(
         let cmd = line.trim_end().to_owned();
         let upper = cmd.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
-            out.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n")?;
+            if behaviour.auth_plain.is_some() {
+                out.write_all(b"250-sink.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")?;
+            } else {
+                out.write_all(
+                    b"250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n",
+                )?;
+            }
+        } else if upper.starts_with("AUTH ") {
+            behaviour.auth_seen.lock().unwrap().push(cmd.clone());
+            let given = cmd.split_whitespace().nth(2).unwrap_or("");
+            if behaviour.auth_plain.as_deref() == Some(given) {
+                authenticated = true;
+                out.write_all(b"235 2.7.0 Authentication successful\r\n")?;
+            } else {
+                out.write_all(b"535 5.7.8 Authentication credentials invalid\r\n")?;
+            }
         } else if upper.starts_with("HELO") {
             out.write_all(b"250 sink.test\r\n")?;
         } else if upper.starts_with("MAIL FROM:") {
+            if behaviour.auth_plain.is_some() && !authenticated {
+                out.write_all(b"530 5.7.0 Authentication required\r\n")?;
+                continue;
+            }
             mail_from = address(&cmd[10..]);
             rcpt_to.clear();
             out.write_all(b"250 2.1.0 Ok\r\n")?;

@@ -450,7 +450,10 @@ fn a_transient_refusal_is_retried_and_a_permanent_one_is_dead_until_retried() {
         reject_domain: Some("anta.example".to_owned()).into(),
         ..Behaviour::default()
     });
-    let (s, cfg) = setup(Some(sink.addr.port()), "");
+    let (s, cfg) = setup(
+        Some(sink.addr.port()),
+        "operations = \"ops@markwatch.example\"\n",
+    );
     seed(
         &s.db(),
         &[
@@ -476,6 +479,23 @@ fn a_transient_refusal_is_retried_and_a_permanent_one_is_dead_until_retried() {
     );
     let dead = mw(&s, &cfg, &["alerts", "list", "--state", "dead"]).ok();
     assert!(dead.contains("No such user"), "{dead}");
+    // Operators are told, once, in the same run.
+    let ops: Vec<_> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt_to == ["ops@markwatch.example"])
+        .collect();
+    assert_eq!(ops.len(), 1);
+    let ops_msg = parse(&ops[0].data);
+    assert_eq!(
+        ops_msg.subject(),
+        Some("[markwatch] 1 alert could not be delivered")
+    );
+    let ops_text = ops_msg.body_text(0).unwrap();
+    assert!(
+        ops_text.contains("ip@anta.example") && ops_text.contains("No such user"),
+        "{ops_text}"
+    );
 
     std::thread::sleep(Duration::from_millis(1200));
     mw(&s, &cfg, &["alerts", "send"]).ok();
@@ -492,7 +512,7 @@ fn a_transient_refusal_is_retried_and_a_permanent_one_is_dead_until_retried() {
     assert!(retried.contains("dead -> queued"), "{retried}");
     mw(&s, &cfg, &["alerts", "send"]).ok();
     assert_eq!(state("anta"), ("sent".to_owned(), 1));
-    assert_eq!(sink.count(), 2);
+    assert_eq!(sink.count(), 3, "lining, the operations notice, anta");
     assert_eq!(mw(&s, &cfg, &["alerts", "retry", "999"]).code(), 1);
 }
 

@@ -16,7 +16,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::AlertError;
-use super::payload::{Deadline, Item, Payload, PlatformFailure};
+use super::payload::{Deadline, Item, Payload, PlatformFailure, Undeliverable};
 use crate::model::Language;
 use crate::store::{Alert, AlertKind};
 
@@ -269,6 +269,7 @@ impl Renderer {
                 relisted: payload.relisted.len(),
                 deadlines: payload.deadlines.len(),
                 failures: payload.failures.len(),
+                undeliverable: payload.undeliverable.len(),
             },
             infringing: items(&payload.infringing),
             suspect: items(&payload.suspect),
@@ -291,6 +292,7 @@ impl Renderer {
                 })
                 .collect(),
             failures: &payload.failures,
+            undeliverable: &payload.undeliverable,
             period_from: payload.period_from.as_deref(),
             period_to: payload.period_to.as_deref(),
         }
@@ -374,6 +376,7 @@ struct Context<'a> {
     relisted: Vec<RelistingView>,
     deadlines: Vec<DeadlineView<'a>>,
     failures: &'a [PlatformFailure],
+    undeliverable: &'a [Undeliverable],
     period_from: Option<&'a str>,
     period_to: Option<&'a str>,
 }
@@ -385,6 +388,7 @@ struct Counts {
     relisted: usize,
     deadlines: usize,
     failures: usize,
+    undeliverable: usize,
 }
 
 #[derive(Serialize)]

@@ -21,6 +21,8 @@ pub struct Payload {
     pub deadlines: Vec<Deadline>,
     /// Platforms failing crawl after crawl (operations).
     pub failures: Vec<PlatformFailure>,
+    /// Alerts given up on (operations).
+    pub undeliverable: Vec<Undeliverable>,
     /// The digest's period, RFC 3339.
     pub period_from: Option<String>,
     pub period_to: Option<String>,
@@ -34,6 +36,7 @@ impl Payload {
             && self.relisted.is_empty()
             && self.deadlines.is_empty()
             && self.failures.is_empty()
+            && self.undeliverable.is_empty()
     }
 }
 
@@ -86,4 +89,13 @@ pub struct PlatformFailure {
     pub consecutive_failures: i64,
     pub last_error: Option<String>,
     pub last_run_at: Option<String>,
+}
+
+/// An alert that went `dead`, reported to operators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Undeliverable {
+    pub alert_id: i64,
+    pub subject: Option<String>,
+    pub recipients: Vec<String>,
+    pub error: String,
 }

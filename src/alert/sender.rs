@@ -219,9 +219,7 @@ impl Sender {
             Err(e) => {
                 // A message that cannot be built will not build next time either.
                 tracing::error!(alert = alert.id, error = %e, "alert cannot be built; dead");
-                self.store
-                    .mark_alert_failed(alert.id, &e.to_string(), None)
-                    .await?;
+                self.give_up(alert, &e.to_string()).await?;
                 return Ok(Outcome::Dead);
             }
         };
@@ -237,9 +235,7 @@ impl Sender {
                 let out_of_attempts = alert.attempts >= i64::from(self.email.max_attempts);
                 if e.permanent || out_of_attempts {
                     tracing::error!(alert = alert.id, attempts = alert.attempts, error = %e.message, "alert dead");
-                    self.store
-                        .mark_alert_failed(alert.id, &e.message, None)
-                        .await?;
+                    self.give_up(alert, &e.message).await?;
                     return Ok(Outcome::Dead);
                 }
                 let next = Utc::now() + self.backoff(alert.attempts);
@@ -253,6 +249,37 @@ impl Sender {
                 })
             }
         }
+    }
+
+    /// Marks an alert dead; a brand's alert also tells `email.operations` (an operations or
+    /// test alert does not, so a broken operations address cannot loop).
+    async fn give_up(&self, alert: &Alert, error: &str) -> Result<(), AlertError> {
+        let notify = match (&self.email.operations, alert.kind) {
+            (Some(ops), AlertKind::Immediate | AlertKind::Digest) => {
+                let payload = Payload {
+                    undeliverable: vec![super::payload::Undeliverable {
+                        alert_id: alert.id,
+                        subject: alert.subject.clone(),
+                        recipients: alert.recipients.clone(),
+                        error: error.to_owned(),
+                    }],
+                    ..Payload::default()
+                };
+                Some(NewAlert {
+                    kind: AlertKind::Operations,
+                    brand_id: None,
+                    recipients: vec![ops.clone()],
+                    message_id: self.message_id(AlertKind::Operations),
+                    subject: self.renderer.subject(AlertKind::Operations, &payload)?,
+                    payload,
+                })
+            }
+            _ => None,
+        };
+        self.store
+            .mark_alert_dead(alert.id, error, notify.as_ref())
+            .await?;
+        Ok(())
     }
 
     /// `retry_base_secs * 2^(attempts-1)`, capped at `retry_max_secs`, plus up to 10% jitter so

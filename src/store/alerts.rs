@@ -844,6 +844,33 @@ impl Store {
         Ok(state)
     }
 
+    /// Gives up on an alert and, in the same transaction, queues `notify` (the operations
+    /// alert saying so), so operators hear about every dead alert exactly once.
+    pub async fn mark_alert_dead(
+        &self,
+        id: i64,
+        error: &str,
+        notify: Option<&NewAlert>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = sqlx::query(
+            "UPDATE alerts SET state = 'dead', last_error = ?, next_attempt_at = NULL, lease_until = NULL
+             WHERE id = ? AND state = 'sending'",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1
+            && let Some(alert) = notify
+        {
+            insert_alert_tx(&mut tx, alert, &super::now()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Hands claimed alerts back untried, not before `until`, without counting the attempt
     /// (the server was unreachable for another alert, or the sender is stopping).
     pub async fn defer_alerts(

@@ -2,9 +2,9 @@
 //!
 //! # Architecture
 //!
-//! - **Events** ([`crate::store::EventKind`]): when a match becomes `infringing` or `suspect`,
-//!   an `alert_events` row is written in the same transaction as the match, so a committed
-//!   match always has its event and a rolled-back one never does.
+//! - **Events**: when a match becomes `infringing` or `suspect`, `store_verdicts` writes an
+//!   `alert_events` row in the same transaction as the match, so a committed match always has
+//!   its event and a rolled-back one never does.
 //! - **Batching** ([`Sender::batch_pending`]): a brand's pending infringing events become one
 //!   `alerts` row once the brand has been quiet for `email.batch_window_secs` (or at most
 //!   `email.batch_max_wait_secs` after the first), so one crawl makes one email per brand.

@@ -244,56 +244,50 @@ fn parse_stamp(table: &'static str, column: &'static str, s: &str) -> Result<Dat
 
 // ---------------------------------------------------------------- events (match transaction)
 
-/// What kind of event a match change raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// A listing newly judged infringing: immediate alert (or digest).
-    Infringing,
-    /// A listing newly judged suspect: digest.
-    Suspect,
-}
-
-/// The alert event a stored verdict raises, if any, written in the verdict's transaction: a
-/// listing newly `infringing` (immediate alert), or newly flagged `suspect` (digest). A listing
+/// The alert events stored verdicts raise, written in the verdicts' transaction (one statement):
+/// a listing newly `infringing` (immediate alert), or newly flagged `suspect` (digest). A listing
 /// moving down from infringing to suspect, or staying where it was, raises nothing.
-pub(crate) async fn record_match_change(
+pub(crate) async fn record_match_changes(
     tx: &mut Transaction<'_, Sqlite>,
-    change: &MatchChange,
+    changes: &[MatchChange],
 ) -> Result<()> {
-    let Some(brand_id) = change.brand_id else {
+    #[derive(Serialize)]
+    struct Event {
+        kind: &'static str,
+        brand_id: i64,
+        match_id: i64,
+        listing_id: i64,
+    }
+    let events: Vec<Event> = changes
+        .iter()
+        .filter_map(|c| {
+            let brand_id = c.brand_id?;
+            let kind = if c.became(Outcome::Infringing) {
+                "infringing"
+            } else if c.verdict == Outcome::Suspect && c.newly_flagged() {
+                "suspect"
+            } else {
+                return None;
+            };
+            Some(Event {
+                kind,
+                brand_id,
+                match_id: c.match_id,
+                listing_id: c.listing_id,
+            })
+        })
+        .collect();
+    if events.is_empty() {
         return Ok(());
-    };
-    let kind = if change.became(Outcome::Infringing) {
-        EventKind::Infringing
-    } else if change.verdict == Outcome::Suspect && change.newly_flagged() {
-        EventKind::Suspect
-    } else {
-        return Ok(());
-    };
-    record_alert_event(tx, kind, brand_id, change.match_id, change.listing_id).await
-}
-
-/// Records an alert event inside the caller's transaction (the one storing the match), so a
-/// match and its alert are committed together or not at all.
-pub(crate) async fn record_alert_event(
-    tx: &mut Transaction<'_, Sqlite>,
-    kind: EventKind,
-    brand_id: i64,
-    match_id: i64,
-    listing_id: i64,
-) -> Result<()> {
-    let kind = match kind {
-        EventKind::Infringing => "infringing",
-        EventKind::Suspect => "suspect",
-    };
+    }
     sqlx::query(
-        "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at)
+         SELECT j.value ->> 'kind', j.value ->> 'brand_id', j.value ->> 'match_id',
+                j.value ->> 'listing_id', ?
+         FROM json_each(?) j",
     )
-    .bind(kind)
-    .bind(brand_id)
-    .bind(match_id)
-    .bind(listing_id)
     .bind(super::now())
+    .bind(serde_json::to_string(&events).expect("events serialise"))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -470,7 +470,11 @@ fn a_transient_refusal_is_retried_and_a_permanent_one_is_dead_until_retried() {
             .map(|r| (r.2, r.3))
             .unwrap()
     };
-    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows.len(),
+        3,
+        "two brands' alerts and the operations notice: {rows:?}"
+    );
     assert_eq!(state("anta"), ("dead".to_owned(), 1), "550 is final");
     assert_eq!(
         state("lining"),
@@ -793,12 +797,13 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     };
     crawl();
 
-    // What the pipeline flagged, per brand, straight from the database.
+    // What the pipeline flagged, per brand that wants immediate email, from the database.
     let infringing: BTreeMap<String, BTreeSet<String>> = block_on(async {
         let mut conn = connect(&s.db()).await;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT b.name, l.title FROM matches m JOIN brands b ON b.id = m.brand_id
-             JOIN listings l ON l.id = m.listing_id WHERE m.verdict = 'infringing'",
+             JOIN listings l ON l.id = m.listing_id
+             WHERE m.verdict = 'infringing' AND b.alert_mode = 'immediate'",
         )
         .fetch_all(&mut conn)
         .await
@@ -818,29 +823,32 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
         "one email per brand: {:?}",
         infringing.keys()
     );
-    let contacts: BTreeMap<String, String> = block_on(async {
+    let contacts: BTreeMap<String, (String, String)> = block_on(async {
         let mut conn = connect(&s.db()).await;
-        sqlx::query_as(
-            "SELECT b.name, c.email FROM brands b JOIN brand_contacts c ON c.brand_id = b.id AND c.position = 0",
+        sqlx::query_as::<_, (String, String, String)>(
+            "SELECT b.name, c.email, b.alert_language FROM brands b
+             JOIN brand_contacts c ON c.brand_id = b.id AND c.position = 0",
         )
         .fetch_all(&mut conn)
         .await
         .unwrap()
         .into_iter()
+        .map(|(b, c, l)| (b, (c, l)))
         .collect()
     });
     for (brand, titles) in &infringing {
         let m = got
             .iter()
-            .find(|m| m.rcpt_to.contains(&contacts[brand]))
+            .find(|m| m.rcpt_to.contains(&contacts[brand].0))
             .unwrap_or_else(|| panic!("no email for {brand}"));
         let msg = parse(&m.data);
         let n = titles.len();
         let plural = if n == 1 { "" } else { "s" };
-        assert_eq!(
-            msg.subject(),
-            Some(format!("[markwatch] {brand}: {n} new infringing listing{plural}").as_str())
-        );
+        let want = match contacts[brand].1.as_str() {
+            "zh" => format!("【markwatch】{brand}：发现 {n} 条新的侵权商品"),
+            _ => format!("[markwatch] {brand}: {n} new infringing listing{plural}"),
+        };
+        assert_eq!(msg.subject(), Some(want.as_str()));
         let text = msg.body_text(0).unwrap();
         for title in titles {
             assert!(

@@ -542,7 +542,7 @@ impl Store {
         brand_id: i64,
         make: impl FnOnce(Payload) -> NewAlert,
     ) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let (event_ids, items) = pending_items(&mut tx, brand_id, "infringing").await?;
         if event_ids.is_empty() {
             return Ok(None);
@@ -614,11 +614,11 @@ impl Store {
         deadline_horizon: chrono::Duration,
         make: impl FnOnce(Payload) -> NewAlert,
     ) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT covered_to FROM alert_digests WHERE brand_id = ?")
                 .bind(brand_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if current != expected_from.map(stamp) {
             return Ok(None);
@@ -659,7 +659,7 @@ impl Store {
         )
         .bind(brand_id)
         .bind(&to_s)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(alert_id)
@@ -722,7 +722,7 @@ impl Store {
         streaks: &[FailureStreak],
         alert: NewAlert,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let now = super::now();
         let id = insert_alert_tx(&mut tx, &alert, &now).await?;
         for s in streaks {
@@ -732,7 +732,7 @@ impl Store {
             )
             .bind(&s.platform)
             .bind(s.newest_run_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;
@@ -743,7 +743,7 @@ impl Store {
 
     /// Queues an alert built outside the pipeline (tests, `alerts test`).
     pub async fn insert_alert(&self, alert: &NewAlert) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = insert_alert_tx(&mut tx, alert, &super::now()).await?;
         tx.commit().await?;
         Ok(id)
@@ -761,7 +761,7 @@ impl Store {
     ) -> Result<Vec<Alert>> {
         let now_s = stamp(now);
         let lease_s = stamp(now + lease);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts
              WHERE ((state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1))
@@ -774,7 +774,7 @@ impl Store {
             .bind(&now_s)
             .bind(only)
             .bind(limit)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -784,7 +784,7 @@ impl Store {
             )
             .bind(&lease_s)
             .bind(alert.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             alert.state = AlertState::Sending;
             alert.attempts += 1;
@@ -846,14 +846,14 @@ impl Store {
         error: &str,
         notify: Option<&NewAlert>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE alerts SET state = 'dead', last_error = ?, next_attempt_at = NULL, lease_until = NULL
              WHERE id = ? AND state = 'sending'",
         )
         .bind(error)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if changed == 1
@@ -873,7 +873,7 @@ impl Store {
         until: DateTime<Utc>,
         why: &str,
     ) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut n = 0;
         for id in ids {
             n += sqlx::query(
@@ -884,7 +884,7 @@ impl Store {
             .bind(stamp(until))
             .bind(why)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected() as usize;
         }
@@ -895,10 +895,10 @@ impl Store {
     /// Queues a dead or retrying alert again now, with a fresh set of attempts, and audits it.
     /// Returns the state it was in, or `None` if there is no such alert.
     pub async fn retry_alert(&self, id: i64, actor: &str) -> Result<Option<AlertState>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM alerts WHERE id = ?")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(state) = state else {
             return Ok(None);
@@ -909,7 +909,7 @@ impl Store {
                 "UPDATE alerts SET state = 'queued', attempts = 0, next_attempt_at = NULL WHERE id = ?",
             )
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             sqlx::query(
                 "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state)
@@ -919,7 +919,7 @@ impl Store {
             .bind(actor)
             .bind(id)
             .bind(state.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             tx.commit().await?;
         }

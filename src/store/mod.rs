@@ -25,7 +25,7 @@ pub use drafts::{
 pub use evidence::{ChainBreak, ChainReport, StoredPage};
 pub use notices::{
     AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
-    NoticeFilter, NoticeItem, NoticePage, NoticeSort, NoticeSummary, StateCount,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, StateCount,
 };
 
 /// How long a writer waits for another's lock before giving up.

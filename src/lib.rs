@@ -27,5 +27,7 @@ pub mod notice;
 pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.
 pub mod registry;
+/// Re-scoring stored listings after the registry or the matcher changes.
+pub mod rematch;
 /// SQLite storage; all SQL lives here.
 pub mod store;

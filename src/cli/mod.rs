@@ -61,6 +61,8 @@ enum Command {
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
+    /// Judge every stored listing again, after the registry or the matcher changed
+    Rematch,
 }
 
 /// What every command gets: the effective configuration.
@@ -93,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
+        Command::Rematch => crawl::run_rematch(&ctx).await,
     }
 }
 

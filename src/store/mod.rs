@@ -5,6 +5,7 @@ mod brands;
 mod crawl;
 mod drafts;
 mod evidence;
+mod matches;
 mod notices;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -23,6 +24,7 @@ pub use drafts::{
     DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
 };
 pub use evidence::{ChainBreak, ChainReport, StoredPage};
+pub use matches::{MatchChange, RematchSummary};
 pub use notices::{
     AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
     NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, StateCount,

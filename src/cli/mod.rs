@@ -1,10 +1,14 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
 mod brands;
+mod cases;
 mod config;
 mod crawl;
+mod evidence;
 mod fixtures;
 mod matching;
+mod queue;
+mod sellers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +67,18 @@ enum Command {
     Eval(matching::EvalArgs),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
+    /// The takedown queue: list, review, approve, file, resolve and export notices
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Evidence packs and the evidence hash chain
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Filed cases: Art. 43 deadlines and good-faith standing
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
+    /// Sellers: repeat infringers
+    #[command(subcommand)]
+    Sellers(sellers::SellersCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -96,6 +112,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
         Command::Rematch => crawl::run_rematch(&ctx).await,
+        Command::Queue(cmd) => queue::run(cmd, &ctx).await,
+        Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
+        Command::Cases(cmd) => cases::run(cmd, &ctx).await,
+        Command::Sellers(cmd) => sellers::run(cmd, &ctx).await,
     }
 }
 
@@ -119,6 +139,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         e.downcast_ref::<RegistryError>().is_some()
             || e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<PlatformError>().is_some()
+            || e.downcast_ref::<markwatch::case::TransitionError>()
+                .is_some_and(markwatch::case::TransitionError::is_refusal)
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
     });

@@ -27,7 +27,8 @@ pub use evidence::{ChainBreak, ChainReport, StoredPage};
 pub use matches::{MatchChange, RematchSummary};
 pub use notices::{
     AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
-    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, StateCount,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
+    StateCount,
 };
 
 /// How long a writer waits for another's lock before giving up.

@@ -88,9 +88,16 @@ fn seed_one<'a>(platform: &'a str, item_id: &'a str, title: &'a str, seller: &'a
     }
 }
 
-/// A scratch database with the demo registry.
+/// A scratch database with the demo registry, and a config naming the crawler definitions.
 fn scratch() -> (common::Scratch, tokio::runtime::Runtime) {
     let s = common::Scratch::new();
+    s.write(
+        "markwatch.toml",
+        &format!(
+            "[crawl]\ndefinitions = \"{}\"\n",
+            common::repo().join("crawlers").display()
+        ),
+    );
     s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
         .ok();
     (s, tokio::runtime::Runtime::new().unwrap())

@@ -1,5 +1,6 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
+mod bench;
 mod brands;
 mod cases;
 mod config;
@@ -48,6 +49,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure throughput and memory (see the README's Benchmarks section)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Manage the brand registry: brands, marks, aliases, authorised sellers
     #[command(subcommand)]
     Brands(brands::BrandsCommand),
@@ -104,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(config.log.format).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
+        Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,

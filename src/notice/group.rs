@@ -143,7 +143,11 @@ pub fn plan_drafts(
                 group_key: key.clone(),
                 not_fileable: not_fileable.clone(),
                 relisted_from,
-                priority: 0,
+                priority: if relisted_from.is_some() {
+                    RELISTED_PRIORITY
+                } else {
+                    0
+                },
                 items: vec![item],
             });
             filling.insert(key, plan.notices.len() - 1);

@@ -236,6 +236,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_plan_never_adds_to_a_draft_approved_meanwhile() {
+        let db = TestDb::new().await;
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        db.listing_with_match(
+            "jd",
+            "a",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "infringing",
+            0.9,
+        )
+        .await;
+        let first = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        db.listing_with_match(
+            "jd",
+            "b",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "infringing",
+            0.9,
+        )
+        .await;
+        // Planned while the draft was open...
+        let plan = plan_drafts(
+            &db.store.draft_candidates().await.unwrap(),
+            &[],
+            &db.store.open_drafts().await.unwrap(),
+            &defs(),
+            today,
+        );
+        assert_eq!(plan.notices[0].existing, Some(first.created[0]));
+        // ...saved after a reviewer approved it.
+        db.store
+            .transition_notice(
+                first.created[0],
+                CaseState::Approved,
+                "t",
+                &TransitionDetails::default(),
+            )
+            .await
+            .unwrap();
+        let saved = db.store.save_drafts(&plan.notices, DRAFTER).await.unwrap();
+        assert_eq!(saved.created.len(), 1);
+        assert!(saved.extended.is_empty());
+        let approved = db.store.notice(first.created[0]).await.unwrap().unwrap();
+        assert_eq!(approved.item_count, 1);
+    }
+
+    #[tokio::test]
     async fn listings_rescored_clear_leave_their_drafts() {
         let db = TestDb::new().await;
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();

@@ -223,7 +223,19 @@ impl Store {
         let now = now();
         let mut saved = SavedDrafts::default();
         for p in plan {
-            let (id, created) = match p.existing {
+            // A draft approved (or rejected) since the plan was made takes no more listings.
+            let still_open = match p.existing {
+                Some(id) => {
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT id FROM notices WHERE id = ? AND state = 'draft'",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            let (id, created) = match still_open {
                 Some(id) => (id, false),
                 None => {
                     let id: i64 = sqlx::query_scalar(

@@ -5,10 +5,14 @@
 
 /// Email alerts: the outbox, batching, digests, delivery with retries.
 pub mod alert;
+/// The case lifecycle of a takedown notice: states, transitions, deadlines.
+pub mod case;
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
 pub mod crawl;
+/// Evidence packs (zip + manifest.json) for notices, and their verification.
+pub mod evidence;
 /// Decoding and listing extraction from fetched pages.
 pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
@@ -19,6 +23,8 @@ pub mod fixture_server;
 pub mod matcher;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
+/// Takedown notices: drafting by platform rules, templates, form exports.
+pub mod notice;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
 pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.

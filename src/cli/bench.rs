@@ -31,7 +31,7 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct CrawlBenchArgs {
-    /// Fixture scale (N times the catalogue); 220 gives about 100,000 listings
+    /// Fixture scale (N times the 468-listing catalogue); 214 gives about 100,000 listings
     #[arg(long, default_value_t = 40)]
     scale: u32,
     /// Only these platforms (repeatable) [default: all four]
@@ -78,6 +78,13 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
     let defs: Vec<PlatformDef> = platform::load_dir(&ctx.config.crawl.definitions)?
         .into_iter()
         .filter(|d| args.platforms.is_empty() || args.platforms.contains(&d.platform))
+        .map(|mut d| {
+            // Read every page the scaled server has, so --scale sets the listing count.
+            if let Some(p) = d.pagination.as_mut() {
+                p.max_pages = u32::MAX;
+            }
+            d
+        })
         .collect();
     if defs.is_empty() {
         bail!("no platform definitions selected");

@@ -987,16 +987,6 @@ async fn brand_name_language(
     Ok((name, language))
 }
 
-/// Whether a column exists: relisting columns arrive with the notices migration.
-async fn has_column(tx: &mut Transaction<'_, Sqlite>, table: &str, column: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?")
-        .bind(table)
-        .bind(column)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(n > 0)
-}
-
 /// Listings linked to an earlier case as relistings during (from, to].
 async fn relistings(
     tx: &mut Transaction<'_, Sqlite>,
@@ -1004,13 +994,6 @@ async fn relistings(
     from: &str,
     to: &str,
 ) -> Result<Vec<Relisting>> {
-    if !(has_column(tx, "notice_items", "relisted_from").await?
-        && has_column(tx, "notice_items", "added_at").await?
-        && has_column(tx, "notice_items", "relisted_reason").await?)
-    {
-        return Ok(Vec::new());
-    }
-    // Plain SQL, not a macro: these columns exist only once the notices migration has run.
     let sql = "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
                 m.verdict, m.score, m.reasons, ni.notice_id, ni.relisted_from, ni.relisted_reason
          FROM notice_items ni JOIN matches m ON m.id = ni.match_id
@@ -1049,8 +1032,8 @@ async fn relistings(
         .collect())
 }
 
-/// Open cases of the brand whose deadline falls within `horizon` of `now` (or has passed while
-/// the case is still open).
+/// Counter-noticed cases of the brand whose Art. 43 deadline falls within `horizon` of `now`, or
+/// has passed while the case is still open.
 async fn deadlines(
     tx: &mut Transaction<'_, Sqlite>,
     brand_id: i64,
@@ -1061,7 +1044,7 @@ async fn deadlines(
     let today = now.format("%Y-%m-%d").to_string();
     let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
         "SELECT id, platform, state, deadline, complaint_ref FROM notices
-         WHERE brand_id = ? AND deadline IS NOT NULL AND state NOT IN ('closed', 'removed', 'rejected')
+         WHERE brand_id = ? AND deadline IS NOT NULL AND state = 'counter_noticed'
            AND substr(deadline, 1, 10) <= ?
          ORDER BY deadline, id",
     )
@@ -1191,17 +1174,6 @@ mod tests {
             .store_rematch(&[(listing, verdict(Outcome::Suspect, 0.6))])
             .await
             .unwrap();
-        // What the notices migration adds, so relistings can be reported.
-        for sql in [
-            "ALTER TABLE notice_items ADD COLUMN relisted_from INTEGER REFERENCES notices(id)",
-            "ALTER TABLE notice_items ADD COLUMN relisted_reason TEXT",
-            "ALTER TABLE notice_items ADD COLUMN added_at TEXT",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&store.pool)
-                .await
-                .unwrap();
-        }
         let now = Utc::now();
         let in_3_days = (now + chrono::Duration::days(3))
             .format("%Y-%m-%d")

@@ -4,7 +4,12 @@
 mod alerts;
 mod brands;
 mod crawl;
+mod drafts;
+mod evidence;
 mod matches;
+mod notices;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -23,7 +28,16 @@ pub use alerts::{
 };
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, StoredPage, chain_hash};
+pub use drafts::{
+    DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
+};
+pub use evidence::{ChainBreak, ChainReport, EvidencePage};
 pub use matches::{MatchChange, RematchSummary};
+pub use notices::{
+    AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
+    StateCount,
+};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

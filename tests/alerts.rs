@@ -815,6 +815,25 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     });
     assert!(!infringing.is_empty(), "the fixtures hold counterfeits");
 
+    let drafts: BTreeMap<String, Vec<(Option<i64>, i64)>> = block_on(async {
+        let mut conn = connect(&s.db()).await;
+        let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT b.name, ni.notice_id, m.listing_id FROM matches m JOIN brands b ON b.id = m.brand_id
+             LEFT JOIN notice_items ni ON ni.match_id = m.id
+             WHERE m.verdict = 'infringing' AND b.alert_mode = 'immediate'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        rows.into_iter().fold(BTreeMap::new(), |mut m, (b, n, l)| {
+            m.entry(b).or_insert_with(Vec::new).push((n, l));
+            m
+        })
+    });
+    assert!(
+        drafts.values().flatten().any(|(n, _)| n.is_some()),
+        "the crawl drafted notices: {drafts:?}"
+    );
     mw(&s, &cfg, &["alerts", "send"]).ok();
     let got = sink.messages();
     assert_eq!(
@@ -855,6 +874,15 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
                 text.contains(title.as_str()),
                 "{brand}: {title} missing from\n{text}"
             );
+        }
+        // Each listing links to its draft notice in the review UI (the crawl drafted them).
+        let html = msg.body_html(0).unwrap();
+        for (notice, listing) in &drafts[brand] {
+            let link = match notice {
+                Some(id) => format!("{BASE_URL}/notices/{id}"),
+                None => format!("{BASE_URL}/listings/{listing}"),
+            };
+            assert!(html.contains(&link), "{brand}: {link} missing");
         }
     }
 

@@ -23,3 +23,5 @@ pub mod platform;
 pub mod registry;
 /// SQLite storage; all SQL lives here.
 pub mod store;
+/// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
+pub mod web;

@@ -5,6 +5,7 @@ mod config;
 mod crawl;
 mod fixtures;
 mod matching;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,9 @@ enum Command {
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
+    /// Manage review UI accounts, roles and API tokens
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -93,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
+        Command::Users(cmd) => users::run(cmd, &ctx).await,
     }
 }
 
@@ -118,6 +123,14 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
             || e.downcast_ref::<PlatformError>().is_some()
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
+            || e.downcast_ref::<markwatch::store::UserError>()
+                .is_some_and(|u| {
+                    !matches!(
+                        u,
+                        markwatch::store::UserError::Store(_)
+                            | markwatch::store::UserError::Hash(_)
+                    )
+                })
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

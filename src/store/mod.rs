@@ -3,6 +3,7 @@
 
 mod brands;
 mod crawl;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::sqlite::{
 
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
+pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

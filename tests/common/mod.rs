@@ -239,3 +239,6 @@ impl Running {
         }
     }
 }
+
+// ---- the review UI ----
+pub mod web;

@@ -3,6 +3,8 @@
 //!
 //! Data moves one way: schedule → fetch → extract → store → match → notice → alert → review.
 
+/// The case lifecycle of a takedown notice: states, transitions, deadlines.
+pub mod case;
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.

@@ -4,6 +4,11 @@
 mod brands;
 mod crawl;
 mod users;
+mod drafts;
+mod evidence;
+mod notices;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,6 +21,14 @@ use sqlx::sqlite::{
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
+pub use drafts::{
+    DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
+};
+pub use evidence::{ChainBreak, ChainReport, StoredPage};
+pub use notices::{
+    AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
+    NoticeFilter, NoticeItem, NoticePage, NoticeSort, NoticeSummary, StateCount,
+};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

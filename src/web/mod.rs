@@ -7,10 +7,12 @@
 
 mod api;
 mod auth;
+mod cases;
 mod error;
 mod form;
 mod headers;
 mod pages;
+mod queue;
 mod templates;
 
 use std::net::SocketAddr;
@@ -69,7 +71,14 @@ impl WebState {
 /// or use [`serve`].
 pub fn router(state: WebState) -> Router {
     Router::new()
-        .route("/", get(pages::dashboard))
+        .route("/", get(cases::dashboard))
+        .route("/queue", get(queue::queue))
+        .route("/queue/bulk", post(queue::bulk))
+        .route("/notices/{id}", get(queue::notice))
+        .route("/notices/{id}/transition", post(queue::transition))
+        .route("/evidence/{id}", get(queue::evidence))
+        .route("/evidence/{id}/raw", get(queue::evidence_raw))
+        .route("/cases", get(cases::cases))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/brands", get(pages::brands).post(pages::import_brands))

@@ -61,22 +61,6 @@ impl Flash {
     }
 }
 
-pub async fn dashboard(
-    State(state): State<WebState>,
-    user: CurrentUser,
-    Query(flash): Query<Flash>,
-) -> Result<Html<String>, WebError> {
-    let brands = state.store().brands().await?;
-    state.render(
-        "dashboard.html",
-        context! {
-            page => v(page(&user, "dashboard", flash.message())),
-            brand_count => brands.len(),
-            mark_count => brands.iter().map(|b| b.marks.len()).sum::<usize>(),
-        },
-    )
-}
-
 pub async fn brands(
     State(state): State<WebState>,
     user: CurrentUser,

@@ -21,6 +21,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/brands.html"),
     ),
     ("users.html", include_str!("../../templates/web/users.html")),
+    ("queue.html", include_str!("../../templates/web/queue.html")),
+    ("bulk_result.html", include_str!("../../templates/web/bulk_result.html")),
+    ("notice.html", include_str!("../../templates/web/notice.html")),
+    ("evidence.html", include_str!("../../templates/web/evidence.html")),
+    ("cases.html", include_str!("../../templates/web/cases.html")),
 ];
 
 pub fn environment() -> Result<Environment<'static>, WebError> {

@@ -103,7 +103,11 @@ async fn wait_for_download(dir: &Path) -> PathBuf {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "no download appeared in {}", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "no download appeared in {}",
+            dir.display()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -112,7 +116,9 @@ async fn wait_for_download(dir: &Path) -> PathBuf {
 async fn review_in_a_real_browser() {
     let (Some(chromium), Some(chromedriver)) = (find(CHROMIUM), find(CHROMEDRIVER)) else {
         if std::env::var_os("CI").is_some() {
-            panic!("chromium and chromedriver are required under CI (apt-get install chromium chromium-driver)");
+            panic!(
+                "chromium and chromedriver are required under CI (apt-get install chromium chromium-driver)"
+            );
         }
         eprintln!(
             "\n\n!!!!!!!! SKIPPED review_in_a_real_browser: chromium or chromedriver not installed.\n\
@@ -146,15 +152,20 @@ async fn drive(
     b.goto(&web.url("/queue")).await?;
     assert!(b.current_url().await?.path().starts_with("/login"));
     b.find(Locator::Id("name")).await?.send_keys("rita").await?;
-    b.find(Locator::Id("password")).await?.send_keys(PASSWORD).await?;
+    b.find(Locator::Id("password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
     b.find(Locator::Id("login")).await?.click().await?;
     b.wait().for_element(Locator::Id("queue")).await?;
     assert_eq!(b.current_url().await?.path(), "/queue");
 
     // Filter the queue to one platform.
     let platform = &seeded.platform;
-    b.find(Locator::Css(&format!("#f-platform option[value='{platform}'], #f-platform option")))
-        .await?;
+    b.find(Locator::Css(&format!(
+        "#f-platform option[value='{platform}'], #f-platform option"
+    )))
+    .await?;
     b.find(Locator::Id("f-platform"))
         .await?
         .select_by_value(platform)
@@ -163,10 +174,14 @@ async fn drive(
     b.wait().for_element(Locator::Id("queue")).await?;
     let url = b.current_url().await?;
     assert!(
-        url.query().unwrap_or("").contains(&format!("platform={platform}")),
+        url.query()
+            .unwrap_or("")
+            .contains(&format!("platform={platform}")),
         "{url}"
     );
-    let rows = b.find_all(Locator::Css("#queue tbody tr[data-notice]")).await?;
+    let rows = b
+        .find_all(Locator::Css("#queue tbody tr[data-notice]"))
+        .await?;
     assert!(!rows.is_empty(), "the filtered queue is empty");
     for row in &rows {
         assert!(row.text().await?.contains(platform.as_str()));
@@ -185,10 +200,19 @@ async fn drive(
         .click()
         .await?;
     b.wait().for_element(Locator::Id("notice-state")).await?;
-    assert_eq!(b.find(Locator::Id("notice-state")).await?.text().await?, "draft");
-    b.find(Locator::Id("action-approved")).await?.click().await?;
+    assert_eq!(
+        b.find(Locator::Id("notice-state")).await?.text().await?,
+        "draft"
+    );
+    b.find(Locator::Id("action-approved"))
+        .await?
+        .click()
+        .await?;
     b.wait().for_element(Locator::Css("p.flash")).await?;
-    assert_eq!(b.find(Locator::Id("notice-state")).await?.text().await?, "approved");
+    assert_eq!(
+        b.find(Locator::Id("notice-state")).await?.text().await?,
+        "approved"
+    );
 
     // Export the platform's approved batch and read the downloaded file.
     b.goto(&web.url(&format!("/queue?platform={platform}&state=approved")))

@@ -310,3 +310,395 @@ async fn api_tokens_authenticate_the_json_api() {
         .unwrap();
     assert_eq!(resp.status(), 401, "a disabled user's token is dead");
 }
+
+// ---- the queue, notice detail and evidence, on seeded drafts ----
+
+use common::web::{HOSTILE_TITLES, seed_review_data};
+
+/// Raw markup a hostile title would leave in a page if it were not escaped.
+const LIVE_MARKUP: [&str; 3] = ["<script>alert(1)", "<img src=x", "onerror=alert(1)>"];
+
+fn assert_inert(html: &str, what: &str) {
+    for bad in LIVE_MARKUP {
+        assert!(!html.contains(bad), "{what} has live markup `{bad}`");
+    }
+}
+
+#[tokio::test]
+async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
+    let web = WebServer::start().await;
+    web.add_user("vera", Role::Viewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    web.login(&client, "vera").await;
+
+    let queue = client.get(web.url("/queue")).send().await.unwrap();
+    assert_eq!(queue.status(), 200);
+    let html = queue.text().await.unwrap();
+    for id in &seeded.hostile_ids {
+        assert!(
+            html.contains(&format!("href=\"/notices/{id}\"")),
+            "queue lacks #{id}"
+        );
+    }
+    assert_inert(&html, "queue");
+
+    for (id, title) in seeded.hostile_ids.iter().zip(HOSTILE_TITLES) {
+        let detail = client
+            .get(web.url(&format!("/notices/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(detail.status(), 200);
+        let html = detail.text().await.unwrap();
+        assert_inert(&html, "detail");
+        // The title is shown, escaped, so the reviewer sees exactly what the seller wrote.
+        let escaped = title
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('/', "&#x2f;");
+        assert!(
+            html.contains(&escaped),
+            "detail lacks the escaped title {escaped}"
+        );
+
+        // The evidence viewer: text view escaped, the captured page only in a sandbox.
+        let ev = regex::Regex::new(r#"href="/evidence/(\d+)""#)
+            .unwrap()
+            .captures(&html)
+            .expect("evidence link")[1]
+            .to_owned();
+        let viewer = client
+            .get(web.url(&format!("/evidence/{ev}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(viewer.status(), 200);
+        let page = viewer.text().await.unwrap();
+        assert_inert(&page, "evidence viewer");
+        assert!(
+            page.contains("<iframe class=\"evidence\" sandbox=\"\""),
+            "{page}"
+        );
+        let raw = client
+            .get(web.url(&format!("/evidence/{ev}/raw")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status(), 200);
+        let csp = raw.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.starts_with("sandbox;"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(
+            !csp.contains("allow-scripts") && !csp.contains("allow-same-origin"),
+            "{csp}"
+        );
+        assert_eq!(raw.headers()["x-content-type-options"], "nosniff");
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_approve_and_a_reviewer_can() {
+    let web = WebServer::start().await;
+    web.add_user("vera", Role::Viewer).await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let id = seeded.draft_id;
+    let state_of = |id: i64| {
+        let store = web.store.clone();
+        async move { store.notice(id).await.unwrap().unwrap().state.as_str() }
+    };
+
+    let viewer = web.client();
+    let csrf = web.login(&viewer, "vera").await;
+    let detail = viewer
+        .get(web.url(&format!("/notices/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !detail.text().await.unwrap().contains("action-approved"),
+        "no buttons for a viewer"
+    );
+    let resp = viewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "approved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = viewer
+        .post(web.url("/queue/bulk"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "approve"),
+            ("id", &id.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(state_of(id).await, "draft");
+
+    // A reviewer approves from the detail page, without a CSRF token first (refused).
+    let reviewer = web.client();
+    let csrf = web.login(&reviewer, "rex").await;
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("to", "approved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(state_of(id).await, "draft");
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("to", "approved"),
+            ("note", "clear counterfeit"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(state_of(id).await, "approved");
+    // The audit log names the person and the note; the detail page shows it.
+    let html = reviewer
+        .get(web.url(&format!("/notices/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("web:rex") && html.contains("clear counterfeit"),
+        "{html}"
+    );
+    // Filing needs the platform's reference: refused without, with the reason shown.
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "filed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("reference"));
+    // An invalid step is refused and changes nothing.
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "removed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(state_of(id).await, "approved");
+}
+
+#[tokio::test]
+async fn queue_filters_paginate_and_bulk_act_with_a_note() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+    let ids_in = |html: &str| -> Vec<i64> {
+        regex::Regex::new(r#"data-notice="(\d+)""#)
+            .unwrap()
+            .captures_iter(html)
+            .map(|c| c[1].parse().unwrap())
+            .collect()
+    };
+    let get = |path: String| {
+        let client = client.clone();
+        let url = web.url(&path);
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (status, html) = get("/queue?platform=tmall".into()).await;
+    assert_eq!(status, 200);
+    let mut tmall = ids_in(&html);
+    tmall.sort();
+    let mut expected = vec![seeded.draft_id];
+    expected.extend(&seeded.hostile_ids);
+    expected.sort();
+    assert_eq!(tmall, expected);
+    let (_, html) = get("/queue?brand=Gucci".into()).await;
+    assert_eq!(ids_in(&html).len(), 1);
+    let (_, html) = get("/queue?min_score=0.9".into()).await;
+    assert_eq!(ids_in(&html), vec![seeded.draft_id]);
+    let (_, html) = get("/queue?verdict=suspect".into()).await;
+    assert_eq!(
+        ids_in(&html).len(),
+        1,
+        "only the 0.7 Adidas draft is suspect"
+    );
+    let (_, html) = get("/queue?relisted=yes".into()).await;
+    assert!(ids_in(&html).is_empty());
+    let (_, html) = get("/queue?sort=score".into()).await;
+    assert_eq!(ids_in(&html)[0], seeded.draft_id, "highest score first");
+    let (status, html) = get("/queue?min_score=lots".into()).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("min_score"));
+
+    // Bulk reject two with a note; the rest stay drafts.
+    let targets = seeded.hostile_ids.clone();
+    let mut form: Vec<(&str, String)> = vec![
+        ("csrf", csrf.clone()),
+        ("action", "reject".into()),
+        ("note", "not our goods".into()),
+        ("back", "platform=tmall".into()),
+    ];
+    for id in &targets {
+        form.push(("id", id.to_string()));
+    }
+    let resp = client
+        .post(web.url("/queue/bulk"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("done=rejected&n=2")
+    );
+    for id in &targets {
+        let n = web.store.notice(*id).await.unwrap().unwrap();
+        assert_eq!(n.state.as_str(), "rejected");
+        let history = web.store.notice_history(*id).await.unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|h| h.note.as_deref() == Some("not our goods") && h.actor == "web:rex")
+        );
+    }
+    let (_, html) = get("/queue?platform=tmall".into()).await;
+    assert_eq!(ids_in(&html), vec![seeded.draft_id]);
+    // Rejecting them again is refused per notice and reported, not silently skipped.
+    let resp = client
+        .post(web.url("/queue/bulk"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("cannot go from rejected")
+    );
+}
+
+#[tokio::test]
+async fn pages_for_cases_dashboard_and_the_json_api() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    web.add_user("int", Role::Viewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    web.login(&client, "rex").await;
+    for path in ["/", "/cases", "/queue?state=all", "/brands"] {
+        let resp = client.get(web.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_inert(&resp.text().await.unwrap(), path);
+    }
+    let dash = client
+        .get(web.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains("href=\"/queue?platform=tmall&amp;state=draft\">3</a>"),
+        "{dash}"
+    );
+
+    // The API: a viewer's token reads but cannot act; a reviewer's token acts.
+    let viewer_token = web
+        .store
+        .create_api_token("int", None, "test")
+        .await
+        .unwrap();
+    let page: serde_json::Value = client
+        .get(web.url("/api/v1/notices?platform=tmall"))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 3);
+    let titles = page["notices"].to_string();
+    assert!(!titles.is_empty());
+    let detail: serde_json::Value = client
+        .get(web.url(&format!("/api/v1/notices/{}", seeded.hostile_ids[0])))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // JSON keeps the title exactly as scraped: escaping is the renderer's job.
+    assert_eq!(detail["items"][0]["title"], HOSTILE_TITLES[0]);
+    let id = seeded.draft_id;
+    let resp = client
+        .post(web.url(&format!("/api/v1/notices/{id}/transition")))
+        .bearer_auth(&viewer_token)
+        .json(&serde_json::json!({"to": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let reviewer_token = web
+        .store
+        .create_api_token("rex", None, "test")
+        .await
+        .unwrap();
+    let resp = client
+        .post(web.url(&format!("/api/v1/notices/{id}/transition")))
+        .bearer_auth(&reviewer_token)
+        .json(&serde_json::json!({"to": "approved", "note": "via API"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let n: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(n["state"], "approved");
+    let bulk: serde_json::Value = client
+        .post(web.url("/api/v1/notices/bulk"))
+        .bearer_auth(&reviewer_token)
+        .json(&serde_json::json!({"ids": [id, seeded.other_ids[0]], "to": "rejected"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        bulk["done"],
+        serde_json::json!([id, seeded.other_ids[0]]),
+        "approved may still be rejected"
+    );
+    let history = web.store.notice_history(id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.actor == "api:rex" && h.note.as_deref() == Some("via API"))
+    );
+}

@@ -1,5 +1,6 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
+mod bench;
 mod brands;
 mod config;
 mod crawl;
@@ -65,6 +66,9 @@ enum Command {
     /// Manage review UI accounts, roles and API tokens
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Benchmark helpers: seed synthetic review data
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
         Command::Users(cmd) => users::run(cmd, &ctx).await,
+        Command::Bench(cmd) => bench::run(cmd, &ctx).await,
     }
 }
 

@@ -3,12 +3,13 @@
 
 mod brands;
 mod crawl;
-mod users;
 mod drafts;
 mod evidence;
 mod notices;
+mod synthetic;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -20,7 +21,6 @@ use sqlx::sqlite::{
 
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
-pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 pub use drafts::{
     DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
 };
@@ -29,6 +29,8 @@ pub use notices::{
     AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
     NoticeFilter, NoticeItem, NoticePage, NoticeSort, NoticeSummary, StateCount,
 };
+pub use synthetic::SyntheticMatch;
+pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -172,7 +172,12 @@ pub async fn cases(
             "Filed, waiting for the platform",
             "",
         ),
-        (CaseState::Approved, NoticeSort::Oldest, "Approved, to file", ""),
+        (
+            CaseState::Approved,
+            NoticeSort::Oldest,
+            "Approved, to file",
+            "",
+        ),
         (CaseState::Removed, NoticeSort::Updated, "Removed", ""),
         (CaseState::Rejected, NoticeSort::Updated, "Rejected", ""),
     ];

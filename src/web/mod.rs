@@ -13,6 +13,7 @@ mod form;
 mod headers;
 mod pages;
 mod queue;
+pub mod seed;
 mod templates;
 
 use std::net::SocketAddr;

@@ -448,11 +448,7 @@ pub async fn evidence_raw(
         .await?
         .ok_or(WebError::NotFound)?;
     let html = decode_evidence(&stored.body, stored.content_type());
-    let mut resp = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html,
-    )
-        .into_response();
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -460,7 +456,10 @@ pub async fn evidence_raw(
             "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
         ),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
     h.insert(
         axum::http::HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("same-origin"),
@@ -483,7 +482,10 @@ pub fn visible_text(html: &str) -> String {
         if let Node::Text(t) = node.value() {
             let hidden = node.ancestors().any(|a| {
                 a.value().as_element().is_some_and(|e| {
-                    matches!(e.name(), "script" | "style" | "noscript" | "template" | "head")
+                    matches!(
+                        e.name(),
+                        "script" | "style" | "noscript" | "template" | "head"
+                    )
                 })
             });
             let t = t.trim();

@@ -22,9 +22,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("users.html", include_str!("../../templates/web/users.html")),
     ("queue.html", include_str!("../../templates/web/queue.html")),
-    ("bulk_result.html", include_str!("../../templates/web/bulk_result.html")),
-    ("notice.html", include_str!("../../templates/web/notice.html")),
-    ("evidence.html", include_str!("../../templates/web/evidence.html")),
+    (
+        "bulk_result.html",
+        include_str!("../../templates/web/bulk_result.html"),
+    ),
+    (
+        "notice.html",
+        include_str!("../../templates/web/notice.html"),
+    ),
+    (
+        "evidence.html",
+        include_str!("../../templates/web/evidence.html"),
+    ),
     ("cases.html", include_str!("../../templates/web/cases.html")),
 ];
 

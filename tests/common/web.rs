@@ -118,3 +118,85 @@ pub fn csrf_in(html: &str) -> String {
         .unwrap_or_else(|| panic!("no csrf field in page:\n{html}"))[1]
         .to_owned()
 }
+
+/// Hostile titles a crawl can bring in: they must render inert everywhere.
+pub const HOSTILE_TITLES: [&str; 2] = [
+    "耐克 高仿 <script>alert(1)</script> 运动鞋",
+    "耐克 复刻 \"><img src=x onerror=alert(1)> 跑步鞋",
+];
+
+/// What [`seed_review_data`] made.
+pub struct Seeded {
+    /// The platform the browser test filters on.
+    pub platform: String,
+    /// A fileable draft on that platform, and its listing's item id.
+    pub draft_id: i64,
+    pub draft_item_id: String,
+    /// Drafts whose listing titles are [`HOSTILE_TITLES`].
+    pub hostile_ids: Vec<i64>,
+    /// Drafts on other platforms.
+    pub other_ids: Vec<i64>,
+}
+
+/// Draft notices on several platforms, two with hostile titles.
+pub async fn seed_review_data(web: &WebServer) -> Seeded {
+    use markwatch::web::seed::{SeedListing, seed_notice};
+    let listing =
+        |platform: &str, item_id: &str, title: &str, brand: &str, score: f64| SeedListing {
+            platform: platform.to_owned(),
+            item_id: item_id.to_owned(),
+            title: title.to_owned(),
+            seller: "莆田鞋业直销".to_owned(),
+            price: 89.0,
+            brand: brand.to_owned(),
+            verdict: if score >= 0.75 {
+                "infringing"
+            } else {
+                "suspect"
+            },
+            score,
+        };
+    let draft = seed_notice(
+        &web.store,
+        &[listing(
+            "tmall",
+            "610000000001",
+            "耐克 Air Max 高仿 1:1 莆田 男鞋",
+            "Nike",
+            0.93,
+        )],
+    )
+    .await
+    .unwrap()[0];
+    let mut hostile_ids = Vec::new();
+    for (i, title) in HOSTILE_TITLES.iter().enumerate() {
+        let id = format!("61000000010{i}");
+        hostile_ids.push(
+            seed_notice(&web.store, &[listing("tmall", &id, title, "Nike", 0.81)])
+                .await
+                .unwrap()[0],
+        );
+    }
+    let other_ids = seed_notice(
+        &web.store,
+        &[
+            listing(
+                "jd",
+                "100012345678",
+                "阿迪达斯 超A 三叶草 卫衣",
+                "Adidas",
+                0.7,
+            ),
+            listing("taobao", "720000000001", "古驰 原单 双肩包", "Gucci", 0.88),
+        ],
+    )
+    .await
+    .unwrap();
+    Seeded {
+        platform: "tmall".to_owned(),
+        draft_id: draft,
+        draft_item_id: "610000000001".to_owned(),
+        hostile_ids,
+        other_ids,
+    }
+}

@@ -9,6 +9,8 @@ pub mod case;
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
 pub mod crawl;
+/// Evidence packs (zip + manifest.json) for notices, and their verification.
+pub mod evidence;
 /// Decoding and listing extraction from fetched pages.
 pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
@@ -19,10 +21,14 @@ pub mod fixture_server;
 pub mod matcher;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
+/// Takedown notices: drafting by platform rules, templates, form exports.
+pub mod notice;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
 pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.
 pub mod registry;
+/// Re-scoring stored listings after the registry or the matcher changes.
+pub mod rematch;
 /// SQLite storage; all SQL lives here.
 pub mod store;
 /// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.

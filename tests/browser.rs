@@ -138,6 +138,21 @@ async fn review_in_a_real_browser() {
     let b = open_browser(&driver, &chromium, &profile, &downloads).await;
 
     let result = drive(&b, &web, &seeded, &downloads).await;
+    if let Err(e) = &result {
+        // Leave what the browser showed, to see why.
+        let url = b
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let source = b.source().await.unwrap_or_default();
+        if let Ok(png) = b.screenshot().await {
+            let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-failure.png");
+            std::fs::write(&path, png).ok();
+            eprintln!("failure screenshot: {}", path.display());
+        }
+        eprintln!("browser step failed: {e}\nat {url}\n{source}");
+    }
     b.close().await.ok();
     result.unwrap();
 }

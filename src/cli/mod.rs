@@ -69,6 +69,8 @@ enum Command {
     /// Benchmark helpers: seed synthetic review data
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Judge every stored listing again, after the registry or the matcher changed
+    Rematch,
 }
 
 /// What every command gets: the effective configuration.
@@ -103,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => matching::run_eval(args),
         Command::Users(cmd) => users::run(cmd, &ctx).await,
         Command::Bench(cmd) => bench::run(cmd, &ctx).await,
+        Command::Rematch => crawl::run_rematch(&ctx).await,
     }
 }
 

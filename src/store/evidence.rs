@@ -15,6 +15,9 @@ pub struct StoredPage {
     pub status: i64,
     /// Response headers as (name, value) pairs.
     pub headers: Vec<(String, String)>,
+    /// The headers exactly as stored (JSON): what the chain hash commits to.
+    #[serde(skip)]
+    pub headers_json: String,
     #[serde(skip)]
     pub body: Vec<u8>,
     pub body_len: i64,
@@ -66,6 +69,7 @@ impl Store {
         Ok(row.map(|r| {
             let headers = serde_json::from_str(&r.headers).unwrap_or_default();
             StoredPage {
+                headers_json: r.headers.clone(),
                 id: r.id,
                 // A body that no longer decompresses is returned as stored; verify says why.
                 body: zstd::decode_all(&r.body[..]).unwrap_or(r.body),

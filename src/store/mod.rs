@@ -5,6 +5,7 @@ mod brands;
 mod crawl;
 mod drafts;
 mod evidence;
+mod matches;
 mod notices;
 mod synthetic;
 #[cfg(test)]
@@ -25,11 +26,11 @@ pub use drafts::{
     DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
 };
 pub use evidence::{ChainBreak, ChainReport, StoredPage};
+pub use matches::{MatchChange, RematchSummary};
 pub use notices::{
     AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
-    NoticeFilter, NoticeItem, NoticePage, NoticeSort, NoticeSummary, StateCount,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, StateCount,
 };
-pub use synthetic::SyntheticMatch;
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 
 /// How long a writer waits for another's lock before giving up.

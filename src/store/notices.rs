@@ -167,6 +167,12 @@ pub struct NoticeItem {
     pub score: f64,
     pub reasons: Vec<MatchReason>,
     pub matcher_version: String,
+    /// The registered mark this listing's match rests on (a report may carry several marks of
+    /// one brand where the channel allows one type of right per report).
+    pub mark_id: Option<i64>,
+    pub mark: Option<String>,
+    pub registration_no: Option<String>,
+    pub jurisdiction: Option<String>,
     pub relisted_from: Option<i64>,
     pub relisted_reason: Option<String>,
     /// The pages that show it: the search page it was last seen on, and its item page.
@@ -236,6 +242,18 @@ impl GoodFaithCounts {
     pub fn decided(&self) -> i64 {
         self.filed - self.pending
     }
+}
+
+/// A registered mark a notice rests on, with what a complaint form asks about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoticeMark {
+    pub id: i64,
+    pub text: String,
+    pub jurisdiction: String,
+    pub registration_no: String,
+    pub classes: Vec<u8>,
+    /// YYYY-MM-DD.
+    pub expires: Option<String>,
 }
 
 /// Notices per platform and state, for the dashboard.
@@ -514,6 +532,10 @@ impl Store {
             score: f64,
             reasons: String,
             matcher_version: String,
+            mark_id: Option<i64>,
+            mark: Option<String>,
+            registration_no: Option<String>,
+            jurisdiction: Option<String>,
             relisted_from: Option<i64>,
             relisted_reason: Option<String>,
             evidence_id: Option<i64>,
@@ -522,8 +544,10 @@ impl Store {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT ni.match_id, l.id AS listing_id, l.platform, l.item_id, l.url, l.title, l.seller, l.price,
                     l.currency, l.category, l.is_ad, l.first_seen, l.last_seen, m.verdict, m.score, m.reasons,
-                    m.matcher_version, ni.relisted_from, ni.relisted_reason, l.evidence_id, l.detail_evidence_id
+                    m.matcher_version, m.mark_id, mk.text AS mark, mk.registration_no, mk.jurisdiction,
+                    ni.relisted_from, ni.relisted_reason, l.evidence_id, l.detail_evidence_id
              FROM notice_items ni JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             LEFT JOIN marks mk ON mk.id = m.mark_id
              WHERE ni.notice_id = ? ORDER BY ni.rowid",
         )
         .bind(notice_id)
@@ -566,6 +590,10 @@ impl Store {
                 score: r.score,
                 reasons,
                 matcher_version: r.matcher_version,
+                mark_id: r.mark_id,
+                mark: r.mark,
+                registration_no: r.registration_no,
+                jurisdiction: r.jurisdiction,
                 relisted_from: r.relisted_from,
                 relisted_reason: r.relisted_reason,
                 evidence,
@@ -593,6 +621,39 @@ impl Store {
                 chain_hash,
             },
         ))
+    }
+
+    /// The marks a notice rests on: its own, then any other its listings' matches name, in
+    /// id order.
+    pub async fn notice_marks(&self, notice_id: i64) -> Result<Vec<NoticeMark>> {
+        let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT mk.id, mk.text, mk.jurisdiction, mk.registration_no, mk.expires FROM marks mk
+             WHERE mk.id IN (SELECT mark_id FROM notices WHERE id = ?1
+                             UNION SELECT m.mark_id FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+                                   WHERE ni.notice_id = ?1)
+             ORDER BY mk.id = (SELECT mark_id FROM notices WHERE id = ?1) DESC, mk.id",
+        )
+        .bind(notice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut marks = Vec::with_capacity(rows.len());
+        for (id, text, jurisdiction, registration_no, expires) in rows {
+            let classes: Vec<i64> = sqlx::query_scalar(
+                "SELECT class FROM mark_classes WHERE mark_id = ? ORDER BY class",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            marks.push(NoticeMark {
+                id,
+                text,
+                jurisdiction,
+                registration_no,
+                classes: classes.into_iter().map(|c| c as u8).collect(),
+                expires,
+            });
+        }
+        Ok(marks)
     }
 
     /// The audit rows of one notice, oldest first.

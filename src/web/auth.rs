@@ -205,9 +205,14 @@ fn render_login(
 pub async fn login_page(
     State(state): State<WebState>,
     axum::Extension(nonce): axum::Extension<Nonce>,
+    headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, WebError> {
-    let csrf = short_token();
+    // Keep an existing token: a second tab or a background fetch that lands here must not
+    // invalidate the form already on screen.
+    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE)
+        .filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(short_token);
     let next = safe_next(q.next.as_deref());
     let page = render_login(&state, &nonce.0, &csrf, &next, None, "")?;
     let mut resp = page.into_response();

@@ -85,6 +85,7 @@ pub fn router(state: WebState) -> Router {
         .route("/brands", get(pages::brands).post(pages::import_brands))
         .route("/users", get(pages::users).post(pages::change_user))
         .route("/static/{file}", get(pages::static_file))
+        .route("/favicon.ico", get(pages::favicon))
         .nest("/api/v1", api::router())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(headers::security_headers))

@@ -210,6 +210,11 @@ pub async fn static_file(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
+/// No icon: answered here so browsers' automatic requests don't land on the login page.
+pub async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 pub async fn not_found(_user: CurrentUser) -> WebError {
     WebError::NotFound
 }

@@ -1,16 +1,17 @@
 //! Synthetic review data: listings with evidence pages, matches and draft notices, for the
 //! queue benchmark (`markwatch bench seed-notices N`) and the UI tests.
 //!
-//! Listings and evidence are stored through the crawler's `record_page`, drafts through the
-//! notice drafting's `save_drafts`; only the matches are synthetic.
+//! Listings, evidence and verdicts are stored through the crawler's `record_page` (with a
+//! synthetic judge instead of the matcher), drafts through the notice drafting's `save_drafts`.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::case::InfringementKind;
 use crate::fetch::Page;
+use crate::matcher::{Outcome, Reason, ReasonCode, Verdict};
 use crate::model::Listing;
-use crate::store::{PlannedItem, PlannedNotice, Result, Store, StoreError, SyntheticMatch};
+use crate::store::{PlannedItem, PlannedNotice, Result, Store, StoreError};
 
 /// One listing to store, matched against `brand`'s first CN mark (else its first mark).
 #[derive(Debug, Clone)]
@@ -181,32 +182,59 @@ async fn store_listings(
             ..Listing::default()
         })
         .collect();
+    let mark = marks
+        .iter()
+        .find(|m| m.2 == "CN")
+        .or(marks.first())
+        .map(|m| m.1.clone());
+    // The verdict each listing was seeded with, found by item id.
+    let judge = |l: &Listing| -> Verdict {
+        let seeded = group.iter().find(|s| s.item_id == l.item_id);
+        let (verdict, score) = match seeded {
+            Some(s) if s.verdict == "infringing" => (Outcome::Infringing, s.score),
+            Some(s) => (Outcome::Suspect, s.score),
+            None => (Outcome::Clear, 0.0),
+        };
+        Verdict {
+            verdict,
+            score,
+            brand: Some(brand.to_owned()),
+            mark: mark.clone(),
+            reasons: vec![
+                Reason {
+                    code: ReasonCode::ChineseName,
+                    detail: format!("{brand} in the title"),
+                },
+                Reason {
+                    code: ReasonCode::CounterfeitTerm,
+                    detail: "高仿".to_owned(),
+                },
+                Reason {
+                    code: ReasonCode::PriceBelowReference,
+                    detail: format!("¥{:.0}", l.price.unwrap_or(0.0)),
+                },
+            ],
+        }
+    };
     let run = store.start_crawl_run(platform, Some(brand)).await?;
     let page = search_page(platform, brand, &listings);
-    let record = store.record_page(run, &page, &listings).await?;
-    let mut listing_ids: Vec<(usize, i64)> = record.new.into_iter().chain(record.changed).collect();
-    listing_ids.sort();
-    let mark_id = Registry::mark_for(marks);
-    let matches: Vec<SyntheticMatch> = listing_ids
+    let record = store.record_page(run, &page, &listings, &judge).await?;
+    let _ = brand_id;
+    // Match ids in the order of `group`.
+    let mut by_listing: Vec<(usize, i64)> =
+        record.new.iter().chain(&record.changed).copied().collect();
+    by_listing.sort();
+    let ids = by_listing
         .iter()
-        .map(|&(i, listing_id)| {
-            let l = group[i];
-            SyntheticMatch {
-                listing_id,
-                brand_id: *brand_id,
-                mark_id,
-                verdict: l.verdict,
-                score: l.score,
-                reasons: serde_json::json!([
-                    {"code": "chinese_name", "detail": format!("{brand} in the title")},
-                    {"code": "counterfeit_term", "detail": "高仿"},
-                    {"code": "price_below_reference", "detail": format!("¥{:.0}", l.price)},
-                ])
-                .to_string(),
-            }
+        .filter_map(|(_, listing_id)| {
+            record
+                .matches
+                .iter()
+                .find(|m| m.listing_id == *listing_id)
+                .map(|m| m.match_id)
         })
         .collect();
-    store.insert_synthetic_matches(&matches).await
+    Ok(ids)
 }
 
 const PRODUCTS: &[&str] = &[

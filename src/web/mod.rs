@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod cases;
 mod error;
+mod export;
 mod form;
 mod headers;
 mod pages;
@@ -80,6 +81,7 @@ pub fn router(state: WebState) -> Router {
         .route("/evidence/{id}", get(queue::evidence))
         .route("/evidence/{id}/raw", get(queue::evidence_raw))
         .route("/cases", get(cases::cases))
+        .route("/export", get(export::export))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/brands", get(pages::brands).post(pages::import_brands))

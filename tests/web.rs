@@ -609,7 +609,7 @@ async fn pages_for_cases_dashboard_and_the_json_api() {
     let seeded = seed_review_data(&web).await;
     let client = web.client();
     web.login(&client, "rex").await;
-    for path in ["/", "/cases", "/queue?state=all", "/brands"] {
+    for path in ["/", "/cases", "/sellers", "/queue?state=all", "/brands"] {
         let resp = client.get(web.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         assert_inert(&resp.text().await.unwrap(), path);
@@ -701,4 +701,76 @@ async fn pages_for_cases_dashboard_and_the_json_api() {
             .iter()
             .any(|h| h.actor == "api:rex" && h.note.as_deref() == Some("via API"))
     );
+}
+
+#[tokio::test]
+async fn export_downloads_the_platforms_approved_batch_in_its_form_layout() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+    for id in std::iter::once(seeded.draft_id).chain(seeded.hostile_ids.iter().copied()) {
+        let resp = client
+            .post(web.url(&format!("/notices/{id}/transition")))
+            .form(&[("csrf", csrf.as_str()), ("to", "approved")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+    }
+    // Before filing, the queue of the approved batch shows the good-faith governor's check.
+    let approved = client
+        .get(web.url("/queue?platform=tmall&state=approved"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        approved.contains("Good-faith check for this batch"),
+        "{approved}"
+    );
+    assert!(approved.contains("3 infringing, 0 suspect"), "{approved}");
+    let resp = client
+        .get(web.url("/export?platform=tmall&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"tmall-approved-"),
+        "{disposition}"
+    );
+    let csv = resp.text().await.unwrap();
+    assert!(csv.contains(&seeded.draft_item_id), "{csv}");
+    // Hostile titles survive intact in the file (quoted by the CSV writer).
+    assert!(csv.contains("<script>alert(1)</script>"), "{csv}");
+    // Another platform's batch is empty of these listings.
+    let jd = client
+        .get(web.url("/export?platform=jd&format=json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!jd.contains(&seeded.draft_item_id));
+    let bad = client
+        .get(web.url("/export?platform=ebay&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
 }

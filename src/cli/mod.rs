@@ -2,10 +2,14 @@
 
 mod bench;
 mod brands;
+mod cases;
 mod config;
 mod crawl;
+mod evidence;
 mod fixtures;
 mod matching;
+mod queue;
+mod sellers;
 mod users;
 
 use std::path::PathBuf;
@@ -71,6 +75,18 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
+    /// The takedown queue: list, review, approve, file, resolve and export notices
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Evidence packs and the evidence hash chain
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Filed cases: Art. 43 deadlines and good-faith standing
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
+    /// Sellers: repeat infringers
+    #[command(subcommand)]
+    Sellers(sellers::SellersCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -106,6 +122,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => users::run(cmd, &ctx).await,
         Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
+        Command::Queue(cmd) => queue::run(cmd, &ctx).await,
+        Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
+        Command::Cases(cmd) => cases::run(cmd, &ctx).await,
+        Command::Sellers(cmd) => sellers::run(cmd, &ctx).await,
     }
 }
 
@@ -129,6 +149,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         e.downcast_ref::<RegistryError>().is_some()
             || e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<PlatformError>().is_some()
+            || e.downcast_ref::<markwatch::case::TransitionError>()
+                .is_some_and(markwatch::case::TransitionError::is_refusal)
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
             || e.downcast_ref::<markwatch::store::UserError>()

@@ -25,7 +25,7 @@ pub use export::{
 };
 pub use group::{DraftPlan, RELISTED_PRIORITY, Unplaced, infringement_kind, plan_drafts};
 pub use relist::{RelistHit, TITLE_SIMILARITY, find_relisting};
-pub use template::{Language, NoticeContext, Templates, bundled_templates};
+pub use template::{Language, NoticeContext, Templates, bundled_templates, escape_controls};
 
 /// The audit log's actor for drafts made by the pipeline.
 pub const DRAFTER: &str = "markwatch";

@@ -216,7 +216,7 @@ fn template_error(name: &str, e: &minijinja::Error) -> NoticeError {
 }
 
 /// Control characters written as visible escapes: the text stays whole but can't break lines.
-pub(crate) fn escape_controls(s: &str) -> String {
+pub fn escape_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {

@@ -29,7 +29,8 @@ pub use evidence::{ChainBreak, ChainReport, StoredPage};
 pub use matches::{MatchChange, RematchSummary};
 pub use notices::{
     AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
-    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, StateCount,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
+    StateCount,
 };
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 

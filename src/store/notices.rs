@@ -256,6 +256,22 @@ pub struct NoticeMark {
     pub expires: Option<String>,
 }
 
+/// A seller with listings in several cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RepeatSeller {
+    pub platform: String,
+    pub seller: String,
+    /// Its listings in cases.
+    pub listings: i64,
+    /// Distinct cases naming it.
+    pub cases: i64,
+    /// Listings the platform took down.
+    pub removed: i64,
+    /// Listings flagged as relisting a removed one.
+    pub relisted: i64,
+    pub last_seen: String,
+}
+
 /// Notices per platform and state, for the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct StateCount {
@@ -686,6 +702,58 @@ impl Store {
         .bind(since)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Counter-noticed cases whose Art. 43 deadline falls on or before `until` (YYYY-MM-DD),
+    /// overdue ones included, nearest first.
+    pub async fn upcoming_deadlines(&self, until: &str) -> Result<Vec<NoticeSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS}{SUMMARY_FROM}
+             WHERE n.state = 'counter_noticed' AND n.deadline IS NOT NULL AND n.deadline <= ?
+             ORDER BY n.deadline, n.id"
+        )))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(NoticeSummary::try_from).collect()
+    }
+
+    /// Sellers with at least `min_listings` listings in cases (rejected ones aside), most
+    /// relistings first.
+    pub async fn repeat_sellers(&self, min_listings: u32) -> Result<Vec<RepeatSeller>> {
+        Ok(sqlx::query_as(
+            "SELECT l.platform, l.seller, count(DISTINCT l.id) AS listings, count(DISTINCT n.id) AS cases,
+                    count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice'
+                          AND a.entity_id = n.id AND a.to_state = 'removed') THEN l.id END) AS removed,
+                    count(DISTINCT CASE WHEN ni.relisted_from IS NOT NULL THEN l.id END) AS relisted,
+                    max(l.last_seen) AS last_seen
+             FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
+             JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             WHERE l.seller IS NOT NULL AND trim(l.seller) <> '' AND n.state <> 'rejected'
+             GROUP BY l.platform, l.seller HAVING count(DISTINCT l.id) >= ?
+             ORDER BY relisted DESC, listings DESC, l.platform, l.seller",
+        )
+        .bind(i64::from(min_listings))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Infringing and suspect listings in the given notices: what a batch about to be filed
+    /// holds, for the good-faith governor.
+    pub async fn batch_verdicts(&self, notice_ids: &[i64]) -> Result<(i64, i64)> {
+        let (mut infringing, mut suspect) = (0, 0);
+        for id in notice_ids {
+            let (i, s): (i64, i64) = sqlx::query_as(
+                "SELECT coalesce(sum(m.verdict = 'infringing'), 0), coalesce(sum(m.verdict <> 'infringing'), 0)
+                 FROM notice_items ni JOIN matches m ON m.id = ni.match_id WHERE ni.notice_id = ?",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+            infringing += i;
+            suspect += s;
+        }
+        Ok((infringing, suspect))
     }
 
     /// Moves a notice to `to`, writing the change and its audit row (who, when, from, to, why)

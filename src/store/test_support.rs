@@ -65,7 +65,13 @@ impl TestDb {
         let run = self.store.start_crawl_run(platform, None).await.unwrap();
         let rec = self
             .store
-            .record_page(run, &page, &[listing])
+            .record_page(run, &page, &[listing], &|_| crate::matcher::Verdict {
+                verdict: crate::matcher::Outcome::Clear,
+                score: 0.0,
+                brand: None,
+                mark: None,
+                reasons: Vec::new(),
+            })
             .await
             .unwrap();
         let listing_id = rec.new.first().or(rec.changed.first()).map(|x| x.1);
@@ -107,7 +113,8 @@ impl TestDb {
         let match_id: i64 = sqlx::query_scalar(
             "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons, matcher_version,
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'test', ?, ?)
-             ON CONFLICT (listing_id) DO UPDATE SET verdict = excluded.verdict RETURNING id",
+             ON CONFLICT (listing_id) DO UPDATE SET brand_id = excluded.brand_id, mark_id = excluded.mark_id,
+             verdict = excluded.verdict, score = excluded.score, reasons = excluded.reasons RETURNING id",
         )
         .bind(listing_id)
         .bind(brand_id)

@@ -12,14 +12,9 @@ use super::auth::CurrentUser;
 use super::pages::{Flash, page, v};
 use super::queue::PLATFORMS;
 use super::{WebError, WebState};
-use crate::case::CaseState;
+use crate::case::{CaseState, GoodFaith, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, good_faith_since};
 use crate::store::{NoticeFilter, NoticeSort, NoticeSummary};
 
-/// Alibaba's Good-faith programme: at least this share of filed takedowns removed...
-pub const MIN_SUCCESS_RATE: f64 = 0.90;
-/// ...and at most this share answered by counter-notices, over the last three months.
-pub const MAX_COUNTER_RATE: f64 = 0.05;
-const GOOD_FAITH_MONTHS: u32 = 3;
 /// Deadlines this close are shown as urgent.
 const URGENT_DAYS: i64 = 5;
 /// Cases listed per section of the cases page; the queue pages through the rest.
@@ -89,29 +84,26 @@ pub async fn dashboard(
                 .or_insert(0) += c.count;
         }
     }
-    let since = (chrono::Utc::now() - chrono::Months::new(GOOD_FAITH_MONTHS))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let since = good_faith_since(today).to_string();
     let rates: Vec<RateRow> = store
         .good_faith_counts(&since)
         .await?
         .into_iter()
         .map(|g| {
-            let decided = g.decided();
-            let rate = |x: i64| (decided > 0).then(|| x as f64 / decided as f64);
-            let success = rate(g.removed);
-            let counter = rate(g.counter_noticed);
+            let gf = GoodFaith::new(g);
+            let c = gf.counts;
             RateRow {
-                success_ok: success.is_none_or(|s| s >= MIN_SUCCESS_RATE),
-                counter_ok: counter.is_none_or(|c| c <= MAX_COUNTER_RATE),
-                platform: g.platform,
-                account: g.account,
-                filed: g.filed,
-                pending: g.pending,
-                decided,
-                removed: g.removed,
-                counter_noticed: g.counter_noticed,
-                success,
-                counter,
+                success_ok: gf.success_rate.is_none_or(|s| s >= MIN_SUCCESS_RATE),
+                counter_ok: gf.counter_rate.is_none_or(|c| c <= MAX_COUNTER_RATE),
+                decided: c.decided(),
+                platform: c.platform,
+                account: c.account,
+                filed: c.filed,
+                pending: c.pending,
+                removed: c.removed,
+                counter_noticed: c.counter_noticed,
+                success: gf.success_rate,
+                counter: gf.counter_rate,
             }
         })
         .collect();
@@ -210,6 +202,21 @@ pub async fn cases(
             sections => v(sections),
             urgent_days => URGENT_DAYS,
             section_rows => SECTION_ROWS,
+        },
+    )
+}
+
+/// Sellers with listings in several cases: the whack-a-mole view.
+pub async fn sellers(
+    State(state): State<WebState>,
+    user: CurrentUser,
+) -> Result<Html<String>, WebError> {
+    let sellers = state.store().repeat_sellers(2).await?;
+    state.render(
+        "sellers.html",
+        context! {
+            page => v(page(&user, "sellers", None)),
+            sellers => v(sellers),
         },
     )
 }

@@ -82,6 +82,7 @@ pub fn router(state: WebState) -> Router {
         .route("/evidence/{id}/raw", get(queue::evidence_raw))
         .route("/cases", get(cases::cases))
         .route("/export", get(export::export))
+        .route("/sellers", get(cases::sellers))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/brands", get(pages::brands).post(pages::import_brands))

@@ -158,6 +158,27 @@ pub async fn queue(
         .map(|b| b.name)
         .collect();
     let show_state = nonempty(&q.state).unwrap_or("draft");
+    // The good-faith governor: before an approved batch is filed, warn if it could push the
+    // account past Alibaba's thresholds.
+    let governor = match (&filter.platform, filter.states.as_slice()) {
+        (Some(platform), [CaseState::Approved]) if page_rows.total > 0 => {
+            let account = state
+                .config()
+                .notices
+                .accounts
+                .get(platform)
+                .cloned()
+                .unwrap_or_else(|| "default".to_owned());
+            let batch = state
+                .store()
+                .list_notices(&filter, sort, 0, crate::store::MAX_PAGE)
+                .await?;
+            let ids: Vec<i64> = batch.notices.iter().map(|n| n.id).collect();
+            let today = chrono::Utc::now().date_naive();
+            Some(crate::case::check_filing(state.store(), platform, &account, &ids, today).await?)
+        }
+        _ => None,
+    };
     state.render(
         "queue.html",
         context! {
@@ -174,6 +195,7 @@ pub async fn queue(
             platforms => v(PLATFORMS),
             states => v(CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
             brands => v(brands),
+            governor => v(governor),
         },
     )
 }

@@ -35,6 +35,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/evidence.html"),
     ),
     ("cases.html", include_str!("../../templates/web/cases.html")),
+    (
+        "sellers.html",
+        include_str!("../../templates/web/sellers.html"),
+    ),
 ];
 
 pub fn environment() -> Result<Environment<'static>, WebError> {

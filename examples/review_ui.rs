@@ -23,8 +23,10 @@ async fn main() -> anyhow::Result<()> {
     let db = PathBuf::from(args.next().unwrap_or_else(|| "markwatch.db".to_owned()));
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8088".to_owned());
     let store = Store::open(&db).await?;
-    let mut config = Config::default();
-    config.database = db;
+    let config = Config {
+        database: db,
+        ..Config::default()
+    };
     let state = WebState::new(store, config)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("review UI on http://{addr}/");

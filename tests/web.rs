@@ -343,6 +343,7 @@ async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
     }
     assert_inert(&html, "queue");
 
+    let evidence_link = regex::Regex::new(r#"href="/evidence/(\d+)""#).unwrap();
     for (id, title) in seeded.hostile_ids.iter().zip(HOSTILE_TITLES) {
         let detail = client
             .get(web.url(&format!("/notices/{id}")))
@@ -365,11 +366,7 @@ async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
         );
 
         // The evidence viewer: text view escaped, the captured page only in a sandbox.
-        let ev = regex::Regex::new(r#"href="/evidence/(\d+)""#)
-            .unwrap()
-            .captures(&html)
-            .expect("evidence link")[1]
-            .to_owned();
+        let ev = evidence_link.captures(&html).expect("evidence link")[1].to_owned();
         let viewer = client
             .get(web.url(&format!("/evidence/{ev}")))
             .send()

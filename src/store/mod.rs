@@ -32,6 +32,7 @@ pub use notices::{
     NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
     StateCount,
 };
+pub use synthetic::BrandMarks;
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 
 /// How long a writer waits for another's lock before giving up.

@@ -11,7 +11,7 @@ use crate::case::InfringementKind;
 use crate::fetch::Page;
 use crate::matcher::{Outcome, Reason, ReasonCode, Verdict};
 use crate::model::Listing;
-use crate::store::{PlannedItem, PlannedNotice, Result, Store, StoreError};
+use crate::store::{BrandMarks, PlannedItem, PlannedNotice, Result, Store, StoreError};
 
 /// One listing to store, matched against `brand`'s first CN mark (else its first mark).
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ fn search_page(platform: &str, keyword: &str, listings: &[Listing]) -> Page {
 }
 
 struct Registry {
-    brands: Vec<(i64, String, Vec<(i64, String, String)>)>,
+    brands: Vec<BrandMarks>,
 }
 
 impl Registry {
@@ -103,7 +103,7 @@ impl Registry {
         Ok(Registry { brands })
     }
 
-    fn brand(&self, name: &str) -> Option<&(i64, String, Vec<(i64, String, String)>)> {
+    fn brand(&self, name: &str) -> Option<&BrandMarks> {
         self.brands.iter().find(|b| b.1 == name)
     }
 

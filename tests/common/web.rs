@@ -27,8 +27,10 @@ impl WebServer {
             .import_registry(&brands, "test", "brands.toml")
             .await
             .unwrap();
-        let mut config = Config::default();
-        config.database = db;
+        let config = Config {
+            database: db,
+            ..Config::default()
+        };
         let state = WebState::new(store.clone(), config).expect("web state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -307,6 +307,60 @@ pub struct PackReport {
     pub problem: Option<String>,
 }
 
+/// [`verify_pack`], then each page's chain link against the record of the same id in `store`:
+/// a pack whose manifest was rewritten to match altered pages no longer matches the chain.
+pub async fn verify_pack_with_store(
+    path: &Path,
+    store: &Store,
+) -> Result<PackReport, EvidenceError> {
+    let report = verify_pack(path)?;
+    if report.problem.is_some() {
+        return Ok(report);
+    }
+    let manifest = read_manifest(path)?;
+    for p in manifest.listings.iter().flat_map(|l| &l.pages) {
+        let stored = store.evidence_page(p.evidence_id).await?;
+        let problem = match stored {
+            None => Some(format!(
+                "evidence record {} ({}) is not in this database",
+                p.evidence_id, p.file
+            )),
+            Some(r) if r.chain_hash != p.chain_hash || r.body_sha256 != p.sha256 => Some(format!(
+                "{}: differs from evidence record {} in the database (chain hash {} there, {} in the pack)",
+                p.file, p.evidence_id, r.chain_hash, p.chain_hash
+            )),
+            Some(_) => None,
+        };
+        if problem.is_some() {
+            return Ok(PackReport {
+                checked: report.checked,
+                problem,
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest, EvidenceError> {
+    let bad = |message: String| EvidenceError::BadPack {
+        path: path.to_owned(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| EvidenceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut entry = zip
+        .by_name("manifest.json")
+        .map_err(|_| bad("no manifest.json".to_owned()))?;
+    let mut text = Vec::new();
+    entry
+        .read_to_end(&mut text)
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    serde_json::from_slice(&text).map_err(|e| bad(format!("manifest.json: {e}")))
+}
+
 /// Checks a pack on its own: every file's SHA-256 against the manifest, every page against the
 /// hash its evidence record carries, and every record's chain link against its contents.
 pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
@@ -319,16 +373,7 @@ pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
         source,
     })?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
-    let manifest: Manifest = {
-        let mut entry = zip
-            .by_name("manifest.json")
-            .map_err(|_| bad("no manifest.json".to_owned()))?;
-        let mut text = Vec::new();
-        entry
-            .read_to_end(&mut text)
-            .map_err(|e| bad(format!("manifest.json: {e}")))?;
-        serde_json::from_slice(&text).map_err(|e| bad(format!("manifest.json: {e}")))?
-    };
+    let manifest = read_manifest(path)?;
     if manifest.format != PACK_FORMAT {
         return Err(bad(format!("unknown format `{}`", manifest.format)));
     }

@@ -23,7 +23,8 @@ pub enum EvidenceCommand {
     /// Check the whole evidence chain in the database (or one pack with --pack); names the
     /// first bad record and exits 1 if any
     Verify {
-        /// Check this pack on its own instead
+        /// Check this pack instead: its files against its manifest, and its records against the
+        /// database's chain when the database exists
         #[arg(long, value_name = "FILE")]
         pack: Option<PathBuf>,
     },
@@ -49,7 +50,14 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         EvidenceCommand::Verify { pack: Some(pack) } => {
-            let report = evidence::verify_pack(&pack)?;
+            let report = if ctx.config.database.exists() {
+                let store = ctx.open_store().await?;
+                let r = evidence::verify_pack_with_store(&pack, &store).await?;
+                store.close().await;
+                r
+            } else {
+                evidence::verify_pack(&pack)?
+            };
             match report.problem {
                 None => {
                     println!(

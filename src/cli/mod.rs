@@ -9,6 +9,7 @@ mod evidence;
 mod fixtures;
 mod matching;
 mod queue;
+mod seed;
 mod sellers;
 mod users;
 
@@ -50,6 +51,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure throughput and memory (see the README's Benchmarks section)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Manage the brand registry: brands, marks, aliases, authorised sellers
     #[command(subcommand)]
     Brands(brands::BrandsCommand),
@@ -70,9 +74,6 @@ enum Command {
     /// Manage review UI accounts, roles and API tokens
     #[command(subcommand)]
     Users(users::UsersCommand),
-    /// Benchmark helpers: seed synthetic review data
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
     /// The takedown queue: list, review, approve, file, resolve and export notices
@@ -112,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(config.log.format).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
+        Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
@@ -120,7 +122,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
         Command::Users(cmd) => users::run(cmd, &ctx).await,
-        Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
         Command::Queue(cmd) => queue::run(cmd, &ctx).await,
         Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,

@@ -225,6 +225,12 @@ pub fn draft_line(s: &notice::DraftSummary) -> String {
             s.not_fileable
         ));
     }
+    if s.pruned > 0 {
+        line.push_str(&format!(
+            "; {} re-scored clear and taken out of drafts",
+            s.pruned
+        ));
+    }
     if !s.unplaced.is_empty() {
         line.push_str(&format!(
             "; {} left unplaced: {}",
@@ -531,17 +537,14 @@ async fn export(a: ExportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let templates = Templates::from_config(&ctx.config.notices)?;
     let store = ctx.open_store().await?;
     let today = chrono::Utc::now().date_naive();
-    let (bytes, batch) = notice::export_platform_batch(
-        &store,
-        def,
-        a.state,
-        a.format,
-        a.lang,
-        &ctx.config.notices,
-        &templates,
+    let opts = notice::ExportOptions {
+        format: a.format,
+        lang: a.lang,
+        config: &ctx.config.notices,
+        templates: &templates,
         today,
-    )
-    .await?;
+    };
+    let (bytes, batch) = notice::export_platform_batch(&store, def, a.state, &opts).await?;
     if a.state == CaseState::Approved && !batch.is_empty() {
         let ids: Vec<i64> = batch.iter().map(|b| b.detail.notice.id).collect();
         let account = ctx.config.notices.account_for(&a.platform);

@@ -190,18 +190,33 @@ pub async fn load_batch(
     Ok(out)
 }
 
-/// Writes `batch` for the form of `def` in `format`. Refuses (writing nothing) when a field
-/// the form requires is empty.
+/// How to write an export.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions<'a> {
+    pub format: ExportFormat,
+    /// Language of the text format's notices.
+    pub lang: Language,
+    pub config: &'a NoticesConfig,
+    pub templates: &'a Templates,
+    /// The date notices are signed on.
+    pub today: NaiveDate,
+}
+
+/// Writes `batch` for the form of `def`. Refuses (writing nothing) when a field the form
+/// requires is empty.
 pub fn export_batch(
     out: &mut dyn Write,
-    format: ExportFormat,
     def: &PlatformDef,
     batch: &[BatchNotice],
-    config: &NoticesConfig,
-    templates: &Templates,
-    lang: Language,
-    today: NaiveDate,
+    opts: &ExportOptions<'_>,
 ) -> Result<(), NoticeError> {
+    let ExportOptions {
+        format,
+        lang,
+        config,
+        templates,
+        today,
+    } = *opts;
     let columns = &def.complaint.export;
     let mut rows_by_notice = Vec::with_capacity(batch.len());
     for b in batch {
@@ -300,23 +315,16 @@ pub fn export_batch(
 }
 
 /// A platform's batch in `state` as one file's bytes: what `queue export` and the web UI's
-/// download write. Returns the bytes and the number of notices in them.
-#[allow(clippy::too_many_arguments)]
+/// download write. Returns the bytes and the notices in them.
 pub async fn export_platform_batch(
     store: &Store,
     def: &PlatformDef,
     state: CaseState,
-    format: ExportFormat,
-    lang: Language,
-    config: &NoticesConfig,
-    templates: &Templates,
-    today: NaiveDate,
+    opts: &ExportOptions<'_>,
 ) -> Result<(Vec<u8>, Vec<BatchNotice>), NoticeError> {
     let batch = load_batch(store, &def.platform, state).await?;
     let mut out = Vec::new();
-    export_batch(
-        &mut out, format, def, &batch, config, templates, lang, today,
-    )?;
+    export_batch(&mut out, def, &batch, opts)?;
     Ok((out, batch))
 }
 

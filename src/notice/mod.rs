@@ -20,8 +20,8 @@ use crate::store::{Store, StoreError};
 
 pub use explain::{explain_en, explain_zh, reason_phrase};
 pub use export::{
-    BatchNotice, ExportFormat, ExportRow, NOTICE_COLUMN, export_batch, export_platform_batch,
-    export_rows, load_batch,
+    BatchNotice, ExportFormat, ExportOptions, ExportRow, NOTICE_COLUMN, export_batch,
+    export_platform_batch, export_rows, load_batch,
 };
 pub use group::{DraftPlan, RELISTED_PRIORITY, Unplaced, infringement_kind, plan_drafts};
 pub use relist::{RelistHit, TITLE_SIMILARITY, find_relisting};
@@ -79,12 +79,15 @@ pub struct DraftSummary {
     pub unplaced: Vec<Unplaced>,
     /// Open drafts whose fileability changed (a mark renewed or lapsed).
     pub fileability_changed: u64,
+    /// Listings taken out of drafts because a rematch judged them clear.
+    pub pruned: u64,
 }
 
 /// Turns every infringing or suspect match not yet in a notice into draft notices, grouped by
 /// the platforms' complaint rules. Idempotent: a match is placed once (its id is unique across
 /// notices), so running again only drafts what is new. Also re-checks open drafts against the
-/// registry as it is today (a renewed mark becomes fileable, a lapsed one not).
+/// registry as it is today (a renewed mark becomes fileable, a lapsed one not), and takes
+/// listings a rematch has since cleared out of drafts.
 pub async fn queue_drafts(
     store: &Store,
     platforms: &[PlatformDef],
@@ -99,6 +102,7 @@ pub async fn queue_drafts_on(
     today: NaiveDate,
 ) -> Result<DraftSummary, NoticeError> {
     let mut summary = DraftSummary {
+        pruned: store.prune_cleared_drafts(DRAFTER).await?,
         fileability_changed: recheck_fileability(store, platforms, today).await?,
         ..DraftSummary::default()
     };
@@ -151,4 +155,157 @@ async fn recheck_fileability(
         })
         .collect();
     Ok(store.set_not_fileable(&reasons).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{CaseState, TransitionDetails};
+    use crate::store::test_support::TestDb;
+
+    fn defs() -> Vec<PlatformDef> {
+        crate::platform::load_dir(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crawlers"
+        )))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn drafting_is_idempotent_and_fills_open_drafts() {
+        let db = TestDb::new().await;
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        for i in 0..3 {
+            db.listing_with_match(
+                "taobao",
+                &format!("t{i}"),
+                "耐克 高仿",
+                "店",
+                "Nike",
+                Some(("NIKE", "CN")),
+                "infringing",
+                0.9,
+            )
+            .await;
+        }
+        let first = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        assert_eq!((first.created.len(), first.listings), (1, 3));
+        let again = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        assert_eq!((again.created.len(), again.listings), (0, 0));
+        // A new listing joins the open draft of its group.
+        db.listing_with_match(
+            "taobao",
+            "t9",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "suspect",
+            0.6,
+        )
+        .await;
+        let more = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        assert_eq!(more.extended, first.created);
+        let n = db.store.notice(first.created[0]).await.unwrap().unwrap();
+        assert_eq!((n.item_count, n.max_score), (4, 0.9));
+
+        // Once approved, a draft takes no more listings: a new one starts.
+        db.store
+            .transition_notice(
+                n.id,
+                CaseState::Approved,
+                "t",
+                &TransitionDetails::default(),
+            )
+            .await
+            .unwrap();
+        db.listing_with_match(
+            "taobao",
+            "t10",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "infringing",
+            0.9,
+        )
+        .await;
+        let later = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        assert_eq!(later.created.len(), 1);
+        assert_ne!(later.created[0], n.id);
+    }
+
+    #[tokio::test]
+    async fn listings_rescored_clear_leave_their_drafts() {
+        let db = TestDb::new().await;
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        db.listing_with_match(
+            "jd",
+            "a",
+            "耐克",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "suspect",
+            0.6,
+        )
+        .await;
+        db.listing_with_match(
+            "jd",
+            "b",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "infringing",
+            0.9,
+        )
+        .await;
+        let s = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        let id = s.created[0];
+        // A rematch clears "a", then "b".
+        db.listing_with_match(
+            "jd",
+            "a",
+            "耐克",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "clear",
+            0.1,
+        )
+        .await;
+        let s = queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        assert_eq!(s.pruned, 1);
+        let n = db.store.notice(id).await.unwrap().unwrap();
+        assert_eq!((n.item_count, n.state), (1, CaseState::Draft));
+        db.listing_with_match(
+            "jd",
+            "b",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            Some(("NIKE", "CN")),
+            "clear",
+            0.1,
+        )
+        .await;
+        queue_drafts_on(&db.store, &defs(), today).await.unwrap();
+        let n = db.store.notice(id).await.unwrap().unwrap();
+        assert_eq!((n.item_count, n.state), (0, CaseState::Rejected));
+        let history = db.store.notice_history(id).await.unwrap();
+        assert_eq!(
+            history.last().unwrap().to_state.as_deref(),
+            Some("rejected")
+        );
+        assert!(
+            history
+                .last()
+                .unwrap()
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("re-scored clear")
+        );
+    }
 }

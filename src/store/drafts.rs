@@ -298,6 +298,60 @@ impl Store {
         Ok(saved)
     }
 
+    /// Takes listings a rematch has since judged clear out of drafts (never out of a notice
+    /// already approved or further on), with an audit row per draft; a draft left with no
+    /// listing is rejected. Returns how many listings were taken out.
+    pub async fn prune_cleared_drafts(&self, actor: &str) -> Result<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT ni.notice_id, count(*) FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+             JOIN notices n ON n.id = ni.notice_id
+             WHERE n.state = 'draft' AND m.verdict = 'clear' GROUP BY ni.notice_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut pruned = 0;
+        for (notice_id, n) in rows {
+            sqlx::query(
+                "DELETE FROM notice_items WHERE notice_id = ? AND match_id IN
+                 (SELECT id FROM matches WHERE verdict = 'clear')",
+            )
+            .bind(notice_id)
+            .execute(&mut *tx)
+            .await?;
+            refresh_aggregates(&mut tx, notice_id, &now).await?;
+            let left: i64 = sqlx::query_scalar("SELECT item_count FROM notices WHERE id = ?")
+                .bind(notice_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let note = format!("{n} listing(s) re-scored clear and taken out");
+            if left == 0 {
+                sqlx::query("UPDATE notices SET state = 'rejected', resolved_at = ?, updated_at = ? WHERE id = ?")
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(notice_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+                 VALUES (?, ?, 'notice', ?, ?, 'draft', ?, ?)",
+            )
+            .bind(&now)
+            .bind(actor)
+            .bind(notice_id)
+            .bind(if left == 0 { "reject" } else { "prune" })
+            .bind(if left == 0 { "rejected" } else { "draft" })
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+            pruned += n as u64;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
     /// Re-checks why open drafts cannot be filed (a mark renewed or expired since drafting).
     /// `reasons` maps notice id → reason (None: fileable). Returns how many changed.
     pub async fn set_not_fileable(&self, reasons: &[(i64, Option<String>)]) -> Result<u64> {

@@ -8,7 +8,7 @@ use super::{Result, Store};
 
 /// A stored page, decompressed: the bytes exactly as the platform sent them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredPage {
+pub struct EvidencePage {
     pub id: i64,
     pub url: String,
     pub fetched_at: String,
@@ -27,7 +27,7 @@ pub struct StoredPage {
     pub chain_hash: String,
 }
 
-impl StoredPage {
+impl EvidencePage {
     /// The response's Content-Type, if it sent one.
     pub fn content_type(&self) -> Option<&str> {
         self.headers
@@ -58,7 +58,7 @@ pub struct ChainReport {
 
 impl Store {
     /// One stored page with its body decompressed; `None` if no such record.
-    pub async fn evidence_page(&self, id: i64) -> Result<Option<StoredPage>> {
+    pub async fn evidence_page(&self, id: i64) -> Result<Option<EvidencePage>> {
         let row: Option<EvidenceRow> = sqlx::query_as(
             "SELECT id, url, fetched_at, status, headers, body, body_len, body_sha256, prev_hash, chain_hash
              FROM evidence WHERE id = ?",
@@ -68,7 +68,7 @@ impl Store {
         .await?;
         Ok(row.map(|r| {
             let headers = serde_json::from_str(&r.headers).unwrap_or_default();
-            StoredPage {
+            EvidencePage {
                 headers_json: r.headers.clone(),
                 id: r.id,
                 // A body that no longer decompresses is returned as stored; verify says why.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::auth::CurrentUser;
 use super::{WebError, WebState};
 use crate::case::CaseState;
-use crate::notice::{ExportFormat, Language, Templates, export_platform_batch};
+use crate::notice::{ExportFormat, ExportOptions, Language, Templates, export_platform_batch};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -60,18 +60,16 @@ pub async fn export(
     let templates = Templates::load(config.notices.templates.as_deref())
         .map_err(|e| WebError::BadRequest(format!("notice templates: {e}")))?;
     let today = chrono::Utc::now().date_naive();
-    let (bytes, batch) = export_platform_batch(
-        state.store(),
-        def,
-        case_state,
+    let opts = ExportOptions {
         format,
         lang,
-        &config.notices,
-        &templates,
+        config: &config.notices,
+        templates: &templates,
         today,
-    )
-    .await
-    .map_err(|e| WebError::Conflict(e.to_string()))?;
+    };
+    let (bytes, batch) = export_platform_batch(state.store(), def, case_state, &opts)
+        .await
+        .map_err(|e| WebError::Conflict(e.to_string()))?;
     tracing::info!(user = %user.user.name, platform, notices = batch.len(), "export downloaded");
     let (ctype, ext) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),

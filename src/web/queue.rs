@@ -162,13 +162,7 @@ pub async fn queue(
     // account past Alibaba's thresholds.
     let governor = match (&filter.platform, filter.states.as_slice()) {
         (Some(platform), [CaseState::Approved]) if page_rows.total > 0 => {
-            let account = state
-                .config()
-                .notices
-                .accounts
-                .get(platform)
-                .cloned()
-                .unwrap_or_else(|| "default".to_owned());
+            let account = state.config().notices.account_for(platform).to_owned();
             let batch = state
                 .store()
                 .list_notices(&filter, sort, 0, crate::store::MAX_PAGE)

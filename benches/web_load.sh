@@ -7,6 +7,7 @@
 # Needs wrk (apt-get install wrk) and a release build. The database is created and seeded
 # once (synthetic data: `markwatch bench seed-notices`); reruns reuse it.
 set -euo pipefail
+# DURATION (default 30s) sets how long each wrk run lasts.
 cd "$(dirname "$0")/.."
 DB="${1:-${CARGO_TARGET_DIR:-target}/bench-web/markwatch.db}"
 N="${2:-100000}"
@@ -50,6 +51,6 @@ function delay() return 50 end
 LUAEOF
 for P in "/queue" "/queue?platform=jd&sort=score&page=40" "detail"; do
     echo "== $P"
-    BENCH_PATH="$P" wrk -t2 -c10 -d30s --latency -s "$LUA" -H "Cookie: mw_session=$SESSION" "http://$ADDR"
+    BENCH_PATH="$P" wrk -t2 -c10 -d"${DURATION:-30s}" --latency -s "$LUA" -H "Cookie: mw_session=$SESSION" "http://$ADDR"
 done
 rm -f "$LUA"

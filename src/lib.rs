@@ -33,3 +33,5 @@ pub mod registry;
 pub mod rematch;
 /// SQLite storage; all SQL lives here.
 pub mod store;
+/// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
+pub mod web;

@@ -10,7 +10,9 @@ mod evidence;
 mod fixtures;
 mod matching;
 mod queue;
+mod seed;
 mod sellers;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +72,9 @@ enum Command {
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
+    /// Manage review UI accounts, roles and API tokens
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
     /// Alert emails: list the outbox, retry, send a test, send what is due
@@ -120,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
+        Command::Users(cmd) => users::run(cmd, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
         Command::Alerts(cmd) => alerts::run(cmd, &ctx).await,
         Command::Queue(cmd) => queue::run(cmd, &ctx).await,
@@ -155,6 +161,14 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
                 .is_some_and(MatchFileError::is_bad_input)
             || e.downcast_ref::<markwatch::alert::AlertError>()
                 .is_some_and(markwatch::alert::AlertError::is_bad_input)
+            || e.downcast_ref::<markwatch::store::UserError>()
+                .is_some_and(|u| {
+                    !matches!(
+                        u,
+                        markwatch::store::UserError::Store(_)
+                            | markwatch::store::UserError::Hash(_)
+                    )
+                })
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -383,10 +383,11 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &NoticeFilter) {
     if let Some(p) = &f.platform {
         q.push(" AND n.platform = ").push_bind(p.clone());
     }
+    // By subquery, not the join, so counting needs no join at all.
     if let Some(b) = &f.brand {
-        q.push(" AND b.name = ")
+        q.push(" AND n.brand_id IN (SELECT id FROM brands WHERE name = ")
             .push_bind(b.clone())
-            .push(" COLLATE NOCASE");
+            .push(" COLLATE NOCASE)");
     }
     if let Some(id) = f.brand_id {
         q.push(" AND n.brand_id = ").push_bind(id);
@@ -461,7 +462,9 @@ impl Store {
 
     /// How many notices match `filter`.
     pub async fn count_notices(&self, filter: &NoticeFilter) -> Result<u64> {
-        let mut q = QueryBuilder::new(format!("SELECT count(*){SUMMARY_FROM}"));
+        // Every filter is on `notices` itself: joining brands and marks for each of 100k rows
+        // made this the slowest query of the queue page.
+        let mut q = QueryBuilder::new("SELECT count(*) FROM notices n");
         push_filter(&mut q, filter);
         let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
         Ok(n as u64)

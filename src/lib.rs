@@ -21,5 +21,7 @@ pub mod model;
 pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.
 pub mod registry;
+/// Cron schedules and watches: when the daemon crawls, and how restarts keep to it.
+pub mod schedule;
 /// SQLite storage; all SQL lives here.
 pub mod store;

@@ -3,6 +3,7 @@
 
 mod brands;
 mod crawl;
+mod daemon;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,6 +15,10 @@ use sqlx::sqlite::{
 
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
+pub use daemon::{
+    BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
+    RunClaim, ScheduleRow, ScheduleRunRow,
+};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

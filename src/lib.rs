@@ -7,6 +7,8 @@
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
 pub mod crawl;
+/// The daemon (`markwatch serve`): scheduler, runs, health, metrics, control API, shutdown.
+pub mod daemon;
 /// Decoding and listing extraction from fetched pages.
 pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
@@ -15,6 +17,8 @@ pub mod fetch;
 pub mod fixture_server;
 /// Matching listings against the registry: an explained verdict per listing.
 pub mod matcher;
+/// Prometheus metrics, read from the database at scrape time.
+pub mod metrics;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.

@@ -1,10 +1,13 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
+mod backup;
 mod brands;
 mod config;
 mod crawl;
+mod demo;
 mod fixtures;
 mod matching;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +64,12 @@ enum Command {
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
+    /// Run the daemon: scheduled crawls, matching, notices, alerts, health, metrics, review UI
+    Serve(serve::ServeArgs),
+    /// Run the whole pipeline once on the bundled brands and fixture platforms, in a fresh directory
+    Demo(demo::DemoArgs),
+    /// Copy the live database to FILE (consistent while the daemon runs)
+    Backup(backup::BackupArgs),
 }
 
 /// What every command gets: the effective configuration.
@@ -83,7 +92,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(format) = cli.log_format {
         config.log.format = format;
     }
-    init_logging(config.log.format).context("cannot set up logging")?;
+    // The demo prints its own steps; its logs show only problems unless RUST_LOG asks.
+    let quiet = matches!(cli.command, Command::Demo(_));
+    init_logging(config.log.format, quiet).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
@@ -93,13 +104,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
+        Command::Serve(args) => serve::run(args, &ctx).await,
+        Command::Demo(args) => demo::run(args, &ctx).await,
+        Command::Backup(args) => backup::run(args, &ctx).await,
     }
 }
 
-fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+fn init_logging(format: LogFormat, quiet: bool) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("markwatch=info"));
+    let default = if quiet {
+        "markwatch=warn"
+    } else {
+        "markwatch=info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

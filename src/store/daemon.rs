@@ -30,7 +30,7 @@ pub struct ScheduleRow {
 }
 
 /// One run a schedule started, skipped, or was asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct ScheduleRunRow {
     pub id: i64,
     pub watch: String,

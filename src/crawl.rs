@@ -1,5 +1,7 @@
 //! One crawl of the watched keywords: for each enabled platform, each keyword, page by page,
-//! fetch → extract → store (with evidence). Item pages are fetched for listings seen first.
+//! fetch → extract → match → store (listings, evidence and verdicts in one transaction).
+//! Item pages are fetched for listings seen first, and their verdicts refreshed with what the
+//! item page adds (the shop, the category).
 //!
 //! A failed page is an outcome, not a crash: it is counted in the run and the crawl goes on.
 
@@ -12,7 +14,8 @@ use tokio::task::JoinSet;
 
 use crate::extract;
 use crate::fetch::{FetchError, FetchPolicy, Fetcher, Page};
-use crate::model::Brand;
+use crate::matcher::{Item, Matcher, Verdict};
+use crate::model::{Brand, Listing};
 use crate::platform::PlatformDef;
 use crate::store::{RunCounts, RunStatus, Store, StoreError};
 
@@ -106,19 +109,24 @@ pub fn watch_keywords(brands: &[Brand], extra: &[String]) -> Vec<String> {
 }
 
 /// Crawls every target for every keyword, one crawl run per platform, platforms in parallel.
+/// Every listing seen is judged by `matcher` and its verdict stored with it.
 pub async fn crawl(
     store: &Store,
+    matcher: &Arc<Matcher>,
     targets: Vec<Target>,
     keywords: &[String],
     fetch_details: bool,
 ) -> Result<Vec<RunSummary>, CrawlError> {
     let mut platforms = JoinSet::new();
     for target in targets {
-        let store = store.clone();
+        let run = Run {
+            store: store.clone(),
+            matcher: matcher.clone(),
+            target: Arc::new(target),
+            fetch_details,
+        };
         let keywords = keywords.to_vec();
-        platforms.spawn(async move {
-            crawl_platform(store, Arc::new(target), keywords, fetch_details).await
-        });
+        platforms.spawn(async move { crawl_platform(run, keywords).await });
     }
     let mut summaries = Vec::new();
     while let Some(joined) = platforms.join_next().await {
@@ -128,22 +136,31 @@ pub async fn crawl(
     Ok(summaries)
 }
 
-async fn crawl_platform(
+/// What every page of one platform's run needs.
+#[derive(Clone)]
+struct Run {
     store: Store,
+    matcher: Arc<Matcher>,
     target: Arc<Target>,
-    keywords: Vec<String>,
     fetch_details: bool,
-) -> Result<RunSummary, CrawlError> {
-    let platform = target.def.platform.clone();
+}
+
+impl Run {
+    fn judge(&self, listing: &Listing) -> Verdict {
+        self.matcher.check(&Item::from(listing))
+    }
+}
+
+async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, CrawlError> {
+    let store = run.store.clone();
+    let platform = run.target.def.platform.clone();
     let run_id = store.start_crawl_run(&platform, None).await?;
     tracing::info!(%platform, run_id, keywords = keywords.len(), "crawl started");
     // Keywords run concurrently; the fetcher's own limits keep the pace polite.
     let mut tasks = JoinSet::new();
     for keyword in keywords {
-        let (store, target) = (store.clone(), target.clone());
-        tasks.spawn(async move {
-            crawl_keyword(&store, &target, run_id, &keyword, fetch_details).await
-        });
+        let run = run.clone();
+        tasks.spawn(async move { crawl_keyword(&run, run_id, &keyword).await });
     }
     let mut counts = RunCounts::default();
     let mut error = None;
@@ -172,12 +189,11 @@ async fn crawl_platform(
 
 /// One keyword's result pages, in order, until the last page. Returns its counts and first error.
 async fn crawl_keyword(
-    store: &Store,
-    target: &Target,
+    run: &Run,
     run_id: i64,
     keyword: &str,
-    fetch_details: bool,
 ) -> Result<(RunCounts, Option<String>), CrawlError> {
+    let (store, target) = (&run.store, &*run.target);
     let def = &target.def;
     let max_pages = def.pagination.as_ref().map_or(1, |p| p.max_pages.max(1));
     let mut counts = RunCounts::default();
@@ -214,22 +230,17 @@ async fn crawl_keyword(
             tracing::warn!(%url, kept = result.listings.len(), "page still truncated; keeping its complete listings");
         }
         let listings: Vec<_> = result.listings.iter().map(|l| l.to_listing(def)).collect();
-        let record = store.record_page(run_id, &page, &listings).await?;
+        let record = store
+            .record_page(run_id, &page, &listings, &|l| run.judge(l))
+            .await?;
         counts.pages_ok += 1;
         counts.listings_new += record.new.len() as u64;
         counts.listings_changed += record.changed.len() as u64;
-        if fetch_details && def.detail.is_some() {
+        counts.listings_flagged += record.flagged() as u64;
+        if run.fetch_details && def.detail.is_some() {
             for &(index, listing_id) in &record.new {
-                fetch_detail(
-                    store,
-                    target,
-                    run_id,
-                    listing_id,
-                    &listings[index].item_id,
-                    &mut counts,
-                    &mut error,
-                )
-                .await?;
+                let listing = &listings[index];
+                fetch_detail(run, run_id, listing_id, listing, &mut counts, &mut error).await?;
             }
         }
         if !result.has_next {
@@ -240,31 +251,39 @@ async fn crawl_keyword(
 }
 
 async fn fetch_detail(
-    store: &Store,
-    target: &Target,
+    run: &Run,
     run_id: i64,
     listing_id: i64,
-    item_id: &str,
+    listing: &Listing,
     counts: &mut RunCounts,
     error: &mut Option<String>,
 ) -> Result<(), CrawlError> {
-    let url = target.fetch_url(&target.def.item_url(item_id));
+    let (store, target) = (&run.store, &*run.target);
+    let url = target.fetch_url(&target.def.item_url(&listing.item_id));
     let Some((page, text)) = fetch_page(store, target, run_id, &url, counts, error).await? else {
         return Ok(());
     };
     match extract::extract_detail(&target.def, &text, &page.final_url) {
         Ok(fields) => {
             let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
-            store
+            let known = Listing {
+                seller: fields.seller.clone().or_else(|| listing.seller.clone()),
+                category: category.clone().or_else(|| listing.category.clone()),
+                ..listing.clone()
+            };
+            let verdict = run.judge(&known);
+            let (_, changes) = store
                 .record_detail(
                     run_id,
                     &page,
                     listing_id,
-                    fields.seller.as_deref(),
-                    category.as_deref(),
+                    known.seller.as_deref(),
+                    known.category.as_deref(),
+                    &verdict,
                 )
                 .await?;
             counts.pages_ok += 1;
+            counts.listings_flagged += changes.iter().filter(|m| m.newly_flagged()).count() as u64;
         }
         Err(e) => {
             store.record_evidence(run_id, &page).await?;

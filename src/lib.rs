@@ -25,6 +25,8 @@ pub mod model;
 pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.
 pub mod registry;
+/// Re-scoring stored listings after the registry or the matcher changes.
+pub mod rematch;
 /// Cron schedules and watches: when the daemon crawls, and how restarts keep to it.
 pub mod schedule;
 /// SQLite storage; all SQL lives here.

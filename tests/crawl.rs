@@ -6,11 +6,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use markwatch::crawl::{self, Target};
 use markwatch::fixture_server::{Fault, FixtureOptions, FixtureServer};
+use markwatch::matcher::{Item, Matcher};
+use markwatch::model::Listing;
 use markwatch::platform;
+use markwatch::registry;
 use markwatch::store::Store;
 
 const PLATFORMS: [&str; 4] = ["amazon_cn", "jd", "taobao", "tmall"];
@@ -43,6 +47,15 @@ fn targets(base: &str, only: &[&str]) -> Vec<Target> {
             .unwrap()
         })
         .collect()
+}
+
+/// The matcher for the demo registry, built once: it takes a moment to load.
+fn matcher() -> &'static Arc<Matcher> {
+    static M: OnceLock<Arc<Matcher>> = OnceLock::new();
+    M.get_or_init(|| {
+        let brands = registry::load_file(&common::demo_brands()).unwrap();
+        Arc::new(Matcher::new(&brands).unwrap())
+    })
 }
 
 /// The path and query the crawler will request for a keyword's first results page.
@@ -120,6 +133,7 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
     let summaries = crawl::crawl(
         &store,
+        matcher(),
         targets(&base, &PLATFORMS),
         &all_keywords(&server),
         true,
@@ -141,9 +155,17 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
         };
         assert_eq!(url, &want);
     }
+    let verdicts = assert_every_listing_judged(&dir.path().join("m.db")).await;
+    let flagged: u64 = summaries.iter().map(|s| s.counts.listings_flagged).sum();
+    assert_eq!(
+        flagged,
+        verdicts.iter().filter(|v| v.1 != "clear").count() as u64
+    );
+    assert_labelled_counterfeits_flagged(&verdicts);
     // A second crawl of unchanged pages adds and changes nothing.
     let again = crawl::crawl(
         &store,
+        matcher(),
         targets(&base, &PLATFORMS),
         &all_keywords(&server),
         true,
@@ -158,6 +180,104 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
         );
     }
     assert_eq!(stored(&dir.path().join("m.db")).await, rows);
+    assert_eq!(
+        assert_every_listing_judged(&dir.path().join("m.db")).await,
+        verdicts,
+        "a recrawl rewrote verdicts"
+    );
+}
+
+/// (listing key, verdict, match id, updated_at) for every stored listing.
+type Judged = (String, String, i64, String);
+
+/// Each listing has exactly one verdict, and it is the matcher's verdict on the listing as
+/// stored (search page and item page together).
+async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    type R = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<f64>,
+        Option<String>,
+    );
+    let listings: Vec<(i64, R)> = sqlx::query_as::<
+        _,
+        (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<f64>,
+            Option<String>,
+        ),
+    >(
+        "SELECT id, platform, item_id, title, seller, price, category FROM listings ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, p, i, t, s, pr, c)| (id, (p, i, t, s, pr, c)))
+    .collect();
+    let matches: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+        "SELECT listing_id, id, verdict, updated_at, matcher_version FROM matches ORDER BY listing_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(matches.len(), listings.len(), "one verdict per listing");
+    let mut out = Vec::new();
+    for ((id, (platform, item_id, title, seller, price, category)), m) in
+        listings.into_iter().zip(matches)
+    {
+        assert_eq!(m.0, id);
+        assert_eq!(m.4, markwatch::matcher::MATCHER_VERSION);
+        let listing = Listing {
+            platform: platform.clone(),
+            item_id: item_id.clone(),
+            title,
+            seller,
+            price,
+            category,
+            ..Listing::default()
+        };
+        let want = matcher().check(&Item::from(&listing));
+        assert_eq!(m.2, want.verdict.as_str(), "{platform}:{item_id}");
+        out.push((format!("{platform}:{item_id}"), m.2, m.1, m.3));
+    }
+    out
+}
+
+/// The pipeline flags what a reviewer labelled infringing, as the offline evaluation does.
+fn assert_labelled_counterfeits_flagged(verdicts: &[Judged]) {
+    let labels = std::fs::read_to_string(common::repo().join("fixtures/labels.jsonl")).unwrap();
+    let infringing: std::collections::HashSet<String> = labels
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["verdict"] == "infringing")
+        .filter_map(|v| Some(v["id"].as_str()?.to_owned()))
+        .collect();
+    let crawled: Vec<_> = verdicts
+        .iter()
+        .filter(|v| infringing.contains(&v.0))
+        .collect();
+    assert!(
+        crawled.len() > 100,
+        "only {} labelled counterfeits crawled",
+        crawled.len()
+    );
+    let flagged = crawled.iter().filter(|v| v.1 != "clear").count();
+    assert!(
+        flagged * 100 >= crawled.len() * 95,
+        "{flagged} of {} labelled counterfeits flagged",
+        crawled.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,6 +305,7 @@ async fn thirty_percent_faults_still_store_every_listing_once() {
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
     let summaries = crawl::crawl(
         &store,
+        matcher(),
         targets(&base, &PLATFORMS),
         &all_keywords(&server),
         false,
@@ -222,9 +343,15 @@ async fn retry_after_is_honoured() {
     );
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    let summaries = crawl::crawl(&store, targets(&base, &["jd"]), &[keyword], false)
-        .await
-        .unwrap();
+    let summaries = crawl::crawl(
+        &store,
+        matcher(),
+        targets(&base, &["jd"]),
+        &[keyword],
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(summaries[0].counts.pages_retried, 1, "{summaries:?}");
     let hits: Vec<_> = server
         .log()
@@ -251,6 +378,7 @@ async fn blocked_pages_are_detected_and_never_parsed() {
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
     let s = &crawl::crawl(
         &store,
+        matcher(),
         targets(&base, &["taobao"]),
         std::slice::from_ref(&keyword),
         false,
@@ -329,4 +457,66 @@ fn crawl_once_from_the_cli() {
         "{}",
         run.stderr()
     );
+}
+
+/// Crawled before the registry was imported, every listing is clear; `rematch` then judges
+/// them against the registry, and a second rematch has nothing left to change.
+#[test]
+fn rematch_rescores_after_the_registry_changes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, base) = rt.block_on(start(FixtureOptions::from_source_tree()));
+    let s = common::Scratch::new();
+    let config = format!(
+        "[crawl]\ndefinitions = \"{}\"\n[platforms.jd]\nbase_url = \"{base}/jd\"\n",
+        common::repo().join("crawlers").display()
+    );
+    let cfg = s.write("markwatch.toml", &config);
+    let cfg = cfg.to_str().unwrap();
+    s.run(&[
+        "--config",
+        cfg,
+        "crawl",
+        "--once",
+        "--platform",
+        "jd",
+        "--keyword",
+        "乐高",
+        "--no-details",
+    ])
+    .ok();
+    let verdicts = |db: &Path| -> BTreeMap<String, usize> {
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
+                .await
+                .unwrap();
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT verdict, count(*) FROM matches GROUP BY verdict")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|(v, n)| (v, n as usize)).collect()
+        })
+    };
+    let before = verdicts(&s.db());
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["clear"], "{before:?}");
+
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let out = s.run(&["rematch"]).ok();
+    let after = verdicts(&s.db());
+    assert!(
+        after.get("infringing").copied().unwrap_or(0) > 0,
+        "{after:?}"
+    );
+    assert_eq!(
+        after.values().sum::<usize>(),
+        before["clear"],
+        "one verdict per listing"
+    );
+    assert!(out.contains("clear -> infringing"), "{out}");
+
+    let again = s.run(&["rematch"]).ok();
+    assert!(again.contains("0 changed"), "{again}");
+    assert_eq!(verdicts(&s.db()), after);
 }

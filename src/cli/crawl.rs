@@ -3,13 +3,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use markwatch::crawl::{self, Target};
+use markwatch::matcher::{Matcher, Outcome};
 use markwatch::platform::{self, PlatformDef};
+use markwatch::rematch;
 
 use super::Context;
 
@@ -99,8 +102,8 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
         )?);
     }
     let store = ctx.open_store().await?;
+    let brands = store.brands().await?;
     let keywords = if args.keywords.is_empty() {
-        let brands = store.brands().await?;
         if brands.is_empty() && config.crawl.extra_keywords.is_empty() {
             bail!(
                 "nothing to search for: import a registry (`markwatch brands import FILE`) or pass --keyword"
@@ -110,7 +113,8 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     } else {
         args.keywords
     };
-    let summaries = crawl::crawl(&store, targets, &keywords, !args.no_details).await?;
+    let matcher = Arc::new(Matcher::new(&brands)?);
+    let summaries = crawl::crawl(&store, &matcher, targets, &keywords, !args.no_details).await?;
     store.close().await;
 
     let mut table = Table::new();
@@ -124,6 +128,7 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
         "Blocked",
         "New listings",
         "Changed",
+        "Flagged",
     ]);
     for s in &summaries {
         let c = &s.counts;
@@ -137,6 +142,7 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
             c.pages_blocked.to_string(),
             c.listings_new.to_string(),
             c.listings_changed.to_string(),
+            c.listings_flagged.to_string(),
         ]);
     }
     println!("{table}");
@@ -174,5 +180,28 @@ pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode>
         out.write_all(b"\n")?;
     }
     tracing::info!(file = %args.file.display(), listings = listings.len(), "extracted");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `markwatch rematch`: judge every stored listing again with the current registry.
+pub async fn run_rematch(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store().await?;
+    let brands = store.brands().await?;
+    let matcher = Arc::new(Matcher::new(&brands)?);
+    let summary = rematch::rematch(&store, &matcher).await?;
+    let counts = store.match_counts().await?;
+    store.close().await;
+    println!(
+        "re-scored {} listings: {} unchanged, {} changed",
+        summary.listings,
+        summary.unchanged,
+        summary.listings - summary.unchanged
+    );
+    let name = |o: Option<Outcome>| o.map_or("unjudged", Outcome::as_str);
+    for (from, to, n) in &summary.transitions {
+        println!("  {:>10} -> {:<10} {n}", name(*from), to.as_str());
+    }
+    let totals: Vec<_> = counts.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    println!("matches now: {}", totals.join(", "));
     Ok(ExitCode::SUCCESS)
 }

@@ -70,6 +70,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Copy the live database to FILE (consistent while the daemon runs)
     Backup(backup::BackupArgs),
+    /// Judge every stored listing again, after the registry or the matcher changed
+    Rematch,
 }
 
 /// What every command gets: the effective configuration.
@@ -107,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args, &ctx).await,
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Backup(args) => backup::run(args, &ctx).await,
+        Command::Rematch => crawl::run_rematch(&ctx).await,
     }
 }
 

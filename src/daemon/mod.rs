@@ -79,6 +79,8 @@ pub enum DaemonError {
     NothingToSearch(String),
     #[error("watch `{0}`: its cron expression has no future time")]
     NeverFires(String),
+    #[error("cannot build the matcher: {0}")]
+    Matcher(String),
 }
 
 /// How to run the daemon.

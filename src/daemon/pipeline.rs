@@ -12,6 +12,8 @@ use tokio::sync::Mutex;
 use super::DaemonError;
 use crate::config::Config;
 use crate::crawl::{self, RunSummary, Target};
+use crate::matcher::Matcher;
+use crate::model::Brand;
 use crate::platform::PlatformDef;
 use crate::schedule::Watch;
 use crate::store::{RunStatus, Store};
@@ -96,11 +98,11 @@ impl Pipeline {
 
     /// The watch's search words: its own, or its brands' (or the registry's) marks and aliases,
     /// plus `crawl.extra_keywords`. Read at each run, so registry changes apply at once.
-    async fn keywords(&self, watch: &Watch) -> Result<Vec<String>, DaemonError> {
+    fn keywords(&self, watch: &Watch, brands: &[Brand]) -> Result<Vec<String>, DaemonError> {
         if !watch.keywords.is_empty() {
             return Ok(watch.keywords.clone());
         }
-        let mut brands = self.store.brands().await?;
+        let mut brands = brands.to_vec();
         if !watch.brands.is_empty() {
             for wanted in &watch.brands {
                 if !brands.iter().any(|b| &b.name == wanted) {
@@ -122,7 +124,15 @@ impl Pipeline {
     /// Runs a watch once: its platforms crawled in parallel, each one only while no other
     /// watch crawls it.
     pub async fn run(&self, watch: &Watch) -> Result<RunReport, DaemonError> {
-        let keywords = self.keywords(watch).await?;
+        // Listings are judged against the whole registry, whichever brands the watch searches.
+        let brands = self.store.brands().await?;
+        let keywords = self.keywords(watch, &brands)?;
+        // Building the matcher loads dictionaries: keep it off the async workers.
+        let matcher = tokio::task::spawn_blocking(move || Matcher::new(&brands))
+            .await
+            .map_err(|e| DaemonError::Matcher(e.to_string()))?
+            .map_err(|e| DaemonError::Matcher(e.to_string()))?;
+        let matcher = Arc::new(matcher);
         let mut targets = Vec::new();
         for platform in &watch.platforms {
             targets.push(self.target(platform)?);
@@ -135,7 +145,7 @@ impl Pipeline {
             }
         }
         tracing::info!(watch = %watch.name, platforms = ?watch.platforms, keywords = keywords.len(), "run started");
-        let summaries = crawl::crawl(&self.store, targets, &keywords, true).await?;
+        let summaries = crawl::crawl(&self.store, &matcher, targets, &keywords, true).await?;
         drop(guards);
         let status = overall_status(&summaries);
         let error = summaries

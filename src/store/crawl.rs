@@ -4,8 +4,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Sqlite, Transaction};
 
+use super::matches::{MatchChange, store_verdicts};
 use super::{Result, Store, now};
 use crate::fetch::Page;
+use crate::matcher::Verdict;
 use crate::model::Listing;
 
 /// The chain's first link points at this.
@@ -20,6 +22,8 @@ pub struct RunCounts {
     pub pages_blocked: u64,
     pub listings_new: u64,
     pub listings_changed: u64,
+    /// Listings that became infringing or suspect in this run.
+    pub listings_flagged: u64,
 }
 
 impl std::ops::AddAssign for RunCounts {
@@ -30,6 +34,7 @@ impl std::ops::AddAssign for RunCounts {
         self.pages_blocked += o.pages_blocked;
         self.listings_new += o.listings_new;
         self.listings_changed += o.listings_changed;
+        self.listings_flagged += o.listings_flagged;
     }
 }
 
@@ -63,6 +68,15 @@ pub struct PageRecord {
     pub new: Vec<(usize, i64)>,
     /// Listings whose title, price or seller changed: (index in the input slice, listing id).
     pub changed: Vec<(usize, i64)>,
+    /// Verdicts that are new or differ from the stored ones.
+    pub matches: Vec<MatchChange>,
+}
+
+impl PageRecord {
+    /// Listings on the page that have just been flagged for review.
+    pub fn flagged(&self) -> usize {
+        self.matches.iter().filter(|m| m.newly_flagged()).count()
+    }
 }
 
 impl Store {
@@ -86,7 +100,8 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE crawl_runs SET finished_at = ?, status = ?, pages_ok = ?, pages_retried = ?, pages_failed = ?,
-             pages_blocked = ?, listings_new = ?, listings_changed = ?, error = ? WHERE id = ?",
+             pages_blocked = ?, listings_new = ?, listings_changed = ?, listings_flagged = ?, error = ?
+             WHERE id = ?",
         )
         .bind(now())
         .bind(status.as_str())
@@ -96,6 +111,7 @@ impl Store {
         .bind(counts.pages_blocked as i64)
         .bind(counts.listings_new as i64)
         .bind(counts.listings_changed as i64)
+        .bind(counts.listings_flagged as i64)
         .bind(error)
         .bind(run_id)
         .execute(&self.pool)
@@ -103,13 +119,18 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a fetched page as evidence and upserts the listings extracted from it, atomically:
-    /// a listing never exists without the evidence it came from.
+    /// Stores a fetched page as evidence, upserts the listings extracted from it and their
+    /// verdicts, atomically: a listing never exists without the evidence it came from, nor
+    /// without its verdict.
+    ///
+    /// `judge` gives the verdict on a new or changed listing as it will be stored: a search page
+    /// that omits the shop doesn't make the verdict forget what the item page showed.
     pub async fn record_page(
         &self,
         run_id: i64,
         page: &Page,
         listings: &[Listing],
+        judge: &(dyn Fn(&Listing) -> Verdict + Sync),
     ) -> Result<PageRecord> {
         // Compress and hash outside the write lock.
         let sealed = SealedPage::new(page);
@@ -122,18 +143,29 @@ impl Store {
         let seen_at = page
             .fetched_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut verdicts = Vec::with_capacity(listings.len());
         for (index, listing) in listings.iter().enumerate() {
+            // Unchanged listings keep their verdict; `rematch` re-scores after registry edits.
             match upsert_listing(&mut tx, listing, evidence_id, &seen_at).await? {
-                Upsert::New(id) => record.new.push((index, id)),
-                Upsert::Changed(id) => record.changed.push((index, id)),
+                Upsert::New(id) => {
+                    record.new.push((index, id));
+                    verdicts.push((id, judge(listing)));
+                }
+                Upsert::Changed(id, stored) => {
+                    record.changed.push((index, id));
+                    verdicts.push((id, judge(&stored)));
+                }
                 Upsert::Same => {}
             }
         }
+        let refs: Vec<_> = verdicts.iter().map(|(id, v)| (*id, v)).collect();
+        record.matches = store_verdicts(&mut tx, &refs).await?;
         tx.commit().await?;
         Ok(record)
     }
 
-    /// Stores an item page as evidence and fills in what only the item page shows.
+    /// Stores an item page as evidence, fills in what only the item page shows, and stores the
+    /// verdict given with that knowledge.
     pub async fn record_detail(
         &self,
         run_id: i64,
@@ -141,7 +173,8 @@ impl Store {
         listing_id: i64,
         seller: Option<&str>,
         category: Option<&str>,
-    ) -> Result<i64> {
+        verdict: &Verdict,
+    ) -> Result<(i64, Vec<MatchChange>)> {
         let sealed = SealedPage::new(page);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
@@ -155,13 +188,18 @@ impl Store {
         .bind(listing_id)
         .execute(&mut *tx)
         .await?;
+        let changes = store_verdicts(&mut tx, &[(listing_id, verdict)]).await?;
         tx.commit().await?;
-        Ok(evidence_id)
+        Ok((evidence_id, changes))
     }
 
     /// Stores a page that yielded no listings (blocked, failed status) so the record is complete.
     pub async fn record_evidence(&self, run_id: i64, page: &Page) -> Result<i64> {
-        Ok(self.record_page(run_id, page, &[]).await?.evidence_id)
+        let sealed = SealedPage::new(page);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
+        tx.commit().await?;
+        Ok(evidence_id)
     }
 }
 
@@ -249,7 +287,8 @@ async fn insert_evidence(
 
 enum Upsert {
     New(i64),
-    Changed(i64),
+    /// The listing as now stored: the new fields over what earlier pages showed.
+    Changed(i64, Box<Listing>),
     Same,
 }
 
@@ -259,14 +298,16 @@ async fn upsert_listing(
     evidence_id: i64,
     seen_at: &str,
 ) -> Result<Upsert> {
-    let existing: Option<(i64, String, Option<f64>, Option<String>)> = sqlx::query_as(
-        "SELECT id, title, price, seller FROM listings WHERE platform = ? AND item_id = ?",
+    /// id, title, price, seller, category
+    type Stored = (i64, String, Option<f64>, Option<String>, Option<String>);
+    let existing: Option<Stored> = sqlx::query_as(
+        "SELECT id, title, price, seller, category FROM listings WHERE platform = ? AND item_id = ?",
     )
     .bind(&l.platform)
     .bind(&l.item_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((id, title, price, seller)) = existing else {
+    let Some((id, title, price, seller, category)) = existing else {
         let id = sqlx::query_scalar(
             "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
              evidence_id, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -337,7 +378,14 @@ async fn upsert_listing(
     .execute(&mut **tx)
     .await?;
     Ok(if changed {
-        Upsert::Changed(id)
+        Upsert::Changed(
+            id,
+            Box::new(Listing {
+                seller: l.seller.clone().or(seller),
+                category,
+                ..l.clone()
+            }),
+        )
     } else {
         Upsert::Same
     })
@@ -377,18 +425,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         let run = store.start_crawl_run("jd", None).await.unwrap();
+        let matcher = crate::matcher::Matcher::new(&[]).unwrap();
+        let judge = |l: &Listing| matcher.check(&crate::matcher::Item::from(l));
         let first = store
-            .record_page(run, &page("a"), &[listing("耐克 跑鞋", 499.0)])
+            .record_page(run, &page("a"), &[listing("耐克 跑鞋", 499.0)], &judge)
             .await
             .unwrap();
         assert_eq!((first.new.len(), first.changed.len()), (1, 0));
+        assert_eq!(first.matches.len(), 1);
         let same = store
-            .record_page(run, &page("b"), &[listing("耐克 跑鞋", 499.0)])
+            .record_page(run, &page("b"), &[listing("耐克 跑鞋", 499.0)], &judge)
             .await
             .unwrap();
         assert_eq!((same.new.len(), same.changed.len()), (0, 0));
         let changed = store
-            .record_page(run, &page("c"), &[listing("耐克 跑鞋 男", 459.0)])
+            .record_page(run, &page("c"), &[listing("耐克 跑鞋 男", 459.0)], &judge)
             .await
             .unwrap();
         assert_eq!(changed.changed, first.new);

@@ -4,6 +4,7 @@
 mod brands;
 mod crawl;
 mod daemon;
+mod matches;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,6 +20,7 @@ pub use daemon::{
     BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
     RunClaim, ScheduleRow, ScheduleRunRow,
 };
+pub use matches::{MatchChange, RematchSummary};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

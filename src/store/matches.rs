@@ -1,0 +1,272 @@
+//! Match verdicts: one row per listing, rewritten only when the verdict changes.
+//!
+//! Every write goes through [`store_verdicts`], inside the transaction that stored the listing,
+//! so a listing is never visible without its verdict, and whatever a new verdict triggers is
+//! written atomically with it.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::{Sqlite, Transaction};
+
+use super::{Result, Store, StoreError, now};
+use crate::matcher::{MATCHER_VERSION, Outcome, Verdict};
+use crate::model::Listing;
+
+/// A verdict that was stored because it is new or differs from the one before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchChange {
+    pub match_id: i64,
+    pub listing_id: i64,
+    pub brand_id: Option<i64>,
+    /// The verdict before; `None` when the listing had none.
+    pub previous: Option<Outcome>,
+    pub verdict: Outcome,
+}
+
+impl MatchChange {
+    /// Whether the listing has just become `outcome` (it was not before).
+    pub fn became(&self, outcome: Outcome) -> bool {
+        self.verdict == outcome && self.previous != Some(outcome)
+    }
+
+    /// Whether the listing has just been flagged for review (it was clear or unjudged).
+    pub fn newly_flagged(&self) -> bool {
+        self.verdict.is_flagged() && !self.previous.is_some_and(Outcome::is_flagged)
+    }
+}
+
+/// What a rematch changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RematchSummary {
+    pub listings: u64,
+    pub unchanged: u64,
+    /// (from, to) → count; `from` is `None` for listings never matched before.
+    pub transitions: Vec<(Option<Outcome>, Outcome, u64)>,
+}
+
+impl Store {
+    /// Stored listings in id order after `after_id`, for re-scoring in batches.
+    pub async fn listings_after(&self, after_id: i64, limit: u32) -> Result<Vec<(i64, Listing)>> {
+        let rows: Vec<ListingRow> = sqlx::query_as(
+            "SELECT id, platform, item_id, url, title, seller, price, currency, category, is_ad
+             FROM listings WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(ListingRow::into_pair).collect())
+    }
+
+    /// Stores fresh verdicts for stored listings (a rematch batch), in one transaction.
+    pub async fn store_rematch(&self, verdicts: &[(i64, Verdict)]) -> Result<Vec<MatchChange>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let refs: Vec<_> = verdicts.iter().map(|(id, v)| (*id, v)).collect();
+        let changes = store_verdicts(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    /// Matches by verdict, for summaries.
+    pub async fn match_counts(&self) -> Result<Vec<(Outcome, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT verdict, count(*) FROM matches GROUP BY verdict ORDER BY verdict",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(v, n)| Ok((parse_outcome(&v)?, n as u64)))
+            .collect()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ListingRow {
+    id: i64,
+    platform: String,
+    item_id: String,
+    url: String,
+    title: String,
+    seller: Option<String>,
+    price: Option<f64>,
+    currency: String,
+    category: Option<String>,
+    is_ad: bool,
+}
+
+impl ListingRow {
+    fn into_pair(self) -> (i64, Listing) {
+        let listing = Listing {
+            platform: self.platform,
+            item_id: self.item_id,
+            url: self.url,
+            title: self.title,
+            seller: self.seller,
+            price: self.price,
+            currency: self.currency,
+            category: self.category,
+            is_ad: self.is_ad,
+        };
+        (self.id, listing)
+    }
+}
+
+fn parse_outcome(s: &str) -> Result<Outcome> {
+    match s {
+        "infringing" => Ok(Outcome::Infringing),
+        "suspect" => Ok(Outcome::Suspect),
+        "clear" => Ok(Outcome::Clear),
+        other => Err(StoreError::Corrupt {
+            table: "matches",
+            column: "verdict",
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// The stored form of a verdict; two verdicts with equal rows are the same verdict.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct MatchRow {
+    brand_id: Option<i64>,
+    mark_id: Option<i64>,
+    verdict: String,
+    score: f64,
+    reasons: String,
+    matcher_version: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredMatch {
+    id: i64,
+    #[sqlx(flatten)]
+    row: MatchRow,
+}
+
+/// Upserts the verdict of each listing and returns those that changed. Runs inside the caller's
+/// transaction: this is the one place verdicts are written.
+pub(crate) async fn store_verdicts(
+    tx: &mut Transaction<'_, Sqlite>,
+    verdicts: &[(i64, &Verdict)],
+) -> Result<Vec<MatchChange>> {
+    let at = now();
+    let mut ids = RegistryIds::default();
+    let mut changes = Vec::new();
+    for &(listing_id, verdict) in verdicts {
+        let (brand_id, mark_id) = ids.resolve(tx, verdict).await?;
+        let row = MatchRow {
+            brand_id,
+            mark_id,
+            verdict: verdict.verdict.as_str().to_owned(),
+            // Rounded as displayed, so float noise never counts as a change.
+            score: (verdict.score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0,
+            reasons: serde_json::to_string(&verdict.reasons).unwrap_or_else(|_| "[]".to_owned()),
+            matcher_version: MATCHER_VERSION.to_owned(),
+        };
+        let old: Option<StoredMatch> = sqlx::query_as(
+            "SELECT id, brand_id, mark_id, verdict, score, reasons, matcher_version
+             FROM matches WHERE listing_id = ?",
+        )
+        .bind(listing_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (match_id, previous) = match old {
+            Some(StoredMatch { id, row: was }) => {
+                if was == row {
+                    continue;
+                }
+                sqlx::query(
+                    "UPDATE matches SET brand_id = ?, mark_id = ?, verdict = ?, score = ?, reasons = ?,
+                     matcher_version = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(row.brand_id)
+                .bind(row.mark_id)
+                .bind(&row.verdict)
+                .bind(row.score)
+                .bind(&row.reasons)
+                .bind(&row.matcher_version)
+                .bind(&at)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                (id, Some(parse_outcome(&was.verdict)?))
+            }
+            None => {
+                let id = sqlx::query_scalar(
+                    "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons,
+                     matcher_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     RETURNING id",
+                )
+                .bind(listing_id)
+                .bind(row.brand_id)
+                .bind(row.mark_id)
+                .bind(&row.verdict)
+                .bind(row.score)
+                .bind(&row.reasons)
+                .bind(&row.matcher_version)
+                .bind(&at)
+                .bind(&at)
+                .fetch_one(&mut **tx)
+                .await?;
+                (id, None)
+            }
+        };
+        changes.push(MatchChange {
+            match_id,
+            listing_id,
+            brand_id,
+            previous,
+            verdict: verdict.verdict,
+        });
+    }
+    Ok(changes)
+}
+
+/// Brand and mark ids by name, looked up once per batch.
+#[derive(Default)]
+struct RegistryIds {
+    brands: HashMap<String, Option<i64>>,
+    marks: HashMap<(i64, String), Option<i64>>,
+}
+
+impl RegistryIds {
+    async fn resolve(
+        &mut self,
+        tx: &mut Transaction<'_, Sqlite>,
+        verdict: &Verdict,
+    ) -> Result<(Option<i64>, Option<i64>)> {
+        let Some(brand) = &verdict.brand else {
+            return Ok((None, None));
+        };
+        let brand_id = match self.brands.get(brand) {
+            Some(id) => *id,
+            None => {
+                let id = sqlx::query_scalar("SELECT id FROM brands WHERE name = ?")
+                    .bind(brand)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                self.brands.insert(brand.clone(), id);
+                id
+            }
+        };
+        let (Some(brand_id), Some(mark)) = (brand_id, &verdict.mark) else {
+            return Ok((brand_id, None));
+        };
+        let key = (brand_id, mark.clone());
+        if let Some(id) = self.marks.get(&key) {
+            return Ok((Some(brand_id), *id));
+        }
+        // The same text may be registered in several places; the CN registration is the one
+        // every platform we watch accepts, so it is preferred.
+        let id = sqlx::query_scalar(
+            "SELECT id FROM marks WHERE brand_id = ? AND text = ?
+             ORDER BY jurisdiction = 'CN' DESC, expires IS NULL DESC, expires DESC, id LIMIT 1",
+        )
+        .bind(brand_id)
+        .bind(mark)
+        .fetch_optional(&mut **tx)
+        .await?;
+        self.marks.insert(key, id);
+        Ok((Some(brand_id), id))
+    }
+}

@@ -43,6 +43,7 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// The long-running process (`markwatch serve`).
     pub daemon: DaemonConfig,
+    pub notices: NoticesConfig,
 }
 
 impl Default for Config {
@@ -56,6 +57,7 @@ impl Default for Config {
             web: WebConfig::default(),
             schedule: ScheduleConfig::default(),
             daemon: DaemonConfig::default(),
+            notices: NoticesConfig::default(),
         }
     }
 }
@@ -209,6 +211,50 @@ impl Default for WebConfig {
             addr: "127.0.0.1:8080".to_owned(),
             base_url: "http://127.0.0.1:8080".to_owned(),
         }
+    }
+}
+
+/// Takedown notices: who files them, under which accounts, from which templates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoticesConfig {
+    /// Folder of notice templates (`<platform>.<lang>.txt` or `<template>.<lang>.txt`) that
+    /// override the bundled ones; edited templates take effect at the next run.
+    pub templates: Option<PathBuf>,
+    /// The agent filing on the rights holders' behalf (law firm, brand-protection team); empty:
+    /// the rights holder files itself.
+    pub agent: String,
+    /// The agent's contact (address, email, phone) printed in notices.
+    pub agent_contact: String,
+    /// Who signs the good-faith declaration.
+    pub signatory: String,
+    /// The platform account complaints are filed under, per platform; good-faith rates are
+    /// tracked per account. Unlisted platforms use "default".
+    pub accounts: BTreeMap<String, String>,
+    /// How many days ahead `cases deadlines` looks.
+    pub deadline_days: u32,
+}
+
+impl Default for NoticesConfig {
+    fn default() -> Self {
+        NoticesConfig {
+            templates: None,
+            agent: String::new(),
+            agent_contact: String::new(),
+            signatory: String::new(),
+            accounts: BTreeMap::new(),
+            deadline_days: 7,
+        }
+    }
+}
+
+impl NoticesConfig {
+    /// The account complaints on `platform` are filed under.
+    pub fn account_for(&self, platform: &str) -> &str {
+        self.accounts
+            .get(platform)
+            .map(String::as_str)
+            .unwrap_or("default")
     }
 }
 

@@ -3,12 +3,16 @@
 //!
 //! Data moves one way: schedule → fetch → extract → store → match → notice → alert → review.
 
+/// The case lifecycle of a takedown notice: states, transitions, deadlines.
+pub mod case;
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
 pub mod crawl;
 /// The daemon (`markwatch serve`): scheduler, runs, health, metrics, control API, shutdown.
 pub mod daemon;
+/// Evidence packs (zip + manifest.json) for notices, and their verification.
+pub mod evidence;
 /// Decoding and listing extraction from fetched pages.
 pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
@@ -21,6 +25,8 @@ pub mod matcher;
 pub mod metrics;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
+/// Takedown notices: drafting by platform rules, templates, form exports.
+pub mod notice;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
 pub mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.

@@ -341,6 +341,89 @@ pub struct ComplaintChannel {
     pub max_listings: u32,
     /// Whether the right must be registered in mainland China.
     pub requires_cn_registration: bool,
+    /// Notice template family: `templates/notices/<template>.<lang>.txt` [default: the
+    /// platform key]. A `<platform>.<lang>.txt` template overrides it.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// How many rights one complaint may rest on.
+    #[serde(default)]
+    pub rights_per_complaint: RightsPerComplaint,
+    /// What the form calls a listing's id ("商品ID", "SKU", "ASIN").
+    #[serde(default = "default_listing_id_label")]
+    pub listing_id_label: String,
+    /// The form's bulk-upload layout: one column per entry, one row per listing.
+    #[serde(default)]
+    pub export: Vec<ExportColumn>,
+}
+
+fn default_listing_id_label() -> String {
+    "listing id".to_string()
+}
+
+/// How many rights one complaint may rest on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RightsPerComplaint {
+    /// One registered right (one registration number) per complaint: Alibaba IPP.
+    #[default]
+    OneRight,
+    /// One type of right (trademark, copyright, patent) per report: Amazon. Several marks of
+    /// one brand may share a report.
+    OneType,
+}
+
+/// One column of a complaint form's bulk upload.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportColumn {
+    /// The column heading the platform's form expects.
+    pub header: String,
+    pub value: ExportField,
+    /// The form refuses a row without it; an export with it empty is an error.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// The values an export column can carry.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportField {
+    NoticeId,
+    Brand,
+    /// "trademark" / 商标.
+    RightType,
+    RightTypeZh,
+    RightsHolder,
+    Agent,
+    AgentContact,
+    Mark,
+    RegistrationNo,
+    Jurisdiction,
+    /// Nice classes, `;`-separated.
+    Classes,
+    Expires,
+    /// `counterfeit` or `trademark_misuse`.
+    Reason,
+    ReasonZh,
+    ReasonEn,
+    ListingUrl,
+    ListingId,
+    Title,
+    Seller,
+    Price,
+    Currency,
+    Verdict,
+    Score,
+    ExplanationZh,
+    ExplanationEn,
+    /// Files in the evidence pack for this listing, `;`-separated.
+    EvidenceFiles,
+    /// SHA-256 of each captured page, `;`-separated.
+    EvidenceSha256,
+    /// When each page was captured, `;`-separated.
+    CapturedAt,
 }
 
 // ---- fields: one rule or a list of fallbacks ----
@@ -736,6 +819,14 @@ impl PlatformDef {
                 "retry.max_backoff_ms",
                 "must not be below retry.base_backoff_ms",
             ));
+        }
+        for (i, col) in self.complaint.export.iter().enumerate() {
+            if col.header.trim().is_empty() {
+                return Err(invalid(
+                    &format!("complaint.export[{i}].header"),
+                    "must not be empty",
+                ));
+            }
         }
         if self.complaint.max_listings == 0 {
             return Err(invalid("complaint.max_listings", "must be at least 1"));

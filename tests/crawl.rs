@@ -520,3 +520,45 @@ fn rematch_rescores_after_the_registry_changes() {
     assert!(again.contains("0 changed"), "{again}");
     assert_eq!(verdicts(&s.db()), after);
 }
+
+/// The benchmark command runs end to end and reports every figure it promises.
+#[test]
+fn bench_crawl_reports_throughput_and_memory() {
+    let s = common::Scratch::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_markwatch"))
+        .current_dir(common::repo())
+        .args([
+            "bench",
+            "crawl",
+            "--scale",
+            "1",
+            "--runs",
+            "1",
+            "--platform",
+            "jd",
+        ])
+        .env("MARKWATCH_DATABASE", s.db())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "end to end",
+        "parse only",
+        "pages/s",
+        "listings/s",
+        "peak RSS",
+    ] {
+        assert!(stdout.contains(want), "no `{want}` in:\n{stdout}");
+    }
+    let e2e = stdout
+        .lines()
+        .find(|l| l.starts_with("end to end ("))
+        .unwrap();
+    let pages_per_sec: f64 = e2e.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(pages_per_sec > 0.0, "{e2e}");
+}

@@ -66,6 +66,7 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     }
     let config = &ctx.config;
     let defs = platform::load_dir(&config.crawl.definitions)?;
+    let all_defs = defs.clone();
     let enabled = |def: &PlatformDef| {
         config
             .platforms
@@ -115,6 +116,8 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     };
     let matcher = Arc::new(Matcher::new(&brands)?);
     let summaries = crawl::crawl(&store, &matcher, targets, &keywords, !args.no_details).await?;
+    // New flagged matches become draft notices, grouped by every platform's complaint rules.
+    let drafts = markwatch::notice::queue_drafts(&store, &all_defs).await?;
     store.close().await;
 
     let mut table = Table::new();
@@ -153,6 +156,7 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
             s.error.as_deref().unwrap_or_default()
         );
     }
+    println!("{}", super::queue::draft_line(&drafts));
     Ok(ExitCode::SUCCESS)
 }
 

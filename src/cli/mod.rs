@@ -1,12 +1,17 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
 mod backup;
+mod bench;
 mod brands;
+mod cases;
 mod config;
 mod crawl;
 mod demo;
+mod evidence;
 mod fixtures;
 mod matching;
+mod queue;
+mod sellers;
 mod serve;
 
 use std::path::PathBuf;
@@ -47,6 +52,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure throughput and memory (see the README's Benchmarks section)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Manage the brand registry: brands, marks, aliases, authorised sellers
     #[command(subcommand)]
     Brands(brands::BrandsCommand),
@@ -72,6 +80,18 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
+    /// The takedown queue: list, review, approve, file, resolve and export notices
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Evidence packs and the evidence hash chain
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Filed cases: Art. 43 deadlines and good-faith standing
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
+    /// Sellers: repeat infringers
+    #[command(subcommand)]
+    Sellers(sellers::SellersCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -99,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(config.log.format, quiet).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
+        Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
@@ -110,6 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Backup(args) => backup::run(args, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
+        Command::Queue(cmd) => queue::run(cmd, &ctx).await,
+        Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
+        Command::Cases(cmd) => cases::run(cmd, &ctx).await,
+        Command::Sellers(cmd) => sellers::run(cmd, &ctx).await,
     }
 }
 
@@ -137,6 +162,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         e.downcast_ref::<RegistryError>().is_some()
             || e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<PlatformError>().is_some()
+            || e.downcast_ref::<markwatch::case::TransitionError>()
+                .is_some_and(markwatch::case::TransitionError::is_refusal)
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
     });

@@ -81,6 +81,8 @@ pub enum DaemonError {
     NeverFires(String),
     #[error("cannot build the matcher: {0}")]
     Matcher(String),
+    #[error(transparent)]
+    Notice(#[from] crate::notice::NoticeError),
 }
 
 /// How to run the daemon.

@@ -1,5 +1,5 @@
 //! One watch's run, start to finish: crawl its platforms (fetch → extract → store → match),
-//! queue draft notices, and leave new alerts to the sender. The scheduler and the demo both
+//! queue draft notices; the alert events the matches wrote wait in the outbox for the sender. The scheduler and the demo both
 //! run watches through here.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::crawl::{self, RunSummary, Target};
 use crate::matcher::Matcher;
 use crate::model::Brand;
+use crate::notice::{self, DraftSummary};
 use crate::platform::PlatformDef;
 use crate::schedule::Watch;
 use crate::store::{RunStatus, Store};
@@ -34,6 +35,8 @@ pub struct RunReport {
     pub watch: String,
     pub keywords: usize,
     pub crawl: Vec<RunSummary>,
+    /// What drafting the notices did.
+    pub drafts: DraftSummary,
     /// `ok`, `partial` or `failed`, from the platforms' crawl runs.
     pub status: &'static str,
     /// The first problem, for the operator.
@@ -151,11 +154,14 @@ impl Pipeline {
         let error = summaries
             .iter()
             .find_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.platform)));
-        // wired when notices land: queue draft notices for these platforms here.
+        // Drafting covers every platform's open matches; it is idempotent.
+        let drafts = notice::queue_drafts(&self.store, &self.defs).await?;
+        tracing::info!(watch = %watch.name, created = drafts.created.len(), extended = drafts.extended.len(), listings = drafts.listings, "drafts queued");
         Ok(RunReport {
             watch: watch.name.clone(),
             keywords: keywords.len(),
             crawl: summaries,
+            drafts,
             status,
             error,
         })

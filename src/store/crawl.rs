@@ -1,11 +1,13 @@
 //! Crawl runs, evidence (hash-chained), and listings with their change history.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Sqlite, Transaction};
 
 use super::matches::{MatchChange, store_verdicts};
-use super::{Result, Store, now};
+use super::{Result, Store, StoreError, now};
 use crate::fetch::Page;
 use crate::matcher::Verdict;
 use crate::model::Listing;
@@ -132,9 +134,11 @@ impl Store {
         listings: &[Listing],
         judge: &(dyn Fn(&Listing) -> Verdict + Sync),
     ) -> Result<PageRecord> {
-        // Compress and hash outside the write lock.
+        // Compress, hash and judge outside the write lock; only a listing that turns out to
+        // have changed is judged again, on what is stored.
         let sealed = SealedPage::new(page);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let first: Vec<Verdict> = listings.iter().map(judge).collect();
+        let mut tx = self.begin_write().await?;
         let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
         let mut record = PageRecord {
             evidence_id,
@@ -144,12 +148,13 @@ impl Store {
             .fetched_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut verdicts = Vec::with_capacity(listings.len());
-        for (index, listing) in listings.iter().enumerate() {
+        let upserts = upsert_listings(&mut tx, listings, evidence_id, &seen_at).await?;
+        for (index, (upsert, verdict)) in upserts.into_iter().zip(first).enumerate() {
             // Unchanged listings keep their verdict; `rematch` re-scores after registry edits.
-            match upsert_listing(&mut tx, listing, evidence_id, &seen_at).await? {
+            match upsert {
                 Upsert::New(id) => {
                     record.new.push((index, id));
-                    verdicts.push((id, judge(listing)));
+                    verdicts.push((id, verdict));
                 }
                 Upsert::Changed(id, stored) => {
                     record.changed.push((index, id));
@@ -176,7 +181,7 @@ impl Store {
         verdict: &Verdict,
     ) -> Result<(i64, Vec<MatchChange>)> {
         let sealed = SealedPage::new(page);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
         sqlx::query(
             "UPDATE listings SET detail_evidence_id = ?, seller = coalesce(?, seller), category = coalesce(?, category)
@@ -186,7 +191,7 @@ impl Store {
         .bind(seller)
         .bind(category)
         .bind(listing_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let changes = store_verdicts(&mut tx, &[(listing_id, verdict)]).await?;
         tx.commit().await?;
@@ -196,10 +201,67 @@ impl Store {
     /// Stores a page that yielded no listings (blocked, failed status) so the record is complete.
     pub async fn record_evidence(&self, run_id: i64, page: &Page) -> Result<i64> {
         let sealed = SealedPage::new(page);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
         tx.commit().await?;
         Ok(evidence_id)
+    }
+}
+
+/// A stored page, decompressed, as the crawl received it.
+#[derive(Debug, Clone)]
+pub struct StoredPage {
+    pub evidence_id: i64,
+    pub platform: String,
+    pub url: String,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Store {
+    /// Bytes of pages stored and listings stored, for benchmarks.
+    pub async fn bench_totals(&self) -> Result<(u64, u64)> {
+        let (bytes, listings): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(body_len), 0) FROM evidence), (SELECT count(*) FROM listings)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((bytes as u64, listings as u64))
+    }
+
+    /// Stored pages in id order after `after_id`, bodies decompressed.
+    pub async fn stored_pages(&self, after_id: i64, limit: u32) -> Result<Vec<StoredPage>> {
+        let rows: Vec<(i64, String, String, i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT e.id, r.platform, e.url, e.status, e.headers, e.body FROM evidence e
+             JOIN crawl_runs r ON r.id = e.crawl_run_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, platform, url, status, headers, body)| {
+                let corrupt = |column| StoreError::Corrupt {
+                    table: "evidence",
+                    column,
+                    value: format!("record {id}"),
+                };
+                let headers: Vec<(String, String)> =
+                    serde_json::from_str(&headers).map_err(|_| corrupt("headers"))?;
+                Ok(StoredPage {
+                    evidence_id: id,
+                    platform,
+                    url,
+                    status: u16::try_from(status).map_err(|_| corrupt("status"))?,
+                    content_type: headers
+                        .into_iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                        .map(|(_, v)| v),
+                    body: zstd::decode_all(&body[..]).map_err(|_| corrupt("body"))?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -292,49 +354,150 @@ enum Upsert {
     Same,
 }
 
-async fn upsert_listing(
+/// Upserts a page's listings in a handful of statements, whatever their number: a page holds
+/// up to 60 listings and the write lock is held meanwhile. Returns one outcome per listing.
+async fn upsert_listings(
     tx: &mut Transaction<'_, Sqlite>,
-    l: &Listing,
+    listings: &[Listing],
     evidence_id: i64,
     seen_at: &str,
-) -> Result<Upsert> {
-    /// id, title, price, seller, category
-    type Stored = (i64, String, Option<f64>, Option<String>, Option<String>);
-    let existing: Option<Stored> = sqlx::query_as(
-        "SELECT id, title, price, seller, category FROM listings WHERE platform = ? AND item_id = ?",
+) -> Result<Vec<Upsert>> {
+    #[derive(Serialize)]
+    struct Key<'a> {
+        p: &'a str,
+        i: &'a str,
+    }
+    let keys: Vec<_> = listings
+        .iter()
+        .map(|l| Key {
+            p: &l.platform,
+            i: &l.item_id,
+        })
+        .collect();
+    /// id, platform, item_id, title, price, seller, category
+    type Stored = (
+        i64,
+        String,
+        String,
+        String,
+        Option<f64>,
+        Option<String>,
+        Option<String>,
+    );
+    let stored: Vec<Stored> = sqlx::query_as(
+        "SELECT l.id, l.platform, l.item_id, l.title, l.price, l.seller, l.category
+         FROM json_each(?) j JOIN listings l ON l.platform = j.value ->> 'p' AND l.item_id = j.value ->> 'i'",
     )
-    .bind(&l.platform)
-    .bind(&l.item_id)
-    .fetch_optional(&mut **tx)
+    .bind(to_json(&keys))
+    .fetch_all(&mut **tx)
     .await?;
-    let Some((id, title, price, seller, category)) = existing else {
-        let id = sqlx::query_scalar(
-            "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
-             evidence_id, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    let stored: HashMap<(&str, &str), &Stored> = stored
+        .iter()
+        .map(|row| ((row.1.as_str(), row.2.as_str()), row))
+        .collect();
+
+    let mut out = Vec::with_capacity(listings.len());
+    let mut first_on_page = HashSet::new();
+    let mut fresh = Vec::new();
+    let mut same = Vec::new();
+    for l in listings {
+        let key = (l.platform.as_str(), l.item_id.as_str());
+        // The same item twice on a page (an ad and its organic twin) is one listing.
+        if !first_on_page.insert(key) {
+            out.push(Upsert::Same);
+            continue;
+        }
+        let Some(&&(id, _, _, ref title, price, ref seller, ref category)) = stored.get(&key)
+        else {
+            fresh.push(l);
+            out.push(Upsert::New(0));
+            continue;
+        };
+        let changed =
+            record_changes(tx, id, l, (title, price, seller), evidence_id, seen_at).await?;
+        if !changed {
+            same.push(id);
+            out.push(Upsert::Same);
+            continue;
+        }
+        sqlx::query(
+            "UPDATE listings SET title = ?, price = ?, seller = coalesce(?, seller), url = ?, evidence_id = ?,
+             last_seen = max(last_seen, ?) WHERE id = ?",
         )
-        .bind(&l.platform)
-        .bind(&l.item_id)
-        .bind(&l.url)
         .bind(&l.title)
-        .bind(&l.seller)
         .bind(l.price)
-        .bind(&l.currency)
-        .bind(&l.category)
-        .bind(l.is_ad)
+        .bind(&l.seller)
+        .bind(&l.url)
+        .bind(evidence_id)
+        .bind(seen_at)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        out.push(Upsert::Changed(
+            id,
+            Box::new(Listing {
+                seller: l.seller.clone().or_else(|| seller.clone()),
+                category: category.clone(),
+                ..l.clone()
+            }),
+        ));
+    }
+    if !same.is_empty() {
+        sqlx::query(
+            "UPDATE listings SET evidence_id = ?, last_seen = max(last_seen, ?)
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(evidence_id)
+        .bind(seen_at)
+        .bind(to_json(&same))
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !fresh.is_empty() {
+        let inserted: Vec<(i64, String, String)> = sqlx::query_as(
+            "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
+             evidence_id, first_seen, last_seen)
+             SELECT j.value ->> 'platform', j.value ->> 'item_id', j.value ->> 'url', j.value ->> 'title',
+                    j.value ->> 'seller', j.value ->> 'price', j.value ->> 'currency', j.value ->> 'category',
+                    coalesce(j.value ->> 'is_ad', 0), ?, ?, ?
+             FROM json_each(?) j
+             RETURNING id, platform, item_id",
+        )
         .bind(evidence_id)
         .bind(seen_at)
         .bind(seen_at)
-        .fetch_one(&mut **tx)
+        .bind(to_json(&fresh))
+        .fetch_all(&mut **tx)
         .await?;
-        return Ok(Upsert::New(id));
-    };
+        let ids: HashMap<(&str, &str), i64> = inserted
+            .iter()
+            .map(|(id, p, i)| ((p.as_str(), i.as_str()), *id))
+            .collect();
+        for (l, upsert) in listings.iter().zip(out.iter_mut()) {
+            if let Upsert::New(id) = upsert {
+                *id = ids[&(l.platform.as_str(), l.item_id.as_str())];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records which of title, price and seller changed; returns whether any did.
+async fn record_changes(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: i64,
+    l: &Listing,
+    (title, price, seller): (&str, Option<f64>, &Option<String>),
+    evidence_id: i64,
+    seen_at: &str,
+) -> Result<bool> {
     let price_text = |p: Option<f64>| p.map(|p| format!("{p:.2}"));
     // A search page without a seller (Amazon) doesn't erase the one the item page gave.
-    let seller_changed = l.seller.is_some() && l.seller != seller;
+    let seller_changed = l.seller.is_some() && l.seller != *seller;
     let changes = [
         (
             "title",
-            (title != l.title).then(|| (Some(title.clone()), Some(l.title.clone()))),
+            (title != l.title).then(|| (Some(title.to_owned()), Some(l.title.clone()))),
         ),
         (
             "price",
@@ -364,31 +527,12 @@ async fn upsert_listing(
             .await?;
         }
     }
-    sqlx::query(
-        "UPDATE listings SET title = ?, price = ?, seller = coalesce(?, seller), url = ?, evidence_id = ?,
-         last_seen = max(last_seen, ?) WHERE id = ?",
-    )
-    .bind(&l.title)
-    .bind(l.price)
-    .bind(&l.seller)
-    .bind(&l.url)
-    .bind(evidence_id)
-    .bind(seen_at)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(if changed {
-        Upsert::Changed(
-            id,
-            Box::new(Listing {
-                seller: l.seller.clone().or(seller),
-                category,
-                ..l.clone()
-            }),
-        )
-    } else {
-        Upsert::Same
-    })
+    Ok(changed)
+}
+
+/// A JSON array for `json_each(?)`: one bound parameter however many values.
+pub(super) fn to_json<T: Serialize>(values: &T) -> String {
+    serde_json::to_string(values).expect("plain data serialises")
 }
 
 #[cfg(test)]
@@ -443,12 +587,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(changed.changed, first.new);
+        // An ad and its organic twin on one page are one listing.
+        let mut twin = listing("索尼 耳机", 99.0);
+        twin.item_id = "100099".to_owned();
+        let twins = store
+            .record_page(run, &page("d"), &[twin.clone(), twin], &judge)
+            .await
+            .unwrap();
+        assert_eq!((twins.new.len(), twins.matches.len()), (1, 1));
 
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM listings")
             .fetch_one(&store.pool)
             .await
             .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(count, 2);
         let fields: Vec<(String, String, String)> =
             sqlx::query_as("SELECT field, old_value, new_value FROM listing_changes ORDER BY id")
                 .fetch_all(&store.pool)
@@ -467,7 +619,7 @@ mod tests {
                 .fetch_all(&store.pool)
                 .await
                 .unwrap();
-        assert_eq!(links.len(), 3);
+        assert_eq!(links.len(), 4);
         assert_eq!(links[0].0, GENESIS_HASH);
         assert_eq!(links[1].0, links[0].1);
         assert_eq!(links[2].0, links[1].1);

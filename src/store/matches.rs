@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
+use super::crawl::to_json;
 use super::{Result, Store, StoreError, now};
 use crate::matcher::{MATCHER_VERSION, Outcome, Verdict};
 use crate::model::Listing;
@@ -61,7 +62,7 @@ impl Store {
 
     /// Stores fresh verdicts for stored listings (a rematch batch), in one transaction.
     pub async fn store_rematch(&self, verdicts: &[(i64, Verdict)]) -> Result<Vec<MatchChange>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let refs: Vec<_> = verdicts.iter().map(|(id, v)| (*id, v)).collect();
         let changes = store_verdicts(&mut tx, &refs).await?;
         tx.commit().await?;
@@ -126,8 +127,9 @@ fn parse_outcome(s: &str) -> Result<Outcome> {
 }
 
 /// The stored form of a verdict; two verdicts with equal rows are the same verdict.
-#[derive(Debug, PartialEq, sqlx::FromRow)]
+#[derive(Debug, PartialEq, Serialize, sqlx::FromRow)]
 struct MatchRow {
+    listing_id: i64,
     brand_id: Option<i64>,
     mark_id: Option<i64>,
     verdict: String,
@@ -139,22 +141,39 @@ struct MatchRow {
 #[derive(sqlx::FromRow)]
 struct StoredMatch {
     id: i64,
+    listing_id: i64,
     #[sqlx(flatten)]
     row: MatchRow,
 }
 
 /// Upserts the verdict of each listing and returns those that changed. Runs inside the caller's
-/// transaction: this is the one place verdicts are written.
+/// transaction: this is the one place verdicts are written. New verdicts go in one statement.
 pub(crate) async fn store_verdicts(
     tx: &mut Transaction<'_, Sqlite>,
     verdicts: &[(i64, &Verdict)],
 ) -> Result<Vec<MatchChange>> {
+    if verdicts.is_empty() {
+        return Ok(Vec::new());
+    }
     let at = now();
+    let listing_ids: Vec<i64> = verdicts.iter().map(|(id, _)| *id).collect();
+    let stored: Vec<StoredMatch> = sqlx::query_as(
+        "SELECT listing_id, id, brand_id, mark_id, verdict, score, reasons, matcher_version
+         FROM matches WHERE listing_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(to_json(&listing_ids))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut stored: HashMap<i64, StoredMatch> =
+        stored.into_iter().map(|m| (m.listing_id, m)).collect();
+
     let mut ids = RegistryIds::default();
     let mut changes = Vec::new();
+    let mut fresh = Vec::new();
     for &(listing_id, verdict) in verdicts {
         let (brand_id, mark_id) = ids.resolve(tx, verdict).await?;
         let row = MatchRow {
+            listing_id,
             brand_id,
             mark_id,
             verdict: verdict.verdict.as_str().to_owned(),
@@ -163,61 +182,59 @@ pub(crate) async fn store_verdicts(
             reasons: serde_json::to_string(&verdict.reasons).unwrap_or_else(|_| "[]".to_owned()),
             matcher_version: MATCHER_VERSION.to_owned(),
         };
-        let old: Option<StoredMatch> = sqlx::query_as(
-            "SELECT id, brand_id, mark_id, verdict, score, reasons, matcher_version
-             FROM matches WHERE listing_id = ?",
-        )
-        .bind(listing_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let (match_id, previous) = match old {
-            Some(StoredMatch { id, row: was }) => {
-                if was == row {
-                    continue;
-                }
-                sqlx::query(
-                    "UPDATE matches SET brand_id = ?, mark_id = ?, verdict = ?, score = ?, reasons = ?,
-                     matcher_version = ?, updated_at = ? WHERE id = ?",
-                )
-                .bind(row.brand_id)
-                .bind(row.mark_id)
-                .bind(&row.verdict)
-                .bind(row.score)
-                .bind(&row.reasons)
-                .bind(&row.matcher_version)
-                .bind(&at)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-                (id, Some(parse_outcome(&was.verdict)?))
-            }
-            None => {
-                let id = sqlx::query_scalar(
-                    "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons,
-                     matcher_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     RETURNING id",
-                )
-                .bind(listing_id)
-                .bind(row.brand_id)
-                .bind(row.mark_id)
-                .bind(&row.verdict)
-                .bind(row.score)
-                .bind(&row.reasons)
-                .bind(&row.matcher_version)
-                .bind(&at)
-                .bind(&at)
-                .fetch_one(&mut **tx)
-                .await?;
-                (id, None)
-            }
+        let Some(was) = stored.remove(&listing_id) else {
+            fresh.push(row);
+            continue;
         };
+        if was.row == row {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE matches SET brand_id = ?, mark_id = ?, verdict = ?, score = ?, reasons = ?,
+             matcher_version = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(row.brand_id)
+        .bind(row.mark_id)
+        .bind(&row.verdict)
+        .bind(row.score)
+        .bind(&row.reasons)
+        .bind(&row.matcher_version)
+        .bind(&at)
+        .bind(was.id)
+        .execute(&mut **tx)
+        .await?;
         changes.push(MatchChange {
-            match_id,
+            match_id: was.id,
             listing_id,
             brand_id,
-            previous,
-            verdict: verdict.verdict,
+            previous: Some(parse_outcome(&was.row.verdict)?),
+            verdict: parse_outcome(&row.verdict)?,
         });
+    }
+    if !fresh.is_empty() {
+        let inserted: Vec<(i64, i64, Option<i64>, String)> = sqlx::query_as(
+            "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons, matcher_version,
+             created_at, updated_at)
+             SELECT j.value ->> 'listing_id', j.value ->> 'brand_id', j.value ->> 'mark_id',
+                    j.value ->> 'verdict', j.value ->> 'score', j.value ->> 'reasons',
+                    j.value ->> 'matcher_version', ?, ?
+             FROM json_each(?) j
+             RETURNING id, listing_id, brand_id, verdict",
+        )
+        .bind(&at)
+        .bind(&at)
+        .bind(to_json(&fresh))
+        .fetch_all(&mut **tx)
+        .await?;
+        for (match_id, listing_id, brand_id, verdict) in inserted {
+            changes.push(MatchChange {
+                match_id,
+                listing_id,
+                brand_id,
+                previous: None,
+                verdict: parse_outcome(&verdict)?,
+            });
+        }
     }
     Ok(changes)
 }

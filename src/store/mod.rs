@@ -4,11 +4,20 @@
 mod brands;
 mod crawl;
 mod daemon;
+mod drafts;
+mod evidence;
 mod matches;
+mod notices;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -20,7 +29,17 @@ pub use daemon::{
     BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
     RunClaim, ScheduleRow, ScheduleRunRow,
 };
+pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, StoredPage, chain_hash};
+pub use drafts::{
+    DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
+};
+pub use evidence::{ChainBreak, ChainReport, EvidencePage};
 pub use matches::{MatchChange, RematchSummary};
+pub use notices::{
+    AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
+    StateCount,
+};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +79,34 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Queueing writers here, in order, beats letting them
+    /// collide in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+    writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction holding the process's writer turn until commit or drop.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -92,7 +139,18 @@ impl Store {
                 source,
             })?;
         tracing::debug!(db = %path.display(), "database open");
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Begins a write transaction: waits for this process's other writers, then takes
+    /// SQLite's write lock at once (`BEGIN IMMEDIATE`), so it never fails half-way on a lock.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Closes the pool, checkpointing the WAL.

@@ -1,0 +1,279 @@
+//! `markwatch bench crawl`: end-to-end crawl throughput against the fixture server in scale
+//! mode, beside parse-only throughput on the very pages crawled, plus peak memory.
+//!
+//! The fixture server runs as a separate process, as a real site would, so the crawl's memory
+//! is its own; it still shares the machine's cores, which the figures include.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use markwatch::crawl::{self, Target};
+use markwatch::extract;
+use markwatch::matcher::{Item, Matcher};
+use markwatch::platform::{self, PlatformDef};
+use markwatch::registry;
+use markwatch::store::Store;
+use rayon::prelude::*;
+
+use super::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Crawl the fixture platforms in scale mode into a fresh database, then parse the same
+    /// pages with no network or database: pages/s, MB/s, listings/s and peak RSS
+    Crawl(CrawlBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrawlBenchArgs {
+    /// Fixture scale (N times the catalogue); 220 gives about 100,000 listings
+    #[arg(long, default_value_t = 40)]
+    scale: u32,
+    /// Only these platforms (repeatable) [default: all four]
+    #[arg(long = "platform", value_name = "P")]
+    platforms: Vec<String>,
+    /// Crawls to run, each into a fresh database; medians are reported
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Brand registry to match against
+    #[arg(long, value_name = "FILE", default_value = "fixtures/brands.toml")]
+    brands: PathBuf,
+    /// Folder the fixture server renders from
+    #[arg(long, value_name = "DIR", default_value = "fixtures")]
+    fixtures_dir: PathBuf,
+}
+
+pub async fn run(cmd: BenchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Crawl(args) => crawl_bench(args, ctx).await,
+    }
+}
+
+/// One measured pass over a set of pages.
+struct Pass {
+    secs: f64,
+    pages: u64,
+    bytes: u64,
+    listings: u64,
+}
+
+impl Pass {
+    fn row(&self, name: &str) -> String {
+        format!(
+            "{name:<26} {:>8.1} {:>8.1} {:>11.0} {:>8.2}",
+            self.pages as f64 / self.secs,
+            self.bytes as f64 / self.secs / 1e6,
+            self.listings as f64 / self.secs,
+            self.secs,
+        )
+    }
+}
+
+async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let defs: Vec<PlatformDef> = platform::load_dir(&ctx.config.crawl.definitions)?
+        .into_iter()
+        .filter(|d| args.platforms.is_empty() || args.platforms.contains(&d.platform))
+        .collect();
+    if defs.is_empty() {
+        bail!("no platform definitions selected");
+    }
+    let brands = registry::load_file(&args.brands)?;
+    let matcher = Arc::new(Matcher::new(&brands)?);
+    let keywords = crawl::watch_keywords(&brands, &[]);
+    let rss_before = peak_rss_kib();
+
+    let server = FixtureProcess::start(args.scale, &args.fixtures_dir)?;
+    eprintln!(
+        "fixture server (scale {}) at {}; {} keywords, {} platforms, {} runs",
+        args.scale,
+        server.base,
+        keywords.len(),
+        defs.len(),
+        args.runs
+    );
+    let mut crawls = Vec::new();
+    let dir = tempfile::tempdir()?;
+    let mut last_db = None;
+    for run in 0..args.runs.max(1) {
+        let db = dir.path().join(format!("bench-{run}.db"));
+        let store = Store::open(&db).await?;
+        store.import_registry(&brands, "bench", "bench").await?;
+        let targets = defs
+            .iter()
+            .map(|def| {
+                let base = format!("{}/{}", server.base, def.platform);
+                // Politeness off: loopback only, never a real host.
+                Target::new(
+                    def.clone(),
+                    Some(&base),
+                    "markwatch-bench",
+                    Duration::from_secs(30),
+                    false,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = Instant::now();
+        let summaries = crawl::crawl(&store, &matcher, targets, &keywords, false).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let failed: u64 = summaries
+            .iter()
+            .map(|s| s.counts.pages_failed + s.counts.pages_blocked)
+            .sum();
+        if failed > 0 {
+            bail!("{failed} pages failed during the benchmark crawl: {summaries:?}");
+        }
+        let (bytes, listings) = store.bench_totals().await?;
+        let pages = summaries.iter().map(|s| s.counts.pages_ok).sum();
+        eprintln!(
+            "  run {}: {pages} pages, {listings} listings in {secs:.2} s",
+            run + 1
+        );
+        crawls.push(Pass {
+            secs,
+            pages,
+            bytes,
+            listings,
+        });
+        store.close().await;
+        if let Some(old) = last_db.replace(db) {
+            std::fs::remove_file(&old).ok();
+        }
+    }
+    drop(server);
+    let rss_crawl = peak_rss_kib();
+
+    // Parse-only: the same bytes, decoded and extracted on every core, nothing else.
+    let store = Store::open(last_db.as_deref().context("no run")?).await?;
+    let mut pages = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = store.stored_pages(after, 1000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.evidence_id;
+        pages.extend(batch.into_iter().filter(|p| p.status == 200));
+    }
+    store.close().await;
+    let by_platform = |name: &str| defs.iter().find(|d| d.platform == name);
+    let parse = |page: &markwatch::store::StoredPage, judge: bool| -> u64 {
+        let Some(def) = by_platform(&page.platform) else {
+            return 0;
+        };
+        let text = extract::decode_page(&page.body, page.content_type.as_deref(), &def.encoding);
+        if extract::detect_block(def, &text.text).is_some() {
+            return 0;
+        }
+        let Ok(result) = extract::extract_search(def, &text.text, &page.url) else {
+            return 0;
+        };
+        if judge {
+            for l in &result.listings {
+                std::hint::black_box(matcher.check(&Item::from(&l.to_listing(def))));
+            }
+        }
+        result.listings.len() as u64
+    };
+    let bytes: u64 = pages.iter().map(|p| p.body.len() as u64).sum();
+    let mut parse_only = Vec::new();
+    let mut parse_match = Vec::new();
+    for _ in 0..args.runs.max(1) {
+        for (judge, out) in [(false, &mut parse_only), (true, &mut parse_match)] {
+            let started = Instant::now();
+            let listings: u64 = pages.par_iter().map(|p| parse(p, judge)).sum();
+            out.push(Pass {
+                secs: started.elapsed().as_secs_f64(),
+                pages: pages.len() as u64,
+                bytes,
+                listings,
+            });
+        }
+    }
+
+    let e2e = median(crawls);
+    let po = median(parse_only);
+    let pm = median(parse_match);
+    println!(
+        "{:<26} {:>8} {:>8} {:>11} {:>8}",
+        "median of runs", "pages/s", "MB/s", "listings/s", "secs"
+    );
+    println!("{}", e2e.row("end to end (fetch..store)"));
+    println!("{}", po.row("parse only (2 cores)"));
+    println!("{}", pm.row("parse + match (2 cores)"));
+    println!(
+        "end to end / parse only: {:.0}%",
+        100.0 * (e2e.pages as f64 / e2e.secs) / (po.pages as f64 / po.secs)
+    );
+    println!(
+        "peak RSS: {} MiB after the crawls ({} MiB before; the parse-only pass holds every page in memory after this)",
+        rss_crawl / 1024,
+        rss_before / 1024
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(mut passes: Vec<Pass>) -> Pass {
+    passes.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    passes.swap_remove(passes.len() / 2)
+}
+
+/// The process's peak resident set (VmHWM), in KiB; 0 where /proc is missing.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `markwatch fixtures serve` in a child process on a free loopback port; killed on drop.
+struct FixtureProcess {
+    child: Child,
+    base: String,
+}
+
+impl FixtureProcess {
+    fn start(scale: u32, fixtures: &std::path::Path) -> anyhow::Result<FixtureProcess> {
+        let exe = std::env::current_exe().context("cannot find the markwatch binary")?;
+        let mut child = Command::new(exe)
+            .args(["fixtures", "serve", "--addr", "127.0.0.1:0", "--seed", "1"])
+            .args(["--scale", &scale.to_string()])
+            .arg("--fixtures-dir")
+            .arg(fixtures)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start the fixture server")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(|u| u.trim_end_matches('/').to_owned());
+        match base {
+            Some(base) => Ok(FixtureProcess { child, base }),
+            None => {
+                child.kill().ok();
+                bail!("fixture server did not start: {line}")
+            }
+        }
+    }
+}
+
+impl Drop for FixtureProcess {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}

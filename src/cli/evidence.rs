@@ -1,0 +1,98 @@
+//! `markwatch evidence ...`: evidence packs and the hash chain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use markwatch::evidence;
+use markwatch::notice::Templates;
+use markwatch::platform;
+
+use super::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Write a notice's evidence pack: every captured page as fetched, the notice text and a
+    /// manifest.json with hashes, capture times, URLs, extracted fields and match reasons
+    Export {
+        /// Notice id
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check the whole evidence chain in the database (or one pack with --pack); names the
+    /// first bad record and exits 1 if any
+    Verify {
+        /// Check this pack instead: its files against its manifest, and its records against the
+        /// database's chain when the database exists
+        #[arg(long, value_name = "FILE")]
+        pack: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match cmd {
+        EvidenceCommand::Export { id, out } => {
+            let defs = platform::load_dir(&ctx.config.crawl.definitions)?;
+            let templates = Templates::from_config(&ctx.config.notices)?;
+            let store = ctx.open_store().await?;
+            let s = evidence::export_pack(&store, id, &defs, &ctx.config.notices, &templates, &out)
+                .await?;
+            store.close().await;
+            println!(
+                "{}: notice {}, {} listing(s), {} page(s), {} file(s)",
+                out.display(),
+                s.notice_id,
+                s.listings,
+                s.pages,
+                s.files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        EvidenceCommand::Verify { pack: Some(pack) } => {
+            let report = if ctx.config.database.exists() {
+                let store = ctx.open_store().await?;
+                let r = evidence::verify_pack_with_store(&pack, &store).await?;
+                store.close().await;
+                r
+            } else {
+                evidence::verify_pack(&pack)?
+            };
+            match report.problem {
+                None => {
+                    println!(
+                        "{}: intact ({} files match the manifest)",
+                        pack.display(),
+                        report.checked
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(problem) => {
+                    println!("{}: TAMPERED: {problem}", pack.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        EvidenceCommand::Verify { pack: None } => {
+            let store = ctx.open_store().await?;
+            let report = store.verify_evidence_chain().await?;
+            store.close().await;
+            match report.first_break {
+                None => {
+                    println!(
+                        "evidence chain intact: {} record(s), head {}",
+                        report.checked, report.head
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(b) => {
+                    println!(
+                        "evidence chain BROKEN at record {} ({}): {}; {} record(s) before it are intact",
+                        b.evidence_id, b.url, b.problem, report.checked
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Evidence packs: for one notice, a zip holding every captured page exactly as fetched, the
+//! notice text in Chinese and English, and a `manifest.json` that lists, per listing, the
+//! extracted fields, the match reasons and each page's URL, capture time, SHA-256 and link in
+//! the evidence hash chain. [`verify_pack`] re-checks a pack on its own; `Store::
+//! verify_evidence_chain` checks the whole chain in the database.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+
+use crate::config::NoticesConfig;
+use crate::notice::{Language, NoticeContext, NoticeError, Templates, explain_en, explain_zh};
+use crate::platform::PlatformDef;
+use crate::store::{
+    EvidenceRef, EvidenceRole, MatchReason, NoticeMark, NoticeSummary, Store, StoreError,
+    chain_hash,
+};
+
+/// Identifies the manifest layout.
+pub const PACK_FORMAT: &str = "markwatch-evidence-pack/1";
+
+/// Why a pack could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Notice(#[from] NoticeError),
+    #[error("notice {0} does not exist")]
+    NoNotice(i64),
+    #[error("notice {id}: no platform definition for `{platform}`")]
+    NoPlatform { id: i64, platform: String },
+    /// A page a notice cites is missing from the store.
+    #[error("evidence record {0} is missing")]
+    MissingRecord(i64),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a pack, or its manifest is unreadable.
+    #[error("{}: not an evidence pack: {message}", path.display())]
+    BadPack { path: PathBuf, message: String },
+    #[error("cannot write the pack: {0}")]
+    Zip(#[from] zip::result::ZipError),
+}
+
+/// The file a captured page has in a pack.
+pub fn pack_file_name(e: &EvidenceRef) -> String {
+    let role = match e.role {
+        EvidenceRole::SearchPage => "search",
+        EvidenceRole::ItemPage => "item",
+    };
+    format!("pages/{:08}-{role}.html", e.id)
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub generator: String,
+    pub generated_at: String,
+    pub notice: serde_json::Value,
+    pub rights_holder: String,
+    pub marks: serde_json::Value,
+    pub listings: Vec<ManifestListing>,
+    /// Every other file in the pack and its SHA-256.
+    pub files: BTreeMap<String, String>,
+    /// How each listed page's own link in the evidence chain checked out at export.
+    pub chain_checked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestListing {
+    pub platform: String,
+    pub item_id: String,
+    pub url: String,
+    pub title: String,
+    pub seller: Option<String>,
+    pub price: Option<f64>,
+    pub currency: String,
+    pub category: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(rename = "match")]
+    pub matched: ManifestMatch,
+    pub pages: Vec<ManifestPage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestMatch {
+    pub verdict: String,
+    pub score: f64,
+    pub mark: Option<String>,
+    pub registration_no: Option<String>,
+    pub reasons: Vec<MatchReason>,
+    pub explanation_zh: String,
+    pub explanation_en: String,
+    pub matcher_version: String,
+}
+
+/// One captured page, as the evidence chain records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestPage {
+    pub file: String,
+    pub evidence_id: i64,
+    pub role: String,
+    pub url: String,
+    pub fetched_at: String,
+    pub status: i64,
+    /// SHA-256 of the file: the bytes as received.
+    pub sha256: String,
+    pub bytes: i64,
+    /// The response headers as stored (JSON), which the chain hash commits to.
+    pub headers: String,
+    pub prev_hash: String,
+    pub chain_hash: String,
+}
+
+/// What a pack holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackSummary {
+    pub notice_id: i64,
+    pub listings: usize,
+    pub pages: usize,
+    pub files: usize,
+}
+
+/// Writes the evidence pack of notice `id` to `out`.
+pub async fn export_pack(
+    store: &Store,
+    id: i64,
+    defs: &[PlatformDef],
+    config: &NoticesConfig,
+    templates: &Templates,
+    out: &Path,
+) -> Result<PackSummary, EvidenceError> {
+    let io = |source| EvidenceError::Io {
+        path: out.to_owned(),
+        source,
+    };
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let summary = write_pack(store, id, defs, config, templates, &mut buf).await?;
+    // Written whole, then renamed: a crash never leaves half a pack under the real name.
+    let tmp = out.with_extension("zip.partial");
+    std::fs::write(&tmp, buf.into_inner()).map_err(io)?;
+    std::fs::rename(&tmp, out).map_err(io)?;
+    Ok(summary)
+}
+
+/// Builds the pack of notice `id` into `w`.
+pub async fn write_pack<W: Write + Seek>(
+    store: &Store,
+    id: i64,
+    defs: &[PlatformDef],
+    config: &NoticesConfig,
+    templates: &Templates,
+    w: W,
+) -> Result<PackSummary, EvidenceError> {
+    let detail = store
+        .notice_detail(id)
+        .await?
+        .ok_or(EvidenceError::NoNotice(id))?;
+    let n: &NoticeSummary = &detail.notice;
+    let def = defs
+        .iter()
+        .find(|d| d.platform == n.platform)
+        .ok_or_else(|| EvidenceError::NoPlatform {
+            id,
+            platform: n.platform.clone(),
+        })?;
+    let marks: Vec<NoticeMark> = store.notice_marks(id).await?;
+    let mut zip = zip::ZipWriter::new(w);
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let mut files = BTreeMap::new();
+    let mut listings = Vec::new();
+    let mut written_pages = BTreeMap::new();
+    let mut chain_checked = true;
+    for item in &detail.items {
+        let mut pages = Vec::new();
+        for e in &item.evidence {
+            let page = store
+                .evidence_page(e.id)
+                .await?
+                .ok_or(EvidenceError::MissingRecord(e.id))?;
+            let file = pack_file_name(e);
+            let sha = hex::encode(Sha256::digest(&page.body));
+            let link = chain_hash(
+                &page.prev_hash,
+                &page.url,
+                &page.fetched_at,
+                u16::try_from(page.status).unwrap_or(0),
+                &page.body_sha256,
+                &page.headers_json,
+            );
+            if sha != page.body_sha256 || link != page.chain_hash {
+                chain_checked = false;
+                tracing::warn!(
+                    evidence = e.id,
+                    "evidence record does not match its chain link"
+                );
+            }
+            if !written_pages.contains_key(&file) {
+                zip.start_file(file.as_str(), opts)?;
+                zip.write_all(&page.body)
+                    .map_err(|source| EvidenceError::Io {
+                        path: PathBuf::from(&file),
+                        source,
+                    })?;
+                written_pages.insert(file.clone(), sha.clone());
+            }
+            pages.push(ManifestPage {
+                file,
+                evidence_id: page.id,
+                role: match e.role {
+                    EvidenceRole::SearchPage => "search_page",
+                    EvidenceRole::ItemPage => "item_page",
+                }
+                .to_owned(),
+                url: page.url,
+                fetched_at: page.fetched_at,
+                status: page.status,
+                sha256: page.body_sha256,
+                bytes: page.body_len,
+                headers: page.headers_json,
+                prev_hash: page.prev_hash,
+                chain_hash: page.chain_hash,
+            });
+        }
+        listings.push(ManifestListing {
+            platform: item.platform.clone(),
+            item_id: item.item_id.clone(),
+            url: item.url.clone(),
+            title: item.title.clone(),
+            seller: item.seller.clone(),
+            price: item.price,
+            currency: item.currency.clone(),
+            category: item.category.clone(),
+            first_seen: item.first_seen.clone(),
+            last_seen: item.last_seen.clone(),
+            matched: ManifestMatch {
+                verdict: item.verdict.as_str().to_owned(),
+                score: item.score,
+                mark: item.mark.clone(),
+                registration_no: item.registration_no.clone(),
+                reasons: item.reasons.clone(),
+                explanation_zh: explain_zh(&item.reasons),
+                explanation_en: explain_en(&item.reasons),
+                matcher_version: item.matcher_version.clone(),
+            },
+            pages,
+        });
+    }
+    let today = chrono::Utc::now().date_naive();
+    let ctx = NoticeContext::new(&detail, def, config, marks.clone(), today);
+    for lang in Language::ALL {
+        let text = templates.render(def, lang, &ctx)?;
+        let name = format!("notice.{}.txt", lang.code());
+        zip.start_file(name.as_str(), opts)?;
+        zip.write_all(text.as_bytes())
+            .map_err(|source| EvidenceError::Io {
+                path: PathBuf::from(&name),
+                source,
+            })?;
+        files.insert(name, hex::encode(Sha256::digest(text.as_bytes())));
+    }
+    let page_count = written_pages.len();
+    files.extend(written_pages);
+    let manifest = Manifest {
+        format: PACK_FORMAT.to_owned(),
+        generator: concat!("markwatch ", env!("CARGO_PKG_VERSION")).to_owned(),
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        notice: serde_json::to_value(n).unwrap_or_default(),
+        rights_holder: detail.owner.clone(),
+        marks: serde_json::to_value(&marks).unwrap_or_default(),
+        listings,
+        files,
+        chain_checked,
+    };
+    zip.start_file("manifest.json", opts)?;
+    let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    zip.write_all(&json).map_err(|source| EvidenceError::Io {
+        path: PathBuf::from("manifest.json"),
+        source,
+    })?;
+    let file_count = manifest.files.len() + 1;
+    zip.finish()?;
+    Ok(PackSummary {
+        notice_id: id,
+        listings: detail.items.len(),
+        pages: page_count,
+        files: file_count,
+    })
+}
+
+/// The outcome of checking a pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackReport {
+    /// Files whose hash was checked.
+    pub checked: usize,
+    /// The first problem, naming the file.
+    pub problem: Option<String>,
+}
+
+/// [`verify_pack`], then each page's chain link against the record of the same id in `store`:
+/// a pack whose manifest was rewritten to match altered pages no longer matches the chain.
+pub async fn verify_pack_with_store(
+    path: &Path,
+    store: &Store,
+) -> Result<PackReport, EvidenceError> {
+    let report = verify_pack(path)?;
+    if report.problem.is_some() {
+        return Ok(report);
+    }
+    let manifest = read_manifest(path)?;
+    for p in manifest.listings.iter().flat_map(|l| &l.pages) {
+        let stored = store.evidence_page(p.evidence_id).await?;
+        let problem = match stored {
+            None => Some(format!(
+                "evidence record {} ({}) is not in this database",
+                p.evidence_id, p.file
+            )),
+            Some(r) if r.chain_hash != p.chain_hash || r.body_sha256 != p.sha256 => Some(format!(
+                "{}: differs from evidence record {} in the database (chain hash {} there, {} in the pack)",
+                p.file, p.evidence_id, r.chain_hash, p.chain_hash
+            )),
+            Some(_) => None,
+        };
+        if problem.is_some() {
+            return Ok(PackReport {
+                checked: report.checked,
+                problem,
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest, EvidenceError> {
+    let bad = |message: String| EvidenceError::BadPack {
+        path: path.to_owned(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| EvidenceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut entry = zip
+        .by_name("manifest.json")
+        .map_err(|_| bad("no manifest.json".to_owned()))?;
+    let mut text = Vec::new();
+    entry
+        .read_to_end(&mut text)
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    serde_json::from_slice(&text).map_err(|e| bad(format!("manifest.json: {e}")))
+}
+
+/// Checks a pack on its own: every file's SHA-256 against the manifest, every page against the
+/// hash its evidence record carries, and every record's chain link against its contents.
+pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
+    let bad = |message: String| EvidenceError::BadPack {
+        path: path.to_owned(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| EvidenceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let manifest = read_manifest(path)?;
+    if manifest.format != PACK_FORMAT {
+        return Err(bad(format!("unknown format `{}`", manifest.format)));
+    }
+    let mut checked = 0;
+    let report = |checked, problem: String| {
+        Ok(PackReport {
+            checked,
+            problem: Some(problem),
+        })
+    };
+    for (name, expected) in &manifest.files {
+        let bytes = match zip.by_name(name) {
+            Ok(mut entry) => {
+                let mut bytes = Vec::new();
+                if let Err(e) = entry.read_to_end(&mut bytes) {
+                    return report(checked, format!("{name}: unreadable: {e}"));
+                }
+                bytes
+            }
+            Err(_) => {
+                return report(
+                    checked,
+                    format!("{name}: listed in the manifest but missing"),
+                );
+            }
+        };
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if &actual != expected {
+            return report(
+                checked,
+                format!("{name}: SHA-256 is {actual}, the manifest records {expected}"),
+            );
+        }
+        checked += 1;
+    }
+    for listing in &manifest.listings {
+        for p in &listing.pages {
+            match manifest.files.get(&p.file) {
+                Some(sha) if *sha == p.sha256 => {}
+                Some(sha) => {
+                    return report(
+                        checked,
+                        format!(
+                            "{}: hashes to {sha}, but evidence record {} was captured with {}",
+                            p.file, p.evidence_id, p.sha256
+                        ),
+                    );
+                }
+                None => return report(checked, format!("{}: missing from the pack", p.file)),
+            }
+            let link = chain_hash(
+                &p.prev_hash,
+                &p.url,
+                &p.fetched_at,
+                u16::try_from(p.status).unwrap_or(0),
+                &p.sha256,
+                &p.headers,
+            );
+            if link != p.chain_hash {
+                return report(
+                    checked,
+                    format!(
+                        "evidence record {} ({}): chain hash does not match the recorded URL, time, status, headers or hash",
+                        p.evidence_id, p.file
+                    ),
+                );
+            }
+        }
+    }
+    Ok(PackReport {
+        checked,
+        problem: None,
+    })
+}

@@ -1,0 +1,438 @@
+//! Drafting's reads and writes: flagged matches not yet in a notice, removed listings to watch
+//! for relisting, open drafts with room, and saving a drafting plan in one transaction.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use sqlx::{Sqlite, Transaction};
+
+use super::notices::{MatchReason, parse_outcome};
+use super::{Result, Store, StoreError, now};
+use crate::case::InfringementKind;
+use crate::matcher::Outcome;
+
+/// A flagged match that no notice carries yet, with what grouping needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DraftCandidate {
+    pub match_id: i64,
+    pub listing_id: i64,
+    pub platform: String,
+    pub item_id: String,
+    pub title: String,
+    pub seller: Option<String>,
+    pub brand_id: i64,
+    pub verdict: Outcome,
+    pub score: f64,
+    pub reasons: Vec<MatchReason>,
+    pub mark: Option<MarkRight>,
+}
+
+/// The registered right a match rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarkRight {
+    pub id: i64,
+    pub text: String,
+    pub jurisdiction: String,
+    pub registration_no: String,
+    pub expires: Option<NaiveDate>,
+}
+
+/// A listing a platform took down: its seller and title are watched for relisting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedListing {
+    pub notice_id: i64,
+    pub listing_id: i64,
+    pub platform: String,
+    pub item_id: String,
+    pub seller: Option<String>,
+    pub title: String,
+}
+
+/// A draft still taking listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenDraft {
+    pub id: i64,
+    pub group_key: String,
+    pub item_count: u32,
+}
+
+/// One notice to create (or, with `existing`, to add to).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedNotice {
+    /// Add the items to this open draft instead of creating a notice.
+    pub existing: Option<i64>,
+    pub platform: String,
+    pub channel: String,
+    pub brand_id: i64,
+    pub mark_id: Option<i64>,
+    pub reason: InfringementKind,
+    pub group_key: String,
+    pub not_fileable: Option<String>,
+    pub relisted_from: Option<i64>,
+    pub priority: i64,
+    pub items: Vec<PlannedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedItem {
+    pub match_id: i64,
+    pub relisted_from: Option<i64>,
+    pub relisted_reason: Option<String>,
+}
+
+/// What saving a plan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SavedDrafts {
+    /// Notices created.
+    pub created: Vec<i64>,
+    /// Existing drafts that took more listings.
+    pub extended: Vec<i64>,
+    /// Listings placed.
+    pub items: u64,
+}
+
+impl Store {
+    /// Infringing and suspect matches no notice carries yet, oldest first.
+    pub async fn draft_candidates(&self) -> Result<Vec<DraftCandidate>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            match_id: i64,
+            listing_id: i64,
+            platform: String,
+            item_id: String,
+            title: String,
+            seller: Option<String>,
+            brand_id: i64,
+            verdict: String,
+            score: f64,
+            reasons: String,
+            mark_id: Option<i64>,
+            text: Option<String>,
+            jurisdiction: Option<String>,
+            registration_no: Option<String>,
+            expires: Option<String>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT m.id AS match_id, l.id AS listing_id, l.platform, l.item_id, l.title, l.seller, m.brand_id,
+                    m.verdict, m.score, m.reasons, mk.id AS mark_id, mk.text, mk.jurisdiction,
+                    mk.registration_no, mk.expires
+             FROM matches m JOIN listings l ON l.id = m.listing_id LEFT JOIN marks mk ON mk.id = m.mark_id
+             WHERE m.verdict IN ('infringing', 'suspect') AND m.brand_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM notice_items ni WHERE ni.match_id = m.id)
+             ORDER BY m.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let reasons =
+                    serde_json::from_str(&r.reasons).map_err(|_| StoreError::Corrupt {
+                        table: "matches",
+                        column: "reasons",
+                        value: r.reasons.clone(),
+                    })?;
+                let mark = match (r.mark_id, r.text, r.jurisdiction, r.registration_no) {
+                    (Some(id), Some(text), Some(jurisdiction), Some(registration_no)) => {
+                        let expires = r
+                            .expires
+                            .map(|e| {
+                                NaiveDate::parse_from_str(&e, "%Y-%m-%d").map_err(|_| {
+                                    StoreError::Corrupt {
+                                        table: "marks",
+                                        column: "expires",
+                                        value: e,
+                                    }
+                                })
+                            })
+                            .transpose()?;
+                        Some(MarkRight {
+                            id,
+                            text,
+                            jurisdiction,
+                            registration_no,
+                            expires,
+                        })
+                    }
+                    _ => None,
+                };
+                Ok(DraftCandidate {
+                    verdict: parse_outcome("matches", &r.verdict)?,
+                    match_id: r.match_id,
+                    listing_id: r.listing_id,
+                    platform: r.platform,
+                    item_id: r.item_id,
+                    title: r.title,
+                    seller: r.seller,
+                    brand_id: r.brand_id,
+                    score: r.score,
+                    reasons,
+                    mark,
+                })
+            })
+            .collect()
+    }
+
+    /// Listings of every case the platform took down (removed, or closed after removal).
+    pub async fn removed_listings(&self) -> Result<Vec<RemovedListing>> {
+        Ok(sqlx::query_as::<_, (i64, i64, String, String, Option<String>, String)>(
+            "SELECT n.id, l.id, l.platform, l.item_id, l.seller, l.title
+             FROM notices n JOIN notice_items ni ON ni.notice_id = n.id
+             JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             WHERE n.state = 'removed'
+                OR (n.state = 'closed' AND EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice'
+                    AND a.entity_id = n.id AND a.to_state = 'removed'))
+             ORDER BY n.id, l.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(
+            |(notice_id, listing_id, platform, item_id, seller, title)| RemovedListing {
+                notice_id,
+                listing_id,
+                platform,
+                item_id,
+                seller,
+                title,
+            },
+        )
+        .collect())
+    }
+
+    /// Drafts that may still take listings, with their group keys.
+    pub async fn open_drafts(&self) -> Result<Vec<OpenDraft>> {
+        Ok(sqlx::query_as::<_, (i64, String, i64)>(
+            "SELECT id, group_key, item_count FROM notices WHERE state = 'draft' AND group_key IS NOT NULL
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id, group_key, n)| OpenDraft {
+            id,
+            group_key,
+            item_count: n.max(0) as u32,
+        })
+        .collect())
+    }
+
+    /// Saves a drafting plan in one transaction: new notices with an audit row each, items
+    /// added to open drafts, and each touched notice's counts and strongest verdict refreshed.
+    /// A match another run placed meanwhile is skipped (match ids are unique across notices).
+    pub async fn save_drafts(&self, plan: &[PlannedNotice], actor: &str) -> Result<SavedDrafts> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        let mut saved = SavedDrafts::default();
+        for p in plan {
+            let (id, created) = match p.existing {
+                Some(id) => (id, false),
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO notices (platform, brand_id, mark_id, channel, state, not_fileable, group_key,
+                         reason, priority, relisted_from, created_at, updated_at)
+                         VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(&p.platform)
+                    .bind(p.brand_id)
+                    .bind(p.mark_id)
+                    .bind(&p.channel)
+                    .bind(&p.not_fileable)
+                    .bind(&p.group_key)
+                    .bind(p.reason.as_str())
+                    .bind(p.priority)
+                    .bind(p.relisted_from)
+                    .bind(&now)
+                    .bind(&now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (id, true)
+                }
+            };
+            let mut added = 0;
+            for item in &p.items {
+                added += sqlx::query(
+                    "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (match_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(item.match_id)
+                .bind(item.relisted_from)
+                .bind(&item.relisted_reason)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if created && added == 0 {
+                sqlx::query("DELETE FROM notices WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            if added == 0 {
+                continue;
+            }
+            refresh_aggregates(&mut tx, id, &now).await?;
+            saved.items += added;
+            if created {
+                let note = match &p.not_fileable {
+                    Some(why) => format!("{added} listing(s); not fileable: {why}"),
+                    None => format!("{added} listing(s)"),
+                };
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+                     VALUES (?, ?, 'notice', ?, 'draft', NULL, 'draft', ?)",
+                )
+                .bind(&now)
+                .bind(actor)
+                .bind(id)
+                .bind(note)
+                .execute(&mut *tx)
+                .await?;
+                saved.created.push(id);
+            } else {
+                saved.extended.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    /// Takes listings a rematch has since judged clear out of drafts (never out of a notice
+    /// already approved or further on), with an audit row per draft; a draft left with no
+    /// listing is rejected. Returns how many listings were taken out.
+    pub async fn prune_cleared_drafts(&self, actor: &str) -> Result<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT ni.notice_id, count(*) FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+             JOIN notices n ON n.id = ni.notice_id
+             WHERE n.state = 'draft' AND m.verdict = 'clear' GROUP BY ni.notice_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut pruned = 0;
+        for (notice_id, n) in rows {
+            sqlx::query(
+                "DELETE FROM notice_items WHERE notice_id = ? AND match_id IN
+                 (SELECT id FROM matches WHERE verdict = 'clear')",
+            )
+            .bind(notice_id)
+            .execute(&mut *tx)
+            .await?;
+            refresh_aggregates(&mut tx, notice_id, &now).await?;
+            let left: i64 = sqlx::query_scalar("SELECT item_count FROM notices WHERE id = ?")
+                .bind(notice_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let note = format!("{n} listing(s) re-scored clear and taken out");
+            if left == 0 {
+                sqlx::query("UPDATE notices SET state = 'rejected', resolved_at = ?, updated_at = ? WHERE id = ?")
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(notice_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+                 VALUES (?, ?, 'notice', ?, ?, 'draft', ?, ?)",
+            )
+            .bind(&now)
+            .bind(actor)
+            .bind(notice_id)
+            .bind(if left == 0 { "reject" } else { "prune" })
+            .bind(if left == 0 { "rejected" } else { "draft" })
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+            pruned += n as u64;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    /// Re-checks why open drafts cannot be filed (a mark renewed or expired since drafting).
+    /// `reasons` maps notice id → reason (None: fileable). Returns how many changed.
+    pub async fn set_not_fileable(&self, reasons: &[(i64, Option<String>)]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let now = now();
+        let mut changed = 0;
+        for (id, reason) in reasons {
+            changed += sqlx::query(
+                "UPDATE notices SET not_fileable = ?, updated_at = ?
+                 WHERE id = ? AND state IN ('draft', 'approved') AND not_fileable IS NOT ?",
+            )
+            .bind(reason)
+            .bind(&now)
+            .bind(id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Open drafts and approved notices with the right they rest on, for re-checking.
+    pub async fn unfiled_rights(&self) -> Result<Vec<(i64, String, Option<MarkRight>)>> {
+        let rows: Vec<UnfiledRow> = sqlx::query_as(
+                "SELECT n.id, n.platform, mk.id, mk.text, mk.jurisdiction, mk.registration_no, mk.expires
+                 FROM notices n LEFT JOIN marks mk ON mk.id = n.mark_id
+                 WHERE n.state IN ('draft', 'approved') ORDER BY n.id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, platform, mid, text, jur, reg, expires)| {
+                let mark = match (mid, text, jur, reg) {
+                    (Some(id), Some(text), Some(jurisdiction), Some(registration_no)) => {
+                        Some(MarkRight {
+                            id,
+                            text,
+                            jurisdiction,
+                            registration_no,
+                            expires: expires
+                                .and_then(|e| NaiveDate::parse_from_str(&e, "%Y-%m-%d").ok()),
+                        })
+                    }
+                    _ => None,
+                };
+                (id, platform, mark)
+            })
+            .collect())
+    }
+}
+
+/// Notice id, platform, and the mark's id, text, jurisdiction, registration number, expiry.
+type UnfiledRow = (
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Keeps a notice's denormalised item count, top score and strongest verdict in step.
+async fn refresh_aggregates(tx: &mut Transaction<'_, Sqlite>, id: i64, now: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE notices SET
+            item_count = (SELECT count(*) FROM notice_items WHERE notice_id = ?1),
+            max_score = coalesce((SELECT max(m.score) FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+                                  WHERE ni.notice_id = ?1), 0),
+            verdict = CASE WHEN EXISTS (SELECT 1 FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+                                        WHERE ni.notice_id = ?1 AND m.verdict = 'infringing')
+                           THEN 'infringing' ELSE 'suspect' END,
+            updated_at = ?2
+         WHERE id = ?1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,1218 @@
+//! Notices and cases: the review queue (filters, sort, paging), a notice's detail with its
+//! listings, matches, evidence and history, and the one transition function of the lifecycle.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{Result, Store, StoreError, now};
+use crate::case::{CaseState, InfringementKind, TransitionDetails, TransitionError};
+use crate::matcher::Outcome;
+
+/// One notice as the queue shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeSummary {
+    pub id: i64,
+    pub platform: String,
+    /// The complaint channel's name, e.g. "阿里巴巴知识产权保护平台 (Alibaba IPP)".
+    pub channel: String,
+    pub brand_id: i64,
+    pub brand: String,
+    pub mark_id: Option<i64>,
+    /// The registered right the complaint rests on: text, jurisdiction, registration number.
+    pub mark: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub registration_no: Option<String>,
+    pub state: CaseState,
+    pub reason: InfringementKind,
+    /// The strongest verdict among its listings.
+    pub verdict: Outcome,
+    pub max_score: f64,
+    pub item_count: i64,
+    /// Higher first; relisted cases are raised.
+    pub priority: i64,
+    /// The earlier case whose removed listings this one's relist.
+    pub relisted_from: Option<i64>,
+    /// Why it cannot be filed (no CN registration, expired mark), shown to reviewers.
+    pub not_fileable: Option<String>,
+    pub complaint_ref: Option<String>,
+    pub account: Option<String>,
+    /// Art. 43 deadline (YYYY-MM-DD) after a counter-notice.
+    pub deadline: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub filed_at: Option<String>,
+    pub counter_noticed_at: Option<String>,
+    pub resolved_at: Option<String>,
+}
+
+/// Which notices to list. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NoticeFilter {
+    pub platform: Option<String>,
+    /// Brand name, case-insensitive.
+    pub brand: Option<String>,
+    pub brand_id: Option<i64>,
+    /// Any of these states.
+    pub states: Vec<CaseState>,
+    /// The notice's strongest verdict.
+    pub verdict: Option<Outcome>,
+    /// Bounds on the notice's highest listing score, inclusive.
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    /// Only relisted cases (true) or only first-time ones (false).
+    pub relisted: Option<bool>,
+    /// Only fileable drafts (true) or only not-fileable ones (false).
+    pub fileable: Option<bool>,
+}
+
+/// Queue order. Every order ends with the id, so pages never overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeSort {
+    /// Priority, then score, highest first: what to review next.
+    #[default]
+    Priority,
+    Newest,
+    Oldest,
+    /// Highest score first.
+    Score,
+    /// Most listings first.
+    Items,
+    /// Nearest Art. 43 deadline first (notices without one last).
+    Deadline,
+    /// Most recently changed first.
+    Updated,
+}
+
+impl std::str::FromStr for NoticeSort {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s {
+            "priority" => NoticeSort::Priority,
+            "newest" => NoticeSort::Newest,
+            "oldest" => NoticeSort::Oldest,
+            "score" => NoticeSort::Score,
+            "items" => NoticeSort::Items,
+            "deadline" => NoticeSort::Deadline,
+            "updated" => NoticeSort::Updated,
+            other => {
+                return Err(format!(
+                    "unknown sort `{other}`; expected priority, newest, oldest, score, items, deadline or updated"
+                ));
+            }
+        })
+    }
+}
+
+impl NoticeSort {
+    fn order_by(self) -> &'static str {
+        match self {
+            NoticeSort::Priority => "n.priority DESC, n.max_score DESC, n.id DESC",
+            NoticeSort::Newest => "n.id DESC",
+            NoticeSort::Oldest => "n.id ASC",
+            NoticeSort::Score => "n.max_score DESC, n.id DESC",
+            NoticeSort::Items => "n.item_count DESC, n.id DESC",
+            NoticeSort::Deadline => "n.deadline IS NULL, n.deadline ASC, n.id ASC",
+            NoticeSort::Updated => "n.updated_at DESC, n.id DESC",
+        }
+    }
+}
+
+/// A page of the queue: `limit` rows from `offset`, and how many match in all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticePage {
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+    pub notices: Vec<NoticeSummary>,
+}
+
+/// Most rows one page returns.
+pub const MAX_PAGE: u64 = 500;
+
+/// Everything a reviewer needs to decide on a notice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeDetail {
+    #[serde(flatten)]
+    pub notice: NoticeSummary,
+    /// The rights holder named in the complaint.
+    pub owner: String,
+    pub mark_classes: Vec<u8>,
+    /// YYYY-MM-DD.
+    pub mark_expires: Option<String>,
+    pub items: Vec<NoticeItem>,
+    /// Audit rows for this notice, oldest first.
+    pub history: Vec<AuditEntry>,
+}
+
+/// One listing in a notice, with its match and evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeItem {
+    pub match_id: i64,
+    pub listing_id: i64,
+    pub platform: String,
+    /// Taobao/Tmall item id, JD SKU, Amazon ASIN.
+    pub item_id: String,
+    pub url: String,
+    pub title: String,
+    pub seller: Option<String>,
+    pub price: Option<f64>,
+    pub currency: String,
+    pub category: Option<String>,
+    pub is_ad: bool,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub verdict: Outcome,
+    pub score: f64,
+    pub reasons: Vec<MatchReason>,
+    pub matcher_version: String,
+    /// The registered mark this listing's match rests on (a report may carry several marks of
+    /// one brand where the channel allows one type of right per report).
+    pub mark_id: Option<i64>,
+    pub mark: Option<String>,
+    pub registration_no: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub relisted_from: Option<i64>,
+    pub relisted_reason: Option<String>,
+    /// The pages that show it: the search page it was last seen on, and its item page.
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// One reason behind a verdict, as the matcher stored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchReason {
+    pub code: String,
+    pub detail: String,
+}
+
+/// Which page a piece of evidence is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceRole {
+    SearchPage,
+    ItemPage,
+}
+
+/// A stored page, by reference: what the evidence pack and the detail view cite.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvidenceRef {
+    pub id: i64,
+    pub role: EvidenceRole,
+    pub url: String,
+    pub fetched_at: String,
+    pub status: i64,
+    /// SHA-256 of the body exactly as received.
+    pub sha256: String,
+    pub body_len: i64,
+    pub chain_hash: String,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Outcomes of the complaints one platform account filed in a window, in listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct GoodFaithCounts {
+    pub platform: String,
+    pub account: String,
+    /// Listings in complaints filed in the window.
+    pub filed: i64,
+    /// Still waiting for the platform's decision.
+    pub pending: i64,
+    /// Taken down (including after a counter-notice, when a suit kept them down).
+    pub removed: i64,
+    /// Rejected by the platform.
+    pub rejected: i64,
+    /// Answered by a counter-notice.
+    pub counter_noticed: i64,
+}
+
+impl GoodFaithCounts {
+    /// Listings with an outcome: what the rates are computed over.
+    pub fn decided(&self) -> i64 {
+        self.filed - self.pending
+    }
+}
+
+/// A registered mark a notice rests on, with what a complaint form asks about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoticeMark {
+    pub id: i64,
+    pub text: String,
+    pub jurisdiction: String,
+    pub registration_no: String,
+    pub classes: Vec<u8>,
+    /// YYYY-MM-DD.
+    pub expires: Option<String>,
+}
+
+/// A seller with listings in several cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RepeatSeller {
+    pub platform: String,
+    pub seller: String,
+    /// Its listings in cases.
+    pub listings: i64,
+    /// Distinct cases naming it.
+    pub cases: i64,
+    /// Listings the platform took down.
+    pub removed: i64,
+    /// Listings flagged as relisting a removed one.
+    pub relisted: i64,
+    pub last_seen: String,
+}
+
+/// Notices per platform and state, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StateCount {
+    pub platform: String,
+    pub state: String,
+    pub count: i64,
+}
+
+const SUMMARY_COLUMNS: &str = "n.id, n.platform, n.channel, n.brand_id, b.name AS brand, n.mark_id, m.text AS mark,
+    m.jurisdiction, m.registration_no, n.state, n.reason, n.verdict, n.max_score, n.item_count, n.priority,
+    n.relisted_from, n.not_fileable, n.complaint_ref, n.account, n.deadline, n.created_at, n.updated_at,
+    n.filed_at, n.counter_noticed_at, n.resolved_at";
+
+const SUMMARY_FROM: &str =
+    " FROM notices n JOIN brands b ON b.id = n.brand_id LEFT JOIN marks m ON m.id = n.mark_id";
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
+    platform: String,
+    channel: String,
+    brand_id: i64,
+    brand: String,
+    mark_id: Option<i64>,
+    mark: Option<String>,
+    jurisdiction: Option<String>,
+    registration_no: Option<String>,
+    state: String,
+    reason: String,
+    verdict: String,
+    max_score: f64,
+    item_count: i64,
+    priority: i64,
+    relisted_from: Option<i64>,
+    not_fileable: Option<String>,
+    complaint_ref: Option<String>,
+    account: Option<String>,
+    deadline: Option<String>,
+    created_at: String,
+    updated_at: String,
+    filed_at: Option<String>,
+    counter_noticed_at: Option<String>,
+    resolved_at: Option<String>,
+}
+
+pub(crate) fn parse_state(value: &str) -> Result<CaseState> {
+    value.parse().map_err(|_| StoreError::Corrupt {
+        table: "notices",
+        column: "state",
+        value: value.to_owned(),
+    })
+}
+
+pub(crate) fn parse_outcome(table: &'static str, value: &str) -> Result<Outcome> {
+    match value {
+        "infringing" => Ok(Outcome::Infringing),
+        "suspect" => Ok(Outcome::Suspect),
+        "clear" => Ok(Outcome::Clear),
+        other => Err(StoreError::Corrupt {
+            table,
+            column: "verdict",
+            value: other.to_owned(),
+        }),
+    }
+}
+
+impl TryFrom<SummaryRow> for NoticeSummary {
+    type Error = StoreError;
+    fn try_from(r: SummaryRow) -> Result<Self> {
+        Ok(NoticeSummary {
+            state: parse_state(&r.state)?,
+            reason: r.reason.parse().map_err(|_| StoreError::Corrupt {
+                table: "notices",
+                column: "reason",
+                value: r.reason.clone(),
+            })?,
+            verdict: parse_outcome("notices", &r.verdict)?,
+            id: r.id,
+            platform: r.platform,
+            channel: r.channel,
+            brand_id: r.brand_id,
+            brand: r.brand,
+            mark_id: r.mark_id,
+            mark: r.mark,
+            jurisdiction: r.jurisdiction,
+            registration_no: r.registration_no,
+            max_score: r.max_score,
+            item_count: r.item_count,
+            priority: r.priority,
+            relisted_from: r.relisted_from,
+            not_fileable: r.not_fileable,
+            complaint_ref: r.complaint_ref,
+            account: r.account,
+            deadline: r.deadline,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            filed_at: r.filed_at,
+            counter_noticed_at: r.counter_noticed_at,
+            resolved_at: r.resolved_at,
+        })
+    }
+}
+
+/// A notice's state, why it cannot be filed, and its mark's text and expiry.
+type StateRow = (String, Option<String>, Option<String>, Option<String>);
+
+fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &NoticeFilter) {
+    q.push(" WHERE 1 = 1");
+    if let Some(p) = &f.platform {
+        q.push(" AND n.platform = ").push_bind(p.clone());
+    }
+    if let Some(b) = &f.brand {
+        q.push(" AND b.name = ")
+            .push_bind(b.clone())
+            .push(" COLLATE NOCASE");
+    }
+    if let Some(id) = f.brand_id {
+        q.push(" AND n.brand_id = ").push_bind(id);
+    }
+    if !f.states.is_empty() {
+        q.push(" AND n.state IN (");
+        let mut list = q.separated(", ");
+        for s in &f.states {
+            list.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(v) = f.verdict {
+        q.push(" AND n.verdict = ").push_bind(v.as_str());
+    }
+    if let Some(min) = f.min_score {
+        q.push(" AND n.max_score >= ").push_bind(min);
+    }
+    if let Some(max) = f.max_score {
+        q.push(" AND n.max_score <= ").push_bind(max);
+    }
+    match f.relisted {
+        Some(true) => {
+            q.push(" AND n.relisted_from IS NOT NULL");
+        }
+        Some(false) => {
+            q.push(" AND n.relisted_from IS NULL");
+        }
+        None => {}
+    }
+    match f.fileable {
+        Some(true) => {
+            q.push(" AND n.not_fileable IS NULL");
+        }
+        Some(false) => {
+            q.push(" AND n.not_fileable IS NOT NULL");
+        }
+        None => {}
+    }
+}
+
+impl Store {
+    /// A page of notices matching `filter`, in `sort` order, with the total count.
+    pub async fn list_notices(
+        &self,
+        filter: &NoticeFilter,
+        sort: NoticeSort,
+        offset: u64,
+        limit: u64,
+    ) -> Result<NoticePage> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let total = self.count_notices(filter).await?;
+        let mut q = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS}{SUMMARY_FROM}"));
+        push_filter(&mut q, filter);
+        q.push(" ORDER BY ").push(sort.order_by());
+        q.push(" LIMIT ")
+            .push_bind(limit as i64)
+            .push(" OFFSET ")
+            .push_bind(offset.min(i64::MAX as u64) as i64);
+        let rows: Vec<SummaryRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let notices = rows
+            .into_iter()
+            .map(NoticeSummary::try_from)
+            .collect::<Result<_>>()?;
+        Ok(NoticePage {
+            total,
+            offset,
+            limit,
+            notices,
+        })
+    }
+
+    /// How many notices match `filter`.
+    pub async fn count_notices(&self, filter: &NoticeFilter) -> Result<u64> {
+        let mut q = QueryBuilder::new(format!("SELECT count(*){SUMMARY_FROM}"));
+        push_filter(&mut q, filter);
+        let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(n as u64)
+    }
+
+    /// Notice counts per platform and state.
+    pub async fn notice_counts(&self) -> Result<Vec<StateCount>> {
+        Ok(sqlx::query_as(
+            "SELECT platform, state, count(*) AS count FROM notices GROUP BY platform, state
+             ORDER BY platform, state",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One notice as the queue shows it.
+    pub async fn notice(&self, id: i64) -> Result<Option<NoticeSummary>> {
+        let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS}{SUMMARY_FROM} WHERE n.id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(NoticeSummary::try_from).transpose()
+    }
+
+    /// A notice with its listings, matches, evidence references and history.
+    pub async fn notice_detail(&self, id: i64) -> Result<Option<NoticeDetail>> {
+        let Some(notice) = self.notice(id).await? else {
+            return Ok(None);
+        };
+        let (owner,): (String,) = sqlx::query_as("SELECT owner FROM brands WHERE id = ?")
+            .bind(notice.brand_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let (mark_classes, mark_expires) = match notice.mark_id {
+            Some(mark_id) => {
+                let classes: Vec<i64> = sqlx::query_scalar(
+                    "SELECT class FROM mark_classes WHERE mark_id = ? ORDER BY class",
+                )
+                .bind(mark_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let expires: Option<String> =
+                    sqlx::query_scalar("SELECT expires FROM marks WHERE id = ?")
+                        .bind(mark_id)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .flatten();
+                (classes.into_iter().map(|c| c as u8).collect(), expires)
+            }
+            None => (Vec::new(), None),
+        };
+        let items = self.notice_items(id).await?;
+        let history = self.notice_history(id).await?;
+        Ok(Some(NoticeDetail {
+            notice,
+            owner,
+            mark_classes,
+            mark_expires,
+            items,
+            history,
+        }))
+    }
+
+    /// The listings of a notice, with their matches and evidence, in the order they were added.
+    pub async fn notice_items(&self, notice_id: i64) -> Result<Vec<NoticeItem>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            match_id: i64,
+            listing_id: i64,
+            platform: String,
+            item_id: String,
+            url: String,
+            title: String,
+            seller: Option<String>,
+            price: Option<f64>,
+            currency: String,
+            category: Option<String>,
+            is_ad: bool,
+            first_seen: String,
+            last_seen: String,
+            verdict: String,
+            score: f64,
+            reasons: String,
+            matcher_version: String,
+            mark_id: Option<i64>,
+            mark: Option<String>,
+            registration_no: Option<String>,
+            jurisdiction: Option<String>,
+            relisted_from: Option<i64>,
+            relisted_reason: Option<String>,
+            evidence_id: Option<i64>,
+            detail_evidence_id: Option<i64>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT ni.match_id, l.id AS listing_id, l.platform, l.item_id, l.url, l.title, l.seller, l.price,
+                    l.currency, l.category, l.is_ad, l.first_seen, l.last_seen, m.verdict, m.score, m.reasons,
+                    m.matcher_version, m.mark_id, mk.text AS mark, mk.registration_no, mk.jurisdiction,
+                    ni.relisted_from, ni.relisted_reason, l.evidence_id, l.detail_evidence_id
+             FROM notice_items ni JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             LEFT JOIN marks mk ON mk.id = m.mark_id
+             WHERE ni.notice_id = ? ORDER BY ni.rowid",
+        )
+        .bind(notice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let reasons: Vec<MatchReason> =
+                serde_json::from_str(&r.reasons).map_err(|_| StoreError::Corrupt {
+                    table: "matches",
+                    column: "reasons",
+                    value: r.reasons.clone(),
+                })?;
+            let mut evidence = Vec::new();
+            for (id, role) in [
+                (r.evidence_id, EvidenceRole::SearchPage),
+                (r.detail_evidence_id, EvidenceRole::ItemPage),
+            ] {
+                if let Some(id) = id
+                    && let Some(e) = self.evidence_ref(id, role).await?
+                {
+                    evidence.push(e);
+                }
+            }
+            items.push(NoticeItem {
+                verdict: parse_outcome("matches", &r.verdict)?,
+                match_id: r.match_id,
+                listing_id: r.listing_id,
+                platform: r.platform,
+                item_id: r.item_id,
+                url: r.url,
+                title: r.title,
+                seller: r.seller,
+                price: r.price,
+                currency: r.currency,
+                category: r.category,
+                is_ad: r.is_ad,
+                first_seen: r.first_seen,
+                last_seen: r.last_seen,
+                score: r.score,
+                reasons,
+                matcher_version: r.matcher_version,
+                mark_id: r.mark_id,
+                mark: r.mark,
+                registration_no: r.registration_no,
+                jurisdiction: r.jurisdiction,
+                relisted_from: r.relisted_from,
+                relisted_reason: r.relisted_reason,
+                evidence,
+            });
+        }
+        Ok(items)
+    }
+
+    async fn evidence_ref(&self, id: i64, role: EvidenceRole) -> Result<Option<EvidenceRef>> {
+        let row: Option<(i64, String, String, i64, String, i64, String)> = sqlx::query_as(
+            "SELECT id, url, fetched_at, status, body_sha256, body_len, chain_hash FROM evidence WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(id, url, fetched_at, status, sha256, body_len, chain_hash)| EvidenceRef {
+                id,
+                role,
+                url,
+                fetched_at,
+                status,
+                sha256,
+                body_len,
+                chain_hash,
+            },
+        ))
+    }
+
+    /// The marks a notice rests on: its own, then any other its listings' matches name, in
+    /// id order.
+    pub async fn notice_marks(&self, notice_id: i64) -> Result<Vec<NoticeMark>> {
+        let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT mk.id, mk.text, mk.jurisdiction, mk.registration_no, mk.expires FROM marks mk
+             WHERE mk.id IN (SELECT mark_id FROM notices WHERE id = ?1
+                             UNION SELECT m.mark_id FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+                                   WHERE ni.notice_id = ?1)
+             ORDER BY mk.id = (SELECT mark_id FROM notices WHERE id = ?1) DESC, mk.id",
+        )
+        .bind(notice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut marks = Vec::with_capacity(rows.len());
+        for (id, text, jurisdiction, registration_no, expires) in rows {
+            let classes: Vec<i64> = sqlx::query_scalar(
+                "SELECT class FROM mark_classes WHERE mark_id = ? ORDER BY class",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            marks.push(NoticeMark {
+                id,
+                text,
+                jurisdiction,
+                registration_no,
+                classes: classes.into_iter().map(|c| c as u8).collect(),
+                expires,
+            });
+        }
+        Ok(marks)
+    }
+
+    /// The audit rows of one notice, oldest first.
+    pub async fn notice_history(&self, notice_id: i64) -> Result<Vec<AuditEntry>> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, actor, action, from_state, to_state, note FROM audit_log
+             WHERE entity = 'notice' AND entity_id = ? ORDER BY id",
+        )
+        .bind(notice_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Complaints filed under one platform account since a date, by outcome, counted in listings
+    /// (a platform judges each listing of a complaint). See [`GoodFaithCounts`].
+    pub async fn good_faith_counts(&self, since: &str) -> Result<Vec<GoodFaithCounts>> {
+        Ok(sqlx::query_as(
+            "SELECT n.platform, coalesce(n.account, 'default') AS account,
+                    sum(n.item_count) AS filed,
+                    sum(CASE WHEN n.state = 'filed' THEN n.item_count ELSE 0 END) AS pending,
+                    sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
+                                          AND a.to_state = 'removed') THEN n.item_count ELSE 0 END) AS removed,
+                    sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
+                                          AND a.from_state = 'filed' AND a.to_state = 'rejected')
+                             THEN n.item_count ELSE 0 END) AS rejected,
+                    sum(CASE WHEN n.counter_noticed_at IS NOT NULL THEN n.item_count ELSE 0 END) AS counter_noticed
+             FROM notices n WHERE n.filed_at IS NOT NULL AND n.filed_at >= ?
+             GROUP BY n.platform, coalesce(n.account, 'default') ORDER BY n.platform, account",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Counter-noticed cases whose Art. 43 deadline falls on or before `until` (YYYY-MM-DD),
+    /// overdue ones included, nearest first.
+    pub async fn upcoming_deadlines(&self, until: &str) -> Result<Vec<NoticeSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS}{SUMMARY_FROM}
+             WHERE n.state = 'counter_noticed' AND n.deadline IS NOT NULL AND n.deadline <= ?
+             ORDER BY n.deadline, n.id"
+        )))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(NoticeSummary::try_from).collect()
+    }
+
+    /// Sellers with at least `min_listings` listings in cases (rejected ones aside), most
+    /// relistings first.
+    pub async fn repeat_sellers(&self, min_listings: u32) -> Result<Vec<RepeatSeller>> {
+        Ok(sqlx::query_as(
+            "SELECT l.platform, l.seller, count(DISTINCT l.id) AS listings, count(DISTINCT n.id) AS cases,
+                    count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice'
+                          AND a.entity_id = n.id AND a.to_state = 'removed') THEN l.id END) AS removed,
+                    count(DISTINCT CASE WHEN ni.relisted_from IS NOT NULL THEN l.id END) AS relisted,
+                    max(l.last_seen) AS last_seen
+             FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
+             JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             WHERE l.seller IS NOT NULL AND trim(l.seller) <> '' AND n.state <> 'rejected'
+             GROUP BY l.platform, l.seller HAVING count(DISTINCT l.id) >= ?
+             ORDER BY relisted DESC, listings DESC, l.platform, l.seller",
+        )
+        .bind(i64::from(min_listings))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Infringing and suspect listings in the given notices: what a batch about to be filed
+    /// holds, for the good-faith governor.
+    pub async fn batch_verdicts(&self, notice_ids: &[i64]) -> Result<(i64, i64)> {
+        let (mut infringing, mut suspect) = (0, 0);
+        for id in notice_ids {
+            let (i, s): (i64, i64) = sqlx::query_as(
+                "SELECT coalesce(sum(m.verdict = 'infringing'), 0), coalesce(sum(m.verdict <> 'infringing'), 0)
+                 FROM notice_items ni JOIN matches m ON m.id = ni.match_id WHERE ni.notice_id = ?",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+            infringing += i;
+            suspect += s;
+        }
+        Ok((infringing, suspect))
+    }
+
+    /// Moves a notice to `to`, writing the change and its audit row (who, when, from, to, why)
+    /// in one transaction. The only way a notice changes state.
+    ///
+    /// Refused, with nothing written: a step the lifecycle doesn't have; approving or filing a
+    /// notice that cannot be filed (no CN registration, expired mark: the reason is given);
+    /// filing without the platform's complaint reference.
+    pub async fn transition_notice(
+        &self,
+        id: i64,
+        to: CaseState,
+        actor: &str,
+        details: &TransitionDetails,
+    ) -> std::result::Result<NoticeSummary, TransitionError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<StateRow> = sqlx::query_as(
+            "SELECT n.state, n.not_fileable, m.text, m.expires FROM notices n LEFT JOIN marks m ON m.id = n.mark_id
+             WHERE n.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state, not_fileable, mark_text, mark_expires)) = row else {
+            return Err(TransitionError::NotFound(id));
+        };
+        let from = parse_state(&state)?;
+        if !from.can_become(to) {
+            return Err(TransitionError::Invalid { id, from, to });
+        }
+        let now = now();
+        let today = &now[..10];
+        if matches!(to, CaseState::Approved | CaseState::Filed) {
+            if let Some(reason) = not_fileable {
+                return Err(TransitionError::NotFileable { id, to, reason });
+            }
+            // The registry may have changed since drafting: expiry is checked on the day.
+            if let Some(expires) = mark_expires.filter(|e| e.as_str() < today) {
+                return Err(TransitionError::NotFileable {
+                    id,
+                    to,
+                    reason: format!(
+                        "mark `{}` expired on {expires}",
+                        mark_text.unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let reference = details
+            .complaint_ref
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        if to == CaseState::Filed && reference.is_none() {
+            return Err(TransitionError::MissingReference { id });
+        }
+        let account = details
+            .account
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        let note = details
+            .note
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        sqlx::query("UPDATE notices SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        match to {
+            CaseState::Filed => {
+                sqlx::query(
+                    "UPDATE notices SET complaint_ref = ?, account = coalesce(?, account, 'default'), filed_at = ?
+                     WHERE id = ?",
+                )
+                .bind(reference)
+                .bind(account)
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            CaseState::CounterNoticed => {
+                let received = chrono::Utc::now().date_naive();
+                let deadline = crate::case::counter_notice_deadline(received);
+                sqlx::query("UPDATE notices SET counter_noticed_at = ?, deadline = ? WHERE id = ?")
+                    .bind(&now)
+                    .bind(deadline.to_string())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            CaseState::Removed | CaseState::Rejected | CaseState::Closed => {
+                sqlx::query(
+                    "UPDATE notices SET resolved_at = coalesce(resolved_at, ?) WHERE id = ?",
+                )
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            CaseState::Draft | CaseState::Approved => {}
+        }
+        let action = match (from, to) {
+            (_, CaseState::Approved) => "approve",
+            (_, CaseState::Draft) => "reopen",
+            (_, CaseState::Filed) => "file",
+            (_, CaseState::Removed) => "removed",
+            (_, CaseState::Rejected) => "reject",
+            (_, CaseState::CounterNoticed) => "counter_notice",
+            (_, CaseState::Closed) => "close",
+        };
+        // The reference goes into the audit row too, so the history alone tells the story.
+        let note = match (to, reference, note) {
+            (CaseState::Filed, Some(r), Some(n)) => Some(format!("complaint {r}: {n}")),
+            (CaseState::Filed, Some(r), None) => Some(format!("complaint {r}")),
+            (_, _, n) => n.map(str::to_owned),
+        };
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+             VALUES (?, ?, 'notice', ?, ?, ?, ?, ?)",
+        )
+        .bind(&now)
+        .bind(actor)
+        .bind(id)
+        .bind(action)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.notice(id).await?.ok_or(TransitionError::NotFound(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::TestDb;
+    use crate::store::{PlannedItem, PlannedNotice};
+
+    /// A draft notice on Nike's CN mark with one listing.
+    async fn draft(db: &TestDb, item: &str, mark: (&str, &str), brand: &str) -> i64 {
+        let (_, match_id) = db
+            .listing_with_match(
+                "taobao",
+                item,
+                "耐克 高仿 跑鞋",
+                "小店",
+                brand,
+                Some(mark),
+                "infringing",
+                0.9,
+            )
+            .await;
+        let (brand_id, mark_id): (i64, i64) =
+            sqlx::query_as("SELECT m.brand_id, m.mark_id FROM matches m WHERE m.id = ?")
+                .bind(match_id)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        let saved = db
+            .store
+            .save_drafts(
+                &[PlannedNotice {
+                    existing: None,
+                    platform: "taobao".into(),
+                    channel: "Alibaba IPP".into(),
+                    brand_id,
+                    mark_id: Some(mark_id),
+                    reason: InfringementKind::Counterfeit,
+                    group_key: format!("taobao|{brand_id}|{mark_id}|{item}"),
+                    not_fileable: None,
+                    relisted_from: None,
+                    priority: 0,
+                    items: vec![PlannedItem {
+                        match_id,
+                        relisted_from: None,
+                        relisted_reason: None,
+                    }],
+                }],
+                "drafter",
+            )
+            .await
+            .unwrap();
+        saved.created[0]
+    }
+
+    fn details(note: &str) -> TransitionDetails {
+        TransitionDetails {
+            note: Some(note.into()),
+            ..TransitionDetails::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_case_runs_its_course_with_an_audit_row_per_step() {
+        let db = TestDb::new().await;
+        let id = draft(&db, "1", ("NIKE", "CN"), "Nike").await;
+        let s = &db.store;
+        s.transition_notice(id, CaseState::Approved, "alice", &details("clear copy"))
+            .await
+            .unwrap();
+        let filed = s
+            .transition_notice(
+                id,
+                CaseState::Filed,
+                "bob",
+                &TransitionDetails {
+                    complaint_ref: Some("IPP-2026-001".into()),
+                    account: Some("nike-ipp".into()),
+                    note: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(filed.complaint_ref.as_deref(), Some("IPP-2026-001"));
+        assert_eq!(filed.account.as_deref(), Some("nike-ipp"));
+        assert!(filed.filed_at.is_some());
+        let cn = s
+            .transition_notice(
+                id,
+                CaseState::CounterNoticed,
+                "bob",
+                &details("seller claims licence"),
+            )
+            .await
+            .unwrap();
+        let deadline = crate::case::counter_notice_deadline(chrono::Utc::now().date_naive());
+        assert_eq!(cn.deadline, Some(deadline.to_string()));
+        s.transition_notice(id, CaseState::Closed, "bob", &details("no suit"))
+            .await
+            .unwrap();
+
+        let history = s.notice_history(id).await.unwrap();
+        let steps: Vec<_> = history
+            .iter()
+            .map(|h| {
+                (
+                    h.actor.as_str(),
+                    h.from_state.as_deref(),
+                    h.to_state.as_deref(),
+                    h.note.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                ("drafter", None, Some("draft"), Some("1 listing(s)")),
+                ("alice", Some("draft"), Some("approved"), Some("clear copy")),
+                (
+                    "bob",
+                    Some("approved"),
+                    Some("filed"),
+                    Some("complaint IPP-2026-001")
+                ),
+                (
+                    "bob",
+                    Some("filed"),
+                    Some("counter_noticed"),
+                    Some("seller claims licence")
+                ),
+                (
+                    "bob",
+                    Some("counter_noticed"),
+                    Some("closed"),
+                    Some("no suit")
+                ),
+            ]
+        );
+        assert!(history.iter().all(|h| !h.at.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn every_step_valid_and_invalid_from_every_state() {
+        let db = TestDb::new().await;
+        // A path reaching each state, from a fresh draft.
+        let paths: [(CaseState, &[CaseState]); 7] = [
+            (CaseState::Draft, &[]),
+            (CaseState::Approved, &[CaseState::Approved]),
+            (CaseState::Filed, &[CaseState::Approved, CaseState::Filed]),
+            (
+                CaseState::Removed,
+                &[CaseState::Approved, CaseState::Filed, CaseState::Removed],
+            ),
+            (CaseState::Rejected, &[CaseState::Rejected]),
+            (
+                CaseState::CounterNoticed,
+                &[
+                    CaseState::Approved,
+                    CaseState::Filed,
+                    CaseState::CounterNoticed,
+                ],
+            ),
+            (CaseState::Closed, &[CaseState::Rejected, CaseState::Closed]),
+        ];
+        let with_ref = TransitionDetails {
+            complaint_ref: Some("REF-1".into()),
+            ..TransitionDetails::default()
+        };
+        let mut n = 0;
+        for (from, path) in paths {
+            for to in CaseState::ALL {
+                n += 1;
+                let id = draft(&db, &n.to_string(), ("NIKE", "CN"), "Nike").await;
+                for step in path {
+                    db.store
+                        .transition_notice(id, *step, "t", &with_ref)
+                        .await
+                        .unwrap();
+                }
+                let before = db.store.notice_history(id).await.unwrap().len();
+                let result = db.store.transition_notice(id, to, "t", &with_ref).await;
+                let after = db.store.notice_history(id).await.unwrap();
+                if from.can_become(to) {
+                    let notice = result.unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+                    assert_eq!(notice.state, to);
+                    assert_eq!(after.len(), before + 1);
+                    let last = after.last().unwrap();
+                    assert_eq!(last.from_state.as_deref(), Some(from.as_str()));
+                    assert_eq!(last.to_state.as_deref(), Some(to.as_str()));
+                } else {
+                    let e = result.expect_err(&format!("{from} -> {to} must be refused"));
+                    assert!(
+                        e.to_string().contains(&format!("from {from} to {to}")),
+                        "{e}"
+                    );
+                    assert_eq!(after.len(), before, "a refused step leaves no audit row");
+                    assert_eq!(db.store.notice(id).await.unwrap().unwrap().state, from);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn filing_needs_a_reference_and_a_fileable_right() {
+        let db = TestDb::new().await;
+        let id = draft(&db, "1", ("NIKE", "CN"), "Nike").await;
+        db.store
+            .transition_notice(id, CaseState::Approved, "t", &TransitionDetails::default())
+            .await
+            .unwrap();
+        let e = db
+            .store
+            .transition_notice(id, CaseState::Filed, "t", &details("  "))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransitionError::MissingReference { .. }), "{e}");
+
+        // 万代 (CN) expired on 2024-03-01: approving is refused with the reason.
+        let expired = draft(&db, "2", ("万代", "CN"), "Bandai").await;
+        let e = db
+            .store
+            .transition_notice(
+                expired,
+                CaseState::Approved,
+                "t",
+                &TransitionDetails::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("expired on 2024-03-01"), "{e}");
+        assert_eq!(db.store.notice_history(expired).await.unwrap().len(), 1);
+        // Rejecting it is fine.
+        db.store
+            .transition_notice(expired, CaseState::Rejected, "t", &details("mark lapsed"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.store
+                .transition_notice(999, CaseState::Approved, "t", &TransitionDetails::default())
+                .await,
+            Err(TransitionError::NotFound(999))
+        ));
+    }
+
+    #[tokio::test]
+    async fn queue_filters_sorts_and_pages() {
+        let db = TestDb::new().await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(draft(&db, &format!("n{i}"), ("NIKE", "CN"), "Nike").await);
+        }
+        let adidas = draft(&db, "a1", ("ADIDAS", "CN"), "Adidas").await;
+        db.store
+            .transition_notice(
+                adidas,
+                CaseState::Approved,
+                "t",
+                &TransitionDetails::default(),
+            )
+            .await
+            .unwrap();
+        let all = db
+            .store
+            .list_notices(&NoticeFilter::default(), NoticeSort::Newest, 0, 4)
+            .await
+            .unwrap();
+        assert_eq!(all.total, 6);
+        assert_eq!(all.notices.len(), 4);
+        assert_eq!(all.notices[0].id, adidas);
+        let rest = db
+            .store
+            .list_notices(&NoticeFilter::default(), NoticeSort::Newest, 4, 4)
+            .await
+            .unwrap();
+        assert_eq!(rest.notices.len(), 2);
+        assert_eq!(rest.notices[1].id, ids[0]);
+
+        let nike = NoticeFilter {
+            brand: Some("nike".into()),
+            states: vec![CaseState::Draft],
+            platform: Some("taobao".into()),
+            verdict: Some(Outcome::Infringing),
+            min_score: Some(0.85),
+            max_score: Some(0.95),
+            relisted: Some(false),
+            ..NoticeFilter::default()
+        };
+        let page = db
+            .store
+            .list_notices(&nike, NoticeSort::Oldest, 0, 50)
+            .await
+            .unwrap();
+        assert_eq!(page.notices.iter().map(|n| n.id).collect::<Vec<_>>(), ids);
+        assert!(
+            page.notices
+                .iter()
+                .all(|n| n.brand == "Nike" && n.item_count == 1)
+        );
+        let none = NoticeFilter {
+            min_score: Some(0.95),
+            ..NoticeFilter::default()
+        };
+        assert_eq!(db.store.count_notices(&none).await.unwrap(), 0);
+        let approved = NoticeFilter {
+            states: vec![CaseState::Approved],
+            ..NoticeFilter::default()
+        };
+        assert_eq!(db.store.count_notices(&approved).await.unwrap(), 1);
+
+        let detail = db.store.notice_detail(adidas).await.unwrap().unwrap();
+        assert_eq!(detail.owner, "adidas AG");
+        assert_eq!(detail.mark_classes, vec![18, 25, 28]);
+        assert_eq!(detail.items.len(), 1);
+        let item = &detail.items[0];
+        assert_eq!(item.item_id, "a1");
+        assert_eq!(item.reasons[1].code, "counterfeit_term");
+        assert_eq!(item.evidence.len(), 1);
+        assert_eq!(item.evidence[0].role, EvidenceRole::SearchPage);
+        assert_eq!(item.evidence[0].sha256.len(), 64);
+        assert_eq!(detail.history.len(), 2);
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json["state"], "approved");
+        assert_eq!(json["items"][0]["verdict"], "infringing");
+    }
+}

@@ -146,6 +146,29 @@ pub struct EmailConfig {
     /// Optional address for operators: crawl failures and dead alerts.
     pub operations: Option<String>,
     pub smtp: SmtpConfig,
+    /// Infringing matches of one brand wait this long for more (the rest of the crawl) before
+    /// they go out as one email.
+    pub batch_window_secs: u64,
+    /// ... but never longer than this after the first one.
+    pub batch_max_wait_secs: u64,
+    /// Attempts before an alert is `dead`.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// How long a sender holds an alert in `sending` before another may take it over (a
+    /// crashed sender's alerts wait this long). Keep it above the SMTP timeout.
+    pub lease_secs: u64,
+    /// SMTP connection and command timeout.
+    pub timeout_secs: u64,
+    /// How often the sender looks for work.
+    pub poll_secs: u64,
+    /// Operators are emailed after this many consecutive failed runs of a platform.
+    pub operations_after_failures: u32,
+    /// Digests list case deadlines falling within this many days.
+    pub deadline_days: u32,
+    /// Folder of template overrides (`en/immediate.html`, ...); bundled defaults otherwise.
+    pub templates: Option<PathBuf>,
 }
 
 impl Default for EmailConfig {
@@ -156,6 +179,17 @@ impl Default for EmailConfig {
             from: "markwatch <markwatch@localhost>".to_owned(),
             operations: None,
             smtp: SmtpConfig::default(),
+            batch_window_secs: 30,
+            batch_max_wait_secs: 600,
+            max_attempts: 8,
+            retry_base_secs: 30,
+            retry_max_secs: 3600,
+            lease_secs: 300,
+            timeout_secs: 60,
+            poll_secs: 10,
+            operations_after_failures: 3,
+            deadline_days: 7,
+            templates: None,
         }
     }
 }
@@ -341,6 +375,38 @@ impl Config {
         }
         if self.web.addr.parse::<std::net::SocketAddr>().is_err() {
             return bad("web.addr", "must be an address like 127.0.0.1:8080");
+        }
+        if self.email.max_attempts == 0 {
+            return bad("email.max_attempts", "must be at least 1");
+        }
+        if self.email.retry_base_secs == 0 || self.email.retry_max_secs < self.email.retry_base_secs
+        {
+            return bad(
+                "email.retry_max_secs",
+                "retry_base_secs must be at least 1 and retry_max_secs at least retry_base_secs",
+            );
+        }
+        if self.email.lease_secs == 0 || self.email.timeout_secs == 0 || self.email.poll_secs == 0 {
+            return bad(
+                "email.lease_secs",
+                "lease_secs, timeout_secs and poll_secs must be at least 1",
+            );
+        }
+        if self.email.operations_after_failures == 0 {
+            return bad("email.operations_after_failures", "must be at least 1");
+        }
+        for (key, address) in [
+            ("email.from", Some(&self.email.from)),
+            ("email.operations", self.email.operations.as_ref()),
+        ] {
+            if let Some(address) = address
+                && address.parse::<lettre::message::Mailbox>().is_err()
+            {
+                return Err(ConfigError::Value {
+                    key,
+                    message: format!("`{address}` is not an email address"),
+                });
+            }
         }
         for (name, platform) in &self.platforms {
             if let Some(url) = &platform.base_url

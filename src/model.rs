@@ -19,6 +19,77 @@ pub struct Brand {
     /// Unregistered names the brand is known by.
     pub aliases: Vec<String>,
     pub marks: Vec<Mark>,
+    /// How the brand's contacts hear about matches.
+    #[serde(default)]
+    pub alerts: AlertPrefs,
+}
+
+/// A brand's alert preferences (`[brand.alerts]` in the registry).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AlertPrefs {
+    pub mode: AlertMode,
+    /// Digest schedule, a cron expression with 5 or 6 fields (UTC); `None` = daily at 08:00.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub language: Language,
+}
+
+/// When a brand's contacts are emailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertMode {
+    /// One email per crawl for new infringing listings, plus the digest for the rest.
+    #[default]
+    Immediate,
+    /// Everything waits for the digest.
+    Digest,
+    /// No email at all.
+    Off,
+}
+
+impl AlertMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertMode::Immediate => "immediate",
+            AlertMode::Digest => "digest",
+            AlertMode::Off => "off",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertMode> {
+        match s {
+            "immediate" => Some(AlertMode::Immediate),
+            "digest" => Some(AlertMode::Digest),
+            "off" => Some(AlertMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The language alert emails are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Zh => "zh",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Language> {
+        match s {
+            "en" => Some(Language::En),
+            "zh" => Some(Language::Zh),
+            _ => None,
+        }
+    }
 }
 
 /// A registered trademark.

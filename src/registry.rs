@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::model::{Brand, Mark};
+use crate::model::{AlertMode, AlertPrefs, Brand, Language, Mark};
 
 /// One thing wrong with a registry file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +124,16 @@ struct RawBrand {
     aliases: Vec<Spanned<String>>,
     #[serde(default)]
     mark: Vec<Spanned<RawMark>>,
+    alerts: Option<RawAlerts>,
+}
+
+/// `[brand.alerts]`: every key optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    mode: Option<Spanned<String>>,
+    digest: Option<Spanned<String>>,
+    language: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +212,19 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             authorized_sellers: (f("authorized_sellers"), texts(rb.authorized_sellers)),
             aliases: (f("aliases"), texts(rb.aliases)),
             marks,
+            alerts: rb
+                .alerts
+                .map(|a| {
+                    let cell = |name: &str, v: Option<Spanned<String>>| {
+                        v.map(|v| (at(v.span()), f(&format!("alerts.{name}")), v.into_inner()))
+                    };
+                    RawAlertFields {
+                        mode: cell("mode", a.mode),
+                        digest: cell("digest", a.digest),
+                        language: cell("language", a.language),
+                    }
+                })
+                .unwrap_or_default(),
         };
         if let Some(brand) = v.brand(fields) {
             brands.push(brand);
@@ -213,7 +236,8 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
 // ---------------------------------------------------------------- CSV
 
 /// CSV columns: one row per mark, brand fields repeated (or left empty) on a brand's later rows.
-pub const CSV_COLUMNS: [&str; 11] = [
+/// The `alert_*` columns are optional (see `[brand.alerts]` in the TOML format).
+pub const CSV_COLUMNS: [&str; 14] = [
     "name",
     "owner",
     "contacts",
@@ -225,6 +249,9 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "registration_no",
     "classes",
     "expires",
+    "alert_mode",
+    "alert_digest",
+    "alert_language",
 ];
 const CSV_REQUIRED: [&str; 6] = [
     "name",
@@ -353,6 +380,16 @@ pub fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             expires,
         };
         let name = get("name");
+        let optional = |name: &str| {
+            Some(get(name))
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (line, name.to_owned(), v))
+        };
+        let alerts = RawAlertFields {
+            mode: optional("alert_mode"),
+            digest: optional("alert_digest"),
+            language: optional("alert_language"),
+        };
         let row_brand = RawBrandFields {
             line,
             field: "name".to_owned(),
@@ -363,6 +400,7 @@ pub fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             authorized_sellers: ("authorized_sellers".to_owned(), list("authorized_sellers")),
             aliases: ("aliases".to_owned(), list("aliases")),
             marks: Vec::new(),
+            alerts,
         };
         match groups.get_mut(&name) {
             None => {
@@ -434,6 +472,21 @@ fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut
             conflict(name, row.line);
         }
     }
+    for (name, theirs, ours) in [
+        ("alert_mode", &row.alerts.mode, &mut first.alerts.mode),
+        ("alert_digest", &row.alerts.digest, &mut first.alerts.digest),
+        (
+            "alert_language",
+            &row.alerts.language,
+            &mut first.alerts.language,
+        ),
+    ] {
+        match (theirs, ours.as_ref()) {
+            (Some(t), Some(o)) if t.2 != o.2 => conflict(name, row.line),
+            (Some(t), None) => *ours = Some(t.clone()),
+            _ => {}
+        }
+    }
 }
 
 // ---------------------------------------------------------------- validation
@@ -451,6 +504,14 @@ struct RawBrandFields {
     authorized_sellers: (String, Vec<(Option<usize>, String)>),
     aliases: (String, Vec<(Option<usize>, String)>),
     marks: Vec<RawMarkFields>,
+    alerts: RawAlertFields,
+}
+
+#[derive(Default)]
+struct RawAlertFields {
+    mode: Option<Cell<String>>,
+    digest: Option<Cell<String>>,
+    language: Option<Cell<String>>,
 }
 
 struct RawMarkFields {
@@ -533,6 +594,7 @@ impl Validator {
         });
         let authorized_sellers = self.list(raw.authorized_sellers);
         let aliases = self.list(raw.aliases);
+        let alerts = self.alerts(raw.alerts);
         if raw.marks.is_empty() {
             self.problem(
                 raw.line,
@@ -566,7 +628,39 @@ impl Validator {
             authorized_sellers,
             aliases,
             marks,
+            alerts,
         })
+    }
+
+    fn alerts(&mut self, raw: RawAlertFields) -> AlertPrefs {
+        let mut prefs = AlertPrefs::default();
+        if let Some((line, field, v)) = raw.mode {
+            match AlertMode::parse(v.trim()) {
+                Some(m) => prefs.mode = m,
+                None => self.problem(
+                    line,
+                    &field,
+                    format!("`{v}` is not an alert mode; use immediate, digest or off"),
+                ),
+            }
+        }
+        if let Some((line, field, v)) = raw.digest {
+            match crate::alert::parse_schedule(&v) {
+                Ok(_) => prefs.digest = Some(v.trim().to_owned()),
+                Err(e) => self.problem(line, &field, e),
+            }
+        }
+        if let Some((line, field, v)) = raw.language {
+            match Language::parse(v.trim()) {
+                Some(l) => prefs.language = l,
+                None => self.problem(
+                    line,
+                    &field,
+                    format!("`{v}` is not a language; use en or zh"),
+                ),
+            }
+        }
+        prefs
     }
 
     fn mark(&mut self, raw: RawMarkFields) -> Option<Mark> {
@@ -659,6 +753,8 @@ struct OutBrand<'a> {
     reference_price_cny: Option<Price>,
     authorized_sellers: &'a [String],
     aliases: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<&'a AlertPrefs>,
     mark: Vec<OutMark<'a>>,
 }
 
@@ -697,6 +793,7 @@ pub fn to_toml(brands: &[Brand]) -> String {
                 reference_price_cny: b.reference_price_cny.map(Price),
                 authorized_sellers: &b.authorized_sellers,
                 aliases: &b.aliases,
+                alerts: (b.alerts != AlertPrefs::default()).then_some(&b.alerts),
                 mark: b
                     .marks
                     .iter()
@@ -835,5 +932,69 @@ aliases = ["N家"]
     fn export_round_trips() {
         let brands = parse_toml(NIKE).unwrap();
         assert_eq!(parse_toml(&to_toml(&brands)).unwrap(), brands);
+    }
+
+    const ALERTS: &str = "\n  [brand.alerts]\n  mode = \"digest\"\n  digest = \"30 7 * * 1-5\"\n  language = \"zh\"\n";
+
+    #[test]
+    fn alert_preferences_read_and_round_trip() {
+        let brands = parse_toml(&format!("{NIKE}{ALERTS}")).unwrap();
+        let prefs = &brands[0].alerts;
+        assert_eq!(prefs.mode, AlertMode::Digest);
+        assert_eq!(prefs.digest.as_deref(), Some("30 7 * * 1-5"));
+        assert_eq!(prefs.language, Language::Zh);
+        let out = to_toml(&brands);
+        assert!(out.contains("[brand.alerts]"), "{out}");
+        assert_eq!(parse_toml(&out).unwrap(), brands);
+        // Defaults are not written out.
+        assert!(!to_toml(&parse_toml(NIKE).unwrap()).contains("alerts"));
+        assert_eq!(parse_toml(NIKE).unwrap()[0].alerts, AlertPrefs::default());
+    }
+
+    #[test]
+    fn bad_alert_preferences_name_line_and_field() {
+        let src = format!(
+            "{NIKE}\n  [brand.alerts]\n  mode = \"sometimes\"\n  digest = \"every day\"\n  language = \"fr\"\n"
+        );
+        let p = problems(&src);
+        let fields: Vec<(&str, Option<usize>)> =
+            p.iter().map(|p| (p.field.as_str(), p.line)).collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("brand[0].alerts.mode", Some(18)),
+                ("brand[0].alerts.digest", Some(19)),
+                ("brand[0].alerts.language", Some(20)),
+            ],
+            "{p:?}"
+        );
+        assert!(
+            p[0].message.contains("immediate, digest or off"),
+            "{}",
+            p[0].message
+        );
+        assert!(p[1].message.contains("cron"), "{}", p[1].message);
+        let p = problems(&format!("{NIKE}\n  [brand.alerts]\n  mood = \"off\"\n"));
+        assert!(p[0].message.contains("mood"), "{p:?}");
+    }
+
+    #[test]
+    fn csv_alert_columns_are_optional_and_must_agree() {
+        let header = "name,owner,contacts,text,jurisdiction,registration_no,classes,alert_mode,alert_language\n";
+        let csv = format!(
+            "{header}Nike,Nike Innovate C.V.,ip@nike.example,NIKE,CN,T-1,25,off,zh\nNike,,,耐克,CN,T-2,25,,\n"
+        );
+        let brands = parse_csv(&csv).unwrap();
+        assert_eq!(brands[0].alerts.mode, AlertMode::Off);
+        assert_eq!(brands[0].alerts.language, Language::Zh);
+        let csv = format!(
+            "{header}Nike,Nike Innovate C.V.,ip@nike.example,NIKE,CN,T-1,25,off,\nNike,,,耐克,CN,T-2,25,digest,\n"
+        );
+        let p = parse_csv(&csv).unwrap_err();
+        assert_eq!(
+            (p[0].field.as_str(), p[0].line),
+            ("alert_mode", Some(3)),
+            "{p:?}"
+        );
     }
 }

@@ -15,7 +15,7 @@ use markwatch::daemon::pipeline::Pipeline;
 use markwatch::fixture_server::{self, FixtureOptions, FixtureServer};
 use markwatch::platform;
 use markwatch::schedule::{CronExpr, Watch};
-use markwatch::store::Store;
+use markwatch::store::{NoticeFilter, NoticeSort, Store};
 
 use super::Context;
 
@@ -189,7 +189,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .fixtures
         .unwrap_or_else(|| bundled(Path::new("fixtures"), "fixtures"));
     let mut steps = Steps {
-        total: 4,
+        total: 6,
         done: 0,
         started: Instant::now(),
     };
@@ -227,7 +227,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         ),
     );
 
-    let t = steps.begin("crawling all four platforms (search pages, then item pages)");
+    let t = steps.begin("crawling all four platforms and judging every listing");
     let defs = platform::load_dir(&config.crawl.definitions)?;
     let platforms: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
     let pipeline = Pipeline::new(store.clone(), config.clone(), defs, false);
@@ -251,7 +251,34 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     );
     drop(fixtures);
 
-    print_summary(&store, &dir, &config).await?;
+    // The run above queued the drafts already; say what they hold.
+    let t = steps.begin("drafting takedown notices in each platform's complaint format");
+    let notices = store.count_notices(&NoticeFilter::default()).await?;
+    steps.end(
+        t,
+        &format!(
+            "{notices} draft notices holding {} listings ({} cannot be filed yet, each with its reason)",
+            report.drafts.listings,
+            report.drafts.not_fileable
+        ),
+    );
+
+    let t = steps.begin("writing the alert emails (file transport: .eml files)");
+    let sender = markwatch::alert::Sender::from_config(store.clone(), &config)?;
+    // `flush` sends each brand's batch now instead of waiting out the batching window.
+    let tick = sender.tick(chrono::Utc::now(), true).await?;
+    steps.end(
+        t,
+        &format!(
+            "{} emails written to {} ({} immediate, {} digests)",
+            tick.delivery.sent,
+            config.email.dir.display(),
+            tick.immediate_queued,
+            tick.digests_queued
+        ),
+    );
+
+    print_summary(&store, &config).await?;
     store.close().await;
     println!(
         "\nDone in {:.1} s. Everything is in {}.",
@@ -270,7 +297,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn print_summary(store: &Store, dir: &Path, config: &Config) -> anyhow::Result<()> {
+async fn print_summary(store: &Store, config: &Config) -> anyhow::Result<()> {
     let counts = store.metric_counts().await?;
     println!();
     let mut table = Table::new();
@@ -298,8 +325,54 @@ async fn print_summary(store: &Store, dir: &Path, config: &Config) -> anyhow::Re
         ]);
     }
     println!("Listings and verdicts per platform\n{table}");
+
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "Platform",
+        "Notice",
+        "Brand",
+        "Right",
+        "Listings",
+        "Top score",
+        "Fileable",
+    ]);
+    for (platform, _) in &counts.listings {
+        let filter = NoticeFilter {
+            platform: Some(platform.clone()),
+            ..NoticeFilter::default()
+        };
+        let page = store
+            .list_notices(&filter, NoticeSort::default(), 0, 3)
+            .await?;
+        for n in &page.notices {
+            table.add_row([
+                format!("{platform} ({} drafts)", page.total),
+                format!("#{}", n.id),
+                n.brand.clone(),
+                n.mark.clone().unwrap_or_default(),
+                n.item_count.to_string(),
+                format!("{:.2}", n.max_score),
+                n.not_fileable.clone().unwrap_or_else(|| "yes".to_owned()),
+            ]);
+        }
+    }
+    println!(
+        "\nDraft notices, the first three per platform (markwatch queue list shows all)\n{table}"
+    );
+    let emails = std::fs::read_dir(&config.email.dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+        .unwrap_or(0);
+    println!("\nAlert emails: {emails} .eml files");
     println!("\nWhere it lies:");
     println!("  database   {}", config.database.display());
-    println!("  emails     {}", dir.join(OUTBOX).display());
+    println!("  emails     {}", config.email.dir.display());
+    println!(
+        "  try        markwatch --db {} queue list",
+        config.database.display()
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
+mod alerts;
 mod backup;
 mod bench;
 mod brands;
@@ -92,6 +93,9 @@ enum Command {
     /// Sellers: repeat infringers
     #[command(subcommand)]
     Sellers(sellers::SellersCommand),
+    /// Alert emails: list the outbox, retry, send a test, send what is due
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
         Command::Cases(cmd) => cases::run(cmd, &ctx).await,
         Command::Sellers(cmd) => sellers::run(cmd, &ctx).await,
+        Command::Alerts(cmd) => alerts::run(cmd, &ctx).await,
     }
 }
 
@@ -166,6 +171,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
                 .is_some_and(markwatch::case::TransitionError::is_refusal)
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
+            || e.downcast_ref::<markwatch::alert::AlertError>()
+                .is_some_and(markwatch::alert::AlertError::is_bad_input)
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

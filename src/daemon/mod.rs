@@ -5,7 +5,8 @@
 //! Architecture: [`serve`] takes the single-instance lock beside the database, opens (and
 //! migrates) the store, recovers runs a crash cut short, and starts three parts:
 //! [`scheduler::Scheduler`] decides when each watch runs and owns the runs going;
-//! [`pipeline::Pipeline`] runs one watch; [`http`] serves health, metrics and the control API
+//! [`pipeline::Pipeline`] runs one watch; the alert sender (`alert::run_sender`) delivers the
+//! outbox; [`http`] serves health, metrics and the control API
 //! (and the review UI). Shutdown: readiness turns 503, the listener stops, runs get most of
 //! the time bound to finish and are then abandoned (each page is one transaction, so nothing
 //! half-written stays) and resumed at the next start; then the database is closed.
@@ -202,6 +203,18 @@ pub async fn serve(
     let drain = bound.mul_f64(0.75);
     let mut scheduler_task = tokio::spawn(scheduler.run(shutdown.clone(), drain));
 
+    // The alert sender: batches the matches' alert events, queues digests, delivers.
+    let alert_config = config.clone();
+    let alert_store = store.clone();
+    let alert_stop = shutdown.clone();
+    let mut alert_task = tokio::spawn(async move {
+        if let Err(e) =
+            crate::alert::run_sender(alert_store, &alert_config, alert_stop.cancelled_owned()).await
+        {
+            tracing::error!(error = %e, "alert sender cannot start; alerts stay queued");
+        }
+    });
+
     let names: Vec<&str> = watches.iter().map(|w| w.name.as_str()).collect();
     tracing::info!(
         addr = %local,
@@ -232,6 +245,14 @@ pub async fn serve(
     {
         tracing::error!("scheduler did not stop in time");
         scheduler_task.abort();
+    }
+    if tokio::time::timeout_at(deadline, &mut alert_task)
+        .await
+        .is_err()
+    {
+        // An alert mid-delivery stays `sending` under its lease and is sent after restart.
+        tracing::warn!("alert sender still delivering at the deadline; stopping it");
+        alert_task.abort();
     }
     if !http_task.is_finished()
         && tokio::time::timeout_at(deadline, &mut http_task)

@@ -89,6 +89,7 @@ impl Store {
                     for (list, values) in LISTS.iter().zip(brand_lists(brand)) {
                         replace_list(&mut tx, list, id, values).await?;
                     }
+                    super::alerts::set_brand_prefs(&mut tx, id, &brand.alerts).await?;
                     summary.brands_added += 1;
                     id
                 }
@@ -108,6 +109,9 @@ impl Store {
                             replace_list(&mut tx, list, id, values).await?;
                             changed = true;
                         }
+                    }
+                    if super::alerts::update_brand_prefs(&mut tx, id, &brand.alerts).await? {
+                        changed = true;
                     }
                     if changed {
                         touch_brand(&mut tx, id, &now).await?;
@@ -150,6 +154,7 @@ impl Store {
             sqlx::query_as("SELECT id, name, owner, reference_price_cny FROM brands ORDER BY name")
                 .fetch_all(&mut *conn)
                 .await?;
+        let mut prefs = super::alerts::brand_prefs(&mut conn).await?;
         let mut lists: [HashMap<i64, Vec<String>>; 3] = Default::default();
         for (i, sql) in [
             "SELECT brand_id, email FROM brand_contacts ORDER BY brand_id, position",
@@ -203,6 +208,7 @@ impl Store {
                 authorized_sellers: sellers.remove(&id).unwrap_or_default(),
                 aliases: aliases.remove(&id).unwrap_or_default(),
                 marks: marks.remove(&id).unwrap_or_default(),
+                alerts: prefs.remove(&id).unwrap_or_default(),
             })
             .collect())
     }

@@ -236,6 +236,7 @@ pub(crate) async fn store_verdicts(
             });
         }
     }
+    super::alerts::record_match_changes(tx, &changes).await?;
     Ok(changes)
 }
 

@@ -1,6 +1,7 @@
 //! All SQL lives here: the [`Store`] wraps the SQLite pool, runs migrations at open, and offers
 //! one method per question or command the rest of markwatch needs.
 
+mod alerts;
 mod brands;
 mod crawl;
 mod daemon;
@@ -23,13 +24,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use alerts::{
+    Alert, AlertKind, AlertState, DigestBrand, FailureStreak, NewAlert, PendingBrand,
+};
 pub use brands::ImportSummary;
-pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, chain_hash};
+pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, StoredPage, chain_hash};
 pub use daemon::{
     BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
     RunClaim, ScheduleRow, ScheduleRunRow,
 };
-pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, StoredPage, chain_hash};
 pub use drafts::{
     DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
 };

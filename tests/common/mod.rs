@@ -1,6 +1,8 @@
 //! Shared setup for integration tests: run the real binary in a scratch directory.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

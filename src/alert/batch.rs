@@ -1,0 +1,173 @@
+//! Turning events into alerts: immediate batches per brand, digests on each brand's schedule,
+//! and the operations alert for failing platforms. Each queues rows; delivery is the sender's.
+
+use chrono::{DateTime, Utc};
+
+use super::schedule::{DEFAULT_DIGEST, parse_schedule};
+use super::{AlertError, Payload, Sender};
+use crate::model::AlertMode;
+use crate::store::{AlertKind, NewAlert};
+
+impl Sender {
+    /// Queues one immediate alert per brand (in `immediate` mode) whose pending infringing
+    /// events are ready: the brand has been quiet for `email.batch_window_secs`, or its oldest
+    /// event waited `email.batch_max_wait_secs`, or `flush` is set (end of a `crawl --once`).
+    /// Returns how many alerts were queued.
+    pub async fn batch_pending(
+        &self,
+        now: DateTime<Utc>,
+        flush: bool,
+    ) -> Result<usize, AlertError> {
+        let window = chrono::Duration::seconds(self.email.batch_window_secs as i64);
+        let max_wait = chrono::Duration::seconds(self.email.batch_max_wait_secs as i64);
+        let mut queued = 0;
+        for brand in self.store.pending_alert_brands().await? {
+            if brand.mode != AlertMode::Immediate {
+                continue; // the digest takes them (or drops them, for `off`)
+            }
+            let ready = flush || now - brand.newest >= window || now - brand.oldest >= max_wait;
+            if !ready {
+                continue;
+            }
+            if brand.contacts.is_empty() {
+                tracing::warn!(brand = %brand.brand, "brand has no contacts; its alert will be dead until contacts are added");
+            }
+            let id = self
+                .store
+                .batch_immediate(brand.brand_id, |payload| {
+                    self.new_alert(
+                        AlertKind::Immediate,
+                        Some(brand.brand_id),
+                        brand.contacts.clone(),
+                        payload,
+                    )
+                })
+                .await?;
+            if let Some(id) = id {
+                tracing::info!(brand = %brand.brand, alert = id, events = brand.events, "immediate alert queued");
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues the digests that are due at `now` (or every brand's when `force`), one per brand
+    /// with something to report. A brand seen for the first time starts its schedule now.
+    pub async fn queue_digests(
+        &self,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> Result<usize, AlertError> {
+        let horizon = chrono::Duration::days(i64::from(self.email.deadline_days));
+        let mut queued = 0;
+        for brand in self.store.digest_brands().await? {
+            let expr = brand.prefs.digest.as_deref().unwrap_or(DEFAULT_DIGEST);
+            let schedule = match parse_schedule(expr) {
+                Ok(s) => s,
+                Err(e) => {
+                    // The registry validates schedules; a bad one here was edited in by hand.
+                    tracing::error!(brand = %brand.brand, error = %e, "digest schedule unusable; using the default");
+                    parse_schedule(DEFAULT_DIGEST).expect("the default schedule parses")
+                }
+            };
+            let due = match brand.covered_to {
+                _ if force => true,
+                None => {
+                    self.store
+                        .start_digest_schedule(brand.brand_id, now)
+                        .await?;
+                    false
+                }
+                Some(from) => schedule.after(&from).next().is_some_and(|t| t <= now),
+            };
+            if !due {
+                continue;
+            }
+            let id = self
+                .store
+                .close_digest(
+                    brand.brand_id,
+                    brand.covered_to,
+                    now,
+                    brand.prefs.mode == AlertMode::Digest,
+                    brand.prefs.mode != AlertMode::Off,
+                    horizon,
+                    |payload| {
+                        self.new_alert(
+                            AlertKind::Digest,
+                            Some(brand.brand_id),
+                            brand.contacts.clone(),
+                            payload,
+                        )
+                    },
+                )
+                .await?;
+            if let Some(id) = id {
+                tracing::info!(brand = %brand.brand, alert = id, "digest queued");
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues one operations alert for every platform whose last
+    /// `email.operations_after_failures` runs all failed and whose streak was not reported yet.
+    /// Does nothing without `email.operations`.
+    pub async fn check_operations(&self) -> Result<Option<i64>, AlertError> {
+        let Some(operations) = &self.email.operations else {
+            return Ok(None);
+        };
+        let threshold = i64::from(self.email.operations_after_failures);
+        let streaks: Vec<_> = self
+            .store
+            .failure_streaks()
+            .await?
+            .into_iter()
+            .filter(|s| s.runs >= threshold && !s.alerted)
+            .collect();
+        if streaks.is_empty() {
+            return Ok(None);
+        }
+        let payload = Payload {
+            failures: streaks.iter().map(Into::into).collect(),
+            ..Payload::default()
+        };
+        let alert = self.new_alert(
+            AlertKind::Operations,
+            None,
+            vec![operations.clone()],
+            payload,
+        );
+        let id = self.store.queue_operations_alert(&streaks, alert).await?;
+        tracing::warn!(
+            alert = id,
+            platforms = streaks.len(),
+            "operations alert queued"
+        );
+        Ok(Some(id))
+    }
+
+    /// Builds the row for a payload. Called inside a store transaction: a subject template that
+    /// fails to render is logged and the row keeps no subject; the sender then renders it again
+    /// and, if it still fails, the alert goes dead with the template error for operators.
+    fn new_alert(
+        &self,
+        kind: AlertKind,
+        brand_id: Option<i64>,
+        recipients: Vec<String>,
+        payload: Payload,
+    ) -> NewAlert {
+        let subject = self.renderer.subject(kind, &payload).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "subject template failed");
+            String::new()
+        });
+        NewAlert {
+            kind,
+            brand_id,
+            recipients,
+            message_id: self.message_id(kind),
+            subject,
+            payload,
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Builds the email for an alert: subject, text and HTML bodies from minijinja templates
+//! (bundled defaults, overridable from a folder), wrapped in a multipart/alternative message.
+//!
+//! Listing text (titles, shops, reasons) is scraped and hostile. It only reaches the bodies:
+//! escaped by minijinja in `.html` templates, control characters flattened in both. Headers carry
+//! only the configured sender, the brand's contacts, the Message-ID, the Date, and a subject made
+//! of the brand name (validated by the registry) and counts.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
+
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use minijinja::Environment;
+use serde::Serialize;
+
+use super::AlertError;
+use super::payload::{Deadline, Item, Payload, PlatformFailure, Undeliverable};
+use crate::model::Language;
+use crate::store::{Alert, AlertKind};
+
+/// The bundled templates, by name.
+const BUNDLED: &[(&str, &str)] = &[
+    (
+        "layout.html",
+        include_str!("../../templates/email/layout.html"),
+    ),
+    (
+        "en/subject.txt",
+        include_str!("../../templates/email/en/subject.txt"),
+    ),
+    (
+        "en/item.txt",
+        include_str!("../../templates/email/en/item.txt"),
+    ),
+    (
+        "en/item.html",
+        include_str!("../../templates/email/en/item.html"),
+    ),
+    (
+        "en/immediate.txt",
+        include_str!("../../templates/email/en/immediate.txt"),
+    ),
+    (
+        "en/immediate.html",
+        include_str!("../../templates/email/en/immediate.html"),
+    ),
+    (
+        "en/digest.txt",
+        include_str!("../../templates/email/en/digest.txt"),
+    ),
+    (
+        "en/digest.html",
+        include_str!("../../templates/email/en/digest.html"),
+    ),
+    (
+        "en/operations.txt",
+        include_str!("../../templates/email/en/operations.txt"),
+    ),
+    (
+        "en/operations.html",
+        include_str!("../../templates/email/en/operations.html"),
+    ),
+    (
+        "en/test.txt",
+        include_str!("../../templates/email/en/test.txt"),
+    ),
+    (
+        "en/test.html",
+        include_str!("../../templates/email/en/test.html"),
+    ),
+    (
+        "zh/subject.txt",
+        include_str!("../../templates/email/zh/subject.txt"),
+    ),
+    (
+        "zh/item.txt",
+        include_str!("../../templates/email/zh/item.txt"),
+    ),
+    (
+        "zh/item.html",
+        include_str!("../../templates/email/zh/item.html"),
+    ),
+    (
+        "zh/immediate.txt",
+        include_str!("../../templates/email/zh/immediate.txt"),
+    ),
+    (
+        "zh/immediate.html",
+        include_str!("../../templates/email/zh/immediate.html"),
+    ),
+    (
+        "zh/digest.txt",
+        include_str!("../../templates/email/zh/digest.txt"),
+    ),
+    (
+        "zh/digest.html",
+        include_str!("../../templates/email/zh/digest.html"),
+    ),
+    (
+        "zh/operations.txt",
+        include_str!("../../templates/email/zh/operations.txt"),
+    ),
+    (
+        "zh/operations.html",
+        include_str!("../../templates/email/zh/operations.html"),
+    ),
+    (
+        "zh/test.txt",
+        include_str!("../../templates/email/zh/test.txt"),
+    ),
+    (
+        "zh/test.html",
+        include_str!("../../templates/email/zh/test.html"),
+    ),
+];
+
+/// Renders alert emails. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    env: Environment<'static>,
+    base_url: String,
+    from: Mailbox,
+}
+
+/// A rendered email, before addressing.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Renderer {
+    /// Loads the bundled templates, each replaced by `overrides/<name>` when that file exists.
+    /// Every template is parsed now, so a broken override fails at startup, naming its file.
+    pub fn new(
+        overrides: Option<&Path>,
+        base_url: &str,
+        from: &str,
+    ) -> Result<Renderer, AlertError> {
+        let from: Mailbox = from.parse().map_err(|_| AlertError::Address {
+            field: "email.from",
+            value: from.to_owned(),
+        })?;
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        env.set_formatter(html_formatter);
+        for (name, bundled) in BUNDLED {
+            let source = match overrides.map(|dir| dir.join(name)) {
+                Some(path) if path.is_file() => {
+                    std::fs::read_to_string(&path).map_err(|source| AlertError::TemplateRead {
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+                _ => (*bundled).to_owned(),
+            };
+            env.add_template_owned(*name, source)
+                .map_err(|source| AlertError::Template {
+                    name: template_origin(overrides, name),
+                    source,
+                })?;
+        }
+        Ok(Renderer {
+            env,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            from,
+        })
+    }
+
+    /// The configured sender.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
+    }
+
+    /// The subject line for a payload (stored with the alert when it is queued).
+    pub fn subject(&self, kind: AlertKind, payload: &Payload) -> Result<String, AlertError> {
+        let ctx = self.context(kind, payload, "", "");
+        let subject = self.render(&format!("{}/subject.txt", lang(payload.language)), &ctx)?;
+        Ok(one_line(&subject))
+    }
+
+    /// Subject and both bodies.
+    pub fn render_alert(
+        &self,
+        kind: AlertKind,
+        payload: &Payload,
+        transport: &str,
+    ) -> Result<Rendered, AlertError> {
+        let subject = self.subject(kind, payload)?;
+        let ctx = self.context(kind, payload, &subject, transport);
+        let lang = lang(payload.language);
+        Ok(Rendered {
+            text: self.render(&format!("{lang}/{}.txt", kind.as_str()), &ctx)?,
+            html: self.render(&format!("{lang}/{}.html", kind.as_str()), &ctx)?,
+            subject,
+        })
+    }
+
+    /// The complete message for a stored alert: the same bytes on every attempt except the
+    /// transport's own trace headers, keyed by the alert's Message-ID.
+    pub fn build_message(&self, alert: &Alert, transport: &str) -> Result<Message, AlertError> {
+        let rendered = self.render_alert(alert.kind, &alert.payload, transport)?;
+        let subject = alert
+            .subject
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(rendered.subject);
+        let date = chrono::DateTime::parse_from_rfc3339(&alert.created_at)
+            .map(SystemTime::from)
+            .unwrap_or_else(|_| SystemTime::now());
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(one_line(&subject))
+            .message_id(Some(alert.message_id.clone()))
+            .date(date);
+        if alert.recipients.is_empty() {
+            return Err(AlertError::NoRecipients);
+        }
+        for to in &alert.recipients {
+            let mailbox: Mailbox = to.parse().map_err(|_| AlertError::Address {
+                field: "recipients",
+                value: to.clone(),
+            })?;
+            builder = builder.to(mailbox);
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .map_err(AlertError::Build)
+    }
+
+    fn render(&self, name: &str, ctx: &Context<'_>) -> Result<String, AlertError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+            .map_err(|source| AlertError::Template {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    fn context<'a>(
+        &'a self,
+        kind: AlertKind,
+        payload: &'a Payload,
+        subject: &'a str,
+        transport: &'a str,
+    ) -> Context<'a> {
+        let items = |items: &[Item]| -> Vec<ItemView> {
+            items
+                .iter()
+                .map(|i| ItemView::new(i, &self.base_url))
+                .collect()
+        };
+        Context {
+            kind: kind.as_str(),
+            subject,
+            transport,
+            base_url: &self.base_url,
+            brand: payload.brand.as_deref().map(one_line).unwrap_or_default(),
+            counts: Counts {
+                infringing: payload.infringing.len(),
+                suspect: payload.suspect.len(),
+                relisted: payload.relisted.len(),
+                deadlines: payload.deadlines.len(),
+                failures: payload.failures.len(),
+                undeliverable: payload.undeliverable.len(),
+            },
+            infringing: items(&payload.infringing),
+            suspect: items(&payload.suspect),
+            relisted: payload
+                .relisted
+                .iter()
+                .map(|r| RelistingView {
+                    item: ItemView::new(&r.item, &self.base_url),
+                    earlier_notice_id: r.earlier_notice_id,
+                    earlier_url: format!("{}/notices/{}", self.base_url, r.earlier_notice_id),
+                    reason: r.reason.as_deref().map(one_line),
+                })
+                .collect(),
+            deadlines: payload
+                .deadlines
+                .iter()
+                .map(|d| DeadlineView {
+                    url: format!("{}/notices/{}", self.base_url, d.notice_id),
+                    d,
+                })
+                .collect(),
+            failures: &payload.failures,
+            undeliverable: &payload.undeliverable,
+            period_from: payload.period_from.as_deref(),
+            period_to: payload.period_to.as_deref(),
+        }
+    }
+}
+
+/// minijinja's HTML escaping also escapes `/`, which turns every link into `https:&#x2f;&#x2f;`.
+/// Escaping `& < > " '` is what HTML needs (text and quoted attributes); the rest is default.
+fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &mut minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(s) if *state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() => {
+            for c in s.chars() {
+                match c {
+                    '&' => out.write_str("&amp;"),
+                    '<' => out.write_str("&lt;"),
+                    '>' => out.write_str("&gt;"),
+                    '"' => out.write_str("&quot;"),
+                    '\'' => out.write_str("&#39;"),
+                    c => out.write_char(c),
+                }
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })?;
+            }
+            Ok(())
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+fn lang(language: Language) -> &'static str {
+    language.as_str()
+}
+
+fn template_origin(overrides: Option<&Path>, name: &str) -> String {
+    match overrides.map(|dir| dir.join(name)) {
+        Some(path) if path.is_file() => path.display().to_string(),
+        _ => format!("(bundled) {name}"),
+    }
+}
+
+/// Scraped text on one line: each run of CR, LF, tabs and other control characters becomes
+/// one space.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut flat = String::with_capacity(s.len());
+    let mut in_control = false;
+    for c in s.chars() {
+        if c.is_control() {
+            if !in_control {
+                flat.push(' ');
+            }
+            in_control = true;
+        } else {
+            flat.push(c);
+            in_control = false;
+        }
+    }
+    flat.trim().to_owned()
+}
+
+/// Only web links become clickable; anything else (`javascript:`, `data:`) stays text.
+fn web_link(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    matches!(parsed.scheme(), "http" | "https").then(|| parsed.to_string())
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    kind: &'static str,
+    subject: &'a str,
+    transport: &'a str,
+    base_url: &'a str,
+    brand: String,
+    counts: Counts,
+    infringing: Vec<ItemView>,
+    suspect: Vec<ItemView>,
+    relisted: Vec<RelistingView>,
+    deadlines: Vec<DeadlineView<'a>>,
+    failures: &'a [PlatformFailure],
+    undeliverable: &'a [Undeliverable],
+    period_from: Option<&'a str>,
+    period_to: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    infringing: usize,
+    suspect: usize,
+    relisted: usize,
+    deadlines: usize,
+    failures: usize,
+    undeliverable: usize,
+}
+
+#[derive(Serialize)]
+struct ItemView {
+    platform: String,
+    title: String,
+    seller: Option<String>,
+    price_text: String,
+    url: String,
+    link: Option<String>,
+    verdict: String,
+    verdict_zh: &'static str,
+    score: f64,
+    reasons: Vec<ReasonView>,
+    notice_id: Option<i64>,
+    review_url: String,
+}
+
+#[derive(Serialize)]
+struct ReasonView {
+    code: String,
+    detail: String,
+}
+
+impl ItemView {
+    fn new(item: &Item, base_url: &str) -> ItemView {
+        let price_text = match (item.price, item.currency.as_str()) {
+            (Some(p), "CNY") => format!("¥{p:.2}"),
+            (Some(p), currency) => format!("{p:.2} {}", one_line(currency)),
+            (None, _) => "-".to_owned(),
+        };
+        let review_url = match item.notice_id {
+            Some(id) => format!("{base_url}/notices/{id}"),
+            None => format!("{base_url}/listings/{}", item.listing_id),
+        };
+        ItemView {
+            platform: one_line(&item.platform),
+            title: one_line(&item.title),
+            seller: item.seller.as_deref().map(one_line),
+            price_text,
+            url: one_line(&item.url),
+            link: web_link(&item.url),
+            verdict: item.verdict.clone(),
+            verdict_zh: match item.verdict.as_str() {
+                "infringing" => "侵权",
+                "suspect" => "可疑",
+                _ => "无问题",
+            },
+            score: item.score,
+            reasons: item
+                .reasons
+                .iter()
+                .map(|r| ReasonView {
+                    code: one_line(&r.code),
+                    detail: one_line(&r.detail),
+                })
+                .collect(),
+            notice_id: item.notice_id,
+            review_url,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RelistingView {
+    item: ItemView,
+    earlier_notice_id: i64,
+    earlier_url: String,
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DeadlineView<'a> {
+    #[serde(flatten)]
+    d: &'a Deadline,
+    url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::payload::Reason;
+
+    fn item(title: &str) -> Item {
+        Item {
+            match_id: 1,
+            listing_id: 7,
+            platform: "taobao".to_owned(),
+            title: title.to_owned(),
+            seller: Some("莆田<b>鞋厂</b>".to_owned()),
+            price: Some(59.0),
+            currency: "CNY".to_owned(),
+            url: "https://item.taobao.com/item.htm?id=7".to_owned(),
+            verdict: "infringing".to_owned(),
+            score: 0.93,
+            reasons: vec![Reason {
+                code: "counterfeit_term".to_owned(),
+                detail: "高仿".to_owned(),
+            }],
+            notice_id: Some(3),
+        }
+    }
+
+    fn renderer() -> Renderer {
+        Renderer::new(
+            None,
+            "https://review.example/",
+            "markwatch <alerts@markwatch.example>",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn html_escapes_listing_text_and_links_to_the_draft() {
+        let payload = Payload {
+            brand: Some("Nike".to_owned()),
+            infringing: vec![item("<script>alert(1)</script> 耐克 高仿")],
+            ..Payload::default()
+        };
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
+        assert!(!r.html.contains("<script>alert(1)"), "{}", r.html);
+        assert!(
+            r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{}",
+            r.html
+        );
+        assert!(!r.html.contains("<b>鞋厂"), "{}", r.html);
+        assert!(
+            r.html.contains("https://review.example/notices/3"),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.text.contains("<script>alert(1)</script> 耐克 高仿"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("counterfeit_term: 高仿"), "{}", r.text);
+        assert_eq!(r.subject, "[markwatch] Nike: 1 new infringing listing");
+    }
+
+    #[test]
+    fn a_listing_outside_a_notice_links_to_the_listing_and_bad_urls_are_not_links() {
+        let mut it = item("x");
+        it.notice_id = None;
+        it.url = "javascript:alert(1)".to_owned();
+        let payload = Payload {
+            brand: Some("Nike".to_owned()),
+            infringing: vec![it],
+            ..Payload::default()
+        };
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
+        assert!(
+            r.html.contains("https://review.example/listings/7"),
+            "{}",
+            r.html
+        );
+        assert!(!r.html.contains("href=\"javascript"), "{}", r.html);
+    }
+
+    #[test]
+    fn chinese_subject_names_brand_and_count_only() {
+        let payload = Payload {
+            brand: Some("耐克".to_owned()),
+            language: Language::Zh,
+            infringing: vec![item("Nike\r\nBcc: evil@example.com"), item("b")],
+            ..Payload::default()
+        };
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
+        assert_eq!(r.subject, "【markwatch】耐克：发现 2 条新的侵权商品");
+        assert!(r.text.contains("Nike Bcc: evil@example.com"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_broken_override_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("en")).unwrap();
+        std::fs::write(dir.path().join("en/immediate.txt"), "{% if %}").unwrap();
+        let err = Renderer::new(Some(dir.path()), "http://x", "a@b.example")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("en/immediate.txt"), "{err}");
+    }
+}

@@ -1,0 +1,101 @@
+//! What an alert reports, stored as JSON in the outbox row so every attempt sends the same
+//! message (the listings as they were when the alert was queued).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Language;
+
+/// The facts one email reports. Sections left empty are not shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Payload {
+    pub brand: Option<String>,
+    pub language: Language,
+    /// New infringing listings.
+    pub infringing: Vec<Item>,
+    /// New suspect listings (digest).
+    pub suspect: Vec<Item>,
+    /// Listings linked to an earlier, removed case (digest).
+    pub relisted: Vec<Relisting>,
+    /// Open cases whose deadline is close or past (digest).
+    pub deadlines: Vec<Deadline>,
+    /// Platforms failing crawl after crawl (operations).
+    pub failures: Vec<PlatformFailure>,
+    /// Alerts given up on (operations).
+    pub undeliverable: Vec<Undeliverable>,
+    /// The digest's period, RFC 3339.
+    pub period_from: Option<String>,
+    pub period_to: Option<String>,
+}
+
+impl Payload {
+    /// Nothing to tell anyone.
+    pub fn is_empty(&self) -> bool {
+        self.infringing.is_empty()
+            && self.suspect.is_empty()
+            && self.relisted.is_empty()
+            && self.deadlines.is_empty()
+            && self.failures.is_empty()
+            && self.undeliverable.is_empty()
+    }
+}
+
+/// One matched listing. Every text field is scraped and hostile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub match_id: i64,
+    pub listing_id: i64,
+    pub platform: String,
+    pub title: String,
+    pub seller: Option<String>,
+    pub price: Option<f64>,
+    pub currency: String,
+    pub url: String,
+    pub verdict: String,
+    pub score: f64,
+    pub reasons: Vec<Reason>,
+    /// The draft notice holding this listing, when one exists.
+    pub notice_id: Option<i64>,
+}
+
+/// One reason the matcher gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relisting {
+    pub item: Item,
+    pub earlier_notice_id: i64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub notice_id: i64,
+    pub platform: String,
+    pub state: String,
+    pub deadline: String,
+    pub complaint_ref: Option<String>,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformFailure {
+    pub platform: String,
+    pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub last_run_at: Option<String>,
+}
+
+/// An alert that went `dead`, reported to operators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Undeliverable {
+    pub alert_id: i64,
+    pub subject: Option<String>,
+    pub recipients: Vec<String>,
+    pub error: String,
+}

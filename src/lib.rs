@@ -39,3 +39,5 @@ pub mod rematch;
 pub mod schedule;
 /// SQLite storage; all SQL lives here.
 pub mod store;
+/// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
+pub mod web;

@@ -27,6 +27,8 @@ pub enum BenchCommand {
     /// Crawl the fixture platforms in scale mode into a fresh database, then parse the same
     /// pages with no network or database: pages/s, MB/s, listings/s and peak RSS
     Crawl(CrawlBenchArgs),
+    /// Add N synthetic draft notices (listings, evidence pages, verdicts) for review UI load tests
+    SeedNotices(super::seed::SeedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +53,7 @@ pub struct CrawlBenchArgs {
 pub async fn run(cmd: BenchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Crawl(args) => crawl_bench(args, ctx).await,
+        BenchCommand::SeedNotices(args) => super::seed::run(args, ctx).await,
     }
 }
 

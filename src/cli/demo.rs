@@ -291,7 +291,8 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         format!(" --dir {}", dir.display())
     };
     println!(
-        "Open the review UI on the same data: markwatch serve --demo{dir_flag}  (then http://{}/)",
+        "Open the review UI on the same data:\n  markwatch --db {} users add demo --role admin   (asks for a password)\n  markwatch serve --demo{dir_flag}   then http://{}/",
+        config.database.display(),
         config.web.addr
     );
     Ok(ExitCode::SUCCESS)

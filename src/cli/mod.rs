@@ -12,8 +12,10 @@ mod evidence;
 mod fixtures;
 mod matching;
 mod queue;
+mod seed;
 mod sellers;
 mod serve;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +81,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Copy the live database to FILE (consistent while the daemon runs)
     Backup(backup::BackupArgs),
+    /// Manage review UI accounts, roles and API tokens
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
     /// The takedown queue: list, review, approve, file, resolve and export notices
@@ -134,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args, &ctx).await,
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Backup(args) => backup::run(args, &ctx).await,
+        Command::Users(cmd) => users::run(cmd, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
         Command::Queue(cmd) => queue::run(cmd, &ctx).await,
         Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
@@ -173,6 +179,14 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
                 .is_some_and(MatchFileError::is_bad_input)
             || e.downcast_ref::<markwatch::alert::AlertError>()
                 .is_some_and(markwatch::alert::AlertError::is_bad_input)
+            || e.downcast_ref::<markwatch::store::UserError>()
+                .is_some_and(|u| {
+                    !matches!(
+                        u,
+                        markwatch::store::UserError::Store(_)
+                            | markwatch::store::UserError::Hash(_)
+                    )
+                })
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

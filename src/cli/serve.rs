@@ -48,14 +48,9 @@ pub async fn run(args: ServeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     } else {
         true
     };
-    let options = ServeOptions {
-        config,
-        polite,
-        // wired when web lands: the review UI's router (`markwatch::web::router`) goes here.
-        extra_routes: None,
-    };
+    let options = ServeOptions { config, polite };
     daemon::serve(options, shutdown, |addr| {
-        eprintln!("markwatch serving on http://{addr}/ (healthz, readyz, metrics); SIGTERM or Ctrl-C stops");
+        eprintln!("markwatch serving on http://{addr}/ (review UI; healthz, readyz, metrics); SIGTERM or Ctrl-C stops");
     })
     .await?;
     Ok(ExitCode::SUCCESS)

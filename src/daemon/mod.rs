@@ -84,6 +84,8 @@ pub enum DaemonError {
     Matcher(String),
     #[error(transparent)]
     Notice(#[from] crate::notice::NoticeError),
+    #[error("cannot set up the review UI: {0}")]
+    Web(String),
 }
 
 /// How to run the daemon.
@@ -91,8 +93,6 @@ pub struct ServeOptions {
     pub config: Config,
     /// `false` lifts every rate limit: only for the fixture server on loopback (`serve --demo`).
     pub polite: bool,
-    /// Extra routes served beside the daemon's own (the review UI).
-    pub extra_routes: Option<axum::Router>,
 }
 
 /// Holds an exclusive lock on `<database>.lock` for the process's life: two daemons on one
@@ -185,9 +185,10 @@ pub async fn serve(
         control_token: token,
         shutdown: shutdown.clone(),
     });
-    if let Some(extra) = options.extra_routes {
-        app = app.merge(extra);
-    }
+    // The review UI and its JSON API, from the same listener.
+    let web = crate::web::WebState::new(store.clone(), config.clone())
+        .map_err(|e| DaemonError::Web(e.to_string()))?;
+    app = app.merge(crate::web::router(web));
     let http_stop = shutdown.clone();
     let mut http_task = tokio::spawn(async move {
         axum::serve(

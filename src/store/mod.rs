@@ -9,8 +9,10 @@ mod drafts;
 mod evidence;
 mod matches;
 mod notices;
+mod synthetic;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -43,6 +45,8 @@ pub use notices::{
     NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
     StateCount,
 };
+pub use synthetic::BrandMarks;
+pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

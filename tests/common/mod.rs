@@ -241,3 +241,6 @@ impl Running {
         }
     }
 }
+
+// ---- the review UI ----
+pub mod web;

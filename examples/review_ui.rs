@@ -1,0 +1,38 @@
+//! Serves the review UI alone over an existing database, for benchmarks and UI work before
+//! the daemon's `markwatch serve` is at hand:
+//!
+//! ```sh
+//! cargo run --release --example review_ui -- markwatch.db 127.0.0.1:8088
+//! ```
+
+use std::path::PathBuf;
+
+use markwatch::config::Config;
+use markwatch::store::Store;
+use markwatch::web::{WebState, serve};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "markwatch=warn".into()),
+        )
+        .init();
+    let mut args = std::env::args().skip(1);
+    let db = PathBuf::from(args.next().unwrap_or_else(|| "markwatch.db".to_owned()));
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8088".to_owned());
+    let store = Store::open(&db).await?;
+    let config = Config {
+        database: db,
+        ..Config::default()
+    };
+    let state = WebState::new(store, config)?;
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    eprintln!("review UI on http://{addr}/");
+    serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

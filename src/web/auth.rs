@@ -1,0 +1,320 @@
+//! Logins, sessions, CSRF and roles.
+//!
+//! A session is a random token in an HttpOnly, SameSite=Strict cookie (Secure over HTTPS);
+//! the store keeps only its hash. Each session has a CSRF token that every POST must echo in
+//! the `csrf` field: [`Posted`] is the only way a handler gets a form from a logged-in user, so
+//! no POST can skip the check. The login form, which has no session yet, uses a double-submit
+//! cookie. Roles are checked on the server with [`CurrentUser::require`].
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::form::FormFields;
+use super::headers::Nonce;
+use super::{WebError, WebState};
+use crate::store::{LoginOutcome, Role, User};
+
+pub const SESSION_COOKIE: &str = "mw_session";
+const LOGIN_CSRF_COOKIE: &str = "mw_login_csrf";
+
+/// A logged-in user of the browser UI, with what every page needs to render.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub csrf: String,
+    pub nonce: String,
+}
+
+/// What templates see of the logged-in user.
+#[derive(Debug, Serialize)]
+pub struct PageUser<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub can_act: bool,
+    pub is_admin: bool,
+}
+
+impl CurrentUser {
+    /// Refuses unless the user's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), WebError> {
+        require(&self.user, needed)
+    }
+
+    /// The audit log's actor for this user.
+    pub fn actor(&self) -> String {
+        format!("web:{}", self.user.name)
+    }
+
+    pub fn page_user(&self) -> PageUser<'_> {
+        PageUser {
+            name: &self.user.name,
+            role: self.user.role,
+            can_act: self.user.role >= Role::Reviewer,
+            is_admin: self.user.role >= Role::Admin,
+        }
+    }
+}
+
+pub fn require(user: &User, needed: Role) -> Result<(), WebError> {
+    if user.role >= needed {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden {
+            role: user.role.as_str(),
+            needs: needed.as_str(),
+        })
+    }
+}
+
+impl FromRequestParts<WebState> for CurrentUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(WebError::LoginRequired { next });
+        };
+        let Some(session) = state.store().session(&token).await? else {
+            return Err(WebError::LoginRequired { next });
+        };
+        let nonce = parts
+            .extensions
+            .get::<Nonce>()
+            .map(|n| n.0.clone())
+            .unwrap_or_default();
+        Ok(CurrentUser {
+            user: session.user,
+            csrf: session.csrf_token,
+            nonce,
+        })
+    }
+}
+
+/// A form posted by a logged-in user whose CSRF token matched their session's.
+pub struct Posted {
+    pub user: CurrentUser,
+    pub form: FormFields,
+}
+
+impl FromRequest<WebState> for Posted {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
+        let (mut parts, body) = req.into_parts();
+        let user = CurrentUser::from_request_parts(&mut parts, state).await?;
+        let form = FormFields::from_request(Request::from_parts(parts, body), state).await?;
+        match form.get("csrf") {
+            Some(sent) if constant_time_eq(sent.as_bytes(), user.csrf.as_bytes()) => {
+                Ok(Posted { user, form })
+            }
+            _ => Err(WebError::Csrf),
+        }
+    }
+}
+
+/// The client's address, for per-IP login throttling. Behind a reverse proxy this is the
+/// proxy's address, which then throttles all clients together (the safe direction).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ))
+    }
+}
+
+/// A nonce or CSRF value: 128 random bits, hex.
+pub fn short_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One cookie's value from the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_cookie(state: &WebState, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if state.inner.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+/// Only local paths: `next` must never send a user to another site after login.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+fn render_login(
+    state: &WebState,
+    nonce: &str,
+    csrf: &str,
+    next: &str,
+    error: Option<&str>,
+    name: &str,
+) -> Result<Html<String>, WebError> {
+    state.render(
+        "login.html",
+        minijinja::context! { nonce, csrf, next, error, name },
+    )
+}
+
+pub async fn login_page(
+    State(state): State<WebState>,
+    axum::Extension(nonce): axum::Extension<Nonce>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, WebError> {
+    // Keep an existing token: a second tab or a background fetch that lands here must not
+    // invalidate the form already on screen.
+    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE)
+        .filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(short_token);
+    let next = safe_next(q.next.as_deref());
+    let page = render_login(&state, &nonce.0, &csrf, &next, None, "")?;
+    let mut resp = page.into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+    );
+    Ok(resp)
+}
+
+pub async fn login(
+    State(state): State<WebState>,
+    axum::Extension(nonce): axum::Extension<Nonce>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: FormFields,
+) -> Result<Response, WebError> {
+    let cookie_csrf = cookie(&headers, LOGIN_CSRF_COOKIE);
+    match (cookie_csrf.as_deref(), form.get("csrf")) {
+        (Some(c), Some(f)) if !c.is_empty() && constant_time_eq(c.as_bytes(), f.as_bytes()) => {}
+        _ => return Err(WebError::Csrf),
+    }
+    let name = form.get("name").unwrap_or("").trim().to_owned();
+    let password = form.get("password").unwrap_or("");
+    let next = safe_next(form.get("next"));
+    let csrf = cookie_csrf.unwrap_or_default();
+    match state.store().attempt_login(&name, password, &ip).await? {
+        LoginOutcome::Ok(user) => {
+            let session = state.store().create_session(user.id, &ip).await?;
+            tracing::info!(user = %user.name, %ip, "login");
+            let mut resp = Redirect::to(&next).into_response();
+            let h = resp.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(
+                    &state,
+                    SESSION_COOKIE,
+                    &session.token,
+                    crate::store::SESSION_HOURS * 3600,
+                ),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+            );
+            Ok(resp)
+        }
+        LoginOutcome::Denied => {
+            tracing::warn!(user = %name, %ip, "failed login");
+            let page = render_login(
+                &state,
+                &nonce.0,
+                &csrf,
+                &next,
+                Some("Wrong name or password."),
+                &name,
+            )?;
+            Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response())
+        }
+        LoginOutcome::Throttled { retry_after_secs } => {
+            tracing::warn!(user = %name, %ip, "login throttled");
+            Err(WebError::Throttled { retry_after_secs })
+        }
+    }
+}
+
+pub async fn logout(State(state): State<WebState>, headers: HeaderMap, posted: Posted) -> Response {
+    let _ = posted;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = state.store().end_session(&token).await
+    {
+        tracing::error!(error = %e, "cannot end session");
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", 0),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/queue?state=draft")), "/queue?state=draft");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mw_session=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, "mw_session").as_deref(), Some("abc"));
+        assert_eq!(cookie(&h, "mw"), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! One error type for every handler: a status code and a plain message for the person,
+//! the details in the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::store::{StoreError, UserError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// No session (or an expired one): browsers are sent to the login page.
+    #[error("login required")]
+    LoginRequired { next: String },
+    /// An API call without a live token.
+    #[error("a valid API token is required")]
+    Unauthorized,
+    #[error("your role ({role}) may not do this; it needs {needs}")]
+    Forbidden {
+        role: &'static str,
+        needs: &'static str,
+    },
+    #[error("the form was stale or forged (missing CSRF token); reload the page and try again")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    /// A request that clashes with the current state (e.g. an invalid transition).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many failed logins; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: i64 },
+    #[error("storage error")]
+    Store(#[from] StoreError),
+    #[error("template error")]
+    Template(#[from] minijinja::Error),
+}
+
+impl From<UserError> for WebError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Store(s) => WebError::Store(s),
+            UserError::Hash(h) => WebError::BadRequest(format!("cannot hash the password: {h}")),
+            UserError::NotFound(_) => WebError::NotFound,
+            other => WebError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for WebError {
+    fn from(e: sqlx::Error) -> Self {
+        WebError::Store(StoreError::Query(e))
+    }
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            WebError::Unauthorized => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden { .. } | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Store(_) | WebError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        if let WebError::LoginRequired { next } = &self {
+            let target = format!("/login?next={}", urlencode(next));
+            return Redirect::to(&target).into_response();
+        }
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let message = self.to_string();
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} · markwatch</title>\
+             <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"narrow\">\
+             <h1>{code}</h1><p class=\"error\">{msg}</p><p><a href=\"/\">Back to the dashboard</a></p></main></body></html>",
+            code = status.as_u16(),
+            msg = escape(&message),
+        );
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response();
+        if let WebError::Throttled { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// HTML-escapes text for the few bodies built without a template.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

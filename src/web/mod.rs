@@ -1,0 +1,110 @@
+//! The review UI and its JSON API: one axum [`router`] the daemon mounts.
+//!
+//! Architecture: [`WebState`] holds the store, the configuration and the compiled templates.
+//! `auth` owns logins, sessions, CSRF and roles; `pages` the server-rendered HTML; `api` the
+//! JSON API for API tokens; `headers` the security headers every response carries. Pages work
+//! without JavaScript; `static/app.js` (nonce'd) only adds keyboard shortcuts and select-all.
+
+mod api;
+mod auth;
+mod cases;
+mod error;
+mod export;
+mod form;
+mod headers;
+mod pages;
+mod queue;
+pub mod seed;
+mod templates;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::config::Config;
+use crate::store::Store;
+
+pub use auth::{CurrentUser, SESSION_COOKIE};
+pub use error::WebError;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: Config,
+    templates: minijinja::Environment<'static>,
+    /// Cookies get `Secure` when the UI is reached over HTTPS (`web.base_url`).
+    secure_cookies: bool,
+}
+
+impl WebState {
+    /// Builds the state for [`router`]; fails only if a built-in template does not compile.
+    pub fn new(store: Store, config: Config) -> Result<WebState, WebError> {
+        let secure_cookies = config.web.base_url.starts_with("https://");
+        Ok(WebState {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                templates: templates::environment()?,
+                secure_cookies,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+/// Every route of the review UI and the JSON API, with security headers on all responses.
+///
+/// Serve it with connection info so logins are throttled per client address:
+/// `axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())`,
+/// or use [`serve`].
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(cases::dashboard))
+        .route("/queue", get(queue::queue))
+        .route("/queue/bulk", post(queue::bulk))
+        .route("/notices/{id}", get(queue::notice))
+        .route("/notices/{id}/transition", post(queue::transition))
+        .route("/evidence/{id}", get(queue::evidence))
+        .route("/evidence/{id}/raw", get(queue::evidence_raw))
+        .route("/cases", get(cases::cases))
+        .route("/export", get(export::export))
+        .route("/sellers", get(cases::sellers))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/brands", get(pages::brands).post(pages::import_brands))
+        .route("/users", get(pages::users).post(pages::change_user))
+        .route("/static/{file}", get(pages::static_file))
+        .route("/favicon.ico", get(pages::favicon))
+        .nest("/api/v1", api::router())
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

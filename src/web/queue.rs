@@ -1,0 +1,555 @@
+//! The review queue, a notice's detail, its actions, and the evidence viewer.
+//!
+//! Every state change goes through `Store::transition_notice`, the lifecycle's one transition
+//! function; nothing here writes a notice itself.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{CurrentUser, Posted};
+use super::pages::{Flash, page, v};
+use super::{WebError, WebState};
+use crate::case::{CaseState, TransitionDetails, TransitionError};
+use crate::matcher::Outcome;
+use crate::store::{NoticeFilter, NoticeSort, Role};
+
+/// Rows per queue page.
+pub const PAGE_SIZE: u64 = 50;
+/// Most notices one bulk action may touch.
+const MAX_BULK: usize = 500;
+
+pub const PLATFORMS: [&str; 4] = ["taobao", "tmall", "jd", "amazon_cn"];
+
+impl From<TransitionError> for WebError {
+    fn from(e: TransitionError) -> Self {
+        match e {
+            TransitionError::NotFound(_) => WebError::NotFound,
+            TransitionError::Store(s) => WebError::Store(s),
+            other => WebError::Conflict(other.to_string()),
+        }
+    }
+}
+
+/// The queue's query string, as typed: every field is checked and a bad one is named.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(default)]
+pub struct QueueQuery {
+    pub platform: Option<String>,
+    pub brand: Option<String>,
+    pub state: Option<String>,
+    pub verdict: Option<String>,
+    pub min_score: Option<String>,
+    pub max_score: Option<String>,
+    pub relisted: Option<String>,
+    pub sort: Option<String>,
+    pub page: Option<String>,
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl QueueQuery {
+    /// The store filter, sort and page this query asks for.
+    pub fn parse(&self) -> Result<(NoticeFilter, NoticeSort, u64), WebError> {
+        let bad = |field: &str, value: &str, want: &str| {
+            WebError::BadRequest(format!("filter `{field}`: `{value}` is not {want}"))
+        };
+        let mut f = NoticeFilter::default();
+        if let Some(p) = nonempty(&self.platform) {
+            if !PLATFORMS.contains(&p) {
+                return Err(bad("platform", p, "taobao, tmall, jd or amazon_cn"));
+            }
+            f.platform = Some(p.to_owned());
+        }
+        f.brand = nonempty(&self.brand).map(str::to_owned);
+        match nonempty(&self.state) {
+            None => f.states = vec![CaseState::Draft],
+            Some("all") => {}
+            Some(s) => f.states = vec![s.parse().map_err(|_| bad("state", s, "a case state"))?],
+        }
+        f.verdict = match nonempty(&self.verdict) {
+            None => None,
+            Some("infringing") => Some(Outcome::Infringing),
+            Some("suspect") => Some(Outcome::Suspect),
+            Some(v) => return Err(bad("verdict", v, "infringing or suspect")),
+        };
+        let score = |field: &str, v: &Option<String>| -> Result<Option<f64>, WebError> {
+            match nonempty(v) {
+                None => Ok(None),
+                Some(s) => match s.parse::<f64>() {
+                    Ok(x) if (0.0..=1.0).contains(&x) => Ok(Some(x)),
+                    _ => Err(bad(field, s, "a score between 0 and 1")),
+                },
+            }
+        };
+        f.min_score = score("min_score", &self.min_score)?;
+        f.max_score = score("max_score", &self.max_score)?;
+        f.relisted = match nonempty(&self.relisted) {
+            None => None,
+            Some("yes") => Some(true),
+            Some("no") => Some(false),
+            Some(r) => return Err(bad("relisted", r, "yes or no")),
+        };
+        let sort = match nonempty(&self.sort) {
+            None => NoticeSort::default(),
+            Some(s) => s.parse().map_err(WebError::BadRequest)?,
+        };
+        let page = match nonempty(&self.page) {
+            None => 1,
+            Some(p) => p
+                .parse::<u64>()
+                .ok()
+                .filter(|p| *p >= 1 && *p <= 1_000_000)
+                .ok_or_else(|| bad("page", p, "a page number"))?,
+        };
+        Ok((f, sort, page))
+    }
+
+    /// This query as a URL query string, with `page` replaced.
+    fn with_page(&self, page: u64) -> String {
+        let mut q = self.clone();
+        q.page = Some(page.to_string());
+        encode_query(&q)
+    }
+}
+
+fn encode_query(q: &QueueQuery) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("platform", &q.platform),
+        ("brand", &q.brand),
+        ("state", &q.state),
+        ("verdict", &q.verdict),
+        ("min_score", &q.min_score),
+        ("max_score", &q.max_score),
+        ("relisted", &q.relisted),
+        ("sort", &q.sort),
+        ("page", &q.page),
+    ] {
+        if let Some(v) = nonempty(v) {
+            ser.append_pair(k, v);
+        }
+    }
+    ser.finish()
+}
+
+pub async fn queue(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Query(q): Query<QueueQuery>,
+    Query(flash): Query<Flash>,
+) -> Result<Html<String>, WebError> {
+    let (filter, sort, page_no) = q.parse()?;
+    let offset = (page_no - 1) * PAGE_SIZE;
+    let page_rows = state
+        .store()
+        .list_notices(&filter, sort, offset, PAGE_SIZE)
+        .await?;
+    let pages = page_rows.total.div_ceil(PAGE_SIZE).max(1);
+    let brands: Vec<String> = state
+        .store()
+        .brands()
+        .await?
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    let show_state = nonempty(&q.state).unwrap_or("draft");
+    // The good-faith governor: before an approved batch is filed, warn if it could push the
+    // account past Alibaba's thresholds.
+    let governor = match (&filter.platform, filter.states.as_slice()) {
+        (Some(platform), [CaseState::Approved]) if page_rows.total > 0 => {
+            let account = state.config().notices.account_for(platform).to_owned();
+            let batch = state
+                .store()
+                .list_notices(&filter, sort, 0, crate::store::MAX_PAGE)
+                .await?;
+            let ids: Vec<i64> = batch.notices.iter().map(|n| n.id).collect();
+            let today = chrono::Utc::now().date_naive();
+            Some(crate::case::check_filing(state.store(), platform, &account, &ids, today).await?)
+        }
+        _ => None,
+    };
+    state.render(
+        "queue.html",
+        context! {
+            page => v(page(&user, "queue", flash.message())),
+            q => v(&q),
+            state_shown => show_state,
+            notices => v(&page_rows.notices),
+            total => page_rows.total,
+            page_no,
+            pages,
+            prev => (page_no > 1).then(|| q.with_page(page_no - 1)),
+            next => (page_no < pages).then(|| q.with_page(page_no + 1)),
+            back => encode_query(&q),
+            platforms => v(PLATFORMS),
+            states => v(CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            brands => v(brands),
+            governor => v(governor),
+        },
+    )
+}
+
+/// One failed item of a bulk action.
+#[derive(Serialize)]
+struct BulkFailure {
+    id: i64,
+    error: String,
+}
+
+/// Bulk approve or reject of the selected notices, with one note for all.
+pub async fn bulk(State(state): State<WebState>, posted: Posted) -> Result<Response, WebError> {
+    posted.user.require(Role::Reviewer)?;
+    let form = &posted.form;
+    let to = match form.get("action") {
+        Some("approve") => CaseState::Approved,
+        Some("reject") => CaseState::Rejected,
+        other => {
+            return Err(WebError::BadRequest(format!(
+                "bulk action `{}` is not approve or reject",
+                other.unwrap_or("")
+            )));
+        }
+    };
+    let ids = form.ids("id")?;
+    let back = form.get("back").unwrap_or("");
+    let back = if back.contains(['\r', '\n', '#']) {
+        ""
+    } else {
+        back
+    };
+    if ids.is_empty() {
+        return Ok(Redirect::to(&format!("/queue?{back}&done=none")).into_response());
+    }
+    if ids.len() > MAX_BULK {
+        return Err(WebError::BadRequest(format!(
+            "at most {MAX_BULK} notices at once"
+        )));
+    }
+    let details = TransitionDetails {
+        note: form.text("note"),
+        ..TransitionDetails::default()
+    };
+    let actor = posted.user.actor();
+    let mut done = 0;
+    let mut failures = Vec::new();
+    for id in ids {
+        match state
+            .store()
+            .transition_notice(id, to, &actor, &details)
+            .await
+        {
+            Ok(_) => done += 1,
+            Err(TransitionError::Store(e)) => return Err(e.into()),
+            Err(e) => failures.push(BulkFailure {
+                id,
+                error: e.to_string(),
+            }),
+        }
+    }
+    let verb = if to == CaseState::Approved {
+        "approved"
+    } else {
+        "rejected"
+    };
+    if failures.is_empty() {
+        return Ok(Redirect::to(&format!("/queue?{back}&done={verb}&n={done}")).into_response());
+    }
+    let html = state.render(
+        "bulk_result.html",
+        context! {
+            page => v(page(&posted.user, "queue", None)),
+            verb,
+            done,
+            failures => v(failures),
+            back,
+        },
+    )?;
+    Ok((StatusCode::CONFLICT, html).into_response())
+}
+
+/// A reason code in plain words, for reviewers who don't read matcher codes.
+pub fn reason_words(code: &str) -> &'static str {
+    match code {
+        "mark_exact" => "The registered mark appears as written.",
+        "mark_fuzzy" => "A misspelling of the mark.",
+        "homoglyph" => "The mark disguised with look-alike letters from another script or digits.",
+        "fullwidth" => "The mark in full-width letters.",
+        "digit_swap" => "Digits standing in for the mark's letters.",
+        "spaced" => "The mark spelled out with separators between its letters.",
+        "chinese_name" => "The brand's Chinese mark.",
+        "traditional" => "The Chinese mark in traditional characters.",
+        "homophone" => "Characters that sound like the Chinese mark.",
+        "pinyin" => "The pinyin spelling of the Chinese mark.",
+        "alias" => "A nickname the brand is known by.",
+        "seller_name" => "The mark in the shop's name.",
+        "counterfeit_term" => "Wording that says the goods are copies (e.g. 高仿, 复刻, 1:1).",
+        "original_claim" => "Claims to be genuine at a price far below the brand's.",
+        "risk_term" => "Wording typical of goods outside the brand's channel (no box, no invoice).",
+        "price_below_reference" => "Priced far below the brand's reference price.",
+        "genuine_price" => "Priced like genuine goods: possibly a reseller.",
+        "parallel_import" => "Says the goods were bought abroad and resold.",
+        "authorised_seller" => "The shop is one of the brand's authorised sellers.",
+        "trusted_retailer" => "The shop is a large retailer of genuine goods.",
+        "compatibility_use" => "The brand names what the product fits (e.g. \"for iPhone\").",
+        "class_mismatch" => "The goods fall outside the classes the mark is registered for.",
+        _ => "Another signal from the matcher.",
+    }
+}
+
+/// The actions a reviewer can take from a state, as buttons on the detail page.
+#[derive(Serialize)]
+struct Action {
+    to: &'static str,
+    label: &'static str,
+    /// Filing asks for the platform's complaint reference and account.
+    needs_ref: bool,
+    shortcut: Option<&'static str>,
+    danger: bool,
+}
+
+fn actions_from(state: CaseState) -> Vec<Action> {
+    state
+        .next_states()
+        .iter()
+        .map(|to| {
+            let (label, shortcut, danger) = match (state, to) {
+                (_, CaseState::Approved) => ("Approve", Some("approve"), false),
+                (CaseState::Draft | CaseState::Approved, CaseState::Rejected) => {
+                    ("Reject", Some("reject"), true)
+                }
+                (_, CaseState::Rejected) => ("Platform rejected it", None, true),
+                (_, CaseState::Draft) => ("Back to draft", None, false),
+                (_, CaseState::Filed) => ("Mark filed", None, false),
+                (_, CaseState::Removed) => ("Listings removed", None, false),
+                (_, CaseState::CounterNoticed) => ("Counter-notice received", None, true),
+                (_, CaseState::Closed) => ("Close the case", None, false),
+            };
+            Action {
+                to: to.as_str(),
+                label,
+                needs_ref: *to == CaseState::Filed,
+                shortcut,
+                danger,
+            }
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ReasonView {
+    code: String,
+    words: &'static str,
+    detail: String,
+}
+
+pub async fn notice(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Html<String>, WebError> {
+    let detail = state
+        .store()
+        .notice_detail(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let reasons: Vec<Vec<ReasonView>> = detail
+        .items
+        .iter()
+        .map(|item| {
+            item.reasons
+                .iter()
+                .map(|r| ReasonView {
+                    code: r.code.clone(),
+                    words: reason_words(&r.code),
+                    detail: r.detail.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    let actions = actions_from(detail.notice.state);
+    state.render(
+        "notice.html",
+        context! {
+            page => v(page(&user, "queue", flash.message())),
+            n => v(&detail.notice),
+            d => v(&detail),
+            reasons => v(reasons),
+            actions => v(actions),
+            today => chrono::Utc::now().date_naive().to_string(),
+        },
+    )
+}
+
+/// One action on one notice: approve, reject, file (with the reference), record the outcome.
+pub async fn transition(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    posted: Posted,
+) -> Result<Response, WebError> {
+    posted.user.require(Role::Reviewer)?;
+    let form = &posted.form;
+    let to: CaseState = form
+        .get("to")
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: crate::case::UnknownState| WebError::BadRequest(e.to_string()))?;
+    let details = TransitionDetails {
+        note: form.text("note"),
+        complaint_ref: form.text("complaint_ref"),
+        account: form.text("account"),
+    };
+    state
+        .store()
+        .transition_notice(id, to, &posted.user.actor(), &details)
+        .await?;
+    let done = match to {
+        CaseState::Approved => "approved&n=1",
+        CaseState::Rejected => "rejected&n=1",
+        CaseState::Filed => "filed",
+        _ => "resolved",
+    };
+    Ok(Redirect::to(&format!("/notices/{id}?done={done}")).into_response())
+}
+
+/// The evidence viewer: the page's record and hash, the captured page in a sandboxed frame,
+/// and its text with all markup removed.
+pub async fn evidence(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    let stored = state
+        .store()
+        .evidence_page(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let html = decode_evidence(&stored.body, stored.content_type());
+    let text = visible_text(&html);
+    state.render(
+        "evidence.html",
+        context! {
+            page => v(page(&user, "queue", None)),
+            e => context! {
+                id => stored.id,
+                url => stored.url,
+                fetched_at => stored.fetched_at,
+                status => stored.status,
+                body_len => stored.body_len,
+                sha256 => stored.body_sha256,
+                chain_hash => stored.chain_hash,
+                prev_hash => stored.prev_hash,
+            },
+            text,
+        },
+    )
+}
+
+/// The captured page itself, for the sandboxed frame only: a unique opaque origin (CSP
+/// `sandbox` without `allow-scripts` or `allow-same-origin`), no scripts, nothing loaded from
+/// anywhere, frameable only by this site.
+pub async fn evidence_raw(
+    State(state): State<WebState>,
+    _user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let stored = state
+        .store()
+        .evidence_page(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let html = decode_evidence(&stored.body, stored.content_type());
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
+        ),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    h.insert(
+        axum::http::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    Ok(resp)
+}
+
+/// The stored bytes as text: the charset from the stored headers, else the page's `<meta>`,
+/// else GB18030 (what Taobao and Tmall pages without a label are).
+fn decode_evidence(body: &[u8], content_type: Option<&str>) -> String {
+    crate::extract::decode_page(body, content_type, "gb18030").text
+}
+
+/// The text a person would read on the page: no tags, no scripts or styles.
+pub fn visible_text(html: &str) -> String {
+    use scraper::{Html, Node};
+    let doc = Html::parse_document(html);
+    let mut out = String::new();
+    for node in doc.tree.root().descendants() {
+        if let Node::Text(t) = node.value() {
+            let hidden = node.ancestors().any(|a| {
+                a.value().as_element().is_some_and(|e| {
+                    matches!(
+                        e.name(),
+                        "script" | "style" | "noscript" | "template" | "head"
+                    )
+                })
+            });
+            let t = t.trim();
+            if !hidden && !t.is_empty() {
+                out.push_str(t);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_filters_are_named() {
+        let q = QueueQuery {
+            min_score: Some("2".into()),
+            ..QueueQuery::default()
+        };
+        assert!(q.parse().unwrap_err().to_string().contains("min_score"));
+        let q = QueueQuery {
+            platform: Some("ebay".into()),
+            ..QueueQuery::default()
+        };
+        assert!(q.parse().unwrap_err().to_string().contains("platform"));
+        let (f, _, page) = QueueQuery::default().parse().unwrap();
+        assert_eq!(f.states, vec![CaseState::Draft]);
+        assert_eq!(page, 1);
+    }
+
+    #[test]
+    fn text_view_drops_scripts_and_markup() {
+        let text = visible_text(
+            "<html><head><title>t</title><script>alert(1)</script></head><body><p>耐克 <b>高仿</b></p><style>p{}</style><img src=x onerror=alert(2)></body></html>",
+        );
+        assert_eq!(text, "耐克\n高仿\n");
+    }
+
+    #[test]
+    fn every_state_offers_only_its_lifecycle_steps() {
+        for s in CaseState::ALL {
+            let acts = actions_from(s);
+            assert_eq!(acts.len(), s.next_states().len());
+        }
+        let filed = actions_from(CaseState::Approved);
+        assert!(filed.iter().any(|a| a.needs_ref && a.to == "filed"));
+    }
+}

@@ -1,0 +1,254 @@
+//! End to end in a real browser: Debian's chromium, headless, driven through chromedriver
+//! (WebDriver) against the review UI on loopback with a real SQLite file.
+//!
+//! Skipped, loudly, only when chromium or chromedriver is missing and `CI` is unset; under CI
+//! a missing browser fails the test (`.ci/run` installs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::web::{PASSWORD, WebServer};
+use fantoccini::{Client, ClientBuilder, Locator};
+use markwatch::store::Role;
+
+const CHROMIUM: &[&str] = &["/usr/bin/chromium", "/usr/bin/chromium-browser"];
+const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"];
+
+fn find(paths: &[&str]) -> Option<PathBuf> {
+    paths.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// chromedriver on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver(chromedriver: &Path) -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver { child, port }
+}
+
+async fn open_browser(
+    driver: &Driver,
+    chromium: &Path,
+    profile: &Path,
+    downloads: &Path,
+) -> Client {
+    let caps = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false,
+            },
+        },
+    });
+    let caps = match caps {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("connect to chromedriver")
+}
+
+/// Waits for a file to finish downloading into `dir`.
+async fn wait_for_download(dir: &Path) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                if !name.ends_with(".crdownload") && !name.starts_with('.') {
+                    return p;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no download appeared in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn review_in_a_real_browser() {
+    let (Some(chromium), Some(chromedriver)) = (find(CHROMIUM), find(CHROMEDRIVER)) else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "chromium and chromedriver are required under CI (apt-get install chromium chromium-driver)"
+            );
+        }
+        eprintln!(
+            "\n\n!!!!!!!! SKIPPED review_in_a_real_browser: chromium or chromedriver not installed.\n\
+             !!!!!!!! Install with: apt-get install -y chromium chromium-driver\n\n"
+        );
+        return;
+    };
+    let web = WebServer::start().await;
+    web.add_user("rita", Role::Reviewer).await;
+    let seeded = common::web::seed_review_data(&web).await;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let profile = scratch.path().join("profile");
+    let downloads = scratch.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let driver = start_driver(&chromedriver);
+    let b = open_browser(&driver, &chromium, &profile, &downloads).await;
+
+    let result = drive(&b, &web, &seeded, &downloads).await;
+    if let Err(e) = &result {
+        // Leave what the browser showed, to see why.
+        let url = b
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let source = b.source().await.unwrap_or_default();
+        if let Ok(png) = b.screenshot().await {
+            let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-failure.png");
+            std::fs::write(&path, png).ok();
+            eprintln!("failure screenshot: {}", path.display());
+        }
+        eprintln!("browser step failed: {e}\nat {url}\n{source}");
+    }
+    b.close().await.ok();
+    result.unwrap();
+}
+
+async fn drive(
+    b: &Client,
+    web: &WebServer,
+    seeded: &common::web::Seeded,
+    downloads: &Path,
+) -> Result<(), fantoccini::error::CmdError> {
+    // Log in: the queue was asked for, so the login page sends us back there.
+    b.goto(&web.url("/queue")).await?;
+    assert!(b.current_url().await?.path().starts_with("/login"));
+    b.find(Locator::Id("name")).await?.send_keys("rita").await?;
+    b.find(Locator::Id("password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    b.find(Locator::Id("login")).await?.click().await?;
+    b.wait().for_element(Locator::Id("queue")).await?;
+    assert_eq!(b.current_url().await?.path(), "/queue");
+
+    // Filter the queue to one platform.
+    let platform = &seeded.platform;
+    b.find(Locator::Css(&format!(
+        "#f-platform option[value='{platform}'], #f-platform option"
+    )))
+    .await?;
+    b.find(Locator::Id("f-platform"))
+        .await?
+        .select_by_value(platform)
+        .await?;
+    b.find(Locator::Id("apply-filters")).await?.click().await?;
+    b.wait().for_element(Locator::Id("queue")).await?;
+    let url = b.current_url().await?;
+    assert!(
+        url.query()
+            .unwrap_or("")
+            .contains(&format!("platform={platform}")),
+        "{url}"
+    );
+    let rows = b
+        .find_all(Locator::Css("#queue tbody tr[data-notice]"))
+        .await?;
+    assert!(!rows.is_empty(), "the filtered queue is empty");
+    for row in &rows {
+        assert!(row.text().await?.contains(platform.as_str()));
+    }
+    // The queue as a reviewer sees it, kept as a test artefact.
+    let shot = b.screenshot().await?;
+    let shot_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("queue.png");
+    std::fs::write(&shot_path, &shot).unwrap();
+    assert!(shot.starts_with(b"\x89PNG"));
+    println!("queue screenshot: {}", shot_path.display());
+
+    // Open the draft and approve it.
+    let id = seeded.draft_id;
+    b.find(Locator::Css(&format!("a.open[href='/notices/{id}']")))
+        .await?
+        .click()
+        .await?;
+    b.wait().for_element(Locator::Id("notice-state")).await?;
+    assert_eq!(
+        b.find(Locator::Id("notice-state")).await?.text().await?,
+        "draft"
+    );
+    b.find(Locator::Id("action-approved"))
+        .await?
+        .click()
+        .await?;
+    b.wait().for_element(Locator::Css("p.flash")).await?;
+    assert_eq!(
+        b.find(Locator::Id("notice-state")).await?.text().await?,
+        "approved"
+    );
+
+    // Export the platform's approved batch and read the downloaded file.
+    b.goto(&web.url(&format!("/queue?platform={platform}&state=approved")))
+        .await?;
+    b.find(Locator::Id("export-platform"))
+        .await?
+        .select_by_value(platform)
+        .await?;
+    b.find(Locator::Id("export-format"))
+        .await?
+        .select_by_value("csv")
+        .await?;
+    b.find(Locator::Id("export-button")).await?.click().await?;
+    let file = wait_for_download(downloads).await;
+    let bytes = std::fs::read(&file).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains(&seeded.draft_item_id),
+        "the export {} lacks the approved listing {}:\n{text}",
+        file.display(),
+        seeded.draft_item_id
+    );
+    Ok(())
+}

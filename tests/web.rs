@@ -1,0 +1,773 @@
+//! The review UI over real HTTP on loopback, with a real SQLite file: logins, sessions, CSRF,
+//! roles, throttling, security headers, and hostile scraped text rendered inert.
+
+mod common;
+
+use common::web::{PASSWORD, WebServer, csrf_in};
+use markwatch::store::Role;
+
+/// Pages that show data: each must send a stranger to the login page.
+const PAGES: &[&str] = &["/", "/brands", "/users", "/no-such-page"];
+
+#[tokio::test]
+async fn every_page_needs_a_login() {
+    let web = WebServer::start().await;
+    let client = web.client();
+    for path in PAGES {
+        let resp = client.get(web.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        let to = resp.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/login?next="), "{path} -> {to}");
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("Nike"), "{path} leaked data: {body}");
+    }
+    // A forged or expired session cookie is no better than none.
+    let resp = client
+        .get(web.url("/brands"))
+        .header("cookie", "mw_session=00112233")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    // The API answers 401 without a token, and with a wrong one.
+    let resp = client.get(web.url("/api/v1/brands")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client
+        .get(web.url("/api/v1/brands"))
+        .bearer_auth("mw_nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_httponly_cookie_and_logout_ends_the_session() {
+    let web = WebServer::start().await;
+    web.add_user("rita", Role::Reviewer).await;
+    let client = web.client();
+    let resp = web.post_login(&client, "rita", PASSWORD).await;
+    assert_eq!(resp.status(), 303);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("mw_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    // Plain HTTP on loopback: Secure would make the browser drop it.
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM sessions")
+        .fetch_all(
+            &sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token = cookie
+        .trim_start_matches("mw_session=")
+        .split(';')
+        .next()
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        !stored[0].contains(token),
+        "the raw token must not be stored"
+    );
+
+    let page = client.get(web.url("/brands")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Nike"));
+    assert!(
+        html.contains("Read-only"),
+        "a reviewer does not manage brands"
+    );
+    let csrf = csrf_in(&html);
+    let out = client
+        .post(web.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = client.get(web.url("/brands")).send().await.unwrap();
+    assert_eq!(after.status(), 303, "the session ended at logout");
+}
+
+#[tokio::test]
+async fn wrong_password_and_disabled_account_are_refused_alike() {
+    let web = WebServer::start().await;
+    web.add_user("vic", Role::Viewer).await;
+    let client = web.client();
+    let wrong = web.post_login(&client, "vic", "not the password").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong name or password")
+    );
+    let unknown = web.post_login(&client, "nobody", PASSWORD).await;
+    assert_eq!(unknown.status(), 401);
+    web.store
+        .set_user_disabled("vic", true, "test")
+        .await
+        .unwrap();
+    let disabled = web.post_login(&client, "vic", PASSWORD).await;
+    assert_eq!(disabled.status(), 401);
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let web = WebServer::start().await;
+    web.add_user("ada", Role::Admin).await;
+    let client = web.client();
+    let csrf = web.login(&client, "ada").await;
+    let registry = "[[brand]]\nname = \"Acme\"\nowner = \"Acme Ltd\"\n\n  [[brand.mark]]\n  text = \"ACME\"\n  jurisdiction = \"CN\"\n  registration_no = \"T-1\"\n  classes = [25]\n";
+    for bad in [None, Some("0123456789abcdef"), Some("")] {
+        let mut form = vec![("registry", registry)];
+        if let Some(token) = bad {
+            form.push(("csrf", token));
+        }
+        let resp = client
+            .post(web.url("/brands"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "csrf {bad:?}");
+    }
+    assert!(web.store.brand_by_name("Acme").await.unwrap().is_none());
+    // The login form has its own token: a cross-site login POST is refused too.
+    let resp = web
+        .client()
+        .post(web.url("/login"))
+        .form(&[("name", "ada"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // With the token, the same import works.
+    let resp = client
+        .post(web.url("/brands"))
+        .form(&[("registry", registry), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(web.store.brand_by_name("Acme").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn roles_are_enforced_on_the_server() {
+    let web = WebServer::start().await;
+    web.add_user("vera", Role::Viewer).await;
+    web.add_user("rex", Role::Reviewer).await;
+    for name in ["vera", "rex"] {
+        let client = web.client();
+        let csrf = web.login(&client, name).await;
+        let users = client.get(web.url("/users")).send().await.unwrap();
+        assert_eq!(users.status(), 403, "{name} reads the user list");
+        let add = client
+            .post(web.url("/users"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("action", "add"),
+                ("name", "mallory"),
+                ("role", "admin"),
+                ("password", "a long enough password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(add.status(), 403, "{name} adds an admin");
+        let import = client
+            .post(web.url("/brands"))
+            .form(&[("csrf", csrf.as_str()), ("registry", "")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(import.status(), 403, "{name} imports brands");
+    }
+    assert!(web.store.user_by_name("mallory").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_account_and_per_address() {
+    let web = WebServer::start().await;
+    web.add_user("lena", Role::Reviewer).await;
+    let client = web.client();
+    for _ in 0..5 {
+        let resp = web.post_login(&client, "lena", "guess").await;
+        assert_eq!(resp.status(), 401);
+    }
+    // Now even the right password is refused for a while, with a Retry-After.
+    let resp = web.post_login(&client, "lena", PASSWORD).await;
+    assert_eq!(resp.status(), 429);
+    let retry: i64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+
+    // Per address: spraying many accounts from one client locks the client out.
+    web.add_user("otto", Role::Reviewer).await;
+    for i in 0..15 {
+        let resp = web.post_login(&client, &format!("user{i}"), "guess").await;
+        assert_eq!(resp.status(), 401, "attempt {i}");
+    }
+    let resp = web.post_login(&client, "otto", PASSWORD).await;
+    assert_eq!(resp.status(), 429, "the address is throttled");
+}
+
+#[tokio::test]
+async fn security_headers_on_every_response() {
+    let web = WebServer::start().await;
+    web.add_user("sam", Role::Viewer).await;
+    let client = web.client();
+    web.login(&client, "sam").await;
+    for path in ["/login", "/", "/brands", "/static/app.css"] {
+        let resp = client.get(web.url(path)).send().await.unwrap();
+        let h = resp.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'nonce-"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+    }
+    // The nonce is fresh per response and the page's script carries it.
+    let a = client.get(web.url("/")).send().await.unwrap();
+    let csp_a = a.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = a.text().await.unwrap();
+    let nonce = regex::Regex::new(r"'nonce-([0-9a-f]+)'")
+        .unwrap()
+        .captures(&csp_a)
+        .unwrap()[1]
+        .to_owned();
+    assert!(
+        html.contains(&format!("<script nonce=\"{nonce}\"")),
+        "{html}"
+    );
+    let b = client.get(web.url("/")).send().await.unwrap();
+    assert!(
+        !b.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce)
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_authenticate_the_json_api() {
+    let web = WebServer::start().await;
+    web.add_user("int", Role::Viewer).await;
+    let token = web
+        .store
+        .create_api_token("int", Some("ERP"), "test")
+        .await
+        .unwrap();
+    let client = web.client();
+    let me: serde_json::Value = client
+        .get(web.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "int");
+    assert_eq!(me["role"], "viewer");
+    let brands: serde_json::Value = client
+        .get(web.url("/api/v1/brands"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(brands["brands"].as_array().unwrap().len() >= 10);
+    web.store
+        .set_user_disabled("int", true, "test")
+        .await
+        .unwrap();
+    let resp = client
+        .get(web.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a disabled user's token is dead");
+}
+
+// ---- the queue, notice detail and evidence, on seeded drafts ----
+
+use common::web::{HOSTILE_TITLES, seed_review_data};
+
+/// Raw markup a hostile title would leave in a page if it were not escaped.
+const LIVE_MARKUP: [&str; 3] = ["<script>alert(1)", "<img src=x", "onerror=alert(1)>"];
+
+fn assert_inert(html: &str, what: &str) {
+    for bad in LIVE_MARKUP {
+        assert!(!html.contains(bad), "{what} has live markup `{bad}`");
+    }
+}
+
+#[tokio::test]
+async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
+    let web = WebServer::start().await;
+    web.add_user("vera", Role::Viewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    web.login(&client, "vera").await;
+
+    let queue = client.get(web.url("/queue")).send().await.unwrap();
+    assert_eq!(queue.status(), 200);
+    let html = queue.text().await.unwrap();
+    for id in &seeded.hostile_ids {
+        assert!(
+            html.contains(&format!("href=\"/notices/{id}\"")),
+            "queue lacks #{id}"
+        );
+    }
+    assert_inert(&html, "queue");
+
+    let evidence_link = regex::Regex::new(r#"href="/evidence/(\d+)""#).unwrap();
+    for (id, title) in seeded.hostile_ids.iter().zip(HOSTILE_TITLES) {
+        let detail = client
+            .get(web.url(&format!("/notices/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(detail.status(), 200);
+        let html = detail.text().await.unwrap();
+        assert_inert(&html, "detail");
+        // The title is shown, escaped, so the reviewer sees exactly what the seller wrote.
+        let escaped = title
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('/', "&#x2f;");
+        assert!(
+            html.contains(&escaped),
+            "detail lacks the escaped title {escaped}"
+        );
+
+        // The evidence viewer: text view escaped, the captured page only in a sandbox.
+        let ev = evidence_link.captures(&html).expect("evidence link")[1].to_owned();
+        let viewer = client
+            .get(web.url(&format!("/evidence/{ev}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(viewer.status(), 200);
+        let page = viewer.text().await.unwrap();
+        assert_inert(&page, "evidence viewer");
+        assert!(
+            page.contains("<iframe class=\"evidence\" sandbox=\"\""),
+            "{page}"
+        );
+        let raw = client
+            .get(web.url(&format!("/evidence/{ev}/raw")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status(), 200);
+        let csp = raw.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.starts_with("sandbox;"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(
+            !csp.contains("allow-scripts") && !csp.contains("allow-same-origin"),
+            "{csp}"
+        );
+        assert_eq!(raw.headers()["x-content-type-options"], "nosniff");
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_approve_and_a_reviewer_can() {
+    let web = WebServer::start().await;
+    web.add_user("vera", Role::Viewer).await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let id = seeded.draft_id;
+    let state_of = |id: i64| {
+        let store = web.store.clone();
+        async move { store.notice(id).await.unwrap().unwrap().state.as_str() }
+    };
+
+    let viewer = web.client();
+    let csrf = web.login(&viewer, "vera").await;
+    let detail = viewer
+        .get(web.url(&format!("/notices/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !detail.text().await.unwrap().contains("action-approved"),
+        "no buttons for a viewer"
+    );
+    let resp = viewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "approved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = viewer
+        .post(web.url("/queue/bulk"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "approve"),
+            ("id", &id.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(state_of(id).await, "draft");
+
+    // A reviewer approves from the detail page, without a CSRF token first (refused).
+    let reviewer = web.client();
+    let csrf = web.login(&reviewer, "rex").await;
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("to", "approved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(state_of(id).await, "draft");
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("to", "approved"),
+            ("note", "clear counterfeit"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(state_of(id).await, "approved");
+    // The audit log names the person and the note; the detail page shows it.
+    let html = reviewer
+        .get(web.url(&format!("/notices/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("web:rex") && html.contains("clear counterfeit"),
+        "{html}"
+    );
+    // Filing needs the platform's reference: refused without, with the reason shown.
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "filed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("reference"));
+    // An invalid step is refused and changes nothing.
+    let resp = reviewer
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "removed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(state_of(id).await, "approved");
+}
+
+#[tokio::test]
+async fn queue_filters_paginate_and_bulk_act_with_a_note() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+    let ids_in = |html: &str| -> Vec<i64> {
+        regex::Regex::new(r#"data-notice="(\d+)""#)
+            .unwrap()
+            .captures_iter(html)
+            .map(|c| c[1].parse().unwrap())
+            .collect()
+    };
+    let get = |path: String| {
+        let client = client.clone();
+        let url = web.url(&path);
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (status, html) = get("/queue?platform=tmall".into()).await;
+    assert_eq!(status, 200);
+    let mut tmall = ids_in(&html);
+    tmall.sort();
+    let mut expected = vec![seeded.draft_id];
+    expected.extend(&seeded.hostile_ids);
+    expected.sort();
+    assert_eq!(tmall, expected);
+    let (_, html) = get("/queue?brand=Gucci".into()).await;
+    assert_eq!(ids_in(&html).len(), 1);
+    let (_, html) = get("/queue?min_score=0.9".into()).await;
+    assert_eq!(ids_in(&html), vec![seeded.draft_id]);
+    let (_, html) = get("/queue?verdict=suspect".into()).await;
+    assert_eq!(
+        ids_in(&html).len(),
+        1,
+        "only the 0.7 Adidas draft is suspect"
+    );
+    let (_, html) = get("/queue?relisted=yes".into()).await;
+    assert!(ids_in(&html).is_empty());
+    let (_, html) = get("/queue?sort=score".into()).await;
+    assert_eq!(ids_in(&html)[0], seeded.draft_id, "highest score first");
+    let (status, html) = get("/queue?min_score=lots".into()).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("min_score"));
+
+    // Bulk reject two with a note; the rest stay drafts.
+    let targets = seeded.hostile_ids.clone();
+    let mut form: Vec<(&str, String)> = vec![
+        ("csrf", csrf.clone()),
+        ("action", "reject".into()),
+        ("note", "not our goods".into()),
+        ("back", "platform=tmall".into()),
+    ];
+    for id in &targets {
+        form.push(("id", id.to_string()));
+    }
+    let resp = client
+        .post(web.url("/queue/bulk"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("done=rejected&n=2")
+    );
+    for id in &targets {
+        let n = web.store.notice(*id).await.unwrap().unwrap();
+        assert_eq!(n.state.as_str(), "rejected");
+        let history = web.store.notice_history(*id).await.unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|h| h.note.as_deref() == Some("not our goods") && h.actor == "web:rex")
+        );
+    }
+    let (_, html) = get("/queue?platform=tmall".into()).await;
+    assert_eq!(ids_in(&html), vec![seeded.draft_id]);
+    // Rejecting them again is refused per notice and reported, not silently skipped.
+    let resp = client
+        .post(web.url("/queue/bulk"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("cannot go from rejected")
+    );
+}
+
+#[tokio::test]
+async fn pages_for_cases_dashboard_and_the_json_api() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    web.add_user("int", Role::Viewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    web.login(&client, "rex").await;
+    for path in ["/", "/cases", "/sellers", "/queue?state=all", "/brands"] {
+        let resp = client.get(web.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_inert(&resp.text().await.unwrap(), path);
+    }
+    let dash = client
+        .get(web.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains("href=\"/queue?platform=tmall&amp;state=draft\">3</a>"),
+        "{dash}"
+    );
+
+    // The API: a viewer's token reads but cannot act; a reviewer's token acts.
+    let viewer_token = web
+        .store
+        .create_api_token("int", None, "test")
+        .await
+        .unwrap();
+    let page: serde_json::Value = client
+        .get(web.url("/api/v1/notices?platform=tmall"))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 3);
+    let titles = page["notices"].to_string();
+    assert!(!titles.is_empty());
+    let detail: serde_json::Value = client
+        .get(web.url(&format!("/api/v1/notices/{}", seeded.hostile_ids[0])))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // JSON keeps the title exactly as scraped: escaping is the renderer's job.
+    assert_eq!(detail["items"][0]["title"], HOSTILE_TITLES[0]);
+    let id = seeded.draft_id;
+    let resp = client
+        .post(web.url(&format!("/api/v1/notices/{id}/transition")))
+        .bearer_auth(&viewer_token)
+        .json(&serde_json::json!({"to": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let reviewer_token = web
+        .store
+        .create_api_token("rex", None, "test")
+        .await
+        .unwrap();
+    let resp = client
+        .post(web.url(&format!("/api/v1/notices/{id}/transition")))
+        .bearer_auth(&reviewer_token)
+        .json(&serde_json::json!({"to": "approved", "note": "via API"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let n: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(n["state"], "approved");
+    let bulk: serde_json::Value = client
+        .post(web.url("/api/v1/notices/bulk"))
+        .bearer_auth(&reviewer_token)
+        .json(&serde_json::json!({"ids": [id, seeded.other_ids[0]], "to": "rejected"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        bulk["done"],
+        serde_json::json!([id, seeded.other_ids[0]]),
+        "approved may still be rejected"
+    );
+    let history = web.store.notice_history(id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.actor == "api:rex" && h.note.as_deref() == Some("via API"))
+    );
+}
+
+#[tokio::test]
+async fn export_downloads_the_platforms_approved_batch_in_its_form_layout() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+    for id in std::iter::once(seeded.draft_id).chain(seeded.hostile_ids.iter().copied()) {
+        let resp = client
+            .post(web.url(&format!("/notices/{id}/transition")))
+            .form(&[("csrf", csrf.as_str()), ("to", "approved")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+    }
+    // Before filing, the queue of the approved batch shows the good-faith governor's check.
+    let approved = client
+        .get(web.url("/queue?platform=tmall&state=approved"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        approved.contains("Good-faith check for this batch"),
+        "{approved}"
+    );
+    assert!(approved.contains("3 infringing, 0 suspect"), "{approved}");
+    let resp = client
+        .get(web.url("/export?platform=tmall&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"tmall-approved-"),
+        "{disposition}"
+    );
+    let csv = resp.text().await.unwrap();
+    assert!(csv.contains(&seeded.draft_item_id), "{csv}");
+    // Hostile titles survive intact in the file (quoted by the CSV writer).
+    assert!(csv.contains("<script>alert(1)</script>"), "{csv}");
+    // Another platform's batch is empty of these listings.
+    let jd = client
+        .get(web.url("/export?platform=jd&format=json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!jd.contains(&seeded.draft_item_id));
+    let bad = client
+        .get(web.url("/export?platform=ebay&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

@@ -35,6 +35,9 @@ shutdown_timeout_secs = 8
 addr = "127.0.0.1:0"
 [email]
 dir = "{outbox}"
+batch_window_secs = 1
+batch_max_wait_secs = 2
+poll_secs = 1
 "#,
         defs = common::repo().join("crawlers").display(),
         outbox = scratch.path("outbox").display(),
@@ -301,6 +304,36 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
         assert!(n > 0, "no listings from {p}");
     }
 
+    // Matches became draft notices on every platform, and alert emails were written.
+    for p in common::PLATFORMS {
+        let mut conn = db(&scratch).await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notices WHERE platform = ?")
+            .bind(p)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert!(n > 0, "no draft notices for {p}");
+    }
+    wait_for(
+        &scratch,
+        &daemon,
+        "SELECT count(*) FROM alerts WHERE state = 'sent'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let emails = std::fs::read_dir(scratch.path("outbox"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "eml")
+        })
+        .count();
+    assert!(emails > 0, "no .eml alerts written");
+
     // /metrics counts what the database holds.
     let (status, text) = get(&format!("http://{addr}/metrics")).await;
     assert_eq!(status, 200);
@@ -344,6 +377,24 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     );
     assert!(text.contains("markwatch_crawl_duration_seconds_bucket{platform=\"jd\",le=\"+Inf\"}"));
     assert!(text.contains("# TYPE markwatch_alert_oldest_queued_age_seconds gauge"));
+    let mut conn = db(&scratch).await;
+    let drafts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notices WHERE platform = 'jd' AND state = 'draft'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let scraped = sample(&text, r#"markwatch_notices{platform="jd",state="draft"}"#).unwrap();
+    assert!(
+        scraped >= drafts as f64 && drafts > 0,
+        "{scraped} vs {drafts}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("markwatch_alerts{") && l.contains("state=\"sent\"")),
+        "{text}"
+    );
     assert!(
         sample(
             &text,

@@ -228,14 +228,17 @@ pub async fn serve(
 
     let mut failure = None;
     tokio::select! {
+        biased;
         _ = shutdown.cancelled() => {}
         served = &mut http_task => {
-            // The server stopping on its own is a failure: stop everything else too.
-            failure = Some(match served {
-                Ok(Err(e)) => DaemonError::Serve(e),
-                _ => DaemonError::Serve(std::io::Error::other("the HTTP server stopped")),
-            });
-            shutdown.cancel();
+            // The server stopping on its own (not for a shutdown) is a failure: stop the rest.
+            if !shutdown.is_cancelled() {
+                failure = Some(match served {
+                    Ok(Err(e)) => DaemonError::Serve(e),
+                    _ => DaemonError::Serve(std::io::Error::other("the HTTP server stopped")),
+                });
+                shutdown.cancel();
+            }
         }
     }
     tracing::info!(bound = ?bound, "shutting down");

@@ -105,20 +105,19 @@ async fn metrics(State(s): State<DaemonHttp>) -> Response {
     }
 }
 
-fn authorised(s: &DaemonHttp, headers: &HeaderMap) -> Result<(), Response> {
+fn authorised(s: &DaemonHttp, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), s.control_token.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "a bearer token is required (markwatch crawl --now reads it from the database)",
-        ))
-    }
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), s.control_token.as_bytes()))
+}
+
+fn unauthorised() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "a bearer token is required (markwatch crawl --now reads it from the database)",
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -151,8 +150,8 @@ async fn crawl_now(
     headers: HeaderMap,
     body: Option<Json<CrawlRequest>>,
 ) -> Response {
-    if let Err(denied) = authorised(&s, &headers) {
-        return denied;
+    if !authorised(&s, &headers) {
+        return unauthorised();
     }
     let request = body.map(|Json(b)| b).unwrap_or_default();
     match s
@@ -178,8 +177,8 @@ struct SchedulesBody {
 }
 
 async fn schedules(State(s): State<DaemonHttp>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorised(&s, &headers) {
-        return denied;
+    if !authorised(&s, &headers) {
+        return unauthorised();
     }
     let rows = s.store.schedules().await;
     let runs = s.store.schedule_runs(50).await;
@@ -194,8 +193,8 @@ async fn schedules(State(s): State<DaemonHttp>, headers: HeaderMap) -> Response 
 }
 
 async fn run(State(s): State<DaemonHttp>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if let Err(denied) = authorised(&s, &headers) {
-        return denied;
+    if !authorised(&s, &headers) {
+        return unauthorised();
     }
     match s.store.schedule_run(id).await {
         Ok(Some(run)) => Json(run).into_response(),

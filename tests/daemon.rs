@@ -608,13 +608,20 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
             "a listing without its verdict after kill -9"
         );
     }
-    // Restart: the cut run is resumed under its own slot and finishes.
+    // Restart: the cut run is resumed under its own slot and finishes. (An earlier resume may
+    // have finished before a later kill: wait for one more than before.)
+    let resumed_before = scalar(
+        &scratch,
+        "SELECT count(*) FROM schedule_runs WHERE trigger = 'resume' AND status = 'ok'",
+    )
+    .await;
     let daemon = Daemon::start(&scratch, &config);
+    api_addr(&scratch, &daemon).await;
     wait_for(
         &scratch,
         &daemon,
         "SELECT count(*) FROM schedule_runs WHERE trigger = 'resume' AND status = 'ok'",
-        1,
+        resumed_before + 1,
         Duration::from_secs(120),
     )
     .await;

@@ -39,6 +39,10 @@ pub struct Config {
     pub platforms: BTreeMap<String, PlatformConfig>,
     pub email: EmailConfig,
     pub web: WebConfig,
+    /// When the daemon crawls: a default cron, per-platform overrides, extra watches.
+    pub schedule: ScheduleConfig,
+    /// The long-running process (`markwatch serve`).
+    pub daemon: DaemonConfig,
     pub notices: NoticesConfig,
 }
 
@@ -51,6 +55,8 @@ impl Default for Config {
             platforms: BTreeMap::new(),
             email: EmailConfig::default(),
             web: WebConfig::default(),
+            schedule: ScheduleConfig::default(),
+            daemon: DaemonConfig::default(),
             notices: NoticesConfig::default(),
         }
     }
@@ -101,6 +107,12 @@ pub struct PlatformConfig {
     pub enabled: bool,
     /// Fetch from here instead of the definition's real hosts (e.g. the fixture server).
     pub base_url: Option<String>,
+    /// This platform's cron schedule under the daemon, or "off"; default `schedule.cron`.
+    pub schedule: Option<String>,
+    /// Overrides the definition's requests per second (0 = no limit: loopback only).
+    pub requests_per_second: Option<f64>,
+    /// Overrides the definition's requests in flight at once.
+    pub concurrency: Option<u32>,
 }
 
 impl Default for PlatformConfig {
@@ -108,6 +120,9 @@ impl Default for PlatformConfig {
         PlatformConfig {
             enabled: true,
             base_url: None,
+            schedule: None,
+            requests_per_second: None,
+            concurrency: None,
         }
     }
 }
@@ -403,12 +418,140 @@ impl Config {
                 });
             }
         }
+        self.validate_daemon()?;
         Ok(())
     }
 
     /// The effective configuration as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// When the daemon crawls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Each enabled platform's schedule unless `platforms.<name>.schedule` says otherwise.
+    /// Five fields (Unix cron) or six/seven (seconds first, the `cron` crate's form).
+    pub cron: String,
+    /// Each run starts up to this many seconds after its cron time, chosen at random once.
+    pub jitter_secs: u64,
+    /// The cron expressions' clock, e.g. "+08:00" for China Standard Time.
+    pub utc_offset: String,
+    /// Extra watches: their own keywords or brands, platforms and schedule.
+    pub watch: Vec<WatchConfig>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            cron: "0 */6 * * *".to_owned(),
+            jitter_secs: 300,
+            utc_offset: "+00:00".to_owned(),
+            watch: Vec::new(),
+        }
+    }
+}
+
+/// A `[[schedule.watch]]` entry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Unique; must not be a platform name (those are the platforms' own watches).
+    pub name: String,
+    pub cron: String,
+    /// Platforms searched [default: every enabled platform].
+    pub platforms: Vec<String>,
+    /// Search words [default: the marks and aliases of `brands`, or of the whole registry].
+    pub keywords: Vec<String>,
+    /// Only these brands' marks and aliases (names as in the registry).
+    pub brands: Vec<String>,
+    /// Overrides `schedule.jitter_secs`.
+    pub jitter_secs: Option<u64>,
+}
+
+/// The long-running process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// On SIGTERM/SIGINT, the process exits within this many seconds: crawls still running
+    /// then are abandoned (each page is all-or-nothing) and resumed at the next start.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    fn validate_daemon(&self) -> Result<(), ConfigError> {
+        let value = |key, message: String| Err(ConfigError::Value { key, message });
+        if let Err(e) = crate::schedule::CronExpr::parse(&self.schedule.cron) {
+            return value("schedule.cron", e.to_string());
+        }
+        if let Err(e) = crate::schedule::parse_utc_offset(&self.schedule.utc_offset) {
+            return value("schedule.utc_offset", e.to_string());
+        }
+        for (name, platform) in &self.platforms {
+            if let Some(cron) = &platform.schedule
+                && cron.trim() != "off"
+                && let Err(e) = crate::schedule::CronExpr::parse(cron)
+            {
+                return value(
+                    "platforms.*.schedule",
+                    format!("platforms.{name}.schedule: {e}"),
+                );
+            }
+            if platform
+                .requests_per_second
+                .is_some_and(|r| !(r >= 0.0 && r.is_finite()))
+            {
+                return value(
+                    "platforms.*.requests_per_second",
+                    format!("platforms.{name}.requests_per_second must be 0 or more"),
+                );
+            }
+            if platform.concurrency == Some(0) {
+                return value(
+                    "platforms.*.concurrency",
+                    format!("platforms.{name}.concurrency must be at least 1"),
+                );
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, watch) in self.schedule.watch.iter().enumerate() {
+            let name = watch.name.trim();
+            if name.is_empty() {
+                return value(
+                    "schedule.watch.name",
+                    format!("schedule.watch[{i}] needs a name"),
+                );
+            }
+            if !names.insert(name) {
+                return value(
+                    "schedule.watch.name",
+                    format!("schedule.watch `{name}` is defined twice"),
+                );
+            }
+            if let Err(e) = crate::schedule::CronExpr::parse(&watch.cron) {
+                return value(
+                    "schedule.watch.cron",
+                    format!("schedule.watch `{name}`: {e}"),
+                );
+            }
+        }
+        if self.daemon.shutdown_timeout_secs == 0 {
+            return value(
+                "daemon.shutdown_timeout_secs",
+                "must be at least 1".to_owned(),
+            );
+        }
+        Ok(())
     }
 }
 

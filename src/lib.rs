@@ -11,6 +11,8 @@ pub mod case;
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
 pub mod crawl;
+/// The daemon (`markwatch serve`): scheduler, runs, health, metrics, control API, shutdown.
+pub mod daemon;
 /// Evidence packs (zip + manifest.json) for notices, and their verification.
 pub mod evidence;
 /// Decoding and listing extraction from fetched pages.
@@ -21,6 +23,8 @@ pub mod fetch;
 pub mod fixture_server;
 /// Matching listings against the registry: an explained verdict per listing.
 pub mod matcher;
+/// Prometheus metrics, read from the database at scrape time.
+pub mod metrics;
 /// Shared nouns: brands, marks, listings.
 pub mod model;
 /// Takedown notices: drafting by platform rules, templates, form exports.
@@ -31,6 +35,8 @@ pub mod platform;
 pub mod registry;
 /// Re-scoring stored listings after the registry or the matcher changes.
 pub mod rematch;
+/// Cron schedules and watches: when the daemon crawls, and how restarts keep to it.
+pub mod schedule;
 /// SQLite storage; all SQL lives here.
 pub mod store;
 /// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.

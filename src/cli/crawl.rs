@@ -30,6 +30,15 @@ pub struct CrawlArgs {
     /// Skip item pages (faster; listings keep only what search pages show)
     #[arg(long)]
     no_details: bool,
+    /// Ask the running daemon to start runs now (every watch, or --watch/--platform ones)
+    #[arg(long, conflicts_with_all = ["once", "keywords", "no_details"])]
+    now: bool,
+    /// With --now: this watch (repeatable); a platform's own watch is named after it
+    #[arg(long = "watch", value_name = "W", requires = "now")]
+    watches: Vec<String>,
+    /// With --now: wait for the runs to finish and print how they ended
+    #[arg(long, requires = "now")]
+    wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +58,9 @@ pub struct ExtractArgs {
 }
 
 pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if args.now {
+        return super::serve::crawl_now(ctx, args.watches, args.platforms, args.wait).await;
+    }
     if !args.once {
         bail!("pass --once to crawl now; scheduled crawling runs under the daemon");
     }

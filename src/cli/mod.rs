@@ -1,17 +1,20 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
 mod alerts;
+mod backup;
 mod bench;
 mod brands;
 mod cases;
 mod config;
 mod crawl;
+mod demo;
 mod evidence;
 mod fixtures;
 mod matching;
 mod queue;
 mod seed;
 mod sellers;
+mod serve;
 mod users;
 
 use std::path::PathBuf;
@@ -72,14 +75,17 @@ enum Command {
     Match(matching::MatchArgs),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
+    /// Run the daemon: scheduled crawls, matching, notices, alerts, health, metrics, review UI
+    Serve(serve::ServeArgs),
+    /// Run the whole pipeline once on the bundled brands and fixture platforms, in a fresh directory
+    Demo(demo::DemoArgs),
+    /// Copy the live database to FILE (consistent while the daemon runs)
+    Backup(backup::BackupArgs),
     /// Manage review UI accounts, roles and API tokens
     #[command(subcommand)]
     Users(users::UsersCommand),
     /// Judge every stored listing again, after the registry or the matcher changed
     Rematch,
-    /// Alert emails: list the outbox, retry, send a test, send what is due
-    #[command(subcommand)]
-    Alerts(alerts::AlertsCommand),
     /// The takedown queue: list, review, approve, file, resolve and export notices
     #[command(subcommand)]
     Queue(queue::QueueCommand),
@@ -92,6 +98,9 @@ enum Command {
     /// Sellers: repeat infringers
     #[command(subcommand)]
     Sellers(sellers::SellersCommand),
+    /// Alert emails: list the outbox, retry, send a test, send what is due
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// What every command gets: the effective configuration.
@@ -114,7 +123,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(format) = cli.log_format {
         config.log.format = format;
     }
-    init_logging(config.log.format).context("cannot set up logging")?;
+    // The demo prints its own steps; its logs show only problems unless RUST_LOG asks.
+    let quiet = matches!(cli.command, Command::Demo(_));
+    init_logging(config.log.format, quiet).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
         Command::Bench(cmd) => bench::run(cmd, &ctx).await,
@@ -125,20 +136,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
+        Command::Serve(args) => serve::run(args, &ctx).await,
+        Command::Demo(args) => demo::run(args, &ctx).await,
+        Command::Backup(args) => backup::run(args, &ctx).await,
         Command::Users(cmd) => users::run(cmd, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
-        Command::Alerts(cmd) => alerts::run(cmd, &ctx).await,
         Command::Queue(cmd) => queue::run(cmd, &ctx).await,
         Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
         Command::Cases(cmd) => cases::run(cmd, &ctx).await,
         Command::Sellers(cmd) => sellers::run(cmd, &ctx).await,
+        Command::Alerts(cmd) => alerts::run(cmd, &ctx).await,
     }
 }
 
-fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+fn init_logging(format: LogFormat, quiet: bool) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("markwatch=info"));
+    let default = if quiet {
+        "markwatch=warn"
+    } else {
+        "markwatch=info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

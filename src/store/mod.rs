@@ -4,6 +4,7 @@
 mod alerts;
 mod brands;
 mod crawl;
+mod daemon;
 mod drafts;
 mod evidence;
 mod matches;
@@ -30,6 +31,10 @@ pub use alerts::{
 };
 pub use brands::ImportSummary;
 pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, StoredPage, chain_hash};
+pub use daemon::{
+    BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
+    RunClaim, ScheduleRow, ScheduleRunRow,
+};
 pub use drafts::{
     DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
 };

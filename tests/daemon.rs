@@ -1,0 +1,669 @@
+//! The real binary under `markwatch serve`, against the fixture platforms on loopback: a fast
+//! schedule, health and metrics over HTTP, SIGTERM, restarts, `crawl --now`, and kill -9 at
+//! several points of a run. Rate limits are lifted or raised so runs take seconds.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, Scratch};
+use markwatch::fixture_server::FixtureOptions;
+use sqlx::{Connection, SqliteConnection};
+
+/// Every platform, few keywords: about 200 listings over the four fixture platforms.
+const KEYWORDS: &str = r#"["nike", "香奈儿", "lego"]"#;
+
+/// A configuration for `serve` in `scratch`: platform watches off, one watch `fast` on `cron`
+/// over all four platforms, each fetching at `rps` (0 = unlimited) from the fixture server.
+fn write_config(scratch: &Scratch, fixtures: &Running, cron: &str, rps: f64) -> PathBuf {
+    let mut toml = format!(
+        r#"
+[crawl]
+definitions = "{defs}"
+[schedule]
+jitter_secs = 0
+[[schedule.watch]]
+name = "fast"
+cron = "{cron}"
+keywords = {KEYWORDS}
+[daemon]
+shutdown_timeout_secs = 8
+[web]
+addr = "127.0.0.1:0"
+[email]
+dir = "{outbox}"
+batch_window_secs = 1
+batch_max_wait_secs = 2
+poll_secs = 1
+"#,
+        defs = common::repo().join("crawlers").display(),
+        outbox = scratch.path("outbox").display(),
+    );
+    for p in common::PLATFORMS {
+        toml.push_str(&format!(
+            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = {rps}\n",
+            fixtures.url(&format!("/{p}"))
+        ));
+    }
+    scratch.write("markwatch.toml", &toml)
+}
+
+/// The binary under test. `MW_TEST_BIN` names a private copy when several worktrees share one
+/// build directory (each build replaces `target/debug/markwatch`).
+fn bin() -> PathBuf {
+    std::env::var_os("MW_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_markwatch")))
+}
+
+/// `markwatch --db <scratch db> --config <config> ARGS`, run to the end: (status, stdout, stderr).
+fn run(scratch: &Scratch, config: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(scratch.dir.path())
+        .arg("--db")
+        .arg(scratch.db())
+        .arg("--config")
+        .arg(config)
+        .args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MARKWATCH_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().expect("run markwatch");
+    (
+        out.status.code().expect("exited"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like [`run`], asserting success; returns stdout.
+fn run_ok(scratch: &Scratch, config: &Path, args: &[&str]) -> String {
+    let (code, out, err) = run(scratch, config, args);
+    assert_eq!(
+        code, 0,
+        "markwatch {args:?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    out
+}
+
+/// `markwatch serve` running in the background, its log in a file.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(scratch: &Scratch, config: &Path) -> Daemon {
+        let log = scratch.path(&format!("serve-{}.log", rand_suffix()));
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(scratch.dir.path())
+            .arg("--config")
+            .arg(config)
+            .arg("--db")
+            .arg(scratch.db())
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("MARKWATCH_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("RUST_LOG", "markwatch=info");
+        Daemon {
+            child: cmd.spawn().expect("start markwatch serve"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// SIGTERM, then the exit status, which must come within `within`.
+    async fn terminate(mut self, within: Duration) -> (i32, Duration, String) {
+        self.signal("TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.log();
+                let Some(code) = status.code() else {
+                    panic!("killed by a signal after SIGTERM: {status:?}; log:\n{log}");
+                };
+                return (code, start.elapsed(), log);
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("no exit within {within:?} of SIGTERM; log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// kill -9: no chance to clean up.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn db(scratch: &Scratch) -> SqliteConnection {
+    SqliteConnection::connect(&format!("sqlite:{}", scratch.db().display()))
+        .await
+        .unwrap()
+}
+
+async fn scalar(scratch: &Scratch, sql: &'static str) -> i64 {
+    let mut conn = db(scratch).await;
+    let v = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    v
+}
+
+/// Polls `sql` (a count) until it reaches `at_least`, or panics with the daemon's log.
+async fn wait_for(
+    scratch: &Scratch,
+    daemon: &Daemon,
+    sql: &'static str,
+    at_least: i64,
+    within: Duration,
+) {
+    let start = Instant::now();
+    loop {
+        // The database appears only once the daemon has opened it.
+        if scratch.db().exists() {
+            let mut conn = db(scratch).await;
+            let n: Option<i64> = sqlx::query_scalar(sql).fetch_one(&mut conn).await.ok();
+            conn.close().await.unwrap();
+            if n.is_some_and(|n| n >= at_least) {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "waited {within:?} for `{sql}` >= {at_least}; log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The daemon's HTTP address, once it listens.
+async fn api_addr(scratch: &Scratch, daemon: &Daemon) -> String {
+    wait_for(
+        scratch,
+        daemon,
+        "SELECT count(*) FROM daemon_state WHERE key = 'api_addr'",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let mut conn = db(scratch).await;
+    sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = 'api_addr'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let resp = reqwest::get(url).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// A sample's value in Prometheus text, by its exact name and labels.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// (watch, slot, trigger, status) of every run, in order.
+async fn runs(scratch: &Scratch) -> Vec<(String, String, String, String)> {
+    let mut conn = db(scratch).await;
+    sqlx::query_as("SELECT watch, slot, trigger, status FROM schedule_runs ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+fn import_brands(scratch: &Scratch, config: &Path) {
+    run_ok(
+        scratch,
+        config,
+        &["brands", "import", common::demo_brands().to_str().unwrap()],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "*/4 * * * * *", 0.0);
+    import_brands(&scratch, &config);
+
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+    let (status, body) = get(&format!("http://{addr}/healthz")).await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = get(&format!("http://{addr}/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ready\":true"), "{body}");
+
+    // Two scheduled runs finish.
+    wait_for(
+        &scratch,
+        &daemon,
+        "SELECT count(*) FROM schedule_runs WHERE trigger = 'schedule' AND status = 'ok'",
+        2,
+        Duration::from_secs(90),
+    )
+    .await;
+    let listings = scalar(&scratch, "SELECT count(*) FROM listings").await;
+    assert!(listings > 100, "{listings} listings");
+    assert_eq!(
+        scalar(&scratch, "SELECT count(*) FROM matches").await,
+        listings,
+        "every listing is judged once"
+    );
+    for p in common::PLATFORMS {
+        let n: i64 = {
+            let mut conn = db(&scratch).await;
+            sqlx::query_scalar("SELECT count(*) FROM listings WHERE platform = ?")
+                .bind(p)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        };
+        assert!(n > 0, "no listings from {p}");
+    }
+
+    // Matches became draft notices on every platform, and alert emails were written.
+    for p in common::PLATFORMS {
+        let mut conn = db(&scratch).await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notices WHERE platform = ?")
+            .bind(p)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert!(n > 0, "no draft notices for {p}");
+    }
+    wait_for(
+        &scratch,
+        &daemon,
+        "SELECT count(*) FROM alerts WHERE state = 'sent'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let emails = std::fs::read_dir(scratch.path("outbox"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "eml")
+        })
+        .count();
+    assert!(emails > 0, "no .eml alerts written");
+
+    // /metrics counts what the database holds.
+    let (status, text) = get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    let mut conn = db(&scratch).await;
+    let (ok, new): (i64, i64) = sqlx::query_as(
+        "SELECT sum(pages_ok), sum(listings_new) FROM crawl_runs WHERE platform = 'taobao'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let infringing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM matches m JOIN listings l ON l.id = m.listing_id
+         WHERE l.platform = 'tmall' AND m.verdict = 'infringing'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    // A run may finish between the two reads: the scrape is never behind the earlier read.
+    let scraped_ok = sample(
+        &text,
+        r#"markwatch_pages_fetched_total{platform="taobao",outcome="ok"}"#,
+    )
+    .unwrap();
+    assert!(
+        scraped_ok >= ok as f64 && ok > 0,
+        "{scraped_ok} vs {ok}\n{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"markwatch_listings_new_total{platform="taobao"}"#),
+        Some(new as f64),
+        "{text}"
+    );
+    assert!(infringing > 0);
+    assert_eq!(
+        sample(
+            &text,
+            r#"markwatch_matches{platform="tmall",verdict="infringing"}"#
+        ),
+        Some(infringing as f64)
+    );
+    assert!(text.contains("markwatch_crawl_duration_seconds_bucket{platform=\"jd\",le=\"+Inf\"}"));
+    assert!(text.contains("# TYPE markwatch_alert_oldest_queued_age_seconds gauge"));
+    let mut conn = db(&scratch).await;
+    let drafts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notices WHERE platform = 'jd' AND state = 'draft'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let scraped = sample(&text, r#"markwatch_notices{platform="jd",state="draft"}"#).unwrap();
+    assert!(
+        scraped >= drafts as f64 && drafts > 0,
+        "{scraped} vs {drafts}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("markwatch_alerts{") && l.contains("state=\"sent\"")),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"markwatch_schedule_runs_total{watch="fast",trigger="schedule",status="ok"}"#
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{text}"
+    );
+
+    // SIGTERM: exit 0 within the bound (8 s), nothing left running, the address withdrawn.
+    let (code, took, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+    assert!(took < Duration::from_secs(9), "{took:?}");
+    assert!(log.contains("stopped"), "{log}");
+    assert_eq!(
+        scalar(
+            &scratch,
+            "SELECT count(*) FROM schedule_runs WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            &scratch,
+            "SELECT count(*) FROM crawl_runs WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            &scratch,
+            "SELECT count(*) FROM daemon_state WHERE key = 'api_addr'"
+        )
+        .await,
+        0
+    );
+
+    // Down across a slot, then up: that slot runs once, as a catch-up; no slot runs twice.
+    let before = runs(&scratch).await;
+    let next_slot: String = {
+        let mut conn = db(&scratch).await;
+        sqlx::query_scalar("SELECT next_slot FROM schedules WHERE watch = 'fast'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let daemon = Daemon::start(&scratch, &config);
+    wait_for(
+        &scratch,
+        &daemon,
+        "SELECT count(*) FROM schedule_runs WHERE trigger = 'schedule' AND status = 'ok'
+         AND id > (SELECT max(id) FROM schedule_runs WHERE trigger = 'catch_up')",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+    let after = runs(&scratch).await;
+    let new_runs = &after[before.len()..];
+    let catch_ups: Vec<_> = new_runs.iter().filter(|r| r.2 == "catch_up").collect();
+    assert_eq!(catch_ups.len(), 1, "{new_runs:?}");
+    assert_eq!(
+        catch_ups[0].1, next_slot,
+        "the missed slot is the one caught up"
+    );
+    assert_eq!(new_runs[0].2, "catch_up", "it runs first: {new_runs:?}");
+    let mut seen = BTreeSet::new();
+    for (watch, slot, _, status) in &after {
+        if status != "skipped" && status != "abandoned" {
+            assert!(
+                seen.insert((watch, slot)),
+                "slot {slot} ran twice: {after:?}"
+            );
+        }
+    }
+    let last_before = before.iter().map(|r| r.1.as_str()).max().unwrap();
+    assert!(
+        new_runs.iter().all(|r| r.1.as_str() > last_before),
+        "a slot from before the restart ran again: {new_runs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crawl_now_asks_the_running_daemon() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let scratch = Scratch::new();
+    // Never due during the test: only a manual request starts a run.
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    import_brands(&scratch, &config);
+
+    let (code, _, err) = run(&scratch, &config, &["crawl", "--now"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no daemon is serving"), "{err}");
+
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+    // The control API wants the token the daemon keeps in the database.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/api/daemon/crawl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+
+    let out = run_ok(&scratch, &config, &["crawl", "--now", "--wait"]);
+    assert!(out.contains("started run 1 of watch fast"), "{out}");
+    assert!(out.contains("run 1 of watch fast: ok"), "{out}");
+    let (code, _, err) = run(&scratch, &config, &["crawl", "--now", "--watch", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no watch `nope`"), "{err}");
+
+    let all = runs(&scratch).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(
+        (all[0].0.as_str(), all[0].2.as_str(), all[0].3.as_str()),
+        ("fast", "manual", "ok")
+    );
+    assert!(scalar(&scratch, "SELECT count(*) FROM listings").await > 100);
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_on_the_same_database_is_refused() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    let first = Daemon::start(&scratch, &config);
+    api_addr(&scratch, &first).await;
+    let (code, _, err) = run(&scratch, &config, &["serve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("another markwatch daemon is running"), "{err}");
+    let (code, _, log) = first.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Listings, verdicts: what a crawl leaves, as comparable sets.
+async fn outcome(
+    db_path: &Path,
+) -> (
+    BTreeSet<(String, String)>,
+    BTreeSet<(String, String, String)>,
+) {
+    let mut conn = SqliteConnection::connect(&format!("sqlite:{}", db_path.display()))
+        .await
+        .unwrap();
+    let listings: Vec<(String, String)> = sqlx::query_as("SELECT platform, item_id FROM listings")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let verdicts: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT l.platform, l.item_id, m.verdict FROM matches m JOIN listings l ON l.id = m.listing_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let n = listings.len();
+    let listings: BTreeSet<_> = listings.into_iter().collect();
+    assert_eq!(listings.len(), n, "a listing stored twice");
+    let m = verdicts.len();
+    let verdicts: BTreeSet<_> = verdicts.into_iter().collect();
+    assert_eq!(verdicts.len(), m, "a listing judged twice");
+    (listings, verdicts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+
+    // What one undisturbed crawl of the same keywords leaves.
+    let reference = Scratch::new();
+    let ref_config = write_config(&reference, &fixtures, "0 0 1 1 *", 0.0);
+    import_brands(&reference, &ref_config);
+    let mut args = vec!["crawl", "--once"];
+    for k in ["nike", "香奈儿", "lego"] {
+        args.extend(["--keyword", k]);
+    }
+    run_ok(&reference, &ref_config, &args);
+    let (want_listings, want_verdicts) = outcome(&reference.db()).await;
+    assert!(want_listings.len() > 100);
+
+    // The same watch under the daemon, paced so a run lasts seconds, killed three times.
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "*/2 * * * * *", 25.0);
+    import_brands(&scratch, &config);
+    for delta in [5, 60, 140] {
+        let start = if scratch.db().exists() {
+            scalar(&scratch, "SELECT count(*) FROM evidence").await
+        } else {
+            0
+        };
+        let daemon = Daemon::start(&scratch, &config);
+        // Evidence rows are pages stored: kill once this run has stored `delta` more.
+        wait_for(
+            &scratch,
+            &daemon,
+            "SELECT count(*) FROM evidence",
+            start + delta,
+            Duration::from_secs(90),
+        )
+        .await;
+        daemon.kill9();
+        // Between kills the store is consistent: every stored listing is judged.
+        assert_eq!(
+            scalar(&scratch, "SELECT count(*) FROM listings l LEFT JOIN matches m ON m.listing_id = l.id WHERE m.id IS NULL").await,
+            0,
+            "a listing without its verdict after kill -9"
+        );
+    }
+    // Restart: the cut run is resumed under its own slot and finishes. (An earlier resume may
+    // have finished before a later kill: wait for one more than before.)
+    let resumed_before = scalar(
+        &scratch,
+        "SELECT count(*) FROM schedule_runs WHERE trigger = 'resume' AND status = 'ok'",
+    )
+    .await;
+    let daemon = Daemon::start(&scratch, &config);
+    api_addr(&scratch, &daemon).await;
+    wait_for(
+        &scratch,
+        &daemon,
+        "SELECT count(*) FROM schedule_runs WHERE trigger = 'resume' AND status = 'ok'",
+        resumed_before + 1,
+        Duration::from_secs(120),
+    )
+    .await;
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+
+    let (listings, verdicts) = outcome(&scratch.db()).await;
+    assert_eq!(listings, want_listings, "listings lost or invented");
+    assert_eq!(
+        verdicts, want_verdicts,
+        "verdicts differ from an undisturbed crawl"
+    );
+
+    // The runs the kills cut are abandoned, each resumed once; nothing is left running.
+    let all = runs(&scratch).await;
+    assert!(
+        all.iter().filter(|r| r.3 == "abandoned").count() >= 3,
+        "{all:?}"
+    );
+    let mut seen = BTreeSet::new();
+    for (watch, slot, _, status) in &all {
+        assert_ne!(status, "running", "{all:?}");
+        if status != "skipped" && status != "abandoned" {
+            assert!(seen.insert((watch, slot)), "slot {slot} ran twice: {all:?}");
+        }
+    }
+    assert_eq!(
+        scalar(
+            &scratch,
+            "SELECT count(*) FROM crawl_runs WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    // The evidence chain has no gap: each link names the one before it.
+    let mut conn = db(&scratch).await;
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM evidence e JOIN evidence p ON p.id = (SELECT max(id) FROM evidence WHERE id < e.id)
+         WHERE e.prev_hash <> p.chain_hash",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(broken, 0);
+}

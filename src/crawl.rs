@@ -209,7 +209,17 @@ async fn crawl_keyword(
             else {
                 break 'pages;
             };
-            match extract::extract_search(def, &text, &page.final_url) {
+            // Parsing is CPU-bound: off the async threads, which must stay free to drive the
+            // write transaction that every other page waits on.
+            let parsed = {
+                let (target, url) = (run.target.clone(), page.final_url.clone());
+                tokio::task::spawn_blocking(move || {
+                    extract::extract_search(&target.def, &text, &url)
+                })
+                .await
+                .expect("extraction panicked")
+            };
+            match parsed {
                 // A page cut short hides the listings after the cut: fetch it again.
                 Ok(result) if result.truncated && tries < attempts => {
                     store.record_evidence(run_id, &page).await?;

@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::extract;
 use crate::fetch::{FetchError, FetchPolicy, Fetcher, Page};
-use crate::matcher::{Item, Matcher, Verdict};
+use crate::matcher::{Item, Matcher};
 use crate::model::{Brand, Listing};
-use crate::platform::PlatformDef;
-use crate::store::{RunCounts, RunStatus, Store, StoreError};
+use crate::platform::{BlockKind, PlatformDef};
+use crate::store::{Judge, PageWriter, PreparedPage, RunCounts, RunStatus, Store, StoreError};
 
 /// What stops a crawl as a whole (a page failing does not).
 #[derive(Debug, thiserror::Error)]
@@ -117,11 +118,20 @@ pub async fn crawl(
     keywords: &[String],
     fetch_details: bool,
 ) -> Result<Vec<RunSummary>, CrawlError> {
+    let judge: Arc<Judge> = {
+        let matcher = matcher.clone();
+        Arc::new(move |l: &Listing| matcher.check(&Item::from(l)))
+    };
+    let writer = store.page_writer(judge);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cpu = Arc::new(Semaphore::new(cores));
     let mut platforms = JoinSet::new();
     for target in targets {
         let run = Run {
             store: store.clone(),
+            writer: writer.clone(),
             matcher: matcher.clone(),
+            cpu: cpu.clone(),
             target: Arc::new(target),
             fetch_details,
         };
@@ -140,14 +150,31 @@ pub async fn crawl(
 #[derive(Clone)]
 struct Run {
     store: Store,
+    writer: PageWriter,
     matcher: Arc<Matcher>,
+    /// One permit per core for CPU-bound work.
+    cpu: Arc<Semaphore>,
     target: Arc<Target>,
     fetch_details: bool,
 }
 
 impl Run {
-    fn judge(&self, listing: &Listing) -> Verdict {
-        self.matcher.check(&Item::from(listing))
+    /// Runs CPU-bound work (decoding, parsing, judging, compressing) on the blocking pool, one
+    /// job per core at most. More would only queue for the CPU in the kernel, where they would
+    /// also hold up the async threads that drive the network and the page writer.
+    async fn on_cpu<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Target, &Matcher) -> T + Send + 'static,
+    ) -> T {
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let (target, matcher) = (self.target.clone(), self.matcher.clone());
+        tokio::task::spawn_blocking(move || work(&target, &matcher))
+            .await
+            .expect("page reading panicked")
     }
 }
 
@@ -187,13 +214,57 @@ async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, C
     })
 }
 
+/// A search page as read, with what to store for it.
+enum SearchRead {
+    Listings {
+        listings: Vec<Listing>,
+        has_next: bool,
+        truncated: bool,
+    },
+    /// Cut short, and to be fetched again: the listings after the cut are missing.
+    Truncated,
+    Unreadable(extract::ExtractError),
+}
+
+fn read_search(
+    target: &Target,
+    matcher: &Matcher,
+    run_id: i64,
+    page: &Page,
+    text: &str,
+    retry_truncated: bool,
+) -> (SearchRead, PreparedPage) {
+    let def = &target.def;
+    match extract::extract_search(def, text, &page.final_url) {
+        Ok(result) if result.truncated && retry_truncated => {
+            (SearchRead::Truncated, PreparedPage::evidence(run_id, page))
+        }
+        Ok(result) => {
+            let listings: Vec<_> = result.listings.iter().map(|l| l.to_listing(def)).collect();
+            let judge = |l: &Listing| matcher.check(&Item::from(l));
+            let prepared = PreparedPage::search(run_id, page, listings.clone(), &judge);
+            let read = SearchRead::Listings {
+                listings,
+                has_next: result.has_next,
+                truncated: result.truncated,
+            };
+            (read, prepared)
+        }
+        // Evidence is kept even when the page can't be read.
+        Err(e) => (
+            SearchRead::Unreadable(e),
+            PreparedPage::evidence(run_id, page),
+        ),
+    }
+}
+
 /// One keyword's result pages, in order, until the last page. Returns its counts and first error.
 async fn crawl_keyword(
     run: &Run,
     run_id: i64,
     keyword: &str,
 ) -> Result<(RunCounts, Option<String>), CrawlError> {
-    let (store, target) = (&run.store, &*run.target);
+    let target = &*run.target;
     let def = &target.def;
     let max_pages = def.pagination.as_ref().map_or(1, |p| p.max_pages.max(1));
     let mut counts = RunCounts::default();
@@ -202,47 +273,43 @@ async fn crawl_keyword(
     'pages: for page_no in 1..=max_pages {
         let url = target.fetch_url(&def.search_url(keyword, page_no));
         let mut tries = 0;
-        let (page, result) = loop {
+        let (listings, has_next, record) = loop {
             tries += 1;
-            let Some((page, text)) =
-                fetch_page(store, target, run_id, &url, &mut counts, &mut error).await?
-            else {
+            let retry_truncated = tries < attempts;
+            let read = fetch_read(
+                run,
+                run_id,
+                &url,
+                &mut counts,
+                &mut error,
+                move |t, m, p, text| read_search(t, m, run_id, p, text, retry_truncated),
+            );
+            let Some((read, prepared)) = read.await? else {
                 break 'pages;
             };
-            // Parsing is CPU-bound: off the async threads, which must stay free to drive the
-            // write transaction that every other page waits on.
-            let parsed = {
-                let (target, url) = (run.target.clone(), page.final_url.clone());
-                tokio::task::spawn_blocking(move || {
-                    extract::extract_search(&target.def, &text, &url)
-                })
-                .await
-                .expect("extraction panicked")
-            };
-            match parsed {
-                // A page cut short hides the listings after the cut: fetch it again.
-                Ok(result) if result.truncated && tries < attempts => {
-                    store.record_evidence(run_id, &page).await?;
+            let record = run.writer.store(prepared).await?;
+            match read {
+                SearchRead::Listings {
+                    listings,
+                    has_next,
+                    truncated,
+                } => {
+                    if truncated {
+                        tracing::warn!(%url, kept = listings.len(), "page still truncated; keeping its complete listings");
+                    }
+                    break (listings, has_next, record);
+                }
+                SearchRead::Truncated => {
                     counts.pages_retried += 1;
                     tracing::debug!(%url, tries, "truncated page; fetching again");
                 }
-                Ok(result) => break (page, result),
-                Err(e) => {
-                    // Evidence is kept even when the page can't be read.
-                    store.record_evidence(run_id, &page).await?;
+                SearchRead::Unreadable(e) => {
                     counts.pages_failed += 1;
                     error.get_or_insert_with(|| e.to_string());
                     break 'pages;
                 }
             }
         };
-        if result.truncated {
-            tracing::warn!(%url, kept = result.listings.len(), "page still truncated; keeping its complete listings");
-        }
-        let listings: Vec<_> = result.listings.iter().map(|l| l.to_listing(def)).collect();
-        let record = store
-            .record_page(run_id, &page, &listings, &|l| run.judge(l))
-            .await?;
         counts.pages_ok += 1;
         counts.listings_new += record.new.len() as u64;
         counts.listings_changed += record.changed.len() as u64;
@@ -253,7 +320,7 @@ async fn crawl_keyword(
                 fetch_detail(run, run_id, listing_id, listing, &mut counts, &mut error).await?;
             }
         }
-        if !result.has_next {
+        if !has_next {
             break;
         }
     }
@@ -268,35 +335,42 @@ async fn fetch_detail(
     counts: &mut RunCounts,
     error: &mut Option<String>,
 ) -> Result<(), CrawlError> {
-    let (store, target) = (&run.store, &*run.target);
+    let target = &*run.target;
     let url = target.fetch_url(&target.def.item_url(&listing.item_id));
-    let Some((page, text)) = fetch_page(store, target, run_id, &url, counts, error).await? else {
+    let listing = listing.clone();
+    let read = fetch_read(run, run_id, &url, counts, error, move |t, m, page, text| {
+        match extract::extract_detail(&t.def, text, &page.final_url) {
+            Ok(fields) => {
+                let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
+                let known = Listing {
+                    seller: fields.seller.clone().or_else(|| listing.seller.clone()),
+                    category: category.clone().or_else(|| listing.category.clone()),
+                    ..listing.clone()
+                };
+                let verdict = m.check(&Item::from(&known));
+                let prepared = PreparedPage::detail(
+                    run_id,
+                    page,
+                    listing_id,
+                    known.seller,
+                    known.category,
+                    verdict,
+                );
+                (Ok(()), prepared)
+            }
+            Err(e) => (Err(e), PreparedPage::evidence(run_id, page)),
+        }
+    });
+    let Some((read, prepared)) = read.await? else {
         return Ok(());
     };
-    match extract::extract_detail(&target.def, &text, &page.final_url) {
-        Ok(fields) => {
-            let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
-            let known = Listing {
-                seller: fields.seller.clone().or_else(|| listing.seller.clone()),
-                category: category.clone().or_else(|| listing.category.clone()),
-                ..listing.clone()
-            };
-            let verdict = run.judge(&known);
-            let (_, changes) = store
-                .record_detail(
-                    run_id,
-                    &page,
-                    listing_id,
-                    known.seller.as_deref(),
-                    known.category.as_deref(),
-                    &verdict,
-                )
-                .await?;
+    let record = run.writer.store(prepared).await?;
+    match read {
+        Ok(()) => {
             counts.pages_ok += 1;
-            counts.listings_flagged += changes.iter().filter(|m| m.newly_flagged()).count() as u64;
+            counts.listings_flagged += record.flagged() as u64;
         }
         Err(e) => {
-            store.record_evidence(run_id, &page).await?;
             counts.pages_failed += 1;
             error.get_or_insert_with(|| e.to_string());
         }
@@ -304,19 +378,30 @@ async fn fetch_detail(
     Ok(())
 }
 
-/// Fetches and decodes a page, backing off from captcha and login walls.
-/// `None` means give up on this page: it is counted, and the evidence of a wall is kept.
-async fn fetch_page(
-    store: &Store,
-    target: &Target,
+enum Fetched<T> {
+    Read(T),
+    /// A captcha or login wall, kept as evidence.
+    Wall(BlockKind, Box<PreparedPage>),
+}
+
+/// Fetches a page, then decodes it and hands it to `read` on the CPU pool, backing off from
+/// captcha and login walls. `None` means give up on this page: it is counted, and the evidence
+/// of each wall is kept.
+async fn fetch_read<T, F>(
+    run: &Run,
     run_id: i64,
     url: &str,
     counts: &mut RunCounts,
     error: &mut Option<String>,
-) -> Result<Option<(Page, String)>, CrawlError> {
-    let policy = target.fetcher.policy();
+    read: F,
+) -> Result<Option<(T, PreparedPage)>, CrawlError>
+where
+    T: Send + 'static,
+    F: Fn(&Target, &Matcher, &Page, &str) -> (T, PreparedPage) + Clone + Send + 'static,
+{
+    let policy = run.target.fetcher.policy();
     for wall in 0..policy.max_attempts {
-        let page = match target.fetcher.fetch(url).await {
+        let page = match run.target.fetcher.fetch(url).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(%url, error = %e, "page failed");
@@ -328,12 +413,25 @@ async fn fetch_page(
         if page.attempts > 1 {
             counts.pages_retried += 1;
         }
-        let decoded = extract::decode_page(&page.body, page.content_type(), &target.def.encoding);
-        let Some(kind) = extract::detect_block(&target.def, &decoded.text) else {
-            return Ok(Some((page, decoded.text)));
+        let read = read.clone();
+        let outcome = run
+            .on_cpu(move |target, matcher| {
+                let def = &target.def;
+                let decoded = extract::decode_page(&page.body, page.content_type(), &def.encoding);
+                match extract::detect_block(def, &decoded.text) {
+                    None => Fetched::Read(read(target, matcher, &page, &decoded.text)),
+                    Some(kind) => {
+                        Fetched::Wall(kind, Box::new(PreparedPage::evidence(run_id, &page)))
+                    }
+                }
+            })
+            .await;
+        let (kind, evidence) = match outcome {
+            Fetched::Read(read) => return Ok(Some(read)),
+            Fetched::Wall(kind, evidence) => (kind, evidence),
         };
         counts.pages_blocked += 1;
-        store.record_evidence(run_id, &page).await?;
+        run.writer.store(*evidence).await?;
         // Walls lift with time, not with hammering: wait longer each time.
         let wait = policy
             .base_backoff

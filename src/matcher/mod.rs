@@ -166,7 +166,7 @@ fn round_score<S: serde::Serializer>(score: &f64, s: S) -> Result<S::Ok, S::Erro
 }
 
 impl Verdict {
-    fn clear() -> Self {
+    pub(crate) fn clear() -> Self {
         Verdict {
             verdict: Outcome::Clear,
             score: 0.0,

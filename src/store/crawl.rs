@@ -1,10 +1,12 @@
 //! Crawl runs, evidence (hash-chained), and listings with their change history.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::matches::{MatchChange, store_verdicts};
 use super::{Result, Store, StoreError, now};
@@ -127,6 +129,8 @@ impl Store {
     ///
     /// `judge` gives the verdict on a new or changed listing as it will be stored: a search page
     /// that omits the shop doesn't make the verdict forget what the item page showed.
+    ///
+    /// One transaction per call; a crawl stores its pages through a [`PageWriter`] instead.
     pub async fn record_page(
         &self,
         run_id: i64,
@@ -134,39 +138,8 @@ impl Store {
         listings: &[Listing],
         judge: &(dyn Fn(&Listing) -> Verdict + Sync),
     ) -> Result<PageRecord> {
-        // Compress, hash and judge outside the write lock; only a listing that turns out to
-        // have changed is judged again, on what is stored.
-        let sealed = SealedPage::new(page);
-        let first: Vec<Verdict> = listings.iter().map(judge).collect();
-        let mut tx = self.begin_write().await?;
-        let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
-        let mut record = PageRecord {
-            evidence_id,
-            ..PageRecord::default()
-        };
-        let seen_at = page
-            .fetched_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut verdicts = Vec::with_capacity(listings.len());
-        let upserts = upsert_listings(&mut tx, listings, evidence_id, &seen_at).await?;
-        for (index, (upsert, verdict)) in upserts.into_iter().zip(first).enumerate() {
-            // Unchanged listings keep their verdict; `rematch` re-scores after registry edits.
-            match upsert {
-                Upsert::New(id) => {
-                    record.new.push((index, id));
-                    verdicts.push((id, verdict));
-                }
-                Upsert::Changed(id, stored) => {
-                    record.changed.push((index, id));
-                    verdicts.push((id, judge(&stored)));
-                }
-                Upsert::Same => {}
-            }
-        }
-        let refs: Vec<_> = verdicts.iter().map(|(id, v)| (*id, v)).collect();
-        record.matches = store_verdicts(&mut tx, &refs).await?;
-        tx.commit().await?;
-        Ok(record)
+        let prepared = PreparedPage::search(run_id, page, listings.to_vec(), judge);
+        self.write_pages(&[&prepared], judge).await.map(one)
     }
 
     /// Stores an item page as evidence, fills in what only the item page shows, and stores the
@@ -180,32 +153,265 @@ impl Store {
         category: Option<&str>,
         verdict: &Verdict,
     ) -> Result<(i64, Vec<MatchChange>)> {
-        let sealed = SealedPage::new(page);
-        let mut tx = self.begin_write().await?;
-        let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
-        sqlx::query(
-            "UPDATE listings SET detail_evidence_id = ?, seller = coalesce(?, seller), category = coalesce(?, category)
-             WHERE id = ?",
-        )
-        .bind(evidence_id)
-        .bind(seller)
-        .bind(category)
-        .bind(listing_id)
-        .execute(&mut **tx)
-        .await?;
-        let changes = store_verdicts(&mut tx, &[(listing_id, verdict)]).await?;
-        tx.commit().await?;
-        Ok((evidence_id, changes))
+        let prepared = PreparedPage::detail(
+            run_id,
+            page,
+            listing_id,
+            seller.map(str::to_owned),
+            category.map(str::to_owned),
+            verdict.clone(),
+        );
+        let record = self
+            .write_pages(&[&prepared], &no_listings)
+            .await
+            .map(one)?;
+        Ok((record.evidence_id, record.matches))
     }
 
     /// Stores a page that yielded no listings (blocked, failed status) so the record is complete.
     pub async fn record_evidence(&self, run_id: i64, page: &Page) -> Result<i64> {
-        let sealed = SealedPage::new(page);
-        let mut tx = self.begin_write().await?;
-        let evidence_id = insert_evidence(&mut tx, run_id, page, &sealed).await?;
-        tx.commit().await?;
-        Ok(evidence_id)
+        let prepared = PreparedPage::evidence(run_id, page);
+        let record = self
+            .write_pages(&[&prepared], &no_listings)
+            .await
+            .map(one)?;
+        Ok(record.evidence_id)
     }
+
+    /// Starts a writer that stores a crawl's pages in group commits, judging changed listings
+    /// with `judge`. It stops when the last clone of the returned handle is dropped.
+    pub fn page_writer(&self, judge: Arc<Judge>) -> PageWriter {
+        let (jobs, queue) = mpsc::channel(MAX_GROUP);
+        tokio::spawn(run_page_writer(self.clone(), judge, queue));
+        PageWriter { jobs }
+    }
+
+    /// Stores `pages` in order, in one transaction.
+    async fn write_pages(
+        &self,
+        pages: &[&PreparedPage],
+        judge: &(dyn Fn(&Listing) -> Verdict + Sync),
+    ) -> Result<Vec<PageRecord>> {
+        let mut tx = self.begin_write().await?;
+        let mut chain = None;
+        let mut records = Vec::with_capacity(pages.len());
+        for page in pages {
+            records.push(write_page(&mut tx, &mut chain, page, judge).await?);
+        }
+        tx.commit().await?;
+        Ok(records)
+    }
+}
+
+/// The judge for pages with no listings to judge.
+fn no_listings(_: &Listing) -> Verdict {
+    Verdict::clear()
+}
+
+fn one(mut records: Vec<PageRecord>) -> PageRecord {
+    records.pop().expect("one page in, one record out")
+}
+
+/// Gives the verdict on a listing as stored.
+pub type Judge = dyn Fn(&Listing) -> Verdict + Send + Sync;
+
+/// The most pages one group commit stores. It bounds how long the write lock is held (a page
+/// takes about a millisecond), so a reviewer's click never waits long behind a crawl.
+const MAX_GROUP: usize = 32;
+
+/// A fetched page made ready to store, with all the CPU work done: its body compressed and
+/// hashed and its listings judged. Build it off the async threads; storing it then holds the
+/// write lock only for the SQL.
+pub struct PreparedPage {
+    run_id: i64,
+    sealed: SealedPage,
+    content: Content,
+}
+
+enum Content {
+    Search {
+        listings: Vec<Listing>,
+        verdicts: Vec<Verdict>,
+    },
+    Detail {
+        listing_id: i64,
+        seller: Option<String>,
+        category: Option<String>,
+        verdict: Verdict,
+    },
+    EvidenceOnly,
+}
+
+impl PreparedPage {
+    /// A search page and the listings read from it, each judged by `judge`.
+    pub fn search(
+        run_id: i64,
+        page: &Page,
+        listings: Vec<Listing>,
+        judge: &(dyn Fn(&Listing) -> Verdict + Sync),
+    ) -> PreparedPage {
+        let verdicts = listings.iter().map(judge).collect();
+        PreparedPage {
+            run_id,
+            sealed: SealedPage::new(page),
+            content: Content::Search { listings, verdicts },
+        }
+    }
+
+    /// An item page: what it adds to stored listing `listing_id`, and the verdict given with
+    /// that knowledge.
+    pub fn detail(
+        run_id: i64,
+        page: &Page,
+        listing_id: i64,
+        seller: Option<String>,
+        category: Option<String>,
+        verdict: Verdict,
+    ) -> PreparedPage {
+        PreparedPage {
+            run_id,
+            sealed: SealedPage::new(page),
+            content: Content::Detail {
+                listing_id,
+                seller,
+                category,
+                verdict,
+            },
+        }
+    }
+
+    /// A page that yielded nothing to store but itself (a wall, an unreadable page).
+    pub fn evidence(run_id: i64, page: &Page) -> PreparedPage {
+        PreparedPage {
+            run_id,
+            sealed: SealedPage::new(page),
+            content: Content::EvidenceOnly,
+        }
+    }
+}
+
+/// Stores a crawl's pages. SQLite takes one writer at a time, and a transaction per page made
+/// every page queue for the lock; the writer instead commits whatever pages arrived while the
+/// last commit was written, up to [`MAX_GROUP`], in one transaction. Each page is still stored
+/// whole or not at all, and [`PageWriter::store`] returns only once its page is committed.
+#[derive(Clone)]
+pub struct PageWriter {
+    jobs: mpsc::Sender<PageJob>,
+}
+
+struct PageJob {
+    page: PreparedPage,
+    done: oneshot::Sender<Result<PageRecord>>,
+}
+
+impl PageWriter {
+    /// Stores `page` and returns what it did, once committed.
+    pub async fn store(&self, page: PreparedPage) -> Result<PageRecord> {
+        let (done, committed) = oneshot::channel();
+        self.jobs
+            .send(PageJob { page, done })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        committed.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Receiver<PageJob>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let pages: Vec<_> = group.iter().map(|job| &job.page).collect();
+        let started = std::time::Instant::now();
+        let stored = store.write_pages(&pages, &*judge).await;
+        tracing::trace!(pages = pages.len(), elapsed = ?started.elapsed(), "group commit");
+        match stored {
+            Ok(records) => {
+                for (job, record) in group.drain(..).zip(records) {
+                    let _ = job.done.send(Ok(record));
+                }
+            }
+            // One bad page must not fail the pages that happened to share its commit.
+            Err(e) if group.len() > 1 => {
+                tracing::warn!(error = %e, pages = group.len(), "group commit failed; storing its pages one by one");
+                for job in group.drain(..) {
+                    let stored = store.write_pages(&[&job.page], &*judge).await.map(one);
+                    let _ = job.done.send(stored);
+                }
+            }
+            Err(e) => {
+                if let Some(job) = group.pop() {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Writes one prepared page inside `tx`. `chain` carries the evidence chain's last link
+/// between the pages of one transaction.
+async fn write_page(
+    tx: &mut Transaction<'_, Sqlite>,
+    chain: &mut Option<String>,
+    page: &PreparedPage,
+    judge: &(dyn Fn(&Listing) -> Verdict + Sync),
+) -> Result<PageRecord> {
+    let evidence_id = insert_evidence(tx, chain, page.run_id, &page.sealed).await?;
+    let mut record = PageRecord {
+        evidence_id,
+        ..PageRecord::default()
+    };
+    match &page.content {
+        Content::Search { listings, verdicts } => {
+            let seen_at = &page.sealed.fetched_at;
+            let upserts = upsert_listings(tx, listings, evidence_id, seen_at).await?;
+            // A changed listing is judged again as now stored; unchanged ones keep their
+            // verdict (`rematch` re-scores after registry edits).
+            let again: Vec<Option<Verdict>> = upserts
+                .iter()
+                .map(|u| match u {
+                    Upsert::Changed(_, listing) => Some(judge(listing)),
+                    _ => None,
+                })
+                .collect();
+            let mut stored = Vec::with_capacity(listings.len());
+            for (index, (upsert, (first, again))) in
+                upserts.iter().zip(verdicts.iter().zip(&again)).enumerate()
+            {
+                let id = match upsert {
+                    Upsert::New(id) => {
+                        record.new.push((index, *id));
+                        *id
+                    }
+                    Upsert::Changed(id, _) => {
+                        record.changed.push((index, *id));
+                        *id
+                    }
+                    Upsert::Same => continue,
+                };
+                stored.push((id, again.as_ref().unwrap_or(first)));
+            }
+            record.matches = store_verdicts(tx, &stored).await?;
+        }
+        Content::Detail {
+            listing_id,
+            seller,
+            category,
+            verdict,
+        } => {
+            sqlx::query(
+                "UPDATE listings SET detail_evidence_id = ?, seller = coalesce(?, seller), category = coalesce(?, category)
+                 WHERE id = ?",
+            )
+            .bind(evidence_id)
+            .bind(seller)
+            .bind(category)
+            .bind(listing_id)
+            .execute(&mut **tx)
+            .await?;
+            record.matches = store_verdicts(tx, &[(*listing_id, verdict)]).await?;
+        }
+        Content::EvidenceOnly => {}
+    }
+    Ok(record)
 }
 
 /// A stored page, decompressed, as the crawl received it.
@@ -267,6 +473,10 @@ impl Store {
 
 /// A page's body compressed and its hashes computed, ready to insert.
 struct SealedPage {
+    url: String,
+    fetched_at: String,
+    status: u16,
+    body_len: usize,
     compressed: Vec<u8>,
     body_sha256: String,
     headers_json: String,
@@ -275,6 +485,12 @@ struct SealedPage {
 impl SealedPage {
     fn new(page: &Page) -> SealedPage {
         SealedPage {
+            url: page.final_url.clone(),
+            fetched_at: page
+                .fetched_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            status: page.status,
+            body_len: page.body.len(),
             // Level 3: most of the size win at a fraction of the time of higher levels.
             compressed: zstd::bulk::compress(&page.body, 3).unwrap_or_else(|_| page.body.clone()),
             body_sha256: hex::encode(Sha256::digest(&page.body)),
@@ -307,44 +523,47 @@ pub fn chain_hash(
     hex::encode(h.finalize())
 }
 
+/// Appends a page to the evidence chain. `chain` caches the last link within a transaction,
+/// which holds the write lock, so no other writer can append meanwhile.
 async fn insert_evidence(
     tx: &mut Transaction<'_, Sqlite>,
+    chain: &mut Option<String>,
     run_id: i64,
-    page: &Page,
     sealed: &SealedPage,
 ) -> Result<i64> {
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
+    let prev = match chain.take() {
+        Some(prev) => prev,
+        None => sqlx::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
-            .await?;
-    let prev = prev.unwrap_or_else(|| GENESIS_HASH.to_owned());
-    let fetched_at = page
-        .fetched_at
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let chain = chain_hash(
+            .await?
+            .unwrap_or_else(|| GENESIS_HASH.to_owned()),
+    };
+    let link = chain_hash(
         &prev,
-        &page.final_url,
-        &fetched_at,
-        page.status,
+        &sealed.url,
+        &sealed.fetched_at,
+        sealed.status,
         &sealed.body_sha256,
         &sealed.headers_json,
     );
-    Ok(sqlx::query_scalar(
+    let id = sqlx::query_scalar(
         "INSERT INTO evidence (crawl_run_id, url, fetched_at, status, headers, body, body_len, body_sha256,
          prev_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(run_id)
-    .bind(&page.final_url)
-    .bind(&fetched_at)
-    .bind(i64::from(page.status))
+    .bind(&sealed.url)
+    .bind(&sealed.fetched_at)
+    .bind(i64::from(sealed.status))
     .bind(&sealed.headers_json)
     .bind(&sealed.compressed)
-    .bind(page.body.len() as i64)
+    .bind(sealed.body_len as i64)
     .bind(&sealed.body_sha256)
     .bind(&prev)
-    .bind(&chain)
+    .bind(&link)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    *chain = Some(link);
+    Ok(id)
 }
 
 enum Upsert {

@@ -30,7 +30,10 @@ pub use alerts::{
     Alert, AlertKind, AlertState, DigestBrand, FailureStreak, NewAlert, PendingBrand,
 };
 pub use brands::ImportSummary;
-pub use crawl::{GENESIS_HASH, PageRecord, RunCounts, RunStatus, StoredPage, chain_hash};
+pub use crawl::{
+    GENESIS_HASH, Judge, PageRecord, PageWriter, PreparedPage, RunCounts, RunStatus, StoredPage,
+    chain_hash,
+};
 pub use daemon::{
     BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
     RunClaim, ScheduleRow, ScheduleRunRow,
@@ -78,6 +81,9 @@ pub enum StoreError {
         column: &'static str,
         value: String,
     },
+    /// The page writer stopped before storing a page (it panicked, or the runtime is ending).
+    #[error("the crawl's page writer has stopped")]
+    WriterStopped,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::extract;
@@ -27,6 +27,9 @@ pub enum CrawlError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// The threads that read pages could not be started.
+    #[error("cannot start the crawl's worker threads: {0}")]
+    Threads(#[from] rayon::ThreadPoolBuildError),
     /// A platform's `base_url` override is not a URL.
     #[error("platform {platform}: base_url {url} is not a URL")]
     BaseUrl { platform: String, url: String },
@@ -123,8 +126,7 @@ pub async fn crawl(
         Arc::new(move |l: &Listing| matcher.check(&Item::from(l)))
     };
     let writer = store.page_writer(judge);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let cpu = Arc::new(Semaphore::new(cores));
+    let cpu = Arc::new(CpuPool::new()?);
     let mut platforms = JoinSet::new();
     for target in targets {
         let run = Run {
@@ -152,29 +154,64 @@ struct Run {
     store: Store,
     writer: PageWriter,
     matcher: Arc<Matcher>,
-    /// One permit per core for CPU-bound work.
-    cpu: Arc<Semaphore>,
+    cpu: Arc<CpuPool>,
     target: Arc<Target>,
     fetch_details: bool,
 }
 
 impl Run {
-    /// Runs CPU-bound work (decoding, parsing, judging, compressing) on the blocking pool, one
-    /// job per core at most. More would only queue for the CPU in the kernel, where they would
-    /// also hold up the async threads that drive the network and the page writer.
+    /// Runs CPU-bound work (decoding, parsing, judging, compressing) on the crawl's CPU pool.
     async fn on_cpu<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Target, &Matcher) -> T + Send + 'static,
     ) -> T {
-        let _permit = self
-            .cpu
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
         let (target, matcher) = (self.target.clone(), self.matcher.clone());
-        tokio::task::spawn_blocking(move || work(&target, &matcher))
-            .await
-            .expect("page reading panicked")
+        self.cpu.run(move || work(&target, &matcher)).await
+    }
+}
+
+/// Threads for the CPU-bound part of crawling, one per core, below normal priority.
+///
+/// Pages wait in order for the single page writer, so the writer and the network must never
+/// wait for a core behind page parsing: at equal priority each of the writer's round trips to
+/// SQLite queued behind parsing threads, and the writer, not parsing, set the pace. The
+/// review UI, served from the same process, stays responsive during a crawl for the same
+/// reason.
+struct CpuPool {
+    pool: rayon::ThreadPool,
+}
+
+impl CpuPool {
+    fn new() -> Result<CpuPool, CrawlError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("markwatch-cpu-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()?;
+        Ok(CpuPool { pool })
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = oneshot::channel();
+        self.pool.spawn(move || {
+            let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+        });
+        match result.await.expect("the pool runs every job it is given") {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Lowers the calling thread's priority by 10 nice steps: Linux gives each thread its own.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let lowered = getpriority_process(None)
+            .and_then(|nice| setpriority_process(None, (nice + 10).min(19)));
+        if let Err(e) = lowered {
+            tracing::debug!(error = %e, "cannot lower the crawl threads' priority");
+        }
     }
 }
 

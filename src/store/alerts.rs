@@ -284,7 +284,7 @@ pub(crate) async fn record_match_changes(
         "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at)
          SELECT j.value ->> 'kind', j.value ->> 'brand_id', j.value ->> 'match_id',
                 j.value ->> 'listing_id', ?
-         FROM json_each(?) j",
+         FROM jsonb_each(?) j",
     )
     .bind(super::now())
     .bind(serde_json::to_string(&events).expect("events serialise"))

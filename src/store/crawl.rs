@@ -1,11 +1,13 @@
 //! Crawl runs, evidence (hash-chained), and listings with their change history.
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::matches::{MatchChange, store_verdicts};
@@ -193,11 +195,7 @@ impl Store {
         judge: &(dyn Fn(&Listing) -> Verdict + Sync),
     ) -> Result<Vec<PageRecord>> {
         let mut tx = self.begin_write().await?;
-        let mut chain = None;
-        let mut records = Vec::with_capacity(pages.len());
-        for page in pages {
-            records.push(write_page(&mut tx, &mut chain, page, judge).await?);
-        }
+        let records = write_group(&mut tx, pages, judge).await?;
         tx.commit().await?;
         Ok(records)
     }
@@ -346,72 +344,116 @@ async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Recei
     }
 }
 
-/// Writes one prepared page inside `tx`. `chain` carries the evidence chain's last link
-/// between the pages of one transaction.
-async fn write_page(
+/// Writes a group of prepared pages inside `tx`, with the outcome of storing them one after
+/// another, in a handful of statements whatever their number: each statement is a round trip
+/// to SQLite's thread, and the write lock is held meanwhile.
+async fn write_group(
     tx: &mut Transaction<'_, Sqlite>,
-    chain: &mut Option<String>,
-    page: &PreparedPage,
+    pages: &[&PreparedPage],
     judge: &(dyn Fn(&Listing) -> Verdict + Sync),
-) -> Result<PageRecord> {
-    let evidence_id = insert_evidence(tx, chain, page.run_id, &page.sealed).await?;
-    let mut record = PageRecord {
-        evidence_id,
-        ..PageRecord::default()
-    };
-    match &page.content {
-        Content::Search { listings, verdicts } => {
-            let seen_at = &page.sealed.fetched_at;
-            let upserts = upsert_listings(tx, listings, evidence_id, seen_at).await?;
-            // A changed listing is judged again as now stored; unchanged ones keep their
-            // verdict (`rematch` re-scores after registry edits).
-            let again: Vec<Option<Verdict>> = upserts
-                .iter()
-                .map(|u| match u {
-                    Upsert::Changed(_, listing) => Some(judge(listing)),
-                    _ => None,
-                })
-                .collect();
-            let mut stored = Vec::with_capacity(listings.len());
-            for (index, (upsert, (first, again))) in
-                upserts.iter().zip(verdicts.iter().zip(&again)).enumerate()
-            {
-                let id = match upsert {
-                    Upsert::New(id) => {
-                        record.new.push((index, *id));
-                        *id
+) -> Result<Vec<PageRecord>> {
+    let evidence_ids = insert_evidence(tx, pages).await?;
+    let mut records: Vec<PageRecord> = evidence_ids
+        .iter()
+        .map(|&evidence_id| PageRecord {
+            evidence_id,
+            ..PageRecord::default()
+        })
+        .collect();
+
+    let searches: Vec<_> = pages
+        .iter()
+        .zip(&evidence_ids)
+        .filter_map(|(page, &evidence_id)| match &page.content {
+            Content::Search { listings, .. } => Some(PageListings {
+                listings,
+                evidence_id,
+                seen_at: &page.sealed.fetched_at,
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut upserts = upsert_listings(tx, &searches).await?.into_iter();
+
+    // Verdicts to store, in page order: (listing, verdict, page).
+    let mut verdicts: Vec<(i64, Cow<'_, Verdict>, usize)> = Vec::new();
+    let mut details = Vec::new();
+    for (at, page) in pages.iter().enumerate() {
+        let record = &mut records[at];
+        match &page.content {
+            Content::Search {
+                verdicts: first, ..
+            } => {
+                let upserts = upserts.next().unwrap_or_default();
+                for (index, (upsert, first)) in upserts.into_iter().zip(first).enumerate() {
+                    match upsert {
+                        Upsert::New(id) => {
+                            record.new.push((index, id));
+                            verdicts.push((id, Cow::Borrowed(first), at));
+                        }
+                        // Judged again as now stored: the page may have omitted what an
+                        // earlier one showed (Amazon's search pages show no shop).
+                        Upsert::Changed(id, stored) => {
+                            record.changed.push((index, id));
+                            verdicts.push((id, Cow::Owned(judge(&stored)), at));
+                        }
+                        // Unchanged listings keep their verdict; `rematch` re-scores after
+                        // registry edits.
+                        Upsert::Same => {}
                     }
-                    Upsert::Changed(id, _) => {
-                        record.changed.push((index, *id));
-                        *id
-                    }
-                    Upsert::Same => continue,
-                };
-                stored.push((id, again.as_ref().unwrap_or(first)));
+                }
             }
-            record.matches = store_verdicts(tx, &stored).await?;
+            Content::Detail {
+                listing_id,
+                seller,
+                category,
+                verdict,
+            } => {
+                details.push(DetailUpdate {
+                    listing_id: *listing_id,
+                    evidence_id: record.evidence_id,
+                    seller: seller.as_deref(),
+                    category: category.as_deref(),
+                });
+                verdicts.push((*listing_id, Cow::Borrowed(verdict), at));
+            }
+            Content::EvidenceOnly => {}
         }
-        Content::Detail {
-            listing_id,
-            seller,
-            category,
-            verdict,
-        } => {
-            sqlx::query(
-                "UPDATE listings SET detail_evidence_id = ?, seller = coalesce(?, seller), category = coalesce(?, category)
-                 WHERE id = ?",
-            )
-            .bind(evidence_id)
-            .bind(seller)
-            .bind(category)
-            .bind(listing_id)
-            .execute(&mut **tx)
-            .await?;
-            record.matches = store_verdicts(tx, &[(*listing_id, verdict)]).await?;
-        }
-        Content::EvidenceOnly => {}
     }
-    Ok(record)
+    if !details.is_empty() {
+        sqlx::query(
+            "UPDATE listings SET detail_evidence_id = j.value ->> 'evidence_id',
+                 seller = coalesce(j.value ->> 'seller', seller),
+                 category = coalesce(j.value ->> 'category', category)
+             FROM jsonb_each(?) j WHERE listings.id = j.value ->> 'listing_id'",
+        )
+        .bind(to_json(&details))
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    // A listing judged twice in the group keeps its last verdict, as if stored page by page.
+    let mut last_page = HashMap::new();
+    for (id, _, at) in &verdicts {
+        last_page.insert(*id, *at);
+    }
+    let latest: Vec<(i64, &Verdict)> = verdicts
+        .iter()
+        .filter(|(id, _, at)| last_page[id] == *at)
+        .map(|(id, verdict, _)| (*id, verdict.as_ref()))
+        .collect();
+    for change in store_verdicts(tx, &latest).await? {
+        records[last_page[&change.listing_id]].matches.push(change);
+    }
+    Ok(records)
+}
+
+#[derive(Serialize)]
+struct DetailUpdate<'a> {
+    listing_id: i64,
+    evidence_id: i64,
+    seller: Option<&'a str>,
+    category: Option<&'a str>,
 }
 
 /// A stored page, decompressed, as the crawl received it.
@@ -523,47 +565,53 @@ pub fn chain_hash(
     hex::encode(h.finalize())
 }
 
-/// Appends a page to the evidence chain. `chain` caches the last link within a transaction,
-/// which holds the write lock, so no other writer can append meanwhile.
+/// Appends pages to the evidence chain, in order, in one statement; returns their ids.
 async fn insert_evidence(
     tx: &mut Transaction<'_, Sqlite>,
-    chain: &mut Option<String>,
-    run_id: i64,
-    sealed: &SealedPage,
-) -> Result<i64> {
-    let prev = match chain.take() {
-        Some(prev) => prev,
-        None => sqlx::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
+    pages: &[&PreparedPage],
+) -> Result<Vec<i64>> {
+    // The write lock is held: no other writer can append meanwhile.
+    let mut prev: String =
+        sqlx::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?
-            .unwrap_or_else(|| GENESIS_HASH.to_owned()),
-    };
-    let link = chain_hash(
-        &prev,
-        &sealed.url,
-        &sealed.fetched_at,
-        sealed.status,
-        &sealed.body_sha256,
-        &sealed.headers_json,
+            .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let mut links = Vec::with_capacity(pages.len());
+    for page in pages {
+        let s = &page.sealed;
+        let link = chain_hash(
+            &prev,
+            &s.url,
+            &s.fetched_at,
+            s.status,
+            &s.body_sha256,
+            &s.headers_json,
+        );
+        links.push((prev, link.clone()));
+        prev = link;
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO evidence (crawl_run_id, url, fetched_at, status, headers, body, body_len,
+         body_sha256, prev_hash, chain_hash) ",
     );
-    let id = sqlx::query_scalar(
-        "INSERT INTO evidence (crawl_run_id, url, fetched_at, status, headers, body, body_len, body_sha256,
-         prev_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(run_id)
-    .bind(&sealed.url)
-    .bind(&sealed.fetched_at)
-    .bind(i64::from(sealed.status))
-    .bind(&sealed.headers_json)
-    .bind(&sealed.compressed)
-    .bind(sealed.body_len as i64)
-    .bind(&sealed.body_sha256)
-    .bind(&prev)
-    .bind(&link)
-    .fetch_one(&mut **tx)
-    .await?;
-    *chain = Some(link);
-    Ok(id)
+    q.push_values(pages.iter().zip(&links), |mut row, (page, (prev, link))| {
+        let s = &page.sealed;
+        row.push_bind(page.run_id)
+            .push_bind(&s.url)
+            .push_bind(&s.fetched_at)
+            .push_bind(i64::from(s.status))
+            .push_bind(&s.headers_json)
+            .push_bind(&s.compressed)
+            .push_bind(s.body_len as i64)
+            .push_bind(&s.body_sha256)
+            .push_bind(prev)
+            .push_bind(link);
+    });
+    q.push(" RETURNING id, chain_hash");
+    let inserted: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    // Each link is unique (it commits to the one before), so it names its row.
+    let ids: HashMap<&str, i64> = inserted.iter().map(|(id, l)| (l.as_str(), *id)).collect();
+    Ok(links.iter().map(|(_, link)| ids[link.as_str()]).collect())
 }
 
 enum Upsert {
@@ -573,22 +621,48 @@ enum Upsert {
     Same,
 }
 
-/// Upserts a page's listings in a handful of statements, whatever their number: a page holds
-/// up to 60 listings and the write lock is held meanwhile. Returns one outcome per listing.
-async fn upsert_listings(
-    tx: &mut Transaction<'_, Sqlite>,
-    listings: &[Listing],
+/// A search page's listings, with the evidence they came from.
+struct PageListings<'a> {
+    listings: &'a [Listing],
     evidence_id: i64,
-    seen_at: &str,
-) -> Result<Vec<Upsert>> {
+    seen_at: &'a str,
+}
+
+/// A listing as the group has left it so far.
+struct Current {
+    id: i64,
+    title: String,
+    price: Option<f64>,
+    seller: Option<String>,
+    category: Option<String>,
+    /// Inserted by this group and not yet claimed as new by the page that showed it first.
+    unclaimed: bool,
+    /// Where it was last seen, when a page of this group saw it again.
+    seen: Option<(i64, String)>,
+}
+
+/// Upserts the listings of a group of search pages in a handful of statements, whatever their
+/// number. Returns, per page, one outcome per listing, as if the pages were stored one after
+/// another: a listing that two pages of the group show is new on the first only.
+async fn upsert_listings<'a>(
+    tx: &mut Transaction<'_, Sqlite>,
+    pages: &[PageListings<'a>],
+) -> Result<Vec<Vec<Upsert>>> {
     #[derive(Serialize)]
     struct Key<'a> {
         p: &'a str,
         i: &'a str,
     }
-    let keys: Vec<_> = listings
-        .iter()
-        .map(|l| Key {
+    let key = |l: &'a Listing| (l.platform.as_str(), l.item_id.as_str());
+    let all = || {
+        pages
+            .iter()
+            .flat_map(|p| p.listings.iter().map(move |l| (p, l)))
+    };
+    let mut distinct = HashSet::new();
+    let keys: Vec<_> = all()
+        .filter(|(_, l)| distinct.insert(key(l)))
+        .map(|(_, l)| Key {
             p: &l.platform,
             i: &l.item_id,
         })
@@ -605,72 +679,53 @@ async fn upsert_listings(
     );
     let stored: Vec<Stored> = sqlx::query_as(
         "SELECT l.id, l.platform, l.item_id, l.title, l.price, l.seller, l.category
-         FROM json_each(?) j JOIN listings l ON l.platform = j.value ->> 'p' AND l.item_id = j.value ->> 'i'",
+         FROM jsonb_each(?) j JOIN listings l ON l.platform = j.value ->> 'p' AND l.item_id = j.value ->> 'i'",
     )
     .bind(to_json(&keys))
     .fetch_all(&mut **tx)
     .await?;
-    let stored: HashMap<(&str, &str), &Stored> = stored
+    let mut current: HashMap<(&str, &str), Current> = stored
         .iter()
-        .map(|row| ((row.1.as_str(), row.2.as_str()), row))
+        .map(|(id, platform, item_id, title, price, seller, category)| {
+            let now = Current {
+                id: *id,
+                title: title.clone(),
+                price: *price,
+                seller: seller.clone(),
+                category: category.clone(),
+                unclaimed: false,
+                seen: None,
+            };
+            ((platform.as_str(), item_id.as_str()), now)
+        })
         .collect();
 
-    let mut out = Vec::with_capacity(listings.len());
-    let mut first_on_page = HashSet::new();
-    let mut fresh = Vec::new();
-    let mut same = Vec::new();
-    for l in listings {
-        let key = (l.platform.as_str(), l.item_id.as_str());
-        // The same item twice on a page (an ad and its organic twin) is one listing.
-        if !first_on_page.insert(key) {
-            out.push(Upsert::Same);
-            continue;
-        }
-        let Some(&&(id, _, _, ref title, price, ref seller, ref category)) = stored.get(&key)
-        else {
-            fresh.push(l);
-            out.push(Upsert::New(0));
-            continue;
-        };
-        let changed =
-            record_changes(tx, id, l, (title, price, seller), evidence_id, seen_at).await?;
-        if !changed {
-            same.push(id);
-            out.push(Upsert::Same);
-            continue;
-        }
-        sqlx::query(
-            "UPDATE listings SET title = ?, price = ?, seller = coalesce(?, seller), url = ?, evidence_id = ?,
-             last_seen = max(last_seen, ?) WHERE id = ?",
-        )
-        .bind(&l.title)
-        .bind(l.price)
-        .bind(&l.seller)
-        .bind(&l.url)
-        .bind(evidence_id)
-        .bind(seen_at)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        out.push(Upsert::Changed(
-            id,
-            Box::new(Listing {
-                seller: l.seller.clone().or_else(|| seller.clone()),
-                category: category.clone(),
-                ..l.clone()
-            }),
-        ));
+    // Listings never stored, inserted as the first page to show them has them.
+    #[derive(Serialize)]
+    struct Fresh<'a> {
+        #[serde(flatten)]
+        listing: &'a Listing,
+        evidence_id: i64,
+        seen_at: &'a str,
     }
-    if !same.is_empty() {
-        sqlx::query(
-            "UPDATE listings SET evidence_id = ?, last_seen = max(last_seen, ?)
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(evidence_id)
-        .bind(seen_at)
-        .bind(to_json(&same))
-        .execute(&mut **tx)
-        .await?;
+    let mut fresh = Vec::new();
+    for (page, l) in all() {
+        if let Entry::Vacant(slot) = current.entry(key(l)) {
+            slot.insert(Current {
+                id: 0,
+                title: l.title.clone(),
+                price: l.price,
+                seller: l.seller.clone(),
+                category: l.category.clone(),
+                unclaimed: true,
+                seen: None,
+            });
+            fresh.push(Fresh {
+                listing: l,
+                evidence_id: page.evidence_id,
+                seen_at: page.seen_at,
+            });
+        }
     }
     if !fresh.is_empty() {
         let inserted: Vec<(i64, String, String)> = sqlx::query_as(
@@ -678,13 +733,11 @@ async fn upsert_listings(
              evidence_id, first_seen, last_seen)
              SELECT j.value ->> 'platform', j.value ->> 'item_id', j.value ->> 'url', j.value ->> 'title',
                     j.value ->> 'seller', j.value ->> 'price', j.value ->> 'currency', j.value ->> 'category',
-                    coalesce(j.value ->> 'is_ad', 0), ?, ?, ?
-             FROM json_each(?) j
+                    coalesce(j.value ->> 'is_ad', 0), j.value ->> 'evidence_id', j.value ->> 'seen_at',
+                    j.value ->> 'seen_at'
+             FROM jsonb_each(?) j
              RETURNING id, platform, item_id",
         )
-        .bind(evidence_id)
-        .bind(seen_at)
-        .bind(seen_at)
         .bind(to_json(&fresh))
         .fetch_all(&mut **tx)
         .await?;
@@ -692,64 +745,144 @@ async fn upsert_listings(
             .iter()
             .map(|(id, p, i)| ((p.as_str(), i.as_str()), *id))
             .collect();
-        for (l, upsert) in listings.iter().zip(out.iter_mut()) {
-            if let Upsert::New(id) = upsert {
-                *id = ids[&(l.platform.as_str(), l.item_id.as_str())];
+        for f in &fresh {
+            if let (Some(now), Some(&id)) =
+                (current.get_mut(&key(f.listing)), ids.get(&key(f.listing)))
+            {
+                now.id = id;
             }
         }
+    }
+
+    #[derive(Serialize)]
+    struct Change<'a> {
+        listing_id: i64,
+        field: &'static str,
+        old_value: Option<String>,
+        new_value: Option<String>,
+        evidence_id: i64,
+        changed_at: &'a str,
+    }
+    let mut changes = Vec::new();
+    let mut out = Vec::with_capacity(pages.len());
+    for page in pages {
+        let mut first_on_page = HashSet::new();
+        let mut upserts = Vec::with_capacity(page.listings.len());
+        for l in page.listings {
+            // The same item twice on a page (an ad and its organic twin) is one listing.
+            let Some(now) = current
+                .get_mut(&key(l))
+                .filter(|_| first_on_page.insert(key(l)))
+            else {
+                upserts.push(Upsert::Same);
+                continue;
+            };
+            if std::mem::take(&mut now.unclaimed) {
+                upserts.push(Upsert::New(now.id));
+                continue;
+            }
+            now.seen = Some((page.evidence_id, page.seen_at.to_owned()));
+            let diff = field_changes(now, l);
+            if diff.is_empty() {
+                upserts.push(Upsert::Same);
+                continue;
+            }
+            for (field, old_value, new_value) in diff {
+                changes.push(Change {
+                    listing_id: now.id,
+                    field,
+                    old_value,
+                    new_value,
+                    evidence_id: page.evidence_id,
+                    changed_at: page.seen_at,
+                });
+            }
+            now.title = l.title.clone();
+            now.price = l.price;
+            now.seller = l.seller.clone().or(now.seller.take());
+            upserts.push(Upsert::Changed(
+                now.id,
+                Box::new(Listing {
+                    seller: now.seller.clone(),
+                    category: now.category.clone(),
+                    ..l.clone()
+                }),
+            ));
+        }
+        out.push(upserts);
+    }
+    if !changes.is_empty() {
+        sqlx::query(
+            "INSERT INTO listing_changes (listing_id, field, old_value, new_value, evidence_id, changed_at)
+             SELECT j.value ->> 'listing_id', j.value ->> 'field', j.value ->> 'old_value',
+                    j.value ->> 'new_value', j.value ->> 'evidence_id', j.value ->> 'changed_at'
+             FROM jsonb_each(?) j",
+        )
+        .bind(to_json(&changes))
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    // Listings seen again: where they were last seen, and their fields as now known.
+    #[derive(Serialize)]
+    struct Seen<'a> {
+        id: i64,
+        title: &'a str,
+        price: Option<f64>,
+        seller: Option<&'a str>,
+        evidence_id: i64,
+        seen_at: &'a str,
+    }
+    let seen: Vec<Seen<'_>> = current
+        .values()
+        .filter_map(|now| {
+            let (evidence_id, seen_at) = now.seen.as_ref()?;
+            Some(Seen {
+                id: now.id,
+                title: &now.title,
+                price: now.price,
+                seller: now.seller.as_deref(),
+                evidence_id: *evidence_id,
+                seen_at,
+            })
+        })
+        .collect();
+    if !seen.is_empty() {
+        sqlx::query(
+            "UPDATE listings SET title = j.value ->> 'title', price = j.value ->> 'price',
+                 seller = coalesce(j.value ->> 'seller', seller), evidence_id = j.value ->> 'evidence_id',
+                 last_seen = max(last_seen, j.value ->> 'seen_at')
+             FROM jsonb_each(?) j WHERE listings.id = j.value ->> 'id'",
+        )
+        .bind(to_json(&seen))
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(out)
 }
 
-/// Records which of title, price and seller changed; returns whether any did.
-async fn record_changes(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: i64,
+/// Which of title, price and seller changed: (field, old, new).
+fn field_changes(
+    now: &Current,
     l: &Listing,
-    (title, price, seller): (&str, Option<f64>, &Option<String>),
-    evidence_id: i64,
-    seen_at: &str,
-) -> Result<bool> {
+) -> Vec<(&'static str, Option<String>, Option<String>)> {
     let price_text = |p: Option<f64>| p.map(|p| format!("{p:.2}"));
-    // A search page without a seller (Amazon) doesn't erase the one the item page gave.
-    let seller_changed = l.seller.is_some() && l.seller != *seller;
-    let changes = [
-        (
-            "title",
-            (title != l.title).then(|| (Some(title.to_owned()), Some(l.title.clone()))),
-        ),
-        (
-            "price",
-            (price_text(price) != price_text(l.price))
-                .then(|| (price_text(price), price_text(l.price))),
-        ),
-        (
-            "seller",
-            seller_changed.then(|| (seller.clone(), l.seller.clone())),
-        ),
-    ];
-    let mut changed = false;
-    for (field, change) in changes {
-        if let Some((old, new)) = change {
-            changed = true;
-            sqlx::query(
-                "INSERT INTO listing_changes (listing_id, field, old_value, new_value, evidence_id, changed_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(field)
-            .bind(old)
-            .bind(new)
-            .bind(evidence_id)
-            .bind(seen_at)
-            .execute(&mut **tx)
-            .await?;
-        }
+    let mut changes = Vec::new();
+    if now.title != l.title {
+        changes.push(("title", Some(now.title.clone()), Some(l.title.clone())));
     }
-    Ok(changed)
+    if price_text(now.price) != price_text(l.price) {
+        changes.push(("price", price_text(now.price), price_text(l.price)));
+    }
+    // A search page without a seller (Amazon) doesn't erase the one the item page gave.
+    if l.seller.is_some() && l.seller != now.seller {
+        changes.push(("seller", now.seller.clone(), l.seller.clone()));
+    }
+    changes
 }
 
-/// A JSON array for `json_each(?)`: one bound parameter however many values.
+/// A JSON array for `jsonb_each(?)`: one bound parameter however many values. (`json_each`
+/// hands each element back as text, for every `->>` on it to parse again.)
 pub(super) fn to_json<T: Serialize>(values: &T) -> String {
     serde_json::to_string(values).expect("plain data serialises")
 }
@@ -848,5 +981,128 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(zstd::decode_all(&body[..]).unwrap(), b"a");
+    }
+
+    /// Everything a crawl leaves in the database, timestamps of writing and match ids aside.
+    async fn snapshot(store: &Store) -> Vec<String> {
+        let mut rows = Vec::new();
+        for query in [
+            "SELECT json_array(id, platform, item_id, title, price, seller, category, evidence_id,
+                    detail_evidence_id, first_seen, last_seen) FROM listings ORDER BY id",
+            "SELECT json_array(id, listing_id, field, old_value, new_value, evidence_id)
+             FROM listing_changes ORDER BY id",
+            "SELECT json_array(listing_id, verdict, score) FROM matches ORDER BY listing_id",
+            "SELECT json_array(id, crawl_run_id, url, prev_hash, chain_hash) FROM evidence ORDER BY id",
+        ] {
+            let found: Vec<String> = sqlx::query_scalar(query)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+            rows.extend(found);
+        }
+        rows
+    }
+
+    #[tokio::test]
+    async fn a_group_commit_stores_what_page_by_page_commits_store() {
+        let at =
+            |s: u32| chrono::DateTime::from_timestamp(1_790_000_000 + i64::from(s), 0).unwrap();
+        let item = |id: &str, title: &str, price: f64, seller: Option<&str>| Listing {
+            item_id: id.to_owned(),
+            url: format!("https://item.jd.com/{id}.html"),
+            seller: seller.map(str::to_owned),
+            ..listing(title, price)
+        };
+        let page_at = |body: &str, s| Page {
+            fetched_at: at(s),
+            ..page(body)
+        };
+        // Cheap means suspect: a price change changes the verdict.
+        let judge = |l: &Listing| Verdict {
+            verdict: if l.price < Some(100.0) {
+                crate::matcher::Outcome::Suspect
+            } else {
+                crate::matcher::Outcome::Clear
+            },
+            score: if l.seller.is_some() { 0.5 } else { 0.4 },
+            ..Verdict::clear()
+        };
+        let run = 1;
+        let pages = [
+            // New twice over (an ad and its organic twin), and new.
+            PreparedPage::search(
+                run,
+                &page_at("a", 1),
+                vec![
+                    item("1", "耐克 跑鞋", 499.0, None),
+                    item("2", "阿迪 T恤", 89.0, Some("小店")),
+                    item("1", "耐克 跑鞋", 499.0, None),
+                ],
+                &judge,
+            ),
+            // Seen again cheaper, and a third listing.
+            PreparedPage::search(
+                run,
+                &page_at("b", 2),
+                vec![
+                    item("1", "耐克 跑鞋", 49.0, None),
+                    item("3", "索尼 耳机", 199.0, None),
+                ],
+                &judge,
+            ),
+            // Unchanged, and a shop where there was none.
+            PreparedPage::search(
+                run,
+                &page_at("c", 3),
+                vec![
+                    item("2", "阿迪 T恤", 89.0, Some("小店")),
+                    item("3", "索尼 耳机", 199.0, Some("索尼专卖")),
+                ],
+                &judge,
+            ),
+            PreparedPage::detail(
+                run,
+                &page_at("d", 4),
+                1,
+                Some("耐克工厂店".to_owned()),
+                Some("运动鞋".to_owned()),
+                judge(&item("1", "耐克 跑鞋", 49.0, Some("耐克工厂店"))),
+            ),
+            PreparedPage::evidence(run, &page_at("captcha", 5)),
+        ];
+
+        let dir = tempfile::tempdir().unwrap();
+        let (one_by_one, grouped) = (
+            Store::open(&dir.path().join("a.db")).await.unwrap(),
+            Store::open(&dir.path().join("b.db")).await.unwrap(),
+        );
+        let mut records = Vec::new();
+        for store in [&one_by_one, &grouped] {
+            assert_eq!(store.start_crawl_run("jd", None).await.unwrap(), run);
+        }
+        for page in &pages {
+            records.extend(one_by_one.write_pages(&[page], &judge).await.unwrap());
+        }
+        let all: Vec<_> = pages.iter().collect();
+        let group = grouped.write_pages(&all, &judge).await.unwrap();
+
+        assert_eq!(snapshot(&grouped).await, snapshot(&one_by_one).await);
+        let outcome = |r: &PageRecord| (r.evidence_id, r.new.clone(), r.changed.clone());
+        assert_eq!(
+            group.iter().map(outcome).collect::<Vec<_>>(),
+            records.iter().map(outcome).collect::<Vec<_>>()
+        );
+        assert_eq!(group[0].new, vec![(0, 1), (1, 2)]);
+        assert_eq!(
+            (group[1].new.clone(), group[1].changed.clone()),
+            (vec![(1, 3)], vec![(0, 1)])
+        );
+        assert_eq!(group[2].changed, vec![(1, 3)]);
+        // Listing 1 became suspect on the second page and was judged again on its item page:
+        // the group stores its last verdict once, and reports the flag with that page.
+        let flagged =
+            |records: &[PageRecord]| records.iter().map(PageRecord::flagged).collect::<Vec<_>>();
+        assert_eq!(flagged(&records), vec![1, 1, 0, 0, 0]);
+        assert_eq!(flagged(&group), vec![1, 0, 0, 1, 0]);
     }
 }

@@ -159,7 +159,7 @@ pub(crate) async fn store_verdicts(
     let listing_ids: Vec<i64> = verdicts.iter().map(|(id, _)| *id).collect();
     let stored: Vec<StoredMatch> = sqlx::query_as(
         "SELECT listing_id, id, brand_id, mark_id, verdict, score, reasons, matcher_version
-         FROM matches WHERE listing_id IN (SELECT value FROM json_each(?))",
+         FROM matches WHERE listing_id IN (SELECT value FROM jsonb_each(?))",
     )
     .bind(to_json(&listing_ids))
     .fetch_all(&mut **tx)
@@ -167,11 +167,11 @@ pub(crate) async fn store_verdicts(
     let mut stored: HashMap<i64, StoredMatch> =
         stored.into_iter().map(|m| (m.listing_id, m)).collect();
 
-    let mut ids = RegistryIds::default();
+    let ids = RegistryIds::load(tx, verdicts).await?;
     let mut changes = Vec::new();
     let mut fresh = Vec::new();
     for &(listing_id, verdict) in verdicts {
-        let (brand_id, mark_id) = ids.resolve(tx, verdict).await?;
+        let (brand_id, mark_id) = ids.resolve(verdict);
         let row = MatchRow {
             listing_id,
             brand_id,
@@ -218,7 +218,7 @@ pub(crate) async fn store_verdicts(
              SELECT j.value ->> 'listing_id', j.value ->> 'brand_id', j.value ->> 'mark_id',
                     j.value ->> 'verdict', j.value ->> 'score', j.value ->> 'reasons',
                     j.value ->> 'matcher_version', ?, ?
-             FROM json_each(?) j
+             FROM jsonb_each(?) j
              RETURNING id, listing_id, brand_id, verdict",
         )
         .bind(&at)
@@ -240,51 +240,66 @@ pub(crate) async fn store_verdicts(
     Ok(changes)
 }
 
-/// Brand and mark ids by name, looked up once per batch.
+/// Brand and mark ids by name for a batch of verdicts, looked up in one query.
 #[derive(Default)]
 struct RegistryIds {
-    brands: HashMap<String, Option<i64>>,
-    marks: HashMap<(i64, String), Option<i64>>,
+    brands: HashMap<String, i64>,
+    marks: HashMap<(i64, String), i64>,
 }
 
 impl RegistryIds {
-    async fn resolve(
-        &mut self,
+    async fn load(
         tx: &mut Transaction<'_, Sqlite>,
-        verdict: &Verdict,
-    ) -> Result<(Option<i64>, Option<i64>)> {
-        let Some(brand) = &verdict.brand else {
-            return Ok((None, None));
-        };
-        let brand_id = match self.brands.get(brand) {
-            Some(id) => *id,
-            None => {
-                let id = sqlx::query_scalar("SELECT id FROM brands WHERE name = ?")
-                    .bind(brand)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                self.brands.insert(brand.clone(), id);
-                id
-            }
-        };
-        let (Some(brand_id), Some(mark)) = (brand_id, &verdict.mark) else {
-            return Ok((brand_id, None));
-        };
-        let key = (brand_id, mark.clone());
-        if let Some(id) = self.marks.get(&key) {
-            return Ok((Some(brand_id), *id));
+        verdicts: &[(i64, &Verdict)],
+    ) -> Result<RegistryIds> {
+        #[derive(Serialize, PartialEq, Eq, Hash)]
+        struct Wanted<'a> {
+            b: &'a str,
+            m: Option<&'a str>,
+        }
+        let mut seen = std::collections::HashSet::new();
+        let wanted: Vec<Wanted<'_>> = verdicts
+            .iter()
+            .filter_map(|(_, v)| {
+                let w = Wanted {
+                    b: v.brand.as_deref()?,
+                    m: v.mark.as_deref(),
+                };
+                seen.insert((w.b, w.m)).then_some(w)
+            })
+            .collect();
+        let mut ids = RegistryIds::default();
+        if wanted.is_empty() {
+            return Ok(ids);
         }
         // The same text may be registered in several places; the CN registration is the one
-        // every platform we watch accepts, so it is preferred.
-        let id = sqlx::query_scalar(
-            "SELECT id FROM marks WHERE brand_id = ? AND text = ?
-             ORDER BY jurisdiction = 'CN' DESC, expires IS NULL DESC, expires DESC, id LIMIT 1",
+        // every platform we watch accepts, so it comes first and is kept.
+        let rows: Vec<(String, i64, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT b.name, b.id, m.text, m.id FROM jsonb_each(?) j
+             JOIN brands b ON b.name = j.value ->> 'b'
+             LEFT JOIN marks m ON m.brand_id = b.id AND m.text = j.value ->> 'm'
+             ORDER BY j.key, m.jurisdiction = 'CN' DESC, m.expires IS NULL DESC, m.expires DESC, m.id",
         )
-        .bind(brand_id)
-        .bind(mark)
-        .fetch_optional(&mut **tx)
+        .bind(to_json(&wanted))
+        .fetch_all(&mut **tx)
         .await?;
-        self.marks.insert(key, id);
-        Ok((Some(brand_id), id))
+        for (brand, brand_id, mark, mark_id) in rows {
+            if let (Some(mark), Some(mark_id)) = (mark, mark_id) {
+                ids.marks.entry((brand_id, mark)).or_insert(mark_id);
+            }
+            ids.brands.insert(brand, brand_id);
+        }
+        Ok(ids)
+    }
+
+    fn resolve(&self, verdict: &Verdict) -> (Option<i64>, Option<i64>) {
+        let brand_id = verdict
+            .brand
+            .as_ref()
+            .and_then(|b| self.brands.get(b).copied());
+        let mark_id = brand_id
+            .zip(verdict.mark.clone())
+            .and_then(|key| self.marks.get(&key).copied());
+        (brand_id, mark_id)
     }
 }

@@ -307,10 +307,13 @@ async fn crawl_keyword(
     let mut counts = RunCounts::default();
     let mut error = None;
     let attempts = target.fetcher.policy().max_attempts;
+    // Pages handed to the writer: the next page is fetched while they wait for their commit.
+    let mut uncommitted = Vec::new();
+    let details = run.fetch_details && def.detail.is_some();
     'pages: for page_no in 1..=max_pages {
         let url = target.fetch_url(&def.search_url(keyword, page_no));
         let mut tries = 0;
-        let (listings, has_next, record) = loop {
+        let (listings, has_next, committed) = loop {
             tries += 1;
             let retry_truncated = tries < attempts;
             let read = fetch_read(
@@ -324,7 +327,7 @@ async fn crawl_keyword(
             let Some((read, prepared)) = read.await? else {
                 break 'pages;
             };
-            let record = run.writer.store(prepared).await?;
+            let committed = run.writer.submit(prepared).await?;
             match read {
                 SearchRead::Listings {
                     listings,
@@ -334,13 +337,15 @@ async fn crawl_keyword(
                     if truncated {
                         tracing::warn!(%url, kept = listings.len(), "page still truncated; keeping its complete listings");
                     }
-                    break (listings, has_next, record);
+                    break (listings, has_next, committed);
                 }
                 SearchRead::Truncated => {
+                    uncommitted.push(committed);
                     counts.pages_retried += 1;
                     tracing::debug!(%url, tries, "truncated page; fetching again");
                 }
                 SearchRead::Unreadable(e) => {
+                    uncommitted.push(committed);
                     counts.pages_failed += 1;
                     error.get_or_insert_with(|| e.to_string());
                     break 'pages;
@@ -348,18 +353,23 @@ async fn crawl_keyword(
             }
         };
         counts.pages_ok += 1;
-        counts.listings_new += record.new.len() as u64;
-        counts.listings_changed += record.changed.len() as u64;
-        counts.listings_flagged += record.flagged() as u64;
-        if run.fetch_details && def.detail.is_some() {
+        if details {
+            // Item pages are fetched for the listings this page stored first.
+            let record = committed.wait().await?;
+            counts.add_stored(&record);
             for &(index, listing_id) in &record.new {
                 let listing = &listings[index];
                 fetch_detail(run, run_id, listing_id, listing, &mut counts, &mut error).await?;
             }
+        } else {
+            uncommitted.push(committed);
         }
         if !has_next {
             break;
         }
+    }
+    for committed in uncommitted {
+        counts.add_stored(&committed.wait().await?);
     }
     Ok((counts, error))
 }
@@ -405,7 +415,7 @@ async fn fetch_detail(
     match read {
         Ok(()) => {
             counts.pages_ok += 1;
-            counts.listings_flagged += record.flagged() as u64;
+            counts.add_stored(&record);
         }
         Err(e) => {
             counts.pages_failed += 1;

@@ -32,6 +32,15 @@ pub struct RunCounts {
     pub listings_flagged: u64,
 }
 
+impl RunCounts {
+    /// Counts what storing a page did to its listings.
+    pub fn add_stored(&mut self, record: &PageRecord) {
+        self.listings_new += record.new.len() as u64;
+        self.listings_changed += record.changed.len() as u64;
+        self.listings_flagged += record.flagged() as u64;
+    }
+}
+
 impl std::ops::AddAssign for RunCounts {
     fn add_assign(&mut self, o: RunCounts) {
         self.pages_ok += o.pages_ok;
@@ -305,12 +314,28 @@ struct PageJob {
 impl PageWriter {
     /// Stores `page` and returns what it did, once committed.
     pub async fn store(&self, page: PreparedPage) -> Result<PageRecord> {
+        self.submit(page).await?.wait().await
+    }
+
+    /// Hands `page` to the writer without waiting for its commit, so the crawl can fetch the
+    /// next page meanwhile; waits only while the writer's queue is full.
+    pub async fn submit(&self, page: PreparedPage) -> Result<Committed> {
         let (done, committed) = oneshot::channel();
         self.jobs
             .send(PageJob { page, done })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
-        committed.await.map_err(|_| StoreError::WriterStopped)?
+        Ok(Committed(committed))
+    }
+}
+
+/// A page handed to the [`PageWriter`].
+pub struct Committed(oneshot::Receiver<Result<PageRecord>>);
+
+impl Committed {
+    /// What storing the page did, once it is committed.
+    pub async fn wait(self) -> Result<PageRecord> {
+        self.0.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 

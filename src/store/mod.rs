@@ -31,8 +31,8 @@ pub use alerts::{
 };
 pub use brands::ImportSummary;
 pub use crawl::{
-    GENESIS_HASH, Judge, PageRecord, PageWriter, PreparedPage, RunCounts, RunStatus, StoredPage,
-    chain_hash,
+    Committed, GENESIS_HASH, Judge, PageRecord, PageWriter, PreparedPage, RunCounts, RunStatus,
+    StoredPage, chain_hash,
 };
 pub use daemon::{
     BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
@@ -141,6 +141,9 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a local file can't go stale the way a network one can; the ping
+            // would cost every query a round trip to SQLite's thread.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(open_err)?;

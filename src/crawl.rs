@@ -172,11 +172,9 @@ impl Run {
 
 /// Threads for the CPU-bound part of crawling, one per core, below normal priority.
 ///
-/// Pages wait in order for the single page writer, so the writer and the network must never
-/// wait for a core behind page parsing: at equal priority each of the writer's round trips to
-/// SQLite queued behind parsing threads, and the writer, not parsing, set the pace. The
-/// review UI, served from the same process, stays responsive during a crawl for the same
-/// reason.
+/// Every page goes through the one page writer, whose round trips to SQLite's thread must not
+/// queue for a core behind parsing, nor should the network's. The review UI, served from the
+/// same process, stays responsive during a crawl for the same reason.
 struct CpuPool {
     pool: rayon::ThreadPool,
 }

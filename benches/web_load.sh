@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Load test of the review UI: queue and notice detail pages over 100,000 notices, at about
-# 200 requests/s from wrk on loopback (10 connections, each pausing 50 ms between requests).
+# Load test of the review UI: queue pages (first, filtered + sorted deep, last), notice detail
+# pages and the JSON API's list over 100,000 notices, at about 200 requests/s from wrk on
+# loopback (10 connections, each pausing 50 ms between requests). Ends with a table of
+# p50/p90/p99 latency and achieved requests/s per page.
 #
 #   benches/web_load.sh [DB] [NOTICES]
 #
@@ -35,7 +37,11 @@ SESSION=$(awk '$6 == "mw_session" { print $7 }' "$JAR")
 rm -f "$JAR"
 [ -n "$SESSION" ] || { echo "login failed" >&2; exit 1; }
 
+TOKEN=$("$BIN" --db "$DB" users token bench --label web_load.sh)
+LAST=$(( (N + 49) / 50 ))
+
 LUA=$(mktemp --suffix=.lua)
+OUT=$(mktemp -d)
 cat > "$LUA" <<LUAEOF
 local n = $N
 local path = os.getenv("BENCH_PATH")
@@ -49,8 +55,29 @@ end
 -- 10 connections x one request per ~50 ms = about 200 requests/s.
 function delay() return 50 end
 LUAEOF
-for P in "/queue" "/queue?platform=jd&sort=score&page=40" "detail"; do
+PAGES=("/queue" "/queue?platform=jd&sort=score&page=40" "/queue?page=$LAST" "detail"
+       "/api/v1/notices?platform=jd&sort=score&page=40")
+for i in "${!PAGES[@]}"; do
+    P="${PAGES[$i]}"
     echo "== $P"
-    BENCH_PATH="$P" wrk -t2 -c10 -d"${DURATION:-30s}" --latency -s "$LUA" -H "Cookie: mw_session=$SESSION" "http://$ADDR"
+    BENCH_PATH="$P" wrk -t2 -c10 -d"${DURATION:-30s}" --latency -s "$LUA" \
+        -H "Cookie: mw_session=$SESSION" -H "Authorization: Bearer $TOKEN" "http://$ADDR" | tee "$OUT/$i"
 done
 rm -f "$LUA"
+
+# wrk prints latencies as 812.00us, 7.20ms or 1.02s: all in ms here.
+echo
+echo "| page | p50 ms | p90 ms | p99 ms | req/s | non-2xx |"
+echo "|---|---|---|---|---|---|"
+for i in "${!PAGES[@]}"; do
+    awk -v page="${PAGES[$i]}" '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000
+            return v
+        }
+        $1 == "50%" { p50 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
+        $1 == "Requests/sec:" { rps = $2 } /Non-2xx/ { bad = $NF }
+        END { printf "| %s | %.1f | %.1f | %.1f | %.0f | %d |\n", page, p50, p90, p99, rps, bad }
+    ' "$OUT/$i"
+done
+rm -rf "$OUT"

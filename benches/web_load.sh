@@ -55,7 +55,7 @@ end
 -- 10 connections x one request per ~50 ms = about 200 requests/s.
 function delay() return 50 end
 LUAEOF
-PAGES=("/queue" "/queue?platform=jd&sort=score&page=40" "/queue?page=$LAST" "detail"
+PAGES=("/queue" "/queue?platform=jd&sort=score&page=40" "/queue?page=$((LAST / 2))" "/queue?page=$LAST" "detail"
        "/api/v1/notices?platform=jd&sort=score&page=40")
 for i in "${!PAGES[@]}"; do
     P="${PAGES[$i]}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test of the review UI: queue pages (first, filtered + sorted deep, last), notice detail
+# Load test of the review UI: queue pages (first, filtered + sorted deep, middle, last), notice detail
 # pages and the JSON API's list over 100,000 notices, at about 200 requests/s from wrk on
 # loopback (10 connections, each pausing 50 ms between requests). Ends with a table of
 # p50/p90/p99 latency and achieved requests/s per page.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Load test of the review UI: queue pages (first, filtered + sorted deep, middle, last), notice detail
-# pages and the JSON API's list over 100,000 notices, at about 200 requests/s from wrk on
-# loopback (10 connections, each pausing 50 ms between requests). Ends with a table of
-# p50/p90/p99 latency and achieved requests/s per page.
+# Load test of the review UI over 100,000 notices: queue pages (the first, a filtered and
+# sorted deep one, the middle and the last), notice detail pages and the JSON API's list, at
+# about 200 requests/s from wrk on loopback (10 connections, each pausing 50 ms between
+# requests). Ends with a table of p50/p90/p99 latency and achieved requests/s per page.
 #
 #   benches/web_load.sh [DB] [NOTICES]
 #

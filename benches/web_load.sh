@@ -69,8 +69,8 @@ rm -f "$LUA"
 
 # wrk prints latencies as 812.00us, 7.20ms or 1.02s: all in ms here.
 echo
-echo "| page | p50 ms | p90 ms | p99 ms | req/s | non-2xx |"
-echo "|---|---|---|---|---|---|"
+echo "| page | p50 ms | p90 ms | p99 ms | req/s | non-2xx | timeouts |"
+echo "|---|---|---|---|---|---|---|"
 for i in "${!PAGES[@]}"; do
     awk -v page="${PAGES[$i]}" '
         function ms(v) {
@@ -78,8 +78,12 @@ for i in "${!PAGES[@]}"; do
             return v
         }
         $1 == "50%" { p50 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
-        $1 == "Requests/sec:" { rps = $2 } /Non-2xx/ { bad = $NF }
-        END { printf "| %s | %.1f | %.1f | %.1f | %.0f | %d |\n", page, p50, p90, p99, rps, bad }
+        $1 == "Requests/sec:" { rps = $2 } /Non-2xx/ { bad = $NF } /Socket errors/ { late = $NF }
+        END {
+            # wrk gives up on a request after 2 s; if none came back there is no latency.
+            if (p99 == 0) { printf "| %s | - | - | - | %.0f | %d | %d |\n", page, rps, bad, late; exit }
+            printf "| %s | %.1f | %.1f | %.1f | %.0f | %d | %d |\n", page, p50, p90, p99, rps, bad, late
+        }
     ' "$OUT/$i"
 done
 rm -rf "$OUT"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Load test of the review UI: queue and notice detail pages over 100,000 notices, at about
-# 200 requests/s from wrk on loopback (10 connections, each pausing 50 ms between requests).
+# Load test of the review UI over 100,000 notices: queue pages (the first, a filtered and
+# sorted deep one, the middle and the last), notice detail pages and the JSON API's list, at
+# about 200 requests/s from wrk on loopback (10 connections, each pausing 50 ms between
+# requests). Ends with a table of p50/p90/p99 latency and achieved requests/s per page.
 #
 #   benches/web_load.sh [DB] [NOTICES]
 #
 # Needs wrk (apt-get install wrk) and a release build. The database is created and seeded
 # once (synthetic data: `markwatch bench seed-notices`); reruns reuse it.
 set -euo pipefail
-# DURATION (default 30s) sets how long each wrk run lasts.
+# DURATION (default 30s) sets how long each wrk run lasts; CONNECTIONS (default 10) how many
+# wrk keeps open. Each connection waits 50 ms after every response, so 10 of them offer a
+# little under 200 requests/s (about 187 measured); more connections offer more.
 cd "$(dirname "$0")/.."
 DB="${1:-${CARGO_TARGET_DIR:-target}/bench-web/markwatch.db}"
 N="${2:-100000}"
@@ -35,7 +39,11 @@ SESSION=$(awk '$6 == "mw_session" { print $7 }' "$JAR")
 rm -f "$JAR"
 [ -n "$SESSION" ] || { echo "login failed" >&2; exit 1; }
 
+TOKEN=$("$BIN" --db "$DB" users token bench --label web_load.sh)
+LAST=$(( (N + 49) / 50 ))
+
 LUA=$(mktemp --suffix=.lua)
+OUT=$(mktemp -d)
 cat > "$LUA" <<LUAEOF
 local n = $N
 local path = os.getenv("BENCH_PATH")
@@ -46,11 +54,36 @@ request = function()
   end
   return wrk.format("GET", path)
 end
--- 10 connections x one request per ~50 ms = about 200 requests/s.
+-- Each connection: one request per 50 ms plus the response time.
 function delay() return 50 end
 LUAEOF
-for P in "/queue" "/queue?platform=jd&sort=score&page=40" "detail"; do
+PAGES=("/queue" "/queue?platform=jd&sort=score&page=40" "/queue?page=$((LAST / 2))" "/queue?page=$LAST" "detail"
+       "/api/v1/notices?platform=jd&sort=score&page=40")
+for i in "${!PAGES[@]}"; do
+    P="${PAGES[$i]}"
     echo "== $P"
-    BENCH_PATH="$P" wrk -t2 -c10 -d"${DURATION:-30s}" --latency -s "$LUA" -H "Cookie: mw_session=$SESSION" "http://$ADDR"
+    BENCH_PATH="$P" wrk -t2 -c"${CONNECTIONS:-10}" -d"${DURATION:-30s}" --latency -s "$LUA" \
+        -H "Cookie: mw_session=$SESSION" -H "Authorization: Bearer $TOKEN" "http://$ADDR" | tee "$OUT/$i"
 done
 rm -f "$LUA"
+
+# wrk prints latencies as 812.00us, 7.20ms or 1.02s: all in ms here.
+echo
+echo "| page | p50 ms | p90 ms | p99 ms | req/s | non-2xx | timeouts |"
+echo "|---|---|---|---|---|---|---|"
+for i in "${!PAGES[@]}"; do
+    awk -v page="${PAGES[$i]}" '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000
+            return v
+        }
+        $1 == "50%" { p50 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
+        $1 == "Requests/sec:" { rps = $2 } /Non-2xx/ { bad = $NF } /Socket errors/ { late = $NF }
+        END {
+            # wrk gives up on a request after 2 s; if none came back there is no latency.
+            if (p99 == 0) { printf "| %s | - | - | - | %.0f | %d | %d |\n", page, rps, bad, late; exit }
+            printf "| %s | %.1f | %.1f | %.1f | %.0f | %d | %d |\n", page, p50, p90, p99, rps, bad, late
+        }
+    ' "$OUT/$i"
+done
+rm -rf "$OUT"

@@ -303,13 +303,14 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     println!("{table}");
     println!(
-        "{}–{} of {}",
+        "{}–{} of {}{}",
         if page.notices.is_empty() {
             0
         } else {
             page.offset + 1
         },
         page.offset + page.notices.len() as u64,
+        if page.total_capped { "at least " } else { "" },
         page.total
     );
     Ok(ExitCode::SUCCESS)

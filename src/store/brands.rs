@@ -147,6 +147,13 @@ impl Store {
         Ok(summary)
     }
 
+    /// Every brand's name, in order: what a brand filter offers.
+    pub async fn brand_names(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM brands ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Every brand with its lists and marks, ordered by name.
     pub async fn brands(&self) -> Result<Vec<Brand>> {
         let mut conn = self.pool.acquire().await?;

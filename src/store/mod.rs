@@ -44,9 +44,9 @@ pub use drafts::{
 pub use evidence::{ChainBreak, ChainReport, EvidencePage};
 pub use matches::{MatchChange, RematchSummary};
 pub use notices::{
-    AuditEntry, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason, NoticeDetail,
-    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
-    StateCount,
+    AuditEntry, COUNT_CAP, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason,
+    NoticeDetail, NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary,
+    RepeatSeller, StateCount,
 };
 pub use synthetic::BrandMarks;
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};

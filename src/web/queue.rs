@@ -150,13 +150,10 @@ pub async fn queue(
         .list_notices(&filter, sort, offset, PAGE_SIZE)
         .await?;
     let pages = page_rows.total.div_ceil(PAGE_SIZE).max(1);
-    let brands: Vec<String> = state
-        .store()
-        .brands()
-        .await?
-        .into_iter()
-        .map(|b| b.name)
-        .collect();
+    // A capped total (score bounds) is a lower bound: a full page may have a next one.
+    let has_next =
+        page_no < pages || (page_rows.total_capped && page_rows.notices.len() as u64 == PAGE_SIZE);
+    let brands = state.store().brand_names().await?;
     let show_state = nonempty(&q.state).unwrap_or("draft");
     // The good-faith governor: before an approved batch is filed, warn if it could push the
     // account past Alibaba's thresholds.
@@ -181,10 +178,11 @@ pub async fn queue(
             state_shown => show_state,
             notices => v(&page_rows.notices),
             total => page_rows.total,
+            total_capped => page_rows.total_capped,
             page_no,
             pages,
             prev => (page_no > 1).then(|| q.with_page(page_no - 1)),
-            next => (page_no < pages).then(|| q.with_page(page_no + 1)),
+            next => has_next.then(|| q.with_page(page_no + 1)),
             back => encode_query(&q),
             platforms => v(PLATFORMS),
             states => v(CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),

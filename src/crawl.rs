@@ -18,7 +18,9 @@ use crate::fetch::{FetchError, FetchPolicy, Fetcher, Page};
 use crate::matcher::{Item, Matcher};
 use crate::model::{Brand, Listing};
 use crate::platform::{BlockKind, PlatformDef};
-use crate::store::{Judge, PageWriter, PreparedPage, RunCounts, RunStatus, Store, StoreError};
+use crate::store::{
+    Committed, Judge, PageWriter, PreparedPage, RunCounts, RunStatus, Store, StoreError,
+};
 
 /// What stops a crawl as a whole (a page failing does not).
 #[derive(Debug, thiserror::Error)]
@@ -357,7 +359,9 @@ async fn crawl_keyword(
             counts.add_stored(&record);
             for &(index, listing_id) in &record.new {
                 let listing = &listings[index];
-                fetch_detail(run, run_id, listing_id, listing, &mut counts, &mut error).await?;
+                let detail =
+                    fetch_detail(run, run_id, listing_id, listing, &mut counts, &mut error);
+                uncommitted.extend(detail.await?);
             }
         } else {
             uncommitted.push(committed);
@@ -379,7 +383,7 @@ async fn fetch_detail(
     listing: &Listing,
     counts: &mut RunCounts,
     error: &mut Option<String>,
-) -> Result<(), CrawlError> {
+) -> Result<Option<Committed>, CrawlError> {
     let target = &*run.target;
     let url = target.fetch_url(&target.def.item_url(&listing.item_id));
     let listing = listing.clone();
@@ -407,20 +411,16 @@ async fn fetch_detail(
         }
     });
     let Some((read, prepared)) = read.await? else {
-        return Ok(());
+        return Ok(None);
     };
-    let record = run.writer.store(prepared).await?;
     match read {
-        Ok(()) => {
-            counts.pages_ok += 1;
-            counts.add_stored(&record);
-        }
+        Ok(()) => counts.pages_ok += 1,
         Err(e) => {
             counts.pages_failed += 1;
             error.get_or_insert_with(|| e.to_string());
         }
     }
-    Ok(())
+    Ok(Some(run.writer.submit(prepared).await?))
 }
 
 enum Fetched<T> {

@@ -226,6 +226,9 @@ pub type Judge = dyn Fn(&Listing) -> Verdict + Send + Sync;
 /// takes about a millisecond), so a reviewer's click never waits long behind a crawl.
 const MAX_GROUP: usize = 32;
 
+/// How long the writer waits for more pages before committing a group.
+const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A fetched page made ready to store, with all the CPU work done: its body compressed and
 /// hashed and its listings judged. Build it off the async threads; storing it then holds the
 /// write lock only for the SQL.
@@ -342,6 +345,19 @@ impl Committed {
 async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Receiver<PageJob>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        // Each commit rewrites every database page it touches (the tables' last leaves, the
+        // indexes'), so a moment's wait for more pages makes fewer, larger commits that write
+        // far less. A crawl waits for a commit only to learn which listings are new (to fetch
+        // their item pages), so the delay costs it little.
+        let deadline = tokio::time::Instant::now() + GROUP_WAIT;
+        while group.len() < MAX_GROUP {
+            let room = MAX_GROUP - group.len();
+            let more = queue.recv_many(&mut group, room);
+            match tokio::time::timeout_at(deadline, more).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         let pages: Vec<_> = group.iter().map(|job| &job.page).collect();
         let started = std::time::Instant::now();
         let stored = store.write_pages(&pages, &*judge).await;

@@ -24,7 +24,8 @@ if [ ! -s "$DB" ]; then
     "$BIN" --db "$DB" brands import fixtures/brands.toml
     "$BIN" --db "$DB" bench seed-notices "$N"
 fi
-"$BIN" --db "$DB" users list | grep -q bench || \
+# Not `grep -q`: it stops reading at the first match, and the listing then fails on a closed pipe.
+"$BIN" --db "$DB" users list | grep bench >/dev/null || \
     echo "bench-password-123" | "$BIN" --db "$DB" users add bench --role reviewer --password-stdin
 "$CARGO_TARGET_DIR/release/examples/review_ui" "$DB" "$ADDR" &
 SERVER=$!

@@ -83,7 +83,8 @@ pub struct PageRecord {
     pub new: Vec<(usize, i64)>,
     /// Listings whose title, price or seller changed: (index in the input slice, listing id).
     pub changed: Vec<(usize, i64)>,
-    /// Verdicts that are new or differ from the stored ones.
+    /// Verdicts that are new or differ from the stored ones. A listing judged on several pages
+    /// of one group commit is stored once, and reported with the last of them.
     pub matches: Vec<MatchChange>,
 }
 
@@ -611,6 +612,9 @@ async fn insert_evidence(
     tx: &mut Transaction<'_, Sqlite>,
     pages: &[&PreparedPage],
 ) -> Result<Vec<i64>> {
+    if pages.is_empty() {
+        return Ok(Vec::new());
+    }
     // The write lock is held: no other writer can append meanwhile.
     let mut prev: String =
         sqlx::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")

@@ -109,8 +109,19 @@ pub async fn dump(db: &Path) -> Vec<String> {
     .unwrap();
     let mut out = Vec::new();
     for table in tables {
-        // Table names come from sqlite_master, not from input.
-        let sql = format!("SELECT quote(t.rowid), * FROM \"{table}\" AS t ORDER BY t.rowid");
+        // Table names come from sqlite_master, not from input. A WITHOUT ROWID table has no
+        // rowid, and is read in primary-key order.
+        let without_rowid: bool =
+            sqlx::query_scalar("SELECT wr FROM pragma_table_list WHERE name = ?")
+                .bind(&table)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let sql = if without_rowid {
+            format!("SELECT NULL, * FROM \"{table}\"")
+        } else {
+            format!("SELECT quote(t.rowid), * FROM \"{table}\" AS t ORDER BY t.rowid")
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&mut conn)
             .await

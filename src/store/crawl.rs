@@ -348,7 +348,7 @@ async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Recei
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         // Each commit rewrites every database page it touches (the tables' last leaves, the
         // indexes'), so a moment's wait for more pages makes fewer, larger commits that write
-        // far less. A crawl waits for a commit only to learn which listings are new (to fetch
+        // less. A crawl waits for a commit only to learn which listings are new (to fetch
         // their item pages), so the delay costs it little.
         let deadline = tokio::time::Instant::now() + GROUP_WAIT;
         while group.len() < MAX_GROUP {

@@ -364,56 +364,46 @@ async fn contacts(conn: &mut SqliteConnection, brand_id: i64) -> Result<Vec<Stri
 
 // ---------------------------------------------------------------- items shown in emails
 
-/// The listings behind `event ids`, as an email shows them.
-const ITEM_SELECT: &str =
-    "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
-            m.verdict, m.score, m.reasons, ni.notice_id
-     FROM matches m JOIN listings l ON l.id = m.listing_id
+/// What an email shows of a matched listing (`ni`: its notice item, if any), as [`ItemRow`].
+const ITEM_COLUMNS: &str = "m.id AS match_id, l.id AS listing_id, l.platform, l.title, l.seller,
+     l.price, l.currency, l.url, m.verdict, m.score, m.reasons, ni.notice_id";
+
+/// Matches with their listings and notice items, for [`ITEM_COLUMNS`].
+const ITEM_FROM: &str = "FROM matches m JOIN listings l ON l.id = m.listing_id
      LEFT JOIN notice_items ni ON ni.match_id = m.id";
 
-type ItemRow = (
-    i64,
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<f64>,
-    String,
-    String,
-    String,
-    f64,
-    String,
-    Option<i64>,
-);
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    match_id: i64,
+    listing_id: i64,
+    platform: String,
+    title: String,
+    seller: Option<String>,
+    price: Option<f64>,
+    currency: String,
+    url: String,
+    verdict: String,
+    score: f64,
+    reasons: String,
+    notice_id: Option<i64>,
+}
 
-fn item_from_row(row: ItemRow) -> Item {
-    let (
-        match_id,
-        listing_id,
-        platform,
-        title,
-        seller,
-        price,
-        currency,
-        url,
-        verdict,
-        score,
-        reasons,
-        notice_id,
-    ) = row;
-    Item {
-        match_id,
-        listing_id,
-        platform,
-        title,
-        seller,
-        price,
-        currency,
-        url,
-        verdict,
-        score,
-        reasons: parse_reasons(&reasons),
-        notice_id,
+impl From<ItemRow> for Item {
+    fn from(row: ItemRow) -> Item {
+        Item {
+            match_id: row.match_id,
+            listing_id: row.listing_id,
+            platform: row.platform,
+            title: row.title,
+            seller: row.seller,
+            price: row.price,
+            currency: row.currency,
+            url: row.url,
+            verdict: row.verdict,
+            score: row.score,
+            reasons: parse_reasons(&row.reasons),
+            notice_id: row.notice_id,
+        }
     }
 }
 
@@ -436,7 +426,7 @@ async fn pending_items(
     kind: &str,
 ) -> Result<(Vec<i64>, Vec<Item>)> {
     let sql = format!(
-        "{ITEM_SELECT} JOIN alert_events e ON e.match_id = m.id
+        "SELECT {ITEM_COLUMNS} {ITEM_FROM} JOIN alert_events e ON e.match_id = m.id
          WHERE e.brand_id = ? AND e.kind = ? AND e.handled_at IS NULL
          ORDER BY e.id"
     );
@@ -456,7 +446,7 @@ async fn pending_items(
     let mut seen = std::collections::HashSet::new();
     let items = rows
         .into_iter()
-        .map(item_from_row)
+        .map(Item::from)
         .filter(|i| seen.insert(i.match_id))
         .collect();
     Ok((ids, items))
@@ -994,29 +984,21 @@ async fn relistings(
     from: &str,
     to: &str,
 ) -> Result<Vec<Relisting>> {
-    let sql = "SELECT m.id, l.id, l.platform, l.title, l.seller, l.price, l.currency, l.url,
-                m.verdict, m.score, m.reasons, ni.notice_id, ni.relisted_from, ni.relisted_reason
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        item: ItemRow,
+        relisted_from: i64,
+        relisted_reason: Option<String>,
+    }
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS}, ni.relisted_from, ni.relisted_reason
          FROM notice_items ni JOIN matches m ON m.id = ni.match_id
          JOIN listings l ON l.id = m.listing_id
          WHERE m.brand_id = ? AND ni.relisted_from IS NOT NULL AND ni.added_at > ? AND ni.added_at <= ?
-         ORDER BY ni.added_at";
-    type Row = (
-        i64,
-        i64,
-        String,
-        String,
-        Option<String>,
-        Option<f64>,
-        String,
-        String,
-        String,
-        f64,
-        String,
-        Option<i64>,
-        i64,
-        Option<String>,
+         ORDER BY ni.added_at"
     );
-    let rows: Vec<Row> = sqlx::query_as(sql)
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(brand_id)
         .bind(from)
         .bind(to)
@@ -1025,9 +1007,9 @@ async fn relistings(
     Ok(rows
         .into_iter()
         .map(|r| Relisting {
-            item: item_from_row((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11)),
-            earlier_notice_id: r.12,
-            reason: r.13,
+            item: r.item.into(),
+            earlier_notice_id: r.relisted_from,
+            reason: r.relisted_reason,
         })
         .collect())
 }

@@ -241,6 +241,46 @@ async fn truncated_bodies_yield_only_complete_listings() {
 }
 
 #[tokio::test]
+async fn cached_pages_are_the_rendered_bytes_and_faults_still_apply() {
+    let plain = Running::start(options()).await;
+    let cached = Running::start(FixtureOptions {
+        cache_pages: true,
+        ..options()
+    })
+    .await;
+    for platform in PLATFORMS {
+        let keyword = &plain.server.keywords(platform).unwrap()[0];
+        let path = FixtureServer::search_path(platform, keyword, 1).unwrap();
+        // Status, content type and body; the URLs differ by port.
+        let page = |r: (u16, Option<String>, Vec<u8>, String)| (r.0, r.1, r.2);
+        let want = page(plain.get(&plain.url(&path)).await);
+        let url = cached.url(&path);
+        assert_eq!(
+            page(cached.get(&url).await),
+            want,
+            "{platform}: first render"
+        );
+        assert_eq!(
+            page(cached.get(&url).await),
+            want,
+            "{platform}: from the cache"
+        );
+        // A fault on a cached page is served as such, and its body never enters the cache.
+        cached
+            .server
+            .script(&path, [Fault::Truncated, Fault::ServerError]);
+        let cut = cached.get(&url).await;
+        assert!(cut.2.len() < want.2.len(), "{platform}: truncated");
+        assert_eq!(cached.get(&url).await.0, 500, "{platform}");
+        assert_eq!(
+            page(cached.get(&url).await),
+            want,
+            "{platform}: after the faults"
+        );
+    }
+}
+
+#[tokio::test]
 async fn scripted_faults_play_in_order_with_retry_after() {
     let opts = FixtureOptions {
         faults: parse_faults("429:2,500,503,ok").unwrap(),

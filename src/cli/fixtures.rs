@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Honour ?fault=NAME on page URLs (for tests and demos)
     #[arg(long)]
     query_faults: bool,
+    /// Keep every search page in memory after its first render (for benchmarks; about
+    /// 100 KB a page)
+    #[arg(long)]
+    cache_pages: bool,
 }
 
 fn parse_fault_list(s: &str) -> Result<Vec<Fault>, String> {
@@ -71,6 +75,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         fault_pool: args.fault_kinds.unwrap_or_else(Fault::default_pool),
         faults: args.faults.unwrap_or_default(),
         query_faults: args.query_faults,
+        cache_pages: args.cache_pages,
     };
     let server = FixtureServer::new(options).context("cannot load the fixtures")?;
     let listener = tokio::net::TcpListener::bind(args.addr)

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -73,6 +73,9 @@ pub struct FixtureOptions {
     pub faults: Vec<Fault>,
     /// Honour `?fault=429` (any fault name) on page URLs (`--query-faults`).
     pub query_faults: bool,
+    /// Keep each search page's bytes after its first fault-free render (`--cache-pages`), so a
+    /// benchmark measures the crawler rather than the templates sharing its cores.
+    pub cache_pages: bool,
 }
 
 impl Default for FixtureOptions {
@@ -86,6 +89,7 @@ impl Default for FixtureOptions {
             fault_pool: Fault::default_pool(),
             faults: Vec::new(),
             query_faults: false,
+            cache_pages: false,
         }
     }
 }
@@ -184,6 +188,8 @@ struct Inner {
     script: Mutex<VecDeque<Fault>>,
     /// Requests seen per path-and-query, for deterministic rate draws.
     seen: Mutex<HashMap<String, u64>>,
+    /// Rendered search pages by path-and-query, when `cache_pages` is on.
+    page_cache: Mutex<HashMap<String, Bytes>>,
 }
 
 /// The fixture platforms, ready to route.
@@ -239,6 +245,7 @@ impl FixtureServer {
                 log: RequestLog::default(),
                 path_scripts: Mutex::new(HashMap::new()),
                 seen: Mutex::new(HashMap::new()),
+                page_cache: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -455,8 +462,8 @@ enum Page<'a> {
     Item(&'a CatalogueListing),
 }
 
-fn html_response(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response {
-    let mut resp = (status, body).into_response();
+fn html_response(status: StatusCode, ctype: &str, body: impl Into<Body>) -> Response {
+    let mut resp = (status, body.into()).into_response();
     if let Ok(v) = HeaderValue::from_str(ctype) {
         resp.headers_mut().insert(header::CONTENT_TYPE, v);
     }
@@ -588,6 +595,18 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         },
     };
     let logged = (fault != Fault::Ok).then_some(fault);
+    let cacheable =
+        inner.options.cache_pages && fault == Fault::Ok && matches!(page, Page::Search { .. });
+    let cached = cacheable.then(|| {
+        let cache = inner.page_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(full).cloned()
+    });
+    if let Some(Some(body)) = cached {
+        return (
+            html_response(StatusCode::OK, content_type(site.gbk), body),
+            None,
+        );
+    }
     let mut charset = normal(site);
     let mut ctype = content_type(site.gbk).to_string();
     let mut bom = false;
@@ -696,6 +715,12 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         // Cut somewhere between 30% and 80% of the page, the same place for the same URL.
         let frac = 30 + catalogue::fnv(&[full.as_bytes()]) % 51;
         body.truncate(body.len() * frac as usize / 100);
+    }
+    if cacheable {
+        let body = Bytes::from(body);
+        let mut cache = inner.page_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(full.to_string(), body.clone());
+        return (html_response(StatusCode::OK, &ctype, body), logged);
     }
     (html_response(StatusCode::OK, &ctype, body), logged)
 }

@@ -1,6 +1,7 @@
 //! Crawl runs, evidence (hash-chained), and listings with their change history.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -575,12 +576,29 @@ impl SealedPage {
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             status: page.status,
             body_len: page.body.len(),
-            // Level 3: most of the size win at a fraction of the time of higher levels.
-            compressed: zstd::bulk::compress(&page.body, 3).unwrap_or_else(|_| page.body.clone()),
+            compressed: compress(&page.body),
             body_sha256: hex::encode(Sha256::digest(&page.body)),
             headers_json: serde_json::to_string(&page.headers).unwrap_or_else(|_| "[]".to_owned()),
         }
     }
+}
+
+/// zstd at level 3: most of the size win at a fraction of the time of higher levels. Each
+/// thread keeps its context, whose tables cost as much to set up as a page costs to compress.
+fn compress(body: &[u8]) -> Vec<u8> {
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    COMPRESSOR
+        .with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(zstd::bulk::Compressor::new(3).ok()?);
+            }
+            c.as_mut()?.compress(body).ok()
+        })
+        .unwrap_or_else(|| body.to_vec())
 }
 
 /// The chain link: commits to the previous link and to everything stored about the page.

@@ -39,7 +39,8 @@ pub struct CrawlBenchArgs {
     /// Only these platforms (repeatable) [default: all four]
     #[arg(long = "platform", value_name = "P")]
     platforms: Vec<String>,
-    /// Crawls to run, each into a fresh database; medians are reported
+    /// Crawls to time, each into a fresh database after one untimed warm-up crawl; medians are
+    /// reported
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Brand registry to match against
@@ -63,6 +64,9 @@ struct Pass {
     pages: u64,
     bytes: u64,
     listings: u64,
+    /// CPU seconds the crawler and the fixture server used (end to end only). Less noisy
+    /// than `secs` when something else shares the machine.
+    cpu: Option<(f64, f64)>,
 }
 
 impl Pass {
@@ -109,7 +113,9 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
     let mut crawls = Vec::new();
     let dir = tempfile::tempdir()?;
     let mut last_db = None;
-    for run in 0..args.runs.max(1) {
+    // Run 0 warms the server's page cache and is not counted: the measured runs time the
+    // crawler, not the server's templates rendering on the same two cores.
+    for run in 0..=args.runs.max(1) {
         let db = dir.path().join(format!("bench-{run}.db"));
         let store = Store::open(&db).await?;
         store.import_registry(&brands, "bench", "bench").await?;
@@ -127,9 +133,17 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let cpu_before = (cpu_secs("self"), cpu_secs(&server.child.id().to_string()));
         let started = Instant::now();
         let summaries = crawl::crawl(&store, &matcher, targets, &keywords, false).await?;
         let secs = started.elapsed().as_secs_f64();
+        let cpu = match (
+            cpu_before,
+            (cpu_secs("self"), cpu_secs(&server.child.id().to_string())),
+        ) {
+            ((Some(c0), Some(s0)), (Some(c1), Some(s1))) => Some((c1 - c0, s1 - s0)),
+            _ => None,
+        };
         let failed: u64 = summaries
             .iter()
             .map(|s| s.counts.pages_failed + s.counts.pages_blocked)
@@ -139,16 +153,17 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         }
         let (bytes, listings) = store.bench_totals().await?;
         let pages = summaries.iter().map(|s| s.counts.pages_ok).sum();
-        eprintln!(
-            "  run {}: {pages} pages, {listings} listings in {secs:.2} s",
-            run + 1
-        );
-        crawls.push(Pass {
-            secs,
-            pages,
-            bytes,
-            listings,
-        });
+        let label = if run == 0 { " (warm-up)" } else { "" };
+        eprintln!("  run {run}{label}: {pages} pages, {listings} listings in {secs:.2} s");
+        if run > 0 {
+            crawls.push(Pass {
+                secs,
+                pages,
+                bytes,
+                listings,
+                cpu,
+            });
+        }
         store.close().await;
         if let Some(old) = last_db.replace(db) {
             std::fs::remove_file(&old).ok();
@@ -199,6 +214,7 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
                 pages: pages.len() as u64,
                 bytes,
                 listings,
+                cpu: None,
             });
         }
     }
@@ -217,6 +233,16 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         "end to end / parse only: {:.0}%",
         100.0 * (e2e.pages as f64 / e2e.secs) / (po.pages as f64 / po.secs)
     );
+    if let Some((crawler, server)) = e2e.cpu {
+        let per_page = |s: f64| 1000.0 * s / e2e.pages as f64;
+        println!(
+            "CPU per page end to end: crawler {:.2} ms, fixture server {:.2} ms; parse only {:.2} ms",
+            per_page(crawler),
+            per_page(server),
+            // Every core busy for the whole pass.
+            1000.0 * rayon::current_num_threads() as f64 * po.secs / po.pages as f64,
+        );
+    }
     println!(
         "peak RSS: {} MiB after the crawls ({} MiB before; the parse-only pass holds every page in memory after this)",
         rss_crawl / 1024,
@@ -228,6 +254,16 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
 fn median(mut passes: Vec<Pass>) -> Pass {
     passes.sort_by(|a, b| a.secs.total_cmp(&b.secs));
     passes.swap_remove(passes.len() / 2)
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: state is 3rd, utime 14th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, which is 100 on every Linux ABI.
+    Some(ticks as f64 / 100.0)
 }
 
 /// The process's peak resident set (VmHWM), in KiB; 0 where /proc is missing.
@@ -253,6 +289,7 @@ impl FixtureProcess {
         let exe = std::env::current_exe().context("cannot find the markwatch binary")?;
         let mut child = Command::new(exe)
             .args(["fixtures", "serve", "--addr", "127.0.0.1:0", "--seed", "1"])
+            .arg("--cache-pages")
             .args(["--scale", &scale.to_string()])
             .arg("--fixtures-dir")
             .arg(fixtures)

@@ -8,6 +8,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if args.prints_and_exits() {
+        exit_quietly_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -21,5 +24,17 @@ fn main() -> ExitCode {
             eprintln!("markwatch: {e:#}");
             cli::exit_code_for(&e)
         }
+    }
+}
+
+/// A command piped into `head` or `grep -q` ends silently when its reader goes away, as Unix
+/// tools do, instead of panicking on its next print: Rust ignores SIGPIPE by default. Servers
+/// keep ignoring it, so a closed log socket can never kill the daemon; sockets the commands
+/// use themselves are written with MSG_NOSIGNAL and get an error instead.
+fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -200,6 +200,24 @@ async fn validation_errors_name_line_and_field_and_leave_db_unchanged() {
     }
 }
 
+/// `markwatch config check | head -0`: the reader is gone before the first line is printed.
+#[cfg(unix)]
+#[test]
+fn a_command_whose_reader_went_away_ends_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_markwatch"))
+        .args(["config", "check"])
+        .env_remove("MARKWATCH_CONFIG")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {stderr}");
+}
+
 #[test]
 fn file_level_errors() {
     let s = Scratch::new();

@@ -103,6 +103,13 @@ enum Command {
     Alerts(alerts::AlertsCommand),
 }
 
+impl Cli {
+    /// Whether the command prints and exits, rather than serving until stopped.
+    pub fn prints_and_exits(&self) -> bool {
+        !matches!(self.command, Command::Serve(_) | Command::Fixtures(_))
+    }
+}
+
 /// What every command gets: the effective configuration.
 pub struct Context {
     pub config: Config,

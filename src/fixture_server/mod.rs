@@ -716,11 +716,10 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         let frac = 30 + catalogue::fnv(&[full.as_bytes()]) % 51;
         body.truncate(body.len() * frac as usize / 100);
     }
+    let body = Bytes::from(body);
     if cacheable {
-        let body = Bytes::from(body);
         let mut cache = inner.page_cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.insert(full.to_string(), body.clone());
-        return (html_response(StatusCode::OK, &ctype, body), logged);
     }
     (html_response(StatusCode::OK, &ctype, body), logged)
 }

@@ -110,6 +110,8 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         defs.len(),
         args.runs
     );
+    let server_pid = server.child.id().to_string();
+    let cpu_now = || (cpu_secs("self"), cpu_secs(&server_pid));
     let mut crawls = Vec::new();
     let dir = tempfile::tempdir()?;
     let mut last_db = None;
@@ -133,14 +135,11 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cpu_before = (cpu_secs("self"), cpu_secs(&server.child.id().to_string()));
+        let cpu_before = cpu_now();
         let started = Instant::now();
         let summaries = crawl::crawl(&store, &matcher, targets, &keywords, false).await?;
         let secs = started.elapsed().as_secs_f64();
-        let cpu = match (
-            cpu_before,
-            (cpu_secs("self"), cpu_secs(&server.child.id().to_string())),
-        ) {
+        let cpu = match (cpu_before, cpu_now()) {
             ((Some(c0), Some(s0)), (Some(c1), Some(s1))) => Some((c1 - c0, s1 - s0)),
             _ => None,
         };

@@ -597,11 +597,13 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
     let logged = (fault != Fault::Ok).then_some(fault);
     let cacheable =
         inner.options.cache_pages && fault == Fault::Ok && matches!(page, Page::Search { .. });
-    let cached = cacheable.then(|| {
-        let cache = inner.page_cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(full).cloned()
-    });
-    if let Some(Some(body)) = cached {
+    let cached = cacheable
+        .then(|| {
+            let cache = inner.page_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(full).cloned()
+        })
+        .flatten();
+    if let Some(body) = cached {
         return (
             html_response(StatusCode::OK, content_type(site.gbk), body),
             None,

@@ -21,10 +21,23 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("markwatch: {e:#}");
+            eprintln!("markwatch: {}", describe(&e));
             cli::exit_code_for(&e)
         }
     }
+}
+
+/// The error and its causes, each cause once: many of our errors already end with their
+/// cause's text, which `{:#}` would print a second time.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 /// A command piped into `head` or `grep -q` ends silently when its reader goes away, as Unix

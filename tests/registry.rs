@@ -397,3 +397,14 @@ fn usage_errors_exit_2_and_json_logs_parse() {
     let v: serde_json::Value = serde_json::from_str(&line).expect("log line is JSON");
     assert_eq!(v["level"], "INFO");
 }
+
+#[test]
+fn an_error_names_its_cause_once() {
+    let s = Scratch::new();
+    // The scratch folder has no `crawlers/` folder of definitions.
+    let run = s.run(&["crawl", "--once"]);
+    let stderr = run.stderr();
+    assert_ne!(run.code(), 0, "{stderr}");
+    assert!(stderr.contains("crawlers: cannot read"), "{stderr}");
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+}

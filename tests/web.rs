@@ -324,6 +324,64 @@ fn assert_inert(html: &str, what: &str) {
     }
 }
 
+/// Text as minijinja's HTML escaping writes it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('/', "&#x2f;")
+}
+
+#[tokio::test]
+async fn a_queue_row_names_its_strongest_listing() {
+    use markwatch::web::seed::{SeedListing, seed_notice};
+    let web = WebServer::start().await;
+    web.add_user("vera", Role::Viewer).await;
+    let listing = |item_id: &str, title: &str, score: f64| SeedListing {
+        platform: "taobao".to_owned(),
+        item_id: item_id.to_owned(),
+        title: title.to_owned(),
+        seller: "潮牌折扣店".to_owned(),
+        price: 59.0,
+        brand: "Nike".to_owned(),
+        verdict: if score >= 0.75 {
+            "infringing"
+        } else {
+            "suspect"
+        },
+        score,
+    };
+    let ids = seed_notice(
+        &web.store,
+        &[
+            listing("730000000001", "运动鞋 男 透气 N字款", 0.62),
+            listing("730000000002", "耐克 AJ1 高仿 莆田纯原", 0.95),
+            listing("730000000003", "奈克 跑鞋 原单尾货", 0.8),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 1, "one brand, one platform: one notice");
+    let client = web.client();
+    web.login(&client, "vera").await;
+    let html = client
+        .get(web.url("/queue"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = html
+        .split("<tr data-notice=")
+        .find(|r| r.starts_with(&format!("\"{}\"", ids[0])))
+        .unwrap_or_else(|| panic!("no row for #{}:\n{html}", ids[0]));
+    assert!(row.contains("耐克 AJ1 高仿 莆田纯原"), "{row}");
+    assert!(row.contains("+2 more"), "{row}");
+    assert!(!row.contains("运动鞋 男 透气"), "{row}");
+}
+
 #[tokio::test]
 async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
     let web = WebServer::start().await;
@@ -342,6 +400,9 @@ async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
         );
     }
     assert_inert(&html, "queue");
+    for title in HOSTILE_TITLES {
+        assert!(html.contains(&escaped(title)), "queue lacks {title}");
+    }
 
     let evidence_link = regex::Regex::new(r#"href="/evidence/(\d+)""#).unwrap();
     for (id, title) in seeded.hostile_ids.iter().zip(HOSTILE_TITLES) {
@@ -354,12 +415,7 @@ async fn hostile_titles_render_inert_in_queue_detail_and_evidence() {
         let html = detail.text().await.unwrap();
         assert_inert(&html, "detail");
         // The title is shown, escaped, so the reviewer sees exactly what the seller wrote.
-        let escaped = title
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('/', "&#x2f;");
+        let escaped = escaped(title);
         assert!(
             html.contains(&escaped),
             "detail lacks the escaped title {escaped}"

@@ -266,8 +266,8 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header([
-            "ID", "Platform", "Brand", "Right", "Reason", "State", "Verdict", "Score", "Listings",
-            "Priority", "Note",
+            "ID", "Listing", "Platform", "Brand", "Right", "Reason", "State", "Verdict", "Score",
+            "Listings", "Priority", "Note",
         ]);
     for n in &page.notices {
         let right = match (&n.mark, &n.registration_no, &n.jurisdiction) {
@@ -287,8 +287,17 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         if let Some(d) = &n.deadline {
             note.push(format!("deadline {d}"));
         }
+        // The strongest listing's title, cut short: the table stays one line per case.
+        let lead = match &n.lead_title {
+            Some(t) if t.chars().count() > 24 => {
+                format!("{}…", t.chars().take(23).collect::<String>())
+            }
+            Some(t) => t.clone(),
+            None => "-".to_owned(),
+        };
         table.add_row([
             n.id.to_string(),
+            escape_controls(&lead),
             n.platform.clone(),
             n.brand.clone(),
             escape_controls(&right),

@@ -28,6 +28,8 @@ pub struct NoticeSummary {
     pub verdict: Outcome,
     pub max_score: f64,
     pub item_count: i64,
+    /// The title of its highest-scoring listing, so a reviewer can tell cases apart in a list.
+    pub lead_title: Option<String>,
     /// Higher first; relisted cases are raised.
     pub priority: i64,
     /// The earlier case whose removed listings this one's relist.
@@ -303,7 +305,10 @@ pub struct StateCount {
 const SUMMARY_COLUMNS: &str = "n.id, n.platform, n.channel, n.brand_id, b.name AS brand, n.mark_id, m.text AS mark,
     m.jurisdiction, m.registration_no, n.state, n.reason, n.verdict, n.max_score, n.item_count, n.priority,
     n.relisted_from, n.not_fileable, n.complaint_ref, n.account, n.deadline, n.created_at, n.updated_at,
-    n.filed_at, n.counter_noticed_at, n.resolved_at";
+    n.filed_at, n.counter_noticed_at, n.resolved_at,
+    (SELECT l.title FROM notice_items ni JOIN matches x ON x.id = ni.match_id
+     JOIN listings l ON l.id = x.listing_id WHERE ni.notice_id = n.id
+     ORDER BY x.score DESC, l.id LIMIT 1) AS lead_title";
 
 const SUMMARY_FROM: &str =
     " FROM notices n JOIN brands b ON b.id = n.brand_id LEFT JOIN marks m ON m.id = n.mark_id";
@@ -335,6 +340,7 @@ struct SummaryRow {
     filed_at: Option<String>,
     counter_noticed_at: Option<String>,
     resolved_at: Option<String>,
+    lead_title: Option<String>,
 }
 
 pub(crate) fn parse_state(value: &str) -> Result<CaseState> {
@@ -380,6 +386,7 @@ impl TryFrom<SummaryRow> for NoticeSummary {
             registration_no: r.registration_no,
             max_score: r.max_score,
             item_count: r.item_count,
+            lead_title: r.lead_title,
             priority: r.priority,
             relisted_from: r.relisted_from,
             not_fileable: r.not_fileable,

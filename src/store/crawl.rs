@@ -585,10 +585,10 @@ impl SealedPage {
 
 /// zstd at level 1: on search pages it compresses 7-10x, within 3% of level 3, in 10-30% less
 /// time, and its smaller tables crowd the parser's data out of cache less (the profile had
-/// level 3 at 6% of a crawl's CPU). Each thread keeps
-/// its context, whose tables cost as much to set up as a page costs to compress, and a scratch
-/// buffer of the worst-case size, so the stored copy is allocated at its compressed size: a
-/// page waiting for the writer holds a tenth of its body, not a body-sized buffer.
+/// level 3 at 6% of a crawl's CPU). Each thread keeps its context, whose tables cost as much to
+/// set up as a page costs to compress, and a scratch buffer of the worst-case size, so the
+/// stored copy is allocated at its compressed size: a page waiting for the writer holds a
+/// tenth of its body, not a body-sized buffer.
 fn compress(body: &[u8]) -> Vec<u8> {
     struct Zstd {
         context: zstd::bulk::Compressor<'static>,

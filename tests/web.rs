@@ -335,22 +335,11 @@ fn escaped(text: &str) -> String {
 
 #[tokio::test]
 async fn a_queue_row_names_its_strongest_listing() {
-    use markwatch::web::seed::{SeedListing, seed_notice};
+    use markwatch::web::seed::seed_notice;
     let web = WebServer::start().await;
     web.add_user("vera", Role::Viewer).await;
-    let listing = |item_id: &str, title: &str, score: f64| SeedListing {
-        platform: "taobao".to_owned(),
-        item_id: item_id.to_owned(),
-        title: title.to_owned(),
-        seller: "潮牌折扣店".to_owned(),
-        price: 59.0,
-        brand: "Nike".to_owned(),
-        verdict: if score >= 0.75 {
-            "infringing"
-        } else {
-            "suspect"
-        },
-        score,
+    let listing = |item_id: &str, title: &str, score: f64| {
+        common::web::listing("taobao", item_id, title, "Nike", score)
     };
     let ids = seed_notice(
         &web.store,

@@ -140,24 +140,33 @@ pub struct Seeded {
     pub other_ids: Vec<i64>,
 }
 
+/// A matched listing to seed, judged infringing from a score of 0.75.
+pub fn listing(
+    platform: &str,
+    item_id: &str,
+    title: &str,
+    brand: &str,
+    score: f64,
+) -> markwatch::web::seed::SeedListing {
+    markwatch::web::seed::SeedListing {
+        platform: platform.to_owned(),
+        item_id: item_id.to_owned(),
+        title: title.to_owned(),
+        seller: "莆田鞋业直销".to_owned(),
+        price: 89.0,
+        brand: brand.to_owned(),
+        verdict: if score >= 0.75 {
+            "infringing"
+        } else {
+            "suspect"
+        },
+        score,
+    }
+}
+
 /// Draft notices on several platforms, two with hostile titles.
 pub async fn seed_review_data(web: &WebServer) -> Seeded {
-    use markwatch::web::seed::{SeedListing, seed_notice};
-    let listing =
-        |platform: &str, item_id: &str, title: &str, brand: &str, score: f64| SeedListing {
-            platform: platform.to_owned(),
-            item_id: item_id.to_owned(),
-            title: title.to_owned(),
-            seller: "莆田鞋业直销".to_owned(),
-            price: 89.0,
-            brand: brand.to_owned(),
-            verdict: if score >= 0.75 {
-                "infringing"
-            } else {
-                "suspect"
-            },
-            score,
-        };
+    use markwatch::web::seed::seed_notice;
     let draft = seed_notice(
         &web.store,
         &[listing(

@@ -561,4 +561,10 @@ fn bench_crawl_reports_throughput_and_memory() {
         .unwrap();
     let pages_per_sec: f64 = e2e.split_whitespace().nth(4).unwrap().parse().unwrap();
     assert!(pages_per_sec > 0.0, "{e2e}");
+    // Peak RSS in MiB and in MB, the unit targets are set in: the two must agree.
+    let rss = stdout.lines().find(|l| l.starts_with("peak RSS")).unwrap();
+    let words: Vec<&str> = rss.split_whitespace().collect();
+    let mib: f64 = words[2].parse().unwrap();
+    let mb: f64 = words[4].trim_start_matches('(').parse().unwrap();
+    assert!(mib > 0.0 && (mb - mib * 1.048_576).abs() < 2.0, "{rss}");
 }

@@ -354,14 +354,7 @@ async fn a_queue_row_names_its_strongest_listing() {
     assert_eq!(ids.len(), 1, "one brand, one platform: one notice");
     let client = web.client();
     web.login(&client, "vera").await;
-    let html = client
-        .get(web.url("/queue"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = web.text(&client, "/queue").await;
     let row = html
         .split("<tr data-notice=")
         .find(|r| r.starts_with(&format!("\"{}\"", ids[0])))
@@ -511,14 +504,7 @@ async fn a_viewer_cannot_approve_and_a_reviewer_can() {
     assert_eq!(resp.status(), 303);
     assert_eq!(state_of(id).await, "approved");
     // The audit log names the person and the note; the detail page shows it.
-    let html = reviewer
-        .get(web.url(&format!("/notices/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = web.text(&reviewer, &format!("/notices/{id}")).await;
     assert!(
         html.contains("web:rex") && html.contains("clear counterfeit"),
         "{html}"
@@ -656,14 +642,7 @@ async fn pages_for_cases_dashboard_and_the_json_api() {
         assert_eq!(resp.status(), 200, "{path}");
         assert_inert(&resp.text().await.unwrap(), path);
     }
-    let dash = client
-        .get(web.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dash = web.text(&client, "/").await;
     assert!(
         dash.contains("href=\"/queue?platform=tmall&amp;state=draft\">3</a>"),
         "{dash}"
@@ -762,14 +741,9 @@ async fn export_downloads_the_platforms_approved_batch_in_its_form_layout() {
         assert_eq!(resp.status(), 303);
     }
     // Before filing, the queue of the approved batch shows the good-faith governor's check.
-    let approved = client
-        .get(web.url("/queue?platform=tmall&state=approved"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let approved = web
+        .text(&client, "/queue?platform=tmall&state=approved")
+        .await;
     assert!(
         approved.contains("Good-faith check for this batch"),
         "{approved}"
@@ -800,14 +774,7 @@ async fn export_downloads_the_platforms_approved_batch_in_its_form_layout() {
     // Hostile titles survive intact in the file (quoted by the CSV writer).
     assert!(csv.contains("<script>alert(1)</script>"), "{csv}");
     // Another platform's batch is empty of these listings.
-    let jd = client
-        .get(web.url("/export?platform=jd&format=json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let jd = web.text(&client, "/export?platform=jd&format=json").await;
     assert!(!jd.contains(&seeded.draft_item_id));
     let bad = client
         .get(web.url("/export?platform=ebay&format=csv"))

@@ -58,6 +58,18 @@ impl WebServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The body `client` gets for `path`, whatever the status.
+    pub async fn text(&self, client: &reqwest::Client, path: &str) -> String {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn add_user(&self, name: &str, role: Role) {
         self.store
             .add_user(name, role, PASSWORD, "test")

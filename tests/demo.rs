@@ -39,6 +39,8 @@ async fn demo_on_a_fresh_directory_fills_every_platforms_queue_and_writes_emails
     // Run from the source tree, as the README says.
     let (code, out, err) = demo(&common::repo(), &dir);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // A bad option in .cargo/config.toml's allocator settings warns on every command.
+    assert!(!err.contains("<jemalloc>"), "{err}");
     for line in [
         "[6/6] writing the alert emails",
         "Listings and verdicts per platform",

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::matches::{MatchChange, store_verdicts};
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError, WriteTx, now};
 use crate::fetch::Page;
 use crate::matcher::Verdict;
 use crate::model::Listing;
@@ -205,11 +206,32 @@ impl Store {
         pages: &[&PreparedPage],
         judge: &(dyn Fn(&Listing) -> Verdict + Sync),
     ) -> Result<Vec<PageRecord>> {
-        let mut tx = self.begin_write().await?;
-        let records = write_group(&mut tx, pages, judge).await?;
-        tx.commit().await?;
-        Ok(records)
+        commit_group(self.begin_write().await?, pages, judge).await
     }
+
+    /// [`Store::write_pages`] on `conn`, taken from the pool the first time.
+    async fn write_pages_on(
+        &self,
+        conn: &mut Option<PoolConnection<Sqlite>>,
+        pages: &[&PreparedPage],
+        judge: &(dyn Fn(&Listing) -> Verdict + Sync),
+    ) -> Result<Vec<PageRecord>> {
+        let conn = match conn {
+            Some(conn) => conn,
+            None => conn.insert(self.pool.acquire().await?),
+        };
+        commit_group(self.begin_write_on(conn).await?, pages, judge).await
+    }
+}
+
+async fn commit_group(
+    mut tx: WriteTx<'_>,
+    pages: &[&PreparedPage],
+    judge: &(dyn Fn(&Listing) -> Verdict + Sync),
+) -> Result<Vec<PageRecord>> {
+    let records = write_group(&mut tx, pages, judge).await?;
+    tx.commit().await?;
+    Ok(records)
 }
 
 /// The judge for pages with no listings to judge.
@@ -345,6 +367,10 @@ impl Committed {
 }
 
 async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Receiver<PageJob>) {
+    // One connection for every commit: SQLite empties a connection's page cache when another
+    // connection has committed since its last transaction, so commits that took turns over the
+    // pool's connections each began cold, reading back the index pages the last one wrote.
+    let mut conn = None;
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         // Each commit rewrites every database page it touches (the tables' last leaves, the
@@ -362,7 +388,7 @@ async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Recei
         }
         let pages: Vec<_> = group.iter().map(|job| &job.page).collect();
         let started = std::time::Instant::now();
-        let stored = store.write_pages(&pages, &*judge).await;
+        let stored = store.write_pages_on(&mut conn, &pages, &*judge).await;
         tracing::trace!(pages = pages.len(), elapsed = ?started.elapsed(), "group commit");
         match stored {
             Ok(records) => {
@@ -374,7 +400,10 @@ async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Recei
             Err(e) if group.len() > 1 => {
                 tracing::warn!(error = %e, pages = group.len(), "group commit failed; storing its pages one by one");
                 for job in group.drain(..) {
-                    let stored = store.write_pages(&[&job.page], &*judge).await.map(one);
+                    let stored = store
+                        .write_pages_on(&mut conn, &[&job.page], &*judge)
+                        .await
+                        .map(one);
                     let _ = job.done.send(stored);
                 }
             }

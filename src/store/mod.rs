@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use sqlx::sqlite::{
@@ -98,25 +98,25 @@ pub struct Store {
 }
 
 /// A write transaction holding the process's writer turn until commit or drop.
-pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+pub(crate) struct WriteTx<'c> {
+    tx: Transaction<'c, Sqlite>,
     _turn: OwnedMutexGuard<()>,
 }
 
-impl WriteTx {
+impl WriteTx<'_> {
     pub(crate) async fn commit(self) -> Result<()> {
         Ok(self.tx.commit().await?)
     }
 }
 
-impl std::ops::Deref for WriteTx {
-    type Target = Transaction<'static, Sqlite>;
+impl<'c> std::ops::Deref for WriteTx<'c> {
+    type Target = Transaction<'c, Sqlite>;
     fn deref(&self) -> &Self::Target {
         &self.tx
     }
 }
 
-impl std::ops::DerefMut for WriteTx {
+impl std::ops::DerefMut for WriteTx<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.tx
     }
@@ -173,9 +173,19 @@ impl Store {
 
     /// Begins a write transaction: waits for this process's other writers, then takes
     /// SQLite's write lock at once (`BEGIN IMMEDIATE`), so it never fails half-way on a lock.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'static>> {
         let turn = self.writer.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// [`Store::begin_write`] on a connection the caller keeps between transactions.
+    pub(crate) async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut SqliteConnection,
+    ) -> Result<WriteTx<'c>> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
     }
 

@@ -179,7 +179,9 @@ impl Store {
         Ok(WriteTx { tx, _turn: turn })
     }
 
-    /// [`Store::begin_write`] on a connection the caller keeps between transactions.
+    /// [`Store::begin_write`] on a connection the caller keeps between transactions. It holds
+    /// that connection while it waits for its turn, so only a few long-lived writers (a crawl's)
+    /// should: a turn's holder may need one of the pool's others.
     pub(crate) async fn begin_write_on<'c>(
         &self,
         conn: &'c mut SqliteConnection,

@@ -142,9 +142,9 @@ impl Store {
             // rather than every 4 copies each into the database file less often.
             .pragma("wal_autocheckpoint", "4000")
             // A group commit touches more than SQLite's default 2 MB of pages, which spilled to
-            // the WAL mid-transaction and were read back. Each connection fills its own cache,
-            // and a crawl's commits rotate through the pool's: 8 MB rather than 16 cut a 100k-
-            // listing crawl's peak RSS by 5-17 MiB, with no CPU cost that could be measured.
+            // the WAL mid-transaction and were read back. Each connection fills its own cache;
+            // 8 MB rather than 16 cut a 100k-listing crawl's peak RSS by 5-17 MiB. 32 MB on the
+            // crawl's writer alone made the crawl slower, and it peaked at 155-161 MiB.
             .pragma("cache_size", "-8000")
             // Statement journals (for multi-row upserts) in memory, not in temporary files.
             .pragma("temp_store", "memory")

@@ -18,9 +18,11 @@ use crate::fetch::{FetchError, FetchPolicy, Fetcher, Page};
 use crate::matcher::{Item, Matcher};
 use crate::model::{Brand, Listing};
 use crate::platform::{BlockKind, PlatformDef};
-use crate::store::{
-    Committed, Judge, PageWriter, PreparedPage, RunCounts, RunStatus, Store, StoreError,
-};
+use crate::store::{RunCounts, RunStatus, Store, StoreError};
+
+mod writer;
+
+pub use writer::{Committed, Judge, PageRecord, PageWriter, PreparedPage, record_page};
 
 /// What stops a crawl as a whole (a page failing does not).
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +129,7 @@ pub async fn crawl(
         let matcher = matcher.clone();
         Arc::new(move |l: &Listing| matcher.check(&Item::from(l)))
     };
-    let writer = store.page_writer(judge);
+    let writer = PageWriter::start(store, judge);
     let cpu = Arc::new(CpuPool::new()?);
     let mut platforms = JoinSet::new();
     for target in targets {
@@ -356,7 +358,7 @@ async fn crawl_keyword(
         if details {
             // Item pages are fetched for the listings this page stored first.
             let record = committed.wait().await?;
-            counts.add_stored(&record);
+            record.count_into(&mut counts);
             for &(index, listing_id) in &record.new {
                 let listing = &listings[index];
                 let detail =
@@ -371,7 +373,7 @@ async fn crawl_keyword(
         }
     }
     for committed in uncommitted {
-        counts.add_stored(&committed.wait().await?);
+        committed.wait().await?.count_into(&mut counts);
     }
     Ok((counts, error))
 }

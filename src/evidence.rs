@@ -1,8 +1,8 @@
 //! Evidence packs: for one notice, a zip holding every captured page exactly as fetched, the
 //! notice text in Chinese and English, and a `manifest.json` that lists, per listing, the
 //! extracted fields, the match reasons and each page's URL, capture time, SHA-256 and link in
-//! the evidence hash chain. [`verify_pack`] re-checks a pack on its own; `Store::
-//! verify_evidence_chain` checks the whole chain in the database.
+//! the evidence hash chain. [`verify_pack`] re-checks a pack on its own;
+//! [`crate::seal::verify_chain`] checks the whole chain in the database.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
@@ -13,12 +13,13 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
 use crate::config::NoticesConfig;
-use crate::notice::{Language, NoticeContext, NoticeError, Templates, explain_en, explain_zh};
-use crate::platform::PlatformDef;
-use crate::store::{
-    EvidenceRef, EvidenceRole, MatchReason, NoticeMark, NoticeSummary, Store, StoreError,
-    chain_hash,
+use crate::model::Reason;
+use crate::notice::{
+    Language, NoticeContext, NoticeError, Templates, explain_en, explain_zh, pack_file_name,
 };
+use crate::platform::PlatformDef;
+use crate::seal;
+use crate::store::{EvidenceRole, NoticeMark, NoticeSummary, Store, StoreError};
 
 /// Identifies the manifest layout.
 pub const PACK_FORMAT: &str = "markwatch-evidence-pack/1";
@@ -48,15 +49,6 @@ pub enum EvidenceError {
     BadPack { path: PathBuf, message: String },
     #[error("cannot write the pack: {0}")]
     Zip(#[from] zip::result::ZipError),
-}
-
-/// The file a captured page has in a pack.
-pub fn pack_file_name(e: &EvidenceRef) -> String {
-    let role = match e.role {
-        EvidenceRole::SearchPage => "search",
-        EvidenceRole::ItemPage => "item",
-    };
-    format!("pages/{:08}-{role}.html", e.id)
 }
 
 /// `manifest.json`.
@@ -98,7 +90,7 @@ pub struct ManifestMatch {
     pub score: f64,
     pub mark: Option<String>,
     pub registration_no: Option<String>,
-    pub reasons: Vec<MatchReason>,
+    pub reasons: Vec<Reason>,
     pub explanation_zh: String,
     pub explanation_en: String,
     pub matcher_version: String,
@@ -189,8 +181,9 @@ pub async fn write_pack<W: Write + Seek>(
                 .await?
                 .ok_or(EvidenceError::MissingRecord(e.id))?;
             let file = pack_file_name(e);
-            let sha = hex::encode(Sha256::digest(&page.body));
-            let link = chain_hash(
+            let body = seal::open(&page.sealed_body);
+            let sha = hex::encode(Sha256::digest(&body));
+            let link = seal::chain_hash(
                 &page.prev_hash,
                 &page.url,
                 &page.fetched_at,
@@ -207,11 +200,10 @@ pub async fn write_pack<W: Write + Seek>(
             }
             if !written_pages.contains_key(&file) {
                 zip.start_file(file.as_str(), opts)?;
-                zip.write_all(&page.body)
-                    .map_err(|source| EvidenceError::Io {
-                        path: PathBuf::from(&file),
-                        source,
-                    })?;
+                zip.write_all(&body).map_err(|source| EvidenceError::Io {
+                    path: PathBuf::from(&file),
+                    source,
+                })?;
                 written_pages.insert(file.clone(), sha.clone());
             }
             pages.push(ManifestPage {
@@ -424,7 +416,7 @@ pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
                 }
                 None => return report(checked, format!("{}: missing from the pack", p.file)),
             }
-            let link = chain_hash(
+            let link = seal::chain_hash(
                 &p.prev_hash,
                 &p.url,
                 &p.fetched_at,

@@ -37,7 +37,11 @@ pub mod registry;
 pub mod rematch;
 /// Cron schedules and watches: when the daemon crawls, and how restarts keep to it.
 pub mod schedule;
+/// Evidence sealing: compression, hashes and the hash chain; opening and verifying it.
+pub mod seal;
 /// SQLite storage; all SQL lives here.
 pub mod store;
+#[cfg(test)]
+mod test_support;
 /// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
 pub mod web;

@@ -1,4 +1,15 @@
-//! Shared nouns that move between the pipeline's steps.
+//! Shared nouns that move between the pipeline's steps: every stage and the store import them
+//! from here, so none needs another stage's module to name what it handles.
+
+pub mod alert;
+mod case;
+mod verdict;
+
+pub use case::{
+    COUNTER_NOTICE_DAYS, CaseState, InfringementKind, TransitionDetails, UnknownState,
+    counter_notice_deadline,
+};
+pub use verdict::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -131,4 +142,33 @@ pub struct Listing {
     /// Whether the platform marked it as an advertisement.
     #[serde(default)]
     pub is_ad: bool,
+}
+
+/// Why a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Its slot came while the daemon was running.
+    Schedule,
+    /// Its slot passed while the daemon was down.
+    CatchUp,
+    /// It runs a slot again whose run was cut short.
+    Resume,
+    /// Someone asked for it (`markwatch crawl --now`, the API).
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch_up",
+            Trigger::Resume => "resume",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// How a slot is stored: RFC 3339 UTC, to the second.
+pub fn slot_key(slot: chrono::DateTime<chrono::Utc>) -> String {
+    slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -18,6 +18,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
 
 use crate::config::Config;
+use crate::model::{Trigger, slot_key};
 
 /// A schedule that cannot be used, naming the expression or watch.
 #[derive(Debug, thiserror::Error)]
@@ -269,30 +270,6 @@ pub fn watches(config: &Config, platforms: &[String]) -> Result<Vec<Watch>, Sche
     Ok(out)
 }
 
-/// Why a run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// Its slot came while the daemon was running.
-    Schedule,
-    /// Its slot passed while the daemon was down.
-    CatchUp,
-    /// It runs a slot again whose run was cut short.
-    Resume,
-    /// Someone asked for it (`markwatch crawl --now`, the API).
-    Manual,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Schedule => "schedule",
-            Trigger::CatchUp => "catch_up",
-            Trigger::Resume => "resume",
-            Trigger::Manual => "manual",
-        }
-    }
-}
-
 /// What the persisted state says about a watch at `now`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due {
@@ -333,11 +310,6 @@ pub fn due(plan: &Plan, now: DateTime<Utc>, started: DateTime<Utc>) -> Due {
             Trigger::Schedule
         },
     }
-}
-
-/// How a slot is stored: RFC 3339 UTC, to the second.
-pub fn slot_key(slot: DateTime<Utc>) -> String {
-    slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

@@ -67,8 +67,7 @@ async fn seed(db: &Path, seeds: &[Seed<'_>]) {
                 .collect(),
         };
         let run = store.start_crawl_run(s.platform, None).await.unwrap();
-        store
-            .record_page(run, &page, &[listing], &|_| verdict.clone())
+        markwatch::crawl::record_page(&store, run, &page, &[listing], &|_| verdict.clone())
             .await
             .unwrap();
     }

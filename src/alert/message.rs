@@ -16,8 +16,8 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::AlertError;
-use super::payload::{Deadline, Item, Payload, PlatformFailure, Undeliverable};
 use crate::model::Language;
+use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Undeliverable};
 use crate::store::{Alert, AlertKind};
 
 /// The bundled templates, by name.
@@ -409,7 +409,7 @@ struct ItemView {
 
 #[derive(Serialize)]
 struct ReasonView {
-    code: String,
+    code: &'static str,
     detail: String,
 }
 
@@ -442,7 +442,7 @@ impl ItemView {
                 .reasons
                 .iter()
                 .map(|r| ReasonView {
-                    code: one_line(&r.code),
+                    code: r.code.as_str(),
                     detail: one_line(&r.detail),
                 })
                 .collect(),
@@ -470,7 +470,7 @@ struct DeadlineView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::payload::Reason;
+    use crate::model::{Reason, ReasonCode};
 
     fn item(title: &str) -> Item {
         Item {
@@ -485,7 +485,7 @@ mod tests {
             verdict: "infringing".to_owned(),
             score: 0.93,
             reasons: vec![Reason {
-                code: "counterfeit_term".to_owned(),
+                code: ReasonCode::CounterfeitTerm,
                 detail: "高仿".to_owned(),
             }],
             notice_id: Some(3),

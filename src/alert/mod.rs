@@ -35,15 +35,14 @@
 
 mod batch;
 mod message;
-pub mod payload;
 mod schedule;
 mod sender;
 mod transport;
 
 use std::path::PathBuf;
 
+pub use crate::model::alert::Payload;
 pub use message::{Rendered, Renderer};
-pub use payload::Payload;
 pub use schedule::{DEFAULT_DIGEST, parse_schedule};
 pub use sender::{Delivery, Sender, Tick, run_sender};
 pub use transport::{SendError, Transport};

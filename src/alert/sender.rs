@@ -257,7 +257,7 @@ impl Sender {
         let notify = match (&self.email.operations, alert.kind) {
             (Some(ops), AlertKind::Immediate | AlertKind::Digest) => {
                 let payload = Payload {
-                    undeliverable: vec![super::payload::Undeliverable {
+                    undeliverable: vec![crate::model::alert::Undeliverable {
                         alert_id: alert.id,
                         subject: alert.subject.clone(),
                         recipients: alert.recipients.clone(),

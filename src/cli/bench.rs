@@ -179,15 +179,18 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         let batch = store.stored_pages(after, 1000).await?;
         let Some(last) = batch.last() else { break };
         after = last.evidence_id;
-        pages.extend(batch.into_iter().filter(|p| p.status == 200));
+        pages.extend(batch.into_iter().filter(|p| p.status == 200).map(|p| {
+            let body = markwatch::seal::open(&p.sealed_body);
+            (p, body)
+        }));
     }
     store.close().await;
     let by_platform = |name: &str| defs.iter().find(|d| d.platform == name);
-    let parse = |page: &markwatch::store::StoredPage, judge: bool| -> u64 {
+    let parse = |(page, body): &(markwatch::store::StoredPage, Vec<u8>), judge: bool| -> u64 {
         let Some(def) = by_platform(&page.platform) else {
             return 0;
         };
-        let text = extract::decode_page(&page.body, page.content_type.as_deref(), &def.encoding);
+        let text = extract::decode_page(body, page.content_type.as_deref(), &def.encoding);
         if extract::detect_block(def, &text.text).is_some() {
             return 0;
         }
@@ -201,7 +204,7 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         }
         result.listings.len() as u64
     };
-    let bytes: u64 = pages.iter().map(|p| p.body.len() as u64).sum();
+    let bytes: u64 = pages.iter().map(|(_, body)| body.len() as u64).sum();
     let mut parse_only = Vec::new();
     let mut parse_match = Vec::new();
     for _ in 0..args.runs.max(1) {

@@ -75,7 +75,7 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
         }
         EvidenceCommand::Verify { pack: None } => {
             let store = ctx.open_store().await?;
-            let report = store.verify_evidence_chain().await?;
+            let report = markwatch::seal::verify_chain(&store).await?;
             store.close().await;
             match report.first_break {
                 None => {

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::DaemonError;
 use super::pipeline::{Pipeline, RunReport};
-use crate::schedule::{self, Due, Plan, Trigger, Watch};
+use crate::model::Trigger;
+use crate::schedule::{self, Due, Plan, Watch};
 use crate::store::RunClaim;
 
 /// Longest sleep between looks at the plan, so a changed clock is noticed.

@@ -15,19 +15,14 @@ mod index;
 mod jsonl;
 mod normalize;
 
-use serde::{Deserialize, Serialize};
-
 use crate::model::{Brand, Listing};
+pub use crate::model::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
 use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};
 
 pub use eval::{EvalReport, KindStats, Label, Miss, evaluate, read_labels};
 pub use jsonl::{BadLine, ListingRecord, MatchFileError, Summary, read_listings, run_jsonl};
-
-/// Stored with every match; bump it when a change to the matcher can change verdicts, so
-/// `rematch` knows which stored matches are stale.
-pub const MATCHER_VERSION: &str = "1";
 
 /// Score from which a listing is infringing.
 const INFRINGING_FROM: f64 = 0.75;
@@ -55,124 +50,6 @@ impl<'a> From<&'a Listing> for Item<'a> {
             price: l.price,
             category: l.category.as_deref(),
             platform: &l.platform,
-        }
-    }
-}
-
-/// The verdict on one listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Infringing,
-    Suspect,
-    Clear,
-}
-
-impl Outcome {
-    /// Infringing and suspect listings go to review.
-    pub fn is_flagged(self) -> bool {
-        self != Outcome::Clear
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Infringing => "infringing",
-            Outcome::Suspect => "suspect",
-            Outcome::Clear => "clear",
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Stable machine codes of the reasons behind a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReasonCode {
-    /// The registered mark, as written.
-    MarkExact,
-    /// A misspelling of the mark within a few edits.
-    MarkFuzzy,
-    /// Letters from another script, or digits and letters that look alike (Nlke).
-    Homoglyph,
-    /// Full-width letters (ＧＵＣＣＩ).
-    Fullwidth,
-    /// Digits standing for letters (N1KE, R0LEX).
-    DigitSwap,
-    /// Letters spelled out with separators (N-I-K-E).
-    Spaced,
-    /// The Chinese mark.
-    ChineseName,
-    /// The Chinese mark in traditional script.
-    Traditional,
-    /// Characters that sound like the Chinese mark.
-    Homophone,
-    /// The pinyin of the Chinese mark.
-    Pinyin,
-    /// A name the brand is known by, not itself a registered mark.
-    Alias,
-    /// The mark in the shop name.
-    SellerName,
-    /// Wording that says the goods are copies.
-    CounterfeitTerm,
-    /// A claim to be original at a price far below the brand's.
-    OriginalClaim,
-    /// Wording that says the goods left the brand's channel without a trace (no box, no
-    /// invoice, "factory channel").
-    RiskTerm,
-    /// A price far below the brand's reference price.
-    PriceBelowReference,
-    /// A price in line with genuine goods, with the plain mark: a reseller, most likely.
-    GenuinePrice,
-    /// Goods bought abroad and resold.
-    ParallelImport,
-    /// The shop is one of the brand's authorised sellers.
-    AuthorisedSeller,
-    /// The shop is a large retailer selling genuine goods.
-    TrustedRetailer,
-    /// The brand names what the product fits ("for iPhone").
-    CompatibilityUse,
-    /// The goods are outside the classes the mark is registered for.
-    ClassMismatch,
-}
-
-/// One reason behind a verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reason {
-    pub code: ReasonCode,
-    pub detail: String,
-}
-
-/// The matcher's verdict on one listing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    pub verdict: Outcome,
-    /// In [0, 1]: how strongly the evidence points at infringement.
-    #[serde(serialize_with = "round_score")]
-    pub score: f64,
-    /// The brand matched; None when the verdict is clear with no hit.
-    pub brand: Option<String>,
-    /// The registered mark matched, as registered.
-    pub mark: Option<String>,
-    pub reasons: Vec<Reason>,
-}
-
-fn round_score<S: serde::Serializer>(score: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((score * 1000.0).round() / 1000.0)
-}
-
-impl Verdict {
-    pub(crate) fn clear() -> Self {
-        Verdict {
-            verdict: Outcome::Clear,
-            score: 0.0,
-            brand: None,
-            mark: None,
-            reasons: Vec::new(),
         }
     }
 }

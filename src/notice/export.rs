@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::template::{Language, NoticeContext, Templates};
 use super::{NoticeError, explain_en, explain_zh};
-use crate::case::CaseState;
 use crate::config::NoticesConfig;
+use crate::model::CaseState;
 use crate::platform::{ExportField, PlatformDef};
 use crate::store::{NoticeDetail, NoticeFilter, NoticeMark, NoticeSort, Store};
 
@@ -138,7 +138,7 @@ pub fn export_rows(
                 (Score, format!("{:.3}", item.score)),
                 (ExplanationZh, explain_zh(&item.reasons)),
                 (ExplanationEn, explain_en(&item.reasons)),
-                (EvidenceFiles, join(&|e| crate::evidence::pack_file_name(e))),
+                (EvidenceFiles, join(&|e| super::pack_file_name(e))),
                 (EvidenceSha256, join(&|e| e.sha256.clone())),
                 (CapturedAt, join(&|e| e.fetched_at.clone())),
             ];

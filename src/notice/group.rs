@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 
 use super::relist::{RelistHit, find_relisting};
-use crate::case::{InfringementKind, unfileable_reason};
+use crate::case::unfileable_reason;
+use crate::model::{InfringementKind, ReasonCode};
 use crate::platform::{PlatformDef, RightsPerComplaint};
 use crate::store::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, RemovedListing};
 
@@ -15,11 +16,11 @@ use crate::store::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, Remove
 pub const RELISTED_PRIORITY: i64 = 10;
 
 /// Reason codes that say the goods themselves are fakes, not just that the mark is used.
-const COUNTERFEIT_CODES: [&str; 4] = [
-    "counterfeit_term",
-    "original_claim",
-    "price_below_reference",
-    "risk_term",
+const COUNTERFEIT_CODES: [ReasonCode; 4] = [
+    ReasonCode::CounterfeitTerm,
+    ReasonCode::OriginalClaim,
+    ReasonCode::PriceBelowReference,
+    ReasonCode::RiskTerm,
 ];
 
 /// A flagged match that could not be placed, and why (it stays queued for a later run).
@@ -42,7 +43,7 @@ pub struct DraftPlan {
 pub fn infringement_kind(c: &DraftCandidate) -> InfringementKind {
     if c.reasons
         .iter()
-        .any(|r| COUNTERFEIT_CODES.contains(&r.code.as_str()))
+        .any(|r| COUNTERFEIT_CODES.contains(&r.code))
     {
         InfringementKind::Counterfeit
     } else {
@@ -180,7 +181,8 @@ pub fn plan_drafts(
 mod tests {
     use super::*;
     use crate::matcher::Outcome;
-    use crate::store::{MarkRight, MatchReason};
+    use crate::model::{Reason, ReasonCode};
+    use crate::store::MarkRight;
 
     fn defs() -> Vec<PlatformDef> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crawlers");
@@ -206,7 +208,7 @@ mod tests {
         platform: &str,
         brand: i64,
         mark: Option<MarkRight>,
-        code: &str,
+        code: ReasonCode,
     ) -> DraftCandidate {
         DraftCandidate {
             match_id: id,
@@ -218,8 +220,8 @@ mod tests {
             brand_id: brand,
             verdict: Outcome::Infringing,
             score: 0.9,
-            reasons: vec![MatchReason {
-                code: code.into(),
+            reasons: vec![Reason {
+                code,
                 detail: String::new(),
             }],
             mark,
@@ -233,7 +235,7 @@ mod tests {
     #[test]
     fn alibaba_caps_complaints_at_300_listings_of_one_right() {
         let mut cands: Vec<_> = (1..=650)
-            .map(|i| cand(i, "taobao", 1, Some(nike()), "counterfeit_term"))
+            .map(|i| cand(i, "taobao", 1, Some(nike()), ReasonCode::CounterfeitTerm))
             .collect();
         // A second right of the same brand never shares a complaint with the first.
         cands.push(cand(
@@ -241,7 +243,7 @@ mod tests {
             "taobao",
             1,
             Some(mark(2, "耐克", "CN", "2030-11-20")),
-            "counterfeit_term",
+            ReasonCode::CounterfeitTerm,
         ));
         let plan = plan_drafts(&cands, &[], &[], &defs(), today());
         let sizes: Vec<_> = plan
@@ -260,7 +262,7 @@ mod tests {
     #[test]
     fn open_drafts_are_filled_before_new_ones() {
         let cands: Vec<_> = (1..=5)
-            .map(|i| cand(i, "taobao", 1, Some(nike()), "counterfeit_term"))
+            .map(|i| cand(i, "taobao", 1, Some(nike()), ReasonCode::CounterfeitTerm))
             .collect();
         let first = plan_drafts(&cands[..1], &[], &[], &defs(), today());
         let key = first.notices[0].group_key.clone();
@@ -280,9 +282,9 @@ mod tests {
     #[test]
     fn reason_splits_counterfeit_from_misuse() {
         let cands = [
-            cand(1, "jd", 1, Some(nike()), "counterfeit_term"),
-            cand(2, "jd", 1, Some(nike()), "seller_name"),
-            cand(3, "jd", 1, Some(nike()), "price_below_reference"),
+            cand(1, "jd", 1, Some(nike()), ReasonCode::CounterfeitTerm),
+            cand(2, "jd", 1, Some(nike()), ReasonCode::SellerName),
+            cand(3, "jd", 1, Some(nike()), ReasonCode::PriceBelowReference),
         ];
         let plan = plan_drafts(&cands, &[], &[], &defs(), today());
         let kinds: Vec<_> = plan
@@ -305,11 +307,35 @@ mod tests {
         let wipo = mark(18, "BANDAI", "WIPO", "2031-07-13");
         let expired = mark(19, "万代", "CN", "2024-03-01");
         let cands = [
-            cand(1, "taobao", 9, Some(wipo.clone()), "counterfeit_term"),
-            cand(2, "tmall", 9, Some(wipo.clone()), "counterfeit_term"),
-            cand(3, "taobao", 9, Some(expired.clone()), "counterfeit_term"),
-            cand(4, "jd", 9, Some(wipo.clone()), "counterfeit_term"),
-            cand(5, "amazon_cn", 9, Some(expired), "counterfeit_term"),
+            cand(
+                1,
+                "taobao",
+                9,
+                Some(wipo.clone()),
+                ReasonCode::CounterfeitTerm,
+            ),
+            cand(
+                2,
+                "tmall",
+                9,
+                Some(wipo.clone()),
+                ReasonCode::CounterfeitTerm,
+            ),
+            cand(
+                3,
+                "taobao",
+                9,
+                Some(expired.clone()),
+                ReasonCode::CounterfeitTerm,
+            ),
+            cand(4, "jd", 9, Some(wipo.clone()), ReasonCode::CounterfeitTerm),
+            cand(
+                5,
+                "amazon_cn",
+                9,
+                Some(expired),
+                ReasonCode::CounterfeitTerm,
+            ),
         ];
         let plan = plan_drafts(&cands, &[], &[], &defs(), today());
         let why: Vec<_> = plan
@@ -333,21 +359,21 @@ mod tests {
     #[test]
     fn amazon_reports_carry_one_type_of_right_jd_one_right() {
         let cands = [
-            cand(1, "amazon_cn", 1, Some(nike()), "counterfeit_term"),
+            cand(1, "amazon_cn", 1, Some(nike()), ReasonCode::CounterfeitTerm),
             cand(
                 2,
                 "amazon_cn",
                 1,
                 Some(mark(2, "耐克", "CN", "2030-11-20")),
-                "counterfeit_term",
+                ReasonCode::CounterfeitTerm,
             ),
-            cand(3, "jd", 1, Some(nike()), "counterfeit_term"),
+            cand(3, "jd", 1, Some(nike()), ReasonCode::CounterfeitTerm),
             cand(
                 4,
                 "jd",
                 1,
                 Some(mark(2, "耐克", "CN", "2030-11-20")),
-                "counterfeit_term",
+                ReasonCode::CounterfeitTerm,
             ),
             // Another brand never shares a report.
             cand(
@@ -355,7 +381,7 @@ mod tests {
                 "amazon_cn",
                 2,
                 Some(mark(3, "ADIDAS", "CN", "2029-08-30")),
-                "counterfeit_term",
+                ReasonCode::CounterfeitTerm,
             ),
         ];
         let plan = plan_drafts(&cands, &[], &[], &defs(), today());
@@ -383,7 +409,13 @@ mod tests {
     #[test]
     fn unknown_platform_is_reported_not_dropped() {
         let plan = plan_drafts(
-            &[cand(1, "pinduoduo", 1, Some(nike()), "counterfeit_term")],
+            &[cand(
+                1,
+                "pinduoduo",
+                1,
+                Some(nike()),
+                ReasonCode::CounterfeitTerm,
+            )],
             &[],
             &[],
             &defs(),
@@ -405,8 +437,8 @@ mod tests {
             title: "gone".into(),
         }];
         let cands = [
-            cand(1, "taobao", 1, Some(nike()), "counterfeit_term"),
-            cand(2, "taobao", 1, Some(nike()), "counterfeit_term"),
+            cand(1, "taobao", 1, Some(nike()), ReasonCode::CounterfeitTerm),
+            cand(2, "taobao", 1, Some(nike()), ReasonCode::CounterfeitTerm),
         ];
         let plan = plan_drafts(&cands, &removed, &[], &defs(), today());
         assert_eq!(plan.relisted, 1);

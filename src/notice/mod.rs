@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use crate::case::unfileable_reason;
 use crate::platform::PlatformDef;
-use crate::store::{Store, StoreError};
+use crate::store::{EvidenceRef, EvidenceRole, Store, StoreError};
 
-pub use explain::{explain_en, explain_zh, reason_phrase};
+pub use explain::{explain_en, explain_zh};
 pub use export::{
     BatchNotice, ExportFormat, ExportOptions, ExportRow, NOTICE_COLUMN, export_batch,
     export_platform_batch, export_rows, load_batch,
@@ -157,11 +157,20 @@ async fn recheck_fileability(
     Ok(store.set_not_fileable(&reasons).await?)
 }
 
+/// The file a captured page has in an evidence pack; notices name it so a reader can find it.
+pub fn pack_file_name(e: &EvidenceRef) -> String {
+    let role = match e.role {
+        EvidenceRole::SearchPage => "search",
+        EvidenceRole::ItemPage => "item",
+    };
+    format!("pages/{:08}-{role}.html", e.id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::{CaseState, TransitionDetails};
-    use crate::store::test_support::TestDb;
+    use crate::model::{CaseState, TransitionDetails};
+    use crate::test_support::TestDb;
 
     fn defs() -> Vec<PlatformDef> {
         crate::platform::load_dir(std::path::Path::new(concat!(

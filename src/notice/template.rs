@@ -334,7 +334,7 @@ impl NoticeContext {
             .map(|(i, item)| {
                 let mut cited = Vec::new();
                 for e in &item.evidence {
-                    let file = crate::evidence::pack_file_name(e);
+                    let file = super::pack_file_name(e);
                     let pos = match evidence.iter().position(|x: &EvidenceInfo| x.file == file) {
                         Some(p) => p,
                         None => {

@@ -12,8 +12,8 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::matches::MatchChange;
 use super::{Result, Store, StoreError};
-use crate::alert::payload::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
-use crate::matcher::Outcome;
+use crate::model::Outcome;
+use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
 use crate::model::{AlertMode, AlertPrefs, Language};
 
 /// What an alert is about.
@@ -401,22 +401,22 @@ impl From<ItemRow> for Item {
             url: row.url,
             verdict: row.verdict,
             score: row.score,
-            reasons: parse_reasons(&row.reasons),
+            reasons: parse_reasons(row.match_id, &row.reasons),
             notice_id: row.notice_id,
         }
     }
 }
 
-/// Reasons as the matcher stored them: a JSON array of `{code, detail}`. Anything else is shown
-/// as one reason rather than lost.
-fn parse_reasons(raw: &str) -> Vec<Reason> {
-    match serde_json::from_str::<Vec<Reason>>(raw) {
-        Ok(reasons) => reasons,
-        Err(_) => vec![Reason {
-            code: "unparsed".to_owned(),
-            detail: raw.to_owned(),
-        }],
-    }
+/// Reasons as the matcher stored them: a JSON array of `{code, detail}`. An alert about a row
+/// whose reasons don't parse still goes out, without them.
+fn parse_reasons(match_id: i64, raw: &str) -> Vec<Reason> {
+    serde_json::from_str(raw).unwrap_or_else(|_| {
+        tracing::warn!(
+            match_id,
+            "stored match reasons do not parse; the alert omits them"
+        );
+        Vec::new()
+    })
 }
 
 /// Pending events of `kinds` for one brand, with their items, oldest first.
@@ -1064,7 +1064,7 @@ impl From<&FailureStreak> for PlatformFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::Verdict;
+    use crate::model::Verdict;
     use crate::model::{Brand, Mark};
 
     async fn store_with_brand(dir: &std::path::Path) -> (Store, i64) {

@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Connection, Row};
 
 use super::{Result, Store, StoreError, now};
-use crate::schedule::Trigger;
+use crate::model::{Trigger, slot_key};
 
 /// The migrations this binary carries, to tell whether the database is current.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -182,7 +182,7 @@ impl Store {
         )
         .bind(watch)
         .bind(cron)
-        .bind(crate::schedule::slot_key(next_slot))
+        .bind(slot_key(next_slot))
         .bind(stamp(next_run_at))
         .bind(now())
         .execute(&self.pool)
@@ -235,7 +235,7 @@ impl Store {
                     .bind(claim.watch)
                     .fetch_optional(&mut *tx)
                     .await?
-                    .is_none_or(|s| s != crate::schedule::slot_key(expected));
+                    .is_none_or(|s| s != slot_key(expected));
             if moved {
                 return Ok(None);
             }
@@ -270,7 +270,7 @@ impl Store {
             sqlx::query(
                 "UPDATE schedules SET next_slot = ?, next_run_at = ?, updated_at = ? WHERE watch = ?",
             )
-            .bind(crate::schedule::slot_key(slot))
+            .bind(slot_key(slot))
             .bind(stamp(run_at))
             .bind(&at)
             .bind(claim.watch)
@@ -303,7 +303,7 @@ impl Store {
         sqlx::query(
             "UPDATE schedules SET next_slot = ?, next_run_at = ?, updated_at = ? WHERE watch = ?",
         )
-        .bind(crate::schedule::slot_key(next.0))
+        .bind(slot_key(next.0))
         .bind(stamp(next.1))
         .bind(&at)
         .bind(watch)

@@ -5,10 +5,11 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
-use super::notices::{MatchReason, parse_outcome};
+use super::notices::parse_outcome;
 use super::{Result, Store, StoreError, now};
-use crate::case::InfringementKind;
-use crate::matcher::Outcome;
+use crate::model::InfringementKind;
+use crate::model::Outcome;
+use crate::model::Reason;
 
 /// A flagged match that no notice carries yet, with what grouping needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,7 +23,7 @@ pub struct DraftCandidate {
     pub brand_id: i64,
     pub verdict: Outcome,
     pub score: f64,
-    pub reasons: Vec<MatchReason>,
+    pub reasons: Vec<Reason>,
     pub mark: Option<MarkRight>,
 }
 

@@ -11,8 +11,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::crawl::to_json;
 use super::{Result, Store, StoreError, now};
-use crate::matcher::{MATCHER_VERSION, Outcome, Verdict};
 use crate::model::Listing;
+use crate::model::{MATCHER_VERSION, Outcome, Verdict};
 
 /// A verdict that was stored because it is new or differs from the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

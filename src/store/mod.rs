@@ -10,8 +10,6 @@ mod evidence;
 mod matches;
 mod notices;
 mod synthetic;
-#[cfg(test)]
-pub(crate) mod test_support;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -31,8 +29,7 @@ pub use alerts::{
 };
 pub use brands::ImportSummary;
 pub use crawl::{
-    Committed, GENESIS_HASH, Judge, PageRecord, PageWriter, PreparedPage, RunCounts, RunStatus,
-    StoredPage, chain_hash,
+    DetailUpdate, NewEvidence, PageListings, RunCounts, RunStatus, StoredPage, Upsert,
 };
 pub use daemon::{
     BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
@@ -41,12 +38,12 @@ pub use daemon::{
 pub use drafts::{
     DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
 };
-pub use evidence::{ChainBreak, ChainReport, EvidencePage};
+pub use evidence::EvidencePage;
 pub use matches::{MatchChange, RematchSummary};
 pub use notices::{
-    AuditEntry, COUNT_CAP, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, MatchReason,
-    NoticeDetail, NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary,
-    RepeatSeller, StateCount,
+    AuditEntry, COUNT_CAP, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail,
+    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
+    StateCount, TransitionError,
 };
 pub use synthetic::BrandMarks;
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
@@ -189,6 +186,12 @@ impl Store {
         let turn = self.writer.clone().lock_owned().await;
         let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// The pool, for tests that look at rows no query method returns.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, checkpointing the WAL.

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{Result, Store, StoreError, now};
-use crate::case::{CaseState, InfringementKind, TransitionDetails, TransitionError};
-use crate::matcher::Outcome;
+use crate::model::{CaseState, InfringementKind, TransitionDetails};
+use crate::model::{Outcome, Reason};
 
 /// One notice as the queue shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -187,7 +187,7 @@ pub struct NoticeItem {
     pub last_seen: String,
     pub verdict: Outcome,
     pub score: f64,
-    pub reasons: Vec<MatchReason>,
+    pub reasons: Vec<Reason>,
     pub matcher_version: String,
     /// The registered mark this listing's match rests on (a report may carry several marks of
     /// one brand where the channel allows one type of right per report).
@@ -199,13 +199,6 @@ pub struct NoticeItem {
     pub relisted_reason: Option<String>,
     /// The pages that show it: the search page it was last seen on, and its item page.
     pub evidence: Vec<EvidenceRef>,
-}
-
-/// One reason behind a verdict, as the matcher stored it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MatchReason {
-    pub code: String,
-    pub detail: String,
 }
 
 /// Which page a piece of evidence is.
@@ -650,7 +643,7 @@ impl Store {
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
-            let reasons: Vec<MatchReason> =
+            let reasons: Vec<Reason> =
                 serde_json::from_str(&r.reasons).map_err(|_| StoreError::Corrupt {
                     table: "matches",
                     column: "reasons",
@@ -920,7 +913,7 @@ impl Store {
             }
             CaseState::CounterNoticed => {
                 let received = chrono::Utc::now().date_naive();
-                let deadline = crate::case::counter_notice_deadline(received);
+                let deadline = crate::model::counter_notice_deadline(received);
                 sqlx::query("UPDATE notices SET counter_noticed_at = ?, deadline = ? WHERE id = ?")
                     .bind(&now)
                     .bind(deadline.to_string())
@@ -972,11 +965,73 @@ impl Store {
     }
 }
 
+/// Why a transition was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    #[error("notice {0} does not exist")]
+    NotFound(i64),
+    /// The lifecycle has no such step.
+    #[error("notice {id}: cannot go from {from} to {to}{}", allowed_hint(*from))]
+    Invalid {
+        id: i64,
+        from: CaseState,
+        to: CaseState,
+    },
+    /// Filing needs the platform's complaint reference.
+    #[error("notice {id}: filing needs the platform's complaint reference (--ref)")]
+    MissingReference { id: i64 },
+    /// The right cannot be filed on (no CN registration, expired mark): the reason is shown.
+    #[error("notice {id}: cannot be {to}: {reason}")]
+    NotFileable {
+        id: i64,
+        to: CaseState,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for TransitionError {
+    fn from(e: sqlx::Error) -> Self {
+        TransitionError::Store(e.into())
+    }
+}
+
+impl TransitionError {
+    /// A refusal by the lifecycle's rules (bad input), not a storage failure.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, TransitionError::Store(_))
+    }
+}
+
+fn allowed_hint(from: CaseState) -> String {
+    let next = from.next_states();
+    if next.is_empty() {
+        format!(" ({from} is final)")
+    } else {
+        let names: Vec<_> = next.iter().map(|s| s.as_str()).collect();
+        format!(" (from {from} it can go to {})", names.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::TestDb;
+
+    #[test]
+    fn invalid_transition_names_both_states() {
+        let e = TransitionError::Invalid {
+            id: 7,
+            from: CaseState::Draft,
+            to: CaseState::Filed,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("from draft to filed"), "{msg}");
+        assert!(msg.contains("approved, rejected"), "{msg}");
+    }
+
     use crate::store::{PlannedItem, PlannedNotice};
+    use crate::test_support::TestDb;
 
     /// A draft notice on Nike's CN mark with one listing.
     async fn draft(db: &TestDb, item: &str, mark: (&str, &str), brand: &str) -> i64 {
@@ -1065,7 +1120,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let deadline = crate::case::counter_notice_deadline(chrono::Utc::now().date_naive());
+        let deadline = crate::model::counter_notice_deadline(chrono::Utc::now().date_naive());
         assert_eq!(cn.deadline, Some(deadline.to_string()));
         s.transition_notice(id, CaseState::Closed, "bob", &details("no suit"))
             .await
@@ -1285,7 +1340,10 @@ mod tests {
         assert_eq!(detail.items.len(), 1);
         let item = &detail.items[0];
         assert_eq!(item.item_id, "a1");
-        assert_eq!(item.reasons[1].code, "counterfeit_term");
+        assert_eq!(
+            item.reasons[1].code,
+            crate::model::ReasonCode::CounterfeitTerm
+        );
         assert_eq!(item.evidence.len(), 1);
         assert_eq!(item.evidence[0].role, EvidenceRole::SearchPage);
         assert_eq!(item.evidence[0].sha256.len(), 64);

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::queue::{PAGE_SIZE, QueueQuery};
 use super::{WebError, WebState};
-use crate::case::{CaseState, TransitionDetails, TransitionError};
+use crate::model::{CaseState, TransitionDetails};
+use crate::store::TransitionError;
 use crate::store::{NoticeDetail, NoticePage, NoticeSummary, Role, User};
 
 /// The user an API token belongs to.

@@ -12,7 +12,8 @@ use super::auth::CurrentUser;
 use super::pages::{Flash, page, v};
 use super::queue::PLATFORMS;
 use super::{WebError, WebState};
-use crate::case::{CaseState, GoodFaith, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, good_faith_since};
+use crate::case::{GoodFaith, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, good_faith_since};
+use crate::model::CaseState;
 use crate::store::{NoticeFilter, NoticeSort, NoticeSummary};
 
 /// Deadlines this close are shown as urgent.

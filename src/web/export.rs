@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::auth::CurrentUser;
 use super::{WebError, WebState};
-use crate::case::CaseState;
+use crate::model::CaseState;
 use crate::notice::{ExportFormat, ExportOptions, Language, Templates, export_platform_batch};
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,7 +48,7 @@ pub async fn export(
         .as_deref()
         .unwrap_or("approved")
         .parse()
-        .map_err(|e: crate::case::UnknownState| WebError::BadRequest(e.to_string()))?;
+        .map_err(|e: crate::model::UnknownState| WebError::BadRequest(e.to_string()))?;
     let config = state.config();
     // Read at each export, like the CLI: edited definitions and templates apply at once.
     let defs = crate::platform::load_dir(&config.crawl.definitions)

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::{CurrentUser, Posted};
 use super::pages::{Flash, page, v};
 use super::{WebError, WebState};
-use crate::case::{CaseState, TransitionDetails, TransitionError};
 use crate::matcher::Outcome;
+use crate::model::{CaseState, TransitionDetails};
+use crate::store::TransitionError;
 use crate::store::{NoticeFilter, NoticeSort, Role};
 
 /// Rows per queue page.
@@ -270,35 +271,6 @@ pub async fn bulk(State(state): State<WebState>, posted: Posted) -> Result<Respo
     Ok((StatusCode::CONFLICT, html).into_response())
 }
 
-/// A reason code in plain words, for reviewers who don't read matcher codes.
-pub fn reason_words(code: &str) -> &'static str {
-    match code {
-        "mark_exact" => "The registered mark appears as written.",
-        "mark_fuzzy" => "A misspelling of the mark.",
-        "homoglyph" => "The mark disguised with look-alike letters from another script or digits.",
-        "fullwidth" => "The mark in full-width letters.",
-        "digit_swap" => "Digits standing in for the mark's letters.",
-        "spaced" => "The mark spelled out with separators between its letters.",
-        "chinese_name" => "The brand's Chinese mark.",
-        "traditional" => "The Chinese mark in traditional characters.",
-        "homophone" => "Characters that sound like the Chinese mark.",
-        "pinyin" => "The pinyin spelling of the Chinese mark.",
-        "alias" => "A nickname the brand is known by.",
-        "seller_name" => "The mark in the shop's name.",
-        "counterfeit_term" => "Wording that says the goods are copies (e.g. 高仿, 复刻, 1:1).",
-        "original_claim" => "Claims to be genuine at a price far below the brand's.",
-        "risk_term" => "Wording typical of goods outside the brand's channel (no box, no invoice).",
-        "price_below_reference" => "Priced far below the brand's reference price.",
-        "genuine_price" => "Priced like genuine goods: possibly a reseller.",
-        "parallel_import" => "Says the goods were bought abroad and resold.",
-        "authorised_seller" => "The shop is one of the brand's authorised sellers.",
-        "trusted_retailer" => "The shop is a large retailer of genuine goods.",
-        "compatibility_use" => "The brand names what the product fits (e.g. \"for iPhone\").",
-        "class_mismatch" => "The goods fall outside the classes the mark is registered for.",
-        _ => "Another signal from the matcher.",
-    }
-}
-
 /// The actions a reviewer can take from a state, as buttons on the detail page.
 #[derive(Serialize)]
 struct Action {
@@ -340,7 +312,7 @@ fn actions_from(state: CaseState) -> Vec<Action> {
 
 #[derive(Serialize)]
 struct ReasonView {
-    code: String,
+    code: &'static str,
     words: &'static str,
     detail: String,
 }
@@ -363,8 +335,8 @@ pub async fn notice(
             item.reasons
                 .iter()
                 .map(|r| ReasonView {
-                    code: r.code.clone(),
-                    words: reason_words(&r.code),
+                    code: r.code.as_str(),
+                    words: r.code.explanation(),
                     detail: r.detail.clone(),
                 })
                 .collect()
@@ -396,7 +368,7 @@ pub async fn transition(
         .get("to")
         .unwrap_or("")
         .parse()
-        .map_err(|e: crate::case::UnknownState| WebError::BadRequest(e.to_string()))?;
+        .map_err(|e: crate::model::UnknownState| WebError::BadRequest(e.to_string()))?;
     let details = TransitionDetails {
         note: form.text("note"),
         complaint_ref: form.text("complaint_ref"),
@@ -427,7 +399,10 @@ pub async fn evidence(
         .evidence_page(id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let html = decode_evidence(&stored.body, stored.content_type());
+    let html = decode_evidence(
+        &crate::seal::open(&stored.sealed_body),
+        stored.content_type(),
+    );
     let text = visible_text(&html);
     state.render(
         "evidence.html",
@@ -461,7 +436,10 @@ pub async fn evidence_raw(
         .evidence_page(id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let html = decode_evidence(&stored.body, stored.content_type());
+    let html = decode_evidence(
+        &crate::seal::open(&stored.sealed_body),
+        stored.content_type(),
+    );
     let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let h = resp.headers_mut();
     h.insert(

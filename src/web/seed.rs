@@ -7,9 +7,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::case::InfringementKind;
 use crate::fetch::Page;
 use crate::matcher::{Outcome, Reason, ReasonCode, Verdict};
+use crate::model::InfringementKind;
 use crate::model::Listing;
 use crate::store::{BrandMarks, PlannedItem, PlannedNotice, Result, Store, StoreError};
 
@@ -218,7 +218,7 @@ async fn store_listings(
     };
     let run = store.start_crawl_run(platform, Some(brand)).await?;
     let page = search_page(platform, brand, &listings);
-    let record = store.record_page(run, &page, &listings, &judge).await?;
+    let record = crate::crawl::record_page(store, run, &page, &listings, &judge).await?;
     let _ = brand_id;
     // Match ids in the order of `group`.
     let mut by_listing: Vec<(usize, i64)> =

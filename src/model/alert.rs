@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Language;
+use super::Language;
+pub use super::verdict::Reason;
 
 /// The facts one email reports. Sections left empty are not shown.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -56,14 +57,6 @@ pub struct Item {
     pub reasons: Vec<Reason>,
     /// The draft notice holding this listing, when one exists.
     pub notice_id: Option<i64>,
-}
-
-/// One reason the matcher gave.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reason {
-    pub code: String,
-    #[serde(default)]
-    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! Unit-test setup for the notice tables: a real SQLite file with the demo registry, listings
 //! stored from a page, and matches written as the pipeline writes them.
 
-use super::Store;
 use crate::fetch::Page;
 use crate::model::Listing;
+use crate::store::Store;
 
 pub(crate) struct TestDb {
     pub store: Store,
@@ -27,7 +27,7 @@ impl TestDb {
     }
 
     pub fn pool(&self) -> &sqlx::SqlitePool {
-        &self.store.pool
+        self.store.pool()
     }
 
     /// Stores one listing (with its page as evidence) and a match for it on `mark` of `brand`.
@@ -63,17 +63,11 @@ impl TestDb {
             attempts: 1,
         };
         let run = self.store.start_crawl_run(platform, None).await.unwrap();
-        let rec = self
-            .store
-            .record_page(run, &page, &[listing], &|_| crate::matcher::Verdict {
-                verdict: crate::matcher::Outcome::Clear,
-                score: 0.0,
-                brand: None,
-                mark: None,
-                reasons: Vec::new(),
-            })
-            .await
-            .unwrap();
+        let rec = crate::crawl::record_page(&self.store, run, &page, &[listing], &|_| {
+            crate::model::Verdict::clear()
+        })
+        .await
+        .unwrap();
         let listing_id = rec.new.first().or(rec.changed.first()).map(|x| x.1);
         let listing_id = match listing_id {
             Some(id) => id,
@@ -109,7 +103,7 @@ impl TestDb {
             {"code": "mark_exact", "detail": format!("{} in the title", mark.map(|m| m.0).unwrap_or(brand))},
             {"code": "counterfeit_term", "detail": "高仿"}
         ]);
-        let now = super::now();
+        let now = crate::store::now();
         let match_id: i64 = sqlx::query_scalar(
             "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons, matcher_version,
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'test', ?, ?)

@@ -39,9 +39,12 @@ pub fn require<T>(test: &str, component: &str, found: Option<T>, install: &str) 
         "{test}: {component} is missing, and under CI (CI=true) that fails the test instead of \
          skipping it. Install it: {install}"
     );
-    eprintln!(
+    // Straight to stderr: the test harness captures `eprintln!` of a passing test.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "\n\n!!!!!!!! SKIPPED {test}: {component} is missing (under CI=true this fails).\n\
-         !!!!!!!! Install it: {install}\n\n"
+         !!!!!!!! Install it: {install}\n"
     );
     None
 }

@@ -257,5 +257,18 @@ fn bench_matcher(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_matcher);
+/// Building the matcher: loading the converter and segmenter, indexing the registry.
+fn bench_build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matcher_new");
+    group.sample_size(10);
+    for &n in &[1_000usize, 10_000] {
+        let brands = registry(n, 42);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &brands, |b, brands| {
+            b.iter(|| Matcher::new(black_box(brands)).expect("synthetic registry indexes"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_matcher, bench_build);
 criterion_main!(benches);

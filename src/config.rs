@@ -491,16 +491,16 @@ impl Default for DaemonConfig {
 impl Config {
     fn validate_daemon(&self) -> Result<(), ConfigError> {
         let value = |key, message: String| Err(ConfigError::Value { key, message });
-        if let Err(e) = crate::schedule::CronExpr::parse(&self.schedule.cron) {
+        if let Err(e) = crate::cron::CronExpr::parse(&self.schedule.cron) {
             return value("schedule.cron", e.to_string());
         }
-        if let Err(e) = crate::schedule::parse_utc_offset(&self.schedule.utc_offset) {
+        if let Err(e) = crate::cron::parse_utc_offset(&self.schedule.utc_offset) {
             return value("schedule.utc_offset", e.to_string());
         }
         for (name, platform) in &self.platforms {
             if let Some(cron) = &platform.schedule
                 && cron.trim() != "off"
-                && let Err(e) = crate::schedule::CronExpr::parse(cron)
+                && let Err(e) = crate::cron::CronExpr::parse(cron)
             {
                 return value(
                     "platforms.*.schedule",
@@ -538,7 +538,7 @@ impl Config {
                     format!("schedule.watch `{name}` is defined twice"),
                 );
             }
-            if let Err(e) = crate::schedule::CronExpr::parse(&watch.cron) {
+            if let Err(e) = crate::cron::CronExpr::parse(&watch.cron) {
                 return value(
                     "schedule.watch.cron",
                     format!("schedule.watch `{name}`: {e}"),

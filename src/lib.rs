@@ -11,6 +11,8 @@ pub mod case;
 pub mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
 pub mod crawl;
+/// Cron expressions and UTC offsets: the one reader for crawl and digest schedules.
+pub mod cron;
 /// The daemon (`markwatch serve`): scheduler, runs, health, metrics, control API, shutdown.
 pub mod daemon;
 /// Evidence packs (zip + manifest.json) for notices, and their verification.

@@ -647,7 +647,7 @@ impl Validator {
         if let Some((line, field, v)) = raw.digest {
             match crate::alert::parse_schedule(&v) {
                 Ok(_) => prefs.digest = Some(v.trim().to_owned()),
-                Err(e) => self.problem(line, &field, e),
+                Err(e) => self.problem(line, &field, e.to_string()),
             }
         }
         if let Some((line, field, v)) = raw.language {

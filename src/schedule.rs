@@ -1,5 +1,5 @@
-//! Schedules: cron expressions, the watches the daemon runs, and the planning rules that let a
-//! restart neither miss nor double a run.
+//! Schedules: the watches the daemon runs, and the planning rules that let a restart neither
+//! miss nor double a run. Cron expressions and UTC offsets are read by [`crate::cron`].
 //!
 //! A *watch* is a named search on a cron schedule: each enabled platform has its own (named
 //! after the platform), and `[[schedule.watch]]` adds more. Each scheduled run is for one cron
@@ -11,24 +11,20 @@
 //!
 //! No I/O here: `daemon::scheduler` stores what these functions decide.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
 
 use crate::config::Config;
+pub use crate::cron::{CronError, CronExpr, parse_utc_offset};
 use crate::model::{Trigger, slot_key};
 
 /// A schedule that cannot be used, naming the expression or watch.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
-    #[error("cron expression `{expr}`: {message}")]
-    Cron { expr: String, message: String },
-    #[error("cron expression `{expr}` never fires")]
-    NeverFires { expr: String },
-    #[error("UTC offset `{0}`: expected a form like +08:00 or -05:30")]
-    Offset(String),
+    #[error(transparent)]
+    Cron(#[from] CronError),
     #[error("watch `{watch}`: no platform `{platform}` (known: {known})")]
     UnknownPlatform {
         watch: String,
@@ -39,133 +35,6 @@ pub enum ScheduleError {
     PlatformName(String),
     #[error("watch `{0}` searches no enabled platform")]
     NoPlatforms(String),
-}
-
-/// A parsed cron expression, remembered as written.
-#[derive(Debug, Clone)]
-pub struct CronExpr {
-    text: String,
-    schedule: cron::Schedule,
-}
-
-impl CronExpr {
-    /// Parses five fields (Unix cron: minute hour day month weekday, 0 or 7 = Sunday), six or
-    /// seven (the `cron` crate's form: seconds first, optional year, 1 = Sunday), or a
-    /// shorthand such as `@daily`. Weekday names (`Mon-Fri`) read the same in every form.
-    pub fn parse(text: &str) -> Result<CronExpr, ScheduleError> {
-        let trimmed = text.trim();
-        let err = |message: String| ScheduleError::Cron {
-            expr: text.to_owned(),
-            message,
-        };
-        let fields: Vec<&str> = trimmed.split_whitespace().collect();
-        let full = if trimmed.starts_with('@') {
-            trimmed.to_owned()
-        } else {
-            match fields.len() {
-                5 => {
-                    let weekday = unix_weekday(fields[4]).map_err(err)?;
-                    format!(
-                        "0 {} {} {} {} {weekday}",
-                        fields[0], fields[1], fields[2], fields[3]
-                    )
-                }
-                6 | 7 => fields.join(" "),
-                n => {
-                    return Err(err(format!(
-                        "has {n} fields; expected 5 (minute hour day month weekday) or 6 with seconds first"
-                    )));
-                }
-            }
-        };
-        let schedule = cron::Schedule::from_str(&full).map_err(|e| err(e.to_string()))?;
-        if schedule.upcoming(Utc).next().is_none() {
-            return Err(ScheduleError::NeverFires {
-                expr: text.to_owned(),
-            });
-        }
-        Ok(CronExpr {
-            text: trimmed.to_owned(),
-            schedule,
-        })
-    }
-
-    /// The expression as configured.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The first firing strictly after `after`, reading the expression on the `offset` clock.
-    pub fn next_after(&self, after: DateTime<Utc>, offset: FixedOffset) -> Option<DateTime<Utc>> {
-        self.schedule
-            .after(&after.with_timezone(&offset))
-            .next()
-            .map(|t| t.with_timezone(&Utc))
-    }
-}
-
-/// Unix weekdays (0-7, 0 and 7 = Sunday) to the cron crate's (1-7, 1 = Sunday).
-fn unix_weekday(field: &str) -> Result<String, String> {
-    let shift = |n: &str| -> Result<u32, String> {
-        let v: u32 = n
-            .parse()
-            .map_err(|_| format!("weekday `{n}` is not a number or name"))?;
-        match v {
-            0..=6 => Ok(v + 1),
-            7 => Ok(1),
-            _ => Err(format!("weekday {v} is out of range 0-7")),
-        }
-    };
-    let is_num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let mut out = Vec::new();
-    for item in field.split(',') {
-        let (base, step) = match item.split_once('/') {
-            Some((b, s)) => (b, Some(s)),
-            None => (item, None),
-        };
-        let step_suffix = step.map(|s| format!("/{s}")).unwrap_or_default();
-        let shifted = match base.split_once('-') {
-            Some((a, b)) if is_num(a) && is_num(b) => {
-                let (from, to) = (shift(a)?, b.parse::<u32>().unwrap_or(99));
-                match to {
-                    // "5-7" is Friday to Sunday: Sunday wraps to the start of the week.
-                    7 if step.is_none() && from > 1 => format!("{from}-7,1"),
-                    7 if from == 1 => format!("1-7{step_suffix}"),
-                    7 => {
-                        return Err(format!(
-                            "weekday range `{item}`: write it with 0 for Sunday"
-                        ));
-                    }
-                    _ => format!("{from}-{}{step_suffix}", shift(b)?),
-                }
-            }
-            _ if is_num(base) => format!("{}{step_suffix}", shift(base)?),
-            // `*`, `?` and names are the same in both conventions.
-            _ => item.to_owned(),
-        };
-        out.push(shifted);
-    }
-    Ok(out.join(","))
-}
-
-/// Parses "+08:00", "-05:30", "Z" or "UTC".
-pub fn parse_utc_offset(text: &str) -> Result<FixedOffset, ScheduleError> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
-        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
-    }
-    let bad = || ScheduleError::Offset(text.to_owned());
-    let (sign, rest) = match t.as_bytes().first() {
-        Some(b'+') => (1, &t[1..]),
-        Some(b'-') => (-1, &t[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
-        return Err(bad());
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
 }
 
 /// A named search the daemon runs on a schedule.
@@ -324,84 +193,6 @@ mod tests {
 
     fn zero() -> FixedOffset {
         FixedOffset::east_opt(0).unwrap()
-    }
-
-    #[test]
-    fn five_fields_are_unix_cron() {
-        let every_six_hours = CronExpr::parse("0 */6 * * *").unwrap();
-        assert_eq!(
-            every_six_hours.next_after(utc("2026-11-21T07:15:00Z"), zero()),
-            Some(utc("2026-11-21T12:00:00Z"))
-        );
-        // 2026-11-21 is a Saturday; "1-5" is Monday to Friday in Unix cron.
-        let weekdays = CronExpr::parse("30 9 * * 1-5").unwrap();
-        assert_eq!(
-            weekdays.next_after(utc("2026-11-21T00:00:00Z"), zero()),
-            Some(utc("2026-11-23T09:30:00Z"))
-        );
-        let sunday = CronExpr::parse("0 8 * * 0").unwrap();
-        assert_eq!(
-            sunday.next_after(utc("2026-11-21T00:00:00Z"), zero()),
-            Some(utc("2026-11-22T08:00:00Z"))
-        );
-        let sunday7 = CronExpr::parse("0 8 * * 7").unwrap();
-        assert_eq!(
-            sunday7.next_after(utc("2026-11-21T00:00:00Z"), zero()),
-            Some(utc("2026-11-22T08:00:00Z"))
-        );
-        // Friday to Sunday, written with 7.
-        let weekend = CronExpr::parse("0 8 * * 5-7").unwrap();
-        let mut t = utc("2026-11-19T12:00:00Z"); // Thursday
-        let mut days = Vec::new();
-        for _ in 0..3 {
-            t = weekend.next_after(t, zero()).unwrap();
-            days.push(t.format("%a").to_string());
-        }
-        assert_eq!(days, ["Fri", "Sat", "Sun"]);
-        let names = CronExpr::parse("0 9 * * Mon-Fri").unwrap();
-        assert_eq!(
-            names.next_after(utc("2026-11-21T00:00:00Z"), zero()),
-            Some(utc("2026-11-23T09:00:00Z"))
-        );
-    }
-
-    #[test]
-    fn six_fields_have_seconds_and_shorthands_work() {
-        let every_5s = CronExpr::parse("*/5 * * * * *").unwrap();
-        assert_eq!(
-            every_5s.next_after(utc("2026-11-21T07:15:02Z"), zero()),
-            Some(utc("2026-11-21T07:15:05Z"))
-        );
-        let daily = CronExpr::parse("@daily").unwrap();
-        assert_eq!(
-            daily.next_after(utc("2026-11-21T07:15:02Z"), zero()),
-            Some(utc("2026-11-22T00:00:00Z"))
-        );
-    }
-
-    #[test]
-    fn bad_expressions_are_named() {
-        for bad in ["", "* * *", "61 * * * *", "0 8 * * 9", "banana * * * *"] {
-            let err = CronExpr::parse(bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("`{bad}`")), "{err}");
-        }
-    }
-
-    #[test]
-    fn the_offset_sets_the_clock() {
-        let nine_am = CronExpr::parse("0 9 * * *").unwrap();
-        let cst = parse_utc_offset("+08:00").unwrap();
-        assert_eq!(
-            nine_am.next_after(utc("2026-11-21T00:00:00Z"), cst),
-            Some(utc("2026-11-21T01:00:00Z"))
-        );
-        assert!(parse_utc_offset("8").is_err());
-        assert!(parse_utc_offset("+15:00").is_err());
-        assert_eq!(parse_utc_offset("UTC").unwrap(), zero());
-        assert_eq!(
-            parse_utc_offset("-05:30").unwrap().local_minus_utc(),
-            -(5 * 3600 + 1800)
-        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! End to end in a real browser: Debian's chromium, headless, driven through chromedriver
 //! (WebDriver) against the review UI on loopback with a real SQLite file.
 //!
-//! Skipped, loudly, only when chromium or chromedriver is missing and `CI` is unset; under CI
-//! a missing browser fails the test (`.ci/run` installs it).
+//! When chromium or chromedriver is missing the test fails under CI (`CI=true`; `.ci/run`
+//! installs them) and is skipped, loudly, elsewhere: see `common::require`.
 
 mod common;
 
@@ -114,16 +114,13 @@ async fn wait_for_download(dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn review_in_a_real_browser() {
-    let (Some(chromium), Some(chromedriver)) = (find(CHROMIUM), find(CHROMEDRIVER)) else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "chromium and chromedriver are required under CI (apt-get install chromium chromium-driver)"
-            );
-        }
-        eprintln!(
-            "\n\n!!!!!!!! SKIPPED review_in_a_real_browser: chromium or chromedriver not installed.\n\
-             !!!!!!!! Install with: apt-get install -y chromium chromium-driver\n\n"
-        );
+    let install = "apt-get install -y chromium chromium-driver";
+    let test = "review_in_a_real_browser";
+    let Some(chromium) = common::require(test, "chromium", find(CHROMIUM), install) else {
+        return;
+    };
+    let Some(chromedriver) = common::require(test, "chromedriver", find(CHROMEDRIVER), install)
+    else {
         return;
     };
     let web = WebServer::start().await;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::schedule::{DEFAULT_DIGEST, parse_schedule};
+use super::schedule::{DEFAULT_DIGEST, next_digest, parse_schedule};
 use super::{AlertError, Payload, Sender};
 use crate::model::AlertMode;
 use crate::store::{AlertKind, NewAlert};
@@ -78,7 +78,7 @@ impl Sender {
                         .await?;
                     false
                 }
-                Some(from) => schedule.after(&from).next().is_some_and(|t| t <= now),
+                Some(from) => next_digest(&schedule, from).is_some_and(|t| t <= now),
             };
             if !due {
                 continue;

@@ -145,7 +145,8 @@ pub async fn serve(
     let defs = platform::load_dir(&config.crawl.definitions)?;
     let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
     let watches = schedule::watches(&config, &names)?;
-    let offset = schedule::parse_utc_offset(&config.schedule.utc_offset)?;
+    let offset =
+        schedule::parse_utc_offset(&config.schedule.utc_offset).map_err(ScheduleError::from)?;
 
     for (watch, slot) in store.recover_interrupted_runs().await? {
         tracing::warn!(%watch, %slot, "a run was cut short when markwatch last stopped; it runs again now");

@@ -20,6 +20,35 @@ pub fn demo_brands() -> PathBuf {
     repo().join("fixtures/brands.toml")
 }
 
+/// Whether this is a CI run: `CI=true`, as `.ci/run` is started.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// For a test that needs a component from outside the crate (a browser, a driver, a server):
+/// `found` when it is there. When it is missing, under CI (`CI=true`) the test fails here,
+/// naming the component and how to install it; elsewhere this prints a loud note and returns
+/// None, and the test returns early (skips).
+#[track_caller]
+pub fn require<T>(test: &str, component: &str, found: Option<T>, install: &str) -> Option<T> {
+    if found.is_some() {
+        return found;
+    }
+    assert!(
+        !under_ci(),
+        "{test}: {component} is missing, and under CI (CI=true) that fails the test instead of \
+         skipping it. Install it: {install}"
+    );
+    // Straight to stderr: the test harness captures `eprintln!` of a passing test.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n\n!!!!!!!! SKIPPED {test}: {component} is missing (under CI=true this fails).\n\
+         !!!!!!!! Install it: {install}\n"
+    );
+    None
+}
+
 /// A scratch directory holding a database, with the binary run inside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

@@ -64,14 +64,14 @@ impl Store {
         actor: &str,
         source: &str,
     ) -> Result<ImportSummary> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         let mut summary = ImportSummary::default();
         for brand in brands {
             let existing: Option<(i64, String, Option<f64>)> =
                 sqlx::query_as("SELECT id, owner, reference_price_cny FROM brands WHERE name = ?")
                     .bind(&brand.name)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
             let brand_id = match existing {
                 None => {
@@ -84,7 +84,7 @@ impl Store {
                     .bind(brand.reference_price_cny)
                     .bind(&now)
                     .bind(&now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
                     for (list, values) in LISTS.iter().zip(brand_lists(brand)) {
                         replace_list(&mut tx, list, id, values).await?;
@@ -101,7 +101,7 @@ impl Store {
                             .bind(brand.reference_price_cny)
                             .bind(&now)
                             .bind(id)
-                            .execute(&mut *tx)
+                            .execute(&mut **tx)
                             .await?;
                     }
                     for (list, values) in LISTS.iter().zip(brand_lists(brand)) {
@@ -140,7 +140,7 @@ impl Store {
             .bind(&now)
             .bind(actor)
             .bind(note)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;

@@ -195,21 +195,21 @@ impl Store {
     /// Call only while holding the daemon lock, before starting any run.
     pub async fn recover_interrupted_runs(&self) -> Result<Vec<(String, String)>> {
         let at = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let cut: Vec<(String, String)> = sqlx::query_as(
             "UPDATE schedule_runs SET status = 'abandoned', finished_at = ?,
              error = coalesce(error, 'the daemon stopped before the run finished')
              WHERE status = 'running' RETURNING watch, slot",
         )
         .bind(&at)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         for (watch, slot) in &cut {
             sqlx::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
                 .bind(slot)
                 .bind(&at)
                 .bind(watch)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(
@@ -218,7 +218,7 @@ impl Store {
              WHERE status = 'running'",
         )
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(cut)
@@ -228,12 +228,12 @@ impl Store {
     /// already ran (or runs) or another writer moved the schedule first.
     pub async fn claim_schedule_run(&self, claim: &RunClaim<'_>) -> Result<Option<i64>> {
         let at = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         if let Some(expected) = claim.expect_next_slot {
             let moved =
                 sqlx::query_scalar::<_, String>("SELECT next_slot FROM schedules WHERE watch = ?")
                     .bind(claim.watch)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?
                     .is_none_or(|s| s != slot_key(expected));
             if moved {
@@ -248,7 +248,7 @@ impl Store {
         .bind(claim.slot)
         .bind(claim.trigger.as_str())
         .bind(&at)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(id) = inserted else {
             return Ok(None);
@@ -263,7 +263,7 @@ impl Store {
             .bind(&at)
             .bind(claim.trigger == Trigger::Resume)
             .bind(claim.watch)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         if let Some((slot, run_at)) = claim.replan {
@@ -274,7 +274,7 @@ impl Store {
             .bind(stamp(run_at))
             .bind(&at)
             .bind(claim.watch)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;
@@ -289,7 +289,7 @@ impl Store {
         next: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<()> {
         let at = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO schedule_runs (watch, slot, trigger, started_at, finished_at, status, error)
              VALUES (?, ?, 'schedule', ?, ?, 'skipped', 'the previous run was still going')",
@@ -298,7 +298,7 @@ impl Store {
         .bind(slot)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "UPDATE schedules SET next_slot = ?, next_run_at = ?, updated_at = ? WHERE watch = ?",
@@ -307,7 +307,7 @@ impl Store {
         .bind(stamp(next.1))
         .bind(&at)
         .bind(watch)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -323,7 +323,7 @@ impl Store {
     ) -> Result<()> {
         let at = now();
         let runs = serde_json::to_string(crawl_runs).unwrap_or_else(|_| "[]".to_owned());
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let (watch, trigger): (String, String) = sqlx::query_as(
             "UPDATE schedule_runs SET status = ?, finished_at = ?, crawl_runs = ?, error = ?
              WHERE id = ? RETURNING watch, trigger",
@@ -333,7 +333,7 @@ impl Store {
         .bind(runs)
         .bind(error)
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if trigger != Trigger::Manual.as_str() {
             sqlx::query(
@@ -343,7 +343,7 @@ impl Store {
             .bind(status)
             .bind(&at)
             .bind(&watch)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;
@@ -353,20 +353,20 @@ impl Store {
     /// A run cut short by shutdown: abandoned, its crawl runs too, its slot queued to run again.
     pub async fn abandon_schedule_run(&self, id: i64, platforms: &[String]) -> Result<()> {
         let at = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let (watch, slot, started_at): (String, String, String) = sqlx::query_as(
             "UPDATE schedule_runs SET status = 'abandoned', finished_at = ?,
              error = 'the daemon shut down during the run' WHERE id = ? RETURNING watch, slot, started_at",
         )
         .bind(&at)
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         sqlx::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
             .bind(&slot)
             .bind(&at)
             .bind(&watch)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         for platform in platforms {
             sqlx::query(
@@ -377,7 +377,7 @@ impl Store {
             .bind(&at)
             .bind(platform)
             .bind(&started_at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;
@@ -409,7 +409,7 @@ impl Store {
     /// Records facts about the running daemon (its API address, control token).
     pub async fn set_daemon_state(&self, pairs: &[(&str, &str)]) -> Result<()> {
         let at = now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (key, value) in pairs {
             sqlx::query(
                 "INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)
@@ -418,7 +418,7 @@ impl Store {
             .bind(key)
             .bind(value)
             .bind(&at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;

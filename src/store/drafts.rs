@@ -220,7 +220,7 @@ impl Store {
     /// added to open drafts, and each touched notice's counts and strongest verdict refreshed.
     /// A match another run placed meanwhile is skipped (match ids are unique across notices).
     pub async fn save_drafts(&self, plan: &[PlannedNotice], actor: &str) -> Result<SavedDrafts> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         let mut saved = SavedDrafts::default();
         for p in plan {
@@ -231,7 +231,7 @@ impl Store {
                         "SELECT id FROM notices WHERE id = ? AND state = 'draft'",
                     )
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?
                 }
                 None => None,
@@ -255,7 +255,7 @@ impl Store {
                     .bind(p.relisted_from)
                     .bind(&now)
                     .bind(&now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
                     (id, true)
                 }
@@ -271,14 +271,14 @@ impl Store {
                 .bind(item.relisted_from)
                 .bind(&item.relisted_reason)
                 .bind(&now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
             }
             if created && added == 0 {
                 sqlx::query("DELETE FROM notices WHERE id = ?")
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 continue;
             }
@@ -300,7 +300,7 @@ impl Store {
                 .bind(actor)
                 .bind(id)
                 .bind(note)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 saved.created.push(id);
             } else {
@@ -315,14 +315,14 @@ impl Store {
     /// already approved or further on), with an audit row per draft; a draft left with no
     /// listing is rejected. Returns how many listings were taken out.
     pub async fn prune_cleared_drafts(&self, actor: &str) -> Result<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT ni.notice_id, count(*) FROM notice_items ni JOIN matches m ON m.id = ni.match_id
              JOIN notices n ON n.id = ni.notice_id
              WHERE n.state = 'draft' AND m.verdict = 'clear' GROUP BY ni.notice_id",
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let mut pruned = 0;
         for (notice_id, n) in rows {
@@ -331,12 +331,12 @@ impl Store {
                  (SELECT id FROM matches WHERE verdict = 'clear')",
             )
             .bind(notice_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             refresh_aggregates(&mut tx, notice_id, &now).await?;
             let left: i64 = sqlx::query_scalar("SELECT item_count FROM notices WHERE id = ?")
                 .bind(notice_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
             let note = format!("{n} listing(s) re-scored clear and taken out");
             if left == 0 {
@@ -344,7 +344,7 @@ impl Store {
                     .bind(&now)
                     .bind(&now)
                     .bind(notice_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             sqlx::query(
@@ -357,7 +357,7 @@ impl Store {
             .bind(if left == 0 { "reject" } else { "prune" })
             .bind(if left == 0 { "rejected" } else { "draft" })
             .bind(note)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             pruned += n as u64;
         }
@@ -368,7 +368,7 @@ impl Store {
     /// Re-checks why open drafts cannot be filed (a mark renewed or expired since drafting).
     /// `reasons` maps notice id → reason (None: fileable). Returns how many changed.
     pub async fn set_not_fileable(&self, reasons: &[(i64, Option<String>)]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         let mut changed = 0;
         for (id, reason) in reasons {
@@ -380,7 +380,7 @@ impl Store {
             .bind(&now)
             .bind(id)
             .bind(reason)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         }

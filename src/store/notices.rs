@@ -473,17 +473,17 @@ impl Store {
     ) -> Result<NoticePage> {
         let limit = limit.clamp(1, MAX_PAGE);
         // One read transaction, so the total and the page are of the same moment.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (total, total_capped) = if filter.has_score_bound() {
             let mut q = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM notices n");
             push_filter(&mut q, filter);
             q.push(" LIMIT ").push_bind(COUNT_CAP as i64).push(")");
-            let n: i64 = q.build_query_scalar().fetch_one(&mut *tx).await?;
+            let n: i64 = q.build_query_scalar().fetch_one(&mut **tx).await?;
             (n as u64, n as u64 >= COUNT_CAP)
         } else {
             let mut q = QueryBuilder::new("SELECT coalesce(sum(n.n), 0) FROM notice_tallies n");
             push_filter_on(&mut q, filter, true);
-            let n: i64 = q.build_query_scalar().fetch_one(&mut *tx).await?;
+            let n: i64 = q.build_query_scalar().fetch_one(&mut **tx).await?;
             (n as u64, false)
         };
         // The page's ids first, from the index for its order (migration 0007) without touching
@@ -509,7 +509,7 @@ impl Store {
              JOIN brands b ON b.id = n.brand_id LEFT JOIN marks m ON m.id = n.mark_id ORDER BY "
         ))
         .push(sort.order_by());
-        let rows: Vec<SummaryRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+        let rows: Vec<SummaryRow> = q.build_query_as().fetch_all(&mut **tx).await?;
         tx.commit().await?;
         let notices = rows
             .into_iter()
@@ -841,13 +841,13 @@ impl Store {
         actor: &str,
         details: &TransitionDetails,
     ) -> std::result::Result<NoticeSummary, TransitionError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<StateRow> = sqlx::query_as(
             "SELECT n.state, n.not_fileable, m.text, m.expires FROM notices n LEFT JOIN marks m ON m.id = n.mark_id
              WHERE n.id = ?",
         )
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some((state, not_fileable, mark_text, mark_expires)) = row else {
             return Err(TransitionError::NotFound(id));
@@ -896,7 +896,7 @@ impl Store {
             .bind(to.as_str())
             .bind(&now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         match to {
             CaseState::Filed => {
@@ -908,7 +908,7 @@ impl Store {
                 .bind(account)
                 .bind(&now)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             CaseState::CounterNoticed => {
@@ -918,7 +918,7 @@ impl Store {
                     .bind(&now)
                     .bind(deadline.to_string())
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             CaseState::Removed | CaseState::Rejected | CaseState::Closed => {
@@ -927,7 +927,7 @@ impl Store {
                 )
                 .bind(&now)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             CaseState::Draft | CaseState::Approved => {}
@@ -958,7 +958,7 @@ impl Store {
         .bind(from.as_str())
         .bind(to.as_str())
         .bind(note)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         self.notice(id).await?.ok_or(TransitionError::NotFound(id))

@@ -217,7 +217,7 @@ impl Store {
             return Err(UserError::WeakPassword);
         }
         let hash = hash_password(password.to_owned()).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now();
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)
@@ -227,7 +227,7 @@ impl Store {
         .bind(role.as_str())
         .bind(&hash)
         .bind(&now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(id) = id else {
             return Err(UserError::Exists(name.to_owned()));
@@ -272,17 +272,17 @@ impl Store {
             return Err(UserError::WeakPassword);
         }
         let hash = hash_password(password.to_owned()).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: Option<i64> =
             sqlx::query_scalar("UPDATE users SET password_hash = ? WHERE name = ? RETURNING id")
                 .bind(&hash)
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         sqlx::query("DELETE FROM sessions WHERE user_id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(&mut tx, actor, id, "user_passwd", None).await?;
         tx.commit().await?;
@@ -296,22 +296,22 @@ impl Store {
         disabled: bool,
         actor: &str,
     ) -> std::result::Result<(), UserError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: Option<i64> =
             sqlx::query_scalar("UPDATE users SET disabled = ? WHERE name = ? RETURNING id")
                 .bind(disabled)
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         if disabled {
             sqlx::query("DELETE FROM sessions WHERE user_id = ?")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = ?")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let action = if disabled {
@@ -331,12 +331,12 @@ impl Store {
         role: Role,
         actor: &str,
     ) -> std::result::Result<(), UserError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: Option<i64> =
             sqlx::query_scalar("UPDATE users SET role = ? WHERE name = ? RETURNING id")
                 .bind(role.as_str())
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         audit(&mut tx, actor, id, "user_role", Some(role.as_str())).await?;
@@ -499,7 +499,7 @@ impl Store {
             .await?
             .ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         let token = format!("mw_{}", random_token());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?)",
         )
@@ -507,7 +507,7 @@ impl Store {
         .bind(sha256_hex(&token))
         .bind(label)
         .bind(now())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit(&mut tx, actor, user.id, "token_issue", None).await?;
         tx.commit().await?;

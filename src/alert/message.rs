@@ -470,6 +470,7 @@ struct DeadlineView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::alert::Relisting;
     use crate::model::{Reason, ReasonCode};
 
     fn item(title: &str) -> Item {
@@ -490,6 +491,48 @@ mod tests {
             }],
             notice_id: Some(3),
         }
+    }
+
+    #[test]
+    fn a_digest_names_the_earlier_case_of_a_relisting_and_each_deadline() {
+        let payload = Payload {
+            brand: Some("Nike".to_owned()),
+            language: Language::Zh,
+            suspect: vec![item("NIKE 高仿")],
+            relisted: vec![Relisting {
+                item: item("NIKE 高仿 再上架"),
+                earlier_notice_id: 1,
+                reason: Some("same seller".to_owned()),
+            }],
+            deadlines: vec![Deadline {
+                notice_id: 3,
+                platform: "taobao".to_owned(),
+                state: "counter_noticed".to_owned(),
+                deadline: "2026-12-05".to_owned(),
+                complaint_ref: Some("IPP-7".to_owned()),
+                overdue: false,
+            }],
+            ..Payload::default()
+        };
+        let r = renderer()
+            .render_alert(AlertKind::Digest, &payload, "file")
+            .unwrap();
+        assert!(
+            r.text
+                .contains("关联案件 #1（same seller）：https://review.example/notices/1"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("2026-12-05"), "{}", r.text);
+        assert!(
+            r.html.contains("https://review.example/notices/3"),
+            "{}",
+            r.html
+        );
+        assert_eq!(
+            r.subject,
+            "【markwatch】Nike 摘要：1 条待审核，1 条重新上架，1 个期限"
+        );
     }
 
     fn renderer() -> Renderer {

@@ -459,6 +459,91 @@ fn crawl_once_from_the_cli() {
     );
 }
 
+/// `crawl --once` paces a platform as `platforms.<name>.requests_per_second` and
+/// `concurrency` say, not as its definition does (amazon_cn: 1 request/s, 2 at once). Every
+/// page is answered slowly so that requests a crawler has in flight overlap at the server,
+/// which counts them: no timing is asserted.
+#[test]
+fn crawl_once_honours_a_platforms_pace_override() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let options = FixtureOptions {
+        fault_rate: 1.0,
+        fault_pool: vec![Fault::Slow { ms: 400 }],
+        ..FixtureOptions::from_source_tree()
+    };
+    let (server, base) = rt.block_on(start(options));
+    let s = common::Scratch::new();
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let config = |pace: &str| {
+        let config = format!(
+            "[crawl]\ndefinitions = \"{}\"\n[platforms.amazon_cn]\nbase_url = \"{base}/amazon_cn\"\n{pace}",
+            common::repo().join("crawlers").display()
+        );
+        s.write("markwatch.toml", &config)
+    };
+    let crawl = |cfg: &Path, keywords: &[&str]| {
+        let mut args = vec![
+            "--log-format",
+            "json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "crawl",
+            "--once",
+            "--platform",
+            "amazon_cn",
+            "--no-details",
+        ];
+        for k in keywords {
+            args.extend(["--keyword", k]);
+        }
+        let run = s.run(&args);
+        run.ok();
+        run
+    };
+    // The pace the fetcher was built with, as the crawl logs it.
+    let logged_pace = |run: &common::Run| -> (f64, u64) {
+        let line = run
+            .stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "crawl pace")
+            .unwrap_or_else(|| panic!("no `crawl pace` line in:\n{}", run.stderr()));
+        let fields = &line["fields"];
+        assert_eq!(fields["platform"], "amazon_cn", "{line}");
+        (
+            fields["requests_per_second"].as_f64().unwrap(),
+            fields["concurrency"].as_u64().unwrap(),
+        )
+    };
+    let search = "/amazon_cn/s?";
+
+    // The override: no rate limit, 4 requests at once. Every keyword of the registry is
+    // searched at once, so the crawler keeps 4 requests in flight, and never more.
+    let cfg = config("requests_per_second = 0\nconcurrency = 4\n");
+    let run = crawl(&cfg, &[]);
+    let pages = server.log().count(search);
+    assert!(pages > 8, "only {pages} search pages");
+    let seen: Vec<u32> = server.log().entries().iter().map(|e| e.in_flight).collect();
+    assert_eq!(
+        server.log().max_in_flight(search),
+        4,
+        "requests in flight as each arrived: {seen:?}"
+    );
+    assert_eq!(logged_pace(&run), (0.0, 4));
+    let out = run.stdout();
+    assert!(out.contains("amazon_cn") && out.contains("ok"), "{out}");
+
+    // Without it, the definition's pace: at most 2 at once (1 request/s keeps them apart).
+    let cfg = config("");
+    let before = server.log().len();
+    let run = crawl(&cfg, &["索尼", "乐高", "耐克"]);
+    let later: Vec<_> = server.log().entries().split_off(before);
+    assert!(later.len() >= 3, "{later:?}");
+    assert!(later.iter().all(|e| e.in_flight <= 2), "{later:?}");
+    assert_eq!(logged_pace(&run), (1.0, 2));
+}
+
 /// Crawled before the registry was imported, every listing is clear; `rematch` then judges
 /// them against the registry, and a second rematch has nothing left to change.
 #[test]

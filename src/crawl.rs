@@ -11,9 +11,10 @@ pub mod plan;
 
 pub use plan::{Crawl, CrawlBuilder, CrawlReport, Pace, PlatformLocks, PlatformSettings, Search};
 
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 

@@ -129,8 +129,8 @@ impl CrawlBuilder<'_> {
         self
     }
 
-    /// Turn new matches into draft notices after the crawl [default: yes]. Only the benchmark,
-    /// which times fetch..store, turns this off.
+    /// Turn new matches into draft notices after the crawl [default: yes]. Off only where
+    /// the crawl alone is measured or tested (the benchmark times fetch..store).
     pub fn draft_notices(mut self, yes: bool) -> Self {
         self.draft_notices = yes;
         self

@@ -4,10 +4,15 @@
 //! item page adds (the shop, the category).
 //!
 //! A failed page is an outcome, not a crash: it is counted in the run and the crawl goes on.
+//!
+//! Every caller builds and starts a crawl the same way, through [`Crawl`] (see [`plan`]).
+
+pub mod plan;
+
+pub use plan::{Crawl, CrawlBuilder, CrawlReport, Pace, PlatformLocks, PlatformSettings, Search};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -37,46 +42,39 @@ pub enum CrawlError {
     /// A platform's `base_url` override is not a URL.
     #[error("platform {platform}: base_url {url} is not a URL")]
     BaseUrl { platform: String, url: String },
+    /// A platform asked for by name has no definition.
+    #[error("no platform `{platform}`; known: {known}")]
+    UnknownPlatform { platform: String, known: String },
+    /// The rate limit may only be lifted for the fixture server on loopback.
+    #[error("platform {platform}: the rate limit is only lifted for a loopback base_url")]
+    NotLoopback { platform: String },
+    /// A brand asked for by name is not in the registry.
+    #[error("no brand `{0}` in the registry")]
+    UnknownBrand(String),
+    /// No keywords: neither given, nor marks or aliases in the registry, nor extra keywords.
+    #[error("nothing to search for")]
+    NothingToSearch,
+    #[error("cannot build the matcher: {0}")]
+    Matcher(String),
+    #[error(transparent)]
+    Notice(#[from] crate::notice::NoticeError),
 }
 
 /// A platform ready to crawl: its definition, where to fetch from, and its polite client.
-pub struct Target {
-    pub def: PlatformDef,
+/// Built by [`Crawl::run`] from the settings [`plan`] resolved.
+struct Target {
+    def: PlatformDef,
     base_url: Option<url::Url>,
     fetcher: Fetcher,
 }
 
 impl Target {
     /// `base_url` replaces the definition's real hosts (the fixture server, a proxy).
-    /// `polite = false` lifts the rate limit, for benchmarks against loopback only.
-    pub fn new(
+    fn new(
         def: PlatformDef,
-        base_url: Option<&str>,
-        user_agent: &str,
-        timeout: Duration,
-        polite: bool,
+        base_url: Option<url::Url>,
+        policy: FetchPolicy,
     ) -> Result<Target, CrawlError> {
-        let base_url = base_url
-            .map(|u| {
-                url::Url::parse(u).map_err(|_| CrawlError::BaseUrl {
-                    platform: def.platform.clone(),
-                    url: u.to_owned(),
-                })
-            })
-            .transpose()?;
-        let policy = FetchPolicy {
-            requests_per_second: polite.then_some(def.rate_limit.requests_per_second),
-            concurrency: if polite {
-                def.rate_limit.concurrency.max(1) as usize
-            } else {
-                16
-            },
-            max_attempts: def.retry.max_attempts.max(1),
-            base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
-            max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
-            timeout,
-            user_agent: user_agent.to_owned(),
-        };
         Ok(Target {
             fetcher: Fetcher::new(policy)?,
             def,
@@ -118,7 +116,7 @@ pub fn watch_keywords(brands: &[Brand], extra: &[String]) -> Vec<String> {
 
 /// Crawls every target for every keyword, one crawl run per platform, platforms in parallel.
 /// Every listing seen is judged by `matcher` and its verdict stored with it.
-pub async fn crawl(
+async fn crawl(
     store: &Store,
     matcher: &Arc<Matcher>,
     targets: Vec<Target>,

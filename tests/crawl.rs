@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use markwatch::crawl::{self, Target};
+use markwatch::config::{Config, PlatformConfig};
+use markwatch::crawl::{Crawl, Pace, RunSummary, Search};
 use markwatch::fixture_server::{Fault, FixtureOptions, FixtureServer};
 use markwatch::matcher::{Item, Matcher};
 use markwatch::model::Listing;
@@ -27,26 +27,46 @@ async fn start(options: FixtureOptions) -> (FixtureServer, String) {
     (server, base)
 }
 
-fn targets(base: &str, only: &[&str]) -> Vec<Target> {
-    platform::load_dir(&common::repo().join("crawlers"))
+/// A crawl of `only` through the one entry point, against the fixture server at `base`, with
+/// the rate limit lifted (loopback) and backoffs shortened.
+fn crawl_of(base: &str, only: &[&str], fetch_details: bool) -> Crawl {
+    let defs: Vec<_> = platform::load_dir(&common::repo().join("crawlers"))
         .unwrap()
         .into_iter()
-        .filter(|d| only.contains(&d.platform.as_str()))
         .map(|mut def| {
             def.retry.base_backoff_ms = 20;
             def.retry.max_backoff_ms = 3000;
             def.retry.max_attempts = 6;
-            let url = format!("{base}/{}", def.platform);
-            Target::new(
-                def,
-                Some(&url),
-                "markwatch-test",
-                Duration::from_secs(10),
-                false,
-            )
-            .unwrap()
+            def
         })
-        .collect()
+        .collect();
+    let mut config = Config::default();
+    config.crawl.user_agent = "markwatch-test".to_owned();
+    config.crawl.timeout_secs = 10;
+    for def in &defs {
+        config.platforms.insert(
+            def.platform.clone(),
+            PlatformConfig {
+                base_url: Some(format!("{base}/{}", def.platform)),
+                ..PlatformConfig::default()
+            },
+        );
+    }
+    let only: Vec<String> = only.iter().map(|p| p.to_string()).collect();
+    Crawl::builder(&config, defs)
+        .platforms(&only)
+        .pace(Pace::UnlimitedOnLoopback)
+        .fetch_details(fetch_details)
+        .draft_notices(false)
+        .matcher(matcher().clone())
+        .build()
+        .unwrap()
+}
+
+/// Runs `crawl` for `keywords`; one summary per platform.
+async fn run(crawl: Crawl, store: &Store, keywords: &[String]) -> Vec<RunSummary> {
+    let search = Search::Keywords(keywords.to_vec());
+    crawl.run(store, &search).await.unwrap().runs
 }
 
 /// The matcher for the demo registry, built once: it takes a moment to load.
@@ -131,15 +151,12 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
     let (server, base) = start(FixtureOptions::from_source_tree()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    let summaries = crawl::crawl(
+    let summaries = run(
+        crawl_of(&base, &PLATFORMS, true),
         &store,
-        matcher(),
-        targets(&base, &PLATFORMS),
         &all_keywords(&server),
-        true,
     )
-    .await
-    .unwrap();
+    .await;
     for s in &summaries {
         assert_eq!(s.counts.pages_failed + s.counts.pages_blocked, 0, "{s:?}");
     }
@@ -163,15 +180,12 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
     );
     assert_labelled_counterfeits_flagged(&verdicts);
     // A second crawl of unchanged pages adds and changes nothing.
-    let again = crawl::crawl(
+    let again = run(
+        crawl_of(&base, &PLATFORMS, true),
         &store,
-        matcher(),
-        targets(&base, &PLATFORMS),
         &all_keywords(&server),
-        true,
     )
-    .await
-    .unwrap();
+    .await;
     for s in &again {
         assert_eq!(
             (s.counts.listings_new, s.counts.listings_changed),
@@ -303,15 +317,12 @@ async fn thirty_percent_faults_still_store_every_listing_once() {
     let (server, base) = start(options).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    let summaries = crawl::crawl(
+    let summaries = run(
+        crawl_of(&base, &PLATFORMS, false),
         &store,
-        matcher(),
-        targets(&base, &PLATFORMS),
         &all_keywords(&server),
-        false,
     )
-    .await
-    .unwrap();
+    .await;
     let retried: u64 = summaries.iter().map(|s| s.counts.pages_retried).sum();
     assert!(
         retried > 0,
@@ -343,15 +354,7 @@ async fn retry_after_is_honoured() {
     );
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    let summaries = crawl::crawl(
-        &store,
-        matcher(),
-        targets(&base, &["jd"]),
-        &[keyword],
-        false,
-    )
-    .await
-    .unwrap();
+    let summaries = run(crawl_of(&base, &["jd"], false), &store, &[keyword]).await;
     assert_eq!(summaries[0].counts.pages_retried, 1, "{summaries:?}");
     let hits: Vec<_> = server
         .log()
@@ -376,15 +379,12 @@ async fn blocked_pages_are_detected_and_never_parsed() {
     server.script(&path, [Fault::Captcha, Fault::Login]);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    let s = &crawl::crawl(
+    let s = &run(
+        crawl_of(&base, &["taobao"], false),
         &store,
-        matcher(),
-        targets(&base, &["taobao"]),
         std::slice::from_ref(&keyword),
-        false,
     )
-    .await
-    .unwrap()[0];
+    .await[0];
     assert_eq!(s.counts.pages_blocked, 2, "{s:?}");
     assert!(
         s.error.as_deref().unwrap_or("").contains("blocked"),
@@ -457,6 +457,91 @@ fn crawl_once_from_the_cli() {
         "{}",
         run.stderr()
     );
+}
+
+/// `crawl --once` paces a platform as `platforms.<name>.requests_per_second` and
+/// `concurrency` say, not as its definition does (amazon_cn: 1 request/s, 2 at once). Every
+/// page is answered slowly so that requests a crawler has in flight overlap at the server,
+/// which counts them: no timing is asserted.
+#[test]
+fn crawl_once_honours_a_platforms_pace_override() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let options = FixtureOptions {
+        fault_rate: 1.0,
+        fault_pool: vec![Fault::Slow { ms: 400 }],
+        ..FixtureOptions::from_source_tree()
+    };
+    let (server, base) = rt.block_on(start(options));
+    let s = common::Scratch::new();
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let config = |pace: &str| {
+        let config = format!(
+            "[crawl]\ndefinitions = \"{}\"\n[platforms.amazon_cn]\nbase_url = \"{base}/amazon_cn\"\n{pace}",
+            common::repo().join("crawlers").display()
+        );
+        s.write("markwatch.toml", &config)
+    };
+    let crawl = |cfg: &Path, keywords: &[&str]| {
+        let mut args = vec![
+            "--log-format",
+            "json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "crawl",
+            "--once",
+            "--platform",
+            "amazon_cn",
+            "--no-details",
+        ];
+        for k in keywords {
+            args.extend(["--keyword", k]);
+        }
+        let run = s.run(&args);
+        run.ok();
+        run
+    };
+    // The pace the fetcher was built with, as the crawl logs it.
+    let logged_pace = |run: &common::Run| -> (f64, u64) {
+        let line = run
+            .stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "crawl pace")
+            .unwrap_or_else(|| panic!("no `crawl pace` line in:\n{}", run.stderr()));
+        let fields = &line["fields"];
+        assert_eq!(fields["platform"], "amazon_cn", "{line}");
+        (
+            fields["requests_per_second"].as_f64().unwrap(),
+            fields["concurrency"].as_u64().unwrap(),
+        )
+    };
+    let search = "/amazon_cn/s?";
+
+    // The override: no rate limit, 4 requests at once. Every keyword of the registry is
+    // searched at once, so the crawler keeps 4 requests in flight, and never more.
+    let cfg = config("requests_per_second = 0\nconcurrency = 4\n");
+    let run = crawl(&cfg, &[]);
+    let pages = server.log().count(search);
+    assert!(pages > 8, "only {pages} search pages");
+    let seen: Vec<u32> = server.log().entries().iter().map(|e| e.in_flight).collect();
+    assert_eq!(
+        server.log().max_in_flight(search),
+        4,
+        "requests in flight as each arrived: {seen:?}"
+    );
+    assert_eq!(logged_pace(&run), (0.0, 4));
+    let out = run.stdout();
+    assert!(out.contains("amazon_cn") && out.contains("ok"), "{out}");
+
+    // Without it, the definition's pace: at most 2 at once (1 request/s keeps them apart).
+    let cfg = config("");
+    let before = server.log().len();
+    let run = crawl(&cfg, &["索尼", "乐高", "耐克"]);
+    let later: Vec<_> = server.log().entries().split_off(before);
+    assert!(later.len() >= 3, "{later:?}");
+    assert!(later.iter().all(|e| e.in_flight <= 2), "{later:?}");
+    assert_eq!(logged_pace(&run), (1.0, 2));
 }
 
 /// Crawled before the registry was imported, every listing is clear; `rematch` then judges

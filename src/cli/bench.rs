@@ -8,11 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use markwatch::crawl::{self, Target};
+use markwatch::crawl::{self, Crawl, Pace, Search};
 use markwatch::extract;
 use markwatch::matcher::{Item, Matcher};
 use markwatch::platform::{self, PlatformDef};
@@ -110,6 +110,21 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         defs.len(),
         args.runs
     );
+    // The one crawl entry point, with the rate limit lifted: loopback only, never a real host.
+    let mut config = ctx.config.clone();
+    for def in &defs {
+        let platform = config.platforms.entry(def.platform.clone()).or_default();
+        platform.base_url = Some(format!("{}/{}", server.base, def.platform));
+    }
+    let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
+    let crawl = Crawl::builder(&config, defs.clone())
+        .platforms(&names)
+        .pace(Pace::UnlimitedOnLoopback)
+        .fetch_details(false)
+        .draft_notices(false)
+        .matcher(matcher.clone())
+        .build()?;
+    let search = Search::Keywords(keywords.clone());
     let server_pid = server.child.id().to_string();
     let cpu_now = || (cpu_secs("self"), cpu_secs(&server_pid));
     let mut crawls = Vec::new();
@@ -121,23 +136,9 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         let db = dir.path().join(format!("bench-{run}.db"));
         let store = Store::open(&db).await?;
         store.import_registry(&brands, "bench", "bench").await?;
-        let targets = defs
-            .iter()
-            .map(|def| {
-                let base = format!("{}/{}", server.base, def.platform);
-                // Politeness off: loopback only, never a real host.
-                Target::new(
-                    def.clone(),
-                    Some(&base),
-                    "markwatch-bench",
-                    Duration::from_secs(30),
-                    false,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let cpu_before = cpu_now();
         let started = Instant::now();
-        let summaries = crawl::crawl(&store, &matcher, targets, &keywords, false).await?;
+        let summaries = crawl.run(&store, &search).await?.runs;
         let secs = started.elapsed().as_secs_f64();
         let cpu = match (cpu_before, cpu_now()) {
             ((Some(c0), Some(s0)), (Some(c1), Some(s1))) => Some((c1 - c0, s1 - s0)),

@@ -4,14 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::crawl::{self, Target};
+use markwatch::crawl::{Crawl, CrawlError, Search};
 use markwatch::matcher::{Matcher, Outcome};
-use markwatch::platform::{self, PlatformDef};
+use markwatch::platform;
 use markwatch::rematch;
 
 use super::Context;
@@ -66,58 +65,23 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     }
     let config = &ctx.config;
     let defs = platform::load_dir(&config.crawl.definitions)?;
-    let all_defs = defs.clone();
-    let enabled = |def: &PlatformDef| {
-        config
-            .platforms
-            .get(&def.platform)
-            .is_none_or(|p| p.enabled)
-    };
-    let mut targets = Vec::new();
-    for wanted in &args.platforms {
-        if !defs.iter().any(|d| &d.platform == wanted) {
-            let known: Vec<_> = defs.iter().map(|d| d.platform.as_str()).collect();
-            bail!("no platform `{wanted}`; known: {}", known.join(", "));
-        }
+    let mut crawl = Crawl::builder(config, defs).fetch_details(!args.no_details);
+    if !args.platforms.is_empty() {
+        crawl = crawl.platforms(&args.platforms);
     }
-    for def in defs {
-        let chosen = if args.platforms.is_empty() {
-            enabled(&def)
-        } else {
-            args.platforms.contains(&def.platform)
-        };
-        if !chosen {
-            continue;
-        }
-        let base = config
-            .platforms
-            .get(&def.platform)
-            .and_then(|p| p.base_url.clone());
-        let timeout = Duration::from_secs(config.crawl.timeout_secs);
-        targets.push(Target::new(
-            def,
-            base.as_deref(),
-            &config.crawl.user_agent,
-            timeout,
-            true,
-        )?);
-    }
-    let store = ctx.open_store().await?;
-    let brands = store.brands().await?;
-    let keywords = if args.keywords.is_empty() {
-        if brands.is_empty() && config.crawl.extra_keywords.is_empty() {
-            bail!(
-                "nothing to search for: import a registry (`markwatch brands import FILE`) or pass --keyword"
-            );
-        }
-        crawl::watch_keywords(&brands, &config.crawl.extra_keywords)
+    let crawl = crawl.build()?;
+    let search = if args.keywords.is_empty() {
+        Search::Brands(Vec::new())
     } else {
-        args.keywords
+        Search::Keywords(args.keywords)
     };
-    let matcher = Arc::new(Matcher::new(&brands)?);
-    let summaries = crawl::crawl(&store, &matcher, targets, &keywords, !args.no_details).await?;
-    // New flagged matches become draft notices, grouped by every platform's complaint rules.
-    let drafts = markwatch::notice::queue_drafts(&store, &all_defs).await?;
+    let store = ctx.open_store().await?;
+    let report = match crawl.run(&store, &search).await {
+        Err(CrawlError::NothingToSearch) => bail!(
+            "nothing to search for: import a registry (`markwatch brands import FILE`) or pass --keyword"
+        ),
+        report => report?,
+    };
     store.close().await;
 
     let mut table = Table::new();
@@ -133,7 +97,7 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
         "Changed",
         "Flagged",
     ]);
-    for s in &summaries {
+    for s in &report.runs {
         let c = &s.counts;
         table.add_row([
             s.platform.clone(),
@@ -149,14 +113,16 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
         ]);
     }
     println!("{table}");
-    for s in summaries.iter().filter(|s| s.error.is_some()) {
+    for s in report.runs.iter().filter(|s| s.error.is_some()) {
         println!(
             "{}: first problem: {}",
             s.platform,
             s.error.as_deref().unwrap_or_default()
         );
     }
-    println!("{}", super::queue::draft_line(&drafts));
+    if let Some(drafts) = &report.drafts {
+        println!("{}", super::queue::draft_line(drafts));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

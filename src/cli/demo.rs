@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use markwatch::config::{Config, EmailTransport, PlatformConfig};
+use markwatch::crawl::Pace;
 use markwatch::daemon::DaemonLock;
 use markwatch::daemon::pipeline::Pipeline;
 use markwatch::fixture_server::{self, FixtureOptions, FixtureServer};
@@ -230,7 +231,12 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let t = steps.begin("crawling all four platforms and judging every listing");
     let defs = platform::load_dir(&config.crawl.definitions)?;
     let platforms: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
-    let pipeline = Pipeline::new(store.clone(), config.clone(), defs, false);
+    let pipeline = Pipeline::new(
+        store.clone(),
+        config.clone(),
+        defs,
+        Pace::UnlimitedOnLoopback,
+    );
     let watch = Watch {
         name: "demo".to_owned(),
         cron: CronExpr::parse("@daily")?,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use markwatch::crawl::Pace;
 use markwatch::daemon::http::{CrawlRequest, CrawlResponse};
 use markwatch::daemon::{self, ServeOptions};
 use markwatch::store::ScheduleRunRow;
@@ -39,16 +40,16 @@ pub async fn run(args: ServeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     spawn_signal_watch(shutdown.clone())?;
     // The demo's fixture platforms live as long as the daemon.
     let mut _fixtures = None;
-    let polite = if args.demo {
+    let pace = if args.demo {
         let dir = args.dir.unwrap_or_else(demo::default_dir);
         let (demo_config, fixtures) = demo::serve_config(&config, &dir).await?;
         config = demo_config;
         _fixtures = Some(fixtures);
-        false
+        Pace::UnlimitedOnLoopback
     } else {
-        true
+        Pace::Polite
     };
-    let options = ServeOptions { config, polite };
+    let options = ServeOptions { config, pace };
     daemon::serve(options, shutdown, |addr| {
         eprintln!("markwatch serving on http://{addr}/ (review UI; healthz, readyz, metrics); SIGTERM or Ctrl-C stops");
     })

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::crawl::CrawlError;
+use crate::crawl::{CrawlError, Pace};
 use crate::platform::{self, PlatformError};
 use crate::schedule::{self, ScheduleError};
 use crate::store::{Store, StoreError};
@@ -70,8 +70,6 @@ pub enum DaemonError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
-    #[error("no platform `{0}` among the loaded definitions")]
-    UnknownPlatform(String),
     #[error("watch `{watch}`: no brand `{brand}` in the registry")]
     UnknownBrand { watch: String, brand: String },
     #[error(
@@ -80,8 +78,6 @@ pub enum DaemonError {
     NothingToSearch(String),
     #[error("watch `{0}`: its cron expression has no future time")]
     NeverFires(String),
-    #[error("cannot build the matcher: {0}")]
-    Matcher(String),
     #[error(transparent)]
     Notice(#[from] crate::notice::NoticeError),
     #[error("cannot set up the review UI: {0}")]
@@ -91,8 +87,8 @@ pub enum DaemonError {
 /// How to run the daemon.
 pub struct ServeOptions {
     pub config: Config,
-    /// `false` lifts every rate limit: only for the fixture server on loopback (`serve --demo`).
-    pub polite: bool,
+    /// [`Pace::UnlimitedOnLoopback`] only for the fixture server on loopback (`serve --demo`).
+    pub pace: Pace,
 }
 
 /// Holds an exclusive lock on `<database>.lock` for the process's life: two daemons on one
@@ -155,7 +151,7 @@ pub async fn serve(
         store.clone(),
         config.clone(),
         defs,
-        options.polite,
+        options.pace,
     ));
     let (mut scheduler, handle) =
         scheduler::Scheduler::new(pipeline, watches.clone(), offset, started);

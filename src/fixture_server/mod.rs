@@ -14,6 +14,7 @@ mod render;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +115,9 @@ pub struct LoggedRequest {
     pub fault: Option<String>,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// Requests being answered when this one arrived, this one included: how many a client
+    /// had in flight at once.
+    pub in_flight: u32,
 }
 
 /// Every request the server answered, for tests to assert on (pacing, Retry-After).
@@ -157,6 +161,18 @@ impl RequestLog {
         out
     }
 
+    /// The most requests whose path and query start with `prefix` that were in flight at once.
+    pub fn max_in_flight(&self, prefix: &str) -> u32 {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.path.starts_with(prefix))
+            .map(|e| e.in_flight)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Total number of requests.
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -182,6 +198,8 @@ struct Inner {
     options: FixtureOptions,
     started: Instant,
     log: RequestLog,
+    /// Requests being answered now.
+    in_flight: AtomicU32,
     /// Scripted faults per path-and-query (or path), consumed in order.
     path_scripts: Mutex<HashMap<String, VecDeque<Fault>>>,
     /// The global scripted sequence, consumed in order.
@@ -243,6 +261,7 @@ impl FixtureServer {
                 options,
                 started: Instant::now(),
                 log: RequestLog::default(),
+                in_flight: AtomicU32::new(0),
                 path_scripts: Mutex::new(HashMap::new()),
                 seen: Mutex::new(HashMap::new()),
                 page_cache: Mutex::new(HashMap::new()),
@@ -497,14 +516,41 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request<Body>) -> Response
     if path == "/_fixture/requests" {
         return axum::Json(inner.log.entries()).into_response();
     }
+    let answering = Answering::start(&inner.in_flight);
     let (resp, fault) = respond(&inner, &path, &full, req.uri().query().unwrap_or("")).await;
+    let in_flight = answering.at_arrival;
+    drop(answering);
     inner.log.push(LoggedRequest {
         path: full,
         status: resp.status().as_u16(),
         fault: fault.map(|f| f.to_string()),
         at_ms: inner.elapsed_ms(),
+        in_flight,
     });
     resp
+}
+
+/// Counts a request in flight until dropped, even when its client hangs up mid-answer.
+struct Answering<'a> {
+    counter: &'a AtomicU32,
+    /// Requests in flight when this one arrived, itself included.
+    at_arrival: u32,
+}
+
+impl<'a> Answering<'a> {
+    fn start(counter: &'a AtomicU32) -> Self {
+        let at_arrival = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        Answering {
+            counter,
+            at_arrival,
+        }
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Response, Option<Fault>) {

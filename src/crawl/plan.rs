@@ -1,0 +1,420 @@
+//! The one way a crawl is built and started, whoever starts it: `crawl --once`, the daemon's
+//! watches, the demo and the benchmark.
+//!
+//! [`Crawl::builder`] resolves every platform's settings from the configuration and the
+//! definitions in one place (which platforms, `base_url`, pace, retries, timeout, user agent);
+//! [`Crawl::run`] then runs the whole pipeline once: keywords → matcher → fetch → extract →
+//! store → match (the matches' alert events wait in the outbox for the sender) → draft notices.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use url::Url;
+
+use super::{CrawlError, RunSummary, Target, watch_keywords};
+use crate::config::Config;
+use crate::fetch::FetchPolicy;
+use crate::matcher::Matcher;
+use crate::notice::{self, DraftSummary};
+use crate::platform::PlatformDef;
+use crate::store::{RunStatus, Store};
+
+/// Requests in flight per platform when the rate limit is lifted, unless
+/// `platforms.<name>.concurrency` says otherwise.
+const UNPACED_CONCURRENCY: u32 = 16;
+
+/// How fast a crawl may fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// Each platform's rate limit: its definition's `rate_limit`, or
+    /// `platforms.<name>.requests_per_second` and `concurrency` where the configuration sets
+    /// them (a rate of 0 means no limit).
+    #[default]
+    Polite,
+    /// No rate limit at all, for the fixture server on loopback (benchmarks, the demo): the
+    /// build is refused for a platform fetched from anywhere else.
+    /// `platforms.<name>.concurrency` still caps the requests in flight (16 otherwise).
+    UnlimitedOnLoopback,
+}
+
+/// What to search for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Search {
+    /// These words, as given (`crawl --keyword`, a watch's own keywords).
+    Keywords(Vec<String>),
+    /// The marks and aliases of these brands (of the whole registry when empty), plus
+    /// `crawl.extra_keywords`. Read from the registry at each run.
+    Brands(Vec<String>),
+}
+
+/// One platform's effective settings, as its fetcher is built from them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformSettings {
+    pub platform: String,
+    /// `platforms.<name>.enabled`: whether the platform is crawled unless chosen by name.
+    pub enabled: bool,
+    /// Where pages are fetched from instead of the real hosts.
+    pub base_url: Option<String>,
+    /// Sustained requests per second; `None` for no limit.
+    pub requests_per_second: Option<f64>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub base_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub timeout_secs: f64,
+    pub user_agent: String,
+}
+
+/// One crawl per platform at a time among the crawls sharing these locks, whichever asks: the
+/// platform's pace holds across them. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformLocks {
+    locks: Arc<std::sync::Mutex<BTreeMap<String, Arc<Mutex<()>>>>>,
+}
+
+impl PlatformLocks {
+    /// Waits for every platform's lock, taken in name order so two crawls never deadlock.
+    async fn lock(&self, platforms: &[String]) -> Vec<OwnedMutexGuard<()>> {
+        let mut names = platforms.to_vec();
+        names.sort();
+        names.dedup();
+        let locks: Vec<_> = {
+            let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            names
+                .iter()
+                .map(|n| map.entry(n.clone()).or_default().clone())
+                .collect()
+        };
+        let mut guards = Vec::with_capacity(locks.len());
+        for lock in locks {
+            guards.push(lock.lock_owned().await);
+        }
+        guards
+    }
+}
+
+/// Builds a [`Crawl`]; see [`Crawl::builder`].
+pub struct CrawlBuilder<'a> {
+    config: &'a Config,
+    defs: Vec<PlatformDef>,
+    platforms: Option<Vec<String>>,
+    pace: Pace,
+    fetch_details: bool,
+    draft_notices: bool,
+    matcher: Option<Arc<Matcher>>,
+    locks: Option<PlatformLocks>,
+}
+
+impl CrawlBuilder<'_> {
+    /// Crawl these platforms, enabled or not [default: every enabled platform].
+    pub fn platforms(mut self, names: &[String]) -> Self {
+        self.platforms = Some(names.to_vec());
+        self
+    }
+
+    /// How fast to fetch [default: [`Pace::Polite`]].
+    pub fn pace(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
+    }
+
+    /// Fetch item pages for listings seen first [default: yes].
+    pub fn fetch_details(mut self, yes: bool) -> Self {
+        self.fetch_details = yes;
+        self
+    }
+
+    /// Turn new matches into draft notices after the crawl [default: yes]. Off only where
+    /// the crawl alone is measured or tested (the benchmark times fetch..store).
+    pub fn draft_notices(mut self, yes: bool) -> Self {
+        self.draft_notices = yes;
+        self
+    }
+
+    /// Judge listings with this matcher instead of one built from the registry at each run.
+    pub fn matcher(mut self, matcher: Arc<Matcher>) -> Self {
+        self.matcher = Some(matcher);
+        self
+    }
+
+    /// Crawl a platform only while no other crawl sharing `locks` does.
+    pub fn exclusive(mut self, locks: PlatformLocks) -> Self {
+        self.locks = Some(locks);
+        self
+    }
+
+    /// Resolves each chosen platform's settings. Fails on an unknown platform, a `base_url`
+    /// that is not a URL, or [`Pace::UnlimitedOnLoopback`] for a platform not on loopback.
+    pub fn build(self) -> Result<Crawl, CrawlError> {
+        let config = self.config;
+        if let Some(wanted) = &self.platforms {
+            for name in wanted {
+                if !self.defs.iter().any(|d| &d.platform == name) {
+                    let known: Vec<_> = self.defs.iter().map(|d| d.platform.as_str()).collect();
+                    return Err(CrawlError::UnknownPlatform {
+                        platform: name.clone(),
+                        known: known.join(", "),
+                    });
+                }
+            }
+        }
+        let mut platforms = Vec::new();
+        for def in &self.defs {
+            let overrides = config.platforms.get(&def.platform);
+            let enabled = overrides.is_none_or(|p| p.enabled);
+            let chosen = match &self.platforms {
+                Some(wanted) => wanted.contains(&def.platform),
+                None => enabled,
+            };
+            if !chosen {
+                continue;
+            }
+            let base_url = overrides
+                .and_then(|p| p.base_url.as_deref())
+                .map(|u| {
+                    Url::parse(u).map_err(|_| CrawlError::BaseUrl {
+                        platform: def.platform.clone(),
+                        url: u.to_owned(),
+                    })
+                })
+                .transpose()?;
+            let concurrency = overrides.and_then(|p| p.concurrency);
+            let (requests_per_second, concurrency) = match self.pace {
+                Pace::Polite => {
+                    let rps = overrides
+                        .and_then(|p| p.requests_per_second)
+                        .unwrap_or(def.rate_limit.requests_per_second);
+                    let n = concurrency.unwrap_or(def.rate_limit.concurrency);
+                    // A rate of 0 is no limit (`platforms.<name>.requests_per_second = 0`).
+                    ((rps > 0.0).then_some(rps), n)
+                }
+                Pace::UnlimitedOnLoopback => {
+                    if !base_url.as_ref().is_some_and(is_loopback) {
+                        return Err(CrawlError::NotLoopback {
+                            platform: def.platform.clone(),
+                        });
+                    }
+                    (None, concurrency.unwrap_or(UNPACED_CONCURRENCY))
+                }
+            };
+            let policy = FetchPolicy {
+                requests_per_second,
+                concurrency: concurrency.max(1) as usize,
+                max_attempts: def.retry.max_attempts.max(1),
+                base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
+                max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
+                timeout: Duration::from_secs(config.crawl.timeout_secs),
+                user_agent: config.crawl.user_agent.clone(),
+            };
+            platforms.push(Planned {
+                def: def.clone(),
+                enabled,
+                base_url,
+                policy,
+            });
+        }
+        Ok(Crawl {
+            platforms,
+            defs: self.defs,
+            extra_keywords: config.crawl.extra_keywords.clone(),
+            fetch_details: self.fetch_details,
+            draft_notices: self.draft_notices,
+            matcher: self.matcher,
+            locks: self.locks,
+        })
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// One chosen platform, resolved.
+struct Planned {
+    def: PlatformDef,
+    enabled: bool,
+    base_url: Option<Url>,
+    policy: FetchPolicy,
+}
+
+impl Planned {
+    fn settings(&self, policy: &FetchPolicy) -> PlatformSettings {
+        PlatformSettings {
+            platform: self.def.platform.clone(),
+            enabled: self.enabled,
+            base_url: self.base_url.as_ref().map(Url::to_string),
+            requests_per_second: policy.requests_per_second,
+            concurrency: policy.concurrency,
+            max_attempts: policy.max_attempts,
+            base_backoff_ms: policy.base_backoff.as_millis() as u64,
+            max_backoff_ms: policy.max_backoff.as_millis() as u64,
+            timeout_secs: policy.timeout.as_secs_f64(),
+            user_agent: policy.user_agent.clone(),
+        }
+    }
+}
+
+/// A crawl ready to run: platforms chosen, every setting resolved. Reusable: each
+/// [`run`](Crawl::run) gets fresh HTTP clients.
+pub struct Crawl {
+    platforms: Vec<Planned>,
+    /// Every loaded definition: drafting groups every platform's open matches.
+    defs: Vec<PlatformDef>,
+    extra_keywords: Vec<String>,
+    fetch_details: bool,
+    draft_notices: bool,
+    matcher: Option<Arc<Matcher>>,
+    locks: Option<PlatformLocks>,
+}
+
+/// What one [`Crawl::run`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrawlReport {
+    /// How many words were searched.
+    pub keywords: usize,
+    /// Each platform's crawl run, by platform name.
+    pub runs: Vec<RunSummary>,
+    /// What drafting the notices did (`None` when drafting was turned off).
+    pub drafts: Option<DraftSummary>,
+}
+
+impl CrawlReport {
+    /// `ok` when every platform's run was, `failed` when every one failed, else `partial`.
+    pub fn status(&self) -> &'static str {
+        let all = |s: RunStatus| self.runs.iter().all(|r| r.status == s);
+        if all(RunStatus::Ok) {
+            "ok"
+        } else if all(RunStatus::Failed) {
+            "failed"
+        } else {
+            "partial"
+        }
+    }
+
+    /// The first platform's first problem, for the operator.
+    pub fn first_error(&self) -> Option<String> {
+        self.runs
+            .iter()
+            .find_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.platform)))
+    }
+}
+
+impl Crawl {
+    /// Starts building a crawl of `defs` (the loaded platform definitions) under `config`.
+    pub fn builder(config: &Config, defs: Vec<PlatformDef>) -> CrawlBuilder<'_> {
+        CrawlBuilder {
+            config,
+            defs,
+            platforms: None,
+            pace: Pace::default(),
+            fetch_details: true,
+            draft_notices: true,
+            matcher: None,
+            locks: None,
+        }
+    }
+
+    /// The chosen platforms' names, in definition order.
+    pub fn platform_names(&self) -> Vec<String> {
+        self.platforms
+            .iter()
+            .map(|p| p.def.platform.clone())
+            .collect()
+    }
+
+    /// The chosen platforms' effective settings.
+    pub fn settings(&self) -> Vec<PlatformSettings> {
+        self.platforms
+            .iter()
+            .map(|p| p.settings(&p.policy))
+            .collect()
+    }
+
+    /// The words `search` stands for now.
+    async fn keywords(&self, store: &Store, search: &Search) -> Result<Vec<String>, CrawlError> {
+        let keywords = match search {
+            Search::Keywords(words) => words.clone(),
+            Search::Brands(wanted) => {
+                let mut brands = store.brands().await?;
+                if !wanted.is_empty() {
+                    if let Some(missing) = wanted
+                        .iter()
+                        .find(|w| !brands.iter().any(|b| &&b.name == w))
+                    {
+                        return Err(CrawlError::UnknownBrand(missing.clone()));
+                    }
+                    brands.retain(|b| wanted.contains(&b.name));
+                }
+                watch_keywords(&brands, &self.extra_keywords)
+            }
+        };
+        if keywords.is_empty() {
+            return Err(CrawlError::NothingToSearch);
+        }
+        Ok(keywords)
+    }
+
+    /// Runs the pipeline once: every chosen platform crawled for every word of `search` (one
+    /// crawl run per platform, platforms in parallel), every listing judged against the whole
+    /// registry and stored with its verdict, then new matches drafted into notices.
+    pub async fn run(&self, store: &Store, search: &Search) -> Result<CrawlReport, CrawlError> {
+        let keywords = self.keywords(store, search).await?;
+        let matcher = match &self.matcher {
+            Some(m) => m.clone(),
+            None => {
+                // Listings are judged against the whole registry, whichever brands are searched.
+                let brands = store.brands().await?;
+                // Building the matcher loads dictionaries: keep it off the async workers.
+                let built = tokio::task::spawn_blocking(move || Matcher::new(&brands))
+                    .await
+                    .map_err(|e| CrawlError::Matcher(e.to_string()))?
+                    .map_err(|e| CrawlError::Matcher(e.to_string()))?;
+                Arc::new(built)
+            }
+        };
+        let mut targets = Vec::with_capacity(self.platforms.len());
+        for p in &self.platforms {
+            let target = Target::new(p.def.clone(), p.base_url.clone(), p.policy.clone())?;
+            // What the fetcher was built with, not what was asked for.
+            let s = p.settings(target.fetcher.policy());
+            tracing::info!(
+                platform = %s.platform,
+                base_url = s.base_url.as_deref().unwrap_or("-"),
+                requests_per_second = s.requests_per_second.unwrap_or(0.0),
+                concurrency = s.concurrency,
+                max_attempts = s.max_attempts,
+                timeout_secs = s.timeout_secs,
+                user_agent = %s.user_agent,
+                "crawl pace"
+            );
+            targets.push(target);
+        }
+        let guards = match &self.locks {
+            Some(locks) => locks.lock(&self.platform_names()).await,
+            None => Vec::new(),
+        };
+        let runs = super::crawl(store, &matcher, targets, &keywords, self.fetch_details).await?;
+        drop(guards);
+        let drafts = if self.draft_notices {
+            // Drafting covers every platform's open matches; it is idempotent.
+            Some(notice::queue_drafts(store, &self.defs).await?)
+        } else {
+            None
+        };
+        Ok(CrawlReport {
+            keywords: keywords.len(),
+            runs,
+            drafts,
+        })
+    }
+}

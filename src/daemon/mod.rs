@@ -153,7 +153,7 @@ pub async fn serve(
     let pipeline = Arc::new(pipeline::Pipeline::new(
         store.clone(),
         config.clone(),
-        defs,
+        defs.clone(),
         options.polite,
     ));
     let (mut scheduler, handle) =
@@ -186,7 +186,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     });
     // The review UI and its JSON API, from the same listener.
-    let web = crate::web::WebState::new(store.clone(), config.clone())
+    let web = crate::web::WebState::new(store.clone(), config.clone(), &defs)
         .map_err(|e| DaemonError::Web(e.to_string()))?;
     app = app.merge(crate::web::router(web));
     let http_stop = shutdown.clone();

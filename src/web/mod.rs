@@ -18,6 +18,7 @@ mod pages;
 mod queue;
 pub mod seed;
 mod templates;
+mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

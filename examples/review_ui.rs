@@ -27,7 +27,8 @@ async fn main() -> anyhow::Result<()> {
         database: db,
         ..Config::default()
     };
-    let state = WebState::new(store, config)?;
+    let defs = markwatch::platform::load_dir(&config.crawl.definitions)?;
+    let state = WebState::new(store, config, &defs)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("review UI on http://{addr}/");
     serve(listener, state, async {

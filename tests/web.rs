@@ -783,3 +783,76 @@ async fn export_downloads_the_platforms_approved_batch_in_its_form_layout() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn a_fifth_platform_definition_shows_up_in_the_filters_dashboard_and_export() {
+    // The repository's four definitions and a fifth, made from JD's: data only, no Rust.
+    let defs = tempfile::tempdir().unwrap();
+    let crawlers = common::repo().join("crawlers");
+    for entry in std::fs::read_dir(&crawlers).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, defs.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let jd = std::fs::read_to_string(crawlers.join("jd.toml")).unwrap();
+    let pdd = jd
+        .replace("platform = \"jd\"", "platform = \"pinduoduo\"")
+        .replace("name = \"京东 JD.com\"", "name = \"拼多多 Pinduoduo\"");
+    assert_ne!(pdd, jd);
+    std::fs::write(defs.path().join("pinduoduo.toml"), pdd).unwrap();
+
+    let web = WebServer::start_with_definitions(defs.path()).await;
+    web.add_user("rex", Role::Reviewer).await;
+    let id = markwatch::web::seed::seed_notice(
+        &web.store,
+        &[common::web::listing(
+            "pinduoduo",
+            "880000000001",
+            "耐克 高仿 气垫 跑步鞋",
+            "Nike",
+            0.9,
+        )],
+    )
+    .await
+    .unwrap()[0];
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+
+    // Both platform selects offer it under its definition's name.
+    let queue = web.text(&client, "/queue").await;
+    let option = "<option value=\"pinduoduo\">拼多多 Pinduoduo</option>";
+    assert_eq!(queue.matches(option).count(), 2, "{queue}");
+    assert!(queue.contains("<option value=\"jd\">京东 JD.com</option>"));
+    // Filtering by it works; an undefined platform is refused, naming the defined ones.
+    let filtered = web.text(&client, "/queue?platform=pinduoduo").await;
+    assert!(
+        filtered.contains(&format!("data-notice=\"{id}\"")),
+        "{filtered}"
+    );
+    assert!(filtered.contains("<option value=\"pinduoduo\" selected>"));
+    let bad = client
+        .get(web.url("/queue?platform=ebay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("pinduoduo"));
+    // The dashboard has a row for it, linking to its queue.
+    let dash = web.text(&client, "/").await;
+    assert!(dash.contains("<td>拼多多 Pinduoduo</td>"), "{dash}");
+    assert!(dash.contains("href=\"/queue?platform=pinduoduo&amp;state=draft\">1</a>"));
+    // And its approved batch exports.
+    let resp = client
+        .post(web.url(&format!("/notices/{id}/transition")))
+        .form(&[("csrf", csrf.as_str()), ("to", "approved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let resp = client
+        .get(web.url("/export?platform=pinduoduo&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("880000000001"));
+}

@@ -150,7 +150,7 @@ pub async fn serve(
     let pipeline = Arc::new(pipeline::Pipeline::new(
         store.clone(),
         config.clone(),
-        defs,
+        defs.clone(),
         options.pace,
     ));
     let (mut scheduler, handle) =
@@ -183,7 +183,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     });
     // The review UI and its JSON API, from the same listener.
-    let web = crate::web::WebState::new(store.clone(), config.clone())
+    let web = crate::web::WebState::new(store.clone(), config.clone(), &defs)
         .map_err(|e| DaemonError::Web(e.to_string()))?;
     app = app.merge(crate::web::router(web));
     let http_stop = shutdown.clone();

@@ -99,7 +99,7 @@ async fn notices(
     _user: ApiUser,
     Query(lq): Query<ListQuery>,
 ) -> Result<Json<NoticePage>, ApiError> {
-    let (filter, sort, page) = lq.q.parse()?;
+    let (filter, sort, page) = lq.q.parse(state.platforms())?;
     let limit = lq
         .limit
         .unwrap_or(PAGE_SIZE)

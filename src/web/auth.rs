@@ -12,11 +12,11 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::form::FormFields;
 use super::headers::Nonce;
+use super::token::{constant_time_eq, short_token};
 use super::{WebError, WebState};
 use crate::store::{LoginOutcome, Role, User};
 
@@ -138,17 +138,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
                 .unwrap_or_else(|| "unknown".to_owned()),
         ))
     }
-}
-
-/// A nonce or CSRF value: 128 random bits, hex.
-pub fn short_token() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One cookie's value from the request's `Cookie` headers.

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::auth::CurrentUser;
 use super::pages::{Flash, page, v};
-use super::queue::PLATFORMS;
 use super::{WebError, WebState};
 use crate::case::{GoodFaith, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, good_faith_since};
 use crate::model::CaseState;
@@ -66,12 +65,13 @@ pub async fn dashboard(
 ) -> Result<Html<String>, WebError> {
     let store = state.store();
     let today = chrono::Utc::now().date_naive();
-    // Platform -> state -> count, every platform and state present.
-    let mut counts: BTreeMap<String, BTreeMap<&'static str, i64>> = PLATFORMS
+    // Platform -> state -> count, every defined platform and state present.
+    let mut counts: BTreeMap<String, BTreeMap<&'static str, i64>> = state
+        .platforms()
         .iter()
         .map(|p| {
             (
-                p.to_string(),
+                p.key.clone(),
                 CaseState::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
             )
         })
@@ -125,6 +125,7 @@ pub async fn dashboard(
         context! {
             page => v(page(&user, "dashboard", flash.message())),
             counts => v(counts),
+            platform_names => v(platform_names(&state)),
             states => v(CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
             rates => v(rates),
             min_success => MIN_SUCCESS_RATE * 100.0,
@@ -135,6 +136,15 @@ pub async fn dashboard(
             mark_count => brands.iter().map(|b| b.marks.len()).sum::<usize>(),
         },
     )
+}
+
+/// Platform key -> display name, for tables keyed by platform.
+fn platform_names(state: &WebState) -> BTreeMap<&str, &str> {
+    state
+        .platforms()
+        .iter()
+        .map(|p| (p.key.as_str(), p.name.as_str()))
+        .collect()
 }
 
 #[derive(Serialize)]

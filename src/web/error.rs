@@ -84,7 +84,7 @@ impl IntoResponse for WebError {
              <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"narrow\">\
              <h1>{code}</h1><p class=\"error\">{msg}</p><p><a href=\"/\">Back to the dashboard</a></p></main></body></html>",
             code = status.as_u16(),
-            msg = escape(&message),
+            msg = html_escape::encode_quoted_attribute(&message),
         );
         let mut resp = (
             status,
@@ -101,22 +101,25 @@ impl IntoResponse for WebError {
     }
 }
 
-/// HTML-escapes text for the few bodies built without a template.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn error_pages_escape_the_message() {
+        let resp = WebError::BadRequest("bad `<script>\"x'&</script>`".to_owned()).into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(
+            body.contains("bad `&lt;script&gt;&quot;x&#x27;&amp;&lt;/script&gt;`"),
+            "{body}"
+        );
+    }
 }

@@ -71,14 +71,14 @@ pub async fn export(
         .await
         .map_err(|e| WebError::Conflict(e.to_string()))?;
     tracing::info!(user = %user.user.name, platform, notices = batch.len(), "export downloaded");
-    let (ctype, ext) = match format {
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
-        ExportFormat::Json => ("application/json", "json"),
-        ExportFormat::Txt => ("text/plain; charset=utf-8", "txt"),
+    let ext = match format {
+        ExportFormat::Csv => "csv",
+        ExportFormat::Json => "json",
+        ExportFormat::Txt => "txt",
     };
     // Only known-safe characters go into the header: the platform was matched above.
     let filename = format!("{platform}-{}-{today}.{ext}", case_state.as_str());
-    let mut resp = ([(header::CONTENT_TYPE, ctype)], bytes).into_response();
+    let mut resp = ([(header::CONTENT_TYPE, format.content_type())], bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }

@@ -1,4 +1,5 @@
-//! Security headers on every response, and the per-request script nonce.
+//! Security headers on every response, and the per-request script nonce. Knows nothing of
+//! logins: `auth` reads the [`Nonce`] this middleware puts in the request.
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -10,7 +11,7 @@ use axum::response::Response;
 pub struct Nonce(pub String);
 
 pub async fn security_headers(mut req: Request, next: Next) -> Response {
-    let nonce = super::auth::short_token();
+    let nonce = super::token::short_token();
     req.extensions_mut().insert(Nonce(nonce.clone()));
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

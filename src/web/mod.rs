@@ -1,6 +1,8 @@
 //! The review UI and its JSON API: one axum [`router`] the daemon mounts.
 //!
-//! Architecture: [`WebState`] holds the store, the configuration and the compiled templates.
+//! Architecture: [`WebState`] holds the store, the configuration, the platforms (from the
+//! loaded crawler definitions, so a new `crawlers/*.toml` needs no change here) and the
+//! compiled templates.
 //! `auth` owns logins, sessions, CSRF and roles; `pages` the server-rendered HTML; `api` the
 //! JSON API for API tokens; `headers` the security headers every response carries. Pages work
 //! without JavaScript; `static/app.js` (nonce'd) only adds keyboard shortcuts and select-all.
@@ -16,6 +18,7 @@ mod pages;
 mod queue;
 pub mod seed;
 mod templates;
+mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +26,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
+use serde::Serialize;
+
 use crate::config::Config;
+use crate::platform::PlatformDef;
 use crate::store::Store;
 
 pub use auth::{CurrentUser, SESSION_COOKIE};
@@ -38,19 +44,39 @@ pub struct WebState {
 struct Inner {
     store: Store,
     config: Config,
+    /// The platforms with a loaded definition, in the definitions' order.
+    platforms: Vec<Platform>,
     templates: minijinja::Environment<'static>,
     /// Cookies get `Secure` when the UI is reached over HTTPS (`web.base_url`).
     secure_cookies: bool,
 }
 
+/// A platform as the UI offers it: the key notices carry and the definition's display name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Platform {
+    /// e.g. "taobao"
+    pub key: String,
+    /// e.g. "淘宝 Taobao"
+    pub name: String,
+}
+
 impl WebState {
-    /// Builds the state for [`router`]; fails only if a built-in template does not compile.
-    pub fn new(store: Store, config: Config) -> Result<WebState, WebError> {
+    /// Builds the state for [`router`] with the platforms of the loaded crawler definitions
+    /// (`platform::load_dir`); fails only if a built-in template does not compile.
+    pub fn new(store: Store, config: Config, defs: &[PlatformDef]) -> Result<WebState, WebError> {
         let secure_cookies = config.web.base_url.starts_with("https://");
+        let platforms = defs
+            .iter()
+            .map(|d| Platform {
+                key: d.platform.clone(),
+                name: d.name.clone(),
+            })
+            .collect();
         Ok(WebState {
             inner: Arc::new(Inner {
                 store,
                 config,
+                platforms,
                 templates: templates::environment()?,
                 secure_cookies,
             }),
@@ -63,6 +89,11 @@ impl WebState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The platforms the UI filters and exports by.
+    pub fn platforms(&self) -> &[Platform] {
+        &self.inner.platforms
     }
 }
 

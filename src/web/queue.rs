@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{CurrentUser, Posted};
 use super::pages::{Flash, page, v};
-use super::{WebError, WebState};
+use super::{Platform, WebError, WebState};
 use crate::matcher::Outcome;
 use crate::model::{CaseState, TransitionDetails};
 use crate::store::TransitionError;
@@ -21,8 +21,6 @@ use crate::store::{NoticeFilter, NoticeSort, Role};
 pub const PAGE_SIZE: u64 = 50;
 /// Most notices one bulk action may touch.
 const MAX_BULK: usize = 500;
-
-pub const PLATFORMS: [&str; 4] = ["taobao", "tmall", "jd", "amazon_cn"];
 
 impl From<TransitionError> for WebError {
     fn from(e: TransitionError) -> Self {
@@ -54,15 +52,19 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 }
 
 impl QueueQuery {
-    /// The store filter, sort and page this query asks for.
-    pub fn parse(&self) -> Result<(NoticeFilter, NoticeSort, u64), WebError> {
+    /// The store filter, sort and page this query asks for; `platforms` are the known ones.
+    pub fn parse(
+        &self,
+        platforms: &[Platform],
+    ) -> Result<(NoticeFilter, NoticeSort, u64), WebError> {
         let bad = |field: &str, value: &str, want: &str| {
             WebError::BadRequest(format!("filter `{field}`: `{value}` is not {want}"))
         };
         let mut f = NoticeFilter::default();
         if let Some(p) = nonempty(&self.platform) {
-            if !PLATFORMS.contains(&p) {
-                return Err(bad("platform", p, "taobao, tmall, jd or amazon_cn"));
+            if !platforms.iter().any(|k| k.key == p) {
+                let keys: Vec<&str> = platforms.iter().map(|k| k.key.as_str()).collect();
+                return Err(bad("platform", p, &one_of(&keys)));
             }
             f.platform = Some(p.to_owned());
         }
@@ -118,6 +120,15 @@ impl QueueQuery {
     }
 }
 
+/// "a, b or c": what a bad value should have been.
+fn one_of(keys: &[&str]) -> String {
+    match keys {
+        [] => "a platform with a definition".to_owned(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 fn encode_query(q: &QueueQuery) -> String {
     let mut ser = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in [
@@ -144,7 +155,7 @@ pub async fn queue(
     Query(q): Query<QueueQuery>,
     Query(flash): Query<Flash>,
 ) -> Result<Html<String>, WebError> {
-    let (filter, sort, page_no) = q.parse()?;
+    let (filter, sort, page_no) = q.parse(state.platforms())?;
     let offset = (page_no - 1) * PAGE_SIZE;
     let page_rows = state
         .store()
@@ -185,7 +196,7 @@ pub async fn queue(
             prev => (page_no > 1).then(|| q.with_page(page_no - 1)),
             next => has_next.then(|| q.with_page(page_no + 1)),
             back => encode_query(&q),
-            platforms => v(PLATFORMS),
+            platforms => v(state.platforms()),
             states => v(CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
             brands => v(brands),
             governor => v(governor),
@@ -494,21 +505,52 @@ pub fn visible_text(html: &str) -> String {
 mod tests {
     use super::*;
 
+    fn platforms(keys: &[&str]) -> Vec<Platform> {
+        keys.iter()
+            .map(|k| Platform {
+                key: (*k).to_owned(),
+                name: k.to_uppercase(),
+            })
+            .collect()
+    }
+
     #[test]
     fn bad_filters_are_named() {
+        let known = platforms(&["jd", "taobao"]);
         let q = QueueQuery {
             min_score: Some("2".into()),
             ..QueueQuery::default()
         };
-        assert!(q.parse().unwrap_err().to_string().contains("min_score"));
+        assert!(
+            q.parse(&known)
+                .unwrap_err()
+                .to_string()
+                .contains("min_score")
+        );
         let q = QueueQuery {
             platform: Some("ebay".into()),
             ..QueueQuery::default()
         };
-        assert!(q.parse().unwrap_err().to_string().contains("platform"));
-        let (f, _, page) = QueueQuery::default().parse().unwrap();
+        let err = q.parse(&known).unwrap_err().to_string();
+        assert!(
+            err.contains("platform") && err.contains("jd or taobao"),
+            "{err}"
+        );
+        let (f, _, page) = QueueQuery::default().parse(&known).unwrap();
         assert_eq!(f.states, vec![CaseState::Draft]);
         assert_eq!(page, 1);
+    }
+
+    #[test]
+    fn any_defined_platform_is_a_filter() {
+        let known = platforms(&["jd", "pinduoduo"]);
+        let q = QueueQuery {
+            platform: Some("pinduoduo".into()),
+            ..QueueQuery::default()
+        };
+        let (f, _, _) = q.parse(&known).unwrap();
+        assert_eq!(f.platform.as_deref(), Some("pinduoduo"));
+        assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Listings, evidence and verdicts are stored through the crawler's `record_page` (with a
 //! synthetic judge instead of the matcher), drafts through the notice drafting's `save_drafts`.
 
+use html_escape::encode_quoted_attribute;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -47,23 +48,19 @@ pub fn item_url(platform: &str, item_id: &str) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
-    super::error::escape(s)
-}
-
 /// A search page showing `listings`, as a platform would serve it (titles escaped as HTML).
 fn search_page(platform: &str, keyword: &str, listings: &[Listing]) -> Page {
     let mut body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} - 搜索</title>\
          <script>window.g_page_config = {{}};</script></head><body><ul class=\"items\">",
-        escape(keyword)
+        encode_quoted_attribute(keyword)
     );
     for l in listings {
         body.push_str(&format!(
             "<li class=\"item\"><a href=\"{}\">{}</a><span class=\"shop\">{}</span><span class=\"price\">¥{:.2}</span></li>",
-            escape(&l.url),
-            escape(&l.title),
-            escape(l.seller.as_deref().unwrap_or("")),
+            encode_quoted_attribute(&l.url),
+            encode_quoted_attribute(&l.title),
+            encode_quoted_attribute(l.seller.as_deref().unwrap_or("")),
             l.price.unwrap_or(0.0)
         ));
     }

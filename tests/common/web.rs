@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use markwatch::config::Config;
+use markwatch::platform;
 use markwatch::store::{Role, Store};
 use markwatch::web::{WebState, serve};
 
@@ -17,8 +18,15 @@ pub struct WebServer {
 }
 
 impl WebServer {
-    /// A fresh database with the demo registry imported, served on a free loopback port.
+    /// A fresh database with the demo registry imported, served on a free loopback port, with
+    /// the repository's platform definitions.
     pub async fn start() -> WebServer {
+        WebServer::start_with_definitions(&super::repo().join("crawlers")).await
+    }
+
+    /// As [`WebServer::start`], with the platform definitions in `definitions`, loaded as the
+    /// daemon loads `crawl.definitions`.
+    pub async fn start_with_definitions(definitions: &std::path::Path) -> WebServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("markwatch.db");
         let store = Store::open(&db).await.expect("open store");
@@ -27,11 +35,13 @@ impl WebServer {
             .import_registry(&brands, "test", "brands.toml")
             .await
             .unwrap();
-        let config = Config {
+        let mut config = Config {
             database: db,
             ..Config::default()
         };
-        let state = WebState::new(store.clone(), config).expect("web state");
+        config.crawl.definitions = definitions.to_path_buf();
+        let defs = platform::load_dir(definitions).expect("platform definitions");
+        let state = WebState::new(store.clone(), config, &defs).expect("web state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -252,7 +252,7 @@ pub async fn write_pack<W: Write + Seek>(
     let ctx = NoticeContext::new(&detail, def, config, marks.clone(), today);
     for lang in Language::ALL {
         let text = templates.render(def, lang, &ctx)?;
-        let name = format!("notice.{}.txt", lang.code());
+        let name = format!("notice.{}.txt", lang.as_str());
         zip.start_file(name.as_str(), opts)?;
         zip.write_all(text.as_bytes())
             .map_err(|source| EvidenceError::Io {

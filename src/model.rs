@@ -45,9 +45,22 @@ pub struct AlertPrefs {
     pub language: Language,
 }
 
-/// When a brand's contacts are emailed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// When a brand's contacts are emailed. Stored in `brands.alert_mode` as its snake_case name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AlertMode {
     /// One email per crawl for new infringing listings, plus the digest for the rest.
     #[default]
@@ -59,47 +72,52 @@ pub enum AlertMode {
 }
 
 impl AlertMode {
+    /// The stored and configured name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertMode::Immediate => "immediate",
-            AlertMode::Digest => "digest",
-            AlertMode::Off => "off",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AlertMode> {
-        match s {
-            "immediate" => Some(AlertMode::Immediate),
-            "digest" => Some(AlertMode::Digest),
-            "off" => Some(AlertMode::Off),
-            _ => None,
-        }
+        self.into()
     }
 }
 
-/// The language alert emails are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A language markwatch writes in: a brand's alert emails (`brands.alert_language`, English
+/// unless set) and takedown notices (each in every language of [`Language::ALL`]). Its code
+/// ("en", "zh") is what is stored, configured, serialised and put in template file names.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_language
+)]
 pub enum Language {
     #[default]
     En,
     Zh,
 }
 
-impl Language {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::Zh => "zh",
-        }
-    }
+fn unknown_language(s: &str) -> String {
+    format!("unknown language `{s}`; expected zh or en")
+}
 
-    pub fn parse(s: &str) -> Option<Language> {
-        match s {
-            "en" => Some(Language::En),
-            "zh" => Some(Language::Zh),
-            _ => None,
-        }
+impl Language {
+    /// Every language, in the order notices are written: Chinese first.
+    pub const ALL: [Language; 2] = [Language::Zh, Language::En];
+
+    /// The language's code, "en" or "zh".
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -171,4 +189,41 @@ impl Trigger {
 /// How a slot is stored: RFC 3339 UTC, to the second.
 pub fn slot_key(slot: chrono::DateTime<chrono::Utc>) -> String {
     slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strings are stored in the database and written in registries: they never change.
+    #[test]
+    fn stored_names_are_stable() {
+        for (mode, name) in [
+            (AlertMode::Immediate, "immediate"),
+            (AlertMode::Digest, "digest"),
+            (AlertMode::Off, "off"),
+        ] {
+            assert_eq!(mode.as_str(), name);
+            assert_eq!(mode.to_string(), name);
+            assert_eq!(name.parse::<AlertMode>(), Ok(mode));
+            assert_eq!(serde_json::to_value(mode).unwrap(), name);
+        }
+        for (lang, name) in [(Language::En, "en"), (Language::Zh, "zh")] {
+            assert_eq!(lang.as_str(), name);
+            assert_eq!(lang.to_string(), name);
+            assert_eq!(name.parse::<Language>(), Ok(lang));
+            assert_eq!(serde_json::to_value(lang).unwrap(), name);
+            assert_eq!(
+                serde_json::from_value::<Language>(name.into()).unwrap(),
+                lang
+            );
+        }
+        assert!("Immediate".parse::<AlertMode>().is_err());
+        assert_eq!(
+            "EN".parse::<Language>(),
+            Err("unknown language `EN`; expected zh or en".to_owned())
+        );
+        assert_eq!(Language::default(), Language::En);
+        assert_eq!(AlertMode::default(), AlertMode::Immediate);
+    }
 }

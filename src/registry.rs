@@ -635,9 +635,9 @@ impl Validator {
     fn alerts(&mut self, raw: RawAlertFields) -> AlertPrefs {
         let mut prefs = AlertPrefs::default();
         if let Some((line, field, v)) = raw.mode {
-            match AlertMode::parse(v.trim()) {
-                Some(m) => prefs.mode = m,
-                None => self.problem(
+            match v.trim().parse::<AlertMode>() {
+                Ok(m) => prefs.mode = m,
+                Err(_) => self.problem(
                     line,
                     &field,
                     format!("`{v}` is not an alert mode; use immediate, digest or off"),
@@ -651,9 +651,9 @@ impl Validator {
             }
         }
         if let Some((line, field, v)) = raw.language {
-            match Language::parse(v.trim()) {
-                Some(l) => prefs.language = l,
-                None => self.problem(
+            match v.trim().parse::<Language>() {
+                Ok(l) => prefs.language = l,
+                Err(_) => self.problem(
                     line,
                     &field,
                     format!("`{v}` is not a language; use en or zh"),

@@ -335,8 +335,43 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     assert!(emails > 0, "no .eml alerts written");
 
     // /metrics counts what the database holds.
-    let (status, text) = get(&format!("http://{addr}/metrics")).await;
-    assert_eq!(status, 200);
+    let resp = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = resp.text().await.unwrap();
+    // A scraper that asks for OpenMetrics (Prometheus does) gets it, with the same samples.
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let open_metrics = resp.text().await.unwrap();
+    assert!(open_metrics.ends_with("# EOF\n"), "{open_metrics}");
+    assert!(
+        open_metrics.contains("# TYPE markwatch_pages_fetched counter\n"),
+        "{open_metrics}"
+    );
+    assert!(
+        sample(
+            &open_metrics,
+            r#"markwatch_pages_fetched_total{platform="taobao",outcome="ok"}"#
+        )
+        .is_some(),
+        "{open_metrics}"
+    );
     let mut conn = db(&scratch).await;
     let (ok, new): (i64, i64) = sqlx::query_as(
         "SELECT sum(pages_ok), sum(listings_new) FROM crawl_runs WHERE platform = 'taobao'",

@@ -91,9 +91,11 @@ async fn readyz(State(s): State<DaemonHttp>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(s): State<DaemonHttp>) -> Response {
-    match crate::metrics::scrape(&s.store, s.started).await {
-        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+async fn metrics(State(s): State<DaemonHttp>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::negotiate(accept);
+    match crate::metrics::scrape(&s.store, s.started, format).await {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "metrics scrape failed");
             (

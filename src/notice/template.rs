@@ -52,35 +52,8 @@ pub fn bundled_templates() -> &'static [(&'static str, &'static str)] {
     ]
 }
 
-/// A notice's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Zh,
-    En,
-}
-
-impl Language {
-    pub const ALL: [Language; 2] = [Language::Zh, Language::En];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Zh => "zh",
-            Language::En => "en",
-        }
-    }
-}
-
-impl std::str::FromStr for Language {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "zh" => Ok(Language::Zh),
-            "en" => Ok(Language::En),
-            other => Err(format!("unknown language `{other}`; expected zh or en")),
-        }
-    }
-}
+/// A notice's language: the crate's one [`Language`](crate::model::Language).
+pub use crate::model::Language;
 
 /// The loaded templates.
 pub struct Templates {
@@ -163,20 +136,20 @@ impl Templates {
             .clone()
             .unwrap_or_else(|| def.platform.clone());
         for stem in [&def.platform, &family] {
-            let name = format!("{stem}.{}.txt", lang.code());
+            let name = format!("{stem}.{}.txt", lang.as_str());
             if self.origin.contains_key(&name) {
                 return Ok(name);
             }
         }
         Err(NoticeError::Template {
-            name: format!("{}.{}.txt", family, lang.code()),
+            name: format!("{}.{}.txt", family, lang.as_str()),
             message: format!(
                 "no template for platform `{}` in {}: add {}.{}.txt or {family}.{}.txt to notices.templates",
                 def.platform,
-                lang.code(),
+                lang.as_str(),
                 def.platform,
-                lang.code(),
-                lang.code()
+                lang.as_str(),
+                lang.as_str()
             ),
         })
     }

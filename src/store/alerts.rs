@@ -16,9 +16,20 @@ use crate::model::Outcome;
 use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
 use crate::model::{AlertMode, AlertPrefs, Language};
 
-/// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What an alert is about. Stored in `alerts.kind` as its snake_case name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AlertKind {
     /// New infringing listings of one brand, one email per crawl.
     Immediate,
@@ -31,30 +42,29 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Immediate => "immediate",
-            AlertKind::Digest => "digest",
-            AlertKind::Operations => "operations",
-            AlertKind::Test => "test",
-        }
-    }
-
-    fn parse(s: &str) -> Result<AlertKind> {
-        Ok(match s {
-            "immediate" => AlertKind::Immediate,
-            "digest" => AlertKind::Digest,
-            "operations" => AlertKind::Operations,
-            "test" => AlertKind::Test,
-            other => return Err(corrupt("kind", other)),
-        })
+        self.into()
     }
 }
 
-/// Where an alert is on its way out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+/// Where an alert is on its way out. Stored in `alerts.state` as its snake_case name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    clap::ValueEnum,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AlertState {
     /// Waiting for its first attempt.
     Queued,
@@ -77,30 +87,27 @@ impl AlertState {
         AlertState::Dead,
     ];
 
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Queued => "queued",
-            AlertState::Sending => "sending",
-            AlertState::Sent => "sent",
-            AlertState::FailedRetrying => "failed_retrying",
-            AlertState::Dead => "dead",
-        }
-    }
-
-    fn parse(s: &str) -> Result<AlertState> {
-        AlertState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| corrupt("state", s))
+        self.into()
     }
 }
 
-fn corrupt(column: &'static str, value: &str) -> StoreError {
+fn corrupt(table: &'static str, column: &'static str, value: &str) -> StoreError {
     StoreError::Corrupt {
-        table: "alerts",
+        table,
         column,
         value: value.to_owned(),
     }
+}
+
+/// A stored enum read back by its name: text no variant has is a corrupt row, not a panic.
+fn stored<T: std::str::FromStr>(
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+) -> Result<T> {
+    value.parse().map_err(|_| corrupt(table, column, value))
 }
 
 /// An alert row.
@@ -210,13 +217,14 @@ fn alert_from_row(row: AlertRow) -> Result<Alert> {
     ) = row;
     Ok(Alert {
         id,
-        kind: AlertKind::parse(&kind)?,
+        kind: stored("alerts", "kind", &kind)?,
         brand_id,
         recipients: serde_json::from_str(&recipients)
-            .map_err(|_| corrupt("recipients", &recipients))?,
+            .map_err(|_| corrupt("alerts", "recipients", &recipients))?,
         message_id,
-        payload: serde_json::from_str(&payload).map_err(|_| corrupt("payload", &payload))?,
-        state: AlertState::parse(&state)?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|_| corrupt("alerts", "payload", &payload))?,
+        state: stored("alerts", "state", &state)?,
         attempts,
         next_attempt_at,
         last_error,
@@ -306,15 +314,10 @@ pub(super) async fn brand_prefs(conn: &mut SqliteConnection) -> Result<HashMap<i
 }
 
 fn prefs_from_row(mode: String, digest: Option<String>, language: String) -> Result<AlertPrefs> {
-    let bad = |column, value: &str| StoreError::Corrupt {
-        table: "brands",
-        column,
-        value: value.to_owned(),
-    };
     Ok(AlertPrefs {
-        mode: AlertMode::parse(&mode).ok_or_else(|| bad("alert_mode", &mode))?,
+        mode: stored("brands", "alert_mode", &mode)?,
         digest,
-        language: Language::parse(&language).ok_or_else(|| bad("alert_language", &language))?,
+        language: stored("brands", "alert_language", &language)?,
     })
 }
 
@@ -510,11 +513,7 @@ impl Store {
             out.push(PendingBrand {
                 brand_id,
                 brand,
-                mode: AlertMode::parse(&mode).ok_or_else(|| StoreError::Corrupt {
-                    table: "brands",
-                    column: "alert_mode",
-                    value: mode.clone(),
-                })?,
+                mode: stored("brands", "alert_mode", &mode)?,
                 contacts: contacts(&mut conn, brand_id).await?,
                 events,
                 oldest: parse_stamp("alert_events", "created_at", &oldest)?,
@@ -893,7 +892,7 @@ impl Store {
         let Some(state) = state else {
             return Ok(None);
         };
-        let state = AlertState::parse(&state)?;
+        let state = stored("alerts", "state", &state)?;
         if matches!(state, AlertState::Dead | AlertState::FailedRetrying) {
             sqlx::query(
                 "UPDATE alerts SET state = 'queued', attempts = 0, next_attempt_at = NULL WHERE id = ?",
@@ -949,7 +948,7 @@ impl Store {
                 .await?;
         let counts = rows
             .into_iter()
-            .map(|(s, n)| Ok((AlertState::parse(&s)?, n)))
+            .map(|(s, n)| Ok((stored("alerts", "state", &s)?, n)))
             .collect::<Result<Vec<_>>>()?;
         let oldest: Option<String> = sqlx::query_scalar(
             "SELECT min(created_at) FROM alerts WHERE state IN ('queued', 'sending', 'failed_retrying')",
@@ -969,11 +968,7 @@ async fn brand_name_language(
             .bind(brand_id)
             .fetch_one(&mut **tx)
             .await?;
-    let language = Language::parse(&language).ok_or_else(|| StoreError::Corrupt {
-        table: "brands",
-        column: "alert_language",
-        value: language.clone(),
-    })?;
+    let language = stored("brands", "alert_language", &language)?;
     Ok((name, language))
 }
 
@@ -1241,5 +1236,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(next, None, "nothing new to say: no email");
+    }
+
+    #[tokio::test]
+    async fn stored_names_round_trip_and_unknown_ones_are_corrupt_rows() {
+        for (kind, name) in [
+            (AlertKind::Immediate, "immediate"),
+            (AlertKind::Digest, "digest"),
+            (AlertKind::Operations, "operations"),
+            (AlertKind::Test, "test"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(stored::<AlertKind>("alerts", "kind", name).unwrap(), kind);
+        }
+        let names = ["queued", "sending", "sent", "failed_retrying", "dead"];
+        for (state, name) in AlertState::ALL.into_iter().zip(names) {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+            assert_eq!(
+                stored::<AlertState>("alerts", "state", name).unwrap(),
+                state
+            );
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_brand(dir.path()).await;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO alerts (kind, recipients, message_id, payload, created_at)
+             VALUES ('weekly', '[]', '<w@markwatch.example>', '{}', 'x') RETURNING id",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        let err = store.alert(id).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { table: "alerts", column: "kind", value } if value == "weekly"),
+            "{err:?}"
+        );
+
+        // The schema's CHECKs keep these out; a database edited by hand may still have them.
+        let mut conn = store.pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for (column, value) in [("alert_mode", "Digest"), ("alert_language", "fr")] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE brands SET {column} = ?"
+            )))
+            .bind(value)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let err = store.brands().await.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt { table: "brands", column: c, value: v } if *c == column && v == value),
+                "{err:?}"
+            );
+            sqlx::query("UPDATE brands SET alert_mode = 'digest', alert_language = 'zh'")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query("PRAGMA ignore_check_constraints = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
     }
 }

@@ -4,9 +4,6 @@
 //! Session and API tokens are random 256-bit values handed to the client once; only their
 //! SHA-256 is stored, so a copy of the database does not let anyone log in.
 
-use std::fmt;
-use std::str::FromStr;
-
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -17,9 +14,28 @@ use sha2::{Digest, Sha256};
 
 use super::{Result, Store, StoreError, now};
 
-/// What a user may do. Ordered: each role can do everything the one before it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What a user may do. Ordered: each role can do everything the one before it can. Stored in
+/// `users.role` as its snake_case name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_role
+)]
 pub enum Role {
     /// Reads everything.
     Viewer,
@@ -29,33 +45,14 @@ pub enum Role {
     Admin,
 }
 
+fn unknown_role(s: &str) -> String {
+    format!("unknown role `{s}`: expected viewer, reviewer or admin")
+}
+
 impl Role {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Role, String> {
-        match s {
-            "viewer" => Ok(Role::Viewer),
-            "reviewer" => Ok(Role::Reviewer),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!(
-                "unknown role `{other}`: expected viewer, reviewer or admin"
-            )),
-        }
+        self.into()
     }
 }
 
@@ -564,6 +561,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn role_names_are_stable_and_unknown_ones_are_corrupt_rows() {
+        for (role, name) in [
+            (Role::Viewer, "viewer"),
+            (Role::Reviewer, "reviewer"),
+            (Role::Admin, "admin"),
+        ] {
+            assert_eq!(role.as_str(), name);
+            assert_eq!(role.to_string(), name);
+            assert_eq!(name.parse::<Role>(), Ok(role));
+        }
+        assert_eq!(
+            "root".parse::<Role>(),
+            Err("unknown role `root`: expected viewer, reviewer or admin".to_owned())
+        );
+        let row = (
+            1,
+            "eve".to_owned(),
+            "root".to_owned(),
+            false,
+            "x".to_owned(),
+        );
+        assert!(matches!(
+            user_from_row(row),
+            Err(StoreError::Corrupt { table: "users", column: "role", value }) if value == "root"
+        ));
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// jemalloc: a crawl costs about 15% less CPU per page than with glibc's malloc (README,
-/// Benchmarks). Its options are in .cargo/config.toml.
+/// jemalloc: a crawl costs less CPU per page than with glibc's malloc (docs/benchmarks.md).
+/// Its options are in .cargo/config.toml.
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

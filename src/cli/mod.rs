@@ -55,7 +55,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure throughput and memory (see the README's Benchmarks section)
+    /// Measure throughput and memory (method and figures: docs/benchmarks.md)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Manage the brand registry: brands, marks, aliases, authorised sellers

@@ -139,9 +139,8 @@ impl Store {
             // rather than every 4 copies each into the database file less often.
             .pragma("wal_autocheckpoint", "4000")
             // A group commit touches more than SQLite's default 2 MB of pages, which spilled to
-            // the WAL mid-transaction and were read back. Each connection fills its own cache;
-            // 8 MB rather than 16 cut a 100k-listing crawl's peak RSS by 5-17 MiB. 32 MB on the
-            // crawl's writer alone made the crawl slower, and it peaked at 155-161 MiB.
+            // the WAL mid-transaction and were read back. Each connection fills its own cache,
+            // so a larger one costs peak memory for little speed (docs/benchmarks.md).
             .pragma("cache_size", "-8000")
             // Statement journals (for multi-row upserts) in memory, not in temporary files.
             .pragma("temp_store", "memory")

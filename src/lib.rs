@@ -22,6 +22,7 @@ pub mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
 pub mod fetch;
 /// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
+#[cfg(feature = "fixtures")]
 pub mod fixture_server;
 /// Matching listings against the registry: an explained verdict per listing.
 pub mod matcher;

@@ -2,16 +2,20 @@
 
 mod alerts;
 mod backup;
+#[cfg(feature = "fixtures")]
 mod bench;
 mod brands;
 mod cases;
 mod config;
 mod crawl;
+#[cfg(feature = "fixtures")]
 mod demo;
 mod evidence;
+#[cfg(feature = "fixtures")]
 mod fixtures;
 mod matching;
 mod queue;
+#[cfg(feature = "fixtures")]
 mod seed;
 mod sellers;
 mod serve;
@@ -56,6 +60,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Measure throughput and memory (method and figures: docs/benchmarks.md)
+    #[cfg(feature = "fixtures")]
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Manage the brand registry: brands, marks, aliases, authorised sellers
@@ -69,6 +74,7 @@ enum Command {
     /// Print the listings a definition extracts from a saved page, as JSONL
     Extract(crawl::ExtractArgs),
     /// Serve the fixture platforms (local look-alikes of the real sites, with fault injection)
+    #[cfg(feature = "fixtures")]
     #[command(subcommand)]
     Fixtures(fixtures::FixturesCommand),
     /// Match a JSONL file of listings against a registry file, offline (no database)
@@ -78,6 +84,7 @@ enum Command {
     /// Run the daemon: scheduled crawls, matching, notices, alerts, health, metrics, review UI
     Serve(serve::ServeArgs),
     /// Run the whole pipeline once on the bundled brands and fixture platforms, in a fresh directory
+    #[cfg(feature = "fixtures")]
     Demo(demo::DemoArgs),
     /// Copy the live database to FILE (consistent while the daemon runs)
     Backup(backup::BackupArgs),
@@ -106,7 +113,12 @@ enum Command {
 impl Cli {
     /// Whether the command prints and exits, rather than serving until stopped.
     pub fn prints_and_exits(&self) -> bool {
-        !matches!(self.command, Command::Serve(_) | Command::Fixtures(_))
+        match self.command {
+            Command::Serve(_) => false,
+            #[cfg(feature = "fixtures")]
+            Command::Fixtures(_) => false,
+            _ => true,
+        }
     }
 }
 
@@ -131,19 +143,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.log.format = format;
     }
     // The demo prints its own steps; its logs show only problems unless RUST_LOG asks.
+    #[cfg(feature = "fixtures")]
     let quiet = matches!(cli.command, Command::Demo(_));
+    #[cfg(not(feature = "fixtures"))]
+    let quiet = false;
     init_logging(config.log.format, quiet).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
+        #[cfg(feature = "fixtures")]
         Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
         Command::Extract(args) => crawl::run_extract(args, &ctx),
+        #[cfg(feature = "fixtures")]
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),
         Command::Eval(args) => matching::run_eval(args),
         Command::Serve(args) => serve::run(args, &ctx).await,
+        #[cfg(feature = "fixtures")]
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Backup(args) => backup::run(args, &ctx).await,
         Command::Users(cmd) => users::run(cmd, &ctx).await,

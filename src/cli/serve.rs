@@ -2,6 +2,7 @@
 //! running daemon to start runs through its control API).
 
 use std::net::SocketAddr;
+#[cfg(feature = "fixtures")]
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,15 +16,18 @@ use markwatch::store::ScheduleRunRow;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
+#[cfg(feature = "fixtures")]
 use super::demo;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Serve the demo's data (made by `markwatch demo`): its database, outbox and the fixture
     /// platforms, started in-process
+    #[cfg(feature = "fixtures")]
     #[arg(long)]
     demo: bool,
     /// The demo directory [default: the one `markwatch demo` uses]
+    #[cfg(feature = "fixtures")]
     #[arg(long, value_name = "DIR", requires = "demo")]
     dir: Option<PathBuf>,
     /// Listen on this address; overrides `web.addr`
@@ -38,8 +42,12 @@ pub async fn run(args: ServeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     let shutdown = CancellationToken::new();
     spawn_signal_watch(shutdown.clone())?;
+    #[cfg(not(feature = "fixtures"))]
+    let pace = Pace::Polite;
     // The demo's fixture platforms live as long as the daemon.
+    #[cfg(feature = "fixtures")]
     let mut _fixtures = None;
+    #[cfg(feature = "fixtures")]
     let pace = if args.demo {
         let dir = args.dir.unwrap_or_else(demo::default_dir);
         let (demo_config, fixtures) = demo::serve_config(&config, &dir).await?;

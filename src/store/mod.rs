@@ -9,6 +9,7 @@ mod drafts;
 mod evidence;
 mod matches;
 mod notices;
+#[cfg(feature = "fixtures")]
 mod synthetic;
 mod users;
 
@@ -45,6 +46,7 @@ pub use notices::{
     NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
     StateCount, TransitionError,
 };
+#[cfg(feature = "fixtures")]
 pub use synthetic::BrandMarks;
 pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
 

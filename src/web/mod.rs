@@ -16,6 +16,7 @@ mod form;
 mod headers;
 mod pages;
 mod queue;
+#[cfg(feature = "fixtures")]
 pub mod seed;
 mod templates;
 mod token;

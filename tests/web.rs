@@ -856,3 +856,49 @@ async fn a_fifth_platform_definition_shows_up_in_the_filters_dashboard_and_expor
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().contains("880000000001"));
 }
+
+#[tokio::test]
+async fn a_bulk_form_with_a_bad_id_is_refused_and_one_without_the_token_changes_nothing() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+    let id = seeded.draft_id.to_string();
+    let post = |form: Vec<(&'static str, String)>| {
+        let req = client.post(web.url("/queue/bulk")).form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let bad = post(vec![
+        ("csrf", csrf.clone()),
+        ("action", "approve".into()),
+        ("id", id.clone()),
+        ("id", "x".into()),
+    ])
+    .await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("id"));
+    let forged = post(vec![("action", "approve".into()), ("id", id.clone())]).await;
+    assert_eq!(forged.status(), 403);
+    let detail = web
+        .store
+        .notice_detail(seeded.draft_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.notice.state.as_str(), "draft");
+    let ok = post(vec![
+        ("csrf", csrf.clone()),
+        ("action", "approve".into()),
+        ("id", id.clone()),
+    ])
+    .await;
+    assert_eq!(ok.status(), 303);
+    let detail = web
+        .store
+        .notice_detail(seeded.draft_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.notice.state.as_str(), "approved");
+}

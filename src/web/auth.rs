@@ -12,9 +12,10 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::form::FormFields;
+use super::form::{CsrfForm, csrf_form, read_form};
 use super::headers::Nonce;
 use super::token::{constant_time_eq, short_token};
 use super::{WebError, WebState};
@@ -100,27 +101,38 @@ impl FromRequestParts<WebState> for CurrentUser {
     }
 }
 
-/// A form posted by a logged-in user whose CSRF token matched their session's.
-pub struct Posted {
+/// A form `T` posted by a logged-in user whose CSRF token matched their session's. A body that
+/// is not a form of type `T` is refused before the token is compared; either way, no handler
+/// sees a form whose token did not match.
+pub struct Posted<T> {
     pub user: CurrentUser,
-    pub form: FormFields,
+    pub form: T,
 }
 
-impl FromRequest<WebState> for Posted {
+impl<T: CsrfForm + DeserializeOwned> FromRequest<WebState> for Posted<T> {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
         let (mut parts, body) = req.into_parts();
         let user = CurrentUser::from_request_parts(&mut parts, state).await?;
-        let form = FormFields::from_request(Request::from_parts(parts, body), state).await?;
-        match form.get("csrf") {
-            Some(sent) if constant_time_eq(sent.as_bytes(), user.csrf.as_bytes()) => {
-                Ok(Posted { user, form })
-            }
-            _ => Err(WebError::Csrf),
+        let form: T = read_form(Request::from_parts(parts, body), state).await?;
+        let sent = form.csrf();
+        if !sent.is_empty() && constant_time_eq(sent.as_bytes(), user.csrf.as_bytes()) {
+            Ok(Posted { user, form })
+        } else {
+            Err(WebError::Csrf)
         }
     }
 }
+
+/// A form with nothing but its CSRF token (logout).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+csrf_form!(CsrfOnly);
 
 /// The client's address, for per-IP login throttling. Behind a reverse proxy this is the
 /// proxy's address, which then throttles all clients together (the safe direction).
@@ -177,6 +189,17 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
+/// The login form; its `csrf` is checked against the double-submit cookie, there being no
+/// session yet.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    csrf: String,
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
 fn render_login(
     state: &WebState,
     nonce: &str,
@@ -217,16 +240,17 @@ pub async fn login(
     axum::Extension(nonce): axum::Extension<Nonce>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: FormFields,
+    req: Request,
 ) -> Result<Response, WebError> {
+    let form: LoginForm = read_form(req, &state).await?;
     let cookie_csrf = cookie(&headers, LOGIN_CSRF_COOKIE);
-    match (cookie_csrf.as_deref(), form.get("csrf")) {
-        (Some(c), Some(f)) if !c.is_empty() && constant_time_eq(c.as_bytes(), f.as_bytes()) => {}
+    match cookie_csrf.as_deref() {
+        Some(c) if !c.is_empty() && constant_time_eq(c.as_bytes(), form.csrf.as_bytes()) => {}
         _ => return Err(WebError::Csrf),
     }
-    let name = form.get("name").unwrap_or("").trim().to_owned();
-    let password = form.get("password").unwrap_or("");
-    let next = safe_next(form.get("next"));
+    let name = form.name.trim().to_owned();
+    let password = form.password.as_str();
+    let next = safe_next(form.next.as_deref());
     let csrf = cookie_csrf.unwrap_or_default();
     match state.store().attempt_login(&name, password, &ip).await? {
         LoginOutcome::Ok(user) => {
@@ -268,7 +292,11 @@ pub async fn login(
     }
 }
 
-pub async fn logout(State(state): State<WebState>, headers: HeaderMap, posted: Posted) -> Response {
+pub async fn logout(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    posted: Posted<CsrfOnly>,
+) -> Response {
     let _ = posted;
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.store().end_session(&token).await

@@ -1,96 +1,98 @@
-//! Posted `application/x-www-form-urlencoded` bodies, with repeated keys (bulk selections).
+//! Posted `application/x-www-form-urlencoded` bodies, deserialized into a struct per form by
+//! axum-extra's `Form` (serde_html_form: a repeated key such as a bulk selection's `id` fills a
+//! `Vec`). [`read_form`] is the one way handlers read a body; `auth::Posted` adds the CSRF
+//! check for logged-in users.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{FromRequest, Request};
+use axum_extra::extract::Form;
+use serde::de::DeserializeOwned;
 
 use super::WebError;
 
 /// Largest form accepted: a bulk selection of a full queue page and a note fit easily.
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Default)]
-pub struct FormFields(pub Vec<(String, String)>);
+/// A form a logged-in user posts: it echoes the session's CSRF token in its `csrf` field.
+pub trait CsrfForm {
+    /// The `csrf` field as sent (empty if it was missing).
+    fn csrf(&self) -> &str;
+}
 
-impl FormFields {
-    pub fn parse(body: &[u8]) -> FormFields {
-        FormFields(
-            url::form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
+/// Implements [`CsrfForm`] for form structs with a `csrf: String` field.
+macro_rules! csrf_form {
+    ($($form:ty),+) => {
+        $(impl $crate::web::form::CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
+}
+pub(crate) use csrf_form;
 
-    /// The first value for `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first value for `key`, trimmed, if not empty.
-    pub fn text(&self, key: &str) -> Option<String> {
-        self.get(key)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    }
-
-    /// Every value for `key`.
-    pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// Every value for `key` that is an id; anything else is a bad request naming the field.
-    pub fn ids(&self, key: &str) -> Result<Vec<i64>, WebError> {
-        self.all(key)
-            .into_iter()
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| WebError::BadRequest(format!("field `{key}`: `{v}` is not an id")))
-            })
-            .collect()
+/// Reads a form of type `T` from `req`: at most [`MAX_FORM_BYTES`], and only a urlencoded form.
+pub async fn read_form<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, WebError> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| WebError::BadRequest("form too large".to_owned()))?;
+    let req = Request::from_parts(parts, Body::from(bytes));
+    match Form::<T>::from_request(req, state).await {
+        Ok(Form(form)) => Ok(form),
+        Err(e) => Err(WebError::BadRequest(e.body_text())),
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for FormFields {
-    type Rejection = WebError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ctype = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !ctype.starts_with("application/x-www-form-urlencoded") {
-            return Err(WebError::BadRequest(
-                "expected a form (application/x-www-form-urlencoded)".to_owned(),
-            ));
-        }
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| WebError::BadRequest(e.to_string()))?;
-        if body.len() > MAX_FORM_BYTES {
-            return Err(WebError::BadRequest("form too large".to_owned()));
-        }
-        Ok(FormFields::parse(&body))
-    }
+/// A text field, trimmed, if not empty.
+pub fn text(field: &Option<String>) -> Option<String> {
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
+    use serde::Deserialize;
 
-    #[test]
-    fn repeated_keys_and_bad_ids() {
-        let f = FormFields::parse(b"id=1&id=2&note=a+b%26c&csrf=x");
-        assert_eq!(f.ids("id").unwrap(), vec![1, 2]);
-        assert_eq!(f.get("note"), Some("a b&c"));
-        let bad = FormFields::parse(b"id=1&id=x");
-        assert!(bad.ids("id").unwrap_err().to_string().contains("`x`"));
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct Bulk {
+        id: Vec<i64>,
+        note: Option<String>,
+    }
+
+    fn post(body: &'static str, ctype: &str) -> Request {
+        Request::post("/")
+            .header(header::CONTENT_TYPE, ctype)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    #[tokio::test]
+    async fn repeated_keys_and_bad_ids() {
+        let f: Bulk = read_form(post("id=1&id=2&note=a+b%26c&csrf=x", FORM), &())
+            .await
+            .unwrap();
+        assert_eq!(f.id, vec![1, 2]);
+        assert_eq!(f.note.as_deref(), Some("a b&c"));
+        let one: Bulk = read_form(post("id=7", FORM), &()).await.unwrap();
+        assert_eq!(one.id, vec![7]);
+        let none: Bulk = read_form(post("note=+", FORM), &()).await.unwrap();
+        assert!(none.id.is_empty());
+        assert_eq!(text(&none.note), None);
+        let bad = read_form::<Bulk, _>(post("id=1&id=x", FORM), &()).await;
+        assert!(bad.unwrap_err().to_string().contains("id"));
+        let json = read_form::<Bulk, _>(post("{}", "application/json"), &()).await;
+        assert!(matches!(json, Err(WebError::BadRequest(_))));
     }
 }

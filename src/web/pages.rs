@@ -7,6 +7,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{CurrentUser, PageUser, Posted};
+use super::form::{csrf_form, text};
 use super::{WebError, WebState};
 use crate::registry;
 use crate::store::Role;
@@ -103,13 +104,32 @@ async fn render_brands(
     )
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ImportForm {
+    csrf: String,
+    registry: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UserForm {
+    csrf: String,
+    action: String,
+    name: Option<String>,
+    role: String,
+    password: String,
+}
+
+csrf_form!(ImportForm, UserForm);
+
 /// Admins import a registry pasted as TOML; the same all-or-nothing import as the CLI.
 pub async fn import_brands(
     State(state): State<WebState>,
-    posted: Posted,
+    posted: Posted<ImportForm>,
 ) -> Result<Response, WebError> {
     posted.user.require(Role::Admin)?;
-    let source = posted.form.get("registry").unwrap_or("");
+    let source = posted.form.registry.as_str();
     match registry::parse_toml(source) {
         Ok(brands) => {
             state
@@ -141,25 +161,20 @@ pub async fn users(
 /// Admins add users, change roles, disable and enable accounts.
 pub async fn change_user(
     State(state): State<WebState>,
-    posted: Posted,
+    posted: Posted<UserForm>,
 ) -> Result<Response, WebError> {
     posted.user.require(Role::Admin)?;
     let form = &posted.form;
     let actor = posted.user.actor();
-    let name = form
-        .text("name")
+    let name = text(&form.name)
         .ok_or_else(|| WebError::BadRequest("field `name` is required".to_owned()))?;
-    let role = || -> Result<Role, WebError> {
-        form.get("role")
-            .unwrap_or("")
-            .parse()
-            .map_err(WebError::BadRequest)
-    };
+    let role = || -> Result<Role, WebError> { form.role.parse().map_err(WebError::BadRequest) };
     let store = state.store();
-    let done = match form.get("action").unwrap_or("") {
+    let done = match form.action.as_str() {
         "add" => {
-            let password = form.get("password").unwrap_or("");
-            store.add_user(&name, role()?, password, &actor).await?;
+            store
+                .add_user(&name, role()?, &form.password, &actor)
+                .await?;
             "user_added"
         }
         "role" => {

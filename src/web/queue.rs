@@ -10,6 +10,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{CurrentUser, Posted};
+use super::form::{csrf_form, text};
 use super::pages::{Flash, page, v};
 use super::{Platform, WebError, WebState};
 use crate::matcher::Outcome;
@@ -211,22 +212,49 @@ struct BulkFailure {
     error: String,
 }
 
+/// The queue's bulk form: the selected notices (`id`, repeated) and what to do with them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BulkForm {
+    csrf: String,
+    action: String,
+    id: Vec<i64>,
+    note: Option<String>,
+    /// The queue's query string, to return to.
+    back: String,
+}
+
+/// One notice's action buttons.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TransitionForm {
+    csrf: String,
+    to: String,
+    note: Option<String>,
+    complaint_ref: Option<String>,
+    account: Option<String>,
+}
+
+csrf_form!(BulkForm, TransitionForm);
+
 /// Bulk approve or reject of the selected notices, with one note for all.
-pub async fn bulk(State(state): State<WebState>, posted: Posted) -> Result<Response, WebError> {
+pub async fn bulk(
+    State(state): State<WebState>,
+    posted: Posted<BulkForm>,
+) -> Result<Response, WebError> {
     posted.user.require(Role::Reviewer)?;
     let form = &posted.form;
-    let to = match form.get("action") {
-        Some("approve") => CaseState::Approved,
-        Some("reject") => CaseState::Rejected,
+    let to = match form.action.as_str() {
+        "approve" => CaseState::Approved,
+        "reject" => CaseState::Rejected,
         other => {
             return Err(WebError::BadRequest(format!(
-                "bulk action `{}` is not approve or reject",
-                other.unwrap_or("")
+                "bulk action `{other}` is not approve or reject"
             )));
         }
     };
-    let ids = form.ids("id")?;
-    let back = form.get("back").unwrap_or("");
+    let ids = form.id.clone();
+    let back = form.back.as_str();
     let back = if back.contains(['\r', '\n', '#']) {
         ""
     } else {
@@ -241,7 +269,7 @@ pub async fn bulk(State(state): State<WebState>, posted: Posted) -> Result<Respo
         )));
     }
     let details = TransitionDetails {
-        note: form.text("note"),
+        note: text(&form.note),
         ..TransitionDetails::default()
     };
     let actor = posted.user.actor();
@@ -371,19 +399,18 @@ pub async fn notice(
 pub async fn transition(
     State(state): State<WebState>,
     Path(id): Path<i64>,
-    posted: Posted,
+    posted: Posted<TransitionForm>,
 ) -> Result<Response, WebError> {
     posted.user.require(Role::Reviewer)?;
     let form = &posted.form;
     let to: CaseState = form
-        .get("to")
-        .unwrap_or("")
+        .to
         .parse()
         .map_err(|e: crate::model::UnknownState| WebError::BadRequest(e.to_string()))?;
     let details = TransitionDetails {
-        note: form.text("note"),
-        complaint_ref: form.text("complaint_ref"),
-        account: form.text("account"),
+        note: text(&form.note),
+        complaint_ref: text(&form.complaint_ref),
+        account: text(&form.account),
     };
     state
         .store()

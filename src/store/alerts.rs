@@ -410,16 +410,23 @@ impl From<ItemRow> for Item {
     }
 }
 
-/// Reasons as the matcher stored them: a JSON array of `{code, detail}`. An alert about a row
-/// whose reasons don't parse still goes out, without them.
+/// Reasons as the matcher stored them: a JSON array of `{code, detail}`. A reason this version
+/// has no code for (written by a newer matcher, or by hand) is left out; the alert still goes.
 fn parse_reasons(match_id: i64, raw: &str) -> Vec<Reason> {
-    serde_json::from_str(raw).unwrap_or_else(|_| {
+    let values: Vec<serde_json::Value> = serde_json::from_str(raw).unwrap_or_default();
+    let total = values.len();
+    let reasons: Vec<Reason> = values
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    if reasons.len() < total {
         tracing::warn!(
             match_id,
-            "stored match reasons do not parse; the alert omits them"
+            unreadable = total - reasons.len(),
+            "stored match reasons this version cannot read; the alert omits them"
         );
-        Vec::new()
-    })
+    }
+    reasons
 }
 
 /// Pending events of `kinds` for one brand, with their items, oldest first.

@@ -3,6 +3,8 @@
 //!
 //! Data moves one way: schedule → fetch → extract → store → match → notice → alert → review.
 
+#![warn(unreachable_pub)]
+
 /// Email alerts: the outbox, batching, digests, delivery with retries.
 pub mod alert;
 /// The case lifecycle of a takedown notice: states, transitions, deadlines.

@@ -25,7 +25,7 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    pub fn new(page: &Page) -> Sealed {
+    pub(crate) fn new(page: &Page) -> Sealed {
         Sealed {
             url: page.final_url.clone(),
             fetched_at: page
@@ -40,7 +40,7 @@ impl Sealed {
     }
 
     /// The row that appends this page to the chain after `prev`; returns it with its link.
-    pub fn link<'a>(&'a self, run_id: i64, prev: &str) -> NewEvidence<'a> {
+    pub(crate) fn link<'a>(&'a self, run_id: i64, prev: &str) -> NewEvidence<'a> {
         NewEvidence {
             crawl_run_id: run_id,
             url: &self.url,

@@ -15,7 +15,7 @@ pub fn parse_schedule(expr: &str) -> Result<CronExpr, CronError> {
 }
 
 /// The first digest time strictly after `after`.
-pub fn next_digest(schedule: &CronExpr, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(super) fn next_digest(schedule: &CronExpr, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     schedule.next_after(after, Utc.fix())
 }
 

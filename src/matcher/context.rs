@@ -65,13 +65,13 @@ impl TermList {
         Ok(TermList { terms, ac })
     }
 
-    pub fn term(&self, i: usize) -> &str {
+    pub(super) fn term(&self, i: usize) -> &str {
         &self.terms[i]
     }
 
     /// Every occurrence; a term that starts or ends with a Latin letter or digit must
     /// stand as a whole word there ("for" is not in "form").
-    pub fn find_all(&self, text: &str) -> Vec<Found> {
+    pub(super) fn find_all(&self, text: &str) -> Vec<Found> {
         self.ac
             .find_iter(text)
             .filter(|m| whole_word(text, m.start(), m.end()))
@@ -83,7 +83,7 @@ impl TermList {
             .collect()
     }
 
-    pub fn find_first(&self, text: &str) -> Option<Found> {
+    pub(super) fn find_first(&self, text: &str) -> Option<Found> {
         self.find_all(text).into_iter().next()
     }
 }
@@ -115,7 +115,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub fn load() -> Result<Self, MatcherError> {
+    pub(super) fn load() -> Result<Self, MatcherError> {
         let (compat_terms, compatibility_side) = parse_compatibility(COMPATIBILITY_TERMS)?;
         let (goods_terms, goods_classes) = parse_goods(GOODS_CLASSES)?;
         Ok(Context {
@@ -137,7 +137,7 @@ impl Context {
 
     /// Whether `word` (lower-case ASCII) is an ordinary English word or a plain
     /// inflection of one.
-    pub fn is_english(&self, word: &str) -> bool {
+    pub(super) fn is_english(&self, word: &str) -> bool {
         if self.english.contains(word) {
             return true;
         }
@@ -148,7 +148,7 @@ impl Context {
     }
 
     /// Nice classes named by the goods words in `text`, with the first word that named one.
-    pub fn classes_in(&self, text: &str) -> Option<(Vec<u8>, String)> {
+    pub(super) fn classes_in(&self, text: &str) -> Option<(Vec<u8>, String)> {
         let mut classes: Vec<u8> = Vec::new();
         let mut first = None;
         for found in self.goods.find_all(text) {

@@ -74,7 +74,7 @@ pub(crate) enum HitKind {
 impl HitKind {
     /// How strongly this kind of hit alone points at the brand. Hiding the mark is itself
     /// a sign of bad faith, so disguised forms weigh more than the plain mark.
-    pub fn strength(self) -> f64 {
+    pub(super) fn strength(self) -> f64 {
         match self {
             HitKind::Exact | HitKind::Chinese => 0.55,
             HitKind::Traditional | HitKind::Pinyin => 0.6,
@@ -91,7 +91,7 @@ impl HitKind {
     }
 
     /// A form of the mark nobody writes by accident.
-    pub fn is_disguised(self) -> bool {
+    pub(super) fn is_disguised(self) -> bool {
         matches!(
             self,
             HitKind::Spaced
@@ -103,7 +103,7 @@ impl HitKind {
     }
 
     /// The plain mark, as a genuine reseller would write it.
-    pub fn is_plain(self) -> bool {
+    pub(super) fn is_plain(self) -> bool {
         matches!(self, HitKind::Exact | HitKind::Chinese)
     }
 }
@@ -265,7 +265,7 @@ fn deletions(s: &str, d: usize, out: &mut Vec<String>) {
 }
 
 impl MarkIndex {
-    pub fn build(brands: &[Brand], norm: &Normalizer) -> Result<Self, MatcherError> {
+    pub(super) fn build(brands: &[Brand], norm: &Normalizer) -> Result<Self, MatcherError> {
         let mut entries = Vec::new();
         for (b, brand) in brands.iter().enumerate() {
             if brand.name.trim().is_empty() {
@@ -429,7 +429,7 @@ impl MarkIndex {
     }
 
     /// Every mark found in `text`, at most one per entry (the strongest).
-    pub fn find(&self, text: &Analysed, context: &Context, norm: &Normalizer) -> Vec<Hit> {
+    pub(super) fn find(&self, text: &Analysed, context: &Context, norm: &Normalizer) -> Vec<Hit> {
         let mut hits: Vec<Hit> = Vec::new();
         self.find_latin(text, context, &mut hits);
         self.find_han(text, norm, &mut hits);

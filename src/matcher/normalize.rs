@@ -52,7 +52,7 @@ pub(crate) struct Normalizer {
 }
 
 impl Normalizer {
-    pub fn new() -> Result<Self, MatcherError> {
+    pub(super) fn new() -> Result<Self, MatcherError> {
         // OpenCC converts whole phrases; we only need characters, so convert the Han blocks
         // once, one character per line, and keep the characters whose form changes.
         let opencc = OpenCC::from_config(BuiltinConfig::T2s)
@@ -108,12 +108,12 @@ impl Normalizer {
         })
     }
 
-    pub fn simplify(&self, c: char) -> char {
+    pub(super) fn simplify(&self, c: char) -> char {
         self.t2s.get(&c).copied().unwrap_or(c)
     }
 
     /// Every reading of a Chinese character (fuzzy-syllable ids, 0-terminated).
-    pub fn readings(&self, c: char) -> &[u16; MAX_READINGS] {
+    pub(super) fn readings(&self, c: char) -> &[u16; MAX_READINGS] {
         const NONE: [u16; MAX_READINGS] = [0; MAX_READINGS];
         let cp = c as u32;
         if (HAN_FIRST..=HAN_LAST).contains(&cp) {
@@ -125,7 +125,7 @@ impl Normalizer {
 
     /// Toneless pinyin of a Chinese text, one syllable per character, if every
     /// character has one.
-    pub fn pinyin(&self, text: &str) -> Option<Vec<&'static str>> {
+    pub(super) fn pinyin(&self, text: &str) -> Option<Vec<&'static str>> {
         text.chars()
             .map(|c| {
                 let cp = c as u32;
@@ -140,7 +140,7 @@ impl Normalizer {
     }
 
     /// Normalises `text` for matching.
-    pub fn analyse(&self, text: &str) -> Analysed {
+    pub(super) fn analyse(&self, text: &str) -> Analysed {
         let mut out = Analysed::with_capacity(text.len());
         let mut builder = TokenBuilder::default();
         let mut prev_lower = false;
@@ -284,7 +284,7 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    pub fn has_digit(&self) -> bool {
+    pub(super) fn has_digit(&self) -> bool {
         self.text.bytes().any(|b| b.is_ascii_digit())
     }
 }
@@ -319,12 +319,12 @@ impl Analysed {
     }
 
     /// Index of the character that starts at byte `byte` of `simple`.
-    pub fn char_at(&self, byte: usize) -> u32 {
+    pub(super) fn char_at(&self, byte: usize) -> u32 {
         self.chars.partition_point(|c| (c.byte as usize) < byte) as u32
     }
 
     /// The original text of characters `first..end`.
-    pub fn original<'t>(&self, text: &'t str, first: u32, end: u32) -> &'t str {
+    pub(super) fn original<'t>(&self, text: &'t str, first: u32, end: u32) -> &'t str {
         if first >= end || end as usize > self.chars.len() {
             return "";
         }
@@ -333,7 +333,7 @@ impl Analysed {
         text.get(start..stop).unwrap_or("")
     }
 
-    pub fn any_flag(&self, first: u32, end: u32, f: impl Fn(&CharFlags) -> bool) -> bool {
+    pub(super) fn any_flag(&self, first: u32, end: u32, f: impl Fn(&CharFlags) -> bool) -> bool {
         self.chars[first as usize..end as usize]
             .iter()
             .any(|c| f(&c.flags))

@@ -106,13 +106,13 @@ impl From<sqlx::Error> for UserError {
     }
 }
 
-pub const MIN_PASSWORD_LEN: usize = 10;
+pub(super) const MIN_PASSWORD_LEN: usize = 10;
 
 /// Failed logins that lock one account for [`LOGIN_WINDOW_MINUTES`].
-pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+pub(super) const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 /// Failed logins that lock one client address, whichever accounts it tries.
-pub const MAX_FAILURES_PER_IP: i64 = 20;
-pub const LOGIN_WINDOW_MINUTES: i64 = 15;
+pub(super) const MAX_FAILURES_PER_IP: i64 = 20;
+pub(super) const LOGIN_WINDOW_MINUTES: i64 = 15;
 
 /// How long a browser session lasts from login.
 pub const SESSION_HOURS: i64 = 12;
@@ -130,7 +130,7 @@ pub enum LoginOutcome {
 }
 
 /// A fresh random secret, hex-encoded.
-pub fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)

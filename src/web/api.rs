@@ -17,10 +17,10 @@ use crate::store::TransitionError;
 use crate::store::{NoticeDetail, NoticePage, NoticeSummary, Role, User};
 
 /// The user an API token belongs to.
-pub struct ApiUser(pub User);
+pub(super) struct ApiUser(pub User);
 
 impl ApiUser {
-    pub fn actor(&self) -> String {
+    pub(super) fn actor(&self) -> String {
         format!("api:{}", self.0.name)
     }
 }
@@ -46,7 +46,7 @@ impl FromRequestParts<WebState> for ApiUser {
 
 /// A [`WebError`] answered as JSON: `{"error": "..."}` with the same status code.
 #[derive(Debug)]
-pub struct ApiError(pub WebError);
+pub(super) struct ApiError(pub WebError);
 
 impl<E: Into<WebError>> From<E> for ApiError {
     fn from(e: E) -> Self {
@@ -74,7 +74,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router() -> Router<WebState> {
+pub(super) fn router() -> Router<WebState> {
     Router::new()
         .route("/me", get(me))
         .route("/brands", get(brands))

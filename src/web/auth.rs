@@ -62,7 +62,7 @@ impl CurrentUser {
     }
 }
 
-pub fn require(user: &User, needed: Role) -> Result<(), WebError> {
+pub(super) fn require(user: &User, needed: Role) -> Result<(), WebError> {
     if user.role >= needed {
         Ok(())
     } else {
@@ -104,7 +104,7 @@ impl FromRequestParts<WebState> for CurrentUser {
 /// A form `T` posted by a logged-in user whose CSRF token matched their session's. A body that
 /// is not a form of type `T` is refused before the token is compared; either way, no handler
 /// sees a form whose token did not match.
-pub struct Posted<T> {
+pub(super) struct Posted<T> {
     pub user: CurrentUser,
     pub form: T,
 }
@@ -128,7 +128,7 @@ impl<T: CsrfForm + DeserializeOwned> FromRequest<WebState> for Posted<T> {
 /// A form with nothing but its CSRF token (logout).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct CsrfOnly {
+pub(super) struct CsrfOnly {
     csrf: String,
 }
 
@@ -136,7 +136,7 @@ csrf_form!(CsrfOnly);
 
 /// The client's address, for per-IP login throttling. Behind a reverse proxy this is the
 /// proxy's address, which then throttles all clients together (the safe direction).
-pub struct ClientIp(pub String);
+pub(super) struct ClientIp(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -153,7 +153,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 /// One cookie's value from the request's `Cookie` headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -185,7 +185,7 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 #[derive(Deserialize)]
-pub struct LoginQuery {
+pub(super) struct LoginQuery {
     next: Option<String>,
 }
 
@@ -193,7 +193,7 @@ pub struct LoginQuery {
 /// session yet.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct LoginForm {
+pub(super) struct LoginForm {
     csrf: String,
     name: String,
     password: String,
@@ -214,7 +214,7 @@ fn render_login(
     )
 }
 
-pub async fn login_page(
+pub(super) async fn login_page(
     State(state): State<WebState>,
     axum::Extension(nonce): axum::Extension<Nonce>,
     headers: HeaderMap,
@@ -235,7 +235,7 @@ pub async fn login_page(
     Ok(resp)
 }
 
-pub async fn login(
+pub(super) async fn login(
     State(state): State<WebState>,
     axum::Extension(nonce): axum::Extension<Nonce>,
     ClientIp(ip): ClientIp,
@@ -292,7 +292,7 @@ pub async fn login(
     }
 }
 
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<WebState>,
     headers: HeaderMap,
     posted: Posted<CsrfOnly>,

@@ -58,7 +58,7 @@ fn with_countdown(notices: Vec<NoticeSummary>, today: NaiveDate) -> Vec<CaseRow>
         .collect()
 }
 
-pub async fn dashboard(
+pub(super) async fn dashboard(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(flash): Query<Flash>,
@@ -157,7 +157,7 @@ struct Section {
 }
 
 /// Filed, counter-noticed (with the Art. 43 countdown), removed and rejected cases.
-pub async fn cases(
+pub(super) async fn cases(
     State(state): State<WebState>,
     user: CurrentUser,
 ) -> Result<Html<String>, WebError> {
@@ -218,7 +218,7 @@ pub async fn cases(
 }
 
 /// Sellers with listings in several cases: the whack-a-mole view.
-pub async fn sellers(
+pub(super) async fn sellers(
     State(state): State<WebState>,
     user: CurrentUser,
 ) -> Result<Html<String>, WebError> {

@@ -13,7 +13,7 @@ use crate::notice::{ExportFormat, ExportOptions, Language, Templates, export_pla
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ExportQuery {
+pub(super) struct ExportQuery {
     platform: Option<String>,
     format: Option<String>,
     lang: Option<String>,
@@ -21,7 +21,7 @@ pub struct ExportQuery {
     state: Option<String>,
 }
 
-pub async fn export(
+pub(super) async fn export(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(q): Query<ExportQuery>,

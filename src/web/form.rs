@@ -14,7 +14,7 @@ use super::WebError;
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// A form a logged-in user posts: it echoes the session's CSRF token in its `csrf` field.
-pub trait CsrfForm {
+pub(super) trait CsrfForm {
     /// The `csrf` field as sent (empty if it was missing).
     fn csrf(&self) -> &str;
 }
@@ -32,7 +32,7 @@ macro_rules! csrf_form {
 pub(crate) use csrf_form;
 
 /// Reads a form of type `T` from `req`: at most [`MAX_FORM_BYTES`], and only a urlencoded form.
-pub async fn read_form<T: DeserializeOwned, S: Send + Sync>(
+pub(super) async fn read_form<T: DeserializeOwned, S: Send + Sync>(
     req: Request,
     state: &S,
 ) -> Result<T, WebError> {
@@ -48,7 +48,7 @@ pub async fn read_form<T: DeserializeOwned, S: Send + Sync>(
 }
 
 /// A text field, trimmed, if not empty.
-pub fn text(field: &Option<String>) -> Option<String> {
+pub(super) fn text(field: &Option<String>) -> Option<String> {
     field
         .as_deref()
         .map(str::trim)

@@ -8,9 +8,9 @@ use axum::response::Response;
 
 /// This request's CSP nonce: the only inline or external script that runs carries it.
 #[derive(Debug, Clone)]
-pub struct Nonce(pub String);
+pub(super) struct Nonce(pub String);
 
-pub async fn security_headers(mut req: Request, next: Next) -> Response {
+pub(super) async fn security_headers(mut req: Request, next: Next) -> Response {
     let nonce = super::token::short_token();
     req.extensions_mut().insert(Nonce(nonce.clone()));
     let mut resp = next.run(req).await;

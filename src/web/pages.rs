@@ -14,7 +14,7 @@ use crate::store::Role;
 
 /// What the layout needs on every page.
 #[derive(Serialize)]
-pub struct PageCtx<'a> {
+pub(super) struct PageCtx<'a> {
     pub user: PageUser<'a>,
     pub csrf: &'a str,
     pub nonce: &'a str,
@@ -22,7 +22,7 @@ pub struct PageCtx<'a> {
     pub flash: Option<String>,
 }
 
-pub fn page<'a>(user: &'a CurrentUser, nav: &'a str, flash: Option<String>) -> PageCtx<'a> {
+pub(super) fn page<'a>(user: &'a CurrentUser, nav: &'a str, flash: Option<String>) -> PageCtx<'a> {
     PageCtx {
         user: user.page_user(),
         csrf: &user.csrf,
@@ -33,19 +33,19 @@ pub fn page<'a>(user: &'a CurrentUser, nav: &'a str, flash: Option<String>) -> P
 }
 
 /// Any serialisable value as a template value.
-pub fn v<T: Serialize>(value: T) -> minijinja::Value {
+pub(super) fn v<T: Serialize>(value: T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(value))
 }
 
 /// `?done=...` after a redirect: fixed messages only, never text from the URL.
 #[derive(Debug, Deserialize, Default)]
-pub struct Flash {
+pub(super) struct Flash {
     done: Option<String>,
     n: Option<u32>,
 }
 
 impl Flash {
-    pub fn message(&self) -> Option<String> {
+    pub(super) fn message(&self) -> Option<String> {
         let n = self.n.unwrap_or(0);
         let msg = match self.done.as_deref()? {
             "imported" => "Registry imported.".to_owned(),
@@ -62,7 +62,7 @@ impl Flash {
     }
 }
 
-pub async fn brands(
+pub(super) async fn brands(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(flash): Query<Flash>,
@@ -106,14 +106,14 @@ async fn render_brands(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ImportForm {
+pub(super) struct ImportForm {
     csrf: String,
     registry: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct UserForm {
+pub(super) struct UserForm {
     csrf: String,
     action: String,
     name: Option<String>,
@@ -124,7 +124,7 @@ pub struct UserForm {
 csrf_form!(ImportForm, UserForm);
 
 /// Admins import a registry pasted as TOML; the same all-or-nothing import as the CLI.
-pub async fn import_brands(
+pub(super) async fn import_brands(
     State(state): State<WebState>,
     posted: Posted<ImportForm>,
 ) -> Result<Response, WebError> {
@@ -145,7 +145,7 @@ pub async fn import_brands(
     }
 }
 
-pub async fn users(
+pub(super) async fn users(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(flash): Query<Flash>,
@@ -159,7 +159,7 @@ pub async fn users(
 }
 
 /// Admins add users, change roles, disable and enable accounts.
-pub async fn change_user(
+pub(super) async fn change_user(
     State(state): State<WebState>,
     posted: Posted<UserForm>,
 ) -> Result<Response, WebError> {
@@ -209,7 +209,7 @@ pub async fn change_user(
 const APP_CSS: &str = include_str!("../../static/web/app.css");
 const APP_JS: &str = include_str!("../../static/web/app.js");
 
-pub async fn static_file(Path(file): Path<String>) -> Response {
+pub(super) async fn static_file(Path(file): Path<String>) -> Response {
     let (body, ctype) = match file.as_str() {
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
@@ -226,10 +226,10 @@ pub async fn static_file(Path(file): Path<String>) -> Response {
 }
 
 /// No icon: answered here so browsers' automatic requests don't land on the login page.
-pub async fn favicon() -> StatusCode {
+pub(super) async fn favicon() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-pub async fn not_found(_user: CurrentUser) -> WebError {
+pub(super) async fn not_found(_user: CurrentUser) -> WebError {
     WebError::NotFound
 }

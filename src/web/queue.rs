@@ -19,7 +19,7 @@ use crate::store::TransitionError;
 use crate::store::{NoticeFilter, NoticeSort, Role};
 
 /// Rows per queue page.
-pub const PAGE_SIZE: u64 = 50;
+pub(super) const PAGE_SIZE: u64 = 50;
 /// Most notices one bulk action may touch.
 const MAX_BULK: usize = 500;
 
@@ -36,7 +36,7 @@ impl From<TransitionError> for WebError {
 /// The queue's query string, as typed: every field is checked and a bad one is named.
 #[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[serde(default)]
-pub struct QueueQuery {
+pub(super) struct QueueQuery {
     pub platform: Option<String>,
     pub brand: Option<String>,
     pub state: Option<String>,
@@ -54,7 +54,7 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 
 impl QueueQuery {
     /// The store filter, sort and page this query asks for; `platforms` are the known ones.
-    pub fn parse(
+    pub(super) fn parse(
         &self,
         platforms: &[Platform],
     ) -> Result<(NoticeFilter, NoticeSort, u64), WebError> {
@@ -150,7 +150,7 @@ fn encode_query(q: &QueueQuery) -> String {
     ser.finish()
 }
 
-pub async fn queue(
+pub(super) async fn queue(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(q): Query<QueueQuery>,
@@ -215,7 +215,7 @@ struct BulkFailure {
 /// The queue's bulk form: the selected notices (`id`, repeated) and what to do with them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct BulkForm {
+pub(super) struct BulkForm {
     csrf: String,
     action: String,
     id: Vec<i64>,
@@ -227,7 +227,7 @@ pub struct BulkForm {
 /// One notice's action buttons.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct TransitionForm {
+pub(super) struct TransitionForm {
     csrf: String,
     to: String,
     note: Option<String>,
@@ -238,7 +238,7 @@ pub struct TransitionForm {
 csrf_form!(BulkForm, TransitionForm);
 
 /// Bulk approve or reject of the selected notices, with one note for all.
-pub async fn bulk(
+pub(super) async fn bulk(
     State(state): State<WebState>,
     posted: Posted<BulkForm>,
 ) -> Result<Response, WebError> {
@@ -356,7 +356,7 @@ struct ReasonView {
     detail: String,
 }
 
-pub async fn notice(
+pub(super) async fn notice(
     State(state): State<WebState>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -396,7 +396,7 @@ pub async fn notice(
 }
 
 /// One action on one notice: approve, reject, file (with the reference), record the outcome.
-pub async fn transition(
+pub(super) async fn transition(
     State(state): State<WebState>,
     Path(id): Path<i64>,
     posted: Posted<TransitionForm>,
@@ -427,7 +427,7 @@ pub async fn transition(
 
 /// The evidence viewer: the page's record and hash, the captured page in a sandboxed frame,
 /// and its text with all markup removed.
-pub async fn evidence(
+pub(super) async fn evidence(
     State(state): State<WebState>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -464,7 +464,7 @@ pub async fn evidence(
 /// The captured page itself, for the sandboxed frame only: a unique opaque origin (CSP
 /// `sandbox` without `allow-scripts` or `allow-same-origin`), no scripts, nothing loaded from
 /// anywhere, frameable only by this site.
-pub async fn evidence_raw(
+pub(super) async fn evidence_raw(
     State(state): State<WebState>,
     _user: CurrentUser,
     Path(id): Path<i64>,
@@ -504,7 +504,7 @@ fn decode_evidence(body: &[u8], content_type: Option<&str>) -> String {
 }
 
 /// The text a person would read on the page: no tags, no scripts or styles.
-pub fn visible_text(html: &str) -> String {
+pub(super) fn visible_text(html: &str) -> String {
     use scraper::{Html, Node};
     let doc = Html::parse_document(html);
     let mut out = String::new();

@@ -41,7 +41,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn environment() -> Result<Environment<'static>, WebError> {
+pub(super) fn environment() -> Result<Environment<'static>, WebError> {
     let mut env = Environment::new();
     // Everything rendered here is HTML, so escaping is on for every template.
     env.set_auto_escape_callback(|_| AutoEscape::Html);

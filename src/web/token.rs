@@ -4,14 +4,14 @@
 use rand::RngCore;
 
 /// A nonce or CSRF value: 128 random bits, hex.
-pub fn short_token() -> String {
+pub(super) fn short_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
 /// Compares a secret in time that does not depend on where the first difference is.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 /// Why a mark cannot carry a complaint on this channel today, if it cannot.
-pub fn unfileable_reason(
+pub(crate) fn unfileable_reason(
     mark: Option<(&str, &str, Option<NaiveDate>)>,
     requires_cn: bool,
     today: NaiveDate,
@@ -38,7 +38,7 @@ pub const MAX_COUNTER_RATE: f64 = 0.05;
 pub const GOOD_FAITH_MONTHS: u32 = 3;
 
 /// The first day of the good-faith window ending `today`.
-pub fn good_faith_since(today: NaiveDate) -> NaiveDate {
+pub(crate) fn good_faith_since(today: NaiveDate) -> NaiveDate {
     today
         .checked_sub_months(chrono::Months::new(GOOD_FAITH_MONTHS))
         .unwrap_or(NaiveDate::MIN)
@@ -93,7 +93,7 @@ pub struct BatchCheck {
 /// Projects an account's rates after filing a batch, assuming the worst for the listings the
 /// matcher is unsure of: infringing listings are taken down, each suspect one fails, and may
 /// fail by counter-notice. Warns when either projection crosses a threshold.
-pub fn check_batch(
+pub(crate) fn check_batch(
     current: crate::store::GoodFaithCounts,
     infringing: i64,
     suspect: i64,

@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The file read when `--config` is not given, if it exists.
-pub const DEFAULT_CONFIG_FILE: &str = "markwatch.toml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "markwatch.toml";
 
 /// A bad configuration: which key, from which source, and why.
 #[derive(Debug, thiserror::Error)]
@@ -302,7 +302,7 @@ impl Secret {
         Secret(value.into())
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -7,9 +7,10 @@
 //!
 //! Every caller builds and starts a crawl the same way, through [`Crawl`] (see [`plan`]).
 
-pub mod plan;
+pub(crate) mod plan;
 
-pub use plan::{Crawl, CrawlBuilder, CrawlReport, Pace, PlatformLocks, PlatformSettings, Search};
+pub(crate) use plan::PlatformLocks;
+pub use plan::{Crawl, Pace, Search};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,7 +28,8 @@ use crate::store::{RunCounts, RunStatus, Store, StoreError};
 
 mod writer;
 
-pub use writer::{Committed, Judge, PageRecord, PageWriter, PreparedPage, record_page};
+pub(crate) use writer::{Committed, PageWriter, PreparedPage};
+pub use writer::{Judge, record_page};
 
 /// What stops a crawl as a whole (a page failing does not).
 #[derive(Debug, thiserror::Error)]

@@ -69,7 +69,11 @@ impl CronExpr {
     }
 
     /// The first firing strictly after `after`, reading the expression on the `offset` clock.
-    pub fn next_after(&self, after: DateTime<Utc>, offset: FixedOffset) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(
+        &self,
+        after: DateTime<Utc>,
+        offset: FixedOffset,
+    ) -> Option<DateTime<Utc>> {
         self.schedule
             .after(&after.with_timezone(&offset))
             .next()
@@ -92,7 +96,7 @@ impl std::fmt::Display for CronExpr {
 }
 
 /// Parses "+08:00", "-05:30", "Z" or "UTC".
-pub fn parse_utc_offset(text: &str) -> Result<FixedOffset, CronError> {
+pub(crate) fn parse_utc_offset(text: &str) -> Result<FixedOffset, CronError> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
         return Ok(FixedOffset::east_opt(0).expect("zero offset"));

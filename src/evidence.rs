@@ -22,7 +22,7 @@ use crate::seal;
 use crate::store::{EvidenceRole, NoticeMark, NoticeSummary, Store, StoreError};
 
 /// Identifies the manifest layout.
-pub const PACK_FORMAT: &str = "markwatch-evidence-pack/1";
+pub(crate) const PACK_FORMAT: &str = "markwatch-evidence-pack/1";
 
 /// Why a pack could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub enum EvidenceError {
 
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub format: String,
     pub generator: String,
     pub generated_at: String,
@@ -68,7 +68,7 @@ pub struct Manifest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ManifestListing {
+pub(crate) struct ManifestListing {
     pub platform: String,
     pub item_id: String,
     pub url: String,
@@ -85,7 +85,7 @@ pub struct ManifestListing {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ManifestMatch {
+pub(crate) struct ManifestMatch {
     pub verdict: String,
     pub score: f64,
     pub mark: Option<String>,
@@ -98,7 +98,7 @@ pub struct ManifestMatch {
 
 /// One captured page, as the evidence chain records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ManifestPage {
+pub(crate) struct ManifestPage {
     pub file: String,
     pub evidence_id: i64,
     pub role: String,
@@ -146,7 +146,7 @@ pub async fn export_pack(
 }
 
 /// Builds the pack of notice `id` into `w`.
-pub async fn write_pack<W: Write + Seek>(
+pub(crate) async fn write_pack<W: Write + Seek>(
     store: &Store,
     id: i64,
     defs: &[PlatformDef],

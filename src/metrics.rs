@@ -28,7 +28,7 @@ use crate::store::{CRAWL_DURATION_BUCKETS, DurationHistogram, MetricCounts, Stor
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The Content-Type of OpenMetrics text.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Which text format a scrape is answered in.
@@ -44,7 +44,7 @@ impl Format {
     /// The format a request's `Accept` header prefers: OpenMetrics when it ranks
     /// `application/openmetrics-text` at least as high as anything else it takes, otherwise
     /// (no header, `*/*`, `text/plain`) the Prometheus text format.
-    pub fn negotiate(accept: Option<&str>) -> Format {
+    pub(crate) fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::Prometheus;
         };

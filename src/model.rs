@@ -5,10 +5,8 @@ pub mod alert;
 mod case;
 mod verdict;
 
-pub use case::{
-    COUNTER_NOTICE_DAYS, CaseState, InfringementKind, TransitionDetails, UnknownState,
-    counter_notice_deadline,
-};
+pub use case::{CaseState, TransitionDetails};
+pub(crate) use case::{InfringementKind, UnknownState, counter_notice_deadline};
 pub use verdict::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
 
 use chrono::NaiveDate;
@@ -113,7 +111,7 @@ fn unknown_language(s: &str) -> String {
 
 impl Language {
     /// Every language, in the order notices are written: Chinese first.
-    pub const ALL: [Language; 2] = [Language::Zh, Language::En];
+    pub(crate) const ALL: [Language; 2] = [Language::Zh, Language::En];
 
     /// The language's code, "en" or "zh".
     pub fn as_str(self) -> &'static str {
@@ -133,12 +131,7 @@ pub struct Mark {
     pub expires: Option<NaiveDate>,
 }
 
-impl Mark {
-    /// Whether the mark is registered in mainland China (Alibaba IPP requires it).
-    pub fn is_cn(&self) -> bool {
-        self.jurisdiction == "CN"
-    }
-}
+impl Mark {}
 
 /// A listing as extracted from a platform page.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -187,7 +180,7 @@ impl Trigger {
 }
 
 /// How a slot is stored: RFC 3339 UTC, to the second.
-pub fn slot_key(slot: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn slot_key(slot: chrono::DateTime<chrono::Utc>) -> String {
     slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

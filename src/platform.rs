@@ -491,7 +491,7 @@ pub fn load_file(path: &Path) -> Result<PlatformDef, PlatformError> {
 }
 
 /// Parses and validates a definition held in memory; `path` names it in errors.
-pub fn parse_def(text: &str, path: &Path) -> Result<PlatformDef, PlatformError> {
+pub(crate) fn parse_def(text: &str, path: &Path) -> Result<PlatformDef, PlatformError> {
     let mut def: PlatformDef = toml::from_str(text).map_err(|e| PlatformError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
@@ -837,7 +837,7 @@ impl PlatformDef {
     }
 
     /// The last-page rule (count-based when the definition has no pagination).
-    pub fn last_page(&self) -> &LastPage {
+    pub(crate) fn last_page(&self) -> &LastPage {
         static COUNT: LastPage = LastPage::Count;
         self.pagination.as_ref().map_or(&COUNT, |p| &p.last_page)
     }

@@ -237,7 +237,7 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
 
 /// CSV columns: one row per mark, brand fields repeated (or left empty) on a brand's later rows.
 /// The `alert_*` columns are optional (see `[brand.alerts]` in the TOML format).
-pub const CSV_COLUMNS: [&str; 14] = [
+pub(crate) const CSV_COLUMNS: [&str; 14] = [
     "name",
     "owner",
     "contacts",
@@ -263,7 +263,7 @@ const CSV_REQUIRED: [&str; 6] = [
 ];
 
 /// Parses the CSV registry format. List fields are separated by `;`.
-pub fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
+pub(crate) fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)

@@ -17,7 +17,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
 
 use crate::config::Config;
-pub use crate::cron::{CronError, CronExpr, parse_utc_offset};
+pub use crate::cron::CronExpr;
+pub(crate) use crate::cron::{CronError, parse_utc_offset};
 use crate::model::{Trigger, slot_key};
 
 /// A schedule that cannot be used, naming the expression or watch.
@@ -53,7 +54,7 @@ pub struct Watch {
 
 impl Watch {
     /// The next slot after `now` and when its run starts (slot + a random share of the jitter).
-    pub fn plan_after(
+    pub(crate) fn plan_after(
         &self,
         now: DateTime<Utc>,
         offset: FixedOffset,

@@ -11,7 +11,8 @@ use crate::fetch::Page;
 use crate::store::{EvidencePage, NewEvidence, Store, StoreError};
 
 /// The chain's first link points at this.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A page's body compressed and its hashes computed, ready to link into the chain.
 pub(crate) struct Sealed {

@@ -11,7 +11,7 @@ pub(crate) struct TestDb {
 }
 
 impl TestDb {
-    pub async fn new() -> TestDb {
+    pub(crate) async fn new() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         let brands = crate::registry::load_file(std::path::Path::new(concat!(
@@ -26,13 +26,13 @@ impl TestDb {
         TestDb { store, _dir: dir }
     }
 
-    pub fn pool(&self) -> &sqlx::SqlitePool {
+    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
         self.store.pool()
     }
 
     /// Stores one listing (with its page as evidence) and a match for it on `mark` of `brand`.
     #[allow(clippy::too_many_arguments)]
-    pub async fn listing_with_match(
+    pub(crate) async fn listing_with_match(
         &self,
         platform: &str,
         item_id: &str,

@@ -13,7 +13,7 @@ impl Sender {
     /// events are ready: the brand has been quiet for `email.batch_window_secs`, or its oldest
     /// event waited `email.batch_max_wait_secs`, or `flush` is set (end of a `crawl --once`).
     /// Returns how many alerts were queued.
-    pub async fn batch_pending(
+    pub(crate) async fn batch_pending(
         &self,
         now: DateTime<Utc>,
         flush: bool,
@@ -113,7 +113,7 @@ impl Sender {
     /// Queues one operations alert for every platform whose last
     /// `email.operations_after_failures` runs all failed and whose streak was not reported yet.
     /// Does nothing without `email.operations`.
-    pub async fn check_operations(&self) -> Result<Option<i64>, AlertError> {
+    pub(crate) async fn check_operations(&self) -> Result<Option<i64>, AlertError> {
         let Some(operations) = &self.email.operations else {
             return Ok(None);
         };

@@ -118,7 +118,7 @@ const BUNDLED: &[(&str, &str)] = &[
 
 /// Renders alert emails. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     env: Environment<'static>,
     base_url: String,
     from: Mailbox,
@@ -126,7 +126,7 @@ pub struct Renderer {
 
 /// A rendered email, before addressing.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
@@ -135,7 +135,7 @@ pub struct Rendered {
 impl Renderer {
     /// Loads the bundled templates, each replaced by `overrides/<name>` when that file exists.
     /// Every template is parsed now, so a broken override fails at startup, naming its file.
-    pub fn new(
+    pub(crate) fn new(
         overrides: Option<&Path>,
         base_url: &str,
         from: &str,
@@ -171,19 +171,19 @@ impl Renderer {
     }
 
     /// The configured sender.
-    pub fn from(&self) -> &Mailbox {
+    pub(crate) fn from(&self) -> &Mailbox {
         &self.from
     }
 
     /// The subject line for a payload (stored with the alert when it is queued).
-    pub fn subject(&self, kind: AlertKind, payload: &Payload) -> Result<String, AlertError> {
+    pub(crate) fn subject(&self, kind: AlertKind, payload: &Payload) -> Result<String, AlertError> {
         let ctx = self.context(kind, payload, "", "");
         let subject = self.render(&format!("{}/subject.txt", lang(payload.language)), &ctx)?;
         Ok(one_line(&subject))
     }
 
     /// Subject and both bodies.
-    pub fn render_alert(
+    pub(crate) fn render_alert(
         &self,
         kind: AlertKind,
         payload: &Payload,
@@ -201,7 +201,11 @@ impl Renderer {
 
     /// The complete message for a stored alert: the same bytes on every attempt except the
     /// transport's own trace headers, keyed by the alert's Message-ID.
-    pub fn build_message(&self, alert: &Alert, transport: &str) -> Result<Message, AlertError> {
+    pub(crate) fn build_message(
+        &self,
+        alert: &Alert,
+        transport: &str,
+    ) -> Result<Message, AlertError> {
         let rendered = self.render_alert(alert.kind, &alert.payload, transport)?;
         let subject = alert
             .subject

@@ -14,7 +14,7 @@
 //!   one digest alert.
 //! - **Operations** ([`Sender::check_operations`]): N consecutive failed crawl runs of a
 //!   platform alert `email.operations`, once per streak.
-//! - **Delivery** ([`Sender::deliver_due`]): alerts move `queued → sending → sent`, or
+//! - **Delivery** ([`Sender::tick`]): alerts move `queued → sending → sent`, or
 //!   `failed_retrying` (exponential backoff) and finally `dead` after `email.max_attempts`.
 //!   A 5xx refusal is dead at once. When the server is unreachable, the rest of the round is
 //!   deferred without spending their attempts.
@@ -41,11 +41,10 @@ mod transport;
 
 use std::path::PathBuf;
 
-pub use crate::model::alert::Payload;
-pub use message::{Rendered, Renderer};
-pub use schedule::{DEFAULT_DIGEST, parse_schedule};
-pub use sender::{Delivery, Sender, Tick, run_sender};
-pub use transport::{SendError, Transport};
+pub(crate) use crate::model::alert::Payload;
+pub(crate) use schedule::parse_schedule;
+pub use sender::Sender;
+pub(crate) use sender::run_sender;
 
 use crate::store::StoreError;
 

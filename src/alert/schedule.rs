@@ -7,10 +7,10 @@ use chrono::{DateTime, Offset, Utc};
 use crate::cron::{CronError, CronExpr};
 
 /// Used when a brand names no schedule: every day at 08:00 UTC.
-pub const DEFAULT_DIGEST: &str = "0 8 * * *";
+pub(crate) const DEFAULT_DIGEST: &str = "0 8 * * *";
 
 /// Parses a digest schedule; the error names the expression and the field at fault.
-pub fn parse_schedule(expr: &str) -> Result<CronExpr, CronError> {
+pub(crate) fn parse_schedule(expr: &str) -> Result<CronExpr, CronError> {
     CronExpr::parse(expr)
 }
 

@@ -98,11 +98,6 @@ impl Sender {
         })
     }
 
-    /// Delivers every alert that is due now, until none is left.
-    pub async fn deliver_due(&self) -> Result<Delivery, AlertError> {
-        self.deliver_until(None, &AtomicBool::new(false)).await
-    }
-
     /// Queues a test email to `to` and delivers it (only it) now.
     pub async fn send_test(&self, to: &str) -> Result<Alert, AlertError> {
         to.parse::<lettre::message::Mailbox>()
@@ -319,7 +314,7 @@ enum Outcome {
 }
 
 /// Builds the configured sender and runs it until `shutdown`: the daemon's alert task.
-pub async fn run_sender(
+pub(crate) async fn run_sender(
     store: Store,
     config: &Config,
     shutdown: impl Future<Output = ()>,

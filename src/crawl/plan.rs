@@ -73,7 +73,7 @@ pub struct PlatformSettings {
 /// One crawl per platform at a time among the crawls sharing these locks, whichever asks: the
 /// platform's pace holds across them. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct PlatformLocks {
+pub(crate) struct PlatformLocks {
     locks: Arc<std::sync::Mutex<BTreeMap<String, Arc<Mutex<()>>>>>,
 }
 
@@ -143,7 +143,7 @@ impl CrawlBuilder<'_> {
     }
 
     /// Crawl a platform only while no other crawl sharing `locks` does.
-    pub fn exclusive(mut self, locks: PlatformLocks) -> Self {
+    pub(crate) fn exclusive(mut self, locks: PlatformLocks) -> Self {
         self.locks = Some(locks);
         self
     }
@@ -302,7 +302,7 @@ impl CrawlReport {
     }
 
     /// The first platform's first problem, for the operator.
-    pub fn first_error(&self) -> Option<String> {
+    pub(crate) fn first_error(&self) -> Option<String> {
         self.runs
             .iter()
             .find_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.platform)))
@@ -325,7 +325,7 @@ impl Crawl {
     }
 
     /// The chosen platforms' names, in definition order.
-    pub fn platform_names(&self) -> Vec<String> {
+    pub(crate) fn platform_names(&self) -> Vec<String> {
         self.platforms
             .iter()
             .map(|p| p.def.platform.clone())

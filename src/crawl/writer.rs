@@ -49,7 +49,7 @@ impl PageRecord {
     }
 
     /// Counts what storing the page did to its listings.
-    pub fn count_into(&self, counts: &mut RunCounts) {
+    pub(crate) fn count_into(&self, counts: &mut RunCounts) {
         counts.listings_new += self.new.len() as u64;
         counts.listings_changed += self.changed.len() as u64;
         counts.listings_flagged += self.flagged() as u64;
@@ -59,7 +59,7 @@ impl PageRecord {
 /// A fetched page made ready to store, with all the CPU work done: its body compressed and
 /// hashed and its listings judged. Build it off the async threads; storing it then holds the
 /// write lock only for the SQL (and for judging listings that changed since last stored).
-pub struct PreparedPage {
+pub(crate) struct PreparedPage {
     run_id: i64,
     sealed: Sealed,
     content: Content,
@@ -81,7 +81,7 @@ enum Content {
 
 impl PreparedPage {
     /// A search page and the listings read from it, each judged by `judge`.
-    pub fn search(
+    pub(crate) fn search(
         run_id: i64,
         page: &Page,
         listings: Vec<Listing>,
@@ -97,7 +97,7 @@ impl PreparedPage {
 
     /// An item page: what it adds to stored listing `listing_id`, and the verdict given with
     /// that knowledge.
-    pub fn detail(
+    pub(crate) fn detail(
         run_id: i64,
         page: &Page,
         listing_id: i64,
@@ -118,7 +118,7 @@ impl PreparedPage {
     }
 
     /// A page that yielded nothing to store but itself (a wall, an unreadable page).
-    pub fn evidence(run_id: i64, page: &Page) -> PreparedPage {
+    pub(crate) fn evidence(run_id: i64, page: &Page) -> PreparedPage {
         PreparedPage {
             run_id,
             sealed: Sealed::new(page),
@@ -146,7 +146,7 @@ pub async fn record_page(
 /// last commit was written, up to [`MAX_GROUP`], in one transaction. Each page is still stored
 /// whole or not at all, and [`PageWriter::store`] returns only once its page is committed.
 #[derive(Clone)]
-pub struct PageWriter {
+pub(crate) struct PageWriter {
     jobs: mpsc::Sender<PageJob>,
 }
 
@@ -158,20 +158,20 @@ struct PageJob {
 impl PageWriter {
     /// Starts a writer that stores a crawl's pages, judging changed listings with `judge`. It
     /// stops when the last clone of the returned handle is dropped.
-    pub fn start(store: &Store, judge: Arc<Judge>) -> PageWriter {
+    pub(crate) fn start(store: &Store, judge: Arc<Judge>) -> PageWriter {
         let (jobs, queue) = mpsc::channel(MAX_GROUP);
         tokio::spawn(run_page_writer(store.clone(), judge, queue));
         PageWriter { jobs }
     }
 
     /// Stores `page` and returns what it did, once committed.
-    pub async fn store(&self, page: PreparedPage) -> Result<PageRecord> {
+    pub(crate) async fn store(&self, page: PreparedPage) -> Result<PageRecord> {
         self.submit(page).await?.wait().await
     }
 
     /// Hands `page` to the writer without waiting for its commit, so the crawl can fetch the
     /// next page meanwhile; waits only while the writer's queue is full.
-    pub async fn submit(&self, page: PreparedPage) -> Result<Committed> {
+    pub(crate) async fn submit(&self, page: PreparedPage) -> Result<Committed> {
         let (done, committed) = oneshot::channel();
         self.jobs
             .send(PageJob { page, done })
@@ -182,11 +182,11 @@ impl PageWriter {
 }
 
 /// A page handed to the [`PageWriter`].
-pub struct Committed(oneshot::Receiver<Result<PageRecord>>);
+pub(crate) struct Committed(oneshot::Receiver<Result<PageRecord>>);
 
 impl Committed {
     /// What storing the page did, once it is committed.
-    pub async fn wait(self) -> Result<PageRecord> {
+    pub(crate) async fn wait(self) -> Result<PageRecord> {
         self.0.await.map_err(|_| StoreError::WriterStopped)?
     }
 }

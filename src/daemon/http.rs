@@ -23,7 +23,7 @@ use crate::store::{ScheduleRow, ScheduleRunRow, Store};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
-pub struct DaemonHttp {
+pub(crate) struct DaemonHttp {
     pub store: Store,
     pub scheduler: SchedulerHandle,
     pub started: DateTime<Utc>,
@@ -33,7 +33,7 @@ pub struct DaemonHttp {
 }
 
 /// `/healthz`, `/readyz`, `/metrics` and `/api/daemon/...`.
-pub fn router(state: DaemonHttp) -> Router {
+pub(crate) fn router(state: DaemonHttp) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

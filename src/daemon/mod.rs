@@ -13,7 +13,7 @@
 
 pub mod http;
 pub mod pipeline;
-pub mod scheduler;
+pub(crate) mod scheduler;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -35,8 +35,8 @@ use crate::store::{Store, StoreError};
 /// Keys of `daemon_state` a running daemon sets.
 pub const STATE_API_ADDR: &str = "api_addr";
 pub const STATE_CONTROL_TOKEN: &str = "control_token";
-pub const STATE_PID: &str = "pid";
-pub const STATE_STARTED_AT: &str = "started_at";
+pub(crate) const STATE_PID: &str = "pid";
+pub(crate) const STATE_STARTED_AT: &str = "started_at";
 
 /// Why the daemon (or one run) cannot go on.
 #[derive(Debug, thiserror::Error)]

@@ -38,7 +38,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub fn crawl_run_ids(&self) -> Vec<i64> {
+    pub(crate) fn crawl_run_ids(&self) -> Vec<i64> {
         self.crawl.iter().map(|s| s.run_id).collect()
     }
 }

@@ -44,7 +44,7 @@ pub struct Started {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TriggerError {
+pub(crate) enum TriggerError {
     #[error("no watch `{name}` (watches: {known})")]
     UnknownWatch { name: String, known: String },
     #[error("no watch searches platform `{0}`")]
@@ -57,7 +57,7 @@ pub enum TriggerError {
 
 /// How the API reaches the scheduler.
 #[derive(Clone)]
-pub struct SchedulerHandle {
+pub(crate) struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     watches: Arc<Vec<Watch>>,
 }
@@ -65,7 +65,7 @@ pub struct SchedulerHandle {
 impl SchedulerHandle {
     /// Starts the named watches now (all when `watches` and `platforms` are empty); a
     /// platform names every watch that searches it.
-    pub async fn run_now(
+    pub(crate) async fn run_now(
         &self,
         watches: &[String],
         platforms: &[String],
@@ -114,10 +114,6 @@ impl SchedulerHandle {
             .map_err(|_| TriggerError::ShuttingDown)?;
         rx.await.map_err(|_| TriggerError::ShuttingDown)?
     }
-
-    pub fn watches(&self) -> &[Watch] {
-        &self.watches
-    }
 }
 
 /// What a finished task hands back.
@@ -133,7 +129,7 @@ struct Going {
     platforms: Vec<String>,
 }
 
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     pipeline: Arc<Pipeline>,
     watches: Arc<Vec<Watch>>,
     offset: FixedOffset,
@@ -145,7 +141,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(
+    pub(crate) fn new(
         pipeline: Arc<Pipeline>,
         watches: Vec<Watch>,
         offset: FixedOffset,
@@ -173,7 +169,7 @@ impl Scheduler {
     /// Brings the persisted plans in line with the configured watches: a new watch, or one
     /// whose cron changed, is planned from now; the others keep their plan, so a slot missed
     /// while the daemon was down is still due.
-    pub async fn sync_plans(&mut self) -> Result<(), DaemonError> {
+    pub(crate) async fn sync_plans(&mut self) -> Result<(), DaemonError> {
         let store = self.pipeline.store();
         let rows = store.schedules().await?;
         let now = Utc::now();
@@ -195,7 +191,7 @@ impl Scheduler {
 
     /// Runs until `shutdown`, then drains: runs still going at `drain_deadline` after the
     /// signal are abandoned and recorded so.
-    pub async fn run(mut self, shutdown: CancellationToken, drain: Duration) {
+    pub(crate) async fn run(mut self, shutdown: CancellationToken, drain: Duration) {
         loop {
             let nap = match self.start_due().await {
                 Ok(nap) => nap,

@@ -44,7 +44,7 @@ static META_CHARSET: LazyLock<Regex> = LazyLock::new(|| {
 const META_SCAN: usize = 8192;
 
 /// Encoding named by a Content-Type header's `charset` parameter.
-pub fn charset_from_content_type(content_type: &str) -> Option<&'static Encoding> {
+pub(crate) fn charset_from_content_type(content_type: &str) -> Option<&'static Encoding> {
     content_type.split(';').skip(1).find_map(|param| {
         let (k, v) = param.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case("charset") {
@@ -55,7 +55,7 @@ pub fn charset_from_content_type(content_type: &str) -> Option<&'static Encoding
 }
 
 /// Encoding named by a `<meta charset>` or `<meta http-equiv content="...charset=">` tag.
-pub fn charset_from_meta(bytes: &[u8]) -> Option<&'static Encoding> {
+pub(crate) fn charset_from_meta(bytes: &[u8]) -> Option<&'static Encoding> {
     let head = &bytes[..bytes.len().min(META_SCAN)];
     let caps = META_CHARSET.captures(head)?;
     Encoding::for_label(caps.get(1)?.as_bytes())

@@ -18,10 +18,8 @@ use url::Url;
 use crate::model::Listing;
 use crate::platform::{BlockKind, Field, FieldRule, LastPage, PlatformDef, SearchRules};
 
-pub use decode::{
-    CharsetSource, Decoded, charset_from_content_type, charset_from_meta, decode_page,
-};
-pub use price::parse_price;
+pub use decode::{CharsetSource, decode_page};
+pub(crate) use price::parse_price;
 
 /// Why a page yielded nothing usable.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use crate::platform::PriceRules;
 
 /// Parses displayed price text into (lowest, highest if a range). None without any number.
-pub fn parse_price(text: &str, rules: &PriceRules) -> Option<(f64, Option<f64>)> {
+pub(crate) fn parse_price(text: &str, rules: &PriceRules) -> Option<(f64, Option<f64>)> {
     let decimal = rules.decimal_separator.chars().next().unwrap_or('.');
     let cleaned = if !rules.thousands_separator.is_empty()
         && rules.thousands_separator != rules.decimal_separator

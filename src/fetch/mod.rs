@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 /// How hard and how patiently to fetch from one platform.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FetchPolicy {
+pub(crate) struct FetchPolicy {
     /// Sustained requests per second; `None` for no limit (benchmarks against loopback).
     pub requests_per_second: Option<f64>,
     /// Requests in flight at once.
@@ -91,7 +91,7 @@ pub enum FetchError {
 }
 
 /// One platform's polite HTTP client. Cheap to share behind an `Arc`.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: reqwest::Client,
     limiter: Option<DefaultDirectRateLimiter>,
     slots: Arc<Semaphore>,
@@ -109,7 +109,7 @@ enum Attempt {
 }
 
 impl Fetcher {
-    pub fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
+    pub(crate) fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
         let client = reqwest::Client::builder()
             .user_agent(&policy.user_agent)
             .timeout(policy.timeout)
@@ -139,14 +139,14 @@ impl Fetcher {
         })
     }
 
-    pub fn policy(&self) -> &FetchPolicy {
+    pub(crate) fn policy(&self) -> &FetchPolicy {
         &self.policy
     }
 
     /// Fetches `url`, retrying throttling, server errors and broken transfers.
     ///
     /// A 2xx-4xx response other than 429 is returned as is: a 404 is an answer, not a failure.
-    pub async fn fetch(&self, url: &str) -> Result<Page, FetchError> {
+    pub(crate) async fn fetch(&self, url: &str) -> Result<Page, FetchError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| FetchError::InvalidUrl {
             url: url.to_owned(),
             message: e.to_string(),

@@ -42,7 +42,7 @@ fn one() -> u32 {
 }
 
 /// Reads a JSONL catalogue; errors name the file and line.
-pub fn load_catalogue(path: &Path) -> Result<Vec<CatalogueListing>, FixtureError> {
+pub(crate) fn load_catalogue(path: &Path) -> Result<Vec<CatalogueListing>, FixtureError> {
     let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Io {
         path: path.to_path_buf(),
         source,
@@ -97,7 +97,11 @@ fn derive_id(id: &str, rng: &mut ChaCha8Rng) -> String {
 
 /// The catalogue `scale` times over: round 0 is the catalogue itself, each further round a
 /// copy with new ids and prices moved by up to 10%, all drawn from `seed`.
-pub fn scale_catalogue(base: &[CatalogueListing], scale: u32, seed: u64) -> Vec<CatalogueListing> {
+pub(crate) fn scale_catalogue(
+    base: &[CatalogueListing],
+    scale: u32,
+    seed: u64,
+) -> Vec<CatalogueListing> {
     let scale = scale.max(1);
     let mut seen: HashSet<(String, String)> = base
         .iter()

@@ -55,19 +55,6 @@ impl Fault {
             Fault::Bom,
         ]
     }
-
-    /// Whether the response is an error or a wall rather than the page.
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            Fault::TooManyRequests { .. }
-                | Fault::ServerError
-                | Fault::Unavailable
-                | Fault::Truncated
-                | Fault::Captcha
-                | Fault::Login
-        )
-    }
 }
 
 /// A fault list that did not parse.

@@ -26,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
 
-pub use catalogue::{CatalogueListing, load_catalogue, scale_catalogue};
-pub use faults::{Fault, ParseFaultError, parse_faults};
+pub(crate) use catalogue::{CatalogueListing, load_catalogue, scale_catalogue};
+pub use faults::{Fault, parse_faults};
 
 use render::{Charset, ItemPath, PageParam, SITES, SearchRender, Site};
 
@@ -270,7 +270,7 @@ impl FixtureServer {
     }
 
     /// The axum app serving every platform.
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         Router::new()
             .fallback(handle)
             .with_state(self.inner.clone())
@@ -362,11 +362,6 @@ impl FixtureServer {
     fn site_data(&self, platform: &str) -> Result<&SiteData, FixtureError> {
         self.inner.site(platform)
     }
-}
-
-/// Builds the router for `options` (see [`FixtureServer`] for logs and scripts).
-pub fn router(options: FixtureOptions) -> Result<Router, FixtureError> {
-    Ok(FixtureServer::new(options)?.router())
 }
 
 /// Serves the fixture platforms on an already bound listener until the task is dropped.

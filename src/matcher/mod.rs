@@ -21,8 +21,9 @@ use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};
 
-pub use eval::{EvalReport, KindStats, Label, Miss, evaluate, read_labels};
-pub use jsonl::{BadLine, ListingRecord, MatchFileError, Summary, read_listings, run_jsonl};
+pub use eval::{evaluate, read_labels};
+pub(crate) use jsonl::ListingRecord;
+pub use jsonl::{MatchFileError, Summary, read_listings, run_jsonl};
 
 /// Score from which a listing is infringing.
 const INFRINGING_FROM: f64 = 0.75;
@@ -601,12 +602,12 @@ pub(crate) mod tests_support {
     use std::sync::OnceLock;
 
     /// The demo registry, fixtures/brands.toml.
-    pub fn demo_brands() -> Vec<Brand> {
+    pub(crate) fn demo_brands() -> Vec<Brand> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/brands.toml");
         crate::registry::load_file(std::path::Path::new(path)).unwrap()
     }
 
-    pub fn matcher() -> &'static Matcher {
+    pub(crate) fn matcher() -> &'static Matcher {
         static M: OnceLock<Matcher> = OnceLock::new();
         M.get_or_init(|| Matcher::new(&demo_brands()).unwrap())
     }

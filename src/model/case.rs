@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// E-Commerce Law Art. 43: after a counter-notice the rights holder has 15 days to complain to
 /// the authorities or sue, or the platform restores the listing.
-pub const COUNTER_NOTICE_DAYS: u64 = 15;
+pub(crate) const COUNTER_NOTICE_DAYS: u64 = 15;
 
 /// Where a notice is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ pub enum CaseState {
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 7] = [
+    pub(crate) const ALL: [CaseState; 7] = [
         CaseState::Draft,
         CaseState::Approved,
         CaseState::Filed,
@@ -54,7 +54,7 @@ impl CaseState {
     }
 
     /// The states reachable from this one in a single step.
-    pub fn next_states(self) -> &'static [CaseState] {
+    pub(crate) fn next_states(self) -> &'static [CaseState] {
         use CaseState::*;
         match self {
             Draft => &[Approved, Rejected],
@@ -68,13 +68,8 @@ impl CaseState {
         }
     }
 
-    pub fn can_become(self, to: CaseState) -> bool {
+    pub(crate) fn can_become(self, to: CaseState) -> bool {
         self.next_states().contains(&to)
-    }
-
-    /// Whether the case is still waiting on someone (reviewer, platform or court).
-    pub fn is_open(self) -> bool {
-        !matches!(self, CaseState::Closed)
     }
 }
 
@@ -165,7 +160,7 @@ pub struct TransitionDetails {
 }
 
 /// The Art. 43 deadline for a counter-notice received on `received`.
-pub fn counter_notice_deadline(received: NaiveDate) -> NaiveDate {
+pub(crate) fn counter_notice_deadline(received: NaiveDate) -> NaiveDate {
     received
         .checked_add_days(Days::new(COUNTER_NOTICE_DAYS))
         .unwrap_or(NaiveDate::MAX)

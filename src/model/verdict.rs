@@ -33,7 +33,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Infringing and suspect listings go to review.
-    pub fn is_flagged(self) -> bool {
+    pub(crate) fn is_flagged(self) -> bool {
         self != Outcome::Clear
     }
 
@@ -113,7 +113,7 @@ impl ReasonCode {
     }
 
     /// The phrase a Chinese complaint uses: "(the listing) …".
-    pub fn phrase_zh(self) -> &'static str {
+    pub(crate) fn phrase_zh(self) -> &'static str {
         use ReasonCode::*;
         match self {
             MarkExact => "使用注册商标",
@@ -142,7 +142,7 @@ impl ReasonCode {
     }
 
     /// The phrase an English complaint uses: "(the listing) …".
-    pub fn phrase_en(self) -> &'static str {
+    pub(crate) fn phrase_en(self) -> &'static str {
         use ReasonCode::*;
         match self {
             MarkExact => "uses the registered mark",
@@ -171,7 +171,7 @@ impl ReasonCode {
     }
 
     /// A sentence for reviewers who don't read matcher codes.
-    pub fn explanation(self) -> &'static str {
+    pub(crate) fn explanation(self) -> &'static str {
         use ReasonCode::*;
         match self {
             MarkExact => "The registered mark appears as written.",

@@ -26,7 +26,7 @@ fn explain(reasons: &[Reason], zh: bool) -> String {
 }
 
 /// The explanation of a listing's match, in Chinese.
-pub fn explain_zh(reasons: &[Reason]) -> String {
+pub(crate) fn explain_zh(reasons: &[Reason]) -> String {
     explain(reasons, true)
 }
 

@@ -20,7 +20,7 @@ use crate::store::{NoticeDetail, NoticeFilter, NoticeMark, NoticeSort, Store};
 
 /// The first CSV column: which markwatch notice (one platform complaint) a row belongs to, so
 /// each complaint's reference can be recorded against it after filing.
-pub const NOTICE_COLUMN: &str = "markwatch_notice";
+pub(crate) const NOTICE_COLUMN: &str = "markwatch_notice";
 
 /// Export file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -58,20 +58,20 @@ impl ExportFormat {
 
 /// One listing of one notice, every form field filled.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ExportRow {
+pub(crate) struct ExportRow {
     pub notice_id: i64,
     pub item_id: String,
     pub values: BTreeMap<ExportField, String>,
 }
 
 impl ExportRow {
-    pub fn get(&self, field: ExportField) -> &str {
+    pub(crate) fn get(&self, field: ExportField) -> &str {
         self.values.get(&field).map_or("", String::as_str)
     }
 }
 
 /// The form rows of one notice: one per listing.
-pub fn export_rows(
+pub(crate) fn export_rows(
     detail: &NoticeDetail,
     marks: &[NoticeMark],
     config: &NoticesConfig,
@@ -159,7 +159,7 @@ pub struct BatchNotice {
 }
 
 /// Loads the notices of `platform` in `state` (the approved batch, by default), oldest first.
-pub async fn load_batch(
+pub(crate) async fn load_batch(
     store: &Store,
     platform: &str,
     state: CaseState,
@@ -204,7 +204,7 @@ pub struct ExportOptions<'a> {
 
 /// Writes `batch` for the form of `def`. Refuses (writing nothing) when a field the form
 /// requires is empty.
-pub fn export_batch(
+pub(crate) fn export_batch(
     out: &mut dyn Write,
     def: &PlatformDef,
     batch: &[BatchNotice],

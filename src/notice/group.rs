@@ -13,7 +13,7 @@ use crate::platform::{PlatformDef, RightsPerComplaint};
 use crate::store::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, RemovedListing};
 
 /// Relisted cases go to the top of the queue.
-pub const RELISTED_PRIORITY: i64 = 10;
+pub(crate) const RELISTED_PRIORITY: i64 = 10;
 
 /// Reason codes that say the goods themselves are fakes, not just that the mark is used.
 const COUNTERFEIT_CODES: [ReasonCode; 4] = [
@@ -32,7 +32,7 @@ pub struct Unplaced {
 
 /// What drafting will do.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DraftPlan {
+pub(crate) struct DraftPlan {
     pub notices: Vec<PlannedNotice>,
     pub unplaced: Vec<Unplaced>,
     /// Listings flagged as relisting a removed one.
@@ -40,7 +40,7 @@ pub struct DraftPlan {
 }
 
 /// The infringement type a match supports.
-pub fn infringement_kind(c: &DraftCandidate) -> InfringementKind {
+pub(crate) fn infringement_kind(c: &DraftCandidate) -> InfringementKind {
     if c.reasons
         .iter()
         .any(|r| COUNTERFEIT_CODES.contains(&r.code))
@@ -54,7 +54,7 @@ pub fn infringement_kind(c: &DraftCandidate) -> InfringementKind {
 /// Plans draft notices for `candidates`: fills open drafts of the same group first, then new
 /// notices of at most the channel's `max_listings`. Candidates on a platform with no definition
 /// are left unplaced with the reason.
-pub fn plan_drafts(
+pub(crate) fn plan_drafts(
     candidates: &[DraftCandidate],
     removed: &[RemovedListing],
     open: &[OpenDraft],

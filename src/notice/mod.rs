@@ -18,17 +18,14 @@ use crate::case::unfileable_reason;
 use crate::platform::PlatformDef;
 use crate::store::{EvidenceRef, EvidenceRole, Store, StoreError};
 
-pub use explain::{explain_en, explain_zh};
-pub use export::{
-    BatchNotice, ExportFormat, ExportOptions, ExportRow, NOTICE_COLUMN, export_batch,
-    export_platform_batch, export_rows, load_batch,
-};
-pub use group::{DraftPlan, RELISTED_PRIORITY, Unplaced, infringement_kind, plan_drafts};
-pub use relist::{RelistHit, TITLE_SIMILARITY, find_relisting};
+pub use explain::explain_en;
+pub(crate) use explain::explain_zh;
+pub use export::{ExportFormat, ExportOptions, export_platform_batch};
+pub(crate) use group::{Unplaced, plan_drafts};
 pub use template::{Language, NoticeContext, Templates, bundled_templates, escape_controls};
 
 /// The audit log's actor for drafts made by the pipeline.
-pub const DRAFTER: &str = "markwatch";
+pub(crate) const DRAFTER: &str = "markwatch";
 
 /// A drafting, template or export failure.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +93,7 @@ pub async fn queue_drafts(
 }
 
 /// [`queue_drafts`] as of `today` (expiry is judged against it).
-pub async fn queue_drafts_on(
+pub(crate) async fn queue_drafts_on(
     store: &Store,
     platforms: &[PlatformDef],
     today: NaiveDate,
@@ -158,7 +155,7 @@ async fn recheck_fileability(
 }
 
 /// The file a captured page has in an evidence pack; notices name it so a reader can find it.
-pub fn pack_file_name(e: &EvidenceRef) -> String {
+pub(crate) fn pack_file_name(e: &EvidenceRef) -> String {
     let role = match e.role {
         EvidenceRole::SearchPage => "search",
         EvidenceRole::ItemPage => "item",

@@ -5,18 +5,18 @@ use crate::store::{DraftCandidate, RemovedListing};
 
 /// Titles at least this similar (normalised Levenshtein over the letters, digits and CJK
 /// characters, case folded) are near-identical.
-pub const TITLE_SIMILARITY: f64 = 0.9;
+pub(crate) const TITLE_SIMILARITY: f64 = 0.9;
 
 /// A relisting: the earlier case and why.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RelistHit {
+pub(crate) struct RelistHit {
     pub notice_id: i64,
     pub listing_id: i64,
     pub reason: String,
 }
 
 /// The latest removed case `c` relists, if any. A same-seller hit wins over a title hit.
-pub fn find_relisting(c: &DraftCandidate, removed: &[RemovedListing]) -> Option<RelistHit> {
+pub(crate) fn find_relisting(c: &DraftCandidate, removed: &[RemovedListing]) -> Option<RelistHit> {
     let seller = c
         .seller
         .as_deref()

@@ -129,7 +129,11 @@ impl Templates {
     }
 
     /// The template name used for `def` in `lang`.
-    pub fn name_for(&self, def: &PlatformDef, lang: Language) -> Result<String, NoticeError> {
+    pub(crate) fn name_for(
+        &self,
+        def: &PlatformDef,
+        lang: Language,
+    ) -> Result<String, NoticeError> {
         let family = def
             .complaint
             .template

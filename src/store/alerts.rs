@@ -79,7 +79,8 @@ pub enum AlertState {
 }
 
 impl AlertState {
-    pub const ALL: [AlertState; 5] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [AlertState; 5] = [
         AlertState::Queued,
         AlertState::Sending,
         AlertState::Sent,
@@ -132,7 +133,7 @@ pub struct Alert {
 
 /// A new alert, before it has an id.
 #[derive(Debug, Clone)]
-pub struct NewAlert {
+pub(crate) struct NewAlert {
     pub kind: AlertKind,
     pub brand_id: Option<i64>,
     pub recipients: Vec<String>,
@@ -144,7 +145,7 @@ pub struct NewAlert {
 
 /// A brand with infringing events waiting for the batcher.
 #[derive(Debug, Clone)]
-pub struct PendingBrand {
+pub(crate) struct PendingBrand {
     pub brand_id: i64,
     pub brand: String,
     pub mode: AlertMode,
@@ -156,7 +157,7 @@ pub struct PendingBrand {
 
 /// A brand as the digest scheduler sees it.
 #[derive(Debug, Clone)]
-pub struct DigestBrand {
+pub(crate) struct DigestBrand {
     pub brand_id: i64,
     pub brand: String,
     pub prefs: AlertPrefs,
@@ -167,7 +168,7 @@ pub struct DigestBrand {
 
 /// A platform's current streak of failed crawl runs.
 #[derive(Debug, Clone)]
-pub struct FailureStreak {
+pub(crate) struct FailureStreak {
     pub platform: String,
     /// Consecutive finished runs with status `failed`, newest first counted.
     pub runs: i64,
@@ -505,7 +506,7 @@ impl Store {
     // ------------------------------------------------------------ batching
 
     /// Brands with infringing events the batcher has not handled yet.
-    pub async fn pending_alert_brands(&self) -> Result<Vec<PendingBrand>> {
+    pub(crate) async fn pending_alert_brands(&self) -> Result<Vec<PendingBrand>> {
         let mut conn = self.pool.acquire().await?;
         let rows: Vec<(i64, String, String, i64, String, String)> = sqlx::query_as(
             "SELECT b.id, b.name, b.alert_mode, count(*), min(e.created_at), max(e.created_at)
@@ -533,7 +534,7 @@ impl Store {
     /// Turns one brand's pending infringing events into one immediate alert, atomically: each
     /// event ends up in exactly one alert. `make` builds the alert from the payload (subject,
     /// recipients, Message-ID); returns `None` when another batcher got there first.
-    pub async fn batch_immediate(
+    pub(crate) async fn batch_immediate(
         &self,
         brand_id: i64,
         make: impl FnOnce(Payload) -> NewAlert,
@@ -560,7 +561,7 @@ impl Store {
     // ------------------------------------------------------------ digests
 
     /// Every brand with its preferences, contacts and digest progress.
-    pub async fn digest_brands(&self) -> Result<Vec<DigestBrand>> {
+    pub(crate) async fn digest_brands(&self) -> Result<Vec<DigestBrand>> {
         let mut conn = self.pool.acquire().await?;
         type DigestRow = (i64, String, String, Option<String>, String, Option<String>);
         let rows: Vec<DigestRow> = sqlx::query_as(
@@ -585,7 +586,11 @@ impl Store {
     }
 
     /// Starts a brand's digest schedule at `at` without sending anything.
-    pub async fn start_digest_schedule(&self, brand_id: i64, at: DateTime<Utc>) -> Result<()> {
+    pub(crate) async fn start_digest_schedule(
+        &self,
+        brand_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT OR IGNORE INTO alert_digests (brand_id, covered_to) VALUES (?, ?)")
             .bind(brand_id)
             .bind(stamp(at))
@@ -600,7 +605,7 @@ impl Store {
     ///
     /// `expected_from` guards against two schedulers closing the same period twice.
     #[allow(clippy::too_many_arguments)]
-    pub async fn close_digest(
+    pub(crate) async fn close_digest(
         &self,
         brand_id: i64,
         expected_from: Option<DateTime<Utc>>,
@@ -664,7 +669,7 @@ impl Store {
     // ------------------------------------------------------------ operations
 
     /// Each platform's current run of consecutive failed crawls (finished runs only).
-    pub async fn failure_streaks(&self) -> Result<Vec<FailureStreak>> {
+    pub(crate) async fn failure_streaks(&self) -> Result<Vec<FailureStreak>> {
         let mut conn = self.pool.acquire().await?;
         let platforms: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT platform FROM crawl_runs ORDER BY platform")
@@ -713,7 +718,7 @@ impl Store {
 
     /// Queues the operations alert for failure streaks and remembers them, atomically, so one
     /// streak alerts once.
-    pub async fn queue_operations_alert(
+    pub(crate) async fn queue_operations_alert(
         &self,
         streaks: &[FailureStreak],
         alert: NewAlert,
@@ -738,7 +743,7 @@ impl Store {
     // ------------------------------------------------------------ delivery
 
     /// Queues an alert built outside the pipeline (tests, `alerts test`).
-    pub async fn insert_alert(&self, alert: &NewAlert) -> Result<i64> {
+    pub(crate) async fn insert_alert(&self, alert: &NewAlert) -> Result<i64> {
         let mut tx = self.begin_write().await?;
         let id = insert_alert_tx(&mut tx, alert, &super::now()).await?;
         tx.commit().await?;
@@ -748,7 +753,7 @@ impl Store {
     /// Claims up to `limit` alerts that are due (queued, retry time reached, or held by a
     /// sender whose lease ran out), moving them to `sending` and counting the attempt.
     /// `only` restricts the claim to one alert.
-    pub async fn claim_due_alerts(
+    pub(crate) async fn claim_due_alerts(
         &self,
         now: DateTime<Utc>,
         lease: chrono::Duration,
@@ -791,7 +796,7 @@ impl Store {
     }
 
     /// Records the server's acceptance. Only a row this sender still holds is changed.
-    pub async fn mark_alert_sent(
+    pub(crate) async fn mark_alert_sent(
         &self,
         id: i64,
         response: &str,
@@ -810,7 +815,7 @@ impl Store {
     }
 
     /// Records a failed attempt: retried at `next_attempt`, or dead when `None`.
-    pub async fn mark_alert_failed(
+    pub(crate) async fn mark_alert_failed(
         &self,
         id: i64,
         error: &str,
@@ -836,7 +841,7 @@ impl Store {
 
     /// Gives up on an alert and, in the same transaction, queues `notify` (the operations
     /// alert saying so), so operators hear about every dead alert exactly once.
-    pub async fn mark_alert_dead(
+    pub(crate) async fn mark_alert_dead(
         &self,
         id: i64,
         error: &str,
@@ -863,7 +868,7 @@ impl Store {
 
     /// Hands claimed alerts back untried, not before `until`, without counting the attempt
     /// (the server was unreachable for another alert, or the sender is stopping).
-    pub async fn defer_alerts(
+    pub(crate) async fn defer_alerts(
         &self,
         ids: &[i64],
         until: DateTime<Utc>,
@@ -944,25 +949,6 @@ impl Store {
             .await?
             .map(alert_from_row)
             .transpose()
-    }
-
-    /// How many alerts are in each state, and when the oldest still-unsent one was created
-    /// (for metrics).
-    pub async fn alert_counts(&self) -> Result<(Vec<(AlertState, i64)>, Option<String>)> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM alerts GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
-                .await?;
-        let counts = rows
-            .into_iter()
-            .map(|(s, n)| Ok((stored("alerts", "state", &s)?, n)))
-            .collect::<Result<Vec<_>>>()?;
-        let oldest: Option<String> = sqlx::query_scalar(
-            "SELECT min(created_at) FROM alerts WHERE state IN ('queued', 'sending', 'failed_retrying')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((counts, oldest))
     }
 }
 

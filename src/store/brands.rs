@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// Every brand's name, in order: what a brand filter offers.
-    pub async fn brand_names(&self) -> Result<Vec<String>> {
+    pub(crate) async fn brand_names(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT name FROM brands ORDER BY name")
             .fetch_all(&self.pool)
             .await?)

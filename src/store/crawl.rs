@@ -72,7 +72,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn finish_crawl_run(
+    pub(crate) async fn finish_crawl_run(
         &self,
         run_id: i64,
         counts: &RunCounts,
@@ -164,7 +164,7 @@ impl Store {
 }
 
 /// An evidence row, sealed and linked by the crawl (see `crate::seal`).
-pub struct NewEvidence<'a> {
+pub(crate) struct NewEvidence<'a> {
     pub crawl_run_id: i64,
     pub url: &'a str,
     pub fetched_at: &'a str,
@@ -180,7 +180,7 @@ pub struct NewEvidence<'a> {
 
 /// What an item page adds to a stored listing.
 #[derive(Serialize)]
-pub struct DetailUpdate<'a> {
+pub(crate) struct DetailUpdate<'a> {
     pub listing_id: i64,
     pub evidence_id: i64,
     pub seller: Option<&'a str>,
@@ -272,7 +272,7 @@ impl WriteTx<'_> {
 }
 
 /// What storing a search page did to one of its listings.
-pub enum Upsert {
+pub(crate) enum Upsert {
     New(i64),
     /// The listing as now stored: the new fields over what earlier pages showed.
     Changed(i64, Box<Listing>),
@@ -280,7 +280,7 @@ pub enum Upsert {
 }
 
 /// A search page's listings, with the evidence they came from.
-pub struct PageListings<'a> {
+pub(crate) struct PageListings<'a> {
     pub listings: &'a [Listing],
     pub evidence_id: i64,
     pub seen_at: &'a str,

@@ -46,7 +46,7 @@ pub struct ScheduleRunRow {
 
 /// Starting a run: the run row and the schedule's new plan, written together.
 #[derive(Debug, Clone)]
-pub struct RunClaim<'a> {
+pub(crate) struct RunClaim<'a> {
     pub watch: &'a str,
     pub slot: &'a str,
     pub trigger: Trigger,
@@ -58,13 +58,14 @@ pub struct RunClaim<'a> {
 
 /// Whether the daemon can serve: both must be `Ok` for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     pub writable: std::result::Result<(), String>,
     pub migrations: std::result::Result<(), String>,
 }
 
 impl Readiness {
-    pub fn is_ready(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_ready(&self) -> bool {
         self.writable.is_ok() && self.migrations.is_ok()
     }
 }
@@ -82,7 +83,7 @@ pub struct CrawlTotals {
 }
 
 /// Upper bounds, in seconds, of the crawl duration histogram's buckets.
-pub const CRAWL_DURATION_BUCKETS: [f64; 10] = [
+pub(crate) const CRAWL_DURATION_BUCKETS: [f64; 10] = [
     1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
@@ -168,7 +169,7 @@ impl Store {
     }
 
     /// Sets a watch's next slot (a new watch, or its cron changed), keeping its history.
-    pub async fn save_schedule_plan(
+    pub(crate) async fn save_schedule_plan(
         &self,
         watch: &str,
         cron: &str,
@@ -193,7 +194,7 @@ impl Store {
     /// After a crash: runs left `running` are marked abandoned and their slots queued to run
     /// again; crawl runs left `running` are abandoned. Returns the (watch, slot) pairs to resume.
     /// Call only while holding the daemon lock, before starting any run.
-    pub async fn recover_interrupted_runs(&self) -> Result<Vec<(String, String)>> {
+    pub(crate) async fn recover_interrupted_runs(&self) -> Result<Vec<(String, String)>> {
         let at = now();
         let mut tx = self.begin_write().await?;
         let cut: Vec<(String, String)> = sqlx::query_as(
@@ -226,7 +227,7 @@ impl Store {
 
     /// Starts a run: inserts it and moves the schedule on, atomically. `None` when the slot
     /// already ran (or runs) or another writer moved the schedule first.
-    pub async fn claim_schedule_run(&self, claim: &RunClaim<'_>) -> Result<Option<i64>> {
+    pub(crate) async fn claim_schedule_run(&self, claim: &RunClaim<'_>) -> Result<Option<i64>> {
         let at = now();
         let mut tx = self.begin_write().await?;
         if let Some(expected) = claim.expect_next_slot {
@@ -282,7 +283,7 @@ impl Store {
     }
 
     /// Records a slot skipped because the watch's previous run was still going, and moves on.
-    pub async fn skip_schedule_slot(
+    pub(crate) async fn skip_schedule_slot(
         &self,
         watch: &str,
         slot: &str,
@@ -314,7 +315,7 @@ impl Store {
     }
 
     /// Records how a run ended.
-    pub async fn finish_schedule_run(
+    pub(crate) async fn finish_schedule_run(
         &self,
         id: i64,
         status: &str,
@@ -351,7 +352,7 @@ impl Store {
     }
 
     /// A run cut short by shutdown: abandoned, its crawl runs too, its slot queued to run again.
-    pub async fn abandon_schedule_run(&self, id: i64, platforms: &[String]) -> Result<()> {
+    pub(crate) async fn abandon_schedule_run(&self, id: i64, platforms: &[String]) -> Result<()> {
         let at = now();
         let mut tx = self.begin_write().await?;
         let (watch, slot, started_at): (String, String, String) = sqlx::query_as(
@@ -396,7 +397,7 @@ impl Store {
     }
 
     /// One run by id.
-    pub async fn schedule_run(&self, id: i64) -> Result<Option<ScheduleRunRow>> {
+    pub(crate) async fn schedule_run(&self, id: i64) -> Result<Option<ScheduleRunRow>> {
         Ok(sqlx::query_as(
             "SELECT id, watch, slot, trigger, started_at, finished_at, status, crawl_runs, error
              FROM schedule_runs WHERE id = ?",
@@ -407,7 +408,7 @@ impl Store {
     }
 
     /// Records facts about the running daemon (its API address, control token).
-    pub async fn set_daemon_state(&self, pairs: &[(&str, &str)]) -> Result<()> {
+    pub(crate) async fn set_daemon_state(&self, pairs: &[(&str, &str)]) -> Result<()> {
         let at = now();
         let mut tx = self.begin_write().await?;
         for (key, value) in pairs {
@@ -434,7 +435,7 @@ impl Store {
         )
     }
 
-    pub async fn clear_daemon_state(&self, keys: &[&str]) -> Result<()> {
+    pub(crate) async fn clear_daemon_state(&self, keys: &[&str]) -> Result<()> {
         for key in keys {
             sqlx::query("DELETE FROM daemon_state WHERE key = ?")
                 .bind(key)
@@ -446,7 +447,7 @@ impl Store {
 
     /// Whether the database takes a write now, and whether its migrations are exactly this
     /// binary's.
-    pub async fn readiness(&self) -> Readiness {
+    pub(crate) async fn readiness(&self) -> Readiness {
         let writable = sqlx::query(
             "INSERT INTO daemon_state (key, value, updated_at) VALUES ('ready_probe', ?1, ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

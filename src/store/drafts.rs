@@ -13,7 +13,7 @@ use crate::model::Reason;
 
 /// A flagged match that no notice carries yet, with what grouping needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DraftCandidate {
+pub(crate) struct DraftCandidate {
     pub match_id: i64,
     pub listing_id: i64,
     pub platform: String,
@@ -29,7 +29,7 @@ pub struct DraftCandidate {
 
 /// The registered right a match rests on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MarkRight {
+pub(crate) struct MarkRight {
     pub id: i64,
     pub text: String,
     pub jurisdiction: String,
@@ -39,7 +39,7 @@ pub struct MarkRight {
 
 /// A listing a platform took down: its seller and title are watched for relisting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RemovedListing {
+pub(crate) struct RemovedListing {
     pub notice_id: i64,
     pub listing_id: i64,
     pub platform: String,
@@ -50,7 +50,7 @@ pub struct RemovedListing {
 
 /// A draft still taking listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenDraft {
+pub(crate) struct OpenDraft {
     pub id: i64,
     pub group_key: String,
     pub item_count: u32,
@@ -58,7 +58,7 @@ pub struct OpenDraft {
 
 /// One notice to create (or, with `existing`, to add to).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlannedNotice {
+pub(crate) struct PlannedNotice {
     /// Add the items to this open draft instead of creating a notice.
     pub existing: Option<i64>,
     pub platform: String,
@@ -74,7 +74,7 @@ pub struct PlannedNotice {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedItem {
+pub(crate) struct PlannedItem {
     pub match_id: i64,
     pub relisted_from: Option<i64>,
     pub relisted_reason: Option<String>,
@@ -82,7 +82,7 @@ pub struct PlannedItem {
 
 /// What saving a plan did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SavedDrafts {
+pub(crate) struct SavedDrafts {
     /// Notices created.
     pub created: Vec<i64>,
     /// Existing drafts that took more listings.
@@ -93,7 +93,7 @@ pub struct SavedDrafts {
 
 impl Store {
     /// Infringing and suspect matches no notice carries yet, oldest first.
-    pub async fn draft_candidates(&self) -> Result<Vec<DraftCandidate>> {
+    pub(crate) async fn draft_candidates(&self) -> Result<Vec<DraftCandidate>> {
         #[derive(sqlx::FromRow)]
         struct Row {
             match_id: i64,
@@ -173,7 +173,7 @@ impl Store {
     }
 
     /// Listings of every case the platform took down (removed, or closed after removal).
-    pub async fn removed_listings(&self) -> Result<Vec<RemovedListing>> {
+    pub(crate) async fn removed_listings(&self) -> Result<Vec<RemovedListing>> {
         Ok(sqlx::query_as::<_, (i64, i64, String, String, Option<String>, String)>(
             "SELECT n.id, l.id, l.platform, l.item_id, l.seller, l.title
              FROM notices n JOIN notice_items ni ON ni.notice_id = n.id
@@ -200,7 +200,7 @@ impl Store {
     }
 
     /// Drafts that may still take listings, with their group keys.
-    pub async fn open_drafts(&self) -> Result<Vec<OpenDraft>> {
+    pub(crate) async fn open_drafts(&self) -> Result<Vec<OpenDraft>> {
         Ok(sqlx::query_as::<_, (i64, String, i64)>(
             "SELECT id, group_key, item_count FROM notices WHERE state = 'draft' AND group_key IS NOT NULL
              ORDER BY id",
@@ -219,7 +219,11 @@ impl Store {
     /// Saves a drafting plan in one transaction: new notices with an audit row each, items
     /// added to open drafts, and each touched notice's counts and strongest verdict refreshed.
     /// A match another run placed meanwhile is skipped (match ids are unique across notices).
-    pub async fn save_drafts(&self, plan: &[PlannedNotice], actor: &str) -> Result<SavedDrafts> {
+    pub(crate) async fn save_drafts(
+        &self,
+        plan: &[PlannedNotice],
+        actor: &str,
+    ) -> Result<SavedDrafts> {
         let mut tx = self.begin_write().await?;
         let now = now();
         let mut saved = SavedDrafts::default();
@@ -314,7 +318,7 @@ impl Store {
     /// Takes listings a rematch has since judged clear out of drafts (never out of a notice
     /// already approved or further on), with an audit row per draft; a draft left with no
     /// listing is rejected. Returns how many listings were taken out.
-    pub async fn prune_cleared_drafts(&self, actor: &str) -> Result<u64> {
+    pub(crate) async fn prune_cleared_drafts(&self, actor: &str) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let now = now();
         let rows: Vec<(i64, i64)> = sqlx::query_as(
@@ -367,7 +371,7 @@ impl Store {
 
     /// Re-checks why open drafts cannot be filed (a mark renewed or expired since drafting).
     /// `reasons` maps notice id → reason (None: fileable). Returns how many changed.
-    pub async fn set_not_fileable(&self, reasons: &[(i64, Option<String>)]) -> Result<u64> {
+    pub(crate) async fn set_not_fileable(&self, reasons: &[(i64, Option<String>)]) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let now = now();
         let mut changed = 0;
@@ -389,7 +393,7 @@ impl Store {
     }
 
     /// Open drafts and approved notices with the right they rest on, for re-checking.
-    pub async fn unfiled_rights(&self) -> Result<Vec<(i64, String, Option<MarkRight>)>> {
+    pub(crate) async fn unfiled_rights(&self) -> Result<Vec<(i64, String, Option<MarkRight>)>> {
         let rows: Vec<UnfiledRow> = sqlx::query_as(
                 "SELECT n.id, n.platform, mk.id, mk.text, mk.jurisdiction, mk.registration_no, mk.expires
                  FROM notices n LEFT JOIN marks mk ON mk.id = n.mark_id

@@ -7,7 +7,7 @@ use super::{Result, Store};
 
 /// A stored page, its body as sealed at capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EvidencePage {
+pub(crate) struct EvidencePage {
     pub id: i64,
     pub url: String,
     pub fetched_at: String,
@@ -29,7 +29,7 @@ pub struct EvidencePage {
 
 impl EvidencePage {
     /// The response's Content-Type, if it sent one.
-    pub fn content_type(&self) -> Option<&str> {
+    pub(crate) fn content_type(&self) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
@@ -50,7 +50,7 @@ macro_rules! select_evidence {
 
 impl Store {
     /// One stored page; `None` if no such record.
-    pub async fn evidence_page(&self, id: i64) -> Result<Option<EvidencePage>> {
+    pub(crate) async fn evidence_page(&self, id: i64) -> Result<Option<EvidencePage>> {
         let row: Option<EvidenceRow> = sqlx::query_as(select_evidence!("WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -59,7 +59,11 @@ impl Store {
     }
 
     /// Up to `limit` stored pages after `after_id`, in chain order.
-    pub async fn evidence_after(&self, after_id: i64, limit: u32) -> Result<Vec<EvidencePage>> {
+    pub(crate) async fn evidence_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<EvidencePage>> {
         let rows: Vec<EvidenceRow> =
             sqlx::query_as(select_evidence!("WHERE id > ? ORDER BY id LIMIT ?"))
                 .bind(after_id)

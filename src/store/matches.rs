@@ -32,7 +32,7 @@ impl MatchChange {
     }
 
     /// Whether the listing has just been flagged for review (it was clear or unjudged).
-    pub fn newly_flagged(&self) -> bool {
+    pub(crate) fn newly_flagged(&self) -> bool {
         self.verdict.is_flagged() && !self.previous.is_some_and(Outcome::is_flagged)
     }
 }
@@ -48,7 +48,11 @@ pub struct RematchSummary {
 
 impl Store {
     /// Stored listings in id order after `after_id`, for re-scoring in batches.
-    pub async fn listings_after(&self, after_id: i64, limit: u32) -> Result<Vec<(i64, Listing)>> {
+    pub(crate) async fn listings_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Listing)>> {
         let rows: Vec<ListingRow> = sqlx::query_as(
             "SELECT id, platform, item_id, url, title, seller, price, currency, category, is_ad
              FROM listings WHERE id > ? ORDER BY id LIMIT ?",
@@ -61,7 +65,10 @@ impl Store {
     }
 
     /// Stores fresh verdicts for stored listings (a rematch batch), in one transaction.
-    pub async fn store_rematch(&self, verdicts: &[(i64, Verdict)]) -> Result<Vec<MatchChange>> {
+    pub(crate) async fn store_rematch(
+        &self,
+        verdicts: &[(i64, Verdict)],
+    ) -> Result<Vec<MatchChange>> {
         let mut tx = self.begin_write().await?;
         let refs: Vec<_> = verdicts.iter().map(|(id, v)| (*id, v)).collect();
         let changes = store_verdicts(&mut tx, &refs).await?;

@@ -25,30 +25,28 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use alerts::{
-    Alert, AlertKind, AlertState, DigestBrand, FailureStreak, NewAlert, PendingBrand,
+pub use alerts::{Alert, AlertState};
+pub(crate) use alerts::{AlertKind, NewAlert};
+pub use crawl::StoredPage;
+pub(crate) use crawl::{DetailUpdate, NewEvidence, PageListings, RunCounts, RunStatus, Upsert};
+pub use daemon::ScheduleRunRow;
+pub(crate) use daemon::{
+    CRAWL_DURATION_BUCKETS, DurationHistogram, MetricCounts, RunClaim, ScheduleRow,
 };
-pub use brands::ImportSummary;
-pub use crawl::{
-    DetailUpdate, NewEvidence, PageListings, RunCounts, RunStatus, StoredPage, Upsert,
+pub(crate) use drafts::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, RemovedListing};
+pub(crate) use evidence::EvidencePage;
+pub(crate) use matches::{MatchChange, RematchSummary};
+pub(crate) use notices::{
+    EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail, NoticeMark, NoticePage,
+    NoticeSummary,
 };
-pub use daemon::{
-    BackupSummary, CRAWL_DURATION_BUCKETS, CrawlTotals, DurationHistogram, MetricCounts, Readiness,
-    RunClaim, ScheduleRow, ScheduleRunRow,
-};
-pub use drafts::{
-    DraftCandidate, MarkRight, OpenDraft, PlannedItem, PlannedNotice, RemovedListing, SavedDrafts,
-};
-pub use evidence::EvidencePage;
-pub use matches::{MatchChange, RematchSummary};
-pub use notices::{
-    AuditEntry, COUNT_CAP, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail,
-    NoticeFilter, NoticeItem, NoticeMark, NoticePage, NoticeSort, NoticeSummary, RepeatSeller,
-    StateCount, TransitionError,
-};
+pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
-pub use synthetic::BrandMarks;
-pub use users::{LoginOutcome, NewSession, Role, SESSION_HOURS, Session, User, UserError};
+pub(crate) use synthetic::BrandMarks;
+pub(crate) use users::{LoginOutcome, SESSION_HOURS, User};
+pub use users::{Role, UserError};
+#[cfg(test)]
+pub(crate) use {daemon::CrawlTotals, drafts::MarkRight};
 
 /// How long a writer waits for another's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

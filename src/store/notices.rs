@@ -148,10 +148,10 @@ pub struct NoticePage {
 }
 
 /// Most rows one page returns.
-pub const MAX_PAGE: u64 = 500;
+pub(crate) const MAX_PAGE: u64 = 500;
 
 /// How far a queue total with a score bound is counted (see [`NoticePage::total_capped`]).
-pub const COUNT_CAP: u64 = 10_000;
+pub(crate) const COUNT_CAP: u64 = 10_000;
 
 /// Everything a reviewer needs to decide on a notice.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -254,7 +254,7 @@ pub struct GoodFaithCounts {
 
 impl GoodFaithCounts {
     /// Listings with an outcome: what the rates are computed over.
-    pub fn decided(&self) -> i64 {
+    pub(crate) fn decided(&self) -> i64 {
         self.filed - self.pending
     }
 }
@@ -289,7 +289,7 @@ pub struct RepeatSeller {
 
 /// Notices per platform and state, for the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct StateCount {
+pub(crate) struct StateCount {
     pub platform: String,
     pub state: String,
     pub count: i64,
@@ -540,7 +540,7 @@ impl Store {
     }
 
     /// Notice counts per platform and state.
-    pub async fn notice_counts(&self) -> Result<Vec<StateCount>> {
+    pub(crate) async fn notice_counts(&self) -> Result<Vec<StateCount>> {
         Ok(sqlx::query_as(
             "SELECT platform, state, sum(n) AS count FROM notice_tallies GROUP BY platform, state
              HAVING sum(n) > 0 ORDER BY platform, state",
@@ -757,7 +757,7 @@ impl Store {
 
     /// Complaints filed under one platform account since a date, by outcome, counted in listings
     /// (a platform judges each listing of a complaint). See [`GoodFaithCounts`].
-    pub async fn good_faith_counts(&self, since: &str) -> Result<Vec<GoodFaithCounts>> {
+    pub(crate) async fn good_faith_counts(&self, since: &str) -> Result<Vec<GoodFaithCounts>> {
         Ok(sqlx::query_as(
             "SELECT n.platform, coalesce(n.account, 'default') AS account,
                     sum(n.item_count) AS filed,
@@ -812,7 +812,7 @@ impl Store {
 
     /// Infringing and suspect listings in the given notices: what a batch about to be filed
     /// holds, for the good-faith governor.
-    pub async fn batch_verdicts(&self, notice_ids: &[i64]) -> Result<(i64, i64)> {
+    pub(crate) async fn batch_verdicts(&self, notice_ids: &[i64]) -> Result<(i64, i64)> {
         let (mut infringing, mut suspect) = (0, 0);
         for id in notice_ids {
             let (i, s): (i64, i64) = sqlx::query_as(

@@ -3,11 +3,11 @@
 use super::{Result, Store};
 
 /// A brand's id and name, with its marks as (id, text, jurisdiction).
-pub type BrandMarks = (i64, String, Vec<(i64, String, String)>);
+pub(crate) type BrandMarks = (i64, String, Vec<(i64, String, String)>);
 
 impl Store {
     /// Brand ids by name, and each brand's marks as (id, text, jurisdiction).
-    pub async fn brand_mark_ids(&self) -> Result<Vec<BrandMarks>> {
+    pub(crate) async fn brand_mark_ids(&self) -> Result<Vec<BrandMarks>> {
         let brands: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM brands ORDER BY id")
             .fetch_all(&self.pool)
             .await?;

@@ -75,14 +75,6 @@ pub struct Session {
     pub expires_at: String,
 }
 
-/// A session just created: `token` goes into the cookie and is never stored.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    pub token: String,
-    pub csrf_token: String,
-    pub expires_at: String,
-}
-
 /// Why an account change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -115,11 +107,11 @@ pub(super) const MAX_FAILURES_PER_IP: i64 = 20;
 pub(super) const LOGIN_WINDOW_MINUTES: i64 = 15;
 
 /// How long a browser session lasts from login.
-pub const SESSION_HOURS: i64 = 12;
+pub(crate) const SESSION_HOURS: i64 = 12;
 
 /// The outcome of a login attempt.
 #[derive(Debug, Clone)]
-pub enum LoginOutcome {
+pub(crate) enum LoginOutcome {
     Ok(User),
     /// Wrong name or password, or a disabled account: deliberately indistinguishable.
     Denied,
@@ -322,7 +314,7 @@ impl Store {
     }
 
     /// Changes an account's role; its sessions carry on with the new role at once.
-    pub async fn set_user_role(
+    pub(crate) async fn set_user_role(
         &self,
         name: &str,
         role: Role,
@@ -343,7 +335,7 @@ impl Store {
 
     /// Checks a name and password, throttled per account and per client address.
     /// Every attempt is recorded, so the limits hold across restarts.
-    pub async fn attempt_login(
+    pub(crate) async fn attempt_login(
         &self,
         name: &str,
         password: &str,
@@ -424,7 +416,8 @@ impl Store {
     }
 
     /// Starts a browser session for a user who just logged in.
-    pub async fn create_session(&self, user_id: i64, ip: &str) -> Result<NewSession> {
+    /// Opens a session; returns its token for the cookie, which is stored only as a hash.
+    pub(crate) async fn create_session(&self, user_id: i64, ip: &str) -> Result<String> {
         let token = random_token();
         let csrf_token = random_token();
         let now_t = Utc::now();
@@ -446,11 +439,7 @@ impl Store {
         .bind(ip)
         .execute(&self.pool)
         .await?;
-        Ok(NewSession {
-            token,
-            csrf_token,
-            expires_at,
-        })
+        Ok(token)
     }
 
     /// The live session for a cookie's token: unexpired, and its user not disabled.
@@ -476,7 +465,7 @@ impl Store {
         .transpose()
     }
 
-    pub async fn end_session(&self, token: &str) -> Result<()> {
+    pub(crate) async fn end_session(&self, token: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(sha256_hex(token))
             .execute(&self.pool)
@@ -512,7 +501,7 @@ impl Store {
     }
 
     /// The enabled user an API token belongs to, if the token is live.
-    pub async fn user_for_api_token(&self, token: &str) -> Result<Option<User>> {
+    pub(crate) async fn user_for_api_token(&self, token: &str) -> Result<Option<User>> {
         let hash = sha256_hex(token);
         let row: Option<UserRow> = sqlx::query_as(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at
@@ -660,15 +649,27 @@ mod tests {
             .add_user("dave", Role::Admin, "a long password", "test")
             .await
             .unwrap();
-        let s = store.create_session(user.id, "127.0.0.1").await.unwrap();
-        let live = store.session(&s.token).await.unwrap().unwrap();
+        let token = store.create_session(user.id, "127.0.0.1").await.unwrap();
+        let live = store.session(&token).await.unwrap().unwrap();
         assert_eq!(live.user.name, "dave");
-        assert_eq!(live.csrf_token, s.csrf_token);
+        assert!(!live.csrf_token.is_empty());
         assert!(store.session("not-a-token").await.unwrap().is_none());
-        let token = store.create_api_token("dave", None, "test").await.unwrap();
-        assert!(store.user_for_api_token(&token).await.unwrap().is_some());
+        let api_token = store.create_api_token("dave", None, "test").await.unwrap();
+        assert!(
+            store
+                .user_for_api_token(&api_token)
+                .await
+                .unwrap()
+                .is_some()
+        );
         store.set_user_disabled("dave", true, "test").await.unwrap();
-        assert!(store.session(&s.token).await.unwrap().is_none());
-        assert!(store.user_for_api_token(&token).await.unwrap().is_none());
+        assert!(store.session(&token).await.unwrap().is_none());
+        assert!(
+            store
+                .user_for_api_token(&api_token)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -21,12 +21,12 @@ use super::token::{constant_time_eq, short_token};
 use super::{WebError, WebState};
 use crate::store::{LoginOutcome, Role, User};
 
-pub const SESSION_COOKIE: &str = "mw_session";
+pub(crate) const SESSION_COOKIE: &str = "mw_session";
 const LOGIN_CSRF_COOKIE: &str = "mw_login_csrf";
 
 /// A logged-in user of the browser UI, with what every page needs to render.
 #[derive(Debug, Clone)]
-pub struct CurrentUser {
+pub(crate) struct CurrentUser {
     pub user: User,
     pub csrf: String,
     pub nonce: String,
@@ -34,7 +34,7 @@ pub struct CurrentUser {
 
 /// What templates see of the logged-in user.
 #[derive(Debug, Serialize)]
-pub struct PageUser<'a> {
+pub(crate) struct PageUser<'a> {
     pub name: &'a str,
     pub role: Role,
     pub can_act: bool,
@@ -43,16 +43,16 @@ pub struct PageUser<'a> {
 
 impl CurrentUser {
     /// Refuses unless the user's role is at least `needed`.
-    pub fn require(&self, needed: Role) -> Result<(), WebError> {
+    pub(crate) fn require(&self, needed: Role) -> Result<(), WebError> {
         require(&self.user, needed)
     }
 
     /// The audit log's actor for this user.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         format!("web:{}", self.user.name)
     }
 
-    pub fn page_user(&self) -> PageUser<'_> {
+    pub(crate) fn page_user(&self) -> PageUser<'_> {
         PageUser {
             name: &self.user.name,
             role: self.user.role,
@@ -263,7 +263,7 @@ pub(super) async fn login(
                 set_cookie(
                     &state,
                     SESSION_COOKIE,
-                    &session.token,
+                    &session,
                     crate::store::SESSION_HOURS * 3600,
                 ),
             );

@@ -33,8 +33,7 @@ use crate::config::Config;
 use crate::platform::PlatformDef;
 use crate::store::Store;
 
-pub use auth::{CurrentUser, SESSION_COOKIE};
-pub use error::WebError;
+pub(crate) use error::WebError;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -103,7 +102,7 @@ impl WebState {
 /// Serve it with connection info so logins are throttled per client address:
 /// `axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())`,
 /// or use [`serve`].
-pub fn router(state: WebState) -> Router {
+pub(crate) fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(cases::dashboard))
         .route("/queue", get(queue::queue))

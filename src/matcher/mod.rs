@@ -6,7 +6,8 @@
 //! and the reasons, each with a stable code and a sentence for a human).
 //!
 //! Architecture: `normalize` folds text into searchable forms, `index` finds marks in it,
-//! `context` holds the word tables from `data/`, and this file weighs the evidence.
+//! `context` holds the word tables from `data/`, and this file weighs the evidence with the
+//! numbers in `weights`.
 //! `jsonl` and `eval` are the offline edges used by `markwatch match` and `markwatch eval`.
 
 mod context;
@@ -14,21 +15,18 @@ mod eval;
 mod index;
 mod jsonl;
 mod normalize;
+mod weights;
 
 use crate::model::{Brand, Listing};
 pub use crate::model::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
 use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};
+use weights as w;
 
 pub use eval::{evaluate, read_labels};
 pub(crate) use jsonl::ListingRecord;
 pub use jsonl::{MatchFileError, Summary, read_listings, run_jsonl};
-
-/// Score from which a listing is infringing.
-const INFRINGING_FROM: f64 = 0.75;
-/// Score from which a listing is suspect.
-const SUSPECT_FROM: f64 = 0.45;
 
 /// What the matcher needs to know about a listing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -258,106 +256,31 @@ impl Matcher {
         };
         let best_title = strongest(&c.title);
         let best_seller = strongest(&c.seller);
-        let mut reasons = Vec::new();
-        let mut score;
-        let main = match (best_title, best_seller) {
-            (Some(t), _) => {
-                score = t.kind.strength();
-                reasons.push(self.hit_reason(t, title, cx.title));
-                if let Some(s) = best_seller {
-                    score += 0.05;
-                    reasons.push(self.seller_reason(s, seller, item.seller));
-                }
-                t
-            }
-            (None, Some(s)) => {
-                // The shop trades under the brand's name: a use of the mark by itself.
-                score = if s.kind == HitKind::Alias { 0.3 } else { 0.5 };
-                reasons.push(self.seller_reason(s, seller, item.seller));
-                s
-            }
-            (None, None) => return Verdict::clear(),
+        let Some((main, mut tally)) =
+            self.weigh_mark(best_title, best_seller, item, title, seller, cx)
+        else {
+            return Verdict::clear();
         };
         let main_entry = &entries[main.entry];
 
         // A nickname alone (勾子 is also a hook) says little: only wording that claims a
         // copy or an original makes it a lead, whatever the price.
         let alias_only = main.kind == HitKind::Alias;
-        if !cx.counterfeit.is_empty() {
-            score += 0.4 + 0.05 * (cx.counterfeit.len() - 1).min(2) as f64;
-            for term in cx.counterfeit.iter().take(3) {
-                reasons.push(Reason {
-                    code: ReasonCode::CounterfeitTerm,
-                    detail: format!("the listing uses the counterfeit term \"{term}\""),
-                });
-            }
-        }
+        weigh_wording(cx, &mut tally);
+        self.weigh_price(brand, item, cx, main, best_seller.is_some(), &mut tally);
 
-        if !cx.risk.is_empty() {
-            score += 0.2;
-            reasons.push(Reason {
-                code: ReasonCode::RiskTerm,
-                detail: format!(
-                    "the listing says \"{}\": goods without the brand's packaging or papers",
-                    cx.risk.join("\", \"")
-                ),
-            });
-        }
-
-        let ratio = match (item.price, brand.reference_price) {
-            (Some(p), Some(r)) if p.is_finite() && p >= 0.0 => Some((p, r, p / r)),
-            _ => None,
-        };
-        if let Some((price, reference, ratio)) = ratio {
-            let below = ((1.0 - ratio) * 100.0).round();
-            if let Some(claim) = &cx.original
-                && ratio <= 0.35
-            {
-                score += 0.25;
-                reasons.push(Reason {
-                    code: ReasonCode::OriginalClaim,
-                    detail: format!(
-                        "claims to be original (\"{claim}\") at {price} CNY, {below}% below \
-                         {}'s reference price of {reference} CNY",
-                        brand.name
-                    ),
-                });
-            }
-            if ratio < 0.4 {
-                // Below a fifth of the lowest genuine price, hardly anything is genuine.
-                score += if ratio < 0.2 { 0.25 } else { 0.15 };
-                reasons.push(Reason {
-                    code: ReasonCode::PriceBelowReference,
-                    detail: format!(
-                        "price {price} CNY is {below}% below {}'s reference price of \
-                         {reference} CNY",
-                        brand.name
-                    ),
-                });
-            } else if ratio >= 0.7
-                && cx.counterfeit.is_empty()
-                && cx.risk.is_empty()
-                && main.kind.is_plain()
-                && best_seller.is_none()
-            {
-                score -= 0.15;
-                reasons.push(Reason {
-                    code: ReasonCode::GenuinePrice,
-                    detail: format!(
-                        "price {price} CNY is in line with {}'s reference price of \
-                         {reference} CNY, as a reseller of genuine goods would charge",
-                        brand.name
-                    ),
-                });
-            }
-        }
+        // What follows mostly explains the hit away, capping the score.
+        let Tally {
+            mut score,
+            mut reasons,
+        } = tally;
 
         if let Some(term) = &cx.parallel {
-            score += 0.05;
+            score += w::PARALLEL_IMPORT;
             // Goods bought abroad may be genuine: at most suspect, unless the listing also
             // disguises the mark or calls itself a copy.
             if cx.counterfeit.is_empty() && main.kind.is_plain() {
-                score = score.min(INFRINGING_FROM - 0.01);
+                score = score.min(w::PARALLEL_IMPORT_CAP);
             }
             reasons.push(Reason {
                 code: ReasonCode::ParallelImport,
@@ -376,7 +299,7 @@ impl Matcher {
             && !disguised
             && let Some(term) = self.compatibility_near(&c.title, title, cx)
         {
-            score = score.min(0.2);
+            score = score.min(w::COMPATIBILITY_CAP);
             reasons.push(Reason {
                 code: ReasonCode::CompatibilityUse,
                 detail: format!(
@@ -396,7 +319,7 @@ impl Matcher {
             mark_classes.sort_unstable();
             mark_classes.dedup();
             if !classes.iter().any(|k| mark_classes.contains(k)) {
-                score = score.min(0.3);
+                score = score.min(w::CLASS_MISMATCH_CAP);
                 reasons.push(Reason {
                     code: ReasonCode::ClassMismatch,
                     detail: format!(
@@ -414,7 +337,7 @@ impl Matcher {
         // The brand's own shop, or a large retailer: what else the listing shows (the shop
         // name, a sale price) explains nothing, so only the hit and the shop are given.
         if !shop.is_empty() && brand.authorised.contains(&shop) {
-            score = score.min(0.05);
+            score = score.min(w::AUTHORISED_CAP);
             reasons.truncate(1);
             reasons.push(Reason {
                 code: ReasonCode::AuthorisedSeller,
@@ -425,7 +348,7 @@ impl Matcher {
                 ),
             });
         } else if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
-            score = score.min(0.1);
+            score = score.min(w::TRUSTED_RETAILER_CAP);
             reasons.truncate(1);
             reasons.push(Reason {
                 code: ReasonCode::TrustedRetailer,
@@ -437,13 +360,13 @@ impl Matcher {
         }
 
         if alias_only && cx.counterfeit.is_empty() && cx.original.is_none() {
-            score = score.min(SUSPECT_FROM - 0.05);
+            score = score.min(w::ALIAS_ONLY_CAP);
         }
 
         let score = score.clamp(0.0, 1.0);
-        let verdict = if score >= INFRINGING_FROM {
+        let verdict = if score >= w::INFRINGING_FROM {
             Outcome::Infringing
-        } else if score >= SUSPECT_FROM {
+        } else if score >= w::SUSPECT_FROM {
             Outcome::Suspect
         } else {
             Outcome::Clear
@@ -454,6 +377,110 @@ impl Matcher {
             brand: Some(brand.name.clone()),
             mark: (!main_entry.alias).then(|| main_entry.display.clone()),
             reasons,
+        }
+    }
+
+    /// The mark itself: the strongest hit in the title, else in the shop name, and the
+    /// score it starts from. `None` without a hit.
+    fn weigh_mark(
+        &self,
+        best_title: Option<Hit>,
+        best_seller: Option<Hit>,
+        item: &Item,
+        title: &Analysed,
+        seller: &Analysed,
+        cx: &ListingContext,
+    ) -> Option<(Hit, Tally)> {
+        let mut reasons = Vec::new();
+        let mut score;
+        let main = match (best_title, best_seller) {
+            (Some(t), _) => {
+                score = t.kind.strength();
+                reasons.push(self.hit_reason(t, title, cx.title));
+                if let Some(s) = best_seller {
+                    score += w::SELLER_ALSO_NAMES;
+                    reasons.push(self.seller_reason(s, seller, item.seller));
+                }
+                t
+            }
+            (None, Some(s)) => {
+                // The shop trades under the brand's name: a use of the mark by itself.
+                score = if s.kind == HitKind::Alias {
+                    w::SELLER_ONLY_ALIAS
+                } else {
+                    w::SELLER_ONLY_MARK
+                };
+                reasons.push(self.seller_reason(s, seller, item.seller));
+                s
+            }
+            (None, None) => return None,
+        };
+        Some((main, Tally { score, reasons }))
+    }
+
+    /// The price against the brand's reference price: a claim to be original far below
+    /// it, a price far below it, or (for a plain mark with nothing else against it) a
+    /// price a reseller of genuine goods would charge.
+    fn weigh_price(
+        &self,
+        brand: &BrandInfo,
+        item: &Item,
+        cx: &ListingContext,
+        main: Hit,
+        seller_hit: bool,
+        tally: &mut Tally,
+    ) {
+        let ratio = match (item.price, brand.reference_price) {
+            (Some(p), Some(r)) if p.is_finite() && p >= 0.0 => Some((p, r, p / r)),
+            _ => None,
+        };
+        let Some((price, reference, ratio)) = ratio else {
+            return;
+        };
+        let below = ((1.0 - ratio) * 100.0).round();
+        if let Some(claim) = &cx.original
+            && ratio <= w::ORIGINAL_CLAIM_MAX_RATIO
+        {
+            tally.score += w::ORIGINAL_CLAIM;
+            tally.reasons.push(Reason {
+                code: ReasonCode::OriginalClaim,
+                detail: format!(
+                    "claims to be original (\"{claim}\") at {price} CNY, {below}% below \
+                     {}'s reference price of {reference} CNY",
+                    brand.name
+                ),
+            });
+        }
+        if ratio < w::CHEAP_RATIO {
+            // Below a fifth of the lowest genuine price, hardly anything is genuine.
+            tally.score += if ratio < w::VERY_CHEAP_RATIO {
+                w::VERY_CHEAP
+            } else {
+                w::CHEAP
+            };
+            tally.reasons.push(Reason {
+                code: ReasonCode::PriceBelowReference,
+                detail: format!(
+                    "price {price} CNY is {below}% below {}'s reference price of \
+                     {reference} CNY",
+                    brand.name
+                ),
+            });
+        } else if ratio >= w::GENUINE_PRICE_MIN_RATIO
+            && cx.counterfeit.is_empty()
+            && cx.risk.is_empty()
+            && main.kind.is_plain()
+            && !seller_hit
+        {
+            tally.score -= w::GENUINE_PRICE;
+            tally.reasons.push(Reason {
+                code: ReasonCode::GenuinePrice,
+                detail: format!(
+                    "price {price} CNY is in line with {}'s reference price of \
+                     {reference} CNY, as a reseller of genuine goods would charge",
+                    brand.name
+                ),
+            });
         }
     }
 
@@ -584,6 +611,38 @@ impl Matcher {
             code: ReasonCode::SellerName,
             detail: format!("the shop name \"{}\" contains {what}", seller.trim()),
         }
+    }
+}
+
+/// The score and reasons of one candidate, as they build up.
+struct Tally {
+    score: f64,
+    reasons: Vec<Reason>,
+}
+
+/// Wording that calls the goods a copy, or says they left the brand's channel.
+fn weigh_wording(cx: &ListingContext, tally: &mut Tally) {
+    if !cx.counterfeit.is_empty() {
+        tally.score += w::COUNTERFEIT_TERM
+            + w::COUNTERFEIT_EXTRA_TERM
+                * (cx.counterfeit.len() - 1).min(w::COUNTERFEIT_TERMS_COUNTED - 1) as f64;
+        for term in cx.counterfeit.iter().take(w::COUNTERFEIT_TERMS_COUNTED) {
+            tally.reasons.push(Reason {
+                code: ReasonCode::CounterfeitTerm,
+                detail: format!("the listing uses the counterfeit term \"{term}\""),
+            });
+        }
+    }
+
+    if !cx.risk.is_empty() {
+        tally.score += w::RISK_TERM;
+        tally.reasons.push(Reason {
+            code: ReasonCode::RiskTerm,
+            detail: format!(
+                "the listing says \"{}\": goods without the brand's packaging or papers",
+                cx.risk.join("\", \"")
+            ),
+        });
     }
 }
 

@@ -5,13 +5,14 @@
 //! `cargo bench --bench extract`; criterion prints the median time per page and MB/s; the
 //! listings per page are in each benchmark's name (listings/s = pages/s x that).
 
+use markwatch::{decode_page, detect_block, extract_search, load_definition};
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use markwatch::extract;
-use markwatch::fixture_server::{FixtureOptions, FixtureServer};
-use markwatch::platform::{self, PlatformDef};
+
+use markwatch::PlatformDef;
+use markwatch::{FixtureOptions, FixtureServer};
 
 const PAGES: [(&str, &str); 4] = [
     ("taobao", "nike"),
@@ -25,11 +26,11 @@ fn root() -> PathBuf {
 }
 
 fn parse(def: &PlatformDef, bytes: &[u8], ctype: &str, url: &str) -> usize {
-    let decoded = extract::decode_page(bytes, Some(ctype), &def.encoding);
-    if extract::detect_block(def, &decoded.text).is_some() {
+    let decoded = decode_page(bytes, Some(ctype), &def.encoding);
+    if detect_block(def, &decoded.text).is_some() {
         return 0;
     }
-    extract::extract_search(def, &decoded.text, url)
+    extract_search(def, &decoded.text, url)
         .map(|p| p.listings.len())
         .unwrap_or(0)
 }
@@ -43,7 +44,7 @@ fn bench_search_pages(c: &mut Criterion) {
     .expect("fixtures");
     let mut group = c.benchmark_group("parse_search_page");
     for (platform, keyword) in PAGES {
-        let def = platform::load_file(&root().join(format!("crawlers/{platform}.toml"))).unwrap();
+        let def = load_definition(&root().join(format!("crawlers/{platform}.toml"))).unwrap();
         let bytes = server.render_search_page(platform, keyword, 1).unwrap();
         let ctype = if def.encoding == "gbk" {
             "text/html; charset=GBK"
@@ -68,7 +69,7 @@ fn bench_search_pages(c: &mut Criterion) {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        let def = platform::load_file(&root().join(defn)).unwrap();
+        let def = load_definition(&root().join(defn)).unwrap();
         let url = def.search_url("x", 1);
         let n = parse(&def, &bytes, "text/html", &url);
         group.throughput(Throughput::Bytes(bytes.len() as u64));

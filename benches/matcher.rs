@@ -11,8 +11,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use markwatch::matcher::{Item, Matcher};
-use markwatch::model::{Brand, Mark};
+use markwatch::{Brand, Mark};
+use markwatch::{MatchItem, Matcher};
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -205,8 +205,8 @@ fn listings(brands: &[Brand], n: usize, seed: u64) -> Vec<Listing> {
         .collect()
 }
 
-fn item(l: &Listing) -> Item<'_> {
-    Item {
+fn item(l: &Listing) -> MatchItem<'_> {
+    MatchItem {
         title: &l.title,
         seller: &l.seller,
         price: l.price,

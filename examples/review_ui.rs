@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
-use markwatch::config::Config;
-use markwatch::store::Store;
-use markwatch::web::{WebState, serve};
+use markwatch::Config;
+use markwatch::Store;
+use markwatch::{WebState, serve_review_ui};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,11 +27,11 @@ async fn main() -> anyhow::Result<()> {
         database: db,
         ..Config::default()
     };
-    let defs = markwatch::platform::load_dir(&config.crawl.definitions)?;
+    let defs = markwatch::load_definitions(&config.crawl.definitions)?;
     let state = WebState::new(store, config, &defs)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("review UI on http://{addr}/");
-    serve(listener, state, async {
+    serve_review_ui(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -28,8 +28,9 @@ use crate::store::{RunCounts, RunStatus, Store, StoreError};
 
 mod writer;
 
+pub(crate) use writer::Judge;
+pub use writer::record_page;
 pub(crate) use writer::{Committed, PageWriter, PreparedPage};
-pub use writer::{Judge, record_page};
 
 /// What stops a crawl as a whole (a page failing does not).
 #[derive(Debug, thiserror::Error)]

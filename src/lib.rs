@@ -5,48 +5,122 @@
 
 #![warn(unreachable_pub)]
 
+// The modules are private: what the binary, the tests and the benches use is re-exported below,
+// grouped by stage, and everything else is the crate's own business (so rustc finds dead code).
+
 /// Email alerts: the outbox, batching, digests, delivery with retries.
-pub mod alert;
+mod alert;
 /// The case lifecycle of a takedown notice: states, transitions, deadlines.
-pub mod case;
+mod case;
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
-pub mod config;
+mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
-pub mod crawl;
+mod crawl;
 /// Cron expressions and UTC offsets: the one reader for crawl and digest schedules.
-pub mod cron;
+mod cron;
 /// The daemon (`markwatch serve`): scheduler, runs, health, metrics, control API, shutdown.
-pub mod daemon;
+mod daemon;
 /// Evidence packs (zip + manifest.json) for notices, and their verification.
-pub mod evidence;
+mod evidence;
 /// Decoding and listing extraction from fetched pages.
-pub mod extract;
+mod extract;
 /// Polite HTTP: pacing, retries, Retry-After; responses kept as evidence.
-pub mod fetch;
+mod fetch;
 /// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
 #[cfg(feature = "fixtures")]
-pub mod fixture_server;
+mod fixture_server;
 /// Matching listings against the registry: an explained verdict per listing.
-pub mod matcher;
+mod matcher;
 /// Prometheus metrics, read from the database at scrape time.
-pub mod metrics;
+mod metrics;
 /// Shared nouns: brands, marks, listings.
-pub mod model;
+mod model;
 /// Takedown notices: drafting by platform rules, templates, form exports.
-pub mod notice;
+mod notice;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
-pub mod platform;
+mod platform;
 /// The brand registry file format (TOML and CSV): parse, validate, export.
-pub mod registry;
+mod registry;
 /// Re-scoring stored listings after the registry or the matcher changes.
-pub mod rematch;
+mod rematch;
 /// Cron schedules and watches: when the daemon crawls, and how restarts keep to it.
-pub mod schedule;
+mod schedule;
 /// Evidence sealing: compression, hashes and the hash chain; opening and verifying it.
-pub mod seal;
+mod seal;
 /// SQLite storage; all SQL lives here.
-pub mod store;
+mod store;
 #[cfg(test)]
 mod test_support;
 /// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
-pub mod web;
+mod web;
+
+// Configuration.
+pub use config::{Config, ConfigError, EmailTransport, LogFormat, PlatformConfig};
+
+// Shared nouns.
+pub use model::{
+    Brand, CaseState, Language, Listing, MATCHER_VERSION, Mark, Outcome, Reason, ReasonCode,
+    TransitionDetails, Verdict,
+};
+
+// Platform definitions and the registry.
+pub use platform::{
+    BlockKind, ExportField, PlatformDef, PlatformError, load_dir as load_definitions,
+    load_file as load_definition,
+};
+pub use registry::{
+    RegistryError, load_file as load_registry, parse_toml as parse_registry_toml,
+    to_toml as registry_to_toml,
+};
+
+// Fetching and reading pages.
+pub use extract::{
+    CharsetSource, ExtractError, Extracted, SearchPage, decode_page, detect_block, extract_detail,
+    extract_file, extract_search,
+};
+pub use fetch::Page;
+
+// Matching.
+pub use matcher::{
+    Item as MatchItem, MatchFileError, Matcher, evaluate, read_labels, read_listings, run_jsonl,
+};
+
+// Evidence sealing and storage.
+pub use seal::{open as open_sealed, verify_chain as verify_evidence_chain};
+pub use store::{
+    Alert, AlertState, NoticeFilter, NoticeSort, Role, ScheduleRunRow, Store, StoredPage,
+    TransitionError, UserError,
+};
+
+// Crawling and schedules.
+pub use crawl::{Crawl, CrawlError, Pace, RunSummary, Search, record_page, watch_keywords};
+pub use cron::CronExpr;
+pub use schedule::Watch;
+
+// Notices, cases and evidence packs.
+pub use case::{GOOD_FAITH_MONTHS, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, check_filing, good_faith};
+pub use evidence::{export_pack, verify_pack, verify_pack_with_store};
+pub use notice::{
+    DraftSummary, ExportFormat, ExportOptions, NoticeContext, Templates, bundled_templates,
+    escape_controls, explain_en, export_platform_batch, queue_drafts,
+};
+
+// Alerts.
+pub use alert::{AlertError, Sender};
+pub use rematch::rematch;
+
+// The daemon and the review UI.
+pub use daemon::http::{CrawlRequest, CrawlResponse};
+pub use daemon::pipeline::Pipeline;
+pub use daemon::{
+    DaemonLock, STATE_API_ADDR, STATE_CONTROL_TOKEN, ServeOptions, serve as serve_daemon,
+};
+pub use web::{WebState, serve as serve_review_ui};
+
+// The fixture platforms and seeders (feature `fixtures`).
+#[cfg(feature = "fixtures")]
+pub use fixture_server::{
+    Fault, FixtureOptions, FixtureServer, parse_faults, serve as serve_fixtures,
+};
+#[cfg(feature = "fixtures")]
+pub use web::seed::{SeedListing, seed_notice, seed_notices};

@@ -25,7 +25,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::store::{CRAWL_DURATION_BUCKETS, DurationHistogram, MetricCounts, Store, StoreError};
 
 /// The Content-Type of the Prometheus text format.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The Content-Type of OpenMetrics text.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
@@ -33,7 +33,7 @@ pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// Which text format a scrape is answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// The Prometheus text format, version 0.0.4.
     Prometheus,
     /// OpenMetrics text 1.0.
@@ -70,7 +70,7 @@ impl Format {
         }
     }
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Prometheus => CONTENT_TYPE,
             Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
@@ -79,7 +79,7 @@ impl Format {
 }
 
 /// Reads the counts and renders them.
-pub async fn scrape(
+pub(crate) async fn scrape(
     store: &Store,
     started: DateTime<Utc>,
     format: Format,
@@ -88,7 +88,7 @@ pub async fn scrape(
 }
 
 /// Renders the counts in `format`.
-pub fn render(counts: MetricCounts, started: DateTime<Utc>, format: Format) -> String {
+pub(crate) fn render(counts: MetricCounts, started: DateTime<Utc>, format: Format) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Snapshot { counts, started }));
     let mut out = String::new();

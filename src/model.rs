@@ -1,7 +1,7 @@
 //! Shared nouns that move between the pipeline's steps: every stage and the store import them
 //! from here, so none needs another stage's module to name what it handles.
 
-pub mod alert;
+pub(crate) mod alert;
 mod case;
 mod verdict;
 
@@ -157,7 +157,7 @@ pub struct Listing {
 
 /// Why a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// Its slot came while the daemon was running.
     Schedule,
     /// Its slot passed while the daemon was down.
@@ -169,7 +169,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::CatchUp => "catch_up",

@@ -17,7 +17,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
 
 use crate::config::Config;
-pub use crate::cron::CronExpr;
+pub(crate) use crate::cron::CronExpr;
 pub(crate) use crate::cron::{CronError, parse_utc_offset};
 use crate::model::{Trigger, slot_key};
 
@@ -76,7 +76,7 @@ impl Watch {
 
 /// The daemon's watches: one per enabled platform unless its schedule is "off", then the
 /// configured `[[schedule.watch]]` entries. `platforms` are the loaded definitions' names.
-pub fn watches(config: &Config, platforms: &[String]) -> Result<Vec<Watch>, ScheduleError> {
+pub(crate) fn watches(config: &Config, platforms: &[String]) -> Result<Vec<Watch>, ScheduleError> {
     let enabled: Vec<&String> = platforms
         .iter()
         .filter(|p| config.platforms.get(*p).is_none_or(|c| c.enabled))
@@ -142,7 +142,7 @@ pub fn watches(config: &Config, platforms: &[String]) -> Result<Vec<Watch>, Sche
 
 /// What the persisted state says about a watch at `now`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// Nothing to do until `at`.
     Wait { at: DateTime<Utc> },
     /// Start a run for `slot` now.
@@ -151,7 +151,7 @@ pub enum Due {
 
 /// A watch's persisted plan, as the scheduler reads it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub next_slot: DateTime<Utc>,
     pub next_run_at: DateTime<Utc>,
     /// The slot of a run cut short, to run again first.
@@ -160,7 +160,7 @@ pub struct Plan {
 
 /// Decides whether a watch runs now. `started` is when this daemon process started: a run
 /// that was due before then is a catch-up.
-pub fn due(plan: &Plan, now: DateTime<Utc>, started: DateTime<Utc>) -> Due {
+pub(crate) fn due(plan: &Plan, now: DateTime<Utc>, started: DateTime<Utc>) -> Due {
     if let Some(slot) = &plan.resume_slot {
         return Due::Run {
             slot: slot.clone(),

@@ -100,7 +100,7 @@ pub fn open(sealed_body: &[u8]) -> Vec<u8> {
 }
 
 /// The chain link: commits to the previous link and to everything stored about the page.
-pub fn chain_hash(
+pub(crate) fn chain_hash(
     prev: &str,
     url: &str,
     fetched_at: &str,

@@ -760,7 +760,7 @@ fn the_smtp_password_never_shows() {
 fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixtures = rt.block_on(common::Running::start(
-        markwatch::fixture_server::FixtureOptions::from_source_tree(),
+        markwatch::FixtureOptions::from_source_tree(),
     ));
     let sink = SmtpSink::start(Behaviour::default());
     let s = Scratch::new();

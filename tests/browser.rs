@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::web::{PASSWORD, WebServer};
 use fantoccini::{Client, ClientBuilder, Locator};
-use markwatch::store::Role;
+use markwatch::Role;
 
 const CHROMIUM: &[&str] = &["/usr/bin/chromium", "/usr/bin/chromium-browser"];
 const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"];

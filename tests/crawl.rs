@@ -4,18 +4,18 @@
 
 mod common;
 
+use markwatch::{PlatformDef, load_definition, load_definitions, load_registry};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use markwatch::config::{Config, PlatformConfig};
-use markwatch::crawl::{Crawl, Pace, RunSummary, Search};
-use markwatch::fixture_server::{Fault, FixtureOptions, FixtureServer};
-use markwatch::matcher::{Item, Matcher};
-use markwatch::model::Listing;
-use markwatch::platform;
-use markwatch::registry;
-use markwatch::store::Store;
+use markwatch::Listing;
+use markwatch::{Config, PlatformConfig};
+use markwatch::{Crawl, Pace, RunSummary, Search};
+use markwatch::{Fault, FixtureOptions, FixtureServer};
+use markwatch::{MatchItem, Matcher};
+
+use markwatch::Store;
 
 const PLATFORMS: [&str; 4] = ["amazon_cn", "jd", "taobao", "tmall"];
 
@@ -23,14 +23,14 @@ async fn start(options: FixtureOptions) -> (FixtureServer, String) {
     let server = FixtureServer::new(options).expect("fixture server");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(markwatch::fixture_server::serve(listener, server.clone()));
+    tokio::spawn(markwatch::serve_fixtures(listener, server.clone()));
     (server, base)
 }
 
 /// A crawl of `only` through the one entry point, against the fixture server at `base`, with
 /// the rate limit lifted (loopback) and backoffs shortened.
 fn crawl_of(base: &str, only: &[&str], fetch_details: bool) -> Crawl {
-    let defs: Vec<_> = platform::load_dir(&common::repo().join("crawlers"))
+    let defs: Vec<_> = load_definitions(&common::repo().join("crawlers"))
         .unwrap()
         .into_iter()
         .map(|mut def| {
@@ -73,17 +73,16 @@ async fn run(crawl: Crawl, store: &Store, keywords: &[String]) -> Vec<RunSummary
 fn matcher() -> &'static Arc<Matcher> {
     static M: OnceLock<Arc<Matcher>> = OnceLock::new();
     M.get_or_init(|| {
-        let brands = registry::load_file(&common::demo_brands()).unwrap();
+        let brands = load_registry(&common::demo_brands()).unwrap();
         Arc::new(Matcher::new(&brands).unwrap())
     })
 }
 
 /// The path and query the crawler will request for a keyword's first results page.
 fn first_page_path(platform: &str, keyword: &str) -> String {
-    let def =
-        platform::load_file(&common::repo().join(format!("crawlers/{platform}.toml"))).unwrap();
+    let def = load_definition(&common::repo().join(format!("crawlers/{platform}.toml"))).unwrap();
     let base = url::Url::parse(&format!("http://fixture/{platform}")).unwrap();
-    let url = platform::PlatformDef::fetch_url(&def.search_url(keyword, 1), Some(&base));
+    let url = PlatformDef::fetch_url(&def.search_url(keyword, 1), Some(&base));
     url.trim_start_matches("http://fixture").to_owned()
 }
 
@@ -251,7 +250,7 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
         listings.into_iter().zip(matches)
     {
         assert_eq!(m.0, id);
-        assert_eq!(m.4, markwatch::matcher::MATCHER_VERSION);
+        assert_eq!(m.4, markwatch::MATCHER_VERSION);
         let listing = Listing {
             platform: platform.clone(),
             item_id: item_id.clone(),
@@ -261,7 +260,7 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
             category,
             ..Listing::default()
         };
-        let want = matcher().check(&Item::from(&listing));
+        let want = matcher().check(&MatchItem::from(&listing));
         assert_eq!(m.2, want.verdict.as_str(), "{platform}:{item_id}");
         out.push((format!("{platform}:{item_id}"), m.2, m.1, m.3));
     }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Running, Scratch};
-use markwatch::fixture_server::FixtureOptions;
+use markwatch::FixtureOptions;
 use sqlx::{Connection, SqliteConnection};
 
 /// Every platform, few keywords: about 200 listings over the four fixture platforms.

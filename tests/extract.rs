@@ -10,10 +10,14 @@
 //! `\u003d` escapes and protocol-relative URLs, a byte-order mark, GBK bytes, JSON inside
 //! `TShop.Setup(...)`), our own content.
 
+use markwatch::{
+    CharsetSource, decode_page, detect_block, extract_detail, extract_file, extract_search,
+    load_definition, load_definitions,
+};
 use std::path::PathBuf;
 
-use markwatch::extract::{self, ExtractError};
-use markwatch::platform::{self, BlockKind, PlatformDef, PlatformError};
+use markwatch::ExtractError;
+use markwatch::{BlockKind, PlatformDef, PlatformError};
 use proptest::prelude::*;
 
 fn root() -> PathBuf {
@@ -196,12 +200,12 @@ TShop.Setup(
 }
 
 fn def(rel: &str) -> PlatformDef {
-    platform::load_file(&root().join(rel)).unwrap()
+    load_definition(&root().join(rel)).unwrap()
 }
 
 #[test]
 fn shipped_definitions_all_load() {
-    let defs = platform::load_dir(&root().join("crawlers")).unwrap();
+    let defs = load_definitions(&root().join("crawlers")).unwrap();
     let names: Vec<_> = defs.iter().map(|d| d.platform.as_str()).collect();
     assert_eq!(names, ["amazon_cn", "jd", "taobao", "tmall"]);
     let ipp = defs.iter().find(|d| d.platform == "taobao").unwrap();
@@ -213,10 +217,9 @@ fn shipped_definitions_all_load() {
 fn taobao_2018_search_page_yields_all_60_listings() {
     let def = def("tests/data/real/taobao_2018.toml");
     let bytes = pages::taobao().into_bytes();
-    let decoded = extract::decode_page(&bytes, None, &def.encoding);
+    let decoded = decode_page(&bytes, None, &def.encoding);
     assert_eq!(decoded.encoding_used, "UTF-8");
-    let page =
-        extract::extract_search(&def, &decoded.text, "https://s.taobao.com/search?q=x").unwrap();
+    let page = extract_search(&def, &decoded.text, "https://s.taobao.com/search?q=x").unwrap();
     assert_eq!(page.listings.len(), 60);
     assert!(!page.truncated);
     assert_eq!((page.current_page, page.total_pages), (Some(1), Some(100)));
@@ -258,9 +261,9 @@ fn taobao_2018_search_page_yields_all_60_listings() {
 fn jd_2016_search_page_with_bom_yields_all_60_listings() {
     let def = def("tests/data/real/jd_2016.toml");
     let bytes = pages::jd();
-    let decoded = extract::decode_page(&bytes, Some("text/html"), &def.encoding);
-    assert_eq!(decoded.source, extract::CharsetSource::Bom);
-    let page = extract::extract_search(
+    let decoded = decode_page(&bytes, Some("text/html"), &def.encoding);
+    assert_eq!(decoded.source, CharsetSource::Bom);
+    let page = extract_search(
         &def,
         &decoded.text,
         "https://search.jd.com/Search?keyword=123&enc=utf-8",
@@ -293,7 +296,7 @@ fn tmall_2020_item_page_in_gbk_yields_its_item() {
     let def = def("tests/data/real/tmall_2020.toml");
     let bytes = pages::tmall();
     assert!(std::str::from_utf8(&bytes).is_err(), "GBK bytes");
-    let listings = extract::extract_file(&def, &bytes, None).unwrap();
+    let listings = extract_file(&def, &bytes, None).unwrap();
     assert_eq!(listings.len(), 1);
     let l = &listings[0];
     assert_eq!(l.item_id, pages::TMALL_ID);
@@ -306,9 +309,8 @@ fn tmall_2020_item_page_in_gbk_yields_its_item() {
     assert_eq!(l.price, Some(8699.0));
     assert_eq!(l.currency, "CNY");
 
-    let decoded = extract::decode_page(&bytes, None, &def.encoding);
-    let detail =
-        extract::extract_detail(&def, &decoded.text, "https://detail.tmall.com/item.htm").unwrap();
+    let decoded = decode_page(&bytes, None, &def.encoding);
+    let detail = extract_detail(&def, &decoded.text, "https://detail.tmall.com/item.htm").unwrap();
     assert_eq!(detail.images.len(), 5, "{:?}", detail.images);
     assert!(
         detail
@@ -321,18 +323,18 @@ fn tmall_2020_item_page_in_gbk_yields_its_item() {
 #[test]
 fn truncated_pages_yield_only_complete_listings() {
     let jd = def("tests/data/real/jd_2016.toml");
-    let text = extract::decode_page(&pages::jd(), None, "utf-8").text;
-    let full = extract::extract_search(&jd, &text, "https://search.jd.com/").unwrap();
+    let text = decode_page(&pages::jd(), None, "utf-8").text;
+    let full = extract_search(&jd, &text, "https://search.jd.com/").unwrap();
     let tb = def("tests/data/real/taobao_2018.toml");
     let tb_text = pages::taobao();
-    let tb_full = extract::extract_search(&tb, &tb_text, "https://s.taobao.com/").unwrap();
+    let tb_full = extract_search(&tb, &tb_text, "https://s.taobao.com/").unwrap();
     for frac in [0.1, 0.35, 0.5, 0.62, 0.8, 0.97] {
         for (def, text, full) in [(&jd, &text, &full), (&tb, &tb_text, &tb_full)] {
             let mut cut = (text.len() as f64 * frac) as usize;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
-            let page = match extract::extract_search(def, &text[..cut], "https://x.test/") {
+            let page = match extract_search(def, &text[..cut], "https://x.test/") {
                 Ok(p) => p,
                 Err(ExtractError::JsonNotFound { .. }) => continue,
                 Err(e) => panic!("{e}"),
@@ -356,13 +358,13 @@ fn gbk_page_with_lying_meta_decodes() {
     let html =
         "<html><head><meta charset=\"utf-8\"></head><body>耐克官方旗舰店 ￥83.22</body></html>";
     let bytes = encoding_rs::GB18030.encode(html).0.into_owned();
-    let d = extract::decode_page(&bytes, None, "utf-8");
+    let d = decode_page(&bytes, None, "utf-8");
     assert!(d.text.contains("耐克官方旗舰店 ￥83.22"));
     assert!(!d.had_errors);
 }
 
 fn bad(name: &str) -> String {
-    match platform::load_file(&root().join("tests/data/crawlers").join(name)) {
+    match load_definition(&root().join("tests/data/crawlers").join(name)) {
         Ok(_) => panic!("{name} loaded"),
         Err(e) => e.to_string(),
     }
@@ -404,13 +406,13 @@ fn a_bad_file_fails_the_whole_directory() {
         dir.path().join("zz.toml"),
     )
     .unwrap();
-    let err = platform::load_dir(dir.path()).unwrap_err();
+    let err = load_definitions(dir.path()).unwrap_err();
     assert!(matches!(err, PlatformError::Invalid { .. }));
     assert!(err.to_string().contains("zz.toml"));
 
     std::fs::remove_file(dir.path().join("zz.toml")).unwrap();
     std::fs::copy(root().join("crawlers/jd.toml"), dir.path().join("jd2.toml")).unwrap();
-    let err = platform::load_dir(dir.path()).unwrap_err();
+    let err = load_definitions(dir.path()).unwrap_err();
     assert!(matches!(err, PlatformError::Duplicate { .. }), "{err}");
 }
 
@@ -418,7 +420,7 @@ fn wall(platform: &str, file: &str) -> Option<BlockKind> {
     let def = def(&format!("crawlers/{platform}.toml"));
     let path = root().join("fixtures/platforms").join(platform).join(file);
     let text = std::fs::read_to_string(&path).unwrap();
-    extract::detect_block(&def, &text)
+    detect_block(&def, &text)
 }
 
 #[test]
@@ -434,8 +436,7 @@ fn walls_are_detected_and_never_parsed() {
     let def = def("crawlers/taobao.toml");
     let text =
         std::fs::read_to_string(root().join("fixtures/platforms/taobao/captcha.html")).unwrap();
-    let err =
-        extract::extract_search(&def, &text, "https://s.taobao.com/search?q=nike").unwrap_err();
+    let err = extract_search(&def, &text, "https://s.taobao.com/search?q=nike").unwrap_err();
     assert!(
         matches!(
             err,
@@ -453,14 +454,14 @@ fn walls_are_detected_and_never_parsed() {
 fn search_pages_are_not_walls() {
     let tb = def("crawlers/taobao.toml");
     let text = pages::taobao();
-    assert_eq!(extract::detect_block(&tb, &text), None);
+    assert_eq!(detect_block(&tb, &text), None);
     let jd = def("crawlers/jd.toml");
-    let text = extract::decode_page(&pages::jd(), None, "utf-8").text;
-    assert_eq!(extract::detect_block(&jd, &text), None);
+    let text = decode_page(&pages::jd(), None, "utf-8").text;
+    assert_eq!(detect_block(&jd, &text), None);
 }
 
 fn all_defs() -> Vec<PlatformDef> {
-    let mut defs = platform::load_dir(&root().join("crawlers")).unwrap();
+    let mut defs = load_definitions(&root().join("crawlers")).unwrap();
     for f in ["taobao_2018.toml", "jd_2016.toml", "tmall_2020.toml"] {
         defs.push(def(&format!("tests/data/real/{f}")));
     }
@@ -473,10 +474,10 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         for def in all_defs() {
-            let _ = extract::extract_file(&def, &bytes, Some("text/html; charset=gbk"));
-            let d = extract::decode_page(&bytes, None, &def.encoding);
-            let _ = extract::extract_search(&def, &d.text, "not a url");
-            let _ = extract::extract_detail(&def, &d.text, "https://x.test/");
+            let _ = extract_file(&def, &bytes, Some("text/html; charset=gbk"));
+            let d = decode_page(&bytes, None, &def.encoding);
+            let _ = extract_search(&def, &d.text, "not a url");
+            let _ = extract_detail(&def, &d.text, "https://x.test/");
         }
     }
 
@@ -491,6 +492,6 @@ proptest! {
         bytes.truncate(cut.min(bytes.len()));
         let at = at.min(bytes.len());
         bytes.splice(at..at, noise);
-        let _ = extract::extract_file(&tb, &bytes, None);
+        let _ = extract_file(&tb, &bytes, None);
     }
 }

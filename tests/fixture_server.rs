@@ -2,13 +2,14 @@
 
 mod common;
 
+use markwatch::{decode_page, detect_block, extract_detail, extract_file, extract_search};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use common::{PLATFORMS, Running, definition};
-use markwatch::extract;
-use markwatch::fixture_server::{Fault, FixtureOptions, FixtureServer, parse_faults};
-use markwatch::platform::{BlockKind, PlatformDef};
+
+use markwatch::{BlockKind, PlatformDef};
+use markwatch::{Fault, FixtureOptions, FixtureServer, parse_faults};
 
 fn options() -> FixtureOptions {
     FixtureOptions::from_source_tree()
@@ -117,8 +118,8 @@ async fn item_pages_carry_shop_price_breadcrumb_and_images() {
             let fetch = PlatformDef::fetch_url(&real, Some(&run.base(platform)));
             let (status, ctype, body, _) = run.get(&fetch).await;
             assert_eq!(status, 200, "{fetch}");
-            let text = extract::decode_page(&body, ctype.as_deref(), &def.encoding).text;
-            let d = extract::extract_detail(&def, &text, &real).unwrap();
+            let text = decode_page(&body, ctype.as_deref(), &def.encoding).text;
+            let d = extract_detail(&def, &text, &real).unwrap();
             let ctx = format!("{platform} {}", l.item_id);
             assert_eq!(d.item_id.as_deref(), Some(l.item_id.as_str()), "{ctx}");
             assert_eq!(d.title.as_deref(), Some(l.title.as_str()), "{ctx}");
@@ -187,7 +188,7 @@ async fn a_title_with_script_tags_cannot_break_taobaos_script() {
     let keyword = &hostile.keywords[0];
     let path = FixtureServer::search_path("taobao", keyword, 1).unwrap();
     let (_, ctype, body, _) = run.get(&run.url(&path)).await;
-    let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
+    let text = decode_page(&body, ctype.as_deref(), "gbk").text;
     assert!(
         !text.contains(&hostile.title),
         "raw title must not appear in the page"
@@ -316,8 +317,8 @@ async fn per_path_scripts_and_walls() {
 
     let (status, ctype, body, _) = run.get(&url).await;
     assert_eq!(status, 200);
-    let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
-    assert_eq!(extract::detect_block(&def, &text), Some(BlockKind::Captcha));
+    let text = decode_page(&body, ctype.as_deref(), "gbk").text;
+    assert_eq!(detect_block(&def, &text), Some(BlockKind::Captcha));
 
     let (status, ctype, body, final_url) = run.get(&url).await;
     assert_eq!(status, 200);
@@ -325,14 +326,14 @@ async fn per_path_scripts_and_walls() {
         final_url.contains("/taobao/member/login.jhtml?redirectURL="),
         "{final_url}"
     );
-    let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
-    assert_eq!(extract::detect_block(&def, &text), Some(BlockKind::Login));
+    let text = decode_page(&body, ctype.as_deref(), "gbk").text;
+    assert_eq!(detect_block(&def, &text), Some(BlockKind::Login));
 
     // Script used up: the real page again; other paths were never affected.
     let (status, ctype, body, _) = run.get(&url).await;
     assert_eq!(status, 200);
-    let text = extract::decode_page(&body, ctype.as_deref(), "gbk").text;
-    assert_eq!(extract::detect_block(&def, &text), None);
+    let text = decode_page(&body, ctype.as_deref(), "gbk").text;
+    assert_eq!(detect_block(&def, &text), None);
 
     for (platform, wall) in [
         ("jd", "captcha"),
@@ -345,8 +346,8 @@ async fn per_path_scripts_and_walls() {
         let path = FixtureServer::search_path(platform, "nike", 1).unwrap();
         run.server.script(&path, [wall.parse::<Fault>().unwrap()]);
         let (_, ctype, body, _) = run.get(&run.url(&path)).await;
-        let text = extract::decode_page(&body, ctype.as_deref(), &def.encoding).text;
-        let kind = extract::detect_block(&def, &text);
+        let text = decode_page(&body, ctype.as_deref(), &def.encoding).text;
+        let kind = detect_block(&def, &text);
         let want = if wall == "login" {
             BlockKind::Login
         } else {
@@ -451,8 +452,8 @@ async fn links_keep_the_real_form_whatever_host_served_the_page() {
         let def = definition(platform);
         let fetch = PlatformDef::fetch_url(&def.search_url(keyword, 1), Some(&run.base(platform)));
         let (_, ctype, body, final_url) = run.get(&fetch).await;
-        let text = extract::decode_page(&body, ctype.as_deref(), &def.encoding).text;
-        let page = extract::extract_search(&def, &text, &final_url).unwrap();
+        let text = decode_page(&body, ctype.as_deref(), &def.encoding).text;
+        let page = extract_search(&def, &text, &final_url).unwrap();
         for l in &page.listings {
             let d = l.detail_url.as_deref().unwrap_or_default();
             assert!(d.starts_with(link), "{platform}: {d}");
@@ -471,7 +472,7 @@ async fn saved_item_pages_extract_like_search_pages() {
         let l = &run.server.listings(platform).unwrap()[0];
         let path = FixtureServer::item_path(platform, &l.item_id).unwrap();
         let (_, ctype, body, _) = run.get(&run.url(&path)).await;
-        let got = extract::extract_file(&def, &body, ctype.as_deref()).unwrap();
+        let got = extract_file(&def, &body, ctype.as_deref()).unwrap();
         assert_eq!(got.len(), 1, "{platform}");
         assert_eq!(got[0].item_id, l.item_id);
         assert_eq!(got[0].title, l.title);

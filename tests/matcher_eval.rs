@@ -2,17 +2,17 @@
 //! the demo registry: the floors a brand owner relies on. Run with `--nocapture` to see
 //! the full report.
 
+use markwatch::load_registry;
 use std::fs::File;
 use std::io::BufReader;
 
 use std::path::Path;
 
-use markwatch::matcher::{Matcher, evaluate, read_labels, read_listings};
-use markwatch::model::Brand;
-use markwatch::registry;
+use markwatch::Brand;
+use markwatch::{Matcher, evaluate, read_labels, read_listings};
 
 fn demo_brands() -> Vec<Brand> {
-    registry::load_file(Path::new(&fixture("brands.toml"))).unwrap()
+    load_registry(Path::new(&fixture("brands.toml"))).unwrap()
 }
 
 fn fixture(name: &str) -> String {

@@ -7,11 +7,11 @@ mod common;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use markwatch::fetch::Page;
-use markwatch::fixture_server::FixtureOptions;
-use markwatch::matcher::{Outcome, Reason, ReasonCode, Verdict};
-use markwatch::model::Listing;
-use markwatch::store::Store;
+use markwatch::FixtureOptions;
+use markwatch::Listing;
+use markwatch::Page;
+use markwatch::Store;
+use markwatch::{Outcome, Reason, ReasonCode, Verdict};
 use serde_json::Value;
 
 /// A listing as a crawl would store it (its page kept as evidence), judged as given.
@@ -67,7 +67,7 @@ async fn seed(db: &Path, seeds: &[Seed<'_>]) {
                 .collect(),
         };
         let run = store.start_crawl_run(s.platform, None).await.unwrap();
-        markwatch::crawl::record_page(&store, run, &page, &[listing], &|_| verdict.clone())
+        markwatch::record_page(&store, run, &page, &[listing], &|_| verdict.clone())
             .await
             .unwrap();
     }
@@ -330,7 +330,7 @@ fn exports_carry_every_required_field_and_hostile_titles_stay_intact_and_inert()
             .complaint
             .export
             .iter()
-            .find(|c| c.value == markwatch::platform::ExportField::Title)
+            .find(|c| c.value == markwatch::ExportField::Title)
             .unwrap()
             .header
             .clone();

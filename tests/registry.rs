@@ -309,15 +309,15 @@ async fn export_round_trips() {
     );
 
     // The export holds exactly what the demo file says, brand for brand.
-    let mut original = markwatch::registry::load_file(&demo_brands()).unwrap();
-    let mut back = markwatch::registry::parse_toml(&first).unwrap();
+    let mut original = markwatch::load_registry(&demo_brands()).unwrap();
+    let mut back = markwatch::parse_registry_toml(&first).unwrap();
     original.sort_by(|a, b| a.name.cmp(&b.name));
     back.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(original, back);
 
     // `show` prints one brand in the same format.
     let shown = s.run(&["brands", "show", "Lancôme"]).ok();
-    let lancome = markwatch::registry::parse_toml(&shown).unwrap();
+    let lancome = markwatch::parse_registry_toml(&shown).unwrap();
     assert_eq!(lancome.len(), 1);
     assert_eq!(lancome[0].marks[0].text, "LANCÔME");
     assert_eq!(s.run(&["brands", "show", "Nikee"]).code(), 1);

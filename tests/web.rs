@@ -4,7 +4,7 @@
 mod common;
 
 use common::web::{PASSWORD, WebServer, csrf_in};
-use markwatch::store::Role;
+use markwatch::Role;
 
 /// Pages that show data: each must send a stranger to the login page.
 const PAGES: &[&str] = &["/", "/brands", "/users", "/no-such-page"];
@@ -335,7 +335,7 @@ fn escaped(text: &str) -> String {
 
 #[tokio::test]
 async fn a_queue_row_names_its_strongest_listing() {
-    use markwatch::web::seed::seed_notice;
+    use markwatch::seed_notice;
     let web = WebServer::start().await;
     web.add_user("vera", Role::Viewer).await;
     let listing = |item_id: &str, title: &str, score: f64| {
@@ -802,7 +802,7 @@ async fn a_fifth_platform_definition_shows_up_in_the_filters_dashboard_and_expor
 
     let web = WebServer::start_with_definitions(defs.path()).await;
     web.add_user("rex", Role::Reviewer).await;
-    let id = markwatch::web::seed::seed_notice(
+    let id = markwatch::seed_notice(
         &web.store,
         &[common::web::listing(
             "pinduoduo",

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::alert::Sender;
-use markwatch::store::{Alert, AlertState};
+use markwatch::Sender;
+use markwatch::{Alert, AlertState};
 
 use super::Context;
 

@@ -4,6 +4,9 @@
 //! The fixture server runs as a separate process, as a real site would, so the crawl's memory
 //! is its own; it still shares the machine's cores, which the figures include.
 
+use markwatch::{
+    decode_page, detect_block, extract_search, load_definitions, load_registry, watch_keywords,
+};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -12,12 +15,12 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use markwatch::crawl::{self, Crawl, Pace, Search};
-use markwatch::extract;
-use markwatch::matcher::{Item, Matcher};
-use markwatch::platform::{self, PlatformDef};
-use markwatch::registry;
-use markwatch::store::Store;
+use markwatch::{Crawl, Pace, Search};
+
+use markwatch::PlatformDef;
+use markwatch::{MatchItem, Matcher};
+
+use markwatch::Store;
 use rayon::prelude::*;
 
 use super::Context;
@@ -82,7 +85,7 @@ impl Pass {
 }
 
 async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let defs: Vec<PlatformDef> = platform::load_dir(&ctx.config.crawl.definitions)?
+    let defs: Vec<PlatformDef> = load_definitions(&ctx.config.crawl.definitions)?
         .into_iter()
         .filter(|d| args.platforms.is_empty() || args.platforms.contains(&d.platform))
         .map(|mut d| {
@@ -96,9 +99,9 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
     if defs.is_empty() {
         bail!("no platform definitions selected");
     }
-    let brands = registry::load_file(&args.brands)?;
+    let brands = load_registry(&args.brands)?;
     let matcher = Arc::new(Matcher::new(&brands)?);
-    let keywords = crawl::watch_keywords(&brands, &[]);
+    let keywords = watch_keywords(&brands, &[]);
     let rss_before = peak_rss_kib();
 
     let server = FixtureProcess::start(args.scale, &args.fixtures_dir)?;
@@ -181,26 +184,26 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         let Some(last) = batch.last() else { break };
         after = last.evidence_id;
         pages.extend(batch.into_iter().filter(|p| p.status == 200).map(|p| {
-            let body = markwatch::seal::open(&p.sealed_body);
+            let body = markwatch::open_sealed(&p.sealed_body);
             (p, body)
         }));
     }
     store.close().await;
     let by_platform = |name: &str| defs.iter().find(|d| d.platform == name);
-    let parse = |(page, body): &(markwatch::store::StoredPage, Vec<u8>), judge: bool| -> u64 {
+    let parse = |(page, body): &(markwatch::StoredPage, Vec<u8>), judge: bool| -> u64 {
         let Some(def) = by_platform(&page.platform) else {
             return 0;
         };
-        let text = extract::decode_page(body, page.content_type.as_deref(), &def.encoding);
-        if extract::detect_block(def, &text.text).is_some() {
+        let text = decode_page(body, page.content_type.as_deref(), &def.encoding);
+        if detect_block(def, &text.text).is_some() {
             return 0;
         }
-        let Ok(result) = extract::extract_search(def, &text.text, &page.url) else {
+        let Ok(result) = extract_search(def, &text.text, &page.url) else {
             return 0;
         };
         if judge {
             for l in &result.listings {
-                std::hint::black_box(matcher.check(&Item::from(&l.to_listing(def))));
+                std::hint::black_box(matcher.check(&MatchItem::from(&l.to_listing(def))));
             }
         }
         result.listings.len() as u64

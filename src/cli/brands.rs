@@ -1,13 +1,13 @@
 //! `markwatch brands ...`
 
+use markwatch::{load_registry, registry_to_toml};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::model::Brand;
-use markwatch::registry;
+use markwatch::Brand;
 
 use super::Context;
 
@@ -36,7 +36,7 @@ pub enum BrandsCommand {
 pub async fn run(cmd: BrandsCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
     match cmd {
         BrandsCommand::Import { file } => {
-            let brands = registry::load_file(&file)?;
+            let brands = load_registry(&file)?;
             let store = ctx.open_store().await?;
             let s = store
                 .import_registry(&brands, &super::actor(), &file.display().to_string())
@@ -72,7 +72,7 @@ pub async fn run(cmd: BrandsCommand, ctx: &Context) -> anyhow::Result<ExitCode> 
             let brand = store.brand_by_name(&name).await?;
             store.close().await;
             match brand {
-                Some(brand) => print!("{}", registry::to_toml(&[brand])),
+                Some(brand) => print!("{}", registry_to_toml(&[brand])),
                 None => {
                     eprintln!(
                         "markwatch: no brand named `{name}`; `markwatch brands list` shows them"
@@ -83,7 +83,7 @@ pub async fn run(cmd: BrandsCommand, ctx: &Context) -> anyhow::Result<ExitCode> 
         }
         BrandsCommand::Export { out } => {
             let store = ctx.open_store().await?;
-            let toml = registry::to_toml(&store.brands().await?);
+            let toml = registry_to_toml(&store.brands().await?);
             store.close().await;
             match out {
                 Some(path) => std::fs::write(&path, toml)

@@ -1,11 +1,12 @@
 //! `markwatch cases ...`: deadlines and good-faith standing of filed cases.
 
+use markwatch::{GOOD_FAITH_MONTHS, good_faith};
 use std::process::ExitCode;
 
 use chrono::Days;
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::case::{self, MAX_COUNTER_RATE, MIN_SUCCESS_RATE};
+use markwatch::{MAX_COUNTER_RATE, MIN_SUCCESS_RATE};
 
 use super::Context;
 
@@ -78,7 +79,7 @@ pub async fn run(cmd: CasesCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         CasesCommand::GoodFaith { json } => {
             let store = ctx.open_store().await?;
-            let rates = case::good_faith(&store, today).await?;
+            let rates = good_faith(&store, today).await?;
             store.close().await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rates)?);
@@ -118,7 +119,7 @@ pub async fn run(cmd: CasesCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "thresholds: success ≥ {:.0}%, counter-notices ≤ {:.0}%, over {} months (in listings)",
                 MIN_SUCCESS_RATE * 100.0,
                 MAX_COUNTER_RATE * 100.0,
-                case::GOOD_FAITH_MONTHS
+                GOOD_FAITH_MONTHS
             );
         }
     }

@@ -1,5 +1,6 @@
 //! `markwatch crawl` and `markwatch extract`.
 
+use markwatch::{load_definition, load_definitions, rematch};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,10 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::crawl::{Crawl, CrawlError, Search};
-use markwatch::matcher::{Matcher, Outcome};
-use markwatch::platform;
-use markwatch::rematch;
+use markwatch::{Crawl, CrawlError, Search};
+use markwatch::{Matcher, Outcome};
 
 use super::Context;
 
@@ -64,7 +63,7 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
         bail!("pass --once to crawl now; scheduled crawling runs under the daemon");
     }
     let config = &ctx.config;
-    let defs = platform::load_dir(&config.crawl.definitions)?;
+    let defs = load_definitions(&config.crawl.definitions)?;
     let mut crawl = Crawl::builder(config, defs).fetch_details(!args.no_details);
     if !args.platforms.is_empty() {
         crawl = crawl.platforms(&args.platforms);
@@ -128,8 +127,8 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
 
 pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let def = match (&args.definition, &args.platform) {
-        (Some(path), _) => platform::load_file(path)?,
-        (None, Some(name)) => platform::load_dir(&ctx.config.crawl.definitions)?
+        (Some(path), _) => load_definition(path)?,
+        (None, Some(name)) => load_definitions(&ctx.config.crawl.definitions)?
             .into_iter()
             .find(|d| &d.platform == name)
             .with_context(|| {
@@ -142,7 +141,7 @@ pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode>
     };
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let listings = markwatch::extract::extract_file(&def, &bytes, None)
+    let listings = markwatch::extract_file(&def, &bytes, None)
         .with_context(|| args.file.display().to_string())?;
     let mut out = std::io::stdout().lock();
     for listing in &listings {
@@ -158,7 +157,7 @@ pub async fn run_rematch(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store().await?;
     let brands = store.brands().await?;
     let matcher = Arc::new(Matcher::new(&brands)?);
-    let summary = rematch::rematch(&store, &matcher).await?;
+    let summary = rematch(&store, &matcher).await?;
     let counts = store.match_counts().await?;
     store.close().await;
     println!(

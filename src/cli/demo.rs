@@ -1,6 +1,7 @@
 //! `markwatch demo`: the whole pipeline once, on the bundled registry and fixture platforms,
 //! in a fresh directory; then a summary of what it made and where it lies.
 
+use markwatch::{load_definitions, serve_fixtures};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,14 +10,14 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::config::{Config, EmailTransport, PlatformConfig};
-use markwatch::crawl::Pace;
-use markwatch::daemon::DaemonLock;
-use markwatch::daemon::pipeline::Pipeline;
-use markwatch::fixture_server::{self, FixtureOptions, FixtureServer};
-use markwatch::platform;
-use markwatch::schedule::{CronExpr, Watch};
-use markwatch::store::{NoticeFilter, NoticeSort, Store};
+use markwatch::DaemonLock;
+use markwatch::Pace;
+use markwatch::Pipeline;
+use markwatch::{Config, EmailTransport, PlatformConfig};
+use markwatch::{FixtureOptions, FixtureServer};
+
+use markwatch::{CronExpr, Watch};
+use markwatch::{NoticeFilter, NoticeSort, Store};
 
 use super::Context;
 
@@ -73,7 +74,7 @@ async fn start_fixtures(dir: &Path) -> anyhow::Result<Fixtures> {
         .await
         .context("cannot open a loopback port for the fixture platforms")?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(fixture_server::serve(listener, server));
+    let task = tokio::spawn(serve_fixtures(listener, server));
     Ok(Fixtures { addr, task })
 }
 
@@ -85,7 +86,7 @@ fn demo_config(base: &Config, dir: &Path, fixtures: SocketAddr) -> anyhow::Resul
     config.email.transport = EmailTransport::File;
     config.email.dir = dir.join(OUTBOX);
     config.crawl.definitions = bundled(&base.crawl.definitions, "crawlers");
-    for def in platform::load_dir(&config.crawl.definitions)? {
+    for def in load_definitions(&config.crawl.definitions)? {
         let url = format!("http://{fixtures}/{}", def.platform);
         config.platforms.insert(
             def.platform,
@@ -202,7 +203,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 
     let t = steps.begin("importing the demo registry");
     let brands_file = fixtures_dir.join("brands.toml");
-    let brands = markwatch::registry::load_file(&brands_file)?;
+    let brands = markwatch::load_registry(&brands_file)?;
     store
         .import_registry(&brands, &super::actor(), &brands_file.display().to_string())
         .await
@@ -229,7 +230,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     );
 
     let t = steps.begin("crawling all four platforms and judging every listing");
-    let defs = platform::load_dir(&config.crawl.definitions)?;
+    let defs = load_definitions(&config.crawl.definitions)?;
     let platforms: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
     let pipeline = Pipeline::new(
         store.clone(),
@@ -270,7 +271,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     );
 
     let t = steps.begin("writing the alert emails (file transport: .eml files)");
-    let sender = markwatch::alert::Sender::from_config(store.clone(), &config)?;
+    let sender = markwatch::Sender::from_config(store.clone(), &config)?;
     // `flush` sends each brand's batch now instead of waiting out the batching window.
     let tick = sender.tick(chrono::Utc::now(), true).await?;
     steps.end(

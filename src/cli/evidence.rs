@@ -1,12 +1,12 @@
 //! `markwatch evidence ...`: evidence packs and the hash chain.
 
+use markwatch::{export_pack, load_definitions, verify_pack, verify_pack_with_store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use markwatch::evidence;
-use markwatch::notice::Templates;
-use markwatch::platform;
+
+use markwatch::Templates;
 
 use super::Context;
 
@@ -33,11 +33,10 @@ pub enum EvidenceCommand {
 pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
     match cmd {
         EvidenceCommand::Export { id, out } => {
-            let defs = platform::load_dir(&ctx.config.crawl.definitions)?;
+            let defs = load_definitions(&ctx.config.crawl.definitions)?;
             let templates = Templates::from_config(&ctx.config.notices)?;
             let store = ctx.open_store().await?;
-            let s = evidence::export_pack(&store, id, &defs, &ctx.config.notices, &templates, &out)
-                .await?;
+            let s = export_pack(&store, id, &defs, &ctx.config.notices, &templates, &out).await?;
             store.close().await;
             println!(
                 "{}: notice {}, {} listing(s), {} page(s), {} file(s)",
@@ -52,11 +51,11 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
         EvidenceCommand::Verify { pack: Some(pack) } => {
             let report = if ctx.config.database.exists() {
                 let store = ctx.open_store().await?;
-                let r = evidence::verify_pack_with_store(&pack, &store).await?;
+                let r = verify_pack_with_store(&pack, &store).await?;
                 store.close().await;
                 r
             } else {
-                evidence::verify_pack(&pack)?
+                verify_pack(&pack)?
             };
             match report.problem {
                 None => {
@@ -75,7 +74,7 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
         }
         EvidenceCommand::Verify { pack: None } => {
             let store = ctx.open_store().await?;
-            let report = markwatch::seal::verify_chain(&store).await?;
+            let report = markwatch::verify_evidence_chain(&store).await?;
             store.close().await;
             match report.first_break {
                 None => {

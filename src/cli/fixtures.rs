@@ -1,12 +1,13 @@
 //! `markwatch fixtures serve`: the fixture platforms on a local port.
 
+use markwatch::serve_fixtures;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use markwatch::fixture_server::{self, Fault, FixtureOptions, FixtureServer, parse_faults};
+use markwatch::{Fault, FixtureOptions, FixtureServer, parse_faults};
 
 #[derive(Debug, Subcommand)]
 pub enum FixturesCommand {
@@ -84,7 +85,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     eprintln!("fixture platforms on http://{addr}/ (taobao, tmall, jd, amazon_cn); Ctrl-C stops");
     tokio::select! {
-        served = fixture_server::serve(listener, server) => served.context("fixture server failed")?,
+        served = serve_fixtures(listener, server) => served.context("fixture server failed")?,
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! `markwatch match` and `markwatch eval`: the matcher offline, with no database.
 
+use markwatch::{evaluate, load_registry, read_labels, read_listings, run_jsonl};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -7,8 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use markwatch::matcher::{self, Matcher};
-use markwatch::registry;
+use markwatch::Matcher;
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -40,7 +40,7 @@ pub struct EvalArgs {
 }
 
 fn build_matcher(brands: &Path) -> anyhow::Result<Matcher> {
-    let brands = registry::load_file(brands)?;
+    let brands = load_registry(brands)?;
     Matcher::new(&brands).context("cannot index the registry")
 }
 
@@ -61,7 +61,7 @@ pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let summary = matcher::run_jsonl(&matcher, input, output, args.skip_bad)
+    let summary = run_jsonl(&matcher, input, output, args.skip_bad)
         .with_context(|| format!("matching {}", args.listings.display()))?;
     for bad in &summary.skipped {
         eprintln!("{}: skipped {bad}", args.listings.display());
@@ -90,11 +90,11 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(Path::new("."))
             .join("labels.jsonl")
     });
-    let listings = matcher::read_listings(open_input(&args.listings)?)
+    let listings = read_listings(open_input(&args.listings)?)
         .with_context(|| format!("reading {}", args.listings.display()))?;
-    let labels = matcher::read_labels(open_input(&labels_path)?)
+    let labels = read_labels(open_input(&labels_path)?)
         .with_context(|| format!("reading {}", labels_path.display()))?;
-    let report = matcher::evaluate(&matcher, &listings, &labels).to_string();
+    let report = evaluate(&matcher, &listings, &labels).to_string();
     match std::io::stdout().lock().write_all(report.as_bytes()) {
         // A closed pipe (`| head`) is the reader's choice, not a failure.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

@@ -26,11 +26,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use markwatch::config::{Config, ConfigError, LogFormat};
-use markwatch::matcher::MatchFileError;
-use markwatch::platform::PlatformError;
-use markwatch::registry::RegistryError;
-use markwatch::store::Store;
+use markwatch::MatchFileError;
+use markwatch::PlatformError;
+use markwatch::RegistryError;
+use markwatch::Store;
+use markwatch::{Config, ConfigError, LogFormat};
 
 /// Exit status for a runtime failure (database, network, I/O).
 pub const EXIT_FAILURE: ExitCode = ExitCode::FAILURE;
@@ -198,20 +198,18 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         e.downcast_ref::<RegistryError>().is_some()
             || e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<PlatformError>().is_some()
-            || e.downcast_ref::<markwatch::store::TransitionError>()
-                .is_some_and(markwatch::store::TransitionError::is_refusal)
+            || e.downcast_ref::<markwatch::TransitionError>()
+                .is_some_and(markwatch::TransitionError::is_refusal)
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
-            || e.downcast_ref::<markwatch::alert::AlertError>()
-                .is_some_and(markwatch::alert::AlertError::is_bad_input)
-            || e.downcast_ref::<markwatch::store::UserError>()
-                .is_some_and(|u| {
-                    !matches!(
-                        u,
-                        markwatch::store::UserError::Store(_)
-                            | markwatch::store::UserError::Hash(_)
-                    )
-                })
+            || e.downcast_ref::<markwatch::AlertError>()
+                .is_some_and(markwatch::AlertError::is_bad_input)
+            || e.downcast_ref::<markwatch::UserError>().is_some_and(|u| {
+                !matches!(
+                    u,
+                    markwatch::UserError::Store(_) | markwatch::UserError::Hash(_)
+                )
+            })
     });
     if bad_input {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -1,5 +1,9 @@
 //! `markwatch queue ...`: the draft queue and the case actions on it.
 
+use markwatch::{
+    DraftSummary, ExportOptions, NoticeContext, bundled_templates, check_filing, explain_en,
+    export_platform_batch, load_definitions, queue_drafts,
+};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,12 +11,12 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::case;
-use markwatch::matcher::Outcome;
-use markwatch::model::{CaseState, TransitionDetails};
-use markwatch::notice::{self, ExportFormat, Language, Templates, escape_controls};
-use markwatch::platform::{self, PlatformDef};
-use markwatch::store::{NoticeFilter, NoticeSort};
+
+use markwatch::Outcome;
+use markwatch::PlatformDef;
+use markwatch::{CaseState, TransitionDetails};
+use markwatch::{ExportFormat, Language, Templates, escape_controls};
+use markwatch::{NoticeFilter, NoticeSort};
 
 use super::Context;
 
@@ -184,9 +188,9 @@ pub async fn run(cmd: QueueCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
         QueueCommand::File(a) => file(a, ctx).await,
         QueueCommand::Export(a) => export(a, ctx).await,
         QueueCommand::Draft => {
-            let defs = platform::load_dir(&ctx.config.crawl.definitions)?;
+            let defs = load_definitions(&ctx.config.crawl.definitions)?;
             let store = ctx.open_store().await?;
-            let summary = notice::queue_drafts(&store, &defs).await?;
+            let summary = queue_drafts(&store, &defs).await?;
             store.close().await;
             println!("{}", draft_line(&summary));
             Ok(ExitCode::SUCCESS)
@@ -194,7 +198,7 @@ pub async fn run(cmd: QueueCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
         QueueCommand::Templates { out } => {
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            for (name, source) in notice::bundled_templates() {
+            for (name, source) in bundled_templates() {
                 let path = out.join(name);
                 if path.exists() {
                     println!("{}: exists, left as it is", path.display());
@@ -210,7 +214,7 @@ pub async fn run(cmd: QueueCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 /// One line saying what a drafting run did.
-pub fn draft_line(s: &notice::DraftSummary) -> String {
+pub fn draft_line(s: &DraftSummary) -> String {
     let mut line = format!(
         "drafts queued: {} listing(s) in {} new and {} extended draft(s)",
         s.listings,
@@ -411,7 +415,7 @@ async fn show(
         writeln!(
             out,
             "   why: {}",
-            escape_controls(&notice::explain_en(&item.reasons))
+            escape_controls(&explain_en(&item.reasons))
         )?;
         if let Some(r) = &item.relisted_reason {
             writeln!(out, "   relisted: {}", escape_controls(r))?;
@@ -441,10 +445,10 @@ async fn show(
         )?;
     }
     if let Some(lang) = text {
-        let defs = platform::load_dir(&ctx.config.crawl.definitions)?;
+        let defs = load_definitions(&ctx.config.crawl.definitions)?;
         let def = find_def(&defs, &n.platform)?;
         let templates = Templates::from_config(&ctx.config.notices)?;
-        let nctx = notice::NoticeContext::new(
+        let nctx = NoticeContext::new(
             &detail,
             def,
             &ctx.config.notices,
@@ -514,7 +518,7 @@ async fn file(a: FileArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     for ((platform, account), ids) in &by_account {
-        let check = case::check_filing(&store, platform, account, ids, today).await?;
+        let check = check_filing(&store, platform, account, ids, today).await?;
         for w in &check.warnings {
             eprintln!("warning: {w}");
         }
@@ -543,23 +547,23 @@ async fn file(a: FileArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 async fn export(a: ExportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let defs = platform::load_dir(&ctx.config.crawl.definitions)?;
+    let defs = load_definitions(&ctx.config.crawl.definitions)?;
     let def = find_def(&defs, &a.platform)?;
     let templates = Templates::from_config(&ctx.config.notices)?;
     let store = ctx.open_store().await?;
     let today = chrono::Utc::now().date_naive();
-    let opts = notice::ExportOptions {
+    let opts = ExportOptions {
         format: a.format,
         lang: a.lang,
         config: &ctx.config.notices,
         templates: &templates,
         today,
     };
-    let (bytes, batch) = notice::export_platform_batch(&store, def, a.state, &opts).await?;
+    let (bytes, batch) = export_platform_batch(&store, def, a.state, &opts).await?;
     if a.state == CaseState::Approved && !batch.is_empty() {
         let ids: Vec<i64> = batch.iter().map(|b| b.detail.notice.id).collect();
         let account = ctx.config.notices.account_for(&a.platform);
-        let check = case::check_filing(&store, &a.platform, account, &ids, today).await?;
+        let check = check_filing(&store, &a.platform, account, &ids, today).await?;
         for w in &check.warnings {
             eprintln!("warning: {w}");
         }

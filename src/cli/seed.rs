@@ -20,7 +20,7 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let SeedArgs { count, seed } = args;
     let store = ctx.open_store().await?;
     let started = Instant::now();
-    let done = markwatch::web::seed::seed_notices(&store, count, seed, |n| {
+    let done = markwatch::seed_notices(&store, count, seed, |n| {
         if n % 10_000 == 0 || n == count {
             eprintln!("  {n}/{count} notices");
         }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::notice::escape_controls;
+use markwatch::escape_controls;
 
 use super::Context;
 

@@ -1,6 +1,7 @@
 //! `markwatch serve` (the daemon, until SIGTERM/SIGINT) and `markwatch crawl --now` (asks the
 //! running daemon to start runs through its control API).
 
+use markwatch::{STATE_API_ADDR, STATE_CONTROL_TOKEN, serve_daemon};
 use std::net::SocketAddr;
 #[cfg(feature = "fixtures")]
 use std::path::PathBuf;
@@ -9,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use markwatch::crawl::Pace;
-use markwatch::daemon::http::{CrawlRequest, CrawlResponse};
-use markwatch::daemon::{self, ServeOptions};
-use markwatch::store::ScheduleRunRow;
+use markwatch::Pace;
+use markwatch::ScheduleRunRow;
+use markwatch::ServeOptions;
+use markwatch::{CrawlRequest, CrawlResponse};
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
@@ -58,7 +59,7 @@ pub async fn run(args: ServeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         Pace::Polite
     };
     let options = ServeOptions { config, pace };
-    daemon::serve(options, shutdown, |addr| {
+    serve_daemon(options, shutdown, |addr| {
         eprintln!("markwatch serving on http://{addr}/ (review UI; healthz, readyz, metrics); SIGTERM or Ctrl-C stops");
     })
     .await?;
@@ -90,8 +91,8 @@ pub async fn crawl_now(
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store().await?;
-    let addr = store.daemon_state(daemon::STATE_API_ADDR).await?;
-    let token = store.daemon_state(daemon::STATE_CONTROL_TOKEN).await?;
+    let addr = store.daemon_state(STATE_API_ADDR).await?;
+    let token = store.daemon_state(STATE_CONTROL_TOKEN).await?;
     store.close().await;
     let (Some(addr), Some(token)) = (addr, token) else {
         bail!(

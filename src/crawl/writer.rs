@@ -20,7 +20,7 @@ use crate::store::{
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Gives the verdict on a listing as stored.
-pub type Judge = dyn Fn(&Listing) -> Verdict + Send + Sync;
+pub(crate) type Judge = dyn Fn(&Listing) -> Verdict + Send + Sync;
 
 /// The most pages one group commit stores. It bounds how long the write lock is held (a page
 /// takes about a millisecond), so a reviewer's click never waits long behind a crawl.

@@ -11,8 +11,8 @@
 //! the time bound to finish and are then abandoned (each page is one transaction, so nothing
 //! half-written stays) and resumed at the next start; then the database is closed.
 
-pub mod http;
-pub mod pipeline;
+pub(crate) mod http;
+pub(crate) mod pipeline;
 pub(crate) mod scheduler;
 
 use std::fs::File;

@@ -18,7 +18,7 @@ mod normalize;
 mod weights;
 
 use crate::model::{Brand, Listing};
-pub use crate::model::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
+pub(crate) use crate::model::{Outcome, Reason, ReasonCode, Verdict};
 use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};
@@ -26,7 +26,7 @@ use weights as w;
 
 pub use eval::{evaluate, read_labels};
 pub(crate) use jsonl::ListingRecord;
-pub use jsonl::{MatchFileError, Summary, read_listings, run_jsonl};
+pub use jsonl::{MatchFileError, read_listings, run_jsonl};
 
 /// What the matcher needs to know about a listing.
 #[derive(Debug, Clone, Copy, Default)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Language;
-pub use super::verdict::Reason;
+pub(crate) use super::verdict::Reason;
 
 /// The facts one email reports. Sections left empty are not shown.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,8 @@ pub use explain::explain_en;
 pub(crate) use explain::explain_zh;
 pub use export::{ExportFormat, ExportOptions, export_platform_batch};
 pub(crate) use group::{Unplaced, plan_drafts};
-pub use template::{Language, NoticeContext, Templates, bundled_templates, escape_controls};
+pub(crate) use template::Language;
+pub use template::{NoticeContext, Templates, bundled_templates, escape_controls};
 
 /// The audit log's actor for drafts made by the pipeline.
 pub(crate) const DRAFTER: &str = "markwatch";

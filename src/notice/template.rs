@@ -53,7 +53,7 @@ pub fn bundled_templates() -> &'static [(&'static str, &'static str)] {
 }
 
 /// A notice's language: the crate's one [`Language`](crate::model::Language).
-pub use crate::model::Language;
+pub(crate) use crate::model::Language;
 
 /// The loaded templates.
 pub struct Templates {

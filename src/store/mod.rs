@@ -83,7 +83,7 @@ pub enum StoreError {
     WriterStopped,
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The markwatch database.
 #[derive(Debug, Clone)]

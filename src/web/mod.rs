@@ -17,7 +17,7 @@ mod headers;
 mod pages;
 mod queue;
 #[cfg(feature = "fixtures")]
-pub mod seed;
+pub(crate) mod seed;
 mod templates;
 mod token;
 

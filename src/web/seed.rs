@@ -29,7 +29,7 @@ pub struct SeedListing {
 }
 
 /// The complaint channel each platform's drafts go to.
-pub fn channel(platform: &str) -> &'static str {
+pub(crate) fn channel(platform: &str) -> &'static str {
     match platform {
         "taobao" | "tmall" => "Alibaba IPP (阿里巴巴知识产权保护平台)",
         "jd" => "JD IPR portal (京东知识产权保护平台)",
@@ -39,7 +39,7 @@ pub fn channel(platform: &str) -> &'static str {
 }
 
 /// The item URL in the platform's real form.
-pub fn item_url(platform: &str, item_id: &str) -> String {
+pub(crate) fn item_url(platform: &str, item_id: &str) -> String {
     match platform {
         "taobao" => format!("https://item.taobao.com/item.htm?id={item_id}"),
         "tmall" => format!("https://detail.tmall.com/item.htm?id={item_id}"),

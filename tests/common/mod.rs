@@ -3,12 +3,13 @@
 
 pub mod smtp;
 
+use markwatch::{decode_page, extract_search, load_definition};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use markwatch::extract::{self, Extracted, SearchPage};
-use markwatch::fixture_server::{FixtureOptions, FixtureServer};
-use markwatch::platform::{self, PlatformDef};
+use markwatch::PlatformDef;
+use markwatch::{Extracted, SearchPage};
+use markwatch::{FixtureOptions, FixtureServer};
 use url::Url;
 
 /// The crate root, where `fixtures/` and `crawlers/` live.
@@ -187,7 +188,7 @@ pub async fn dump(db: &Path) -> Vec<String> {
 pub const PLATFORMS: [&str; 4] = ["taobao", "tmall", "jd", "amazon_cn"];
 
 pub fn definition(platform: &str) -> PlatformDef {
-    platform::load_file(&repo().join("crawlers").join(format!("{platform}.toml"))).unwrap()
+    load_definition(&repo().join("crawlers").join(format!("{platform}.toml"))).unwrap()
 }
 
 /// A running fixture server.
@@ -202,7 +203,7 @@ impl Running {
         let server = FixtureServer::new(options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(markwatch::fixture_server::serve(listener, server.clone()));
+        tokio::spawn(markwatch::serve_fixtures(listener, server.clone()));
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
             .build()
@@ -253,13 +254,12 @@ impl Running {
         let fetch = PlatformDef::fetch_url(&real, Some(&self.base(&def.platform))) + extra_query;
         let (status, ctype, body, _) = self.get(&fetch).await;
         assert_eq!(status, 200, "{fetch}");
-        let decoded = extract::decode_page(&body, ctype.as_deref(), &def.encoding);
+        let decoded = decode_page(&body, ctype.as_deref(), &def.encoding);
         assert!(
             !decoded.had_errors || extra_query.contains("truncate"),
             "{fetch}"
         );
-        extract::extract_search(def, &decoded.text, &real)
-            .unwrap_or_else(|e| panic!("{fetch}: {e}"))
+        extract_search(def, &decoded.text, &real).unwrap_or_else(|e| panic!("{fetch}: {e}"))
     }
 
     /// Every listing of every page of one keyword, following `has_next`.

@@ -1,12 +1,13 @@
 //! The review UI on 127.0.0.1:0 over a real SQLite file, and a cookie-keeping HTTP client.
 
+use markwatch::load_definitions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use markwatch::config::Config;
-use markwatch::platform;
-use markwatch::store::{Role, Store};
-use markwatch::web::{WebState, serve};
+use markwatch::Config;
+
+use markwatch::{Role, Store};
+use markwatch::{WebState, serve_review_ui};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -30,7 +31,7 @@ impl WebServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("markwatch.db");
         let store = Store::open(&db).await.expect("open store");
-        let brands = markwatch::registry::load_file(&super::demo_brands()).unwrap();
+        let brands = markwatch::load_registry(&super::demo_brands()).unwrap();
         store
             .import_registry(&brands, "test", "brands.toml")
             .await
@@ -40,13 +41,13 @@ impl WebServer {
             ..Config::default()
         };
         config.crawl.definitions = definitions.to_path_buf();
-        let defs = platform::load_dir(definitions).expect("platform definitions");
+        let defs = load_definitions(definitions).expect("platform definitions");
         let state = WebState::new(store.clone(), config, &defs).expect("web state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            serve(listener, state, async {
+            serve_review_ui(listener, state, async {
                 let _ = rx.await;
             })
             .await
@@ -169,8 +170,8 @@ pub fn listing(
     title: &str,
     brand: &str,
     score: f64,
-) -> markwatch::web::seed::SeedListing {
-    markwatch::web::seed::SeedListing {
+) -> markwatch::SeedListing {
+    markwatch::SeedListing {
         platform: platform.to_owned(),
         item_id: item_id.to_owned(),
         title: title.to_owned(),
@@ -188,7 +189,7 @@ pub fn listing(
 
 /// Draft notices on several platforms, two with hostile titles.
 pub async fn seed_review_data(web: &WebServer) -> Seeded {
-    use markwatch::web::seed::seed_notice;
+    use markwatch::seed_notice;
     let draft = seed_notice(
         &web.store,
         &[listing(

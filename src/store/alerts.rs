@@ -10,9 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::matches::MatchChange;
 use super::{Result, Store, StoreError};
-use crate::model::Outcome;
 use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
 use crate::model::{AlertMode, AlertPrefs, Language};
 
@@ -252,55 +250,6 @@ fn parse_stamp(table: &'static str, column: &'static str, s: &str) -> Result<Dat
 }
 
 // ---------------------------------------------------------------- events (match transaction)
-
-/// The alert events stored verdicts raise, written in the verdicts' transaction (one statement):
-/// a listing newly `infringing` (immediate alert), or newly flagged `suspect` (digest). A listing
-/// moving down from infringing to suspect, or staying where it was, raises nothing.
-pub(crate) async fn record_match_changes(
-    tx: &mut Transaction<'_, Sqlite>,
-    changes: &[MatchChange],
-) -> Result<()> {
-    #[derive(Serialize)]
-    struct Event {
-        kind: &'static str,
-        brand_id: i64,
-        match_id: i64,
-        listing_id: i64,
-    }
-    let events: Vec<Event> = changes
-        .iter()
-        .filter_map(|c| {
-            let brand_id = c.brand_id?;
-            let kind = if c.became(Outcome::Infringing) {
-                "infringing"
-            } else if c.verdict == Outcome::Suspect && c.newly_flagged() {
-                "suspect"
-            } else {
-                return None;
-            };
-            Some(Event {
-                kind,
-                brand_id,
-                match_id: c.match_id,
-                listing_id: c.listing_id,
-            })
-        })
-        .collect();
-    if events.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at)
-         SELECT j.value ->> 'kind', j.value ->> 'brand_id', j.value ->> 'match_id',
-                j.value ->> 'listing_id', ?
-         FROM jsonb_each(?) j",
-    )
-    .bind(super::now())
-    .bind(serde_json::to_string(&events).expect("events serialise"))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 // ---------------------------------------------------------------- brand preferences
 
@@ -1052,8 +1001,8 @@ impl From<&FailureStreak> for PlatformFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Verdict;
     use crate::model::{Brand, Mark};
+    use crate::model::{Outcome, Verdict};
 
     async fn store_with_brand(dir: &std::path::Path) -> (Store, i64) {
         let store = Store::open(&dir.join("t.db")).await.unwrap();

@@ -10,7 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::matches::{MatchChange, store_verdicts};
-use super::{Result, Store, StoreError, WriteTx, now};
+use super::{Result, Store, StoreError, WriteTx, now, to_json};
 use crate::model::{Listing, Verdict};
 
 /// Counters a crawl run keeps.
@@ -537,10 +537,4 @@ fn field_changes(
         changes.push(("seller", now.seller.clone(), l.seller.clone()));
     }
     changes
-}
-
-/// A JSON array for `jsonb_each(?)`: one bound parameter however many values. (`json_each`
-/// hands each element back as text, for every `->>` on it to parse again.)
-pub(super) fn to_json<T: Serialize>(values: &T) -> String {
-    serde_json::to_string(values).expect("plain data serialises")
 }

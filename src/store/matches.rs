@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
-use super::crawl::to_json;
+use super::to_json;
 use super::{Result, Store, StoreError, now};
 use crate::model::Listing;
 use crate::model::{MATCHER_VERSION, Outcome, Verdict};
@@ -243,7 +243,7 @@ pub(crate) async fn store_verdicts(
             });
         }
     }
-    super::alerts::record_match_changes(tx, &changes).await?;
+    record_match_changes(tx, &changes).await?;
     Ok(changes)
 }
 
@@ -309,4 +309,53 @@ impl RegistryIds {
             .and_then(|key| self.marks.get(&key).copied());
         (brand_id, mark_id)
     }
+}
+
+/// The alert events stored verdicts raise, written in the verdicts' transaction (one statement):
+/// a listing newly `infringing` (immediate alert), or newly flagged `suspect` (digest). A listing
+/// moving down from infringing to suspect, or staying where it was, raises nothing.
+async fn record_match_changes(
+    tx: &mut Transaction<'_, Sqlite>,
+    changes: &[MatchChange],
+) -> Result<()> {
+    #[derive(Serialize)]
+    struct Event {
+        kind: &'static str,
+        brand_id: i64,
+        match_id: i64,
+        listing_id: i64,
+    }
+    let events: Vec<Event> = changes
+        .iter()
+        .filter_map(|c| {
+            let brand_id = c.brand_id?;
+            let kind = if c.became(Outcome::Infringing) {
+                "infringing"
+            } else if c.verdict == Outcome::Suspect && c.newly_flagged() {
+                "suspect"
+            } else {
+                return None;
+            };
+            Some(Event {
+                kind,
+                brand_id,
+                match_id: c.match_id,
+                listing_id: c.listing_id,
+            })
+        })
+        .collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at)
+         SELECT j.value ->> 'kind', j.value ->> 'brand_id', j.value ->> 'match_id',
+                j.value ->> 'listing_id', ?
+         FROM jsonb_each(?) j",
+    )
+    .bind(super::now())
+    .bind(serde_json::to_string(&events).expect("events serialise"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -199,6 +199,12 @@ impl Store {
     }
 }
 
+/// A JSON array for `jsonb_each(?)`: one bound parameter however many values. (`json_each`
+/// hands each element back as text, for every `->>` on it to parse again.)
+pub(crate) fn to_json<T: serde::Serialize>(values: &T) -> String {
+    serde_json::to_string(values).expect("plain data serialises")
+}
+
 /// Current time as stored: RFC 3339 UTC with milliseconds.
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -156,7 +156,8 @@ pub struct Listing {
 }
 
 /// Why a run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub(crate) enum Trigger {
     /// Its slot came while the daemon was running.
     Schedule,
@@ -170,12 +171,7 @@ pub(crate) enum Trigger {
 
 impl Trigger {
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Schedule => "schedule",
-            Trigger::CatchUp => "catch_up",
-            Trigger::Resume => "resume",
-            Trigger::Manual => "manual",
-        }
+        self.into()
     }
 }
 
@@ -217,6 +213,8 @@ mod tests {
             Err("unknown language `EN`; expected zh or en".to_owned())
         );
         assert_eq!(Language::default(), Language::En);
+        assert_eq!(Trigger::CatchUp.as_str(), "catch_up");
+        assert_eq!(Trigger::Manual.as_str(), "manual");
         assert_eq!(AlertMode::default(), AlertMode::Immediate);
     }
 }

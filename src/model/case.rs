@@ -1,6 +1,5 @@
 //! A notice's case: its states, the steps between them, and the Art. 43 clock.
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Days, NaiveDate};
@@ -11,8 +10,22 @@ use serde::{Deserialize, Serialize};
 pub(crate) const COUNTER_NOTICE_DAYS: u64 = 15;
 
 /// Where a notice is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CaseState {
     /// Drafted from matches; waiting for review.
     Draft,
@@ -42,15 +55,7 @@ impl CaseState {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            CaseState::Draft => "draft",
-            CaseState::Approved => "approved",
-            CaseState::Filed => "filed",
-            CaseState::Removed => "removed",
-            CaseState::Rejected => "rejected",
-            CaseState::CounterNoticed => "counter_noticed",
-            CaseState::Closed => "closed",
-        }
+        self.into()
     }
 
     /// The states reachable from this one in a single step.
@@ -73,12 +78,6 @@ impl CaseState {
     }
 }
 
-impl fmt::Display for CaseState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// An unknown state name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -98,8 +97,23 @@ impl FromStr for CaseState {
 }
 
 /// The infringement type a complaint states (Alibaba IPP asks for one of these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum InfringementKind {
     /// 假冒商标 / 售假: the goods are counterfeits.
     Counterfeit,
@@ -109,10 +123,7 @@ pub enum InfringementKind {
 
 impl InfringementKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            InfringementKind::Counterfeit => "counterfeit",
-            InfringementKind::TrademarkMisuse => "trademark_misuse",
-        }
+        self.into()
     }
 
     /// The wording in Chinese complaint forms.
@@ -127,23 +138,6 @@ impl InfringementKind {
         match self {
             InfringementKind::Counterfeit => "Counterfeit goods",
             InfringementKind::TrademarkMisuse => "Unauthorised use of a registered trademark",
-        }
-    }
-}
-
-impl fmt::Display for InfringementKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for InfringementKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "counterfeit" => Ok(InfringementKind::Counterfeit),
-            "trademark_misuse" => Ok(InfringementKind::TrademarkMisuse),
-            other => Err(format!("unknown infringement type `{other}`")),
         }
     }
 }
@@ -169,6 +163,21 @@ pub(crate) fn counter_notice_deadline(received: NaiveDate) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_names_are_stable() {
+        assert_eq!(CaseState::CounterNoticed.as_str(), "counter_noticed");
+        assert_eq!(CaseState::Filed.to_string(), "filed");
+        assert_eq!(
+            InfringementKind::TrademarkMisuse.as_str(),
+            "trademark_misuse"
+        );
+        assert_eq!(
+            "counterfeit".parse::<InfringementKind>(),
+            Ok(InfringementKind::Counterfeit)
+        );
+        assert!("Counterfeit".parse::<InfringementKind>().is_err());
+    }
 
     #[test]
     fn lifecycle_steps() {

@@ -39,8 +39,9 @@ impl std::ops::AddAssign for RunCounts {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum RunStatus {
     /// Every page fetched.
     Ok,
@@ -48,16 +49,6 @@ pub enum RunStatus {
     Partial,
     /// Nothing could be fetched.
     Failed,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Ok => "ok",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-        }
-    }
 }
 
 impl Store {
@@ -85,7 +76,7 @@ impl Store {
              WHERE id = ?",
         )
         .bind(now())
-        .bind(status.as_str())
+        .bind(<&str>::from(status))
         .bind(counts.pages_ok as i64)
         .bind(counts.pages_retried as i64)
         .bind(counts.pages_failed as i64)

@@ -6,7 +6,6 @@
 //! only the configured sender, the brand's contacts, the Message-ID, the Date, and a subject made
 //! of the brand name (validated by the registry) and counts.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -311,22 +310,9 @@ fn html_formatter(
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
     match value.as_str() {
-        Some(s) if *state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() => {
-            for c in s.chars() {
-                match c {
-                    '&' => out.write_str("&amp;"),
-                    '<' => out.write_str("&lt;"),
-                    '>' => out.write_str("&gt;"),
-                    '"' => out.write_str("&quot;"),
-                    '\'' => out.write_str("&#39;"),
-                    c => out.write_char(c),
-                }
-                .map_err(|e| {
-                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
-                })?;
-            }
-            Ok(())
-        }
+        Some(s) if *state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() => out
+            .write_str(&html_escape::encode_quoted_attribute(s))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
         _ => minijinja::escape_formatter(out, state, value),
     }
 }

@@ -781,11 +781,7 @@ fn index_page(inner: &Inner) -> Response {
         for k in &data.keywords {
             if let Ok(p) = FixtureServer::search_path(data.site.key, k, 1) {
                 let n = data.by_keyword.get(k).map_or(0, Vec::len);
-                let esc = |s: &str| {
-                    s.replace('&', "&amp;")
-                        .replace('<', "&lt;")
-                        .replace('"', "&quot;")
-                };
+                let esc = |s: &str| html_escape::encode_quoted_attribute(s).into_owned();
                 html.push_str(&format!(
                     "<li><a href=\"{}\">{}</a> ({n})</li>",
                     esc(&p),

@@ -280,7 +280,7 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("<b>好鞋"), "{html}");
     assert!(
-        html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; 李宁 高仿 运动鞋"),
+        html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; 李宁 高仿 运动鞋"),
         "{html}"
     );
     for id in &ids {

@@ -183,8 +183,16 @@ async fn drive(
         .select_by_value(platform)
         .await?;
     b.find(Locator::Id("apply-filters")).await?.click().await?;
+    // The old page also has #queue: wait for the filtered page's URL, a bounded number of times.
+    let mut url = b.current_url().await?;
+    for _ in 0..50 {
+        if url.query().unwrap_or("").contains("platform=") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        url = b.current_url().await?;
+    }
     b.wait().for_element(Locator::Id("queue")).await?;
-    let url = b.current_url().await?;
     assert!(
         url.query()
             .unwrap_or("")

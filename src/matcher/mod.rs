@@ -18,7 +18,7 @@ mod normalize;
 mod weights;
 
 use crate::model::{Brand, Listing};
-pub(crate) use crate::model::{Outcome, Reason, ReasonCode, Verdict};
+use crate::model::{Outcome, Reason, ReasonCode, Verdict};
 use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};

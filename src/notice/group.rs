@@ -180,7 +180,7 @@ pub(crate) fn plan_drafts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::Outcome;
+    use crate::model::Outcome;
     use crate::model::{Reason, ReasonCode};
     use crate::store::MarkRight;
 

@@ -97,7 +97,7 @@ fn title_similarity(a: &str, b: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::Outcome;
+    use crate::model::Outcome;
 
     fn removed(notice: i64, item: &str, seller: &str, title: &str) -> RemovedListing {
         RemovedListing {

@@ -13,7 +13,7 @@ use super::auth::{CurrentUser, Posted};
 use super::form::{csrf_form, text};
 use super::pages::{Flash, page, v};
 use super::{Platform, WebError, WebState};
-use crate::matcher::Outcome;
+use crate::model::Outcome;
 use crate::model::{CaseState, TransitionDetails};
 use crate::store::TransitionError;
 use crate::store::{NoticeFilter, NoticeSort, Role};

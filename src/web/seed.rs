@@ -9,9 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::fetch::Page;
-use crate::matcher::{Outcome, Reason, ReasonCode, Verdict};
 use crate::model::InfringementKind;
 use crate::model::Listing;
+use crate::model::{Outcome, Reason, ReasonCode, Verdict};
 use crate::store::{BrandMarks, PlannedItem, PlannedNotice, Result, Store, StoreError};
 
 /// One listing to store, matched against `brand`'s first CN mark (else its first mark).

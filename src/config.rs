@@ -235,8 +235,16 @@ impl Default for SmtpConfig {
 pub struct WebConfig {
     /// Address the daemon's HTTP server listens on.
     pub addr: String,
-    /// Public URL of the review UI, used for links in emails.
+    /// Public URL of the review UI, used for links in emails. An `https://` URL also makes
+    /// the session cookie `Secure` with the `__Host-` prefix.
     pub base_url: String,
+    /// Password checks (argon2id, about 19 MiB each) that may run at once; logins beyond
+    /// this get 503 with Retry-After.
+    pub max_password_checks: usize,
+    /// A browser session ends after this many minutes without a request...
+    pub session_idle_minutes: u32,
+    /// ...and this many hours after login, whatever its use.
+    pub session_hours: u32,
 }
 
 impl Default for WebConfig {
@@ -244,6 +252,9 @@ impl Default for WebConfig {
         WebConfig {
             addr: "127.0.0.1:8080".to_owned(),
             base_url: "http://127.0.0.1:8080".to_owned(),
+            max_password_checks: 4,
+            session_idle_minutes: 30,
+            session_hours: 12,
         }
     }
 }
@@ -375,6 +386,18 @@ impl Config {
         }
         if self.web.addr.parse::<std::net::SocketAddr>().is_err() {
             return bad("web.addr", "must be an address like 127.0.0.1:8080");
+        }
+        if self.web.max_password_checks == 0 {
+            return bad("web.max_password_checks", "must be at least 1");
+        }
+        if self.web.session_idle_minutes == 0
+            || self.web.session_hours == 0
+            || u64::from(self.web.session_idle_minutes) > u64::from(self.web.session_hours) * 60
+        {
+            return bad(
+                "web.session_idle_minutes",
+                "session_idle_minutes and session_hours must be at least 1, and the idle timeout no longer than session_hours",
+            );
         }
         if self.email.max_attempts == 0 {
             return bad("email.max_attempts", "must be at least 1");

@@ -88,8 +88,8 @@ pub use matcher::{
 // Evidence sealing and storage.
 pub use seal::{open as open_sealed, verify_chain as verify_evidence_chain};
 pub use store::{
-    Alert, AlertState, NoticeFilter, NoticeSort, Role, ScheduleRunRow, Store, StoredPage,
-    TransitionError, UserError,
+    Alert, AlertState, ApiToken, ApiTokenInfo, NoticeFilter, NoticeSort, Role, ScheduleRunRow,
+    Store, StoredPage, TransitionError, UserError,
 };
 
 // Crawling and schedules.

@@ -226,6 +226,103 @@ async fn login_is_rate_limited_per_account_and_per_address() {
     assert_eq!(resp.status(), 429, "the address is throttled");
 }
 
+/// Posts one wrong-password login per name, all released at once over their own connections,
+/// from one client (one address); returns each response's status and Retry-After.
+async fn login_burst(web: &WebServer, names: &[String]) -> Vec<(u16, Option<String>)> {
+    let client = web.client();
+    let csrf = web.login_form(&client).await;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(names.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let (client, csrf, name, start) =
+            (client.clone(), csrf.clone(), name.clone(), start.clone());
+        let url = web.url("/login");
+        tasks.spawn(async move {
+            start.wait().await;
+            let resp = client
+                .post(url)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("name", name.as_str()),
+                    ("password", "not the password"),
+                    ("next", "/"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), retry)
+        });
+    }
+    tasks.join_all().await
+}
+
+async fn stored_failures(web: &WebServer) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM login_attempts WHERE ok = 0")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+fn count(statuses: &[(u16, Option<String>)], status: u16) -> usize {
+    statuses.iter().filter(|(s, _)| *s == status).count()
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_gets_no_more_checks_than_the_limits() {
+    // Enough concurrent checks that only the throttle can hold the burst back.
+    let web = WebServer::start_with(|c| c.web.max_password_checks = 100).await;
+    web.add_user("lena", Role::Reviewer).await;
+    let burst = login_burst(&web, &vec!["lena".to_owned(); 40]).await;
+    let checked = count(&burst, 401);
+    assert!(
+        checked <= 5,
+        "{checked} password checks for one account: {burst:?}"
+    );
+    assert_eq!(checked + count(&burst, 429), 40, "{burst:?}");
+    assert!(stored_failures(&web).await <= 5);
+
+    // Sixty names from one address: at most the address's 20.
+    let web = WebServer::start_with(|c| c.web.max_password_checks = 100).await;
+    let names: Vec<String> = (0..60).map(|i| format!("user{i}")).collect();
+    let burst = login_burst(&web, &names).await;
+    let checked = count(&burst, 401);
+    assert!(
+        checked <= 20,
+        "{checked} password checks for one address: {burst:?}"
+    );
+    assert_eq!(checked + count(&burst, 429), 60, "{burst:?}");
+    assert!(stored_failures(&web).await <= 20);
+}
+
+#[tokio::test]
+async fn password_checks_beyond_the_bound_are_refused_with_503_not_hashed() {
+    let web = WebServer::start_with(|c| c.web.max_password_checks = 1).await;
+    let names: Vec<String> = (0..20).map(|i| format!("user{i}")).collect();
+    let burst = login_burst(&web, &names).await;
+    let busy = count(&burst, 503);
+    let checked = count(&burst, 401);
+    assert!(busy > 0, "one check at a time, twenty at once: {burst:?}");
+    assert_eq!(busy + checked, 20, "{burst:?}");
+    for (status, retry) in &burst {
+        if *status == 503 {
+            assert_eq!(retry.as_deref(), Some("1"), "{burst:?}");
+        }
+    }
+    // A refused login was neither hashed nor counted against anyone.
+    assert_eq!(stored_failures(&web).await, checked as i64);
+    // Once the burst is over, logins work again.
+    web.add_user("otto", Role::Reviewer).await;
+    let resp = web.post_login(&web.client(), "otto", PASSWORD).await;
+    assert_eq!(resp.status(), 303);
+}
+
 #[tokio::test]
 async fn security_headers_on_every_response() {
     let web = WebServer::start().await;
@@ -273,9 +370,10 @@ async fn api_tokens_authenticate_the_json_api() {
     web.add_user("int", Role::Viewer).await;
     let token = web
         .store
-        .create_api_token("int", Some("ERP"), "test")
+        .create_api_token("int", Some("ERP"), None, "test")
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let client = web.client();
     let me: serde_json::Value = client
         .get(web.url("/api/v1/me"))
@@ -651,9 +749,10 @@ async fn pages_for_cases_dashboard_and_the_json_api() {
     // The API: a viewer's token reads but cannot act; a reviewer's token acts.
     let viewer_token = web
         .store
-        .create_api_token("int", None, "test")
+        .create_api_token("int", None, None, "test")
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let page: serde_json::Value = client
         .get(web.url("/api/v1/notices?platform=tmall"))
         .bearer_auth(&viewer_token)
@@ -688,9 +787,10 @@ async fn pages_for_cases_dashboard_and_the_json_api() {
     assert_eq!(resp.status(), 403);
     let reviewer_token = web
         .store
-        .create_api_token("rex", None, "test")
+        .create_api_token("rex", None, None, "test")
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let resp = client
         .post(web.url(&format!("/api/v1/notices/{id}/transition")))
         .bearer_auth(&reviewer_token)
@@ -901,4 +1001,605 @@ async fn a_bulk_form_with_a_bad_id_is_refused_and_one_without_the_token_changes_
         .unwrap()
         .unwrap();
     assert_eq!(detail.notice.state.as_str(), "approved");
+}
+
+// ---- redirects to `next=` and `back=` ----
+
+/// Where a 303 sends the browser.
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn next_never_leaves_the_site_and_odd_characters_do_not_500() {
+    let web = WebServer::start().await;
+    web.add_user("rita", Role::Reviewer).await;
+    // The form carries a `next` a browser would read as another origin only as `/`.
+    let client = web.client();
+    let html = web
+        .text(&client, "/login?next=/%09/evil.example/path")
+        .await;
+    // minijinja writes `/` as `&#x2f;`.
+    assert!(html.contains(r#"name="next" value="&#x2f;""#), "{html}");
+    assert!(!html.contains("evil.example"), "{html}");
+    for next in [
+        "/\t/evil.example/path",
+        "/\u{1}",
+        "/\n",
+        "/\u{7f}",
+        "/\r\nSet-Cookie: x=1",
+        "//evil.example/",
+        "/\\evil.example/",
+        "https://evil.example/",
+    ] {
+        let client = web.client();
+        let csrf = web.login_form(&client).await;
+        let resp = client
+            .post(web.url("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", "rita"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "next={next:?}");
+        assert_eq!(location(&resp), "/", "next={next:?}");
+    }
+    // A path on this site is kept.
+    let client = web.client();
+    let csrf = web.login_form(&client).await;
+    let resp = client
+        .post(web.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "rita"),
+            ("password", PASSWORD),
+            ("next", "/queue?platform=jd"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&resp), "/queue?platform=jd");
+}
+
+#[tokio::test]
+async fn a_bulk_action_with_a_control_character_in_back_returns_to_the_queue() {
+    let web = WebServer::start().await;
+    web.add_user("rex", Role::Reviewer).await;
+    let seeded = seed_review_data(&web).await;
+    let client = web.client();
+    let csrf = web.login(&client, "rex").await;
+    for ids in [vec![], vec![seeded.other_ids[0]]] {
+        let mut form: Vec<(&str, String)> = vec![
+            ("csrf", csrf.clone()),
+            ("action", "approve".into()),
+            ("back", "platform=jd\0x".into()),
+        ];
+        form.extend(ids.iter().map(|id| ("id", id.to_string())));
+        let resp = client
+            .post(web.url("/queue/bulk"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "ids {ids:?}");
+        let to = location(&resp);
+        assert!(to.starts_with("/queue?&done="), "{to}");
+    }
+    // A good `back` is kept.
+    let resp = client
+        .post(web.url("/queue/bulk"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "approve"),
+            ("back", "platform=jd"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&resp), "/queue?platform=jd&done=none");
+}
+
+// ---- log lines from outside text ----
+
+/// `markwatch serve` in a scratch directory, on a free loopback port, its stderr in a file.
+struct Served {
+    scratch: common::Scratch,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    addr: String,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let scratch = common::Scratch::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut toml = format!(
+            "[crawl]\ndefinitions = \"{}\"\n[web]\naddr = \"{addr}\"\n[email]\ndir = \"{}\"\n",
+            common::repo().join("crawlers").display(),
+            scratch.path("outbox").display(),
+        );
+        for p in common::PLATFORMS {
+            toml.push_str(&format!("[platforms.{p}]\nschedule = \"off\"\n"));
+        }
+        let config = scratch.write("markwatch.toml", &toml);
+        let log = scratch.path("serve.log");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_markwatch"));
+        cmd.current_dir(scratch.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("--db")
+            .arg(scratch.db())
+            .args(["--log-format", "text", "serve"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("MARKWATCH_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("RUST_LOG", "markwatch=info");
+        let served = Served {
+            child: cmd.spawn().expect("start markwatch serve"),
+            scratch,
+            log,
+            addr,
+        };
+        for _ in 0..600 {
+            if let Ok(resp) = reqwest::get(served.url("/healthz")).await
+                && resp.status() == 200
+            {
+                return served;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("serve did not answer /healthz; log:\n{}", served.log());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `n` lines containing `needle`; returns the log.
+    async fn wait_for_lines(&self, needle: &str, n: usize) -> String {
+        for _ in 0..300 {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(needle)).count() >= n {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no {n} lines with {needle:?} in the log:\n{}", self.log());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_login_name_cannot_forge_log_lines_and_a_huge_one_is_capped() {
+    let served = Served::start().await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client.get(served.url("/login")).send().await.unwrap();
+    let csrf = csrf_in(&form.text().await.unwrap());
+    let forged =
+        "2026-01-01T00:00:00.000000Z  INFO markwatch::web::auth: login user=admin ip=10.9.8.7";
+    let huge = "a".repeat(250_000);
+    for name in [format!("mallory\n{forged}\r\n"), huge.clone()] {
+        let resp = client
+            .post(served.url("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", name.as_str()),
+                ("password", "not the password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    let log = served.wait_for_lines("failed login", 2).await;
+    // The forged line is part of the failed login's line, escaped, and never a line of its own.
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01")),
+        "forged log line:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("failed login") && l.contains("mallory\\n2026-01-01")),
+        "{log}"
+    );
+    // The huge name is logged and stored capped at 64 characters.
+    assert!(
+        !log.contains(&"a".repeat(65)),
+        "the huge name was logged in full"
+    );
+    assert!(log.lines().all(|l| l.len() < 2000), "{log}");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", served.scratch.db().display()))
+        .await
+        .unwrap();
+    let longest: i64 = sqlx::query_scalar("SELECT max(length(user_name)) FROM login_attempts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(longest <= 65, "a name of {longest} characters was stored");
+}
+
+// ---- passwords, sessions and API tokens ----
+
+async fn pool(web: &WebServer) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_end_after_their_idle_time_and_at_their_absolute_expiry() {
+    let web = WebServer::start().await;
+    web.add_user("rita", Role::Reviewer).await;
+    let db = pool(&web).await;
+    let client = web.client();
+    web.login(&client, "rita").await;
+    // Used 20 minutes ago: still live (the idle limit is 30), and this use is recorded.
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-20 minutes')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let resp = client.get(web.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let recent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions WHERE last_seen_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 minutes')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(recent, 1, "the request counts as a use");
+    // Idle for 31 minutes: over.
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-31 minutes')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let resp = client.get(web.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "an idle session ends");
+    // In steady use but past the absolute limit: over too.
+    let client = web.client();
+    web.login(&client, "rita").await;
+    sqlx::query(
+        "UPDATE sessions SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 seconds')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let resp = client.get(web.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "a session ends at its absolute expiry");
+    // The cookie lives as long as the absolute limit, from the configuration.
+    let web = WebServer::start_with(|c| c.web.session_hours = 2).await;
+    web.add_user("rita", Role::Reviewer).await;
+    let resp = web.post_login(&web.client(), "rita", PASSWORD).await;
+    let cookie = set_cookie(&resp, "mw_session=");
+    assert!(cookie.contains("Max-Age=7200"), "{cookie}");
+}
+
+fn set_cookie(resp: &reqwest::Response, prefix: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no cookie {prefix}: {:?}", resp.headers()))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+#[tokio::test]
+async fn over_https_the_cookies_are_secure_and_host_prefixed() {
+    let web = WebServer::start_with(|c| c.web.base_url = "https://review.example".to_owned()).await;
+    web.add_user("rita", Role::Reviewer).await;
+    // A browser keeps Secure cookies from HTTPS only: send them by hand over loopback HTTP.
+    let client = web.client();
+    let form = client.get(web.url("/login")).send().await.unwrap();
+    let csrf_cookie = set_cookie(&form, "__Host-mw_login_csrf=");
+    for part in ["Secure", "Path=/", "HttpOnly", "SameSite=Strict"] {
+        assert!(csrf_cookie.contains(part), "{csrf_cookie}");
+    }
+    assert!(!csrf_cookie.contains("Domain"), "{csrf_cookie}");
+    let csrf = csrf_in(&form.text().await.unwrap());
+    let resp = client
+        .post(web.url("/login"))
+        .header("cookie", format!("__Host-mw_login_csrf={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "rita"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let session = set_cookie(&resp, "__Host-mw_session=");
+    assert!(
+        session.contains("Secure") && session.contains("Path=/"),
+        "{session}"
+    );
+    let token = cookie_value(&session);
+    let page = client
+        .get(web.url("/"))
+        .header("cookie", format!("__Host-mw_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    // The unprefixed name, which a sibling host or plain HTTP could set, is not read.
+    let page = client
+        .get(web.url("/"))
+        .header("cookie", format!("mw_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+}
+
+#[tokio::test]
+async fn a_user_changes_their_password_and_their_other_sessions_end() {
+    let web = WebServer::start().await;
+    web.add_user("rita", Role::Viewer).await;
+    let here = web.client();
+    let there = web.client();
+    web.login(&there, "rita").await;
+    web.login(&here, "rita").await;
+    let page = client_get(&web, &here, "/password").await;
+    let csrf = csrf_in(&page);
+    let post = |current: &str, new: &str, again: &str, csrf: &str| {
+        here.post(web.url("/password"))
+            .form(&[
+                ("csrf", csrf),
+                ("current", current),
+                ("new", new),
+                ("again", again),
+            ])
+            .send()
+    };
+    let new = "saffron tundra pebble walrus";
+    let resp = post(PASSWORD, new, new, "0123").await.unwrap();
+    assert_eq!(resp.status(), 403, "the form needs its CSRF token");
+    let resp = post("not the password", new, new, &csrf).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("current password is wrong")
+    );
+    let resp = post(PASSWORD, new, "saffron tundra pebble", &csrf)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("differ"));
+    for weak in ["password123", "rita-rita-rita-2024", "qwertyuiop12"] {
+        let resp = post(PASSWORD, weak, weak, &csrf).await.unwrap();
+        assert_eq!(resp.status(), 400, "{weak}");
+        assert!(resp.text().await.unwrap().contains("too weak"), "{weak}");
+    }
+    // Nothing changed so far: the old password still works.
+    assert_eq!(
+        web.post_login(&web.client(), "rita", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let resp = post(PASSWORD, new, new, &csrf).await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp), "/password?done=password_changed");
+    assert!(
+        client_get(&web, &here, "/password?done=password_changed")
+            .await
+            .contains("Password changed")
+    );
+    let other = there.get(web.url("/")).send().await.unwrap();
+    assert_eq!(other.status(), 303, "the other session ended");
+    assert_eq!(
+        web.post_login(&web.client(), "rita", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        web.post_login(&web.client(), "rita", new).await.status(),
+        303
+    );
+}
+
+async fn client_get(web: &WebServer, client: &reqwest::Client, path: &str) -> String {
+    let resp = client.get(web.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_cannot_give_a_new_user_a_weak_password() {
+    let web = WebServer::start().await;
+    web.add_user("ada", Role::Admin).await;
+    let client = web.client();
+    let csrf = web.login(&client, "ada").await;
+    for weak in ["password1234", "mallory2024!", "1q2w3e4r5t6y"] {
+        let resp = client
+            .post(web.url("/users"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("action", "add"),
+                ("name", "mallory"),
+                ("role", "viewer"),
+                ("password", weak),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{weak}");
+        assert!(resp.text().await.unwrap().contains("too weak"), "{weak}");
+    }
+    assert!(web.store.user_by_name("mallory").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn api_tokens_expire_and_are_revoked_one_by_one() {
+    let web = WebServer::start().await;
+    web.add_user("int", Role::Viewer).await;
+    let client = web.client();
+    let status = |token: String| {
+        let req = client.get(web.url("/api/v1/me")).bearer_auth(token);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let soon = chrono::Utc::now() + chrono::Duration::days(1);
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let live = web
+        .store
+        .create_api_token("int", Some("ERP"), Some(soon), "test")
+        .await
+        .unwrap();
+    let expired = web
+        .store
+        .create_api_token("int", None, Some(past), "test")
+        .await
+        .unwrap();
+    let other = web
+        .store
+        .create_api_token("int", None, None, "test")
+        .await
+        .unwrap();
+    assert_eq!(status(live.token.clone()).await, 200);
+    assert_eq!(status(expired.token.clone()).await, 401, "an expired token");
+    assert_eq!(status(other.token.clone()).await, 200);
+    web.store.revoke_api_token(live.id, "test").await.unwrap();
+    assert_eq!(status(live.token.clone()).await, 401, "a revoked token");
+    assert_eq!(
+        status(other.token.clone()).await,
+        200,
+        "the user's other token works"
+    );
+    let listed = web.store.api_tokens().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().any(|t| t.id == live.id && t.revoked));
+    assert!(matches!(
+        web.store.revoke_api_token(9999, "test").await,
+        Err(markwatch::UserError::NoToken(9999))
+    ));
+}
+
+/// `markwatch --db <db> ARGS` with `stdin` piped in: (exit code, stdout, stderr).
+fn cli(db: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_markwatch"));
+    cmd.arg("--db").arg(db).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MARKWATCH_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_refuses_weak_passwords_and_issues_lists_and_revokes_expiring_tokens() {
+    let scratch = common::Scratch::new();
+    let db = scratch.db();
+    let add = [
+        "users",
+        "add",
+        "bot",
+        "--role",
+        "reviewer",
+        "--password-stdin",
+    ];
+    for weak in ["password123\n", "bot-bot-bot-bot\n", "short\n"] {
+        let (code, _, err) = cli(&db, &add, weak);
+        assert_eq!(code, 2, "{weak}: {err}");
+        assert!(err.contains("too weak"), "{err}");
+    }
+    let (code, out, err) = cli(&db, &add, "plum vivid orbit kettle\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("added bot"), "{out}");
+    let passwd = ["users", "passwd", "bot", "--password-stdin"];
+    let (code, _, err) = cli(&db, &passwd, "iloveyou1234\n");
+    assert_eq!(code, 2, "{err}");
+    let (code, token, err) = cli(
+        &db,
+        &[
+            "users",
+            "token",
+            "bot",
+            "--label",
+            "ERP",
+            "--expires-days",
+            "30",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(token.trim().starts_with("mw_"), "{token}");
+    assert!(err.contains("valid until"), "{err}");
+    let (_, list, _) = cli(&db, &["users", "tokens"], "");
+    assert!(list.contains("ERP") && list.contains("active"), "{list}");
+    assert!(!list.contains(token.trim()), "the secret is never listed");
+    let id = regex::Regex::new(r"API token (\d+) for bot")
+        .unwrap()
+        .captures(&err)
+        .unwrap()[1]
+        .to_owned();
+    let (code, out, err) = cli(&db, &["users", "revoke", &id], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("revoked API token {id}")), "{out}");
+    let (_, list, _) = cli(&db, &["users", "tokens"], "");
+    assert!(list.contains("revoked"), "{list}");
+    let (code, _, err) = cli(&db, &["users", "revoke", "4242"], "");
+    assert_eq!(code, 2, "{err}");
 }

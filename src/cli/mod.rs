@@ -186,10 +186,63 @@ fn init_logging(format: LogFormat, quiet: bool) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).try_init(),
+        // JSON strings escape control characters themselves.
         LogFormat::Json => builder.json().try_init(),
     }
     .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The text log's fields and message, with control characters escaped: text from outside (a
+/// login name, a URL, a page's title) can never start a line of its own or drive a terminal.
+/// tracing-subscriber escapes only ANSI sequences, not `\n` or `\r`.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = escape_controls(&text);
+        if field.name() == "message" {
+            w.write_str(&text)
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters, line and paragraph separators and bidi overrides written
+/// as Rust escapes (`\n`, `\u{1b}`).
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    fn needs_escape(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(needs_escape) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain 耐克"), "plain 耐克");
+        assert_eq!(
+            escape_controls("a\nb\rc\u{1b}[31md\u{2028}e\u{202e}"),
+            "a\\nb\\rc\\u{1b}[31md\\u{2028}e\\u{202e}"
+        );
+    }
 }
 
 /// Bad input exits 2, so scripts can tell a broken file from a broken machine.

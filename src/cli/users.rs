@@ -42,7 +42,14 @@ pub enum UsersCommand {
         /// What the token is for, e.g. the integrating system's name
         #[arg(long)]
         label: Option<String>,
+        /// The token stops working after this many days [default: when revoked]
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
     },
+    /// List API tokens (never the secrets): id, user, label, use, expiry, revoked
+    Tokens,
+    /// Revoke one API token by its id (from `users tokens`); the user's other tokens keep working
+    Revoke { id: i64 },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -135,18 +142,85 @@ pub async fn run(cmd: UsersCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
                 println!("disabled {name}; their sessions were ended and API tokens revoked");
             }
         }
-        UsersCommand::Token { name, label } => {
+        UsersCommand::Token {
+            name,
+            label,
+            expires_days,
+        } => {
+            let expires_at =
+                expires_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
             let store = ctx.open_store().await?;
             let token = store
-                .create_api_token(&name, label.as_deref(), &actor)
+                .create_api_token(&name, label.as_deref(), expires_at, &actor)
                 .await;
             store.close().await;
             let token = token?;
-            eprintln!(
-                "API token for {name} (shown once; send it as `Authorization: Bearer <token>`):"
+            let until = expires_at.map_or_else(
+                || "until revoked".to_owned(),
+                |t| format!("until {}", t.format("%Y-%m-%d %H:%M UTC")),
             );
-            println!("{token}");
+            eprintln!(
+                "API token {} for {name}, valid {until} (shown once; send it as \
+                 `Authorization: Bearer <token>`; revoke with `markwatch users revoke {}`):",
+                token.id, token.id
+            );
+            println!("{}", token.token);
+        }
+        UsersCommand::Tokens => {
+            let store = ctx.open_store().await?;
+            let tokens = store.api_tokens().await;
+            store.close().await;
+            let tokens = tokens?;
+            if tokens.is_empty() {
+                println!("No API tokens. Issue one with `markwatch users token NAME`.");
+            } else {
+                let mut table = Table::new();
+                table
+                    .load_preset(UTF8_FULL_CONDENSED)
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_header([
+                        "id",
+                        "user",
+                        "label",
+                        "created",
+                        "last used",
+                        "expires",
+                        "status",
+                    ]);
+                let now = markwatch_now();
+                for t in tokens {
+                    let status = if t.revoked {
+                        "revoked"
+                    } else if t.expires_at.as_deref().is_some_and(|e| e <= now.as_str()) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    table.add_row([
+                        t.id.to_string(),
+                        t.user,
+                        t.label.unwrap_or_default(),
+                        t.created_at,
+                        t.last_used_at.unwrap_or_default(),
+                        t.expires_at.unwrap_or_else(|| "never".to_owned()),
+                        status.to_owned(),
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        UsersCommand::Revoke { id } => {
+            let store = ctx.open_store().await?;
+            let done = store.revoke_api_token(id, &actor).await;
+            store.close().await;
+            done?;
+            println!("revoked API token {id}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Now, as the store writes times (RFC 3339, milliseconds, UTC), for comparing with them.
+fn markwatch_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -43,8 +43,8 @@ pub(crate) use notices::{
 pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
 pub(crate) use synthetic::BrandMarks;
-pub(crate) use users::{LoginOutcome, SESSION_HOURS, User};
-pub use users::{Role, UserError};
+pub use users::{ApiToken, ApiTokenInfo, Role, UserError};
+pub(crate) use users::{LoginOutcome, SessionLimits, User, capped_name, check_password};
 #[cfg(test)]
 pub(crate) use {daemon::CrawlTotals, drafts::MarkRight};
 

@@ -68,12 +68,40 @@ pub struct User {
 
 /// A logged-in browser session.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub user: User,
     /// The token every POST of this session must carry.
     pub csrf_token: String,
-    pub expires_at: String,
 }
+
+/// A newly issued API token: its id (for revoking) and the secret, shown once.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub id: i64,
+    pub token: String,
+}
+
+/// An API token as listed: never the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiTokenInfo {
+    pub id: i64,
+    pub user: String,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked: bool,
+}
+
+type ApiTokenRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+);
 
 /// Why an account change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -82,10 +110,13 @@ pub enum UserError {
     Exists(String),
     #[error("no user named `{0}`")]
     NotFound(String),
-    #[error("user name `{0}` is not allowed: use 1-64 letters, digits, `.`, `_`, `-` or `@`")]
+    #[error("no API token with id {0}")]
+    NoToken(i64),
+    #[error("user name `{}` is not allowed: use 1-64 letters, digits, `.`, `_`, `-` or `@`", capped_name(.0))]
     BadName(String),
-    #[error("the password is too short: use at least {MIN_PASSWORD_LEN} characters")]
-    WeakPassword,
+    /// The password is too weak; the reason says why.
+    #[error("the password is too weak: {0}")]
+    WeakPassword(String),
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -99,6 +130,8 @@ impl From<sqlx::Error> for UserError {
 }
 
 pub(super) const MIN_PASSWORD_LEN: usize = 10;
+/// Longer passwords are refused: the strength estimate's cost grows with the length.
+pub(super) const MAX_PASSWORD_LEN: usize = 256;
 
 /// Failed logins that lock one account for [`LOGIN_WINDOW_MINUTES`].
 pub(super) const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
@@ -106,8 +139,52 @@ pub(super) const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 pub(super) const MAX_FAILURES_PER_IP: i64 = 20;
 pub(super) const LOGIN_WINDOW_MINUTES: i64 = 15;
 
-/// How long a browser session lasts from login.
-pub(crate) const SESSION_HOURS: i64 = 12;
+/// Session lifetimes (`web.session_hours`, `web.session_idle_minutes`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionLimits {
+    /// From login, whatever the use.
+    pub absolute: Duration,
+    /// Since the session's last request.
+    pub idle: Duration,
+}
+
+/// How often a live session's last use is written: not on every request.
+const LAST_SEEN_GRANULARITY_SECS: i64 = 60;
+
+/// Refuses a password that is short, overly long, holds the user name, or that the zxcvbn
+/// estimate scores below 3 of 4 (guessable within about 10^10 tries: common and well-known
+/// passwords, keyboard walks, names with digits).
+pub(crate) fn check_password(name: &str, password: &str) -> std::result::Result<(), UserError> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_LEN {
+        return Err(UserError::WeakPassword(format!(
+            "use at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if chars > MAX_PASSWORD_LEN {
+        return Err(UserError::WeakPassword(format!(
+            "use at most {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    // Names of one or two letters are in most passwords; zxcvbn weighs those as user input.
+    if name.chars().count() >= 3 && password.to_lowercase().contains(&name.to_lowercase()) {
+        return Err(UserError::WeakPassword(
+            "it contains the user name".to_owned(),
+        ));
+    }
+    let estimate = zxcvbn::zxcvbn(password, &[name]);
+    if estimate.score() < zxcvbn::Score::Three {
+        let why = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "it is easy to guess".to_owned());
+        return Err(UserError::WeakPassword(format!(
+            "{why} Use a longer phrase of unrelated words."
+        )));
+    }
+    Ok(())
+}
 
 /// The outcome of a login attempt.
 #[derive(Debug, Clone)]
@@ -132,9 +209,21 @@ fn sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The longest user name, in characters.
+pub(crate) const MAX_NAME_CHARS: usize = 64;
+
+/// A name from outside, cut to [`MAX_NAME_CHARS`] before it is logged or stored. A cut name
+/// ends in `…`, which no valid name holds, so it never matches an account.
+pub(crate) fn capped_name(name: &str) -> String {
+    match name.char_indices().nth(MAX_NAME_CHARS) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME_CHARS
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
@@ -170,8 +259,9 @@ async fn verify_password(password: String, stored: String) -> bool {
     .unwrap_or(false)
 }
 
-/// A hash of nothing anyone knows: unknown names cost the same time as known ones.
-static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The argon2id hash of a random password nobody kept, with the default parameters: checking
+/// an unknown name against it costs what checking a real one does.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$czISzwImQSNbjNw1IRDoQg$gi7yOKGQJ2FVKDjJc2NjRe2opItLboNOate5chYa/Nw";
 
 type UserRow = (i64, String, String, bool, String);
 
@@ -202,9 +292,7 @@ impl Store {
         if !valid_name(name) {
             return Err(UserError::BadName(name.to_owned()));
         }
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(UserError::WeakPassword);
-        }
+        check_password(name, password)?;
         let hash = hash_password(password.to_owned()).await?;
         let mut tx = self.begin_write().await?;
         let now = now();
@@ -257,9 +345,19 @@ impl Store {
         password: &str,
         actor: &str,
     ) -> std::result::Result<(), UserError> {
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(UserError::WeakPassword);
-        }
+        self.change_password(name, password, actor, None).await
+    }
+
+    /// Replaces a password and ends the account's sessions, except the one whose cookie token
+    /// is `keep` (the session that made the change).
+    pub(crate) async fn change_password(
+        &self,
+        name: &str,
+        password: &str,
+        actor: &str,
+        keep: Option<&str>,
+    ) -> std::result::Result<(), UserError> {
+        check_password(name, password)?;
         let hash = hash_password(password.to_owned()).await?;
         let mut tx = self.begin_write().await?;
         let id: Option<i64> =
@@ -269,8 +367,9 @@ impl Store {
                 .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
             .bind(id)
+            .bind(keep.map(sha256_hex))
             .execute(&mut **tx)
             .await?;
         audit(&mut tx, actor, id, "user_passwd", None).await?;
@@ -335,27 +434,34 @@ impl Store {
 
     /// Checks a name and password, throttled per account and per client address.
     /// Every attempt is recorded, so the limits hold across restarts.
+    ///
+    /// The attempt is counted and recorded as a failure in one write transaction before the
+    /// password is hashed, so a burst of concurrent guesses cannot all pass the count while
+    /// the first hashes run; a success then marks its row.
     pub(crate) async fn attempt_login(
         &self,
         name: &str,
         password: &str,
         ip: &str,
     ) -> Result<LoginOutcome> {
+        let name = capped_name(name);
+        let name = name.as_str();
         let now_t = Utc::now();
         let since = stamp(now_t - Duration::minutes(LOGIN_WINDOW_MINUTES));
+        let mut tx = self.begin_write().await?;
         let (by_user, first_user): (i64, Option<String>) = sqlx::query_as(
             "SELECT count(*), min(at) FROM login_attempts WHERE user_name = ? AND ok = 0 AND at > ?",
         )
         .bind(name)
         .bind(&since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut **tx)
         .await?;
         let (by_ip, first_ip): (i64, Option<String>) = sqlx::query_as(
             "SELECT count(*), min(at) FROM login_attempts WHERE ip = ? AND ok = 0 AND at > ?",
         )
         .bind(ip)
         .bind(&since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut **tx)
         .await?;
         let oldest = if by_user >= MAX_FAILURES_PER_ACCOUNT {
             first_user
@@ -375,13 +481,22 @@ impl Store {
                 .unwrap_or(LOGIN_WINDOW_MINUTES * 60);
             return Ok(LoginOutcome::Throttled { retry_after_secs });
         }
-
+        let attempt: i64 = sqlx::query_scalar(
+            "INSERT INTO login_attempts (at, user_name, ip, ok) VALUES (?, ?, ?, 0) RETURNING id",
+        )
+        .bind(stamp(now_t))
+        .bind(name)
+        .bind(ip)
+        .fetch_one(&mut **tx)
+        .await?;
         let row: Option<(i64, String, String, bool, String, String)> = sqlx::query_as(
             "SELECT id, name, role, disabled, created_at, password_hash FROM users WHERE name = ?",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **tx)
         .await?;
+        tx.commit().await?;
+
         let user = match row {
             Some((id, uname, role, disabled, created_at, hash)) => {
                 let ok = verify_password(password.to_owned(), hash).await;
@@ -389,26 +504,17 @@ impl Store {
                 (ok && !user.disabled).then_some(user)
             }
             None => {
-                let dummy = match DUMMY_HASH.get() {
-                    Some(h) => h.clone(),
-                    None => {
-                        let h = hash_password(random_token())
-                            .await
-                            .unwrap_or_else(|_| String::new());
-                        DUMMY_HASH.get_or_init(|| h).clone()
-                    }
-                };
-                verify_password(password.to_owned(), dummy).await;
+                // Unknown names cost the same time as known ones.
+                verify_password(password.to_owned(), DUMMY_HASH.to_owned()).await;
                 None
             }
         };
-        sqlx::query("INSERT INTO login_attempts (at, user_name, ip, ok) VALUES (?, ?, ?, ?)")
-            .bind(now())
-            .bind(name)
-            .bind(ip)
-            .bind(user.is_some())
-            .execute(&self.pool)
-            .await?;
+        if user.is_some() {
+            sqlx::query("UPDATE login_attempts SET ok = 1 WHERE id = ?")
+                .bind(attempt)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(match user {
             Some(user) => LoginOutcome::Ok(user),
             None => LoginOutcome::Denied,
@@ -417,19 +523,25 @@ impl Store {
 
     /// Starts a browser session for a user who just logged in.
     /// Opens a session; returns its token for the cookie, which is stored only as a hash.
-    pub(crate) async fn create_session(&self, user_id: i64, ip: &str) -> Result<String> {
+    pub(crate) async fn create_session(
+        &self,
+        user_id: i64,
+        ip: &str,
+        limits: SessionLimits,
+    ) -> Result<String> {
         let token = random_token();
         let csrf_token = random_token();
         let now_t = Utc::now();
-        let expires_at = stamp(now_t + Duration::hours(SESSION_HOURS));
+        let expires_at = stamp(now_t + limits.absolute);
         // Old expired sessions go whenever a new one starts.
         sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
             .bind(stamp(now_t))
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, ip)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions
+                 (token_hash, user_id, csrf_token, created_at, expires_at, ip, last_seen_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(sha256_hex(&token))
         .bind(user_id)
@@ -437,31 +549,49 @@ impl Store {
         .bind(stamp(now_t))
         .bind(&expires_at)
         .bind(ip)
+        .bind(stamp(now_t))
         .execute(&self.pool)
         .await?;
         Ok(token)
     }
 
-    /// The live session for a cookie's token: unexpired, and its user not disabled.
-    pub async fn session(&self, token: &str) -> Result<Option<Session>> {
-        let row: Option<(i64, String, String, bool, String, String, String)> = sqlx::query_as(
-            "SELECT u.id, u.name, u.role, u.disabled, u.created_at, s.csrf_token, s.expires_at
+    /// The live session for a cookie's token: unexpired, used within the idle limit, and its
+    /// user not disabled. Finding it counts as a use.
+    pub(crate) async fn session(
+        &self,
+        token: &str,
+        limits: SessionLimits,
+    ) -> Result<Option<Session>> {
+        let now_t = Utc::now();
+        let hash = sha256_hex(token);
+        let row: Option<(i64, String, String, bool, String, String)> = sqlx::query_as(
+            "SELECT u.id, u.name, u.role, u.disabled, u.created_at, s.csrf_token
              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled = 0",
+             WHERE s.token_hash = ? AND s.expires_at > ?
+               AND coalesce(s.last_seen_at, s.created_at) > ? AND u.disabled = 0",
         )
-        .bind(sha256_hex(token))
-        .bind(now())
+        .bind(&hash)
+        .bind(stamp(now_t))
+        .bind(stamp(now_t - limits.idle))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(
-            |(id, name, role, disabled, created, csrf_token, expires_at)| {
-                Ok(Session {
-                    user: user_from_row((id, name, role, disabled, created))?,
-                    csrf_token,
-                    expires_at,
-                })
-            },
-        )
+        if row.is_some() {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = ?
+                 WHERE token_hash = ? AND coalesce(last_seen_at, created_at) < ?",
+            )
+            .bind(stamp(now_t))
+            .bind(&hash)
+            .bind(stamp(now_t - Duration::seconds(LAST_SEEN_GRANULARITY_SECS)))
+            .execute(&self.pool)
+            .await?;
+        }
+        row.map(|(id, name, role, disabled, created, csrf_token)| {
+            Ok(Session {
+                user: user_from_row((id, name, role, disabled, created))?,
+                csrf_token,
+            })
+        })
         .transpose()
     }
 
@@ -473,31 +603,84 @@ impl Store {
         Ok(())
     }
 
-    /// Issues an API token for `name`; the token is returned once and only its hash is kept.
+    /// Issues an API token for `name`, valid until `expires_at` if given (else until revoked);
+    /// the token is returned once and only its hash is kept.
     pub async fn create_api_token(
         &self,
         name: &str,
         label: Option<&str>,
+        expires_at: Option<chrono::DateTime<Utc>>,
         actor: &str,
-    ) -> std::result::Result<String, UserError> {
+    ) -> std::result::Result<ApiToken, UserError> {
         let user = self
             .user_by_name(name)
             .await?
             .ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         let token = format!("mw_{}", random_token());
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?)",
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(user.id)
         .bind(sha256_hex(&token))
         .bind(label)
         .bind(now())
-        .execute(&mut **tx)
+        .bind(expires_at.map(stamp))
+        .fetch_one(&mut **tx)
         .await?;
         audit(&mut tx, actor, user.id, "token_issue", None).await?;
         tx.commit().await?;
-        Ok(token)
+        Ok(ApiToken { id, token })
+    }
+
+    /// Every API token of every user (never the secret), newest first.
+    pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        let rows: Vec<ApiTokenRow> = sqlx::query_as(
+            "SELECT t.id, u.name, t.label, t.created_at, t.last_used_at, t.expires_at, t.revoked
+             FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, user, label, created_at, last_used_at, expires_at, revoked)| ApiTokenInfo {
+                    id,
+                    user,
+                    label,
+                    created_at,
+                    last_used_at,
+                    expires_at,
+                    revoked,
+                },
+            )
+            .collect())
+    }
+
+    /// Revokes one API token by its id; the other tokens of its user keep working.
+    pub async fn revoke_api_token(
+        &self,
+        id: i64,
+        actor: &str,
+    ) -> std::result::Result<(), UserError> {
+        let mut tx = self.begin_write().await?;
+        let user_id: Option<i64> =
+            sqlx::query_scalar("UPDATE api_tokens SET revoked = 1 WHERE id = ? RETURNING user_id")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let user_id = user_id.ok_or_else(|| UserError::NoToken(id))?;
+        audit(
+            &mut tx,
+            actor,
+            user_id,
+            "token_revoke",
+            Some(&id.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The enabled user an API token belongs to, if the token is live.
@@ -506,9 +689,11 @@ impl Store {
         let row: Option<UserRow> = sqlx::query_as(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0",
+             WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0
+               AND (t.expires_at IS NULL OR t.expires_at > ?)",
         )
         .bind(&hash)
+        .bind(now())
         .fetch_optional(&self.pool)
         .await?;
         if row.is_some() {
@@ -545,6 +730,11 @@ async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMITS: SessionLimits = SessionLimits {
+        absolute: Duration::hours(12),
+        idle: Duration::minutes(30),
+    };
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -584,7 +774,7 @@ mod tests {
     async fn password_is_stored_as_argon2id_and_verified() {
         let (_dir, store) = store().await;
         store
-            .add_user("alice", Role::Reviewer, "correct horse battery", "test")
+            .add_user("alice", Role::Reviewer, "plum vivid orbit kettle", "test")
             .await
             .unwrap();
         let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
@@ -595,7 +785,7 @@ mod tests {
         assert!(!hash.contains("correct horse"));
         assert!(matches!(
             store
-                .attempt_login("alice", "correct horse battery", "1.2.3.4")
+                .attempt_login("alice", "plum vivid orbit kettle", "1.2.3.4")
                 .await
                 .unwrap(),
             LoginOutcome::Ok(u) if u.role == Role::Reviewer
@@ -609,13 +799,13 @@ mod tests {
         ));
         assert!(matches!(
             store
-                .add_user("alice", Role::Admin, "another password", "t")
+                .add_user("alice", Role::Admin, "lantern quarry fig moss", "t")
                 .await,
             Err(UserError::Exists(_))
         ));
         assert!(matches!(
             store.add_user("bob", Role::Admin, "short", "t").await,
-            Err(UserError::WeakPassword)
+            Err(UserError::WeakPassword(_))
         ));
     }
 
@@ -623,7 +813,7 @@ mod tests {
     async fn account_locks_after_repeated_failures_even_with_the_right_password() {
         let (_dir, store) = store().await;
         store
-            .add_user("carol", Role::Viewer, "the real password", "test")
+            .add_user("carol", Role::Viewer, "saffron tundra pebble oak", "test")
             .await
             .unwrap();
         for _ in 0..MAX_FAILURES_PER_ACCOUNT {
@@ -634,7 +824,7 @@ mod tests {
             assert!(matches!(out, LoginOutcome::Denied));
         }
         let out = store
-            .attempt_login("carol", "the real password", "10.0.0.2")
+            .attempt_login("carol", "saffron tundra pebble oak", "10.0.0.2")
             .await
             .unwrap();
         assert!(
@@ -646,15 +836,28 @@ mod tests {
     async fn sessions_end_when_the_user_is_disabled() {
         let (_dir, store) = store().await;
         let user = store
-            .add_user("dave", Role::Admin, "a long password", "test")
+            .add_user("dave", Role::Admin, "ember walrus canyon tulip", "test")
             .await
             .unwrap();
-        let token = store.create_session(user.id, "127.0.0.1").await.unwrap();
-        let live = store.session(&token).await.unwrap().unwrap();
+        let token = store
+            .create_session(user.id, "127.0.0.1", LIMITS)
+            .await
+            .unwrap();
+        let live = store.session(&token, LIMITS).await.unwrap().unwrap();
         assert_eq!(live.user.name, "dave");
         assert!(!live.csrf_token.is_empty());
-        assert!(store.session("not-a-token").await.unwrap().is_none());
-        let api_token = store.create_api_token("dave", None, "test").await.unwrap();
+        assert!(
+            store
+                .session("not-a-token", LIMITS)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let api_token = store
+            .create_api_token("dave", None, None, "test")
+            .await
+            .unwrap()
+            .token;
         assert!(
             store
                 .user_for_api_token(&api_token)
@@ -663,7 +866,7 @@ mod tests {
                 .is_some()
         );
         store.set_user_disabled("dave", true, "test").await.unwrap();
-        assert!(store.session(&token).await.unwrap().is_none());
+        assert!(store.session(&token, LIMITS).await.unwrap().is_none());
         assert!(
             store
                 .user_for_api_token(&api_token)
@@ -671,5 +874,53 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn weak_well_known_and_name_holding_passwords_are_refused() {
+        for (name, weak) in [
+            ("alice", "short"),
+            ("alice", "password123"),
+            ("alice", "qwertyuiop"),
+            ("alice", "alice2024!!"),
+            ("alice", "xxALICExx-1234"),
+            ("bob", "iloveyou12345"),
+            ("carol", "1234567890"),
+        ] {
+            assert!(
+                matches!(check_password(name, weak), Err(UserError::WeakPassword(_))),
+                "{name}: {weak}"
+            );
+        }
+        for (name, strong) in [
+            ("alice", "plum vivid orbit kettle"),
+            ("bob", "correct horse battery staple"),
+        ] {
+            check_password(name, strong).unwrap_or_else(|e| panic!("{strong}: {e}"));
+        }
+        assert!(check_password("a", &"x".repeat(MAX_PASSWORD_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn the_dummy_hash_is_an_argon2id_hash_with_the_default_cost() {
+        let hash = PasswordHash::new(DUMMY_HASH).unwrap();
+        assert_eq!(hash.algorithm.as_str(), "argon2id");
+        let params = argon2::Params::try_from(&hash).unwrap();
+        let default = argon2::Params::default();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (default.m_cost(), default.t_cost(), default.p_cost())
+        );
+    }
+
+    #[test]
+    fn names_are_capped_and_a_capped_name_is_never_valid() {
+        assert_eq!(capped_name("alice"), "alice");
+        let long = "耐".repeat(250_000);
+        let capped = capped_name(&long);
+        assert_eq!(capped.chars().count(), MAX_NAME_CHARS + 1);
+        assert_eq!(capped_name(&capped), capped);
+        assert!(!valid_name(&capped_name(&"a".repeat(65))));
+        assert_eq!(capped_name(&"a".repeat(64)), "a".repeat(64));
     }
 }

@@ -60,10 +60,14 @@ impl IntoResponse for ApiError {
             WebError::LoginRequired { .. } => axum::http::StatusCode::UNAUTHORIZED,
             other => other.status(),
         };
-        if status.is_server_error() {
+        let logged = status == axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+        if logged {
             tracing::error!(error = ?self.0, "API request failed");
         }
         let mut resp = (status, Json(json!({ "error": self.0.to_string() }))).into_response();
+        if logged {
+            resp.extensions_mut().insert(super::error::CauseLogged);
+        }
         if status == axum::http::StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

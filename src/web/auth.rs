@@ -17,12 +17,26 @@ use serde::{Deserialize, Serialize};
 
 use super::form::{CsrfForm, csrf_form, read_form};
 use super::headers::Nonce;
+use super::redirect::{local_path, see_other};
 use super::token::{constant_time_eq, short_token};
 use super::{WebError, WebState};
-use crate::store::{LoginOutcome, Role, User};
+use crate::store::{LoginOutcome, Role, User, capped_name};
 
-pub(crate) const SESSION_COOKIE: &str = "mw_session";
+const SESSION_COOKIE: &str = "mw_session";
 const LOGIN_CSRF_COOKIE: &str = "mw_login_csrf";
+
+impl WebState {
+    /// A cookie's name: over HTTPS with the `__Host-` prefix, which browsers accept only from a
+    /// secure origin, for the whole host (no `Domain`) and `Path=/`, so neither a sibling
+    /// subdomain nor plain HTTP can plant or overwrite it.
+    fn cookie_name(&self, base: &'static str) -> String {
+        if self.inner.secure_cookies {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+}
 
 /// A logged-in user of the browser UI, with what every page needs to render.
 #[derive(Debug, Clone)]
@@ -82,10 +96,10 @@ impl FromRequestParts<WebState> for CurrentUser {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".to_owned());
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = cookie(&parts.headers, &state.cookie_name(SESSION_COOKIE)) else {
             return Err(WebError::LoginRequired { next });
         };
-        let Some(session) = state.store().session(&token).await? else {
+        let Some(session) = state.store().session(&token, state.inner.sessions).await? else {
             return Err(WebError::LoginRequired { next });
         };
         let nonce = parts
@@ -164,12 +178,13 @@ pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn set_cookie(state: &WebState, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+fn set_cookie(state: &WebState, name: &'static str, value: &str, max_age_secs: i64) -> HeaderValue {
     let secure = if state.inner.secure_cookies {
         "; Secure"
     } else {
         ""
     };
+    let name = state.cookie_name(name);
     let v = format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
     );
@@ -178,10 +193,7 @@ fn set_cookie(state: &WebState, name: &str, value: &str, max_age_secs: i64) -> H
 
 /// Only local paths: `next` must never send a user to another site after login.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
-    }
+    next.and_then(local_path).unwrap_or("/").to_owned()
 }
 
 #[derive(Deserialize)]
@@ -222,7 +234,7 @@ pub(super) async fn login_page(
 ) -> Result<Response, WebError> {
     // Keep an existing token: a second tab or a background fetch that lands here must not
     // invalidate the form already on screen.
-    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE)
+    let csrf = cookie(&headers, &state.cookie_name(LOGIN_CSRF_COOKIE))
         .filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap_or_else(short_token);
     let next = safe_next(q.next.as_deref());
@@ -243,20 +255,29 @@ pub(super) async fn login(
     req: Request,
 ) -> Result<Response, WebError> {
     let form: LoginForm = read_form(req, &state).await?;
-    let cookie_csrf = cookie(&headers, LOGIN_CSRF_COOKIE);
+    let cookie_csrf = cookie(&headers, &state.cookie_name(LOGIN_CSRF_COOKIE));
     match cookie_csrf.as_deref() {
         Some(c) if !c.is_empty() && constant_time_eq(c.as_bytes(), form.csrf.as_bytes()) => {}
         _ => return Err(WebError::Csrf),
     }
-    let name = form.name.trim().to_owned();
+    // Capped before it is logged or stored: a name is at most 64 characters.
+    let name = capped_name(form.name.trim());
     let password = form.password.as_str();
     let next = safe_next(form.next.as_deref());
     let csrf = cookie_csrf.unwrap_or_default();
+    // Each check allocates about 19 MiB: beyond the bound, refuse rather than queue.
+    let Ok(_permit) = state.inner.password_checks.try_acquire() else {
+        tracing::warn!(user = %name, %ip, "login refused: too many password checks at once");
+        return Err(WebError::Busy {
+            retry_after_secs: 1,
+        });
+    };
     match state.store().attempt_login(&name, password, &ip).await? {
         LoginOutcome::Ok(user) => {
-            let session = state.store().create_session(user.id, &ip).await?;
+            let limits = state.inner.sessions;
+            let session = state.store().create_session(user.id, &ip, limits).await?;
             tracing::info!(user = %user.name, %ip, "login");
-            let mut resp = Redirect::to(&next).into_response();
+            let mut resp = see_other(&next, "/");
             let h = resp.headers_mut();
             h.append(
                 header::SET_COOKIE,
@@ -264,7 +285,7 @@ pub(super) async fn login(
                     &state,
                     SESSION_COOKIE,
                     &session,
-                    crate::store::SESSION_HOURS * 3600,
+                    limits.absolute.num_seconds(),
                 ),
             );
             h.append(
@@ -298,7 +319,7 @@ pub(super) async fn logout(
     posted: Posted<CsrfOnly>,
 ) -> Response {
     let _ = posted;
-    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+    if let Some(token) = cookie(&headers, &state.cookie_name(SESSION_COOKIE))
         && let Err(e) = state.store().end_session(&token).await
     {
         tracing::error!(error = %e, "cannot end session");
@@ -311,6 +332,89 @@ pub(super) async fn logout(
     resp
 }
 
+/// The password change form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    again: String,
+}
+
+csrf_form!(PasswordForm);
+
+fn render_password(
+    state: &WebState,
+    user: &CurrentUser,
+    flash: Option<String>,
+    error: Option<&str>,
+) -> Result<Html<String>, WebError> {
+    state.render(
+        "password.html",
+        minijinja::context! {
+            page => super::pages::v(super::pages::page(user, "password", flash)),
+            error,
+        },
+    )
+}
+
+pub(super) async fn password_page(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Query(flash): Query<super::pages::Flash>,
+) -> Result<Html<String>, WebError> {
+    render_password(&state, &user, flash.message(), None)
+}
+
+/// Changes the logged-in user's own password: the current one is checked like a login
+/// (throttled, bounded), and every other session of the user ends.
+pub(super) async fn change_password(
+    State(state): State<WebState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    posted: Posted<PasswordForm>,
+) -> Result<Response, WebError> {
+    let user = &posted.user;
+    let form = &posted.form;
+    let refuse = |why: &str| -> Result<Response, WebError> {
+        let page = render_password(&state, user, None, Some(why))?;
+        Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response())
+    };
+    if form.new != form.again {
+        return refuse("The new passwords differ.");
+    }
+    if let Err(e) = crate::store::check_password(&user.user.name, &form.new) {
+        return refuse(&e.to_string());
+    }
+    let Ok(_permit) = state.inner.password_checks.try_acquire() else {
+        return Err(WebError::Busy {
+            retry_after_secs: 1,
+        });
+    };
+    match state
+        .store()
+        .attempt_login(&user.user.name, &form.current, &ip)
+        .await?
+    {
+        LoginOutcome::Ok(u) if u.id == user.user.id => {}
+        LoginOutcome::Ok(_) | LoginOutcome::Denied => {
+            tracing::warn!(user = %user.user.name, %ip, "password change: wrong current password");
+            return refuse("The current password is wrong.");
+        }
+        LoginOutcome::Throttled { retry_after_secs } => {
+            return Err(WebError::Throttled { retry_after_secs });
+        }
+    }
+    let keep = cookie(&headers, &state.cookie_name(SESSION_COOKIE));
+    state
+        .store()
+        .change_password(&user.user.name, &form.new, &user.actor(), keep.as_deref())
+        .await?;
+    tracing::info!(user = %user.user.name, %ip, "password changed");
+    Ok(see_other("/password?done=password_changed", "/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +425,7 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example/path")), "/");
         assert_eq!(safe_next(None), "/");
     }
 

@@ -1,7 +1,10 @@
 //! One error type for every handler: a status code and a plain message for the person,
 //! the details in the log.
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::store::{StoreError, UserError};
@@ -30,6 +33,9 @@ pub enum WebError {
     Conflict(String),
     #[error("too many failed logins; try again in {retry_after_secs} s")]
     Throttled { retry_after_secs: i64 },
+    /// Too many password checks running at once: refused before hashing.
+    #[error("the server is busy checking passwords; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: i64 },
     #[error("storage error")]
     Store(#[from] StoreError),
     #[error("template error")]
@@ -41,7 +47,7 @@ impl From<UserError> for WebError {
         match e {
             UserError::Store(s) => WebError::Store(s),
             UserError::Hash(h) => WebError::BadRequest(format!("cannot hash the password: {h}")),
-            UserError::NotFound(_) => WebError::NotFound,
+            UserError::NotFound(_) | UserError::NoToken(_) => WebError::NotFound,
             other => WebError::BadRequest(other.to_string()),
         }
     }
@@ -63,6 +69,7 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Store(_) | WebError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,7 +82,8 @@ impl IntoResponse for WebError {
             return Redirect::to(&target).into_response();
         }
         let status = self.status();
-        if status.is_server_error() {
+        let logged = status == StatusCode::INTERNAL_SERVER_ERROR;
+        if logged {
             tracing::error!(error = ?self, "request failed");
         }
         let message = self.to_string();
@@ -92,13 +100,44 @@ impl IntoResponse for WebError {
             body,
         )
             .into_response();
-        if let WebError::Throttled { retry_after_secs } = self
+        if let WebError::Throttled { retry_after_secs } | WebError::Busy { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        if logged {
+            resp.extensions_mut().insert(CauseLogged);
+        }
         resp
     }
+}
+
+/// Marks a 500 whose cause was already logged at ERROR.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CauseLogged;
+
+/// Logs every 500 at ERROR: those from [`WebError`] log their cause themselves; any other
+/// (an extractor's or axum's own) is logged here with its body, which names the cause.
+pub(super) async fn log_server_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || resp.extensions().get::<CauseLogged>().is_some()
+    {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    tracing::error!(
+        %method,
+        path = %path,
+        cause = %String::from_utf8_lossy(&body),
+        "request failed"
+    );
+    Response::from_parts(parts, Body::from(body))
 }
 
 pub(crate) fn urlencode(s: &str) -> String {

@@ -16,6 +16,7 @@ mod form;
 mod headers;
 mod pages;
 mod queue;
+mod redirect;
 #[cfg(feature = "fixtures")]
 pub(crate) mod seed;
 mod templates;
@@ -31,7 +32,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::platform::PlatformDef;
-use crate::store::Store;
+use crate::store::{SessionLimits, Store};
 
 pub(crate) use error::WebError;
 
@@ -49,6 +50,9 @@ struct Inner {
     templates: minijinja::Environment<'static>,
     /// Cookies get `Secure` when the UI is reached over HTTPS (`web.base_url`).
     secure_cookies: bool,
+    /// Bounds the password checks running at once (`web.max_password_checks`).
+    password_checks: tokio::sync::Semaphore,
+    sessions: SessionLimits,
 }
 
 /// A platform as the UI offers it: the key notices carry and the definition's display name.
@@ -65,6 +69,11 @@ impl WebState {
     /// (`platform::load_dir`); fails only if a built-in template does not compile.
     pub fn new(store: Store, config: Config, defs: &[PlatformDef]) -> Result<WebState, WebError> {
         let secure_cookies = config.web.base_url.starts_with("https://");
+        let max_checks = config.web.max_password_checks.max(1);
+        let sessions = SessionLimits {
+            absolute: chrono::Duration::hours(i64::from(config.web.session_hours)),
+            idle: chrono::Duration::minutes(i64::from(config.web.session_idle_minutes)),
+        };
         let platforms = defs
             .iter()
             .map(|d| Platform {
@@ -79,6 +88,8 @@ impl WebState {
                 platforms,
                 templates: templates::environment()?,
                 secure_cookies,
+                password_checks: tokio::sync::Semaphore::new(max_checks),
+                sessions,
             }),
         })
     }
@@ -116,12 +127,17 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/sellers", get(cases::sellers))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route(
+            "/password",
+            get(auth::password_page).post(auth::change_password),
+        )
         .route("/brands", get(pages::brands).post(pages::import_brands))
         .route("/users", get(pages::users).post(pages::change_user))
         .route("/static/{file}", get(pages::static_file))
         .route("/favicon.ico", get(pages::favicon))
         .nest("/api/v1", api::router())
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(error::log_server_errors))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }

@@ -51,6 +51,9 @@ impl Flash {
             "imported" => "Registry imported.".to_owned(),
             "user_added" => "User added.".to_owned(),
             "user_changed" => "User updated.".to_owned(),
+            "password_changed" => {
+                "Password changed; your other sessions were logged out.".to_owned()
+            }
             "approved" => format!("Approved {n} notice(s)."),
             "rejected" => format!("Rejected {n} notice(s)."),
             "filed" => "Marked as filed.".to_owned(),

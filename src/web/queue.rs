@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{CurrentUser, Posted};
 use super::form::{csrf_form, text};
 use super::pages::{Flash, page, v};
+use super::redirect::{local_path, see_other};
 use super::{Platform, WebError, WebState};
 use crate::model::Outcome;
 use crate::model::{CaseState, TransitionDetails};
@@ -254,14 +255,11 @@ pub(super) async fn bulk(
         }
     };
     let ids = form.id.clone();
-    let back = form.back.as_str();
-    let back = if back.contains(['\r', '\n', '#']) {
-        ""
-    } else {
-        back
-    };
+    // The queue's query string to return to, if it makes a path on this site.
+    let queue = format!("/queue?{}", form.back);
+    let back = local_path(&queue).map_or("", |q| &q["/queue?".len()..]);
     if ids.is_empty() {
-        return Ok(Redirect::to(&format!("/queue?{back}&done=none")).into_response());
+        return Ok(see_other(&format!("/queue?{back}&done=none"), "/queue"));
     }
     if ids.len() > MAX_BULK {
         return Err(WebError::BadRequest(format!(
@@ -295,7 +293,10 @@ pub(super) async fn bulk(
         "rejected"
     };
     if failures.is_empty() {
-        return Ok(Redirect::to(&format!("/queue?{back}&done={verb}&n={done}")).into_response());
+        return Ok(see_other(
+            &format!("/queue?{back}&done={verb}&n={done}"),
+            "/queue",
+        ));
     }
     let html = state.render(
         "bulk_result.html",

@@ -21,6 +21,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/brands.html"),
     ),
     ("users.html", include_str!("../../templates/web/users.html")),
+    (
+        "password.html",
+        include_str!("../../templates/web/password.html"),
+    ),
     ("queue.html", include_str!("../../templates/web/queue.html")),
     (
         "bulk_result.html",

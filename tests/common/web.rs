@@ -28,6 +28,18 @@ impl WebServer {
     /// As [`WebServer::start`], with the platform definitions in `definitions`, loaded as the
     /// daemon loads `crawl.definitions`.
     pub async fn start_with_definitions(definitions: &std::path::Path) -> WebServer {
+        WebServer::start_configured(definitions, |_| {}).await
+    }
+
+    /// As [`WebServer::start`], with `configure` applied to the configuration first.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> WebServer {
+        WebServer::start_configured(&super::repo().join("crawlers"), configure).await
+    }
+
+    async fn start_configured(
+        definitions: &std::path::Path,
+        configure: impl FnOnce(&mut Config),
+    ) -> WebServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("markwatch.db");
         let store = Store::open(&db).await.expect("open store");
@@ -41,6 +53,7 @@ impl WebServer {
             ..Config::default()
         };
         config.crawl.definitions = definitions.to_path_buf();
+        configure(&mut config);
         let defs = load_definitions(definitions).expect("platform definitions");
         let state = WebState::new(store.clone(), config, &defs).expect("web state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,12 +125,28 @@ impl WebServer {
         name: &str,
         password: &str,
     ) -> reqwest::Response {
+        let csrf = self.login_form(client).await;
+        self.post_login_with(client, &csrf, name, password).await
+    }
+
+    /// Opens the login form on `client` (setting its CSRF cookie); returns the form's token.
+    pub async fn login_form(&self, client: &reqwest::Client) -> String {
         let form = client.get(self.url("/login")).send().await.unwrap();
-        let csrf = csrf_in(&form.text().await.unwrap());
+        csrf_in(&form.text().await.unwrap())
+    }
+
+    /// Posts the login form with a token from [`WebServer::login_form`].
+    pub async fn post_login_with(
+        &self,
+        client: &reqwest::Client,
+        csrf: &str,
+        name: &str,
+        password: &str,
+    ) -> reqwest::Response {
         client
             .post(self.url("/login"))
             .form(&[
-                ("csrf", csrf.as_str()),
+                ("csrf", csrf),
                 ("name", name),
                 ("password", password),
                 ("next", "/"),

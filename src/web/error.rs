@@ -148,6 +148,68 @@ pub(crate) fn urlencode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A log sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_500_is_logged_at_error_with_its_cause_once() {
+        use axum::routing::get;
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = axum::Router::new()
+            .route(
+                "/bare",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "cannot frobnicate") }),
+            )
+            .route(
+                "/ours",
+                get(|| async {
+                    WebError::Template(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "template went wrong",
+                    ))
+                }),
+            )
+            .route("/fine", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(log_server_errors));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        for (path, status) in [("/bare", 500), ("/ours", 500), ("/fine", 200)] {
+            let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+            assert_eq!(resp.status().as_u16(), status, "{path}");
+        }
+        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 2, "{log}");
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains("cannot frobnicate") && l.contains("/bare")),
+            "{log}"
+        );
+        assert!(
+            errors.iter().any(|l| l.contains("template went wrong")),
+            "{log}"
+        );
+    }
+
     #[tokio::test]
     async fn error_pages_escape_the_message() {
         let resp = WebError::BadRequest("bad `<script>\"x'&</script>`".to_owned()).into_response();

@@ -26,7 +26,7 @@ if [ ! -s "$DB" ]; then
 fi
 # Not `grep -q`: it stops reading at the first match, and the listing then fails on a closed pipe.
 "$BIN" --db "$DB" users list | grep bench >/dev/null || \
-    echo "bench-password-123" | "$BIN" --db "$DB" users add bench --role reviewer --password-stdin
+    echo "quiver lantern basil orbit" | "$BIN" --db "$DB" users add bench --role reviewer --password-stdin
 "$CARGO_TARGET_DIR/release/examples/review_ui" "$DB" "$ADDR" &
 SERVER=$!
 trap 'kill $SERVER' EXIT
@@ -35,7 +35,7 @@ for _ in $(seq 50); do curl -fs "http://$ADDR/login" >/dev/null && break; sleep 
 # Log in like a browser: the login form's CSRF cookie and field, then the session cookie.
 JAR=$(mktemp)
 CSRF=$(curl -fs -c "$JAR" "http://$ADDR/login" | sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' | head -1)
-curl -fs -b "$JAR" -c "$JAR" -o /dev/null -d "csrf=$CSRF&name=bench&password=bench-password-123&next=/" "http://$ADDR/login"
+curl -fs -b "$JAR" -c "$JAR" -o /dev/null -d "csrf=$CSRF&name=bench&password=quiver+lantern+basil+orbit&next=/" "http://$ADDR/login"
 SESSION=$(awk '$6 == "mw_session" { print $7 }' "$JAR")
 rm -f "$JAR"
 [ -n "$SESSION" ] || { echo "login failed" >&2; exit 1; }

@@ -182,8 +182,10 @@ fn init_logging(format: LogFormat, quiet: bool) -> anyhow::Result<()> {
         "markwatch=info"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal: a log file or journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.fmt_fields(escaped_fields()).try_init(),
@@ -231,20 +233,6 @@ fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(escape_controls("plain 耐克"), "plain 耐克");
-        assert_eq!(
-            escape_controls("a\nb\rc\u{1b}[31md\u{2028}e\u{202e}"),
-            "a\\nb\\rc\\u{1b}[31md\\u{2028}e\\u{202e}"
-        );
-    }
-}
-
 /// Bad input exits 2, so scripts can tell a broken file from a broken machine.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let bad_input = error.chain().any(|e| {
@@ -275,4 +263,18 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
 pub fn actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     format!("cli:{user}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain 耐克"), "plain 耐克");
+        assert_eq!(
+            escape_controls("a\nb\rc\u{1b}[31md\u{2028}e\u{202e}"),
+            "a\\nb\\rc\\u{1b}[31md\\u{2028}e\\u{202e}"
+        );
+    }
 }

@@ -319,7 +319,8 @@ async fn contacts(conn: &mut SqliteConnection, brand_id: i64) -> Result<Vec<Stri
 
 /// What an email shows of a matched listing (`ni`: its notice item, if any), as [`ItemRow`].
 const ITEM_COLUMNS: &str = "m.id AS match_id, l.id AS listing_id, l.platform, l.title, l.seller,
-     l.price, l.currency, l.url, m.verdict, m.score, m.reasons, ni.notice_id";
+     l.price, l.currency, l.url, m.verdict, m.score, m.reasons, ni.notice_id,
+     coalesce(l.detail_evidence_id, l.evidence_id) AS evidence_id";
 
 /// Matches with their listings and notice items, for [`ITEM_COLUMNS`].
 const ITEM_FROM: &str = "FROM matches m JOIN listings l ON l.id = m.listing_id
@@ -339,6 +340,7 @@ struct ItemRow {
     score: f64,
     reasons: String,
     notice_id: Option<i64>,
+    evidence_id: Option<i64>,
 }
 
 impl From<ItemRow> for Item {
@@ -356,6 +358,7 @@ impl From<ItemRow> for Item {
             score: row.score,
             reasons: parse_reasons(row.match_id, &row.reasons),
             notice_id: row.notice_id,
+            evidence_id: row.evidence_id,
         }
     }
 }

@@ -274,7 +274,9 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
         "{text}"
     );
     assert!(text.contains("店铺：莆田<b>好鞋</b>店"), "{text}");
-    assert!(text.contains("counterfeit_term：高仿"), "{text}");
+    // Reasons in the vocabulary's Chinese, not as codes.
+    assert!(text.contains("标题含仿冒用语：“高仿”"), "{text}");
+    assert!(!text.contains("counterfeit_term"), "{text}");
 
     // HTML: the title is escaped, the links point into the review UI.
     assert!(!html.contains("<script>"), "{html}");
@@ -283,12 +285,14 @@ fn immediate_alert_is_a_clean_multipart_message_with_hostile_titles_kept_in_the_
         html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; 李宁 高仿 运动鞋"),
         "{html}"
     );
-    for id in &ids {
-        assert!(
-            html.contains(&format!("{BASE_URL}/listings/{id}")),
-            "review link for listing {id}:\n{html}"
-        );
-    }
+    // Neither drafted nor captured (seeded by hand): each links to the brand's queue there.
+    assert_eq!(ids.len(), 2);
+    assert!(
+        html.contains(&format!(
+            "{BASE_URL}/queue?brand=%E6%9D%8E%E5%AE%81&amp;platform=taobao"
+        )),
+        "review link:\n{html}"
+    );
     assert!(html.contains("¥59.00") && html.contains("taobao"), "{html}");
     assert!(
         html.contains("https://item.taobao.com/item.htm?id="),
@@ -818,7 +822,8 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     let drafts: BTreeMap<String, Vec<(Option<i64>, i64)>> = block_on(async {
         let mut conn = connect(&s.db()).await;
         let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT b.name, ni.notice_id, m.listing_id FROM matches m JOIN brands b ON b.id = m.brand_id
+            "SELECT b.name, ni.notice_id, l.evidence_id FROM matches m JOIN brands b ON b.id = m.brand_id
+             JOIN listings l ON l.id = m.listing_id
              LEFT JOIN notice_items ni ON ni.match_id = m.id
              WHERE m.verdict = 'infringing' AND b.alert_mode = 'immediate'",
         )
@@ -877,10 +882,10 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
         }
         // Each listing links to its draft notice in the review UI (the crawl drafted them).
         let html = msg.body_html(0).unwrap();
-        for (notice, listing) in &drafts[brand] {
+        for (notice, evidence) in &drafts[brand] {
             let link = match notice {
                 Some(id) => format!("{BASE_URL}/notices/{id}"),
-                None => format!("{BASE_URL}/listings/{listing}"),
+                None => format!("{BASE_URL}/evidence/{evidence}"),
             };
             assert!(html.contains(&link), "{brand}: {link} missing");
         }
@@ -960,4 +965,464 @@ fn smtp_auth_takes_the_password_from_a_file_and_never_logs_it() {
         wrong.stderr()
     );
     assert_eq!(sink.count(), 2);
+}
+
+// ---- links, wording, dead-alert reports, attempts ----
+
+/// Every link in an email: the text body's URLs and the HTML body's hrefs (entities decoded).
+fn links_in(text: &str, html: &str) -> BTreeSet<String> {
+    let url = regex::Regex::new(r#"https?://[^\s<>"'）（，。]+"#).unwrap();
+    let href = regex::Regex::new(r#"href="([^"]*)""#).unwrap();
+    let mut out: BTreeSet<String> = url.find_iter(text).map(|m| m.as_str().to_owned()).collect();
+    for c in href.captures_iter(html) {
+        out.insert(html_escape::decode_html_entities(&c[1]).into_owned());
+    }
+    out
+}
+
+/// `markwatch serve` in the background, its log in a file; killed when dropped.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Alert emails from a real crawl, sent by the real sender to the SMTP sink, in English and
+/// Chinese, immediate and digest: every link in them opens a page of the running review UI
+/// (`markwatch serve`, whose address is `web.base_url`) for a logged-in user, and the reasons
+/// are worded in the brand's language, never as codes.
+#[test]
+fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_words() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixtures = rt.block_on(common::Running::start(
+        markwatch::FixtureOptions::from_source_tree(),
+    ));
+    let sink = SmtpSink::start(Behaviour::default());
+    let s = Scratch::new();
+    // The demo registry, with Gucci's contacts reading Chinese.
+    let demo = std::fs::read_to_string(common::demo_brands()).unwrap();
+    let gucci = demo.find("name = \"Gucci\"").unwrap();
+    let mark = gucci + demo[gucci..].find("[[brand.mark]]").unwrap();
+    let registry = format!(
+        "{}[brand.alerts]\n  language = \"zh\"\n\n  {}",
+        &demo[..mark],
+        &demo[mark..]
+    );
+    let registry = s.write("brands.toml", &registry);
+    s.run(&["brands", "import", registry.to_str().unwrap()])
+        .ok();
+
+    let port = reserve_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut config = format!(
+        "[crawl]\ndefinitions = \"{}\"\n[web]\naddr = \"127.0.0.1:{port}\"\nbase_url = \"{base}\"\n\
+         [email]\ntransport = \"smtp\"\nbatch_window_secs = 0\ndeadline_days = 30\n\
+         [email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+        common::repo().join("crawlers").display(),
+        sink.addr.port()
+    );
+    for p in common::PLATFORMS {
+        config.push_str(&format!(
+            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = 0\n",
+            fixtures.url(&format!("/{p}"))
+        ));
+    }
+    let cfg = s.write("markwatch.toml", &config);
+    mw(
+        &s,
+        &cfg,
+        &[
+            "crawl",
+            "--once",
+            "--keyword",
+            "耐克",
+            "--keyword",
+            "GUCCI",
+            "--keyword",
+            "lv",
+            "--no-details",
+        ],
+    )
+    .ok();
+
+    // A Nike case the platform has counter-noticed: a deadline in Nike's digest.
+    let nike_notice: i64 = block_on(async {
+        let mut conn = connect(&s.db()).await;
+        let nike = sqlx::query_scalar(
+            "SELECT min(n.id) FROM notices n JOIN brands b ON b.id = n.brand_id WHERE b.name = 'Nike'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let gucci: i64 = sqlx::query_scalar(
+            "SELECT min(m.id) FROM matches m JOIN brands b ON b.id = m.brand_id
+             WHERE b.name = 'Gucci' AND m.verdict = 'infringing'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        // A listing the batcher takes before drafting reaches it (the daemon batches while a
+        // crawl runs): it has no notice yet.
+        sqlx::query("DELETE FROM notice_items WHERE match_id = ?")
+            .bind(gucci)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        nike
+    });
+    let id = nike_notice.to_string();
+    mw(&s, &cfg, &["queue", "approve", &id]).ok();
+    mw(&s, &cfg, &["queue", "file", &id, "--ref", "IPP-1"]).ok();
+    mw(
+        &s,
+        &cfg,
+        &["queue", "resolve", &id, "--outcome", "counter-noticed"],
+    )
+    .ok();
+
+    mw(&s, &cfg, &["alerts", "send"]).ok();
+    mw(&s, &cfg, &["alerts", "send", "--digests"]).ok();
+    let emails: Vec<(String, String, String)> = sink
+        .messages()
+        .iter()
+        .map(|m| {
+            let msg = parse(&m.data);
+            (
+                msg.subject().unwrap().to_owned(),
+                msg.body_text(0).unwrap().into_owned(),
+                msg.body_html(0).unwrap().into_owned(),
+            )
+        })
+        .collect();
+    let subjects: Vec<&str> = emails.iter().map(|e| e.0.as_str()).collect();
+    for want in [
+        "[markwatch] Nike: ",
+        "【markwatch】Gucci：",
+        "[markwatch] Nike digest",
+        "[markwatch] Louis Vuitton digest",
+    ] {
+        assert!(
+            subjects.iter().any(|s| s.starts_with(want)),
+            "{want} in {subjects:?}"
+        );
+    }
+
+    // The review UI, serving this database at `web.base_url`, and a reviewer logged in.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_markwatch"));
+    cmd.current_dir(s.dir.path())
+        .args([
+            "--db",
+            s.db().to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(s.path("serve.log")).unwrap());
+    let _served = Served(cmd.spawn().unwrap());
+    let mut add = Command::new(env!("CARGO_BIN_EXE_markwatch"));
+    add.current_dir(s.dir.path())
+        .args([
+            "--db",
+            s.db().to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args([
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "reviewer",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    {
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{}", common::web::PASSWORD).unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+
+    let codes: BTreeSet<String> = block_on(async {
+        let mut conn = connect(&s.db()).await;
+        sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT json_extract(r.value, '$.code') FROM matches m, json_each(m.reasons) r",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    });
+    assert!(codes.contains("counterfeit_term"), "{codes:?}");
+    let listing_urls: BTreeSet<String> = block_on(async {
+        let mut conn = connect(&s.db()).await;
+        sqlx::query_scalar::<_, String>("SELECT url FROM listings")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    });
+
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let up = Instant::now() + Duration::from_secs(60);
+        loop {
+            match client.get(format!("{base}/healthz")).send().await {
+                Ok(r) if r.status() == 200 => break,
+                _ => {
+                    let log = std::fs::read_to_string(s.path("serve.log")).unwrap_or_default();
+                    assert!(Instant::now() < up, "serve did not come up:\n{log}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        let form = client.get(format!("{base}/login")).send().await.unwrap();
+        let csrf = common::web::csrf_in(&form.text().await.unwrap());
+        let login = client
+            .post(format!("{base}/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", "alice"),
+                ("password", common::web::PASSWORD),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303, "login");
+
+        let mut kinds = BTreeSet::new();
+        for (subject, text, html) in &emails {
+            let zh = subject.starts_with("【markwatch】");
+            for link in links_in(text, html) {
+                if let Some(path) = link.strip_prefix(&base) {
+                    let resp = client.get(&link).send().await.unwrap();
+                    assert_eq!(resp.status(), 200, "{subject}: {link}");
+                    kinds.insert(
+                        path.trim_start_matches('/')
+                            .split(['/', '?'])
+                            .next()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                } else {
+                    // The rest point at the listing on its platform.
+                    assert!(listing_urls.contains(&link), "{subject}: stray link {link}");
+                }
+            }
+            for body in [text, html] {
+                // One-word codes (`pinyin`) are also English words: those only as `code:`.
+                for code in &codes {
+                    let raw = [format!("{code}:"), format!("{code}：")];
+                    let shown = raw.iter().any(|r| body.contains(r.as_str()))
+                        || (code.contains('_') && body.contains(code.as_str()));
+                    assert!(!shown, "{subject}: raw `{code}` in\n{body}");
+                }
+                let listed = text.contains("Verdict:") || text.contains("判定：");
+                if zh {
+                    let chinese = ["标题含仿冒用语", "价格远低于正品参考价", "商标", "宣称"];
+                    assert!(
+                        !listed || chinese.iter().any(|p| body.contains(p)),
+                        "{subject}:\n{body}"
+                    );
+                    for english in [
+                        "the listing",
+                        "describes the goods",
+                        "registered mark",
+                        "price",
+                    ] {
+                        assert!(!body.contains(english), "{subject}: `{english}` in\n{body}");
+                    }
+                } else {
+                    let english = [
+                        "describes the goods as copies",
+                        "is priced far below",
+                        "uses ",
+                    ];
+                    assert!(
+                        !listed || english.iter().any(|p| body.contains(p)),
+                        "{subject}:\n{body}"
+                    );
+                }
+            }
+        }
+        // The queue, drafts (listings and the case's deadline), and a not-yet-drafted listing's
+        // captured page.
+        assert_eq!(
+            kinds,
+            BTreeSet::from([
+                "evidence".to_owned(),
+                "notices".to_owned(),
+                "queue".to_owned()
+            ]),
+        );
+    });
+}
+
+/// One SMTP refusal of every brand's mail kills many alerts; operators get one email listing
+/// them all, not one email each.
+#[test]
+fn one_refusal_killing_many_alerts_makes_one_operations_email_listing_them() {
+    let sink = SmtpSink::start(Behaviour {
+        reject_except: Some("markwatch.example".to_owned()).into(),
+        ..Behaviour::default()
+    });
+    let (s, cfg) = setup(
+        Some(sink.addr.port()),
+        "operations = \"ops@markwatch.example\"\n",
+    );
+    let mut extra = String::new();
+    for i in 0..10 {
+        extra.push_str(&format!(
+            "[[brand]]\nname = \"Brand{i}\"\nowner = \"Owner {i}\"\ncontacts = [\"ip@brand{i}.example\"]\n\
+             [[brand.mark]]\ntext = \"BRAND{i}\"\njurisdiction = \"CN\"\nregistration_no = \"DEMO-{i}\"\nclasses = [25]\n"
+        ));
+    }
+    let more = s.write("more.toml", &extra);
+    s.run(&["brands", "import", more.to_str().unwrap()]).ok();
+    let mut brands = vec!["李宁".to_owned(), "Anta".to_owned()];
+    brands.extend((0..10).map(|i| format!("Brand{i}")));
+    let rows: Vec<_> = brands
+        .iter()
+        .map(|b| (b.as_str(), "taobao", "高仿 A货", "infringing"))
+        .collect();
+    seed(&s.db(), &rows);
+
+    assert_eq!(mw(&s, &cfg, &["alerts", "send"]).code(), 1);
+    let dead: Vec<_> = alerts(&s.db())
+        .into_iter()
+        .filter(|r| r.2 == "dead")
+        .collect();
+    assert_eq!(dead.len(), 12, "{:?}", alerts(&s.db()));
+    let ops: Vec<_> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt_to == ["ops@markwatch.example"])
+        .collect();
+    assert_eq!(ops.len(), 1, "one operations email for the incident");
+    let msg = parse(&ops[0].data);
+    assert_eq!(
+        msg.subject(),
+        Some("[markwatch] 12 alerts could not be delivered")
+    );
+    let text = msg.body_text(0).unwrap();
+    for (id, .., recipients) in &dead {
+        let to: Vec<String> = serde_json::from_str(recipients).unwrap();
+        assert!(
+            text.contains(&format!("- alert {id} to {}:", to.join(", "))),
+            "alert {id} missing:\n{text}"
+        );
+    }
+    // Told once: another round sends nothing more.
+    mw(&s, &cfg, &["alerts", "send"]).ok();
+    assert_eq!(sink.count(), 1);
+}
+
+/// Senders killed while they hold leases on alerts they never handed to the server: those
+/// alerts spend no attempts, and an alert's attempts are exactly the messages the server got.
+#[test]
+fn leases_of_killed_senders_are_not_attempts() {
+    let sink = SmtpSink::start(Behaviour::default());
+    let (s, cfg) = setup(Some(sink.addr.port()), "");
+    // Three attempts, and a retry far off, so the refused message waits.
+    let config = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("max_attempts = 4", "max_attempts = 3")
+        .replace("retry_base_secs = 1\n", "retry_base_secs = 600\n")
+        .replace("retry_max_secs = 2\n", "retry_max_secs = 600\n");
+    std::fs::write(&cfg, config).unwrap();
+    let mut extra = String::new();
+    for i in 0..4 {
+        extra.push_str(&format!(
+            "[[brand]]\nname = \"Brand{i}\"\nowner = \"Owner {i}\"\ncontacts = [\"ip@brand{i}.example\"]\n\
+             [[brand.mark]]\ntext = \"BRAND{i}\"\njurisdiction = \"CN\"\nregistration_no = \"DEMO-{i}\"\nclasses = [25]\n"
+        ));
+    }
+    let more = s.write("more.toml", &extra);
+    s.run(&["brands", "import", more.to_str().unwrap()]).ok();
+    // Alerts in id order: 李宁, Anta, Brand0..Brand3.
+    let brands = ["李宁", "Anta", "Brand0", "Brand1", "Brand2", "Brand3"];
+    let rows: Vec<_> = brands
+        .iter()
+        .map(|b| (*b, "taobao", "高仿 A货", "infringing"))
+        .collect();
+    seed(&s.db(), &rows);
+
+    // Three senders, each killed while the server holds one message unanswered; each had
+    // claimed every alert.
+    for (round, domain) in ["lining.example", "anta.example", "brand0.example"]
+        .iter()
+        .enumerate()
+    {
+        *sink.behaviour.stall_domain.lock().unwrap() = Some((*domain).to_owned());
+        let tried_before = sink.tried_count();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_markwatch"))
+            .current_dir(s.dir.path())
+            .args([
+                "--db",
+                s.db().to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+            .args(["alerts", "send"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Round 1 stalls at once; later rounds first deliver the one the last sender died on.
+        sink.wait_for_tried(
+            tried_before + 1 + usize::from(round > 0),
+            Duration::from_secs(20),
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // The next sender may take the leases over.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    // The last round: no stall, and the first message (Brand0's, held last) is refused for now.
+    *sink.behaviour.stall_domain.lock().unwrap() = None;
+    sink.behaviour
+        .transient_failures
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let last = mw(&s, &cfg, &["alerts", "send"]);
+    assert_eq!(last.code(), 1, "one retrying: {}", last.stdout());
+
+    let mut tries: BTreeMap<String, i64> = BTreeMap::new();
+    for m in sink.tried.lock().unwrap().iter() {
+        *tries.entry(message_id_of(&m.data)).or_default() += 1;
+    }
+    let rows = alerts(&s.db());
+    assert_eq!(rows.len(), 6);
+    for (id, _, state, attempts, message_id, recipients) in &rows {
+        let tried = tries.get(message_id).copied().unwrap_or(0);
+        assert_eq!(
+            *attempts, tried,
+            "alert {id} to {recipients} ({state}): attempts = messages the server got"
+        );
+    }
+    let state_of = |domain: &str| {
+        rows.iter()
+            .find(|r| r.5.contains(domain))
+            .map(|r| (r.2.clone(), r.3))
+            .unwrap()
+    };
+    assert_eq!(state_of("lining"), ("sent".to_owned(), 2));
+    assert_eq!(state_of("anta"), ("sent".to_owned(), 2));
+    // Claimed by four senders, handed over twice: not out of its three attempts.
+    assert_eq!(state_of("brand0"), ("failed_retrying".to_owned(), 2));
+    for b in ["brand1", "brand2", "brand3"] {
+        assert_eq!(state_of(b), ("sent".to_owned(), 1), "{b}");
+    }
 }

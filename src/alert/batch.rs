@@ -147,6 +147,47 @@ impl Sender {
         Ok(Some(id))
     }
 
+    /// Queues one operations alert listing the brand alerts given up on since the last report,
+    /// batched like a brand's alerts: once no alert has died for `email.batch_window_secs` (or
+    /// the first waited `email.batch_max_wait_secs`), or at once when `flush`. One SMTP outage
+    /// makes one email, however many alerts it killed. Does nothing without `email.operations`.
+    pub(crate) async fn report_dead(
+        &self,
+        now: DateTime<Utc>,
+        flush: bool,
+    ) -> Result<Option<i64>, AlertError> {
+        let Some(operations) = &self.email.operations else {
+            return Ok(None);
+        };
+        let Some((dead, first, last)) = self.store.unreported_dead().await? else {
+            return Ok(None);
+        };
+        let window = chrono::Duration::seconds(self.email.batch_window_secs as i64);
+        let max_wait = chrono::Duration::seconds(self.email.batch_max_wait_secs as i64);
+        if !(flush || now - last >= window || now - first >= max_wait) {
+            return Ok(None);
+        }
+        let id = self
+            .store
+            .report_dead_alerts(|payload| {
+                self.new_alert(
+                    AlertKind::Operations,
+                    None,
+                    vec![operations.clone()],
+                    payload,
+                )
+            })
+            .await?;
+        if let Some(id) = id {
+            tracing::warn!(
+                alert = id,
+                dead,
+                "undeliverable alerts reported to operations"
+            );
+        }
+        Ok(id)
+    }
+
     /// Builds the row for a payload. Called inside a store transaction: a subject template that
     /// fails to render is logged and the row keeps no subject; the sender then renders it again
     /// and, if it still fails, the alert goes dead with the template error for operators.

@@ -254,10 +254,16 @@ impl Renderer {
         subject: &'a str,
         transport: &'a str,
     ) -> Context<'a> {
+        let brand = payload.brand.as_deref().map(one_line).unwrap_or_default();
+        let links = Links {
+            base_url: &self.base_url,
+            brand: payload.brand.as_deref(),
+        };
+        let language = payload.language;
         let items = |items: &[Item]| -> Vec<ItemView> {
             items
                 .iter()
-                .map(|i| ItemView::new(i, &self.base_url))
+                .map(|i| ItemView::new(i, &links, language))
                 .collect()
         };
         Context {
@@ -265,7 +271,8 @@ impl Renderer {
             subject,
             transport,
             base_url: &self.base_url,
-            brand: payload.brand.as_deref().map(one_line).unwrap_or_default(),
+            queue_url: links.queue(None),
+            brand,
             counts: Counts {
                 infringing: payload.infringing.len(),
                 suspect: payload.suspect.len(),
@@ -280,9 +287,9 @@ impl Renderer {
                 .relisted
                 .iter()
                 .map(|r| RelistingView {
-                    item: ItemView::new(&r.item, &self.base_url),
+                    item: ItemView::new(&r.item, &links, language),
                     earlier_notice_id: r.earlier_notice_id,
-                    earlier_url: format!("{}/notices/{}", self.base_url, r.earlier_notice_id),
+                    earlier_url: links.notice(r.earlier_notice_id),
                     reason: r.reason.as_deref().map(one_line),
                 })
                 .collect(),
@@ -290,7 +297,8 @@ impl Renderer {
                 .deadlines
                 .iter()
                 .map(|d| DeadlineView {
-                    url: format!("{}/notices/{}", self.base_url, d.notice_id),
+                    url: links.notice(d.notice_id),
+                    state_text: state_text(&d.state, language),
                     d,
                 })
                 .collect(),
@@ -300,6 +308,77 @@ impl Renderer {
             period_to: payload.period_to.as_deref(),
         }
     }
+}
+
+/// Links into the review UI (`src/web/`): the queue, a notice, a captured page.
+struct Links<'a> {
+    base_url: &'a str,
+    /// The brand an email is about: its queue is filtered to it.
+    brand: Option<&'a str>,
+}
+
+impl Links<'_> {
+    /// The draft queue, of the email's brand (and `platform`) when there is one.
+    fn queue(&self, platform: Option<&str>) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(brand) = self.brand {
+            query.append_pair("brand", brand);
+        }
+        if let Some(platform) = platform {
+            query.append_pair("platform", platform);
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            format!("{}/queue", self.base_url)
+        } else {
+            format!("{}/queue?{query}", self.base_url)
+        }
+    }
+
+    fn notice(&self, id: i64) -> String {
+        format!("{}/notices/{id}", self.base_url)
+    }
+
+    fn evidence(&self, id: i64) -> String {
+        format!("{}/evidence/{id}", self.base_url)
+    }
+}
+
+/// A case state as the email's reader says it (stored names are snake_case codes).
+fn state_text(state: &str, language: Language) -> String {
+    let text = match (state, language) {
+        ("counter_noticed", Language::Zh) => "已收到反通知",
+        ("counter_noticed", Language::En) => "counter-noticed",
+        ("filed", Language::Zh) => "已投诉",
+        ("approved", Language::Zh) => "已批准",
+        ("draft", Language::Zh) => "草稿",
+        _ => return one_line(state).replace('_', " "),
+    };
+    text.to_owned()
+}
+
+/// What a Chinese email shows of a matcher's detail, whose prose is English: a detail with no
+/// Latin letters whole (it is the listing's own words), else its quoted parts (the words found
+/// in the listing, the mark).
+fn quoted_terms(detail: &str) -> Vec<String> {
+    let detail = one_line(detail);
+    if detail.is_empty() {
+        return Vec::new();
+    }
+    if !detail.chars().any(|c| c.is_ascii_alphabetic()) {
+        return vec![detail];
+    }
+    let parts: Vec<&str> = detail.split('"').collect();
+    if parts.len().is_multiple_of(2) {
+        return Vec::new(); // unbalanced quotes: nothing reliable to show
+    }
+    parts
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|t| one_line(t))
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// minijinja's HTML escaping also escapes `/`, which turns every link into `https:&#x2f;&#x2f;`.
@@ -359,6 +438,8 @@ struct Context<'a> {
     subject: &'a str,
     transport: &'a str,
     base_url: &'a str,
+    /// The draft queue, filtered to the brand in a brand's email.
+    queue_url: String,
     brand: String,
     counts: Counts,
     infringing: Vec<ItemView>,
@@ -397,22 +478,33 @@ struct ItemView {
     review_url: String,
 }
 
+/// One reason, worded for the email's language. `code` stays for template overrides that
+/// used it; the bundled templates show `phrase` and `detail` (en) or `terms` (zh).
 #[derive(Serialize)]
 struct ReasonView {
     code: &'static str,
+    /// The vocabulary's phrase in the email's language.
+    phrase: &'static str,
+    /// The matcher's own words (English prose).
     detail: String,
+    /// The quoted words of the detail (what the listing says, the mark), for Chinese emails.
+    terms: Vec<String>,
+    /// A sentence for readers of English.
+    explanation: &'static str,
 }
 
 impl ItemView {
-    fn new(item: &Item, base_url: &str) -> ItemView {
+    fn new(item: &Item, links: &Links<'_>, language: Language) -> ItemView {
         let price_text = match (item.price, item.currency.as_str()) {
             (Some(p), "CNY") => format!("¥{p:.2}"),
             (Some(p), currency) => format!("{p:.2} {}", one_line(currency)),
             (None, _) => "-".to_owned(),
         };
-        let review_url = match item.notice_id {
-            Some(id) => format!("{base_url}/notices/{id}"),
-            None => format!("{base_url}/listings/{}", item.listing_id),
+        // The draft holding it; before drafting, the captured page; else the brand's queue.
+        let review_url = match (item.notice_id, item.evidence_id) {
+            (Some(id), _) => links.notice(id),
+            (None, Some(id)) => links.evidence(id),
+            (None, None) => links.queue(Some(&item.platform)),
         };
         ItemView {
             platform: one_line(&item.platform),
@@ -433,7 +525,13 @@ impl ItemView {
                 .iter()
                 .map(|r| ReasonView {
                     code: r.code.as_str(),
+                    phrase: match language {
+                        Language::Zh => r.code.phrase_zh(),
+                        Language::En => r.code.phrase_en(),
+                    },
                     detail: one_line(&r.detail),
+                    terms: quoted_terms(&r.detail),
+                    explanation: r.code.explanation(),
                 })
                 .collect(),
             notice_id: item.notice_id,
@@ -455,6 +553,8 @@ struct DeadlineView<'a> {
     #[serde(flatten)]
     d: &'a Deadline,
     url: String,
+    /// The case's state in words.
+    state_text: String,
 }
 
 #[cfg(test)]
@@ -480,6 +580,7 @@ mod tests {
                 detail: "高仿".to_owned(),
             }],
             notice_id: Some(3),
+            evidence_id: Some(11),
         }
     }
 
@@ -561,12 +662,22 @@ mod tests {
             "{}",
             r.text
         );
-        assert!(r.text.contains("counterfeit_term: 高仿"), "{}", r.text);
+        assert!(
+            r.text.contains("describes the goods as copies: 高仿"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("counterfeit_term"), "{}", r.text);
+        assert!(
+            r.html.contains("https://review.example/queue?brand=Nike\""),
+            "{}",
+            r.html
+        );
         assert_eq!(r.subject, "[markwatch] Nike: 1 new infringing listing");
     }
 
     #[test]
-    fn a_listing_outside_a_notice_links_to_the_listing_and_bad_urls_are_not_links() {
+    fn a_listing_outside_a_notice_links_to_its_captured_page_and_bad_urls_are_not_links() {
         let mut it = item("x");
         it.notice_id = None;
         it.url = "javascript:alert(1)".to_owned();
@@ -579,7 +690,7 @@ mod tests {
             .render_alert(AlertKind::Immediate, &payload, "file")
             .unwrap();
         assert!(
-            r.html.contains("https://review.example/listings/7"),
+            r.html.contains("https://review.example/evidence/11"),
             "{}",
             r.html
         );
@@ -599,6 +710,66 @@ mod tests {
             .unwrap();
         assert_eq!(r.subject, "【markwatch】耐克：发现 2 条新的侵权商品");
         assert!(r.text.contains("Nike Bcc: evil@example.com"), "{}", r.text);
+    }
+
+    #[test]
+    fn chinese_reasons_use_the_chinese_phrases_and_the_quoted_words() {
+        let mut it = item("耐克 高仿");
+        it.reasons = vec![
+            Reason {
+                code: ReasonCode::CounterfeitTerm,
+                detail: "the listing uses the counterfeit term \"高仿\"".to_owned(),
+            },
+            Reason {
+                code: ReasonCode::PriceBelowReference,
+                detail: "price 59 CNY is 85% below Nike's reference price of 400 CNY".to_owned(),
+            },
+        ];
+        it.notice_id = None;
+        it.evidence_id = None;
+        let payload = Payload {
+            brand: Some("耐克 & Co".to_owned()),
+            language: Language::Zh,
+            infringing: vec![it],
+            ..Payload::default()
+        };
+        let r = renderer()
+            .render_alert(AlertKind::Immediate, &payload, "file")
+            .unwrap();
+        for body in [&r.text, &r.html] {
+            assert!(body.contains("标题含仿冒用语：“高仿”"), "{body}");
+            assert!(body.contains("价格远低于正品参考价"), "{body}");
+            for raw in [
+                "counterfeit_term",
+                "price_below_reference",
+                "reference price",
+            ] {
+                assert!(!body.contains(raw), "{raw} in {body}");
+            }
+        }
+        // Neither a notice nor a captured page: the brand's queue on that platform.
+        let queue = "https://review.example/queue?brand=%E8%80%90%E5%85%8B+%26+Co";
+        assert!(
+            r.text.contains(&format!("{queue}&platform=taobao")),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.html.contains(&format!("{queue}&amp;platform=taobao")),
+            "{}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn quoted_terms_are_the_words_between_balanced_quotes() {
+        assert_eq!(
+            quoted_terms("the listing says \"无吊牌\", \"无发票\": goods"),
+            ["无吊牌", "无发票"]
+        );
+        assert!(quoted_terms("price 59 CNY").is_empty());
+        assert!(quoted_terms("an \"odd one").is_empty());
+        assert_eq!(quoted_terms("高仿 1:1"), ["高仿 1:1"]);
     }
 
     #[test]

@@ -13,11 +13,15 @@
 //!   (and infringing ones for brands in `digest` mode), relistings and case deadlines become
 //!   one digest alert.
 //! - **Operations** ([`Sender::check_operations`]): N consecutive failed crawl runs of a
-//!   platform alert `email.operations`, once per streak.
+//!   platform alert `email.operations`, once per streak. Brand alerts that went dead are
+//!   reported there too ([`Sender::report_dead`]): one email per incident listing them all,
+//!   batched by the same window as a brand's alerts.
 //! - **Delivery** ([`Sender::tick`]): alerts move `queued → sending → sent`, or
 //!   `failed_retrying` (exponential backoff) and finally `dead` after `email.max_attempts`.
 //!   A 5xx refusal is dead at once. When the server is unreachable, the rest of the round is
-//!   deferred without spending their attempts.
+//!   deferred without spending their attempts. An attempt is counted when the message is
+//!   handed to the server, not when an alert is claimed: a sender killed while holding claims
+//!   spends none of the alerts it never tried.
 //!
 //! # Delivery guarantee
 //!

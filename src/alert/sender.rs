@@ -90,12 +90,27 @@ impl Sender {
         flush: bool,
         stop: &AtomicBool,
     ) -> Result<Tick, AlertError> {
-        Ok(Tick {
-            operations_queued: usize::from(self.check_operations().await?.is_some()),
+        let mut tick = Tick {
+            operations_queued: usize::from(self.check_operations().await?.is_some())
+                + usize::from(self.report_dead(now, flush).await?.is_some()),
             digests_queued: self.queue_digests(now, false).await?,
             immediate_queued: self.batch_pending(now, flush).await?,
             delivery: self.deliver_until(None, stop).await?,
-        })
+        };
+        // Alerts that died in this round: one report for all of them, sent in this round when
+        // it is ready (flushing, or no batch window).
+        if tick.delivery.dead > 0
+            && !stop.load(Ordering::SeqCst)
+            && self.report_dead(Utc::now(), flush).await?.is_some()
+        {
+            tick.operations_queued += 1;
+            let more = self.deliver_until(None, stop).await?;
+            tick.delivery.sent += more.sent;
+            tick.delivery.retrying += more.retrying;
+            tick.delivery.dead += more.dead;
+            tick.delivery.deferred += more.deferred;
+        }
+        Ok(tick)
     }
 
     /// Queues a test email to `to` and delivers it (only it) now.
@@ -182,6 +197,7 @@ impl Sender {
                     return Ok(done);
                 }
                 match self.deliver_one(&alert).await? {
+                    Outcome::Lost => {}
                     Outcome::Sent => done.sent += 1,
                     Outcome::Dead => done.dead += 1,
                     Outcome::Retrying { unreachable, next } => {
@@ -218,6 +234,16 @@ impl Sender {
                 return Ok(Outcome::Dead);
             }
         };
+        // The attempt counts from here, whether or not this process lives to record how it went.
+        let lease = chrono::Duration::seconds(self.email.lease_secs as i64);
+        let Some(attempt) = self
+            .store
+            .start_alert_attempt(alert.id, Utc::now(), lease)
+            .await?
+        else {
+            // Another sender took it over after our lease ran out.
+            return Ok(Outcome::Lost);
+        };
         match self.transport.send(message).await {
             Ok(response) => {
                 self.store
@@ -227,14 +253,14 @@ impl Sender {
                 Ok(Outcome::Sent)
             }
             Err(e) => {
-                let out_of_attempts = alert.attempts >= i64::from(self.email.max_attempts);
+                let out_of_attempts = attempt >= i64::from(self.email.max_attempts);
                 if e.permanent || out_of_attempts {
-                    tracing::error!(alert = alert.id, attempts = alert.attempts, error = %e.message, "alert dead");
+                    tracing::error!(alert = alert.id, attempts = attempt, error = %e.message, "alert dead");
                     self.give_up(alert, &e.message).await?;
                     return Ok(Outcome::Dead);
                 }
-                let next = Utc::now() + self.backoff(alert.attempts);
-                tracing::warn!(alert = alert.id, attempts = alert.attempts, %next, error = %e.message, "alert failed; will retry");
+                let next = Utc::now() + self.backoff(attempt);
+                tracing::warn!(alert = alert.id, attempts = attempt, %next, error = %e.message, "alert failed; will retry");
                 self.store
                     .mark_alert_failed(alert.id, &e.message, Some(next))
                     .await?;
@@ -246,34 +272,10 @@ impl Sender {
         }
     }
 
-    /// Marks an alert dead; a brand's alert also tells `email.operations` (an operations or
-    /// test alert does not, so a broken operations address cannot loop).
+    /// Marks an alert dead. Operators hear of a dead brand alert in the next report
+    /// ([`Sender::report_dead`]), with every other alert that died in the same incident.
     async fn give_up(&self, alert: &Alert, error: &str) -> Result<(), AlertError> {
-        let notify = match (&self.email.operations, alert.kind) {
-            (Some(ops), AlertKind::Immediate | AlertKind::Digest) => {
-                let payload = Payload {
-                    undeliverable: vec![crate::model::alert::Undeliverable {
-                        alert_id: alert.id,
-                        subject: alert.subject.clone(),
-                        recipients: alert.recipients.clone(),
-                        error: error.to_owned(),
-                    }],
-                    ..Payload::default()
-                };
-                Some(NewAlert {
-                    kind: AlertKind::Operations,
-                    brand_id: None,
-                    recipients: vec![ops.clone()],
-                    message_id: self.message_id(AlertKind::Operations),
-                    subject: self.renderer.subject(AlertKind::Operations, &payload)?,
-                    payload,
-                })
-            }
-            _ => None,
-        };
-        self.store
-            .mark_alert_dead(alert.id, error, notify.as_ref())
-            .await?;
+        self.store.mark_alert_dead(alert.id, error).await?;
         Ok(())
     }
 
@@ -305,6 +307,8 @@ impl Sender {
 }
 
 enum Outcome {
+    /// Another sender holds it now; nothing was sent.
+    Lost,
     Sent,
     Dead,
     Retrying {

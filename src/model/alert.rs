@@ -57,6 +57,10 @@ pub struct Item {
     pub reasons: Vec<Reason>,
     /// The draft notice holding this listing, when one exists.
     pub notice_id: Option<i64>,
+    /// The listing's captured page (its item page, else the search page that showed it): the
+    /// review link when no notice holds it yet.
+    #[serde(default)]
+    pub evidence_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

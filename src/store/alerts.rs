@@ -11,7 +11,9 @@ use serde::Serialize;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::{Result, Store, StoreError};
-use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Reason, Relisting};
+use crate::model::alert::{
+    Deadline, Item, Payload, PlatformFailure, Reason, Relisting, Undeliverable,
+};
 use crate::model::{AlertMode, AlertPrefs, Language};
 
 /// What an alert is about. Stored in `alerts.kind` as its snake_case name.
@@ -319,7 +321,8 @@ async fn contacts(conn: &mut SqliteConnection, brand_id: i64) -> Result<Vec<Stri
 
 /// What an email shows of a matched listing (`ni`: its notice item, if any), as [`ItemRow`].
 const ITEM_COLUMNS: &str = "m.id AS match_id, l.id AS listing_id, l.platform, l.title, l.seller,
-     l.price, l.currency, l.url, m.verdict, m.score, m.reasons, ni.notice_id";
+     l.price, l.currency, l.url, m.verdict, m.score, m.reasons, ni.notice_id,
+     coalesce(l.detail_evidence_id, l.evidence_id) AS evidence_id";
 
 /// Matches with their listings and notice items, for [`ITEM_COLUMNS`].
 const ITEM_FROM: &str = "FROM matches m JOIN listings l ON l.id = m.listing_id
@@ -339,6 +342,7 @@ struct ItemRow {
     score: f64,
     reasons: String,
     notice_id: Option<i64>,
+    evidence_id: Option<i64>,
 }
 
 impl From<ItemRow> for Item {
@@ -356,6 +360,7 @@ impl From<ItemRow> for Item {
             score: row.score,
             reasons: parse_reasons(row.match_id, &row.reasons),
             notice_id: row.notice_id,
+            evidence_id: row.evidence_id,
         }
     }
 }
@@ -700,8 +705,9 @@ impl Store {
     }
 
     /// Claims up to `limit` alerts that are due (queued, retry time reached, or held by a
-    /// sender whose lease ran out), moving them to `sending` and counting the attempt.
-    /// `only` restricts the claim to one alert.
+    /// sender whose lease ran out), moving them to `sending`. A claim is not an attempt: a
+    /// sender that dies holding a lease has tried nothing, or counted what it tried
+    /// ([`Store::start_alert_attempt`]). `only` restricts the claim to one alert.
     pub(crate) async fn claim_due_alerts(
         &self,
         now: DateTime<Utc>,
@@ -729,19 +735,38 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut alert = alert_from_row(row)?;
-            sqlx::query(
-                "UPDATE alerts SET state = 'sending', attempts = attempts + 1, lease_until = ? WHERE id = ?",
-            )
-            .bind(&lease_s)
-            .bind(alert.id)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query("UPDATE alerts SET state = 'sending', lease_until = ? WHERE id = ?")
+                .bind(&lease_s)
+                .bind(alert.id)
+                .execute(&mut **tx)
+                .await?;
             alert.state = AlertState::Sending;
-            alert.attempts += 1;
             out.push(alert);
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Counts a delivery attempt, committed before the message goes to the server, and renews
+    /// the lease from `now` for the conversation. Returns the attempt's number, or `None` when
+    /// the row is no longer this sender's to send.
+    pub(crate) async fn start_alert_attempt(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let attempt = sqlx::query_scalar(
+            "UPDATE alerts SET attempts = attempts + 1, lease_until = ?
+             WHERE id = ? AND state = 'sending' RETURNING attempts",
+        )
+        .bind(stamp(now + lease))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(attempt)
     }
 
     /// Records the server's acceptance. Only a row this sender still holds is changed.
@@ -788,35 +813,86 @@ impl Store {
         Ok(state)
     }
 
-    /// Gives up on an alert and, in the same transaction, queues `notify` (the operations
-    /// alert saying so), so operators hear about every dead alert exactly once.
-    pub(crate) async fn mark_alert_dead(
-        &self,
-        id: i64,
-        error: &str,
-        notify: Option<&NewAlert>,
-    ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE alerts SET state = 'dead', last_error = ?, next_attempt_at = NULL, lease_until = NULL
+    /// Gives up on an alert. A brand's alert (immediate or digest) waits to be reported to
+    /// operators ([`Store::report_dead_alerts`]); an operations or test alert does not, so a
+    /// broken operations address cannot loop.
+    pub(crate) async fn mark_alert_dead(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE alerts SET state = 'dead', last_error = ?, next_attempt_at = NULL, lease_until = NULL,
+             dead_at = ?, dead_reported = CASE WHEN kind IN ('immediate', 'digest') THEN 0 ELSE 1 END
              WHERE id = ? AND state = 'sending'",
         )
         .bind(error)
+        .bind(super::now())
         .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if changed == 1
-            && let Some(alert) = notify
-        {
-            insert_alert_tx(&mut tx, alert, &super::now()).await?;
-        }
-        tx.commit().await?;
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    /// Hands claimed alerts back untried, not before `until`, without counting the attempt
-    /// (the server was unreachable for another alert, or the sender is stopping).
+    /// The dead brand alerts operators have not been told about: how many, and when the first
+    /// and the last of them died.
+    pub(crate) async fn unreported_dead(
+        &self,
+    ) -> Result<Option<(i64, DateTime<Utc>, DateTime<Utc>)>> {
+        let (n, first, last): (i64, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT count(*), min(dead_at), max(dead_at) FROM alerts
+             WHERE dead_reported = 0 AND state = 'dead'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        match (first, last) {
+            (Some(first), Some(last)) if n > 0 => Ok(Some((
+                n,
+                parse_stamp("alerts", "dead_at", &first)?,
+                parse_stamp("alerts", "dead_at", &last)?,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Queues one operations alert listing every dead brand alert not reported yet, and marks
+    /// them reported, atomically: each dead alert is in exactly one report. `make` builds the
+    /// alert from the payload. Returns its id, or `None` when there was nothing to report.
+    pub(crate) async fn report_dead_alerts(
+        &self,
+        make: impl FnOnce(Payload) -> NewAlert,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(i64, Option<String>, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, subject, recipients, last_error FROM alerts
+             WHERE dead_reported = 0 AND state = 'dead' ORDER BY id",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut undeliverable = Vec::with_capacity(rows.len());
+        for (alert_id, subject, recipients, error) in rows {
+            undeliverable.push(Undeliverable {
+                alert_id,
+                subject,
+                recipients: serde_json::from_str(&recipients)
+                    .map_err(|_| corrupt("alerts", "recipients", &recipients))?,
+                error: error.unwrap_or_default(),
+            });
+            sqlx::query("UPDATE alerts SET dead_reported = 1 WHERE id = ?")
+                .bind(alert_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let payload = Payload {
+            undeliverable,
+            ..Payload::default()
+        };
+        let id = insert_alert_tx(&mut tx, &make(payload), &super::now()).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Hands claimed alerts back untried, not before `until` (the server was unreachable for
+    /// another alert, or the sender is stopping). Claims count no attempt, so none is undone.
     pub(crate) async fn defer_alerts(
         &self,
         ids: &[i64],
@@ -827,8 +903,8 @@ impl Store {
         let mut n = 0;
         for id in ids {
             n += sqlx::query(
-                "UPDATE alerts SET state = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'failed_retrying' END,
-                 attempts = max(attempts - 1, 0), next_attempt_at = ?, last_error = ?, lease_until = NULL
+                "UPDATE alerts SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'failed_retrying' END,
+                 next_attempt_at = ?, last_error = ?, lease_until = NULL
                  WHERE id = ? AND state = 'sending'",
             )
             .bind(stamp(until))

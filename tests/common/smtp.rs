@@ -1,6 +1,7 @@
 //! A small SMTP server for tests: speaks real (E)SMTP on 127.0.0.1, one thread per connection,
-//! and keeps every message it accepted. It can delay its answer to DATA (to kill a client
-//! mid-conversation), refuse recipients for good (550), or answer 451 for a while.
+//! and keeps every message it accepted. It can delay or hold its answer to DATA (to kill a client
+//! mid-conversation), refuse recipients for good (550), or answer 451 for a while. It also keeps
+//! every message handed to it, answered or not (`tried`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -23,6 +24,11 @@ pub struct Behaviour {
     pub accept_delay: Duration,
     /// Refuse recipients with this domain for good (550).
     pub reject_domain: Mutex<Option<String>>,
+    /// Refuse for good (550) every recipient not at this domain.
+    pub reject_except: Mutex<Option<String>>,
+    /// Hold the answer to a message for a recipient at this domain until the client is gone
+    /// (killed) or this changes.
+    pub stall_domain: Mutex<Option<String>>,
     /// Answer `451` to this many DATA ends before accepting again.
     pub transient_failures: AtomicUsize,
     /// Offer AUTH PLAIN and accept only this base64 initial response.
@@ -34,6 +40,8 @@ pub struct Behaviour {
 pub struct SmtpSink {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Every message whose DATA arrived in full, whatever the answer (or none): real attempts.
+    pub tried: Arc<Mutex<Vec<Received>>>,
     pub behaviour: Arc<Behaviour>,
     stop: Arc<AtomicBool>,
 }
@@ -53,18 +61,25 @@ impl SmtpSink {
     fn serve(listener: TcpListener, behaviour: Behaviour) -> SmtpSink {
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let tried = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(behaviour);
         let stop = Arc::new(AtomicBool::new(false));
         listener.set_nonblocking(true).unwrap();
         {
-            let (received, behaviour, stop) = (received.clone(), behaviour.clone(), stop.clone());
+            let (received, tried, behaviour, stop) = (
+                received.clone(),
+                tried.clone(),
+                behaviour.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let (received, behaviour) = (received.clone(), behaviour.clone());
+                            let (received, tried, behaviour) =
+                                (received.clone(), tried.clone(), behaviour.clone());
                             std::thread::spawn(move || {
-                                let _ = session(stream, &received, &behaviour);
+                                let _ = session(stream, &received, &tried, &behaviour);
                             });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -78,6 +93,7 @@ impl SmtpSink {
         SmtpSink {
             addr,
             received,
+            tried,
             behaviour,
             stop,
         }
@@ -89,6 +105,24 @@ impl SmtpSink {
 
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
+    }
+
+    /// How many messages arrived in full, answered or not.
+    pub fn tried_count(&self) -> usize {
+        self.tried.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` messages arrived in full, or panics after `timeout`.
+    pub fn wait_for_tried(&self, n: usize, timeout: Duration) {
+        let start = Instant::now();
+        while self.tried_count() < n {
+            assert!(
+                start.elapsed() < timeout,
+                "smtp sink: {} of {n} messages tried after {timeout:?}",
+                self.tried_count()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until at least `n` messages were accepted, or panics after `timeout`.
@@ -123,6 +157,7 @@ pub fn reserve_port() -> u16 {
 fn session(
     stream: TcpStream,
     received: &Mutex<Vec<Received>>,
+    tried: &Mutex<Vec<Received>>,
     behaviour: &Behaviour,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -169,12 +204,19 @@ fn session(
             out.write_all(b"250 2.1.0 Ok\r\n")?;
         } else if upper.starts_with("RCPT TO:") {
             let to = address(&cmd[8..]);
+            let at = |d: &String| to.ends_with(&format!("@{d}"));
             let rejected = behaviour
                 .reject_domain
                 .lock()
                 .unwrap()
                 .as_ref()
-                .is_some_and(|d| to.ends_with(&format!("@{d}")));
+                .is_some_and(at)
+                || behaviour
+                    .reject_except
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_some_and(|d| !at(d));
             if rejected {
                 out.write_all(b"550 5.1.1 No such user here\r\n")?;
             } else {
@@ -202,6 +244,18 @@ fn session(
                     &raw[..]
                 };
                 data.extend_from_slice(body);
+            }
+            tried.lock().unwrap().push(Received {
+                mail_from: mail_from.clone(),
+                rcpt_to: rcpt_to.clone(),
+                data: data.clone(),
+            });
+            let stalled = || {
+                let domain = behaviour.stall_domain.lock().unwrap().clone();
+                domain.is_some_and(|d| rcpt_to.iter().any(|r| r.ends_with(&format!("@{d}"))))
+            };
+            while stalled() && !peer_gone(&out) {
+                std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(behaviour.accept_delay);
             if peer_gone(&out) {

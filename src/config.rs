@@ -501,12 +501,20 @@ pub struct DaemonConfig {
     /// On SIGTERM/SIGINT, the process exits within this many seconds: crawls still running
     /// then are abandoned (each page is all-or-nothing) and resumed at the next start.
     pub shutdown_timeout_secs: u64,
+    /// A second listener for `/metrics`, `/healthz` and `/readyz` only (a private interface);
+    /// `/metrics` then leaves `web.addr`.
+    pub metrics_addr: Option<String>,
+    /// A file holding the bearer token `/metrics` requires. Without it and without
+    /// `metrics_addr`, `web.addr` (often behind a public proxy) serves no metrics.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             shutdown_timeout_secs: 30,
+            metrics_addr: None,
+            metrics_token_file: None,
         }
     }
 }
@@ -567,6 +575,14 @@ impl Config {
                     format!("schedule.watch `{name}`: {e}"),
                 );
             }
+        }
+        if let Some(addr) = &self.daemon.metrics_addr
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return value(
+                "daemon.metrics_addr",
+                "must be an address like 127.0.0.1:9184".to_owned(),
+            );
         }
         if self.daemon.shutdown_timeout_secs == 0 {
             return value(

@@ -113,7 +113,7 @@ pub use rematch::rematch;
 pub use daemon::http::{CrawlRequest, CrawlResponse};
 pub use daemon::pipeline::Pipeline;
 pub use daemon::{
-    DaemonLock, STATE_API_ADDR, STATE_CONTROL_TOKEN, ServeOptions, serve as serve_daemon,
+    DaemonLock, STATE_API_ADDR, ServeOptions, control_token_path, serve as serve_daemon,
 };
 pub use web::{WebState, serve as serve_review_ui};
 

@@ -16,6 +16,9 @@ use sqlx::{Connection, SqliteConnection};
 /// Every platform, few keywords: about 200 listings over the four fixture platforms.
 const KEYWORDS: &str = r#"["nike", "香奈儿", "lego"]"#;
 
+/// The bearer token `/metrics` wants (`daemon.metrics_token_file`).
+const METRICS_TOKEN: &str = "metrics-token-for-the-tests";
+
 /// A configuration for `serve` in `scratch`: platform watches off, one watch `fast` on `cron`
 /// over all four platforms, each fetching at `rps` (0 = unlimited) from the fixture server.
 fn write_config(scratch: &Scratch, fixtures: &Running, cron: &str, rps: f64) -> PathBuf {
@@ -31,6 +34,7 @@ cron = "{cron}"
 keywords = {KEYWORDS}
 [daemon]
 shutdown_timeout_secs = 8
+metrics_token_file = "{metrics_token}"
 [web]
 addr = "127.0.0.1:0"
 [email]
@@ -41,6 +45,7 @@ poll_secs = 1
 "#,
         defs = common::repo().join("crawlers").display(),
         outbox = scratch.path("outbox").display(),
+        metrics_token = scratch.write("metrics-token", METRICS_TOKEN).display(),
     );
     for p in common::PLATFORMS {
         toml.push_str(&format!(
@@ -99,13 +104,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(scratch: &Scratch, config: &Path) -> Daemon {
+        Daemon::start_on(scratch, config, &scratch.db())
+    }
+
+    /// A daemon on the database at `db` (a symlink, say).
+    fn start_on(scratch: &Scratch, config: &Path, db: &Path) -> Daemon {
         let log = scratch.path(&format!("serve-{}.log", rand_suffix()));
         let mut cmd = Command::new(bin());
         cmd.current_dir(scratch.dir.path())
             .arg("--config")
             .arg(config)
             .arg("--db")
-            .arg(scratch.db())
+            .arg(db)
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -216,19 +226,42 @@ async fn wait_for(
     }
 }
 
-/// The daemon's HTTP address, once it listens.
+/// The daemon's HTTP address, once it listens (not an address a killed one left behind).
 async fn api_addr(scratch: &Scratch, daemon: &Daemon) -> String {
-    wait_for(
-        scratch,
-        daemon,
-        "SELECT count(*) FROM daemon_state WHERE key = 'api_addr'",
-        1,
-        Duration::from_secs(60),
-    )
-    .await;
-    let mut conn = db(scratch).await;
-    sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = 'api_addr'")
-        .fetch_one(&mut conn)
+    let start = Instant::now();
+    loop {
+        if scratch.db().exists() {
+            let mut conn = db(scratch).await;
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT a.value, p.value FROM daemon_state a, daemon_state p
+                 WHERE a.key = 'api_addr' AND p.key = 'pid'",
+            )
+            .fetch_optional(&mut conn)
+            .await
+            .ok()
+            .flatten();
+            conn.close().await.unwrap();
+            if let Some((addr, pid)) = row
+                && pid == daemon.child.id().to_string()
+            {
+                return addr;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon never listened; log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `/metrics`, with the configured bearer token.
+async fn scrape(addr: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
         .await
         .unwrap()
 }
@@ -335,9 +368,7 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     assert!(emails > 0, "no .eml alerts written");
 
     // /metrics counts what the database holds.
-    let resp = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
+    let resp = scrape(&addr).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
         resp.headers()["content-type"],
@@ -347,6 +378,7 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     // A scraper that asks for OpenMetrics (Prometheus does) gets it, with the same samples.
     let resp = reqwest::Client::new()
         .get(format!("http://{addr}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
         .header(
             "accept",
             "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
@@ -651,7 +683,7 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
     )
     .await;
     let daemon = Daemon::start(&scratch, &config);
-    api_addr(&scratch, &daemon).await;
+    let addr = api_addr(&scratch, &daemon).await;
     wait_for(
         &scratch,
         &daemon,
@@ -660,6 +692,27 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
         Duration::from_secs(120),
     )
     .await;
+    // /metrics counts what the killed runs stored, not only what finished runs recorded.
+    // (Runs may go on in between: the scrape comes after the counts it is compared with.)
+    let listings = scalar(&scratch, "SELECT count(*) FROM listings").await;
+    let pages = scalar(&scratch, "SELECT count(*) FROM evidence").await;
+    let text = scrape(&addr).await.text().await.unwrap();
+    let total = |family: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let new = total("markwatch_listings_new_total");
+    assert!(
+        new >= listings as f64,
+        "listings_new_total {new} < {listings} listings stored\n{text}"
+    );
+    let fetched = total("markwatch_pages_fetched_total");
+    assert!(
+        fetched >= pages as f64,
+        "pages_fetched_total {fetched} < {pages} pages stored\n{text}"
+    );
     let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
     assert_eq!(code, 0, "{log}");
 
@@ -701,4 +754,299 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
     .await
     .unwrap();
     assert_eq!(broken, 0);
+}
+
+/// The `daemon_state` value under `key`.
+async fn state(scratch: &Scratch, key: &str) -> Option<String> {
+    let mut conn = db(scratch).await;
+    let v = sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
+        .bind(key)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    v
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Waits for the process to exit on its own; `None` if it still runs after `within`.
+async fn exits_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlinked_database_meets_the_same_lock() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    let first = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &first).await;
+    let link = scratch.path("link.db");
+    std::os::unix::fs::symlink(scratch.db(), &link).unwrap();
+
+    let mut second = Daemon::start_on(&scratch, &config, &link);
+    let status = exits_within(&mut second.child, Duration::from_secs(30)).await;
+    let log = second.log();
+    if status.is_none() {
+        // It started: stop it the way an operator would, which (before the fix) also erased the
+        // first daemon's address.
+        let _ = second.terminate(Duration::from_secs(12)).await;
+    }
+    assert_eq!(
+        state(&scratch, "api_addr").await.as_deref(),
+        Some(addr.as_str()),
+        "the first daemon's address is gone"
+    );
+    let status = status.expect("a second daemon started on a symlink to the database");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("another markwatch daemon is running"), "{log}");
+
+    // The first daemon is still reachable through its control API.
+    let (code, out, err) = run(&scratch, &config, &["crawl", "--now", "--watch", "nope"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("no watch `nope`"), "{err}");
+    let (code, _, log) = first.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_at_rest_are_hashed_and_private() {
+    use sha2::Digest as _;
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+
+    // The database and its WAL files are the owner's alone (the test runs with umask 022).
+    let db = scratch.db();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    // The database keeps the control token's hash; the token is in a 0600 file beside it.
+    let token_file = scratch.path("markwatch.db.token");
+    assert_eq!(mode(&token_file), 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(token.len(), 64, "{token}");
+    assert_eq!(state(&scratch, "control_token").await, None);
+    let stored = state(&scratch, "control_token_sha256").await.unwrap();
+    assert_ne!(stored, token);
+    assert_eq!(stored, hex::encode(sha2::Sha256::digest(token.as_bytes())));
+    let dump = std::fs::read(&db)
+        .into_iter()
+        .chain(std::fs::read(format!("{}-wal", db.display())))
+        .flatten()
+        .collect::<Vec<u8>>();
+    assert!(
+        !dump.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the plain token is in the database"
+    );
+    // The token opens the control API; the stored hash does not.
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/api/daemon/schedules");
+    let status = |bearer: String| {
+        let req = client.get(&url).bearer_auth(bearer);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(token.clone()).await, 200);
+    assert_eq!(status(stored.clone()).await, 401);
+    let out = run_ok(&scratch, &config, &["crawl", "--now", "--watch", "fast"]);
+    assert!(out.contains("started run 1 of watch fast"), "{out}");
+
+    // Backups too.
+    let backup = scratch.path("copy.db");
+    run_ok(&scratch, &config, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(mode(&backup), 0o600);
+
+    // At exit the daemon removes its token file.
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+    assert!(!token_file.exists());
+    assert_eq!(state(&scratch, "control_token_sha256").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_answers_503_while_runs_drain_after_sigterm() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let scratch = Scratch::new();
+    // Paced, so a run lasts longer than the 6 s it gets to drain.
+    let config = write_config(&scratch, &fixtures, "*/2 * * * * *", 25.0);
+    import_brands(&scratch, &config);
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+    wait_for(
+        &scratch,
+        &daemon,
+        "SELECT count(*) FROM evidence",
+        5,
+        Duration::from_secs(60),
+    )
+    .await;
+    daemon.signal("TERM");
+    // Poll /readyz until the listener goes: note the pages stored at each 503.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut unready_at = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let Ok(resp) = client.get(format!("http://{addr}/readyz")).send().await else {
+            break;
+        };
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if status == 503 {
+            assert!(body.contains("\"shutting_down\":true"), "{body}");
+            unready_at.push(scalar(&scratch, "SELECT count(*) FROM evidence").await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        !unready_at.is_empty(),
+        "/readyz never answered 503; log:\n{log}"
+    );
+    // It said 503 while the run was still storing pages, not only at the very end.
+    assert!(
+        unready_at.last() > unready_at.first(),
+        "no page stored between the first and last 503: {unready_at:?}"
+    );
+}
+
+/// (name, value) of the headers every non-page response carries.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+fn assert_security_headers(resp: &reqwest::Response) {
+    for (name, want) in SECURITY_HEADERS {
+        assert_eq!(
+            resp.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(want),
+            "{name} on {}",
+            resp.url()
+        );
+    }
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operational_endpoints_have_security_headers_and_metrics_are_guarded() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+    let client = reqwest::Client::new();
+
+    // Metrics on web.addr, with the token.
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+    for path in ["/healthz", "/readyz", "/api/daemon/schedules"] {
+        let resp = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_security_headers(&resp);
+    }
+    let resp = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_security_headers(&resp);
+    let resp = client
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth("metrics-token-for-the-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "a prefix of the token");
+    let resp = scrape(&addr).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_security_headers(&resp);
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+
+    // Neither token nor metrics_addr: web.addr serves no metrics.
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let plain: String = toml
+        .lines()
+        .filter(|l| !l.starts_with("metrics_token_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, &plain).unwrap();
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+    let resp = scrape(&addr).await;
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_security_headers(&resp);
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+
+    // A separate metrics listener: metrics there, open; not on web.addr.
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
+    let toml: String = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("metrics_token_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let toml = toml.replace("[daemon]\n", "[daemon]\nmetrics_addr = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let daemon = Daemon::start(&scratch, &config);
+    let addr = api_addr(&scratch, &daemon).await;
+    let ops = state(&scratch, "metrics_addr").await.expect("metrics_addr");
+    let resp = client
+        .get(format!("http://{ops}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_security_headers(&resp);
+    assert!(resp.text().await.unwrap().contains("markwatch_"));
+    for path in ["/healthz", "/readyz"] {
+        let resp = client
+            .get(format!("http://{ops}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        assert_security_headers(&resp);
+    }
+    // The metrics listener has no control API.
+    let resp = client
+        .get(format!("http://{ops}/api/daemon/schedules"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(scrape(&addr).await.status().as_u16(), 403);
+    let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
 }

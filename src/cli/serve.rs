@@ -1,7 +1,7 @@
 //! `markwatch serve` (the daemon, until SIGTERM/SIGINT) and `markwatch crawl --now` (asks the
 //! running daemon to start runs through its control API).
 
-use markwatch::{STATE_API_ADDR, STATE_CONTROL_TOKEN, serve_daemon};
+use markwatch::{STATE_API_ADDR, control_token_path, serve_daemon};
 use std::net::SocketAddr;
 #[cfg(feature = "fixtures")]
 use std::path::PathBuf;
@@ -92,14 +92,22 @@ pub async fn crawl_now(
 ) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store().await?;
     let addr = store.daemon_state(STATE_API_ADDR).await?;
-    let token = store.daemon_state(STATE_CONTROL_TOKEN).await?;
     store.close().await;
-    let (Some(addr), Some(token)) = (addr, token) else {
+    let Some(addr) = addr else {
         bail!(
             "no daemon is serving {}; start one with `markwatch serve`, or crawl here with `markwatch crawl --once`",
             ctx.config.database.display()
         );
     };
+    // The daemon's token is in a file only its user (and root) can read.
+    let token_path = control_token_path(&ctx.config.database)?;
+    let token = std::fs::read_to_string(&token_path).with_context(|| {
+        format!(
+            "cannot read the daemon's control token {} (run this as the daemon's user or root)",
+            token_path.display()
+        )
+    })?;
+    let token = token.trim().to_owned();
     let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("the database names a bad daemon address `{addr}`"))?;

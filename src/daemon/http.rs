@@ -1,8 +1,9 @@
 //! The daemon's own HTTP routes: liveness, readiness, Prometheus metrics, and the control API
 //! (start a run now, read schedules and runs) that `markwatch crawl --now` calls.
 //!
-//! The control API takes the bearer token the daemon writes into its database at start
-//! (`daemon_state.control_token`): whoever can read the database may trigger runs.
+//! The control API takes the bearer token the daemon writes at start to a 0600 file beside the
+//! database (`<db>.token`): whoever can read that file may trigger runs. The database keeps
+//! only the token's SHA-256.
 
 use std::time::Duration;
 
@@ -27,21 +28,52 @@ pub(crate) struct DaemonHttp {
     pub store: Store,
     pub scheduler: SchedulerHandle,
     pub started: DateTime<Utc>,
-    pub control_token: String,
+    /// SHA-256 of the control token.
+    pub control_token_hash: [u8; 32],
     /// Cancelled when shutdown begins: `/readyz` then answers 503 so traffic drains.
     pub shutdown: CancellationToken,
+    /// Who may read `/metrics` on this listener.
+    pub metrics: MetricsAccess,
 }
 
-/// `/healthz`, `/readyz`, `/metrics` and `/api/daemon/...`.
+/// Who may read `/metrics` on a listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MetricsAccess {
+    /// Anyone who reaches the listener (`daemon.metrics_addr` without a token).
+    Open,
+    /// Those presenting the bearer token whose SHA-256 this is (`daemon.metrics_token_file`).
+    Token([u8; 32]),
+    /// No one: the listener may be behind a public proxy, and no token is configured.
+    Off,
+}
+
+/// `/healthz`, `/readyz`, `/metrics` and `/api/daemon/...`, with the review UI's security
+/// headers.
 pub(crate) fn router(state: DaemonHttp) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    ops_routes()
         .route("/api/daemon/crawl", post(crawl_now))
         .route("/api/daemon/schedules", get(schedules))
         .route("/api/daemon/runs/{id}", get(run))
         .with_state(state)
+        .layer(axum::middleware::from_fn(
+            crate::web::plain_security_headers,
+        ))
+}
+
+/// Only `/healthz`, `/readyz` and `/metrics`: the `daemon.metrics_addr` listener.
+pub(crate) fn ops_router(state: DaemonHttp) -> Router {
+    ops_routes()
+        .with_state(state)
+        .layer(axum::middleware::from_fn(
+            crate::web::plain_security_headers,
+        ))
+}
+
+fn ops_routes() -> Router<DaemonHttp> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 async fn healthz() -> &'static str {
@@ -92,6 +124,22 @@ async fn readyz(State(s): State<DaemonHttp>) -> Response {
 }
 
 async fn metrics(State(s): State<DaemonHttp>, headers: HeaderMap) -> Response {
+    match s.metrics {
+        MetricsAccess::Open => {}
+        MetricsAccess::Token(hash) if bearer_matches(&headers, &hash) => {}
+        MetricsAccess::Token(_) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (daemon.metrics_token_file)",
+            );
+        }
+        MetricsAccess::Off => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "metrics are not served here: set daemon.metrics_addr or daemon.metrics_token_file",
+            );
+        }
+    }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = crate::metrics::Format::negotiate(accept);
     match crate::metrics::scrape(&s.store, s.started, format).await {
@@ -108,22 +156,25 @@ async fn metrics(State(s): State<DaemonHttp>, headers: HeaderMap) -> Response {
 }
 
 fn authorised(s: &DaemonHttp, headers: &HeaderMap) -> bool {
-    let given = headers
+    bearer_matches(headers, &s.control_token_hash)
+}
+
+/// Whether the request's bearer token hashes to `hash`. Comparing hashes in constant time
+/// gives away neither the token nor its length.
+fn bearer_matches(headers: &HeaderMap, hash: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    given.is_some_and(|g| constant_time_eq(g.as_bytes(), s.control_token.as_bytes()))
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|g| bool::from(super::token_hash(g).ct_eq(hash)))
 }
 
 fn unauthorised() -> Response {
     error(
         StatusCode::UNAUTHORIZED,
-        "a bearer token is required (markwatch crawl --now reads it from the database)",
+        "a bearer token is required (markwatch crawl --now reads it from the file <database>.token)",
     )
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

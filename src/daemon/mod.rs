@@ -7,9 +7,10 @@
 //! [`scheduler::Scheduler`] decides when each watch runs and owns the runs going;
 //! [`pipeline::Pipeline`] runs one watch; the alert sender (`alert::run_sender`) delivers the
 //! outbox; [`http`] serves health, metrics and the control API
-//! (and the review UI). Shutdown: readiness turns 503, the listener stops, runs get most of
-//! the time bound to finish and are then abandoned (each page is one transaction, so nothing
-//! half-written stays) and resumed at the next start; then the database is closed.
+//! (and the review UI). Shutdown: readiness turns 503 while runs get most of the time bound to
+//! finish; those still going are then abandoned (each page is one transaction, so nothing
+//! half-written stays) and resumed at the next start; then the listener stops and the database
+//! is closed.
 
 pub(crate) mod http;
 pub(crate) mod pipeline;
@@ -17,6 +18,7 @@ pub(crate) mod scheduler;
 
 use std::fs::File;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +33,16 @@ use crate::crawl::{CrawlError, Pace};
 use crate::platform::{self, PlatformError};
 use crate::schedule::{self, ScheduleError};
 use crate::store::{Store, StoreError};
+use http::MetricsAccess;
 
 /// Keys of `daemon_state` a running daemon sets.
 pub const STATE_API_ADDR: &str = "api_addr";
-pub const STATE_CONTROL_TOKEN: &str = "control_token";
+/// Where the `daemon.metrics_addr` listener listens, when there is one.
+pub(crate) const STATE_METRICS_ADDR: &str = "metrics_addr";
+/// The control token's SHA-256 (hex). The token itself is only in the token file.
+pub(crate) const STATE_CONTROL_TOKEN_HASH: &str = "control_token_sha256";
+/// Where earlier releases kept the token in plain text; deleted at start.
+const STATE_LEGACY_CONTROL_TOKEN: &str = "control_token";
 pub(crate) const STATE_PID: &str = "pid";
 pub(crate) const STATE_STARTED_AT: &str = "started_at";
 
@@ -62,6 +70,14 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the control token file {}: {source}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("daemon.metrics_token_file {}: {reason}", path.display())]
+    MetricsToken { path: PathBuf, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -92,39 +108,133 @@ pub struct ServeOptions {
 }
 
 /// Holds an exclusive lock on `<database>.lock` for the process's life: two daemons on one
-/// database would double every run.
+/// database would double every run. The lock sits beside the canonical file, so a symlink or
+/// another spelling of the path meets the same lock.
 pub struct DaemonLock {
     _file: File,
     path: PathBuf,
+    database: PathBuf,
 }
 
 impl DaemonLock {
     pub fn acquire(database: &Path) -> Result<DaemonLock, DaemonError> {
-        let mut name = database.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
+        let lock_err = |path: &Path, source| DaemonError::Lock {
+            path: path.to_owned(),
+            source,
+        };
+        // The file must exist to be resolved; created here it gets the store's mode.
+        crate::store::create_private(database).map_err(|e| lock_err(database, e))?;
+        let canonical = std::fs::canonicalize(database).map_err(|e| lock_err(database, e))?;
+        let path = beside(&canonical, ".lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
-            .map_err(|source| DaemonError::Lock {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|e| lock_err(&path, e))?;
         match file.try_lock() {
-            Ok(()) => Ok(DaemonLock { _file: file, path }),
+            Ok(()) => Ok(DaemonLock {
+                _file: file,
+                path,
+                database: canonical,
+            }),
             Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::AlreadyRunning {
-                database: database.to_owned(),
+                database: canonical,
                 lock: path,
             }),
-            Err(std::fs::TryLockError::Error(source)) => Err(DaemonError::Lock { path, source }),
+            Err(std::fs::TryLockError::Error(source)) => Err(lock_err(&path, source)),
         }
+    }
+
+    /// The database file the lock is for, symlinks resolved.
+    pub fn database(&self) -> &Path {
+        &self.database
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The file holding the running daemon's control token, beside the (canonical) database,
+/// mode 0600: whoever can read it (the daemon's user, root) may call the control API. The
+/// database keeps only the token's hash.
+pub fn control_token_path(database: &Path) -> std::io::Result<PathBuf> {
+    Ok(beside(&std::fs::canonicalize(database)?, ".token"))
+}
+
+/// The SHA-256 of a bearer token, as kept: the control token is 256 random bits, so a fast hash
+/// is enough.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// The control token file this daemon wrote; removed at exit if it is still this daemon's.
+struct TokenFile {
+    path: PathBuf,
+    token: String,
+}
+
+impl TokenFile {
+    /// Writes `token` to `path` through a fresh 0600 file renamed into place, so the token is
+    /// never readable by others, not even for a moment, and a planted symlink isn't followed.
+    fn write(path: PathBuf, token: String) -> Result<TokenFile, DaemonError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let fail = |source| DaemonError::TokenFile {
+            path: path.clone(),
+            source,
+        };
+        let tmp = beside(&path, &format!(".{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let written = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(token.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(e));
+        }
+        Ok(TokenFile { path, token })
+    }
+
+    fn remove(self) {
+        if std::fs::read_to_string(&self.path).is_ok_and(|t| t == self.token)
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the control token file");
+        }
+    }
+}
+
+/// The SHA-256 of the bearer token in `daemon.metrics_token_file`.
+fn read_metrics_token(path: &Path) -> Result<[u8; 32], DaemonError> {
+    let fail = |reason: String| DaemonError::MetricsToken {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(fail("the token must be at least 16 characters".to_owned()));
+    }
+    Ok(token_hash(token))
+}
+
+/// `file` with `suffix` appended to its name.
+fn beside(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Runs the daemon until `shutdown` is cancelled, then stops within the configured bound.
@@ -137,6 +247,10 @@ pub async fn serve(
     let config = options.config;
     let started = Utc::now();
     let lock = DaemonLock::acquire(&config.database)?;
+    let metrics_token = match &config.daemon.metrics_token_file {
+        Some(path) => Some(read_metrics_token(path)?),
+        None => None,
+    };
     let store = Store::open(&config.database).await?;
     let defs = platform::load_dir(&config.crawl.definitions)?;
     let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
@@ -165,28 +279,72 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().map_err(DaemonError::Serve)?;
+    let ops_listener = match &config.daemon.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let ops_local = match &ops_listener {
+        Some(l) => Some(l.local_addr().map_err(DaemonError::Serve)?),
+        None => None,
+    };
+    // `/metrics` on web.addr only with a token: that address is often behind a public proxy.
+    let (main_metrics, ops_metrics) = match metrics_token {
+        Some(hash) if ops_listener.is_some() => (MetricsAccess::Off, MetricsAccess::Token(hash)),
+        Some(hash) => (MetricsAccess::Token(hash), MetricsAccess::Off),
+        None => (MetricsAccess::Off, MetricsAccess::Open),
+    };
     let token = hex::encode(rand::rng().random::<[u8; 32]>());
+    let control_hash = token_hash(&token);
+    let token_file = TokenFile::write(beside(lock.database(), ".token"), token)?;
+    store
+        .delete_daemon_state(&[STATE_LEGACY_CONTROL_TOKEN])
+        .await?;
     store
         .set_daemon_state(&[
             (STATE_API_ADDR, &local.to_string()),
-            (STATE_CONTROL_TOKEN, &token),
+            (STATE_CONTROL_TOKEN_HASH, &hex::encode(control_hash)),
             (STATE_PID, &std::process::id().to_string()),
             (STATE_STARTED_AT, &started.to_rfc3339()),
         ])
         .await?;
+    match ops_local {
+        Some(a) => {
+            store
+                .set_daemon_state(&[(STATE_METRICS_ADDR, &a.to_string())])
+                .await?
+        }
+        None => store.delete_daemon_state(&[STATE_METRICS_ADDR]).await?,
+    }
 
-    let mut app = http::router(http::DaemonHttp {
+    let daemon_http = http::DaemonHttp {
         store: store.clone(),
         scheduler: handle,
         started,
-        control_token: token,
+        control_token_hash: control_hash,
         shutdown: shutdown.clone(),
+        metrics: main_metrics,
+    };
+    let ops_app = http::ops_router(http::DaemonHttp {
+        metrics: ops_metrics,
+        ..daemon_http.clone()
     });
+    let mut app = http::router(daemon_http);
     // The review UI and its JSON API, from the same listener.
     let web = crate::web::WebState::new(store.clone(), config.clone(), &defs)
         .map_err(|e| DaemonError::Web(e.to_string()))?;
     app = app.merge(crate::web::router(web));
-    let http_stop = shutdown.clone();
+    // The listener outlives the signal: `/readyz` answers 503 while the runs drain, so a load
+    // balancer sees the shutdown, and it stops only once they have.
+    let http_stop = CancellationToken::new();
+    let http_stopper = http_stop.clone();
+    let ops_stop = http_stop.clone();
     let mut http_task = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -194,6 +352,16 @@ pub async fn serve(
         )
         .with_graceful_shutdown(async move { http_stop.cancelled().await })
         .await
+    });
+    let mut ops_task = ops_listener.map(|listener| {
+        tokio::spawn(async move {
+            let served = axum::serve(listener, ops_app)
+                .with_graceful_shutdown(async move { ops_stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        })
     });
 
     let bound = Duration::from_secs(config.daemon.shutdown_timeout_secs);
@@ -216,6 +384,7 @@ pub async fn serve(
     let names: Vec<&str> = watches.iter().map(|w| w.name.as_str()).collect();
     tracing::info!(
         addr = %local,
+        metrics_addr = ?ops_local,
         db = %config.database.display(),
         lock = %lock.path().display(),
         watches = ?names,
@@ -255,6 +424,7 @@ pub async fn serve(
         tracing::warn!("alert sender still delivering at the deadline; stopping it");
         alert_task.abort();
     }
+    http_stopper.cancel();
     if !http_task.is_finished()
         && tokio::time::timeout_at(deadline, &mut http_task)
             .await
@@ -263,12 +433,31 @@ pub async fn serve(
         tracing::warn!("HTTP connections still open at the deadline; closing them");
         http_task.abort();
     }
-    if let Err(e) = store
-        .clear_daemon_state(&[STATE_API_ADDR, STATE_CONTROL_TOKEN, STATE_PID])
+    if let Some(task) = &mut ops_task
+        && tokio::time::timeout_at(deadline, &mut *task).await.is_err()
+    {
+        task.abort();
+    }
+    // Only this daemon's own entries: the lock makes another daemon unlikely, not impossible
+    // (a database reached through a hard link, or on a file system without locks).
+    match store
+        .clear_daemon_state_if(
+            &[
+                STATE_API_ADDR,
+                STATE_METRICS_ADDR,
+                STATE_CONTROL_TOKEN_HASH,
+                STATE_PID,
+            ],
+            STATE_CONTROL_TOKEN_HASH,
+            &hex::encode(control_hash),
+        )
         .await
     {
-        tracing::warn!(error = %e, "cannot clear the daemon's address from the database");
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("another daemon's address is in the database; leaving it"),
+        Err(e) => tracing::warn!(error = %e, "cannot clear the daemon's address from the database"),
     }
+    token_file.remove();
     store.close().await;
     drop(lock);
     tracing::info!("stopped");

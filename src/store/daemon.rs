@@ -128,6 +128,25 @@ pub struct BackupSummary {
     pub integrity: String,
 }
 
+/// A crawl run records its counts when it ends; one cut short (kill -9, shutdown) would keep
+/// zeros. These count what it stored instead: each page of evidence as fetched, the listings
+/// first seen on its platform after it started (and before its platform's next run), the
+/// listings its pages changed. Walls and unreadable pages it stored count as fetched too.
+macro_rules! recount {
+    () => {
+        "
+    pages_ok = max(pages_ok, (SELECT count(*) FROM evidence e WHERE e.crawl_run_id = crawl_runs.id)),
+    listings_new = max(listings_new, (SELECT count(*) FROM listings l
+        WHERE l.platform = crawl_runs.platform
+        AND julianday(l.first_seen) >= julianday(crawl_runs.started_at)
+        AND NOT EXISTS (SELECT 1 FROM crawl_runs n WHERE n.platform = crawl_runs.platform
+            AND n.id > crawl_runs.id AND julianday(n.started_at) <= julianday(l.first_seen)))),
+    listings_changed = max(listings_changed, (SELECT count(DISTINCT c.listing_id)
+        FROM listing_changes c JOIN evidence e ON e.id = c.evidence_id
+        WHERE e.crawl_run_id = crawl_runs.id))"
+    };
+}
+
 fn parse_time(column: &'static str, value: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
@@ -213,11 +232,12 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
-             error = coalesce(error, 'interrupted: the process stopped during the run')
-             WHERE status = 'running'",
-        )
+             error = coalesce(error, 'interrupted: the process stopped during the run'),",
+            recount!(),
+            " WHERE status = 'running'"
+        ))
         .bind(&at)
         .execute(&mut **tx)
         .await?;
@@ -370,11 +390,12 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         for platform in platforms {
-            sqlx::query(
+            sqlx::query(concat!(
                 "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
-                 error = coalesce(error, 'abandoned at shutdown')
-                 WHERE status = 'running' AND platform = ? AND started_at >= ?",
-            )
+                 error = coalesce(error, 'abandoned at shutdown'),",
+                recount!(),
+                " WHERE status = 'running' AND platform = ? AND started_at >= ?"
+            ))
             .bind(&at)
             .bind(platform)
             .bind(&started_at)
@@ -435,13 +456,43 @@ impl Store {
         )
     }
 
-    pub(crate) async fn clear_daemon_state(&self, keys: &[&str]) -> Result<()> {
+    /// Deletes `keys`, but only while `owner_key` still holds `owner_value`: a daemon clears
+    /// only the state it wrote, never a newer daemon's. Returns whether it did.
+    pub(crate) async fn clear_daemon_state_if(
+        &self,
+        keys: &[&str],
+        owner_key: &str,
+        owner_value: &str,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
+                .bind(owner_key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if owner.as_deref() != Some(owner_value) {
+            return Ok(false);
+        }
         for key in keys {
             sqlx::query("DELETE FROM daemon_state WHERE key = ?")
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&mut **tx)
                 .await?;
         }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes `keys` outright (values an older release wrote).
+    pub(crate) async fn delete_daemon_state(&self, keys: &[&str]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for key in keys {
+            sqlx::query("DELETE FROM daemon_state WHERE key = ?")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -601,6 +652,9 @@ impl Store {
             .unwrap_or_else(|| "backup".to_owned());
         let partial = dest.with_file_name(format!(".{file_name}.partial-{}", std::process::id()));
         let _ = std::fs::remove_file(&partial);
+        // Made empty and 0600 first: VACUUM INTO fills an empty file, and would otherwise
+        // create it readable by everyone.
+        super::create_private(&partial).map_err(io)?;
         let vacuumed = sqlx::query("VACUUM INTO ?")
             .bind(partial.to_string_lossy().into_owned())
             .execute(&self.pool)
@@ -747,5 +801,42 @@ mod tests {
         assert_eq!(copy.daemon_state("k").await.unwrap().as_deref(), Some("v"));
         let err = store.backup_to(&dest).await.unwrap_err().to_string();
         assert!(err.contains("already exists"), "{err}");
+        // The copy holds the same secrets: the owner's alone, whatever the umask.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_daemon_clears_only_the_state_it_wrote() {
+        let (_dir, store) = store().await;
+        let keys = ["api_addr", "owner"];
+        store
+            .set_daemon_state(&[("api_addr", "127.0.0.1:1"), ("owner", "mine")])
+            .await
+            .unwrap();
+        // Another daemon took over since: its entries stay.
+        store
+            .set_daemon_state(&[("api_addr", "127.0.0.1:2"), ("owner", "theirs")])
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .clear_daemon_state_if(&keys, "owner", "mine")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.daemon_state("api_addr").await.unwrap().as_deref(),
+            Some("127.0.0.1:2")
+        );
+        assert!(
+            store
+                .clear_daemon_state_if(&keys, "owner", "theirs")
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.daemon_state("api_addr").await.unwrap(), None);
+        assert_eq!(store.daemon_state("owner").await.unwrap(), None);
     }
 }

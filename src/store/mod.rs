@@ -121,11 +121,14 @@ impl std::ops::DerefMut for WriteTx<'_> {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// A new file is created 0600; SQLite gives its WAL and shared-memory files the database
+    /// file's mode.
     pub async fn open(path: &Path) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             path: path.to_owned(),
             source,
         };
+        create_private(path).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(open_err)?
             .filename(path)
@@ -196,6 +199,23 @@ impl Store {
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(self) {
         self.pool.close().await;
+    }
+}
+
+/// Creates `path` empty with mode 0600 (whatever the umask) unless it exists; SQLite takes an
+/// empty file as a new database. The database holds password hashes and session tokens.
+pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // The umask can only take bits away; set exactly 0600 all the same.
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -2,7 +2,7 @@
 //! logins: `auth` reads the [`Nonce`] this middleware puts in the request.
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -25,6 +25,27 @@ pub(super) async fn security_headers(mut req: Request, next: Next) -> Response {
             h.insert(header::CONTENT_SECURITY_POLICY, v);
         }
     }
+    common(h);
+    resp
+}
+
+/// The same headers for responses that are never pages (health, metrics, the daemon's API):
+/// a policy that allows nothing.
+pub(crate) async fn plain_security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    common(h);
+    resp
+}
+
+/// Every response's headers but the content security policy.
+fn common(h: &mut HeaderMap) {
     if !h.contains_key(header::X_FRAME_OPTIONS) {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
@@ -48,5 +69,4 @@ pub(super) async fn security_headers(mut req: Request, next: Next) -> Response {
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
 }

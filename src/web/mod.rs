@@ -35,6 +35,7 @@ use crate::platform::PlatformDef;
 use crate::store::{SessionLimits, Store};
 
 pub(crate) use error::WebError;
+pub(crate) use headers::plain_security_headers;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]

@@ -88,6 +88,9 @@ pub struct CrawlConfig {
     pub timeout_secs: u64,
     /// Searched on every enabled platform besides the registry's marks and aliases.
     pub extra_keywords: Vec<String>,
+    /// Item pages an earlier run left unfetched (it was cut short, the page failed) that each
+    /// run fetches per platform, after its searches and at the platform's pace; 0 for none.
+    pub missing_item_pages_per_run: u32,
 }
 
 impl Default for CrawlConfig {
@@ -97,6 +100,7 @@ impl Default for CrawlConfig {
             user_agent: concat!("markwatch/", env!("CARGO_PKG_VERSION")).to_owned(),
             timeout_secs: 30,
             extra_keywords: Vec::new(),
+            missing_item_pages_per_run: 200,
         }
     }
 }

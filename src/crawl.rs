@@ -1,7 +1,8 @@
 //! One crawl of the watched keywords: for each enabled platform, each keyword, page by page,
 //! fetch → extract → match → store (listings, evidence and verdicts in one transaction).
 //! Item pages are fetched for listings seen first, and their verdicts refreshed with what the
-//! item page adds (the shop, the category).
+//! item page adds (the shop, the category). Item pages an earlier run left unfetched (it was
+//! cut short, the page failed) are fetched after the searches, a bounded number per run.
 //!
 //! A failed page is an outcome, not a crash: it is counted in the run and the crawl goes on.
 //!
@@ -117,6 +118,15 @@ pub fn watch_keywords(brands: &[Brand], extra: &[String]) -> Vec<String> {
     words.collect::<BTreeSet<_>>().into_iter().collect()
 }
 
+/// Which item pages a crawl fetches.
+#[derive(Debug, Clone, Copy)]
+struct Details {
+    /// Those of the listings it stores first.
+    new: bool,
+    /// Up to this many per platform of those earlier runs left unfetched.
+    missing: u32,
+}
+
 /// Crawls every target for every keyword, one crawl run per platform, platforms in parallel.
 /// Every listing seen is judged by `matcher` and its verdict stored with it.
 async fn crawl(
@@ -124,7 +134,7 @@ async fn crawl(
     matcher: &Arc<Matcher>,
     targets: Vec<Target>,
     keywords: &[String],
-    fetch_details: bool,
+    details: Details,
 ) -> Result<Vec<RunSummary>, CrawlError> {
     let judge: Arc<Judge> = {
         let matcher = matcher.clone();
@@ -140,7 +150,7 @@ async fn crawl(
             matcher: matcher.clone(),
             cpu: cpu.clone(),
             target: Arc::new(target),
-            fetch_details,
+            details,
         };
         let keywords = keywords.to_vec();
         platforms.spawn(async move { crawl_platform(run, keywords).await });
@@ -161,7 +171,7 @@ struct Run {
     matcher: Arc<Matcher>,
     cpu: Arc<CpuPool>,
     target: Arc<Target>,
-    fetch_details: bool,
+    details: Details,
 }
 
 impl Run {
@@ -221,6 +231,9 @@ fn lower_priority() {
 async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, CrawlError> {
     let store = run.store.clone();
     let platform = run.target.def.platform.clone();
+    // Listings stored before this run: those still without their item page were left so by
+    // an earlier run. This run's own are fetched as it stores them.
+    let earlier = store.last_listing_id().await?;
     let run_id = store.start_crawl_run(&platform, None).await?;
     tracing::info!(%platform, run_id, keywords = keywords.len(), "crawl started");
     // Keywords run concurrently; the fetcher's own limits keep the pace polite.
@@ -233,6 +246,11 @@ async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, C
     let mut error = None;
     while let Some(joined) = tasks.join_next().await {
         let (c, e) = joined.expect("keyword task panicked")?;
+        counts += c;
+        error = error.or(e);
+    }
+    if run.details.missing > 0 && run.target.def.detail.is_some() {
+        let (c, e) = fetch_missing_details(&run, run_id, earlier).await?;
         counts += c;
         error = error.or(e);
     }
@@ -312,7 +330,7 @@ async fn crawl_keyword(
     let attempts = target.fetcher.policy().max_attempts;
     // Pages handed to the writer: the next page is fetched while they wait for their commit.
     let mut uncommitted = Vec::new();
-    let details = run.fetch_details && def.detail.is_some();
+    let details = run.details.new && def.detail.is_some();
     'pages: for page_no in 1..=max_pages {
         let url = target.fetch_url(&def.search_url(keyword, page_no));
         let mut tries = 0;
@@ -375,6 +393,61 @@ async fn crawl_keyword(
     }
     for committed in uncommitted {
         committed.wait().await?.count_into(&mut counts);
+    }
+    Ok((counts, error))
+}
+
+/// Fetches the item pages that listings up to id `upto` still lack, the least recently tried
+/// first, at most `details.missing` of them, spread over the platform's concurrency. Each is
+/// stored and judged as a new listing's item page is.
+async fn fetch_missing_details(
+    run: &Run,
+    run_id: i64,
+    upto: i64,
+) -> Result<(RunCounts, Option<String>), CrawlError> {
+    let platform = &run.target.def.platform;
+    let missing = run
+        .store
+        .take_missing_details(platform, upto, run.details.missing)
+        .await?;
+    if missing.is_empty() {
+        return Ok((RunCounts::default(), None));
+    }
+    tracing::info!(%platform, run_id, listings = missing.len(), "fetching item pages earlier runs left");
+    let lanes = run
+        .target
+        .fetcher
+        .policy()
+        .concurrency
+        .clamp(1, missing.len());
+    let mut queues = vec![Vec::new(); lanes];
+    for (at, listing) in missing.into_iter().enumerate() {
+        queues[at % lanes].push(listing);
+    }
+    let mut tasks = JoinSet::new();
+    for queue in queues {
+        let run = run.clone();
+        tasks.spawn(async move {
+            let mut counts = RunCounts::default();
+            let mut error = None;
+            let mut uncommitted = Vec::new();
+            for (listing_id, listing) in queue {
+                let detail =
+                    fetch_detail(&run, run_id, listing_id, &listing, &mut counts, &mut error);
+                uncommitted.extend(detail.await?);
+            }
+            for committed in uncommitted {
+                committed.wait().await?.count_into(&mut counts);
+            }
+            Ok::<_, CrawlError>((counts, error))
+        });
+    }
+    let mut counts = RunCounts::default();
+    let mut error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (c, e) = joined.expect("item page task panicked")?;
+        counts += c;
+        error = error.or(e);
     }
     Ok((counts, error))
 }

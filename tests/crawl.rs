@@ -30,6 +30,16 @@ async fn start(options: FixtureOptions) -> (FixtureServer, String) {
 /// A crawl of `only` through the one entry point, against the fixture server at `base`, with
 /// the rate limit lifted (loopback) and backoffs shortened.
 fn crawl_of(base: &str, only: &[&str], fetch_details: bool) -> Crawl {
+    crawl_with(base, only, fetch_details, |_| {})
+}
+
+/// Like [`crawl_of`], with the configuration changed by `tune` first.
+fn crawl_with(
+    base: &str,
+    only: &[&str],
+    fetch_details: bool,
+    tune: impl FnOnce(&mut Config),
+) -> Crawl {
     let defs: Vec<_> = load_definitions(&common::repo().join("crawlers"))
         .unwrap()
         .into_iter()
@@ -52,6 +62,7 @@ fn crawl_of(base: &str, only: &[&str], fetch_details: bool) -> Crawl {
             },
         );
     }
+    tune(&mut config);
     let only: Vec<String> = only.iter().map(|p| p.to_string()).collect();
     Crawl::builder(&config, defs)
         .platforms(&only)
@@ -651,4 +662,118 @@ fn bench_crawl_reports_throughput_and_memory() {
     let mib: f64 = words[2].parse().unwrap();
     let mb: f64 = words[4].trim_start_matches('(').parse().unwrap();
     assert!(mib > 0.0 && (mb - mib * 1.048_576).abs() < 2.0, "{rss}");
+}
+
+/// Listings of each platform that have no item page.
+async fn missing_item_pages(db: &Path) -> BTreeMap<String, i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT platform, count(*) FROM listings WHERE detail_evidence_id IS NULL GROUP BY platform",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().collect()
+}
+
+/// Item page requests the server has answered, per platform.
+fn item_page_hits(server: &FixtureServer) -> BTreeMap<String, usize> {
+    let mut paths = std::collections::HashMap::new();
+    for p in PLATFORMS {
+        for l in server.listings(p).unwrap() {
+            paths.insert(FixtureServer::item_path(p, &l.item_id).unwrap(), p);
+        }
+    }
+    let mut hits = BTreeMap::new();
+    for e in server.log().entries() {
+        if let Some(p) = paths.get(e.path.as_str()) {
+            *hits.entry(p.to_string()).or_default() += 1;
+        }
+    }
+    hits
+}
+
+/// Item pages an earlier run left unfetched (here: a run without item pages, as a run cut
+/// short before it reached them leaves its listings) are fetched by the next crawls, at most
+/// `crawl.missing_item_pages_per_run` per platform and run, and the listings judged again with
+/// what the item pages add: the verdicts end as a crawl that fetched every item page at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_fetches_the_item_pages_an_earlier_run_left() {
+    let (server, base) = start(FixtureOptions::from_source_tree()).await;
+    let keywords = all_keywords(&server);
+    let dir = tempfile::tempdir().unwrap();
+
+    // What one crawl that fetched every item page leaves.
+    let whole = dir.path().join("whole.db");
+    run(
+        crawl_of(&base, &PLATFORMS, true),
+        &Store::open(&whole).await.unwrap(),
+        &keywords,
+    )
+    .await;
+    assert_eq!(missing_item_pages(&whole).await, BTreeMap::new());
+    let want = assert_every_listing_judged(&whole).await;
+
+    let db = dir.path().join("m.db");
+    let store = Store::open(&db).await.unwrap();
+    run(crawl_of(&base, &PLATFORMS, false), &store, &keywords).await;
+    let missing = missing_item_pages(&db).await;
+    assert_eq!(missing.len(), PLATFORMS.len(), "{missing:?}");
+    let earlier = assert_every_listing_judged(&db).await;
+    // Listing ids differ between the two databases: compare by platform and item id.
+    let want: BTreeMap<&str, &str> = want.iter().map(|j| (j.0.as_str(), j.1.as_str())).collect();
+    let differ = |got: &[Judged]| {
+        assert_eq!(got.len(), want.len());
+        got.iter()
+            .filter(|j| want.get(j.0.as_str()) != Some(&j.1.as_str()))
+            .count()
+    };
+    assert!(
+        differ(&earlier) > 0,
+        "no verdict depends on an item page: the test proves nothing"
+    );
+
+    // The next crawl fetches 10 of each platform's missing item pages, and no other.
+    let before = item_page_hits(&server);
+    let summaries = run(
+        crawl_with(&base, &PLATFORMS, true, |c| {
+            c.crawl.missing_item_pages_per_run = 10
+        }),
+        &store,
+        &keywords,
+    )
+    .await;
+    for s in &summaries {
+        assert_eq!(s.counts.pages_failed + s.counts.pages_blocked, 0, "{s:?}");
+    }
+    let after = item_page_hits(&server);
+    for p in PLATFORMS {
+        let fetched = after.get(p).copied().unwrap_or(0) - before.get(p).copied().unwrap_or(0);
+        assert_eq!(fetched, 10, "{p}: item pages fetched");
+    }
+    let left = missing_item_pages(&db).await;
+    for (p, n) in &missing {
+        assert_eq!(left.get(p).copied().unwrap_or(0), n - 10, "{p}: {left:?}");
+    }
+
+    // Later crawls, as many as it takes, fetch the rest; then nothing lacks its item page, and
+    // each verdict is the one the item page gives.
+    run(crawl_of(&base, &PLATFORMS, true), &store, &keywords).await;
+    assert_eq!(missing_item_pages(&db).await, BTreeMap::new());
+    let got = assert_every_listing_judged(&db).await;
+    assert_eq!(
+        differ(&got),
+        0,
+        "verdicts differ from a crawl that fetched every item page"
+    );
+    let settled = item_page_hits(&server);
+    run(crawl_of(&base, &PLATFORMS, true), &store, &keywords).await;
+    assert_eq!(
+        item_page_hits(&server),
+        settled,
+        "an item page fetched twice"
+    );
 }

@@ -123,7 +123,8 @@ impl CrawlBuilder<'_> {
         self
     }
 
-    /// Fetch item pages for listings seen first [default: yes].
+    /// Fetch item pages for listings seen first, and those earlier runs left unfetched (up to
+    /// `crawl.missing_item_pages_per_run`) [default: yes].
     pub fn fetch_details(mut self, yes: bool) -> Self {
         self.fetch_details = yes;
         self
@@ -223,6 +224,7 @@ impl CrawlBuilder<'_> {
             defs: self.defs,
             extra_keywords: config.crawl.extra_keywords.clone(),
             fetch_details: self.fetch_details,
+            missing_details: config.crawl.missing_item_pages_per_run,
             draft_notices: self.draft_notices,
             matcher: self.matcher,
             locks: self.locks,
@@ -272,6 +274,8 @@ pub struct Crawl {
     defs: Vec<PlatformDef>,
     extra_keywords: Vec<String>,
     fetch_details: bool,
+    /// Item pages left unfetched by earlier runs to fetch per platform and run.
+    missing_details: u32,
     draft_notices: bool,
     matcher: Option<Arc<Matcher>>,
     locks: Option<PlatformLocks>,
@@ -403,7 +407,15 @@ impl Crawl {
             Some(locks) => locks.lock(&self.platform_names()).await,
             None => Vec::new(),
         };
-        let runs = super::crawl(store, &matcher, targets, &keywords, self.fetch_details).await?;
+        let details = super::Details {
+            new: self.fetch_details,
+            missing: if self.fetch_details {
+                self.missing_details
+            } else {
+                0
+            },
+        };
+        let runs = super::crawl(store, &matcher, targets, &keywords, details).await?;
         drop(guards);
         let drafts = if self.draft_notices {
             // Drafting covers every platform's open matches; it is idempotent.

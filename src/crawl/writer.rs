@@ -477,6 +477,47 @@ mod tests {
         assert_eq!(zstd::decode_all(&body[..]).unwrap(), b"a");
     }
 
+    #[tokio::test]
+    async fn missing_item_pages_are_taken_least_recently_tried_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let run = store.start_crawl_run("jd", None).await.unwrap();
+        let items: Vec<_> = ["1", "2", "3"]
+            .iter()
+            .map(|id| Listing {
+                item_id: (*id).to_owned(),
+                ..listing("耐克 跑鞋", 499.0)
+            })
+            .collect();
+        let judge = |_: &Listing| Verdict::clear();
+        let stored = record_page(&store, run, &page("a"), &items, &judge)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = stored.new.iter().map(|(_, id)| *id).collect();
+        let take = |upto, limit| {
+            let store = store.clone();
+            async move {
+                let taken = store.take_missing_details("jd", upto, limit).await.unwrap();
+                taken.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+            }
+        };
+        let last = store.last_listing_id().await.unwrap();
+        assert_eq!(last, ids[2]);
+        assert_eq!(take(last, 2).await, ids[..2]);
+        // Never tried before those tried already; then by id.
+        assert_eq!(take(last, 2).await, [ids[0], ids[2]]);
+        // Only listings up to `upto`, and another platform's never.
+        assert_eq!(take(ids[1], 5).await.len(), 2);
+        assert_eq!(
+            store
+                .take_missing_details("tmall", last, 5)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
     /// Everything a crawl leaves in the database, timestamps of writing and match ids aside.
     async fn snapshot(store: &Store) -> Vec<String> {
         let mut rows = Vec::new();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use super::matches::{MatchChange, store_verdicts};
+use super::matches::{ListingRow, MatchChange, store_verdicts};
 use super::{Result, Store, StoreError, WriteTx, now, to_json};
 use crate::model::{Listing, Verdict};
 
@@ -90,6 +90,43 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// The newest listing's id (0 when there is none): listings stored later have larger ids.
+    pub(crate) async fn last_listing_id(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM listings")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Takes up to `limit` of `platform`'s listings with no item page, among those up to id
+    /// `upto`, the least recently tried first, and marks them tried now. One statement, so two
+    /// crawls never take the same ones.
+    pub(crate) async fn take_missing_details(
+        &self,
+        platform: &str,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Listing)>> {
+        let mut rows: Vec<ListingRow> = sqlx::query_as(
+            "UPDATE listings SET detail_tried_at = ?
+             WHERE id IN (SELECT id FROM listings
+                          WHERE platform = ? AND detail_evidence_id IS NULL AND id <= ?
+                          ORDER BY detail_tried_at, id LIMIT ?)
+             RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad",
+        )
+        .bind(now())
+        .bind(platform)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        // RETURNING gives no order: fetch in id order.
+        rows.sort_by_key(|r| r.id());
+        Ok(rows.into_iter().map(ListingRow::into_pair).collect())
+    }
+
     /// A connection for a crawl's page writer to keep between its transactions: SQLite empties
     /// a connection's page cache when another has committed since, so commits that took turns
     /// over the pool each began cold.

@@ -90,7 +90,7 @@ impl Store {
 }
 
 #[derive(sqlx::FromRow)]
-struct ListingRow {
+pub(super) struct ListingRow {
     id: i64,
     platform: String,
     item_id: String,
@@ -104,7 +104,11 @@ struct ListingRow {
 }
 
 impl ListingRow {
-    fn into_pair(self) -> (i64, Listing) {
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub(super) fn into_pair(self) -> (i64, Listing) {
         let listing = Listing {
             platform: self.platform,
             item_id: self.item_id,

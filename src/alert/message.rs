@@ -15,8 +15,8 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::AlertError;
-use crate::model::Language;
 use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Undeliverable};
+use crate::model::{CaseState, Language};
 use crate::store::{Alert, AlertKind};
 
 /// The bundled templates, by name.
@@ -346,15 +346,12 @@ impl Links<'_> {
 
 /// A case state as the email's reader says it (stored names are snake_case codes).
 fn state_text(state: &str, language: Language) -> String {
-    let text = match (state, language) {
-        ("counter_noticed", Language::Zh) => "已收到反通知",
-        ("counter_noticed", Language::En) => "counter-noticed",
-        ("filed", Language::Zh) => "已投诉",
-        ("approved", Language::Zh) => "已批准",
-        ("draft", Language::Zh) => "草稿",
-        _ => return one_line(state).replace('_', " "),
-    };
-    text.to_owned()
+    match (state.parse::<CaseState>(), language) {
+        (Ok(s), Language::Zh) => s.phrase_zh().to_owned(),
+        (Ok(s), Language::En) => s.phrase_en().to_owned(),
+        // A state this build does not know (a newer writer): shown, but on one line.
+        (Err(_), _) => one_line(state).replace('_', " "),
+    }
 }
 
 /// What a Chinese email shows of a matcher's detail, whose prose is English: a detail with no

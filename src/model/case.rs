@@ -59,6 +59,31 @@ impl CaseState {
     }
 
     /// The states reachable from this one in a single step.
+    /// The state as a Chinese reader says it (alert emails, reports).
+    pub fn phrase_zh(self) -> &'static str {
+        match self {
+            CaseState::Draft => "草稿",
+            CaseState::Approved => "已批准",
+            CaseState::Filed => "已投诉",
+            CaseState::Removed => "已下架",
+            CaseState::Rejected => "已驳回",
+            CaseState::CounterNoticed => "已收到反通知",
+            CaseState::Closed => "已结案",
+        }
+    }
+
+    pub fn phrase_en(self) -> &'static str {
+        match self {
+            CaseState::Draft => "draft",
+            CaseState::Approved => "approved",
+            CaseState::Filed => "filed",
+            CaseState::Removed => "removed",
+            CaseState::Rejected => "rejected",
+            CaseState::CounterNoticed => "counter-noticed",
+            CaseState::Closed => "closed",
+        }
+    }
+
     pub(crate) fn next_states(self) -> &'static [CaseState] {
         use CaseState::*;
         match self {

@@ -350,8 +350,9 @@ impl Config {
             }
             None => {}
         }
-        // MARKWATCH_CONFIG names the file itself and is read by the CLI, not here.
-        let env = env.ignore(&["config"]).split("__");
+        // MARKWATCH_CONFIG names the file itself and MARKWATCH_SECRET_KEY is the accounts' key;
+        // the CLI reads both, not here.
+        let env = env.ignore(&["config", "secret_key"]).split("__");
         let config: Config = figment
             .merge(env)
             .extract()

@@ -8,6 +8,8 @@
 // The modules are private: what the binary, the tests and the benches use is re-exported below,
 // grouped by stage, and everything else is the crate's own business (so rustc finds dead code).
 
+/// Platform accounts: exported cookies, proxies, pace; stored sealed.
+mod accounts;
 /// Email alerts: the outbox, batching, digests, delivery with retries.
 mod alert;
 /// The case lifecycle of a takedown notice: states, transitions, deadlines.
@@ -47,6 +49,8 @@ mod rematch;
 mod schedule;
 /// Evidence sealing: compression, hashes and the hash chain; opening and verifying it.
 mod seal;
+/// Secrets at rest: the key and sealing (XChaCha20-Poly1305).
+mod secrets;
 /// SQLite storage; all SQL lives here.
 mod store;
 #[cfg(test)]
@@ -108,6 +112,14 @@ pub use notice::{
 // Alerts.
 pub use alert::{AlertError, Sender};
 pub use rematch::rematch;
+
+// Platform accounts and secrets at rest.
+pub use accounts::{
+    AccountError, AccountPace, Cookie, CookieFileError, PlatformCookies, ProxyUrl,
+    cookies_for_platform, import_account, platform_domains, read_cookie_file,
+};
+pub use secrets::{SECRET_KEY_ENV, SecretError, SecretKey, default_key_file};
+pub use store::{AccountState, AccountSummary, SaveOutcome};
 
 // The daemon and the review UI.
 pub use daemon::http::{CrawlRequest, CrawlResponse};

@@ -1,5 +1,6 @@
 //! Command-line edge: clap definitions and dispatch to the library. No logic of its own.
 
+mod accounts;
 mod alerts;
 mod backup;
 #[cfg(feature = "fixtures")]
@@ -59,6 +60,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Platform accounts for logged-in crawling: import exported cookies, list, remove
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCommand),
     /// Measure throughput and memory (method and figures: docs/benchmarks.md)
     #[cfg(feature = "fixtures")]
     #[command(subcommand)]
@@ -150,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(config.log.format, quiet).context("cannot set up logging")?;
     let ctx = Context { config };
     match cli.command {
+        Command::Accounts(cmd) => accounts::run(cmd, &ctx).await,
         #[cfg(feature = "fixtures")]
         Command::Bench(cmd) => bench::run(cmd, &ctx).await,
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
@@ -241,6 +246,11 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
             || e.downcast_ref::<PlatformError>().is_some()
             || e.downcast_ref::<markwatch::TransitionError>()
                 .is_some_and(markwatch::TransitionError::is_refusal)
+            || e.downcast_ref::<markwatch::AccountError>()
+                .is_some_and(markwatch::AccountError::is_bad_input)
+            || e.downcast_ref::<markwatch::CookieFileError>().is_some()
+            || e.downcast_ref::<markwatch::SecretError>()
+                .is_some_and(|s| !matches!(s, markwatch::SecretError::Io { .. }))
             || e.downcast_ref::<MatchFileError>()
                 .is_some_and(MatchFileError::is_bad_input)
             || e.downcast_ref::<markwatch::AlertError>()

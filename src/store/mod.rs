@@ -1,6 +1,7 @@
 //! All SQL lives here: the [`Store`] wraps the SQLite pool, runs migrations at open, and offers
 //! one method per question or command the rest of markwatch needs.
 
+mod accounts;
 mod alerts;
 mod brands;
 mod crawl;
@@ -25,6 +26,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub(crate) use accounts::NewAccount;
+pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
 pub use crawl::StoredPage;

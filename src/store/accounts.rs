@@ -1,0 +1,258 @@
+//! Platform accounts: their state, pace, counters and sealed secrets. The store keeps sealed
+//! bytes only; sealing and opening belong to `secrets`.
+
+use serde::Serialize;
+
+use super::{Result, Store, StoreError, now};
+
+/// Whether an account can be used, stored as its snake_case name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum AccountState {
+    /// Usable.
+    Ok,
+    /// The platform showed a login wall: a person must log in again.
+    Expired,
+    /// The platform showed a challenge (slider, robot check): a person must pass it.
+    Challenged,
+    /// Resting until `until`.
+    Cooling,
+}
+
+/// An account as `accounts list` shows it: never its cookies or proxy credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountSummary {
+    pub platform: String,
+    pub name: String,
+    pub state: AccountState,
+    pub since: String,
+    /// For `cooling`: when it may be used again.
+    pub until: Option<String>,
+    pub last_success_at: Option<String>,
+    pub pages_today: i64,
+    /// `scheme://host:port` of its proxy, without credentials.
+    pub proxy: Option<String>,
+    pub requests_per_second: Option<f64>,
+    pub concurrency: Option<u32>,
+    pub cookies: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What `accounts import` stores: secrets already sealed.
+pub(crate) struct NewAccount<'a> {
+    pub(crate) platform: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) cookies_sealed: Vec<u8>,
+    pub(crate) cookie_count: usize,
+    pub(crate) proxy_display: Option<String>,
+    pub(crate) proxy_sealed: Option<Vec<u8>>,
+    pub(crate) requests_per_second: Option<f64>,
+    pub(crate) concurrency: Option<u32>,
+}
+
+/// Whether [`Store::save_account`] made a new account or replaced one's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    Added,
+    Replaced,
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    platform: String,
+    name: String,
+    state: String,
+    state_since: String,
+    state_until: Option<String>,
+    last_success_at: Option<String>,
+    pages_day: Option<String>,
+    pages_count: i64,
+    proxy_display: Option<String>,
+    requests_per_second: Option<f64>,
+    concurrency: Option<i64>,
+    cookie_count: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl Store {
+    /// The value sealed under the key first used for this database's secrets, if any.
+    pub(crate) async fn secret_key_check(&self) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores `account`, replacing the session, proxy and pace of one with the same platform and
+    /// name (its state becomes `ok`: fresh cookies are a fresh login). `key_check` is recorded
+    /// with it when the database has none yet.
+    pub(crate) async fn save_account(
+        &self,
+        account: &NewAccount<'_>,
+        key_check: &[u8],
+    ) -> Result<SaveOutcome> {
+        let mut tx = self.begin_write().await?;
+        let now = now();
+        sqlx::query(
+            "INSERT INTO secret_key_check (id, sealed, created_at) VALUES (1, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key_check)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+        let existed: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM accounts WHERE platform = ? AND name = ?")
+                .bind(account.platform)
+                .bind(account.name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO accounts (platform, name, state, state_since, proxy_display, proxy_sealed,
+                 requests_per_second, concurrency, cookies_sealed, cookie_count, created_at,
+                 updated_at)
+             VALUES (?1, ?2, 'ok', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3, ?3)
+             ON CONFLICT (platform, name) DO UPDATE SET
+                 state = 'ok', state_since = ?3, state_until = NULL,
+                 proxy_display = ?4, proxy_sealed = ?5, requests_per_second = ?6,
+                 concurrency = ?7, cookies_sealed = ?8, cookie_count = ?9, updated_at = ?3",
+        )
+        .bind(account.platform)
+        .bind(account.name)
+        .bind(&now)
+        .bind(account.proxy_display.as_deref())
+        .bind(account.proxy_sealed.as_deref())
+        .bind(account.requests_per_second)
+        .bind(account.concurrency)
+        .bind(&account.cookies_sealed)
+        .bind(i64::try_from(account.cookie_count).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if existed.is_some() {
+            SaveOutcome::Replaced
+        } else {
+            SaveOutcome::Added
+        })
+    }
+
+    /// Every account, by platform and name. `today` is the UTC date (`YYYY-MM-DD`) whose pages
+    /// count as today's.
+    pub async fn accounts(&self, today: &str) -> Result<Vec<AccountSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(
+            "SELECT platform, name, state, state_since, state_until, last_success_at, pages_day,
+                    pages_count, proxy_display, requests_per_second, concurrency, cookie_count,
+                    created_at, updated_at
+             FROM accounts ORDER BY platform, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let state = r.state.parse().map_err(|_| StoreError::Corrupt {
+                    table: "accounts",
+                    column: "state",
+                    value: r.state.clone(),
+                })?;
+                Ok(AccountSummary {
+                    platform: r.platform,
+                    name: r.name,
+                    state,
+                    since: r.state_since,
+                    until: r.state_until,
+                    last_success_at: r.last_success_at,
+                    pages_today: if r.pages_day.as_deref() == Some(today) {
+                        r.pages_count
+                    } else {
+                        0
+                    },
+                    proxy: r.proxy_display,
+                    requests_per_second: r.requests_per_second,
+                    concurrency: r.concurrency.and_then(|c| u32::try_from(c).ok()),
+                    cookies: r.cookie_count,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an account with its secrets; false when there was none.
+    pub async fn remove_account(&self, platform: &str, name: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM accounts WHERE platform = ? AND name = ?")
+            .bind(platform)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account<'a>(name: &'a str, cookies: &[u8]) -> NewAccount<'a> {
+        NewAccount {
+            platform: "taobao",
+            name,
+            cookies_sealed: cookies.to_vec(),
+            cookie_count: 2,
+            proxy_display: Some("socks5://10.0.0.1:1080".to_owned()),
+            proxy_sealed: Some(b"sealed proxy".to_vec()),
+            requests_per_second: Some(0.5),
+            concurrency: Some(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn save_replace_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        assert_eq!(store.secret_key_check().await.unwrap(), None);
+        let out = store
+            .save_account(&account("alice", b"one"), b"check1")
+            .await
+            .unwrap();
+        assert_eq!(out, SaveOutcome::Added);
+        let out = store
+            .save_account(&account("alice", b"two"), b"check2")
+            .await
+            .unwrap();
+        assert_eq!(out, SaveOutcome::Replaced);
+        // The first key's check stays.
+        assert_eq!(
+            store.secret_key_check().await.unwrap().as_deref(),
+            Some(&b"check1"[..])
+        );
+        let list = store.accounts("2026-01-01").await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].state, AccountState::Ok);
+        assert_eq!(list[0].pages_today, 0);
+        assert_eq!(list[0].proxy.as_deref(), Some("socks5://10.0.0.1:1080"));
+        let sealed: Vec<u8> = sqlx::query_scalar("SELECT cookies_sealed FROM accounts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(sealed, b"two");
+        assert!(store.remove_account("taobao", "alice").await.unwrap());
+        assert!(!store.remove_account("taobao", "alice").await.unwrap());
+        assert!(store.accounts("2026-01-01").await.unwrap().is_empty());
+    }
+}

@@ -132,7 +132,8 @@ pub use web::{WebState, serve as serve_review_ui};
 // The fixture platforms and seeders (feature `fixtures`).
 #[cfg(feature = "fixtures")]
 pub use fixture_server::{
-    Fault, FixtureOptions, FixtureServer, parse_faults, serve as serve_fixtures,
+    Fault, FixtureMode, FixtureOptions, FixtureServer, MTOP_APP_KEY, MTOP_SEARCH_API,
+    ModernOptions, mtop_sign, parse_faults, serve as serve_fixtures,
 };
 #[cfg(feature = "fixtures")]
 pub use web::seed::{SeedListing, seed_notice, seed_notices};

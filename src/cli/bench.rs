@@ -298,6 +298,8 @@ impl FixtureProcess {
         let mut child = Command::new(exe)
             .args(["fixtures", "serve", "--addr", "127.0.0.1:0", "--seed", "1"])
             .arg("--cache-pages")
+            // The crawler cannot log in yet: it reads the classic platforms.
+            .arg("--classic")
             .args(["--scale", &scale.to_string()])
             .arg("--fixtures-dir")
             .arg(fixtures)

@@ -14,7 +14,7 @@ use markwatch::DaemonLock;
 use markwatch::Pace;
 use markwatch::Pipeline;
 use markwatch::{Config, EmailTransport, PlatformConfig};
-use markwatch::{FixtureOptions, FixtureServer};
+use markwatch::{FixtureMode, FixtureOptions, FixtureServer};
 
 use markwatch::{CronExpr, Watch};
 use markwatch::{NoticeFilter, NoticeSort, Store};
@@ -66,6 +66,8 @@ impl Drop for Fixtures {
 async fn start_fixtures(dir: &Path) -> anyhow::Result<Fixtures> {
     let options = FixtureOptions {
         fixtures_dir: dir.to_owned(),
+        // The crawler cannot log in yet: it reads the classic platforms.
+        mode: FixtureMode::Classic,
         ..FixtureOptions::default()
     };
     let server = FixtureServer::new(options)

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use markwatch::{Fault, FixtureOptions, FixtureServer, parse_faults};
+use markwatch::{Fault, FixtureMode, FixtureOptions, FixtureServer, ModernOptions, parse_faults};
+use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum FixturesCommand {
@@ -48,6 +49,35 @@ pub struct ServeArgs {
     /// 100 KB a page)
     #[arg(long)]
     cache_pages: bool,
+    /// Serve today's anonymous static pages (what the crawler reads now) instead of the
+    /// modern platforms (logins, script-rendered listings, challenges)
+    #[arg(long)]
+    classic: bool,
+    /// Modern: fixture accounts file [default: <fixtures-dir>/accounts.toml]
+    #[arg(long, value_name = "PATH")]
+    accounts: Option<PathBuf>,
+    /// Modern: a session expires this many seconds after login
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    session_ttl_secs: u64,
+    /// Modern: a session expires after this many searches and API calls (0 = no limit)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    session_max_requests: u32,
+    /// Modern: Amazon.cn's robot check comes after more than N requests from one client
+    /// within --burst-window-secs
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    burst_limit: u32,
+    /// Modern: the window --burst-limit counts in
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    burst_window_secs: u64,
+    /// Modern: how long Amazon.cn's robot check lasts
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    robot_check_secs: u64,
+    /// Modern: Taobao/Tmall API calls a session may make before the slider challenge
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    mtop_max_calls: u32,
+    /// Modern: how long a passed slider's x5sec cookie clears its session
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    clearance_ttl_secs: u64,
 }
 
 fn parse_fault_list(s: &str) -> Result<Vec<Fault>, String> {
@@ -77,13 +107,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         faults: args.faults.unwrap_or_default(),
         query_faults: args.query_faults,
         cache_pages: args.cache_pages,
+        mode: if args.classic {
+            FixtureMode::Classic
+        } else {
+            FixtureMode::Modern
+        },
+        modern: ModernOptions {
+            accounts: args.accounts,
+            session_ttl: Duration::from_secs(args.session_ttl_secs),
+            session_max_requests: args.session_max_requests,
+            burst_limit: args.burst_limit,
+            burst_window: Duration::from_secs(args.burst_window_secs),
+            robot_check: Duration::from_secs(args.robot_check_secs),
+            mtop_max_calls: args.mtop_max_calls,
+            clearance_ttl: Duration::from_secs(args.clearance_ttl_secs),
+        },
     };
+    let mode = options.mode;
     let server = FixtureServer::new(options).context("cannot load the fixtures")?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    eprintln!("fixture platforms on http://{addr}/ (taobao, tmall, jd, amazon_cn); Ctrl-C stops");
+    let mode = match mode {
+        FixtureMode::Classic => "classic",
+        FixtureMode::Modern => "modern",
+    };
+    eprintln!(
+        "fixture platforms on http://{addr}/ (taobao, tmall, jd, amazon_cn; {mode} mode); Ctrl-C stops"
+    );
     tokio::select! {
         served = serve_fixtures(listener, server) => served.context("fixture server failed")?,
         _ = tokio::signal::ctrl_c() => {}

@@ -10,6 +10,7 @@
 
 mod catalogue;
 mod faults;
+mod modern;
 mod render;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -28,6 +29,9 @@ use serde::Serialize;
 
 pub(crate) use catalogue::{CatalogueListing, load_catalogue, scale_catalogue};
 pub use faults::{Fault, parse_faults};
+pub use modern::{FixtureMode, MTOP_APP_KEY, MTOP_SEARCH_API, ModernOptions, mtop_sign};
+
+use modern::{Gate, Modern, ReqInfo};
 
 use render::{Charset, ItemPath, PageParam, SITES, SearchRender, Site};
 
@@ -50,6 +54,8 @@ pub enum FixtureError {
     Template { path: PathBuf, message: String },
     #[error("unknown fixture platform `{0}` (taobao, tmall, jd, amazon_cn)")]
     UnknownPlatform(String),
+    #[error("{path}: bad accounts file: {message}")]
+    Accounts { path: PathBuf, message: String },
     #[error("rendering failed: {0}")]
     Render(String),
 }
@@ -77,6 +83,11 @@ pub struct FixtureOptions {
     /// Keep each search page's bytes after its first fault-free render (`--cache-pages`), so a
     /// benchmark measures the crawler rather than the templates sharing its cores.
     pub cache_pages: bool,
+    /// Classic (anonymous static pages) or modern (logins, scripts, challenges). The library
+    /// default is classic; `fixtures serve` defaults to modern (`--classic` for classic).
+    pub mode: FixtureMode,
+    /// Modern mode's sessions, rates and challenges.
+    pub modern: ModernOptions,
 }
 
 impl Default for FixtureOptions {
@@ -91,6 +102,8 @@ impl Default for FixtureOptions {
             faults: Vec::new(),
             query_faults: false,
             cache_pages: false,
+            mode: FixtureMode::Classic,
+            modern: ModernOptions::default(),
         }
     }
 }
@@ -208,6 +221,8 @@ struct Inner {
     seen: Mutex<HashMap<String, u64>>,
     /// Rendered search pages by path-and-query, when `cache_pages` is on.
     page_cache: Mutex<HashMap<String, Bytes>>,
+    /// Modern mode's state; `None` in classic mode.
+    modern: Option<Modern>,
 }
 
 /// The fixture platforms, ready to route.
@@ -225,7 +240,14 @@ impl FixtureServer {
             .unwrap_or_else(|| options.fixtures_dir.join("listings.jsonl"));
         let base = load_catalogue(&catalogue_path)?;
         let all = scale_catalogue(&base, options.scale, options.seed);
-        let env = render::environment(&options.fixtures_dir.join("platforms"))?;
+        let mut env = render::environment(&options.fixtures_dir.join("platforms"))?;
+        let modern = match options.mode {
+            FixtureMode::Classic => None,
+            FixtureMode::Modern => {
+                modern::add_templates(&mut env, &options.fixtures_dir.join("platforms"))?;
+                Some(Modern::new(options.modern.clone(), &options.fixtures_dir)?)
+            }
+        };
         let sites = SITES
             .iter()
             .map(|site| {
@@ -265,6 +287,7 @@ impl FixtureServer {
                 path_scripts: Mutex::new(HashMap::new()),
                 seen: Mutex::new(HashMap::new()),
                 page_cache: Mutex::new(HashMap::new()),
+                modern,
             }),
         })
     }
@@ -369,7 +392,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     server: FixtureServer,
 ) -> std::io::Result<()> {
-    axum::serve(listener, server.router()).await
+    // The peer address keys Amazon.cn's burst detection in modern mode.
+    axum::serve(
+        listener,
+        server
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
 }
 
 fn normal(site: &Site) -> Charset {
@@ -505,14 +535,49 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request<Body>) -> Response
         .uri()
         .path_and_query()
         .map_or_else(|| path.clone(), |pq| pq.as_str().to_string());
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    let post = req.method() == Method::POST && inner.modern.is_some();
+    if req.method() != Method::GET && req.method() != Method::HEAD && !post {
         return simple_page(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
     }
     if path == "/_fixture/requests" {
         return axum::Json(inner.log.entries()).into_response();
     }
     let answering = Answering::start(&inner.in_flight);
-    let (resp, fault) = respond(&inner, &path, &full, req.uri().query().unwrap_or("")).await;
+    // Header reads end before the body is awaited: the request is not Sync.
+    let (cookies, referer, user_agent, peer) = {
+        let text_header = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(String::new, |c| c.0.ip().to_string());
+        let cookies = ReqInfo::parse_cookies(text_header(header::COOKIE).as_deref());
+        let referer = text_header(header::REFERER);
+        let user_agent = text_header(header::USER_AGENT).unwrap_or_default();
+        (cookies, referer, user_agent, peer)
+    };
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = if post {
+        axum::body::to_bytes(req.into_body(), 64 * 1024)
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let info = ReqInfo {
+        cookies,
+        referer,
+        user_agent,
+        peer,
+        post,
+        body,
+    };
+    let (resp, fault) = respond(&inner, &path, &full, &query, &info).await;
     let in_flight = answering.at_arrival;
     drop(answering);
     inner.log.push(LoggedRequest {
@@ -548,7 +613,13 @@ impl Drop for Answering<'_> {
     }
 }
 
-async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Response, Option<Fault>) {
+async fn respond(
+    inner: &Inner,
+    path: &str,
+    full: &str,
+    query: &str,
+    info: &ReqInfo,
+) -> (Response, Option<Fault>) {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -560,6 +631,27 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
     };
     if path == "/" {
         return (index_page(inner), None);
+    }
+    if let Some(m) = &inner.modern {
+        let sites: Vec<&'static Site> = SITES.iter().collect();
+        let listings = |platform: &str, keyword: &str| -> Vec<CatalogueListing> {
+            inner
+                .site(platform)
+                .ok()
+                .and_then(|d| {
+                    d.by_keyword
+                        .get(&keyword.trim().to_lowercase())
+                        .map(|ix| ix.iter().map(|&i| d.listings[i].clone()).collect())
+                })
+                .unwrap_or_default()
+        };
+        let jd_half = |keyword: &str, half: usize| -> Result<String, FixtureError> {
+            let data = inner.site("jd")?;
+            inner.search_text(data, keyword, half, normal(data.site))
+        };
+        if let Some(resp) = m.route(&inner.env, &sites, path, &query, info, &listings, &jd_half) {
+            return (resp, None);
+        }
     }
     // Login pages (where login walls redirect to).
     if let Some(site) = SITES.iter().find(|s| s.login_path == path) {
@@ -624,6 +716,13 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         }
     };
 
+    if let Some(m) = &inner.modern {
+        match m.gate(site, matches!(page, Page::Search { .. }), full, info) {
+            Gate::Pass => {}
+            Gate::Respond(resp) => return (resp, None),
+            Gate::Robot => return (Modern::robot_page(&inner.env, full), None),
+        }
+    }
     // A redirect chain in progress continues without new faults.
     let hop = param("_hop").and_then(|h| h.parse::<u32>().ok());
     let fault = match hop {
@@ -636,8 +735,10 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         },
     };
     let logged = (fault != Fault::Ok).then_some(fault);
-    let cacheable =
-        inner.options.cache_pages && fault == Fault::Ok && matches!(page, Page::Search { .. });
+    let cacheable = inner.options.cache_pages
+        && inner.modern.is_none()
+        && fault == Fault::Ok
+        && matches!(page, Page::Search { .. });
     let cached = cacheable
         .then(|| {
             let cache = inner.page_cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -733,7 +834,32 @@ async fn respond(inner: &Inner, path: &str, full: &str, query: &str) -> (Respons
         Fault::Bom => bom = true,
         Fault::Truncated => {}
     }
+    let modern = inner.modern.is_some();
     let rendered = match page {
+        Page::Search { keyword, .. } if modern && matches!(platform, "taobao" | "tmall") => {
+            modern::render_shell(&inner.env, site, &keyword, &query, charset)
+        }
+        Page::Search { keyword, .. } if modern && platform == "jd" => {
+            // Each visible page is two halves of 30: `page=1` is the HTML half, `page=2`
+            // comes from s_new.php; so the half number is the page parameter itself.
+            let half = param("page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            inner
+                .search_text(data, &keyword, half, charset)
+                .map(|t| match t.rfind("</body>") {
+                    Some(i) => {
+                        format!(
+                            "{}{}{}",
+                            &t[..i],
+                            modern::jd_scroll_script(&keyword, half),
+                            &t[i..]
+                        )
+                    }
+                    None => t,
+                })
+        }
         Page::Search { keyword, page } => inner.search_text(data, &keyword, page, charset),
         Page::Item(l) => render::render_item(&inner.env, site, &format!("/{platform}"), l, charset)
             .map_err(|e| FixtureError::Render(format!("{e:#}"))),

@@ -2,7 +2,7 @@
 
 use markwatch::{
     DetailFields, ExtractError, Extracted, PlatformDef, SearchPage, decode_page, extract_detail,
-    extract_search, load_definition, load_definitions,
+    extract_search_lenient, load_definition, load_definitions,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode>
     // nothing in is read as an item page.
     let fallback = !args.search && def.detail.is_some();
     if !args.detail && (args.search || def.search.is_some()) {
-        match extract_search(&def, text, &def.search_url("", 1)) {
+        match extract_search_lenient(&def, text, &def.search_url("", 1)) {
             Ok(page) => {
                 eprintln!("{name}: {}", search_summary(&def, &page));
                 if !page.listings.is_empty() {

@@ -227,6 +227,28 @@ pub fn extract_search(
     text: &str,
     page_url: &str,
 ) -> Result<SearchPage, ExtractError> {
+    let page = extract_search_lenient(def, text, page_url)?;
+    if page.listings.is_empty()
+        && page.skipped == 0
+        && !page.truncated
+        && def.search.as_ref().is_some_and(|r| r.empty_regex.is_some())
+        && !page.empty_page
+    {
+        return Err(ExtractError::NoListings {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+        });
+    }
+    Ok(page)
+}
+
+/// [`extract_search`] without the layout-change check: a page with no listings is returned as
+/// it is, with its counts, for `markwatch extract` to explain.
+pub fn extract_search_lenient(
+    def: &PlatformDef,
+    text: &str,
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
     let rules = rules_for(def, def.search.as_ref(), "search", text, page_url)?;
     // Links resolve against the platform's real origin, not wherever the page was fetched from
     // (a fixture server or proxy), so stored URLs keep the real form.
@@ -250,17 +272,6 @@ pub fn extract_search(
     }
     page.empty_page =
         page.listings.is_empty() && rules.empty_regex.as_ref().is_some_and(|m| m.is_match(text));
-    if page.listings.is_empty()
-        && page.skipped == 0
-        && !page.truncated
-        && rules.empty_regex.is_some()
-        && !page.empty_page
-    {
-        return Err(ExtractError::NoListings {
-            platform: def.platform.clone(),
-            url: page_url.to_string(),
-        });
-    }
     Ok(page)
 }
 

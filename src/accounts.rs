@@ -282,8 +282,11 @@ fn checked(
 /// The registrable domains a platform's cookies may belong to: those of its definition's URLs
 /// (`s.taobao.com` → `taobao.com`, `search.jd.com` → `jd.com`).
 pub fn platform_domains(def: &PlatformDef) -> Vec<String> {
-    let mut domains: Vec<String> = [&def.urls.search, &def.urls.item]
-        .into_iter()
+    let mut domains: Vec<String> = def
+        .urls
+        .search
+        .iter()
+        .chain(std::iter::once(&def.urls.item))
         .filter_map(|u| url::Url::parse(&u.replace(['{', '}'], "")).ok())
         .filter_map(|u| u.host_str().map(registrable))
         .collect();

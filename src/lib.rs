@@ -79,8 +79,8 @@ pub use registry::{
 
 // Fetching and reading pages.
 pub use extract::{
-    CharsetSource, ExtractError, Extracted, SearchPage, decode_page, detect_block, extract_detail,
-    extract_file, extract_search,
+    CharsetSource, DetailFields, ExtractError, Extracted, SearchPage, decode_page, detect_block,
+    extract_detail, extract_file, extract_search, extract_search_lenient,
 };
 pub use fetch::Page;
 

@@ -54,9 +54,12 @@ pub struct PlatformDef {
     pub name: String,
     /// Encoding assumed when neither the header nor a meta tag names one.
     pub encoding: String,
-    /// ISO 4217 code of displayed prices.
+    /// ISO 4217 code of displayed prices, unless a page names its own (`fields.currency`).
     #[serde(default = "default_currency")]
     pub currency: String,
+    /// What the pages are: HTML (default), a bare JSON reply, or JSONP (`callback({...})`).
+    #[serde(default)]
+    pub format: PageFormat,
     pub urls: Urls,
     /// Required with `search`.
     pub pagination: Option<Pagination>,
@@ -84,6 +87,25 @@ fn default_currency() -> String {
     "CNY".to_string()
 }
 
+/// The kind of document a platform serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageFormat {
+    #[default]
+    Html,
+    /// The whole body is one JSON value (an API reply).
+    Json,
+    /// The whole body is `callback(<JSON>)`.
+    Jsonp,
+}
+
+impl PageFormat {
+    /// Whether pages are HTML (and so end in `</html>` when complete).
+    pub fn is_html(self) -> bool {
+        self == PageFormat::Html
+    }
+}
+
 /// URL templates in the platform's real form. To fetch elsewhere (the fixture server, a
 /// proxy), a `base_url` override replaces scheme, host and port and is prefixed to the path;
 /// canonical item URLs keep the real form.
@@ -91,7 +113,8 @@ fn default_currency() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Urls {
     /// Search page; placeholders `{keyword}` (percent-encoded UTF-8), `{page}` and `{offset}`.
-    pub search: String,
+    /// Required with `search`.
+    pub search: Option<String>,
     /// Item page and canonical item URL; placeholder `{item_id}`.
     pub item: String,
 }
@@ -173,8 +196,8 @@ pub struct SearchRules {
     pub(crate) empty_regex: Option<Regex>,
 }
 
-/// A JSON value embedded in a page's script.
-#[derive(Debug, Clone, Deserialize)]
+/// A JSON value embedded in a page's script (or the whole page, for JSON and JSONP formats).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddedJson {
     /// Script variable assigned the value, e.g. `g_page_config`.
@@ -200,6 +223,8 @@ pub struct SearchFields {
     pub sales: Option<Field>,
     pub detail_url: Option<Field>,
     pub image: Option<Field>,
+    /// ISO 4217 code the page gives for this listing's price (default: the definition's).
+    pub currency: Option<Field>,
     /// True when the rule matches (element present, or value present and matching `regex`).
     pub ad: Option<Field>,
 }
@@ -223,6 +248,9 @@ pub struct DetailFieldRules {
     pub price: Option<Field>,
     pub category: Option<Field>,
     pub images: Option<Field>,
+    pub sales: Option<Field>,
+    /// ISO 4217 code the page gives for the price (default: the definition's).
+    pub currency: Option<Field>,
 }
 
 /// One field: fallback rules tried in order; the first that yields a value wins.
@@ -310,8 +338,24 @@ impl fmt::Display for BlockKind {
 pub struct BlockMarker {
     pub kind: BlockKind,
     pub pattern: String,
+    /// A page that also matches this is content after all (a real item page whose login
+    /// iframe URL looks like a wall).
+    pub unless: Option<Unless>,
     #[serde(skip)]
     pub(crate) compiled: Option<Regex>,
+}
+
+/// What marks a page as content despite a block marker: a CSS selector that matches, or a
+/// regex over the page text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unless {
+    pub css: Option<String>,
+    pub regex: Option<String>,
+    #[serde(skip)]
+    pub(crate) selector: Option<Selector>,
+    #[serde(skip)]
+    pub(crate) compiled_regex: Option<Regex>,
 }
 
 /// Politeness towards the platform.
@@ -615,10 +659,14 @@ fn compile_opt(field: &mut Option<Field>, key: &str, ctx: RuleContext) -> Result
 }
 
 impl EmbeddedJson {
-    pub(crate) fn validate(&mut self, key: &str) -> Result<(), Invalid> {
+    pub(crate) fn validate(&mut self, key: &str, format: PageFormat) -> Result<(), Invalid> {
         match (&self.variable, &self.regex) {
             (Some(_), Some(_)) => Err(invalid(key, "use either `variable` or `regex`, not both")),
-            (None, None) => Err(invalid(key, "needs `variable` or `regex`")),
+            (None, None) if format.is_html() => Err(invalid(
+                key,
+                "needs `variable` or `regex` (or `format = \"json\"` for a bare JSON page)",
+            )),
+            (None, None) => Ok(()),
             (Some(v), None) => {
                 if v.is_empty() || !v.chars().all(|c| c.is_alphanumeric() || "_$.".contains(c)) {
                     return Err(invalid(
@@ -633,13 +681,23 @@ impl EmbeddedJson {
         if let Some(p) = &self.items {
             check_pointer(&format!("{key}.items"), p)?;
         }
-        let pattern = match (&self.variable, &self.regex) {
-            (Some(v), _) => format!(r"(?:^|[^\w$.]){}\s*=\s*", regex::escape(v)),
-            (_, Some(re)) => re.clone(),
-            (None, None) => unreachable!("checked above"),
+        let pattern = match (&self.variable, &self.regex, format) {
+            (Some(v), _, _) => format!(r"(?:^|[^\w$.]){}\s*=\s*", regex::escape(v)),
+            (_, Some(re), _) => re.clone(),
+            (None, None, PageFormat::Jsonp) => r"^\s*(?:/\*\*/\s*)?[\w$.]+\s*\(\s*".to_string(),
+            (None, None, _) => r"^\s*".to_string(),
         };
         self.start = Some(compile_regex(key, &pattern)?);
         Ok(())
+    }
+
+    /// How the value is found, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match (&self.variable, &self.regex) {
+            (Some(v), _) => v.clone(),
+            (_, Some(re)) => re.clone(),
+            (None, None) => "the page's JSON".to_string(),
+        }
     }
 
     /// The regex whose match end is where the JSON value starts (compiled at load).
@@ -670,15 +728,15 @@ impl PlatformDef {
                 format!("unknown encoding `{}`", self.encoding),
             ));
         }
-        check_template(
-            "urls.search",
-            &self.urls.search,
-            &["keyword", "page", "offset"],
-        )?;
-        check_template("urls.item", &self.urls.item, &["item_id"])?;
-        if !self.urls.search.contains("{keyword}") {
-            return Err(invalid("urls.search", "must contain `{keyword}`"));
+        if let Some(search) = &self.urls.search {
+            check_template("urls.search", search, &["keyword", "page", "offset"])?;
+            if !search.contains("{keyword}") {
+                return Err(invalid("urls.search", "must contain `{keyword}`"));
+            }
+        } else if self.search.is_some() {
+            return Err(invalid("urls.search", "missing: required with `search`"));
         }
+        check_template("urls.item", &self.urls.item, &["item_id"])?;
         if !self.urls.item.contains("{item_id}") {
             return Err(invalid("urls.item", "must contain `{item_id}`"));
         }
@@ -746,12 +804,18 @@ impl PlatformDef {
                 (None, None) => {
                     return Err(invalid("search", "needs `items` (CSS) or a `json` table"));
                 }
+                (Some(_), None) if !self.format.is_html() => {
+                    return Err(invalid(
+                        "search.items",
+                        "a CSS selector needs HTML, but `format` says the pages are JSON; use `search.json`",
+                    ));
+                }
                 (Some(css), None) => {
                     search.items_selector = Some(compile_selector("search.items", css)?);
                     RuleContext::HtmlItem
                 }
                 (None, Some(json)) => {
-                    json.validate("search.json")?;
+                    json.validate("search.json", self.format)?;
                     if json.items.is_none() {
                         return Err(invalid(
                             "search.json.items",
@@ -775,10 +839,14 @@ impl PlatformDef {
             compile_opt(&mut f.detail_url, "search.fields.detail_url", ctx)?;
             compile_opt(&mut f.image, "search.fields.image", ctx)?;
             compile_opt(&mut f.ad, "search.fields.ad", ctx)?;
+            compile_opt(&mut f.currency, "search.fields.currency", ctx)?;
         }
         if let Some(detail) = &mut self.detail {
+            if detail.json.is_none() && !self.format.is_html() {
+                detail.json = Some(EmbeddedJson::default()); // the page is the JSON
+            }
             if let Some(json) = &mut detail.json {
-                json.validate("detail.json")?;
+                json.validate("detail.json", self.format)?;
             }
             let ctx = RuleContext::Page {
                 has_json: detail.json.is_some(),
@@ -790,9 +858,32 @@ impl PlatformDef {
             compile_opt(&mut f.price, "detail.fields.price", ctx)?;
             compile_opt(&mut f.category, "detail.fields.category", ctx)?;
             compile_opt(&mut f.images, "detail.fields.images", ctx)?;
+            compile_opt(&mut f.sales, "detail.fields.sales", ctx)?;
+            compile_opt(&mut f.currency, "detail.fields.currency", ctx)?;
         }
         for (i, m) in self.blocked.iter_mut().enumerate() {
             m.compiled = Some(compile_regex(&format!("blocked[{i}].pattern"), &m.pattern)?);
+            if let Some(u) = &mut m.unless {
+                let key = format!("blocked[{i}].unless");
+                match (&u.css, &u.regex) {
+                    (Some(css), None) => {
+                        u.selector = Some(compile_selector(&format!("{key}.css"), css)?)
+                    }
+                    (None, Some(re)) => {
+                        u.compiled_regex = Some(compile_regex(&format!("{key}.regex"), re)?)
+                    }
+                    _ => return Err(invalid(&key, "needs exactly one of `css` or `regex`")),
+                }
+            }
+        }
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid(
+                "currency",
+                format!(
+                    "`{}` is not an ISO 4217 code such as \"CNY\"",
+                    self.currency
+                ),
+            ));
         }
         if self.price.range_separators.iter().any(|s| s.is_empty()) {
             return Err(invalid(
@@ -847,13 +938,16 @@ impl PlatformDef {
         self.pagination.as_ref().map_or(1, |p| p.page_size)
     }
 
-    /// Real-form search URL for `keyword`, 1-based `page_no`.
+    /// Real-form search URL for `keyword`, 1-based `page_no`. A detail-only definition has
+    /// no search URL; its item URL stands in (it names the platform's origin).
     pub fn search_url(&self, keyword: &str, page_no: u32) -> String {
         let n = page_no.max(1) - 1;
         let p = self.pagination.clone().unwrap_or_default();
         let keyword: String = url::form_urlencoded::byte_serialize(keyword.as_bytes()).collect();
         self.urls
             .search
+            .as_deref()
+            .unwrap_or(&self.urls.item)
             .replace("{keyword}", &keyword)
             .replace("{page}", &(p.page_start + n * p.page_step).to_string())
             .replace("{offset}", &(n * p.page_size).to_string())

@@ -1,12 +1,10 @@
 //! `markwatch crawl` and `markwatch extract`.
 
-use markwatch::{load_definition, load_definitions, rematch};
-use std::io::Write;
-use std::path::PathBuf;
+use markwatch::{load_definitions, rematch};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use markwatch::{Crawl, CrawlError, Search};
@@ -37,22 +35,6 @@ pub struct CrawlArgs {
     /// With --now: wait for the runs to finish and print how they ended
     #[arg(long, requires = "now")]
     wait: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ExtractArgs {
-    /// A platform whose definition is in the configured definitions folder
-    #[arg(
-        long,
-        conflicts_with = "definition",
-        required_unless_present = "definition"
-    )]
-    platform: Option<String>,
-    /// A definition file, e.g. one you are writing for a new site
-    #[arg(long, value_name = "PATH")]
-    definition: Option<PathBuf>,
-    /// A saved search or item page
-    file: PathBuf,
 }
 
 pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -122,33 +104,6 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     if let Some(drafts) = &report.drafts {
         println!("{}", super::queue::draft_line(drafts));
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let def = match (&args.definition, &args.platform) {
-        (Some(path), _) => load_definition(path)?,
-        (None, Some(name)) => load_definitions(&ctx.config.crawl.definitions)?
-            .into_iter()
-            .find(|d| &d.platform == name)
-            .with_context(|| {
-                format!(
-                    "no definition for platform `{name}` in {}",
-                    ctx.config.crawl.definitions.display()
-                )
-            })?,
-        (None, None) => unreachable!("clap requires one of --platform and --definition"),
-    };
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let listings = markwatch::extract_file(&def, &bytes, None)
-        .with_context(|| args.file.display().to_string())?;
-    let mut out = std::io::stdout().lock();
-    for listing in &listings {
-        serde_json::to_writer(&mut out, listing)?;
-        out.write_all(b"\n")?;
-    }
-    tracing::info!(file = %args.file.display(), listings = listings.len(), "extracted");
     Ok(ExitCode::SUCCESS)
 }
 

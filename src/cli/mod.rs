@@ -12,6 +12,7 @@ mod crawl;
 #[cfg(feature = "fixtures")]
 mod demo;
 mod evidence;
+mod extract;
 #[cfg(feature = "fixtures")]
 mod fixtures;
 mod matching;
@@ -76,7 +77,7 @@ enum Command {
     /// Crawl the platforms for the registry's marks and store listings with evidence
     Crawl(crawl::CrawlArgs),
     /// Print the listings a definition extracts from a saved page, as JSONL
-    Extract(crawl::ExtractArgs),
+    Extract(extract::ExtractArgs),
     /// Serve the fixture platforms (local look-alikes of the real sites, with fault injection)
     #[cfg(feature = "fixtures")]
     #[command(subcommand)]
@@ -160,7 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
-        Command::Extract(args) => crawl::run_extract(args, &ctx),
+        Command::Extract(args) => extract::run_extract(args, &ctx),
         #[cfg(feature = "fixtures")]
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(args) => matching::run_match(args),

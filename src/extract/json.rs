@@ -23,6 +23,8 @@ pub(crate) struct Captured {
     pub values: Vec<Option<Value>>,
     /// Whether the JSON ended early or was malformed after the start.
     pub incomplete: bool,
+    /// Why the value could not be read, when nothing could be.
+    pub error: Option<String>,
 }
 
 /// Finds the embedded value's start and captures `items` (a pointer to an array) and `values`.
@@ -55,8 +57,9 @@ pub(crate) fn capture(
         values: vec![None; values.len()],
         ..Captured::default()
     });
-    let item_targets: Vec<Target> = if item_fields.iter().any(|p| p.is_empty()) {
-        Vec::new() // a rule reads the whole listing: keep it whole
+    let whole = |p: &&str| p.is_empty() || split_pointer(p).iter().any(|s| s == "*");
+    let item_targets: Vec<Target> = if item_fields.iter().any(whole) {
+        Vec::new() // a rule reads the whole listing (or any element of an array): keep it whole
     } else {
         item_fields
             .iter()
@@ -76,10 +79,112 @@ pub(crate) fn capture(
         item_targets: &item_targets,
         sink: &sink,
     };
-    let ok = walker.deserialize(&mut de).is_ok();
+    let result = walker.deserialize(&mut de);
     let mut captured = sink.into_inner();
-    captured.incomplete = !ok;
+    if let Err(e) = result {
+        captured.incomplete = true;
+        let nothing = !captured.items_found && captured.values.iter().all(Option::is_none);
+        if nothing {
+            // Not JSON from the start: perhaps a JavaScript object literal (unquoted keys,
+            // single quotes, trailing commas), read as JSON5.
+            match js_literal(rest.trim_start()) {
+                Ok(v) => return Some(from_value(&v, items, values)),
+                Err(js) => {
+                    captured.error = Some(format!("not JSON ({e}), nor a JavaScript object ({js})"))
+                }
+            }
+        }
+    }
     Some(captured)
+}
+
+/// Reads a JavaScript object or array literal at the start of `text` as JSON5.
+fn js_literal(text: &str) -> Result<Value, String> {
+    let extent = literal_extent(text).ok_or("no complete `{...}` or `[...]` value")?;
+    json5::from_str::<Value>(extent).map_err(|e| e.to_string())
+}
+
+/// The balanced `{...}` or `[...]` at the start of `text`, skipping strings and comments.
+fn literal_extent(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    if !matches!(b.first(), Some(b'{' | b'[')) {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return text.get(..=i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What a pass would have captured, from a value already in memory.
+fn from_value(v: &Value, items: Option<&str>, values: &[&str]) -> Captured {
+    let found = items.and_then(|p| v.pointer(p));
+    Captured {
+        items_found: found.is_some(),
+        items: match found {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        },
+        values: values.iter().map(|p| v.pointer(p).cloned()).collect(),
+        incomplete: false,
+        error: None,
+    }
+}
+
+/// Every value at `pointer`, where a `*` segment stands for each element of an array (or
+/// each value of an object).
+pub(crate) fn pointer_all<'v>(v: &'v Value, pointer: &str) -> Vec<&'v Value> {
+    let mut cur = vec![v];
+    for seg in split_pointer(pointer) {
+        cur = cur
+            .into_iter()
+            .flat_map(|x| -> Vec<&Value> {
+                match (x, seg.as_str()) {
+                    (Value::Array(a), "*") => a.iter().collect(),
+                    (Value::Object(o), "*") => o.values().collect(),
+                    (Value::Array(a), s) => s
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| a.get(i))
+                        .into_iter()
+                        .collect(),
+                    (Value::Object(o), s) => o.get(s).into_iter().collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
+    }
+    cur
 }
 
 /// Splits an RFC 6901 pointer into unescaped segments.
@@ -341,11 +446,10 @@ mod tests {
     fn spec() -> EmbeddedJson {
         let mut spec = EmbeddedJson {
             variable: Some("g_page_config".into()),
-            regex: None,
-            items: None,
-            start: None,
+            ..EmbeddedJson::default()
         };
-        spec.validate("search.json").unwrap();
+        spec.validate("search.json", crate::platform::PageFormat::Html)
+            .unwrap();
         spec
     }
 

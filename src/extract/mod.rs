@@ -72,6 +72,8 @@ pub struct Extracted {
     pub sales: Option<String>,
     pub image: Option<String>,
     pub is_ad: bool,
+    /// ISO 4217 code of the price: the page's, else the definition's.
+    pub currency: String,
 }
 
 impl Extracted {
@@ -84,7 +86,7 @@ impl Extracted {
             title: self.title.clone(),
             seller: self.seller.clone(),
             price: self.price,
-            currency: def.currency.clone(),
+            currency: self.currency.clone(),
             category: None,
             is_ad: self.is_ad,
         }
@@ -103,6 +105,38 @@ pub struct SearchPage {
     pub truncated: bool,
     /// Listing entries skipped for lacking an item id or title.
     pub skipped: usize,
+    /// Of those, skipped for lacking an item id.
+    pub skipped_no_id: usize,
+    /// Of those, skipped for lacking a title.
+    pub skipped_no_title: usize,
+    /// Listing nodes (HTML) or array entries (JSON) the item rule matched.
+    pub nodes: usize,
+    /// The page matched the definition's `empty_marker`: a genuine "no results" page.
+    pub empty_page: bool,
+    /// Why the embedded JSON could not be read, when it could not.
+    pub json_error: Option<String>,
+}
+
+impl SearchPage {
+    fn tally(&mut self, read: Result<Extracted, Skip>) {
+        self.nodes += 1;
+        match read {
+            Ok(l) => self.listings.push(l),
+            Err(skip) => {
+                self.skipped += 1;
+                match skip {
+                    Skip::NoId => self.skipped_no_id += 1,
+                    Skip::NoTitle => self.skipped_no_title += 1,
+                }
+            }
+        }
+    }
+}
+
+/// Why a listing node was skipped.
+enum Skip {
+    NoId,
+    NoTitle,
 }
 
 /// What an item detail page held.
@@ -117,6 +151,9 @@ pub struct DetailFields {
     pub category: Vec<String>,
     /// Absolute image URLs.
     pub images: Vec<String>,
+    pub sales: Option<String>,
+    /// ISO 4217 code of the price: the page's, else the definition's.
+    pub currency: String,
 }
 
 impl DetailFields {
@@ -130,7 +167,7 @@ impl DetailFields {
             title: self.title.clone()?,
             seller: self.seller.clone(),
             price: self.price,
-            currency: def.currency.clone(),
+            currency: self.currency.clone(),
             category: (!self.category.is_empty()).then(|| self.category.join(" > ")),
             is_ad: false,
         })
@@ -139,9 +176,25 @@ impl DetailFields {
 
 /// The wall this page is, if any.
 pub fn detect_block(def: &PlatformDef, text: &str) -> Option<BlockKind> {
+    let mut doc = None;
     def.blocked
         .iter()
-        .find(|m| m.compiled.as_ref().is_some_and(|re| re.is_match(text)))
+        .filter(|m| m.compiled.as_ref().is_some_and(|re| re.is_match(text)))
+        .find(|m| {
+            let Some(u) = &m.unless else { return true };
+            if let Some(re) = &u.compiled_regex {
+                return !re.is_match(text);
+            }
+            match &u.selector {
+                // Parsed only when a marker matched, and once.
+                Some(sel) => doc
+                    .get_or_insert_with(|| Html::parse_document(text))
+                    .select(sel)
+                    .next()
+                    .is_none(),
+                None => true,
+            }
+        })
         .map(|m| m.kind)
 }
 
@@ -174,6 +227,28 @@ pub fn extract_search(
     text: &str,
     page_url: &str,
 ) -> Result<SearchPage, ExtractError> {
+    let page = extract_search_lenient(def, text, page_url)?;
+    if page.listings.is_empty()
+        && page.skipped == 0
+        && !page.truncated
+        && def.search.as_ref().is_some_and(|r| r.empty_regex.is_some())
+        && !page.empty_page
+    {
+        return Err(ExtractError::NoListings {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+        });
+    }
+    Ok(page)
+}
+
+/// [`extract_search`] without the layout-change check: a page with no listings is returned as
+/// it is, with its counts, for `markwatch extract` to explain.
+pub fn extract_search_lenient(
+    def: &PlatformDef,
+    text: &str,
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
     let rules = rules_for(def, def.search.as_ref(), "search", text, page_url)?;
     // Links resolve against the platform's real origin, not wherever the page was fetched from
     // (a fixture server or proxy), so stored URLs keep the real form.
@@ -195,17 +270,8 @@ pub fn extract_search(
             l.image = Some(abs.to_string());
         }
     }
-    if page.listings.is_empty()
-        && page.skipped == 0
-        && !page.truncated
-        && let Some(marker) = &rules.empty_regex
-        && !marker.is_match(text)
-    {
-        return Err(ExtractError::NoListings {
-            platform: def.platform.clone(),
-            url: page_url.to_string(),
-        });
-    }
+    page.empty_page =
+        page.listings.is_empty() && rules.empty_regex.as_ref().is_some_and(|m| m.is_match(text));
     Ok(page)
 }
 
@@ -271,18 +337,19 @@ fn rule_values(rule: &FieldRule, src: &Source<'_>, all: bool) -> Vec<String> {
             let Some(p) = &rule.pointer else {
                 return Vec::new();
             };
-            match v.pointer(p) {
-                Some(Value::Array(items)) if all => items
-                    .iter()
-                    .filter_map(json_scalar)
-                    .filter_map(|s| finish(rule, s))
-                    .collect(),
-                Some(x) => json_scalar(x)
-                    .and_then(|s| finish(rule, s))
-                    .into_iter()
-                    .collect(),
-                None => Vec::new(),
+            let mut out: Vec<String> = Vec::new();
+            for x in json::pointer_all(v, p) {
+                match x {
+                    Value::Array(items) if all => out.extend(
+                        items
+                            .iter()
+                            .filter_map(json_scalar)
+                            .filter_map(|s| finish(rule, s)),
+                    ),
+                    x => out.extend(json_scalar(x).and_then(|s| finish(rule, s))),
+                }
             }
+            out
         }
         Source::Text(t) => match &rule.compiled_regex {
             Some(re) if all => re
@@ -327,17 +394,21 @@ fn field_flag(field: &Field, src: &Source<'_>) -> bool {
     })
 }
 
-fn read_listing(def: &PlatformDef, rules: &SearchRules, src: &Source<'_>) -> Option<Extracted> {
+fn read_listing(
+    def: &PlatformDef,
+    rules: &SearchRules,
+    src: &Source<'_>,
+) -> Result<Extracted, Skip> {
     let f = &rules.fields;
-    let item_id = field_value(&f.item_id, src)?;
-    let title = field_value(&f.title, src)?;
+    let item_id = field_value(&f.item_id, src).ok_or(Skip::NoId)?;
+    let title = field_value(&f.title, src).ok_or(Skip::NoTitle)?;
     let get = |field: &Option<Field>| field.as_ref().and_then(|x| field_value(x, src));
     let price_text = get(&f.price);
     let (price, price_max) = price_text
         .as_deref()
         .and_then(|t| parse_price(t, &def.price))
         .map_or((None, None), |(lo, hi)| (Some(lo), hi));
-    Some(Extracted {
+    Ok(Extracted {
         item_id,
         title,
         url: String::new(),
@@ -351,7 +422,23 @@ fn read_listing(def: &PlatformDef, rules: &SearchRules, src: &Source<'_>) -> Opt
         sales: get(&f.sales),
         image: get(&f.image),
         is_ad: f.ad.as_ref().is_some_and(|a| field_flag(a, src)),
+        currency: currency_code(get(&f.currency), def),
     })
+}
+
+/// A page's currency if it reads as an ISO 4217 code (or a common sign), else the definition's.
+fn currency_code(page: Option<String>, def: &PlatformDef) -> String {
+    let code = page.map(|c| match c.trim() {
+        "¥" | "￥" | "元" | "RMB" | "rmb" => "CNY".to_string(),
+        "€" => "EUR".to_string(),
+        "$" | "US$" => "USD".to_string(),
+        "£" => "GBP".to_string(),
+        c => c.to_ascii_uppercase(),
+    });
+    match code {
+        Some(c) if c.len() == 3 && c.chars().all(|x| x.is_ascii_uppercase()) => c,
+        _ => def.currency.clone(),
+    }
 }
 
 fn parse_page_number(v: &str) -> Option<u32> {
@@ -391,21 +478,24 @@ fn search_json(
         .ok_or_else(|| ExtractError::JsonNotFound {
             platform: def.platform.clone(),
             url: page_url.to_string(),
-            what: spec
-                .variable
-                .clone()
-                .or_else(|| spec.regex.clone())
-                .unwrap_or_default(),
+            what: spec.describe(),
         })?;
     let mut page = SearchPage {
-        truncated: captured.incomplete || html_truncated(text),
+        truncated: captured.incomplete || def.format.is_html() && html_truncated(text),
         ..SearchPage::default()
     };
+    if !captured.items_found {
+        page.json_error = Some(match &captured.error {
+            Some(e) => format!("`{}`: {e}", spec.describe()),
+            None => format!(
+                "`{}` holds no listing array at `{}`",
+                spec.describe(),
+                spec.items.as_deref().unwrap_or_default()
+            ),
+        });
+    }
     for item in &captured.items {
-        match read_listing(def, rules, &Source::Json(item)) {
-            Some(l) => page.listings.push(l),
-            None => page.skipped += 1,
-        }
+        page.tally(read_listing(def, rules, &Source::Json(item)));
     }
     let number = |v: &Option<Value>| {
         v.as_ref()
@@ -443,7 +533,7 @@ fn followed_by_content(el: ElementRef<'_>) -> bool {
 
 fn search_html(def: &PlatformDef, rules: &SearchRules, text: &str) -> SearchPage {
     let doc = Html::parse_document(text);
-    let truncated = html_truncated(text);
+    let truncated = def.format.is_html() && html_truncated(text);
     let mut page = SearchPage {
         truncated,
         ..SearchPage::default()
@@ -453,10 +543,7 @@ fn search_html(def: &PlatformDef, rules: &SearchRules, text: &str) -> SearchPage
             if truncated && !followed_by_content(el) {
                 continue; // cut off mid-listing
             }
-            match read_listing(def, rules, &Source::Element(el)) {
-                Some(l) => page.listings.push(l),
-                None => page.skipped += 1,
-            }
+            page.tally(read_listing(def, rules, &Source::Element(el)));
         }
     }
     page.has_next = match def.last_page() {
@@ -510,6 +597,8 @@ pub fn extract_detail(
         &f.price,
         &f.category,
         &f.images,
+        &f.sales,
+        &f.currency,
     ];
     let needs_dom = fields.iter().any(|x| {
         x.as_ref()
@@ -566,6 +655,8 @@ pub fn extract_detail(
         price_max,
         category: read(&f.category, true),
         images,
+        sales: one(&f.sales),
+        currency: currency_code(one(&f.currency), def),
     })
 }
 

@@ -29,6 +29,9 @@ pub struct ListingRecord {
     pub category: Option<String>,
     #[serde(default)]
     pub url: Option<String>,
+    /// ISO 4217 code of `price` [default: CNY].
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 impl ListingRecord {
@@ -36,7 +39,12 @@ impl ListingRecord {
         Item {
             title: &self.title,
             seller: &self.seller,
-            price: self.price,
+            // Only CNY prices are weighed until exchange rates exist.
+            price: self.price.filter(|_| {
+                self.currency
+                    .as_deref()
+                    .is_none_or(|c| c.eq_ignore_ascii_case("CNY"))
+            }),
             category: self.category.as_deref(),
             platform: &self.platform,
         }

@@ -46,7 +46,8 @@ impl<'a> From<&'a Listing> for Item<'a> {
         Item {
             title: &l.title,
             seller: l.seller.as_deref().unwrap_or(""),
-            price: l.price,
+            // Prices are weighed in CNY; another currency is not compared until rates exist.
+            price: l.price.filter(|_| l.currency.eq_ignore_ascii_case("CNY")),
             category: l.category.as_deref(),
             platform: &l.platform,
         }

@@ -227,6 +227,7 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
         String,
         Option<String>,
         Option<f64>,
+        String,
         Option<String>,
     );
     let listings: Vec<(i64, R)> = sqlx::query_as::<
@@ -238,16 +239,17 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
             String,
             Option<String>,
             Option<f64>,
+            String,
             Option<String>,
         ),
     >(
-        "SELECT id, platform, item_id, title, seller, price, category FROM listings ORDER BY id",
+        "SELECT id, platform, item_id, title, seller, price, currency, category FROM listings ORDER BY id",
     )
     .fetch_all(&mut conn)
     .await
     .unwrap()
     .into_iter()
-    .map(|(id, p, i, t, s, pr, c)| (id, (p, i, t, s, pr, c)))
+    .map(|(id, p, i, t, s, pr, cur, c)| (id, (p, i, t, s, pr, cur, c)))
     .collect();
     let matches: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
         "SELECT listing_id, id, verdict, updated_at, matcher_version FROM matches ORDER BY listing_id",
@@ -257,7 +259,7 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
     .unwrap();
     assert_eq!(matches.len(), listings.len(), "one verdict per listing");
     let mut out = Vec::new();
-    for ((id, (platform, item_id, title, seller, price, category)), m) in
+    for ((id, (platform, item_id, title, seller, price, currency, category)), m) in
         listings.into_iter().zip(matches)
     {
         assert_eq!(m.0, id);
@@ -268,6 +270,7 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
             title,
             seller,
             price,
+            currency,
             category,
             ..Listing::default()
         };

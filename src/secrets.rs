@@ -171,24 +171,33 @@ fn random_key() -> [u8; KEY_LEN] {
 }
 
 /// Creates `path` 0600 holding a new random key; fails with `AlreadyExists` if it exists.
+/// The key is written under a temporary name and linked into place, so a process starting at
+/// the same moment never reads a half-written key file.
 fn create_key_file(path: &Path) -> std::io::Result<[u8; KEY_LEN]> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    // The umask can only take bits away; set exactly 0600 all the same.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    let key = random_key();
-    let written = writeln!(file, "{}", hex::encode(key)).and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        // A half-written key file would lock every later run out; leave none.
-        let _ = std::fs::remove_file(path);
-        return Err(e);
+    if path.exists() {
+        return Err(std::io::ErrorKind::AlreadyExists.into());
     }
-    Ok(key)
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", hex::encode(&random_key()[..8])));
+    let tmp = path.with_file_name(tmp_name);
+    let key = random_key();
+    let created = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // The umask can only take bits away; set exactly 0600 all the same.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        writeln!(file, "{}", hex::encode(key))?;
+        file.sync_all()?;
+        // Fails with AlreadyExists if another process linked its key first: that one wins.
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    created.map(|()| key)
 }
 
 #[cfg(test)]
@@ -233,5 +242,20 @@ mod tests {
             SecretKey::load(Some("abc"), &path),
             Err(SecretError::BadEnvKey)
         ));
+    }
+
+    #[test]
+    fn first_uses_at_the_same_moment_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        let keys: Vec<[u8; KEY_LEN]> = std::thread::scope(|s| {
+            let loads: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| SecretKey::load(None, &path).unwrap().key))
+                .collect();
+            loads.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the key file remains");
     }
 }

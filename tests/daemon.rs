@@ -56,29 +56,15 @@ poll_secs = 1
     scratch.write("markwatch.toml", &toml)
 }
 
-/// The binary under test. `MW_TEST_BIN` names a private copy when several worktrees share one
-/// build directory (each build replaces `target/debug/markwatch`).
-fn bin() -> PathBuf {
-    std::env::var_os("MW_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_markwatch")))
-}
-
 /// `markwatch --db <scratch db> --config <config> ARGS`, run to the end: (status, stdout, stderr).
 fn run(scratch: &Scratch, config: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(bin());
-    cmd.current_dir(scratch.dir.path())
-        .arg("--db")
-        .arg(scratch.db())
+    let out = scratch
+        .command()
         .arg("--config")
         .arg(config)
-        .args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MARKWATCH_") {
-            cmd.env_remove(key);
-        }
-    }
-    let out = cmd.output().expect("run markwatch");
+        .args(args)
+        .output()
+        .expect("run markwatch");
     (
         out.status.code().expect("exited"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -110,7 +96,7 @@ impl Daemon {
     /// A daemon on the database at `db` (a symlink, say).
     fn start_on(scratch: &Scratch, config: &Path, db: &Path) -> Daemon {
         let log = scratch.path(&format!("serve-{}.log", rand_suffix()));
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(common::bin());
         cmd.current_dir(scratch.dir.path())
             .arg("--config")
             .arg(config)

@@ -2,21 +2,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::Scratch;
 use sqlx::{Connection, SqliteConnection};
 
-/// See tests/daemon.rs: `MW_TEST_BIN` names a private copy of the binary in a shared build dir.
-fn bin() -> PathBuf {
-    std::env::var_os("MW_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_markwatch")))
-}
-
 fn demo(cwd: &Path, dir: &Path) -> (i32, String, String) {
-    let mut cmd = Command::new(bin());
+    let mut cmd = Command::new(common::bin());
     cmd.current_dir(cwd).arg("demo").arg("--dir").arg(dir);
     for (key, _) in std::env::vars() {
         if key.starts_with("MARKWATCH_") {

@@ -50,26 +50,9 @@ dir = "{outbox}"
     scratch.write("markwatch.toml", &toml)
 }
 
-/// The binary under test. `MW_TEST_BIN` names a private copy when several worktrees share one
-/// build directory.
-fn bin() -> PathBuf {
-    std::env::var_os("MW_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_markwatch")))
-}
-
 fn command(scratch: &Scratch, config: &Path) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.current_dir(scratch.dir.path())
-        .arg("--db")
-        .arg(scratch.db())
-        .arg("--config")
-        .arg(config);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MARKWATCH_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = scratch.command();
+    cmd.arg("--config").arg(config);
     cmd
 }
 

@@ -12,6 +12,14 @@ use markwatch::{Extracted, SearchPage};
 use markwatch::{FixtureOptions, FixtureServer};
 use url::Url;
 
+/// The binary under test. `MW_TEST_BIN` names a private copy when several worktrees share one
+/// build directory (each build replaces `target/debug/markwatch`).
+pub fn bin() -> PathBuf {
+    std::env::var_os("MW_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_markwatch")))
+}
+
 /// The crate root, where `fixtures/` and `crawlers/` live.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,22 +84,27 @@ impl Scratch {
         path
     }
 
+    /// `markwatch --db <scratch>/markwatch.db`, run in the scratch directory, with no
+    /// MARKWATCH_* leaking in: add the arguments and run it.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(self.dir.path()).arg("--db").arg(self.db());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("MARKWATCH_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
     /// `markwatch --db <scratch>/markwatch.db ARGS`, with no config file or MARKWATCH_* leaking in.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with_env(args, &[])
     }
 
     pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_markwatch"));
-        cmd.current_dir(self.dir.path())
-            .arg("--db")
-            .arg(self.db())
-            .args(args);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("MARKWATCH_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = self.command();
+        cmd.args(args);
         cmd.env_remove("RUST_LOG");
         for (k, v) in env {
             cmd.env(k, v);

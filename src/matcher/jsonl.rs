@@ -39,12 +39,7 @@ impl ListingRecord {
         Item {
             title: &self.title,
             seller: &self.seller,
-            // Only CNY prices are weighed until exchange rates exist.
-            price: self.price.filter(|_| {
-                self.currency
-                    .as_deref()
-                    .is_none_or(|c| c.eq_ignore_ascii_case("CNY"))
-            }),
+            price: super::cny_price(self.price, self.currency.as_deref().unwrap_or("CNY")),
             category: self.category.as_deref(),
             platform: &self.platform,
         }

@@ -41,13 +41,18 @@ pub struct Item<'a> {
     pub platform: &'a str,
 }
 
+/// The price to weigh: prices are weighed in CNY, and another currency is not compared until
+/// exchange rates exist.
+fn cny_price(price: Option<f64>, currency: &str) -> Option<f64> {
+    price.filter(|_| currency.eq_ignore_ascii_case("CNY"))
+}
+
 impl<'a> From<&'a Listing> for Item<'a> {
     fn from(l: &'a Listing) -> Self {
         Item {
             title: &l.title,
             seller: l.seller.as_deref().unwrap_or(""),
-            // Prices are weighed in CNY; another currency is not compared until rates exist.
-            price: l.price.filter(|_| l.currency.eq_ignore_ascii_case("CNY")),
+            price: cny_price(l.price, &l.currency),
             category: l.category.as_deref(),
             platform: &l.platform,
         }

@@ -117,6 +117,10 @@ pub struct PlatformConfig {
     pub requests_per_second: Option<f64>,
     /// Overrides the definition's requests in flight at once.
     pub concurrency: Option<u32>,
+    /// Overrides how the definition fetches search and item pages ("http" or "browser").
+    pub fetch: Option<crate::platform::FetchWith>,
+    /// Overrides the definition's `login.required` (false: crawl without accounts).
+    pub login_required: Option<bool>,
 }
 
 impl Default for PlatformConfig {
@@ -127,6 +131,8 @@ impl Default for PlatformConfig {
             schedule: None,
             requests_per_second: None,
             concurrency: None,
+            fetch: None,
+            login_required: None,
         }
     }
 }

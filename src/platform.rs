@@ -78,6 +78,8 @@ pub struct PlatformDef {
     /// Extra request headers (Referer, Accept-Language, ...).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How a person logs in, for platforms that serve search only to logged-in sessions.
+    pub login: Option<LoginRules>,
     /// The file this definition came from.
     #[serde(skip)]
     pub source: PathBuf,
@@ -85,6 +87,31 @@ pub struct PlatformDef {
 
 fn default_currency() -> String {
     "CNY".to_string()
+}
+
+/// How a page is fetched: a plain HTTP request, or a real browser that runs the page's script.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchWith {
+    #[default]
+    Http,
+    /// Debian's Chromium over the DevTools protocol, with the account's own profile.
+    Browser,
+}
+
+/// `[login]`: where a person logs in to an account, and how markwatch knows they have.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRules {
+    /// Whether search needs a logged-in account [default: true]. A platform that needs one
+    /// and has none healthy is skipped, and the run says which command fixes it.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// The platform's login page, in its real form (a `base_url` override maps it).
+    pub url: String,
+    /// Cookies the platform sets once a person has logged in; `accounts login` captures the
+    /// session when all of them are present.
+    pub session_cookies: Vec<String>,
 }
 
 /// The kind of document a platform serves.
@@ -189,6 +216,9 @@ pub struct SearchRules {
     /// Regex over the page text that marks a genuine "no results" page. Without a match, a
     /// page with no listings is reported as a layout change.
     pub empty_marker: Option<String>,
+    /// How search pages are fetched [default: http].
+    #[serde(default)]
+    pub fetch: FetchWith,
     pub fields: SearchFields,
     #[serde(skip)]
     pub(crate) items_selector: Option<Selector>,
@@ -235,6 +265,9 @@ pub struct SearchFields {
 pub struct DetailRules {
     /// A JSON value in a script that `pointer` rules read.
     pub json: Option<EmbeddedJson>,
+    /// How item pages are fetched [default: http].
+    #[serde(default)]
+    pub fetch: FetchWith,
     pub fields: DetailFieldRules,
 }
 
@@ -737,6 +770,17 @@ impl PlatformDef {
             return Err(invalid("urls.search", "missing: required with `search`"));
         }
         check_template("urls.item", &self.urls.item, &["item_id"])?;
+        if let Some(login) = &self.login {
+            if Url::parse(&login.url).is_err() {
+                return Err(invalid("login.url", format!("`{}` is not a URL", login.url)));
+            }
+            if login.session_cookies.is_empty() {
+                return Err(invalid(
+                    "login.session_cookies",
+                    "name at least one cookie the platform sets once logged in",
+                ));
+            }
+        }
         if !self.urls.item.contains("{item_id}") {
             return Err(invalid("urls.item", "must contain `{item_id}`"));
         }

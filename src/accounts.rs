@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::platform::PlatformDef;
 use crate::secrets::{SecretError, SecretKey};
-use crate::store::{NewAccount, SaveOutcome, Store, StoreError};
+use crate::store::{AccountState, NewAccount, SaveOutcome, Store, StoreError};
 
 /// Larger cookie files are refused: a browser's whole jar is far smaller.
 const MAX_COOKIE_FILE: u64 = 4 << 20;
@@ -492,6 +492,90 @@ pub async fn import_account(
         concurrency: pace.concurrency,
     };
     Ok(store.save_account(&account, &check).await?)
+}
+
+/// An account opened for use: its session and proxy unsealed. `Debug` shows neither.
+#[derive(Clone)]
+pub struct OpenedAccount {
+    pub id: i64,
+    pub platform: String,
+    pub name: String,
+    pub state: AccountState,
+    /// For `cooling`: when it may be used again.
+    pub state_until: Option<String>,
+    pub cookies: Vec<Cookie>,
+    pub proxy: Option<ProxyUrl>,
+    pub pace: AccountPace,
+}
+
+impl fmt::Debug for OpenedAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedAccount")
+            .field("platform", &self.platform)
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .field("cookies", &self.cookies.len())
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `platform`'s accounts (only `name`'s when given), their secrets opened with `key`.
+pub async fn open_accounts(
+    store: &Store,
+    key: &SecretKey,
+    platform: &str,
+    name: Option<&str>,
+) -> Result<Vec<OpenedAccount>, AccountError> {
+    let rows = store.sealed_accounts(platform, name).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let who = format!("the cookies of {platform} account {}", row.name);
+        let plain = key.open(
+            &secret_context("cookies", platform, &row.name),
+            &row.cookies_sealed,
+            &who,
+        )?;
+        let cookies: Vec<Cookie> =
+            serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt {
+                table: "accounts",
+                column: "cookies_sealed",
+                value: row.name.clone(),
+            })?;
+        let proxy = match &row.proxy_sealed {
+            Some(sealed) => {
+                let who = format!("the proxy of {platform} account {}", row.name);
+                let plain =
+                    key.open(&secret_context("proxy", platform, &row.name), sealed, &who)?;
+                let text = String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+                    table: "accounts",
+                    column: "proxy_sealed",
+                    value: row.name.clone(),
+                })?;
+                Some(ProxyUrl::parse(&text)?)
+            }
+            None => None,
+        };
+        let state = row.state.parse().map_err(|_| StoreError::Corrupt {
+            table: "accounts",
+            column: "state",
+            value: row.state.clone(),
+        })?;
+        out.push(OpenedAccount {
+            id: row.id,
+            platform: row.platform,
+            name: row.name,
+            state,
+            state_until: row.state_until,
+            cookies,
+            proxy,
+            pace: AccountPace {
+                requests_per_second: row.requests_per_second,
+                concurrency: row.concurrency.and_then(|c| u32::try_from(c).ok()),
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// Associated data for a sealed value: what it is and whose, so it opens nowhere else.

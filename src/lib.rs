@@ -69,8 +69,8 @@ pub use model::{
 
 // Platform definitions and the registry.
 pub use platform::{
-    BlockKind, ExportField, PlatformDef, PlatformError, load_dir as load_definitions,
-    load_file as load_definition,
+    BlockKind, ExportField, FetchWith, LoginRules, PlatformDef, PlatformError,
+    load_dir as load_definitions, load_file as load_definition,
 };
 pub use registry::{
     RegistryError, load_file as load_registry, parse_toml as parse_registry_toml,
@@ -115,8 +115,8 @@ pub use rematch::rematch;
 
 // Platform accounts and secrets at rest.
 pub use accounts::{
-    AccountError, AccountPace, Cookie, CookieFileError, PlatformCookies, ProxyUrl,
-    cookies_for_platform, import_account, platform_domains, read_cookie_file,
+    AccountError, AccountPace, Cookie, CookieFileError, OpenedAccount, PlatformCookies, ProxyUrl,
+    cookies_for_platform, import_account, open_accounts, platform_domains, read_cookie_file,
 };
 pub use secrets::{SECRET_KEY_ENV, SecretError, SecretKey, default_key_file};
 pub use store::{AccountState, AccountSummary, SaveOutcome};

@@ -772,7 +772,10 @@ impl PlatformDef {
         check_template("urls.item", &self.urls.item, &["item_id"])?;
         if let Some(login) = &self.login {
             if Url::parse(&login.url).is_err() {
-                return Err(invalid("login.url", format!("`{}` is not a URL", login.url)));
+                return Err(invalid(
+                    "login.url",
+                    format!("`{}` is not a URL", login.url),
+                ));
             }
             if login.session_cookies.is_empty() {
                 return Err(invalid(

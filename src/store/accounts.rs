@@ -69,6 +69,20 @@ pub enum SaveOutcome {
     Replaced,
 }
 
+/// An account as stored, its secrets still sealed: what the crawl and `accounts login` open.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct SealedAccount {
+    pub(crate) id: i64,
+    pub(crate) platform: String,
+    pub(crate) name: String,
+    pub(crate) state: String,
+    pub(crate) state_until: Option<String>,
+    pub(crate) cookies_sealed: Vec<u8>,
+    pub(crate) proxy_sealed: Option<Vec<u8>>,
+    pub(crate) requests_per_second: Option<f64>,
+    pub(crate) concurrency: Option<i64>,
+}
+
 #[derive(sqlx::FromRow)]
 struct SummaryRow {
     platform: String,
@@ -189,6 +203,23 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// `platform`'s accounts with their sealed secrets, by name; only `name`'s when given.
+    pub(crate) async fn sealed_accounts(
+        &self,
+        platform: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<SealedAccount>> {
+        Ok(sqlx::query_as(
+            "SELECT id, platform, name, state, state_until, cookies_sealed, proxy_sealed,
+                    requests_per_second, concurrency
+             FROM accounts WHERE platform = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
+        )
+        .bind(platform)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Deletes an account with its secrets; false when there was none.

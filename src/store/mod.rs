@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 };
 
 pub use accounts::{AccountState, AccountSummary, SaveOutcome};
-pub(crate) use accounts::{NewAccount, SealedAccount};
+pub(crate) use accounts::NewAccount;
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
 pub use crawl::StoredPage;

@@ -503,6 +503,8 @@ pub struct OpenedAccount {
     pub state: AccountState,
     /// For `cooling`: when it may be used again.
     pub state_until: Option<String>,
+    /// For `expired` and `challenged`: the page that showed it (a person opens it to resume).
+    pub state_url: Option<String>,
     pub cookies: Vec<Cookie>,
     pub proxy: Option<ProxyUrl>,
     pub pace: AccountPace,
@@ -567,6 +569,7 @@ pub async fn open_accounts(
             name: row.name,
             state,
             state_until: row.state_until,
+            state_url: row.state_url,
             cookies,
             proxy,
             pace: AccountPace {

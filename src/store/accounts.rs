@@ -77,6 +77,7 @@ pub(crate) struct SealedAccount {
     pub(crate) name: String,
     pub(crate) state: String,
     pub(crate) state_until: Option<String>,
+    pub(crate) state_url: Option<String>,
     pub(crate) cookies_sealed: Vec<u8>,
     pub(crate) proxy_sealed: Option<Vec<u8>>,
     pub(crate) requests_per_second: Option<f64>,
@@ -141,7 +142,7 @@ impl Store {
                  updated_at)
              VALUES (?1, ?2, 'ok', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3, ?3)
              ON CONFLICT (platform, name) DO UPDATE SET
-                 state = 'ok', state_since = ?3, state_until = NULL,
+                 state = 'ok', state_since = ?3, state_until = NULL, state_url = NULL,
                  proxy_display = ?4, proxy_sealed = ?5, requests_per_second = ?6,
                  concurrency = ?7, cookies_sealed = ?8, cookie_count = ?9, updated_at = ?3",
         )
@@ -212,7 +213,7 @@ impl Store {
         name: Option<&str>,
     ) -> Result<Vec<SealedAccount>> {
         Ok(sqlx::query_as(
-            "SELECT id, platform, name, state, state_until, cookies_sealed, proxy_sealed,
+            "SELECT id, platform, name, state, state_until, state_url, cookies_sealed, proxy_sealed,
                     requests_per_second, concurrency
              FROM accounts WHERE platform = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
         )

@@ -26,8 +26,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub(crate) use accounts::NewAccount;
+pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
 pub use crawl::StoredPage;

@@ -92,14 +92,17 @@ pub use matcher::{
 };
 
 // Evidence sealing and storage.
-pub use seal::{open as open_sealed, verify_chain as verify_evidence_chain};
+pub use seal::{Part, PartKind, open as open_sealed, verify_chain as verify_evidence_chain};
 pub use store::{
     Alert, AlertState, ApiToken, ApiTokenInfo, NoticeFilter, NoticeSort, Role, ScheduleRunRow,
     Store, StoredPage, TransitionError, UserError,
 };
 
 // Crawling and schedules.
-pub use crawl::{Crawl, CrawlError, Pace, RunSummary, Search, record_page, watch_keywords};
+pub use crawl::{
+    Crawl, CrawlError, Pace, RunSummary, Search, record_page, record_page_with_parts,
+    watch_keywords,
+};
 pub use cron::CronExpr;
 pub use schedule::Watch;
 

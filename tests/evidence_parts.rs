@@ -1,0 +1,147 @@
+//! Evidence made of several parts: a browser page's DOM, the API replies its script received
+//! and a screenshot, each with its SHA-256 in the evidence chain (real SQLite, real binary).
+
+mod common;
+
+use common::Scratch;
+use markwatch::{Listing, Outcome, Page, Part, PartKind, Store, Verdict};
+
+fn part(kind: PartKind, url: &str, ctype: &str, body: &[u8]) -> Part {
+    Part {
+        kind,
+        url: url.into(),
+        content_type: ctype.into(),
+        body: body.to_vec(),
+        fetched_at: chrono::Utc::now(),
+    }
+}
+
+/// A 1x1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+async fn seed(db: &std::path::Path) {
+    let store = Store::open(db).await.unwrap();
+    for (i, parts) in [
+        Vec::new(),
+        vec![
+            part(
+                PartKind::Capture,
+                "https://h5api.m.taobao.com/h5/mtop.x/2.0/?t=1",
+                "application/javascript; charset=utf-8",
+                br#"mtopjsonp1({"ret":["FAIL_SYS_TOKEN_EMPTY::x"],"data":{}})"#,
+            ),
+            part(
+                PartKind::Capture,
+                "https://h5api.m.taobao.com/h5/mtop.x/2.0/?t=2",
+                "application/javascript; charset=utf-8",
+                r#"mtopjsonp2({"ret":["SUCCESS::调用成功"],"data":{"itemsArray":[{"item_id":"1","title":"<script>alert(1)</script>耐克"}]}})"#.as_bytes(),
+            ),
+            part(PartKind::Screenshot, "https://item.taobao.com/item.htm?id=1", "image/png", PNG),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let page = Page {
+            url: format!("https://s.taobao.com/search?q=nike&s={i}"),
+            final_url: format!("https://s.taobao.com/search?q=nike&s={i}"),
+            status: 200,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: format!("<html><body><div id=\"J_ItemList\">{i}</div></body></html>").into_bytes(),
+            fetched_at: chrono::Utc::now(),
+            attempts: 1,
+        };
+        let listing = Listing {
+            platform: "taobao".into(),
+            item_id: i.to_string(),
+            url: format!("https://item.taobao.com/item.htm?id={i}"),
+            title: "耐克 跑鞋".into(),
+            currency: "CNY".into(),
+            ..Listing::default()
+        };
+        let run = store.start_crawl_run("taobao", None).await.unwrap();
+        let verdict = Verdict {
+            verdict: Outcome::Clear,
+            score: 0.0,
+            brand: None,
+            mark: None,
+            reasons: Vec::new(),
+        };
+        markwatch::record_page_with_parts(&store, run, &page, parts, &[listing], &|_| {
+            verdict.clone()
+        })
+        .await
+        .unwrap();
+    }
+    store.close().await;
+}
+
+async fn sql(db: &std::path::Path, q: &'static str, body: Option<Vec<u8>>) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    let mut query = sqlx::query(q);
+    if let Some(b) = body {
+        query = query.bind(b);
+    }
+    query.execute(&mut conn).await.unwrap();
+}
+
+#[test]
+fn parts_are_chained_and_a_changed_byte_in_one_breaks_verify() {
+    let s = Scratch::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    s.write(
+        "markwatch.toml",
+        &format!(
+            "[crawl]\ndefinitions = \"{}\"\n",
+            common::repo().join("crawlers").display()
+        ),
+    );
+    rt.block_on(seed(&s.db()));
+    let ok = s.run(&["evidence", "verify"]).ok();
+    assert!(ok.contains("intact: 2 record(s)"), "{ok}");
+
+    // One byte of the stored screenshot changes.
+    let mut png = PNG.to_vec();
+    png[40] ^= 0x01;
+    rt.block_on(sql(
+        &s.db(),
+        "UPDATE evidence_parts SET body = ? WHERE evidence_id = 2 AND seq = 2",
+        Some(zstd::encode_all(&png[..], 3).unwrap()),
+    ));
+    let broken = s.run(&["evidence", "verify"]);
+    assert_eq!(broken.code(), 1, "{}", broken.stdout());
+    assert!(
+        broken.stdout().contains("BROKEN at record 2") && broken.stdout().contains("part 2"),
+        "{}",
+        broken.stdout()
+    );
+
+    // Put back, then drop a part: the chain link no longer matches.
+    rt.block_on(sql(
+        &s.db(),
+        "UPDATE evidence_parts SET body = ? WHERE evidence_id = 2 AND seq = 2",
+        Some(zstd::encode_all(PNG, 3).unwrap()),
+    ));
+    assert!(s.run(&["evidence", "verify"]).ok().contains("intact"));
+    rt.block_on(sql(
+        &s.db(),
+        "DELETE FROM evidence_parts WHERE evidence_id = 2 AND seq = 0",
+        None,
+    ));
+    let broken = s.run(&["evidence", "verify"]);
+    assert_eq!(broken.code(), 1);
+    assert!(
+        broken.stdout().contains("BROKEN at record 2"),
+        "{}",
+        broken.stdout()
+    );
+}

@@ -27,6 +27,11 @@ const PNG: &[u8] = &[
 
 async fn seed(db: &std::path::Path) {
     let store = Store::open(db).await.unwrap();
+    seed_store(&store).await;
+    store.close().await;
+}
+
+async fn seed_store(store: &Store) {
     for (i, parts) in [
         Vec::new(),
         vec![
@@ -73,13 +78,12 @@ async fn seed(db: &std::path::Path) {
             mark: None,
             reasons: Vec::new(),
         };
-        markwatch::record_page_with_parts(&store, run, &page, parts, &[listing], &|_| {
+        markwatch::record_page_with_parts(store, run, &page, parts, &[listing], &|_| {
             verdict.clone()
         })
         .await
         .unwrap();
     }
-    store.close().await;
 }
 
 async fn sql(db: &std::path::Path, q: &'static str, body: Option<Vec<u8>>) {
@@ -144,4 +148,53 @@ fn parts_are_chained_and_a_changed_byte_in_one_breaks_verify() {
         "{}",
         broken.stdout()
     );
+}
+
+#[tokio::test]
+async fn the_evidence_page_lists_the_parts_and_serves_them_safely() {
+    use common::web::WebServer;
+    let web = WebServer::start().await;
+    seed_store(&web.store).await;
+    web.add_user("ana", markwatch::Role::Reviewer).await;
+    let c = web.client();
+    web.login(&c, "ana").await;
+    let page = web.text(&c, "/evidence/2").await;
+    assert!(page.contains("id=\"evidence-parts\""), "{page}");
+    let sha_png = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(PNG));
+    assert!(page.contains(&sha_png), "the screenshot's SHA-256 is shown");
+    assert!(page.contains("<img class=\"screenshot\" src=\"/evidence/2/part/2\""));
+    assert!(page.contains("h5api.m.taobao.com"), "{page}");
+    // An evidence row without parts shows no parts table.
+    assert!(!web.text(&c, "/evidence/1").await.contains("evidence-parts"));
+
+    let png = c.get(web.url("/evidence/2/part/2")).send().await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(png.bytes().await.unwrap().as_ref(), PNG);
+    // A captured reply holding markup is never served as HTML.
+    let reply = c.get(web.url("/evidence/2/part/1")).send().await.unwrap();
+    assert_eq!(reply.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(reply.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        reply
+            .text()
+            .await
+            .unwrap()
+            .contains("<script>alert(1)</script>")
+    );
+    assert_eq!(
+        c.get(web.url("/evidence/2/part/9"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // Anonymous visitors get nothing.
+    let anon = web
+        .client()
+        .get(web.url("/evidence/2/part/2"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(anon.status(), 200);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Scratch;
-use markwatch::{Listing, Outcome, Page, Part, PartKind, Store, Verdict};
+use markwatch::{Listing, Outcome, Page, Part, PartKind, Reason, ReasonCode, Store, Verdict};
 
 fn part(kind: PartKind, url: &str, ctype: &str, body: &[u8]) -> Part {
     Part {
@@ -71,12 +71,26 @@ async fn seed_store(store: &Store) {
             ..Listing::default()
         };
         let run = store.start_crawl_run("taobao", None).await.unwrap();
-        let verdict = Verdict {
-            verdict: Outcome::Clear,
-            score: 0.0,
-            brand: None,
-            mark: None,
-            reasons: Vec::new(),
+        // The listing on the page with parts is flagged (a notice cites it); the other is not.
+        let verdict = if i == 1 {
+            Verdict {
+                verdict: Outcome::Infringing,
+                score: 0.9,
+                brand: Some("Nike".into()),
+                mark: Some("NIKE".into()),
+                reasons: vec![Reason {
+                    code: ReasonCode::MarkExact,
+                    detail: "NIKE in \"耐克 跑鞋\"".into(),
+                }],
+            }
+        } else {
+            Verdict {
+                verdict: Outcome::Clear,
+                score: 0.0,
+                brand: None,
+                mark: None,
+                reasons: Vec::new(),
+            }
         };
         markwatch::record_page_with_parts(store, run, &page, parts, &[listing], &|_| {
             verdict.clone()
@@ -197,4 +211,84 @@ async fn the_evidence_page_lists_the_parts_and_serves_them_safely() {
         .await
         .unwrap();
     assert_ne!(anon.status(), 200);
+}
+
+#[test]
+fn an_evidence_pack_holds_and_verifies_the_parts() {
+    let s = Scratch::new();
+    s.write(
+        "markwatch.toml",
+        &format!(
+            "[crawl]\ndefinitions = \"{}\"\n",
+            common::repo().join("crawlers").display()
+        ),
+    );
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(&s.db()));
+    s.run(&["queue", "draft"]).ok();
+    let list: serde_json::Value =
+        serde_json::from_str(&s.run(&["queue", "list", "--json"]).ok()).unwrap();
+    let id = list["notices"][0]["id"].as_i64().unwrap().to_string();
+    let pack = s.path("pack.zip");
+    s.run(&["evidence", "export", &id, "--out", pack.to_str().unwrap()])
+        .ok();
+    let ok = s
+        .run(&["evidence", "verify", "--pack", pack.to_str().unwrap()])
+        .ok();
+    assert!(ok.contains("intact"), "{ok}");
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&pack).unwrap()).unwrap();
+    let names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    let png_name = names
+        .iter()
+        .find(|n| n.ends_with("-screenshot.png"))
+        .unwrap_or_else(|| panic!("{names:?}"))
+        .clone();
+    assert_eq!(names.iter().filter(|n| n.contains("-capture.")).count(), 2);
+    let mut png = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&png_name).unwrap(), &mut png).unwrap();
+    assert_eq!(png, PNG);
+    let mut manifest = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("manifest.json").unwrap(), &mut manifest)
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let parts = &m["listings"][0]["pages"][0]["parts"];
+    assert_eq!(parts.as_array().unwrap().len(), 3, "{manifest}");
+    assert_eq!(
+        parts[2]["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(PNG))
+    );
+
+    // A pack whose screenshot was swapped (and its manifest hash with it) fails: the chain
+    // link commits to the part's hash.
+    let tampered = s.path("tampered.zip");
+    {
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&tampered).unwrap());
+        let mut other = PNG.to_vec();
+        other[40] ^= 1;
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&other));
+        let old = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(PNG));
+        for name in &names {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut bytes).unwrap();
+            if *name == png_name {
+                bytes = other.clone();
+            } else if name == "manifest.json" {
+                bytes = String::from_utf8(bytes)
+                    .unwrap()
+                    .replace(&old, &sha)
+                    .into_bytes();
+            }
+            w.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut w, &bytes).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let bad = s.run(&["evidence", "verify", "--pack", tampered.to_str().unwrap()]);
+    assert_ne!(bad.code(), 0, "{}", bad.stdout());
 }

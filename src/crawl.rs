@@ -30,8 +30,8 @@ use crate::store::{RunCounts, RunStatus, Store, StoreError};
 mod writer;
 
 pub(crate) use writer::Judge;
-pub use writer::record_page;
 pub(crate) use writer::{Committed, PageWriter, PreparedPage};
+pub use writer::{record_page, record_page_with_parts};
 
 /// What stops a crawl as a whole (a page failing does not).
 #[derive(Debug, thiserror::Error)]

@@ -112,6 +112,34 @@ pub(crate) struct ManifestPage {
     pub headers: String,
     pub prev_hash: String,
     pub chain_hash: String,
+    /// Captured replies and screenshots stored with the page, each a file of the pack; their
+    /// hashes are in `chain_hash`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ManifestPart>,
+}
+
+/// One part of a page's evidence (a captured reply, a screenshot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ManifestPart {
+    pub file: String,
+    pub kind: String,
+    pub url: String,
+    pub content_type: String,
+    pub fetched_at: String,
+    pub sha256: String,
+    pub bytes: i64,
+}
+
+impl ManifestPart {
+    fn link(&self) -> seal::PartLink<'_> {
+        seal::PartLink {
+            kind: &self.kind,
+            url: &self.url,
+            content_type: &self.content_type,
+            fetched_at: &self.fetched_at,
+            body_sha256: &self.sha256,
+        }
+    }
 }
 
 /// What a pack holds.
@@ -183,15 +211,48 @@ pub(crate) async fn write_pack<W: Write + Seek>(
             let file = pack_file_name(e);
             let body = seal::open(&page.sealed_body);
             let sha = hex::encode(Sha256::digest(&body));
-            let link = seal::chain_hash(
-                &page.prev_hash,
-                &page.url,
-                &page.fetched_at,
-                u16::try_from(page.status).unwrap_or(0),
-                &page.body_sha256,
-                &page.headers_json,
+            let mut parts = Vec::new();
+            let mut parts_ok = true;
+            for p in store.evidence_parts(e.id).await? {
+                let ext = match p.kind.as_str() {
+                    "screenshot" => "png",
+                    _ => "txt",
+                };
+                let part_file = format!("pages/{:08}-part{}-{}.{ext}", e.id, p.seq, p.kind);
+                let part_body = seal::open(&p.sealed_body);
+                let part_sha = hex::encode(Sha256::digest(&part_body));
+                parts_ok &= part_sha == p.body_sha256;
+                if !written_pages.contains_key(&part_file) {
+                    zip.start_file(part_file.as_str(), opts)?;
+                    zip.write_all(&part_body)
+                        .map_err(|source| EvidenceError::Io {
+                            path: PathBuf::from(&part_file),
+                            source,
+                        })?;
+                    files.insert(part_file.clone(), part_sha);
+                }
+                parts.push(ManifestPart {
+                    file: part_file,
+                    kind: p.kind,
+                    url: p.url,
+                    content_type: p.content_type,
+                    fetched_at: p.fetched_at,
+                    sha256: p.body_sha256,
+                    bytes: p.body_len,
+                });
+            }
+            let link = seal::with_parts(
+                seal::chain_hash(
+                    &page.prev_hash,
+                    &page.url,
+                    &page.fetched_at,
+                    u16::try_from(page.status).unwrap_or(0),
+                    &page.body_sha256,
+                    &page.headers_json,
+                ),
+                parts.iter().map(ManifestPart::link),
             );
-            if sha != page.body_sha256 || link != page.chain_hash {
+            if !parts_ok || sha != page.body_sha256 || link != page.chain_hash {
                 chain_checked = false;
                 tracing::warn!(
                     evidence = e.id,
@@ -222,6 +283,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                 headers: page.headers_json,
                 prev_hash: page.prev_hash,
                 chain_hash: page.chain_hash,
+                parts,
             });
         }
         listings.push(ManifestListing {
@@ -416,13 +478,33 @@ pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
                 }
                 None => return report(checked, format!("{}: missing from the pack", p.file)),
             }
-            let link = seal::chain_hash(
-                &p.prev_hash,
-                &p.url,
-                &p.fetched_at,
-                u16::try_from(p.status).unwrap_or(0),
-                &p.sha256,
-                &p.headers,
+            for part in &p.parts {
+                match manifest.files.get(&part.file) {
+                    Some(sha) if *sha == part.sha256 => {}
+                    Some(sha) => {
+                        return report(
+                            checked,
+                            format!(
+                                "{}: hashes to {sha}, but evidence record {} was captured with {}",
+                                part.file, p.evidence_id, part.sha256
+                            ),
+                        );
+                    }
+                    None => {
+                        return report(checked, format!("{}: missing from the pack", part.file));
+                    }
+                }
+            }
+            let link = seal::with_parts(
+                seal::chain_hash(
+                    &p.prev_hash,
+                    &p.url,
+                    &p.fetched_at,
+                    u16::try_from(p.status).unwrap_or(0),
+                    &p.sha256,
+                    &p.headers,
+                ),
+                p.parts.iter().map(ManifestPart::link),
             );
             if link != p.chain_hash {
                 return report(

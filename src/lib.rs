@@ -69,8 +69,8 @@ pub use model::{
 
 // Platform definitions and the registry.
 pub use platform::{
-    BlockKind, ExportField, FetchWith, LoginRules, PlatformDef, PlatformError,
-    load_dir as load_definitions, load_file as load_definition,
+    BlockKind, CaptureFormat, CaptureRule, ExportField, FetchWith, LoginRules, PlatformDef,
+    PlatformError, load_dir as load_definitions, load_file as load_definition,
 };
 pub use registry::{
     RegistryError, load_file as load_registry, parse_toml as parse_registry_toml,
@@ -79,8 +79,10 @@ pub use registry::{
 
 // Fetching and reading pages.
 pub use extract::{
-    CharsetSource, DetailFields, ExtractError, Extracted, SearchPage, decode_page, detect_block,
-    extract_detail, extract_file, extract_search, extract_search_lenient,
+    CapturedReply, CharsetSource, DetailFields, ExtractError, Extracted, SearchPage,
+    decode_capture, decode_page, detect_block, detect_block_captured, extract_detail, extract_file,
+    extract_search, extract_search_captured, extract_search_captured_lenient,
+    extract_search_lenient,
 };
 pub use fetch::Page;
 
@@ -90,14 +92,17 @@ pub use matcher::{
 };
 
 // Evidence sealing and storage.
-pub use seal::{open as open_sealed, verify_chain as verify_evidence_chain};
+pub use seal::{Part, PartKind, open as open_sealed, verify_chain as verify_evidence_chain};
 pub use store::{
     Alert, AlertState, ApiToken, ApiTokenInfo, NoticeFilter, NoticeSort, Role, ScheduleRunRow,
     Store, StoredPage, TransitionError, UserError,
 };
 
 // Crawling and schedules.
-pub use crawl::{Crawl, CrawlError, Pace, RunSummary, Search, record_page, watch_keywords};
+pub use crawl::{
+    Crawl, CrawlError, Pace, RunSummary, Search, record_page, record_page_with_parts,
+    watch_keywords,
+};
 pub use cron::CronExpr;
 pub use schedule::Watch;
 

@@ -194,8 +194,19 @@ pub enum LastPage {
         #[serde(skip)]
         compiled: Option<Selector>,
     },
-    /// JSON pointers into the embedded search JSON giving the current and total page numbers.
-    Json { current: String, total: String },
+    /// JSON pointers into the search JSON (embedded in the page, or the captured reply the
+    /// listings came from) giving the current and total page numbers. A reply that counts
+    /// results instead (mtop: `totalResults`, `s`) names them in `results` and `offset`: there
+    /// is a next page while `offset` + the entries read < `results`. Pointers that do not
+    /// resolve fall back to the count rule, so one rule serves a classic page and a capture.
+    Json {
+        current: String,
+        total: String,
+        #[serde(default)]
+        results: Option<String>,
+        #[serde(default)]
+        offset: Option<String>,
+    },
     /// Regexes over the page text whose first group is the current and total page number.
     Regex {
         current: String,
@@ -213,6 +224,11 @@ pub struct SearchRules {
     pub items: Option<String>,
     /// Listings as JSON inside a script (read without building a DOM). Exclusive with `items`.
     pub json: Option<EmbeddedJson>,
+    /// Listings from API replies the page's own script made, captured by the browser fetcher.
+    /// When a captured reply's URL matches, listings are read from the replies (in order) and
+    /// the page itself is not; when none matched (an HTTP fetch, a classic page), `items` or
+    /// `json` read the page as usual.
+    pub capture: Option<CaptureRule>,
     /// Regex over the page text that marks a genuine "no results" page. Without a match, a
     /// page with no listings is reported as a layout change.
     pub empty_marker: Option<String>,
@@ -238,6 +254,55 @@ pub struct EmbeddedJson {
     pub items: Option<String>,
     #[serde(skip)]
     pub(crate) start: Option<Regex>,
+}
+
+/// `[search] capture`: which captured API replies hold the listings, and where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRule {
+    /// Regex over a captured reply's URL.
+    pub url: String,
+    /// `json` (the body is one JSON value) or `jsonp` (`callback({...})`).
+    pub format: CaptureFormat,
+    /// JSON pointer to the array of listings in the reply (`*` wildcards allowed). A reply
+    /// without it (an API error such as `FAIL_SYS_TOKEN_EMPTY`) carries no listings and is
+    /// skipped.
+    pub items: String,
+    #[serde(skip)]
+    pub(crate) url_regex: Option<Regex>,
+    /// How the reply's JSON is found (compiled at load).
+    #[serde(skip)]
+    pub(crate) json: EmbeddedJson,
+}
+
+/// The body format of a captured reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureFormat {
+    Json,
+    Jsonp,
+}
+
+impl CaptureRule {
+    /// Whether a reply fetched from `url` is one this rule reads. A reply saved without its
+    /// URL (empty: `markwatch extract --capture FILE`) is taken as one.
+    pub fn matches(&self, url: &str) -> bool {
+        url.is_empty() || self.url_regex.as_ref().is_some_and(|re| re.is_match(url))
+    }
+
+    fn validate(&mut self, key: &str) -> Result<(), Invalid> {
+        self.url_regex = Some(compile_regex(&format!("{key}.url"), &self.url)?);
+        check_pointer(&format!("{key}.items"), &self.items)?;
+        let format = match self.format {
+            CaptureFormat::Json => PageFormat::Json,
+            CaptureFormat::Jsonp => PageFormat::Jsonp,
+        };
+        self.json = EmbeddedJson {
+            items: Some(self.items.clone()),
+            ..EmbeddedJson::default()
+        };
+        self.json.validate(key, format)
+    }
 }
 
 /// Per-listing fields on a search page. Each is one rule or a list of fallbacks tried in order.
@@ -612,8 +677,13 @@ fn check_pointer(key: &str, pointer: &str) -> Result<(), Invalid> {
 #[derive(Clone, Copy, PartialEq)]
 enum RuleContext {
     HtmlItem,
+    /// A CSS listing on the page, or a JSON listing of a captured reply: `css`/`attr` rules
+    /// read the former, `pointer` rules the latter.
+    HtmlOrCapture,
     JsonItem,
-    Page { has_json: bool },
+    Page {
+        has_json: bool,
+    },
 }
 
 impl FieldRule {
@@ -623,6 +693,12 @@ impl FieldRule {
                 return Err(invalid(
                     key,
                     "`pointer` needs embedded JSON, but this definition lists items by CSS",
+                ));
+            }
+            RuleContext::HtmlOrCapture if self.pointer.is_some() && self.attr.is_some() => {
+                return Err(invalid(
+                    key,
+                    "`attr` reads a DOM element and `pointer` a captured reply: use one",
                 ));
             }
             RuleContext::JsonItem if self.css.is_some() || self.attr.is_some() => {
@@ -788,6 +864,7 @@ impl PlatformDef {
             return Err(invalid("urls.item", "must contain `{item_id}`"));
         }
         let search_json = self.search.as_ref().is_some_and(|s| s.json.is_some());
+        let search_capture = self.search.as_ref().is_some_and(|s| s.capture.is_some());
         if self.search.is_some() && self.pagination.is_none() {
             return Err(invalid("pagination", "missing: required with `search`"));
         }
@@ -805,7 +882,9 @@ impl PlatformDef {
         match &mut p.last_page {
             LastPage::Count => {}
             LastPage::Selector { next, compiled } => {
-                if search_json {
+                // With `capture`, the selector reads the page (classic) and captures use the
+                // count rule.
+                if search_json && !search_capture {
                     return Err(invalid(
                         "pagination.last_page.next",
                         "a CSS selector needs a DOM, but this definition reads embedded JSON",
@@ -813,15 +892,30 @@ impl PlatformDef {
                 }
                 *compiled = Some(compile_selector("pagination.last_page.next", next)?);
             }
-            LastPage::Json { current, total } => {
-                if !search_json {
+            LastPage::Json {
+                current,
+                total,
+                results,
+                offset,
+            } => {
+                if !search_json && !search_capture {
                     return Err(invalid(
                         "pagination.last_page",
-                        "`by = \"json\"` needs `search.json`",
+                        "`by = \"json\"` needs `search.json` or `search.capture`",
                     ));
                 }
                 check_pointer("pagination.last_page.current", current)?;
                 check_pointer("pagination.last_page.total", total)?;
+                if results.is_some() != offset.is_some() {
+                    return Err(invalid(
+                        "pagination.last_page",
+                        "`results` and `offset` go together",
+                    ));
+                }
+                if let (Some(r), Some(o)) = (results, offset) {
+                    check_pointer("pagination.last_page.results", r)?;
+                    check_pointer("pagination.last_page.offset", o)?;
+                }
             }
             LastPage::Regex {
                 current,
@@ -841,6 +935,10 @@ impl PlatformDef {
             ));
         }
         if let Some(search) = &mut self.search {
+            if let Some(c) = &mut search.capture {
+                c.validate("search.capture")?;
+            }
+            let capture = search.capture.is_some();
             let ctx = match (&search.items, &mut search.json) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(
@@ -848,8 +946,12 @@ impl PlatformDef {
                         "use either `items` (CSS) or `json`, not both",
                     ));
                 }
+                (None, None) if capture => RuleContext::JsonItem,
                 (None, None) => {
-                    return Err(invalid("search", "needs `items` (CSS) or a `json` table"));
+                    return Err(invalid(
+                        "search",
+                        "needs `items` (CSS), a `json` table or a `capture` rule",
+                    ));
                 }
                 (Some(_), None) if !self.format.is_html() => {
                     return Err(invalid(
@@ -859,7 +961,11 @@ impl PlatformDef {
                 }
                 (Some(css), None) => {
                     search.items_selector = Some(compile_selector("search.items", css)?);
-                    RuleContext::HtmlItem
+                    if capture {
+                        RuleContext::HtmlOrCapture
+                    } else {
+                        RuleContext::HtmlItem
+                    }
                 }
                 (None, Some(json)) => {
                     json.validate("search.json", self.format)?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::fetch::Page;
-use crate::store::{EvidencePage, NewEvidence, Store, StoreError};
+use crate::store::{EvidencePage, EvidencePart, NewEvidence, NewPart, Store, StoreError};
 
 /// The chain's first link points at this.
 pub(crate) const GENESIS_HASH: &str =
@@ -23,9 +23,69 @@ pub(crate) struct Sealed {
     pub compressed: Vec<u8>,
     pub body_sha256: String,
     pub headers_json: String,
+    /// Captured replies and screenshots, in order.
+    pub parts: Vec<SealedPart>,
+}
+
+/// What else a browser page's evidence holds besides its rendered DOM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartKind {
+    /// An API reply the page's script received.
+    Capture,
+    /// A full-page PNG screenshot.
+    Screenshot,
+}
+
+impl PartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartKind::Capture => "capture",
+            PartKind::Screenshot => "screenshot",
+        }
+    }
+}
+
+/// One part of a page's evidence, as received.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub kind: PartKind,
+    pub url: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub fetched_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A part compressed and hashed.
+pub(crate) struct SealedPart {
+    pub kind: &'static str,
+    pub url: String,
+    pub content_type: String,
+    pub fetched_at: String,
+    pub body_len: usize,
+    pub compressed: Vec<u8>,
+    pub body_sha256: String,
 }
 
 impl Sealed {
+    /// Adds parts (captured replies, screenshots); their hashes join the page's chain link.
+    pub(crate) fn with_parts(mut self, parts: Vec<Part>) -> Sealed {
+        self.parts.extend(parts.into_iter().map(|p| {
+            SealedPart {
+                kind: p.kind.as_str(),
+                fetched_at: p
+                    .fetched_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                body_len: p.body.len(),
+                compressed: compress(&p.body),
+                body_sha256: hex::encode(Sha256::digest(&p.body)),
+                url: p.url,
+                content_type: p.content_type,
+            }
+        }));
+        self
+    }
+
     pub(crate) fn new(page: &Page) -> Sealed {
         Sealed {
             url: page.final_url.clone(),
@@ -37,6 +97,7 @@ impl Sealed {
             compressed: compress(&page.body),
             body_sha256: hex::encode(Sha256::digest(&page.body)),
             headers_json: serde_json::to_string(&page.headers).unwrap_or_else(|_| "[]".to_owned()),
+            parts: Vec::new(),
         }
     }
 
@@ -52,16 +113,82 @@ impl Sealed {
             body_len: self.body_len,
             body_sha256: &self.body_sha256,
             prev_hash: prev.to_owned(),
-            chain_hash: chain_hash(
-                prev,
-                &self.url,
-                &self.fetched_at,
-                self.status,
-                &self.body_sha256,
-                &self.headers_json,
+            chain_hash: with_parts(
+                chain_hash(
+                    prev,
+                    &self.url,
+                    &self.fetched_at,
+                    self.status,
+                    &self.body_sha256,
+                    &self.headers_json,
+                ),
+                self.parts.iter().map(|p| PartLink {
+                    kind: p.kind,
+                    url: &p.url,
+                    content_type: &p.content_type,
+                    fetched_at: &p.fetched_at,
+                    body_sha256: &p.body_sha256,
+                }),
             ),
+            parts: self
+                .parts
+                .iter()
+                .map(|p| NewPart {
+                    kind: p.kind,
+                    url: &p.url,
+                    content_type: &p.content_type,
+                    fetched_at: &p.fetched_at,
+                    body: &p.compressed,
+                    body_len: p.body_len,
+                    body_sha256: &p.body_sha256,
+                })
+                .collect(),
         }
     }
+}
+
+/// What a chain link commits to about one part.
+pub(crate) struct PartLink<'a> {
+    pub kind: &'a str,
+    pub url: &'a str,
+    pub content_type: &'a str,
+    pub fetched_at: &'a str,
+    pub body_sha256: &'a str,
+}
+
+impl<'a> From<&'a EvidencePart> for PartLink<'a> {
+    fn from(p: &'a EvidencePart) -> Self {
+        PartLink {
+            kind: &p.kind,
+            url: &p.url,
+            content_type: &p.content_type,
+            fetched_at: &p.fetched_at,
+            body_sha256: &p.body_sha256,
+        }
+    }
+}
+
+/// The chain link of a row with parts: the page's link hashed again with each part's kind,
+/// URL, type, time and SHA-256, in order. A row without parts keeps its page link, so rows
+/// stored before parts existed verify as they always did.
+pub(crate) fn with_parts<'a>(
+    link: String,
+    parts: impl IntoIterator<Item = PartLink<'a>>,
+) -> String {
+    let mut parts = parts.into_iter().peekable();
+    if parts.peek().is_none() {
+        return link;
+    }
+    let mut h = Sha256::new();
+    h.update(link.as_bytes());
+    h.update(b"\n");
+    for p in parts {
+        for field in [p.kind, p.url, p.content_type, p.fetched_at, p.body_sha256] {
+            h.update(field.as_bytes());
+            h.update(b"\n");
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 /// zstd at level 1: on search pages it compresses 7-10x, within 3% of level 3, for less CPU.
@@ -154,9 +281,11 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport, StoreError> {
     loop {
         let rows = store.evidence_after(after, BATCH).await?;
         let Some(last) = rows.last() else { break };
+        let parts = store.evidence_parts_between(after, last.id).await?;
         after = last.id;
         for r in rows {
-            if let Some(problem) = check_link(&r, &prev) {
+            let mine: Vec<&EvidencePart> = parts.iter().filter(|p| p.evidence_id == r.id).collect();
+            if let Some(problem) = check_link(&r, &mine, &prev) {
                 return Ok(ChainReport {
                     checked,
                     first_break: Some(ChainBreak {
@@ -178,7 +307,20 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport, StoreError> {
     })
 }
 
-fn check_link(r: &EvidencePage, prev: &str) -> Option<String> {
+fn check_link(r: &EvidencePage, parts: &[&EvidencePart], prev: &str) -> Option<String> {
+    for p in parts {
+        let body = match zstd::decode_all(&p.sealed_body[..]) {
+            Ok(b) => b,
+            Err(e) => return Some(format!("part {} does not decompress: {e}", p.seq)),
+        };
+        let sha = hex::encode(Sha256::digest(&body));
+        if sha != p.body_sha256 || body.len() as i64 != p.body_len {
+            return Some(format!(
+                "part {} ({} {}) hashes to {sha}, but {} was recorded at capture",
+                p.seq, p.kind, p.url, p.body_sha256
+            ));
+        }
+    }
     let body = match zstd::decode_all(&r.sealed_body[..]) {
         Ok(b) => b,
         Err(e) => return Some(format!("stored body does not decompress: {e}")),
@@ -204,17 +346,20 @@ fn check_link(r: &EvidencePage, prev: &str) -> Option<String> {
         ));
     }
     let status = u16::try_from(r.status).unwrap_or(0);
-    let expect = chain_hash(
-        &r.prev_hash,
-        &r.url,
-        &r.fetched_at,
-        status,
-        &r.body_sha256,
-        &r.headers_json,
+    let expect = with_parts(
+        chain_hash(
+            &r.prev_hash,
+            &r.url,
+            &r.fetched_at,
+            status,
+            &r.body_sha256,
+            &r.headers_json,
+        ),
+        parts.iter().map(|p| PartLink::from(*p)),
     );
     if expect != r.chain_hash {
         return Some(format!(
-            "chain hash {} does not match its contents (url, time, status, headers or hash changed; expected {expect})",
+            "chain hash {} does not match its contents (url, time, status, headers, hash or parts changed; expected {expect})",
             r.chain_hash
         ));
     }

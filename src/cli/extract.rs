@@ -1,8 +1,9 @@
 //! `markwatch extract`: what a definition reads from a saved page, and why when it reads nothing.
 
 use markwatch::{
-    DetailFields, ExtractError, Extracted, PlatformDef, SearchPage, decode_page, extract_detail,
-    extract_search_lenient, load_definition, load_definitions,
+    CapturedReply, DetailFields, ExtractError, Extracted, PlatformDef, SearchPage, decode_capture,
+    decode_page, extract_detail, extract_search_captured_lenient, load_definition,
+    load_definitions,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,7 +33,12 @@ pub struct ExtractArgs {
     /// Read the page with the search rules only (no fall-back to the detail rules)
     #[arg(long)]
     search: bool,
-    /// A saved search or item page
+    /// An API reply the page's script received, saved as a file (repeatable, in the order
+    /// received): read by the definition's `search.capture` rule, with FILE as the page's
+    /// rendered DOM. A reply saved this way has no URL, so the rule's `url` is not checked.
+    #[arg(long, value_name = "REPLY", conflicts_with = "detail")]
+    capture: Vec<PathBuf>,
+    /// A saved search or item page (with --capture: the rendered DOM)
     file: PathBuf,
 }
 
@@ -61,9 +67,24 @@ pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode>
     };
     // Without --detail the search rules run first; with neither flag, a page they find
     // nothing in is read as an item page.
-    let fallback = !args.search && def.detail.is_some();
+    let mut replies = Vec::new();
+    for path in &args.capture {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        replies.push(decode_capture(&bytes, None));
+    }
+    let captures: Vec<CapturedReply<'_>> = replies
+        .iter()
+        .map(|body| CapturedReply { url: "", body })
+        .collect();
+    if !captures.is_empty() && def.search.as_ref().is_none_or(|s| s.capture.is_none()) {
+        return Ok(fail(
+            "--capture needs a `search.capture` rule in the definition".to_string(),
+        ));
+    }
+    let fallback = !args.search && def.detail.is_some() && captures.is_empty();
     if !args.detail && (args.search || def.search.is_some()) {
-        match extract_search_lenient(&def, text, &def.search_url("", 1)) {
+        match extract_search_captured_lenient(&def, text, &captures, &def.search_url("", 1)) {
             Ok(page) => {
                 eprintln!("{name}: {}", search_summary(&def, &page));
                 if !page.listings.is_empty() {
@@ -72,6 +93,10 @@ pub fn run_extract(args: ExtractArgs, ctx: &Context) -> anyhow::Result<ExitCode>
                         print_line(&mut out, &search_object(&def, l))?;
                     }
                     tracing::info!(file = %name, listings = page.listings.len(), "extracted");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if page.empty_page && page.captures_matched > 0 {
+                    eprintln!("{name}: a \"no results\" page (the API answered with no listings)");
                     return Ok(ExitCode::SUCCESS);
                 }
                 if page.empty_page {
@@ -129,7 +154,17 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// 1 listing, 2 skipped (1 without an item id, 1 without a title)".
 fn search_summary(def: &PlatformDef, page: &SearchPage) -> String {
     let rules = def.search.as_ref();
+    let capture = rules.and_then(|r| r.capture.as_ref());
     let what = match rules.and_then(|r| r.json.as_ref()) {
+        _ if page.captures_matched > 0 => format!(
+            "capture rule (`{}`): {} of {} read, {} skipped (no listing array: an API error?); JSON array `{}` held {}",
+            capture.map_or("", |c| c.url.as_str()),
+            page.captures_matched - page.captures_skipped,
+            plural(page.captures_matched, "captured reply", "captured replies"),
+            page.captures_skipped,
+            capture.map_or("", |c| c.items.as_str()),
+            plural(page.nodes, "entry", "entries")
+        ),
         Some(j) => format!(
             "JSON array `{}` held {}",
             j.items.as_deref().unwrap_or_default(),

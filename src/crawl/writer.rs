@@ -117,6 +117,13 @@ impl PreparedPage {
         }
     }
 
+    /// Adds the parts a browser page's evidence holds besides its DOM: captured API replies
+    /// and screenshots, each hashed into the page's chain link.
+    pub(crate) fn with_parts(mut self, parts: Vec<crate::seal::Part>) -> PreparedPage {
+        self.sealed = self.sealed.with_parts(parts);
+        self
+    }
+
     /// A page that yielded nothing to store but itself (a wall, an unreadable page).
     pub(crate) fn evidence(run_id: i64, page: &Page) -> PreparedPage {
         PreparedPage {
@@ -136,7 +143,19 @@ pub async fn record_page(
     listings: &[Listing],
     judge: &(dyn Fn(&Listing) -> Verdict + Sync),
 ) -> Result<PageRecord> {
-    let prepared = PreparedPage::search(run_id, page, listings.to_vec(), judge);
+    record_page_with_parts(store, run_id, page, Vec::new(), listings, judge).await
+}
+
+/// [`record_page`] for a browser page: with its captured replies and screenshots.
+pub async fn record_page_with_parts(
+    store: &Store,
+    run_id: i64,
+    page: &Page,
+    parts: Vec<crate::seal::Part>,
+    listings: &[Listing],
+    judge: &(dyn Fn(&Listing) -> Verdict + Sync),
+) -> Result<PageRecord> {
+    let prepared = PreparedPage::search(run_id, page, listings.to_vec(), judge).with_parts(parts);
     let mut records = commit_group(store.begin_write().await?, &[&prepared], judge).await?;
     records.pop().ok_or(StoreError::WriterStopped)
 }

@@ -16,7 +16,9 @@ use serde_json::Value;
 use url::Url;
 
 use crate::model::Listing;
-use crate::platform::{BlockKind, Field, FieldRule, LastPage, PlatformDef, SearchRules};
+use crate::platform::{
+    BlockKind, EmbeddedJson, Field, FieldRule, LastPage, PlatformDef, SearchRules,
+};
 
 pub use decode::{CharsetSource, decode_page};
 pub(crate) use price::parse_price;
@@ -115,6 +117,11 @@ pub struct SearchPage {
     pub empty_page: bool,
     /// Why the embedded JSON could not be read, when it could not.
     pub json_error: Option<String>,
+    /// Captured API replies whose URL matched `search.capture` (0: the page itself was read).
+    pub captures_matched: usize,
+    /// Of those, replies without a listing array (API errors such as `FAIL_SYS_TOKEN_EMPTY`),
+    /// skipped.
+    pub captures_skipped: usize,
 }
 
 impl SearchPage {
@@ -228,10 +235,20 @@ pub fn extract_search(
     page_url: &str,
 ) -> Result<SearchPage, ExtractError> {
     let page = extract_search_lenient(def, text, page_url)?;
+    require_listings(def, page, page_url)
+}
+
+/// The layout-change check: no listings, not cut off, and not a declared "no results" page.
+fn require_listings(
+    def: &PlatformDef,
+    page: SearchPage,
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
     if page.listings.is_empty()
         && page.skipped == 0
         && !page.truncated
-        && def.search.as_ref().is_some_and(|r| r.empty_regex.is_some())
+        && (def.search.as_ref().is_some_and(|r| r.empty_regex.is_some())
+            || page.captures_matched > 0)
         && !page.empty_page
     {
         return Err(ExtractError::NoListings {
@@ -250,13 +267,20 @@ pub fn extract_search_lenient(
     page_url: &str,
 ) -> Result<SearchPage, ExtractError> {
     let rules = rules_for(def, def.search.as_ref(), "search", text, page_url)?;
-    // Links resolve against the platform's real origin, not wherever the page was fetched from
-    // (a fixture server or proxy), so stored URLs keep the real form.
-    let base = Url::parse(&def.search_url("", 1)).ok();
     let mut page = match &rules.json {
-        Some(_) => search_json(def, rules, text, page_url)?,
+        Some(spec) => search_json(def, rules, spec, text, page_url, def.format.is_html())?,
         None => search_html(def, rules, text),
     };
+    absolute_links(def, &mut page);
+    page.empty_page =
+        page.listings.is_empty() && rules.empty_regex.as_ref().is_some_and(|m| m.is_match(text));
+    Ok(page)
+}
+
+/// Links resolve against the platform's real origin, not wherever the page was fetched from
+/// (a fixture server or proxy), so stored URLs keep the real form.
+fn absolute_links(def: &PlatformDef, page: &mut SearchPage) {
+    let base = Url::parse(&def.search_url("", 1)).ok();
     for l in &mut page.listings {
         l.url = def.item_url(&l.item_id);
         if let (Some(d), Some(base)) = (&l.detail_url, &base)
@@ -270,8 +294,124 @@ pub fn extract_search_lenient(
             l.image = Some(abs.to_string());
         }
     }
-    page.empty_page =
-        page.listings.is_empty() && rules.empty_regex.as_ref().is_some_and(|m| m.is_match(text));
+}
+
+/// An API reply the browser captured while a page loaded, its body decoded
+/// ([`decode_capture`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CapturedReply<'a> {
+    /// The URL the page's script requested.
+    pub url: &'a str,
+    pub body: &'a str,
+}
+
+/// A captured reply's bytes as text: UTF-8, unless its Content-Type names another charset (a
+/// byte-order mark wins over both).
+pub fn decode_capture(bytes: &[u8], content_type: Option<&str>) -> String {
+    let enc = content_type
+        .and_then(decode::charset_from_content_type)
+        .unwrap_or(encoding_rs::UTF_8);
+    enc.decode(bytes).0.into_owned()
+}
+
+/// The wall a browser page is, if any: its rendered DOM, or any reply its script received
+/// (mtop answers `FAIL_SYS_USER_VALIDATE` with a punish URL while the DOM is still a shell).
+pub fn detect_block_captured(
+    def: &PlatformDef,
+    dom: &str,
+    captures: &[CapturedReply<'_>],
+) -> Option<BlockKind> {
+    detect_block(def, dom).or_else(|| captures.iter().find_map(|c| detect_block(def, c.body)))
+}
+
+/// Reads a page fetched by the browser: its rendered DOM `dom` and the API replies captured
+/// while it loaded. With a `search.capture` rule and matching replies, the listings come from
+/// those replies, in order; replies without the listing array (API errors) are skipped.
+/// Otherwise the DOM is read as [`extract_search`] reads a page.
+pub fn extract_search_captured(
+    def: &PlatformDef,
+    dom: &str,
+    captures: &[CapturedReply<'_>],
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
+    let page = extract_search_captured_lenient(def, dom, captures, page_url)?;
+    require_listings(def, page, page_url)
+}
+
+/// [`extract_search_captured`] without the layout-change check (for `markwatch extract`).
+pub fn extract_search_captured_lenient(
+    def: &PlatformDef,
+    dom: &str,
+    captures: &[CapturedReply<'_>],
+    page_url: &str,
+) -> Result<SearchPage, ExtractError> {
+    let rules = def.search.as_ref().ok_or_else(|| ExtractError::NoRules {
+        platform: def.platform.clone(),
+        section: "search",
+    })?;
+    if let Some(kind) = detect_block_captured(def, dom, captures) {
+        return Err(ExtractError::Blocked {
+            platform: def.platform.clone(),
+            url: page_url.to_string(),
+            kind,
+        });
+    }
+    let Some(rule) = &rules.capture else {
+        return extract_search_lenient(def, dom, page_url);
+    };
+    let matching: Vec<&CapturedReply<'_>> =
+        captures.iter().filter(|c| rule.matches(c.url)).collect();
+    if matching.is_empty() {
+        return extract_search_lenient(def, dom, page_url);
+    }
+    let mut page = SearchPage {
+        captures_matched: matching.len(),
+        ..SearchPage::default()
+    };
+    let mut answered = false;
+    let mut last_error = None;
+    for reply in matching {
+        let one = match search_json(def, rules, &rule.json, reply.body, reply.url, false) {
+            Ok(one) if one.json_error.is_none() => one,
+            Ok(one) => {
+                page.captures_skipped += 1;
+                last_error = one.json_error;
+                continue;
+            }
+            Err(e) => {
+                page.captures_skipped += 1;
+                last_error = Some(e.to_string());
+                continue;
+            }
+        };
+        answered = true;
+        page.listings.extend(one.listings);
+        page.skipped += one.skipped;
+        page.skipped_no_id += one.skipped_no_id;
+        page.skipped_no_title += one.skipped_no_title;
+        page.nodes += one.nodes;
+        page.truncated |= one.truncated;
+        page.has_next = one.has_next;
+        page.current_page = one.current_page;
+        page.total_pages = one.total_pages;
+    }
+    if !answered {
+        page.json_error = Some(format!(
+            "{} captured {} matched `{}`, but none held a listing array at `{}`{}",
+            page.captures_matched,
+            if page.captures_matched == 1 {
+                "reply"
+            } else {
+                "replies"
+            },
+            rule.url,
+            rule.items,
+            last_error.map_or(String::new(), |e| format!(" (last: {e})")),
+        ));
+    }
+    absolute_links(def, &mut page);
+    // An API that answered with an empty listing array is a genuine "no results" page.
+    page.empty_page = answered && page.listings.is_empty() && page.skipped == 0 && !page.truncated;
     Ok(page)
 }
 
@@ -322,6 +462,8 @@ fn element_value(el: ElementRef<'_>, rule: &FieldRule) -> Option<String> {
 /// Every value a rule yields from a source, in document order.
 fn rule_values(rule: &FieldRule, src: &Source<'_>, all: bool) -> Vec<String> {
     match src {
+        // A pointer rule reads captured JSON, never the DOM.
+        Source::Element(_) if rule.pointer.is_some() => Vec::new(),
         Source::Element(el) => {
             let els: Vec<ElementRef<'_>> = match &rule.selector {
                 None => vec![*el],
@@ -376,6 +518,7 @@ fn field_value(field: &Field, src: &Source<'_>) -> Option<String> {
 /// present, truthy and matches the rule's regex.
 fn field_flag(field: &Field, src: &Source<'_>) -> bool {
     field.0.iter().any(|rule| match src {
+        Source::Element(_) if rule.pointer.is_some() => false,
         Source::Element(el) if rule.attr.is_none() && rule.compiled_regex.is_none() => {
             match &rule.selector {
                 Some(sel) => el.select(sel).next().is_some(),
@@ -445,15 +588,32 @@ fn parse_page_number(v: &str) -> Option<u32> {
     v.trim().parse::<u32>().ok()
 }
 
+/// Reads listings from JSON: embedded in a page (`html`: the page must end in `</html>`), a
+/// JSON page, or a captured reply.
 fn search_json(
     def: &PlatformDef,
     rules: &SearchRules,
+    spec: &EmbeddedJson,
     text: &str,
     page_url: &str,
+    html: bool,
 ) -> Result<SearchPage, ExtractError> {
-    let spec = rules.json.as_ref().expect("json rules checked by caller");
     let pagers: Vec<&str> = match def.last_page() {
-        LastPage::Json { current, total, .. } => vec![current.as_str(), total.as_str()],
+        LastPage::Json {
+            current,
+            total,
+            results,
+            offset,
+        } => [
+            Some(current),
+            Some(total),
+            results.as_ref(),
+            offset.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect(),
         _ => Vec::new(),
     };
     let f = &rules.fields;
@@ -481,7 +641,7 @@ fn search_json(
             what: spec.describe(),
         })?;
     let mut page = SearchPage {
-        truncated: captured.incomplete || def.format.is_html() && html_truncated(text),
+        truncated: captured.incomplete || html && html_truncated(text),
         ..SearchPage::default()
     };
     if !captured.items_found {
@@ -502,11 +662,28 @@ fn search_json(
             .and_then(json_scalar)
             .and_then(|s| parse_page_number(&s))
     };
-    if let [cur, total] = captured.values.as_slice() {
+    let count = |v: &Option<Value>| {
+        v.as_ref().and_then(|v| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+    };
+    let mut by_results = None;
+    if let [cur, total, rest @ ..] = captured.values.as_slice() {
         page.current_page = number(cur);
         page.total_pages = number(total);
+        if let [results, offset] = rest
+            && page.current_page.is_none()
+            && let (Some(r), Some(o)) = (count(results), count(offset))
+        {
+            by_results = Some(o + (page.nodes as u64) < r);
+        }
     }
-    page.has_next = next_from_numbers(def, &page, text);
+    page.has_next = match by_results {
+        Some(next) => next,
+        None => next_from_numbers(def, &page, text),
+    };
     Ok(page)
 }
 

@@ -204,6 +204,20 @@ pub(crate) struct NewEvidence<'a> {
     pub body_sha256: &'a str,
     pub prev_hash: String,
     pub chain_hash: String,
+    /// Captured replies and screenshots stored with the page, in order.
+    pub parts: Vec<NewPart<'a>>,
+}
+
+/// A part of an evidence row (see `crate::seal::Part`), sealed.
+pub(crate) struct NewPart<'a> {
+    pub kind: &'a str,
+    pub url: &'a str,
+    pub content_type: &'a str,
+    pub fetched_at: &'a str,
+    /// The body as stored: compressed.
+    pub body: &'a [u8],
+    pub body_len: usize,
+    pub body_sha256: &'a str,
 }
 
 /// What an item page adds to a stored listing.
@@ -252,7 +266,8 @@ impl WriteTx<'_> {
         let inserted: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut ***self).await?;
         // Each link is unique (it commits to the one before), so it names its row.
         let ids: HashMap<&str, i64> = inserted.iter().map(|(id, l)| (l.as_str(), *id)).collect();
-        rows.iter()
+        let ids: Vec<i64> = rows
+            .iter()
             .map(|e| {
                 ids.get(e.chain_hash.as_str())
                     .copied()
@@ -262,7 +277,27 @@ impl WriteTx<'_> {
                         value: e.chain_hash.clone(),
                     })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        for (e, id) in rows.iter().zip(&ids) {
+            for (seq, p) in e.parts.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO evidence_parts (evidence_id, seq, kind, url, content_type,
+                     fetched_at, body, body_len, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(seq as i64)
+                .bind(p.kind)
+                .bind(p.url)
+                .bind(p.content_type)
+                .bind(p.fetched_at)
+                .bind(p.body)
+                .bind(p.body_len as i64)
+                .bind(p.body_sha256)
+                .execute(&mut ***self)
+                .await?;
+            }
+        }
+        Ok(ids)
     }
 
     /// Upserts the listings of a group of search pages; see [`upsert_listings`].

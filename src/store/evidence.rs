@@ -37,6 +37,22 @@ impl EvidencePage {
     }
 }
 
+/// A stored part of an evidence row (a captured reply, a screenshot), sealed as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub(crate) struct EvidencePart {
+    pub evidence_id: i64,
+    pub seq: i64,
+    pub kind: String,
+    pub url: String,
+    pub content_type: String,
+    pub fetched_at: String,
+    #[serde(skip)]
+    #[sqlx(rename = "body")]
+    pub sealed_body: Vec<u8>,
+    pub body_len: i64,
+    pub body_sha256: String,
+}
+
 /// The evidence row's columns, for queries that must be string literals.
 macro_rules! select_evidence {
     ($rest:literal) => {
@@ -56,6 +72,28 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(EvidencePage::from))
+    }
+
+    /// The parts of evidence rows `after_id` < id <= `last_id`, by row and order.
+    pub(crate) async fn evidence_parts_between(
+        &self,
+        after_id: i64,
+        last_id: i64,
+    ) -> Result<Vec<EvidencePart>> {
+        Ok(sqlx::query_as(
+            "SELECT evidence_id, seq, kind, url, content_type, fetched_at, body, body_len,
+             body_sha256 FROM evidence_parts WHERE evidence_id > ? AND evidence_id <= ?
+             ORDER BY evidence_id, seq",
+        )
+        .bind(after_id)
+        .bind(last_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The parts of one evidence row, in order.
+    pub(crate) async fn evidence_parts(&self, id: i64) -> Result<Vec<EvidencePart>> {
+        self.evidence_parts_between(id - 1, id).await
     }
 
     /// Up to `limit` stored pages after `after_id`, in chain order.

@@ -31,13 +31,15 @@ pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
 pub use crawl::StoredPage;
-pub(crate) use crawl::{DetailUpdate, NewEvidence, PageListings, RunCounts, RunStatus, Upsert};
+pub(crate) use crawl::{
+    DetailUpdate, NewEvidence, NewPart, PageListings, RunCounts, RunStatus, Upsert,
+};
 pub use daemon::ScheduleRunRow;
 pub(crate) use daemon::{
     CRAWL_DURATION_BUCKETS, DurationHistogram, MetricCounts, RunClaim, ScheduleRow,
 };
 pub(crate) use drafts::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, RemovedListing};
-pub(crate) use evidence::EvidencePage;
+pub(crate) use evidence::{EvidencePage, EvidencePart};
 pub(crate) use matches::{MatchChange, RematchSummary};
 pub(crate) use notices::{
     EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail, NoticeMark, NoticePage,

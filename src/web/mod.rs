@@ -123,6 +123,7 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/notices/{id}/transition", post(queue::transition))
         .route("/evidence/{id}", get(queue::evidence))
         .route("/evidence/{id}/raw", get(queue::evidence_raw))
+        .route("/evidence/{id}/part/{seq}", get(queue::evidence_part))
         .route("/cases", get(cases::cases))
         .route("/export", get(export::export))
         .route("/sellers", get(cases::sellers))

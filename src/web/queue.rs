@@ -443,6 +443,25 @@ pub(super) async fn evidence(
         stored.content_type(),
     );
     let text = visible_text(&html);
+    let parts: Vec<_> = state
+        .store()
+        .evidence_parts(id)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let image = p.kind == "screenshot" && p.content_type == "image/png";
+            context! {
+                seq => p.seq,
+                kind => p.kind,
+                url => p.url,
+                content_type => p.content_type,
+                fetched_at => p.fetched_at,
+                bytes => p.body_len,
+                sha256 => p.body_sha256,
+                image,
+            }
+        })
+        .collect();
     state.render(
         "evidence.html",
         context! {
@@ -458,8 +477,50 @@ pub(super) async fn evidence(
                 prev_hash => stored.prev_hash,
             },
             text,
+            parts,
         },
     )
+}
+
+/// One part of an evidence row. A PNG screenshot is served as `image/png`; anything else
+/// (JSON, JSONP, HTML from the platform: hostile) as plain text that is never sniffed,
+/// rendered or scripted.
+pub(super) async fn evidence_part(
+    State(state): State<WebState>,
+    _user: CurrentUser,
+    Path((id, seq)): Path<(i64, i64)>,
+) -> Result<Response, WebError> {
+    let part = state
+        .store()
+        .evidence_parts(id)
+        .await?
+        .into_iter()
+        .find(|p| p.seq == seq)
+        .ok_or(WebError::NotFound)?;
+    let body = crate::seal::open(&part.sealed_body);
+    let png = part.kind == "screenshot" && body.starts_with(b"\x89PNG\r\n\x1a\n");
+    let ctype = if png {
+        "image/png"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut resp = ([(header::CONTENT_TYPE, ctype)], body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    if !png {
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    Ok(resp)
 }
 
 /// The captured page itself, for the sandboxed frame only: a unique opaque origin (CSP

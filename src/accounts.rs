@@ -312,7 +312,23 @@ fn registrable(host: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn belongs(cookie_domain: &str, domains: &[String]) -> bool {
+/// [`platform_domains`], plus the host of a `base_url` the config points the platform at (a
+/// fixture server or local mirror, often an IP, taken whole: its cookies are set there). Real
+/// hosts are still filtered by their registrable domains.
+pub(crate) fn platform_domains_with_base(
+    def: &PlatformDef,
+    base: Option<&url::Url>,
+) -> Vec<String> {
+    let mut domains = platform_domains(def);
+    if let Some(host) = base.and_then(url::Url::host_str) {
+        domains.push(host.to_ascii_lowercase());
+        domains.sort();
+        domains.dedup();
+    }
+    domains
+}
+
+pub(crate) fn belongs(cookie_domain: &str, domains: &[String]) -> bool {
     let d = cookie_domain.trim_start_matches('.').to_ascii_lowercase();
     domains
         .iter()
@@ -334,7 +350,18 @@ pub fn cookies_for_platform(
     def: &PlatformDef,
     cookies: Vec<Cookie>,
 ) -> Result<PlatformCookies, CookieFileError> {
-    let domains = platform_domains(def);
+    cookies_for_platform_at(file, def, None, cookies)
+}
+
+/// [`cookies_for_platform`] for a platform the config points at `base` (its `base_url`): the
+/// base's host counts as the platform's too.
+pub fn cookies_for_platform_at(
+    file: &Path,
+    def: &PlatformDef,
+    base: Option<&url::Url>,
+    cookies: Vec<Cookie>,
+) -> Result<PlatformCookies, CookieFileError> {
+    let domains = platform_domains_with_base(def, base);
     let (mine, foreign): (Vec<Cookie>, Vec<Cookie>) = cookies
         .into_iter()
         .partition(|c| belongs(&c.domain, &domains));
@@ -392,6 +419,39 @@ impl ProxyUrl {
             return Err(bad("a socks5 proxy needs a port"));
         }
         Ok(ProxyUrl(url))
+    }
+
+    /// The user name and password, decoded, when the URL has them (for a browser, which takes
+    /// them apart from its proxy flag).
+    pub(crate) fn credentials(&self) -> Option<(String, String)> {
+        // Userinfo is percent-encoded (a `+` is a plus, not a space).
+        let decode = |s: &str| {
+            let b = s.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) if b[i] == b'%' => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b[i]);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        let user = self.0.username();
+        (!user.is_empty()).then(|| (decode(user), decode(self.0.password().unwrap_or(""))))
+    }
+
+    pub(crate) fn is_socks(&self) -> bool {
+        self.0.scheme().starts_with("socks")
     }
 
     fn display_host(&self) -> String {
@@ -646,6 +706,14 @@ mod tests {
         assert_eq!(registrable("www.example.com.cn"), "example.com.cn");
         assert!(belongs(".taobao.com", &["taobao.com".to_owned()]));
         assert!(!belongs("nottaobao.com", &["taobao.com".to_owned()]));
+        let def = crate::platform::load_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("crawlers/taobao.toml"),
+        )
+        .unwrap();
+        let base = url::Url::parse("http://127.0.0.1:8400/taobao").unwrap();
+        let with = platform_domains_with_base(&def, Some(&base));
+        assert!(belongs("127.0.0.1", &with) && belongs(".taobao.com", &with));
+        assert!(!belongs("127.0.0.1", &platform_domains(&def)));
     }
 
     #[test]
@@ -653,6 +721,16 @@ mod tests {
         let p = ProxyUrl::parse("socks5://user:hunter2@10.1.2.3:1080").unwrap();
         assert_eq!(p.to_string(), "socks5://10.1.2.3:1080");
         assert!(!format!("{p:?}").contains("hunter2"));
+        assert_eq!(
+            p.credentials(),
+            Some(("user".to_owned(), "hunter2".to_owned()))
+        );
+        assert_eq!(ProxyUrl::parse("http://h:1").unwrap().credentials(), None);
+        let encoded = ProxyUrl::parse("http://a%40b:p%2Bq+r@h:1").unwrap();
+        assert_eq!(
+            encoded.credentials(),
+            Some(("a@b".to_owned(), "p+q+r".to_owned()))
+        );
         assert!(ProxyUrl::parse("ftp://h:1").is_err());
         assert!(ProxyUrl::parse("http://h:1/path").is_err());
         let err = ProxyUrl::parse("gopher://u:hunter2@h")

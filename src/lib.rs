@@ -31,6 +31,8 @@ mod fetch;
 /// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
 #[cfg(feature = "fixtures")]
 mod fixture_server;
+/// `accounts login`: a person logs in in Chromium; the session's cookies are captured.
+mod login;
 /// Matching listings against the registry: an explained verdict per listing.
 mod matcher;
 /// Prometheus metrics, read from the database at scrape time.
@@ -121,7 +123,12 @@ pub use rematch::rematch;
 // Platform accounts and secrets at rest.
 pub use accounts::{
     AccountError, AccountPace, Cookie, CookieFileError, OpenedAccount, PlatformCookies, ProxyUrl,
-    cookies_for_platform, import_account, open_accounts, platform_domains, read_cookie_file,
+    cookies_for_platform, cookies_for_platform_at, import_account, open_accounts, platform_domains,
+    read_cookie_file,
+};
+pub use login::{
+    BrowserView, LoginError, LoginRun, capture_session, profile_dir as account_profile_dir,
+    start_url, tunnel_instructions,
 };
 pub use secrets::{SECRET_KEY_ENV, SecretError, SecretKey, default_key_file};
 pub use store::{AccountState, AccountSummary, SaveOutcome};

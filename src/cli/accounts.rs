@@ -1,15 +1,17 @@
 //! `markwatch accounts ...`: platform accounts for logged-in crawling.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use markwatch::{
-    AccountPace, AccountState, ProxyUrl, SECRET_KEY_ENV, SaveOutcome, SecretKey,
-    cookies_for_platform, default_key_file, escape_controls, import_account, load_definitions,
-    read_cookie_file,
+    AccountPace, AccountState, BrowserView, LoginRun, ProxyUrl, SECRET_KEY_ENV, SaveOutcome,
+    SecretKey, account_profile_dir, capture_session, cookies_for_platform_at, default_key_file,
+    escape_controls, import_account, load_definitions, open_accounts, read_cookie_file, start_url,
+    tunnel_instructions,
 };
 
 use super::Context;
@@ -34,6 +36,33 @@ pub enum AccountsCommand {
         #[arg(long, value_name = "N")]
         rps: Option<f64>,
         /// This account's requests in flight at once [default: the platform's]
+        #[arg(long, value_name = "N")]
+        concurrency: Option<u32>,
+    },
+    /// Log in to an account in Chromium, with the account's own profile: you log in (or pass
+    /// the challenge, with --resume), markwatch stores the session's cookies sealed
+    Login {
+        /// A platform whose definition has a [login] section (taobao, tmall, jd, ...)
+        platform: String,
+        /// Your name for the account, unique per platform
+        name: String,
+        /// Open the challenge page the account was stopped on, so you can pass it
+        #[arg(long)]
+        resume: bool,
+        /// No window: run Chromium headless with its DevTools on 127.0.0.1:PORT, to reach
+        /// through an SSH tunnel (instructions are printed)
+        #[arg(long, value_name = "PORT")]
+        remote_debugging: Option<u16>,
+        /// Give up (storing nothing) after this many seconds
+        #[arg(long, value_name = "N", default_value_t = 600)]
+        timeout_secs: u64,
+        /// Proxy for this account [default: the account's current one]
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
+        /// This account's requests per second [default: the account's current pace]
+        #[arg(long, value_name = "N")]
+        rps: Option<f64>,
+        /// This account's requests in flight at once [default: the account's current pace]
         #[arg(long, value_name = "N")]
         concurrency: Option<u32>,
     },
@@ -68,7 +97,9 @@ pub async fn run(cmd: AccountsCommand, ctx: &Context) -> anyhow::Result<ExitCode
             };
             let proxy = proxy.as_deref().map(ProxyUrl::parse).transpose()?;
             let all = read_cookie_file(&cookies)?;
-            let kept = cookies_for_platform(&cookies, def, all)?;
+            // A platform pointed at a fixture server or mirror: its cookies are that host's.
+            let base = platform_base(ctx, &platform)?;
+            let kept = cookies_for_platform_at(&cookies, def, base.as_ref(), all)?;
             if kept.foreign_count > 0 {
                 eprintln!(
                     "markwatch: warning: left out {} cookie(s) not for {platform}: {}",
@@ -104,6 +135,30 @@ pub async fn run(cmd: AccountsCommand, ctx: &Context) -> anyhow::Result<ExitCode
                 proxy.map(|p| format!(", proxy {p}")).unwrap_or_default()
             );
             tracing::info!(%platform, account = %name, cookies = kept.cookies.len(), "account imported");
+        }
+        AccountsCommand::Login {
+            platform,
+            name,
+            resume,
+            remote_debugging,
+            timeout_secs,
+            proxy,
+            rps,
+            concurrency,
+        } => {
+            let login = LoginArgs {
+                platform,
+                name,
+                resume,
+                remote_debugging,
+                timeout_secs,
+                proxy,
+                pace: AccountPace {
+                    requests_per_second: rps,
+                    concurrency,
+                },
+            };
+            return login_account(login, ctx).await;
         }
         AccountsCommand::List { json } => {
             let store = ctx.open_store().await?;
@@ -172,6 +227,138 @@ pub async fn run(cmd: AccountsCommand, ctx: &Context) -> anyhow::Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+struct LoginArgs {
+    platform: String,
+    name: String,
+    resume: bool,
+    remote_debugging: Option<u16>,
+    timeout_secs: u64,
+    proxy: Option<String>,
+    pace: AccountPace,
+}
+
+async fn login_account(args: LoginArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let LoginArgs { platform, name, .. } = &args;
+    let defs = load_definitions(&ctx.config.crawl.definitions)?;
+    let Some(def) = defs.iter().find(|d| d.platform == *platform) else {
+        let known: Vec<&str> = defs.iter().map(|d| d.platform.as_str()).collect();
+        return Err(markwatch::AccountError::UnknownPlatform {
+            platform: platform.clone(),
+            known: known.join(", "),
+        }
+        .into());
+    };
+    let base = platform_base(ctx, platform)?;
+    // Refused before anything is opened: no [login], no way to show the browser.
+    start_url(def, base.as_ref(), None)?;
+    let view = BrowserView::choose(args.remote_debugging, BrowserView::env_has_display())?;
+    let key = load_key(ctx)?;
+    let store = ctx.open_store().await?;
+    let existing = open_accounts(&store, &key, platform, Some(name))
+        .await?
+        .into_iter()
+        .next();
+    if args.resume && existing.is_none() {
+        store.close().await;
+        bail!(
+            "no account {platform}/{} to resume; log in to a new one with `markwatch accounts \
+             login {platform} NAME`",
+            escape_controls(name)
+        );
+    }
+    let proxy = match &args.proxy {
+        Some(p) => Some(ProxyUrl::parse(p)?),
+        None => existing.as_ref().and_then(|a| a.proxy.clone()),
+    };
+    let current = existing.as_ref().map(|a| a.pace).unwrap_or_default();
+    let pace = AccountPace {
+        requests_per_second: args
+            .pace
+            .requests_per_second
+            .or(current.requests_per_second),
+        concurrency: args.pace.concurrency.or(current.concurrency),
+    };
+    let resume_url = existing
+        .as_ref()
+        .filter(|_| args.resume)
+        .and_then(|a| a.state_url.clone());
+    let url = start_url(def, base.as_ref(), resume_url.as_deref())?;
+    // On --resume the challenge belongs to the stored session: the browser carries it.
+    let cookies = match (&existing, args.resume) {
+        (Some(a), true) => a.cookies.clone(),
+        _ => Vec::new(),
+    };
+    let run = LoginRun {
+        def,
+        base: base.as_ref(),
+        profile: account_profile_dir(&ctx.config.database, platform, name),
+        url,
+        view,
+        proxy: proxy.as_ref(),
+        cookies: &cookies,
+        timeout: Duration::from_secs(args.timeout_secs),
+    };
+    let shown = escape_controls(name);
+    let captured = capture_session(&run, || {
+        let what = if args.resume {
+            "pass the check"
+        } else {
+            "log in"
+        };
+        match view {
+            BrowserView::Window => {
+                eprintln!("Chromium is open for {platform}/{shown}: {what} in its window.")
+            }
+            BrowserView::RemoteDebugging(port) => {
+                eprintln!("{}", tunnel_instructions(port));
+                eprintln!("Then {what} for {platform}/{shown} in that page.");
+            }
+        }
+        eprintln!(
+            "Waiting up to {} s; the session is stored once the platform shows a logged-in page.",
+            args.timeout_secs
+        );
+    })
+    .await;
+    let captured = match captured {
+        Ok(c) => c,
+        Err(e) => {
+            store.close().await;
+            return Err(e.into());
+        }
+    };
+    let kept = cookies_for_platform_at(Path::new("the browser"), def, base.as_ref(), captured)?;
+    let saved = import_account(
+        &store,
+        &key,
+        platform,
+        name,
+        &kept.cookies,
+        proxy.as_ref(),
+        pace,
+    )
+    .await
+    .with_context(|| format!("cannot store account {platform}/{shown}"));
+    store.close().await;
+    saved?;
+    println!(
+        "logged in: {platform} {shown} ({} cookies)",
+        kept.cookies.len()
+    );
+    tracing::info!(%platform, account = %name, cookies = kept.cookies.len(), "account logged in");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config's `platforms.<platform>.base_url`.
+fn platform_base(ctx: &Context, platform: &str) -> anyhow::Result<Option<url::Url>> {
+    ctx.config
+        .platforms
+        .get(platform)
+        .and_then(|p| p.base_url.as_deref())
+        .map(|b| url::Url::parse(b).with_context(|| format!("platforms.{platform}.base_url")))
+        .transpose()
 }
 
 /// The key from MARKWATCH_SECRET_KEY, or the key file beside the database (created at first

@@ -394,6 +394,11 @@ impl ProxyUrl {
         Ok(ProxyUrl(url))
     }
 
+    /// The whole URL, credentials included: for the HTTP client only, never to show.
+    pub(crate) fn url(&self) -> &str {
+        self.0.as_str()
+    }
+
     fn display_host(&self) -> String {
         let host = self.0.host_str().unwrap_or_default();
         match self.0.port_or_known_default() {

@@ -98,6 +98,7 @@ pub use store::{
 
 // Crawling and schedules.
 pub use crawl::{Crawl, CrawlError, Pace, RunSummary, Search, record_page, watch_keywords};
+pub use store::RunStatus;
 pub use cron::CronExpr;
 pub use schedule::Watch;
 

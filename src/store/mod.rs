@@ -31,7 +31,8 @@ pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
 pub use crawl::StoredPage;
-pub(crate) use crawl::{DetailUpdate, NewEvidence, PageListings, RunCounts, RunStatus, Upsert};
+pub use crawl::RunStatus;
+pub(crate) use crawl::{DetailUpdate, NewEvidence, PageListings, RunCounts, Upsert};
 pub use daemon::ScheduleRunRow;
 pub(crate) use daemon::{
     CRAWL_DURATION_BUCKETS, DurationHistogram, MetricCounts, RunClaim, ScheduleRow,

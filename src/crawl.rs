@@ -94,9 +94,9 @@ impl Target {
 
     /// Whether `final_url` is the platform's login page (where a login redirect ends).
     fn is_login_page(&self, final_url: &str) -> bool {
-        self.login_path.as_deref().is_some_and(|login| {
-            url::Url::parse(final_url).is_ok_and(|u| u.path() == login)
-        })
+        self.login_path
+            .as_deref()
+            .is_some_and(|login| url::Url::parse(final_url).is_ok_and(|u| u.path() == login))
     }
 }
 
@@ -458,11 +458,7 @@ async fn fetch_missing_details(
         return Ok((RunCounts::default(), None));
     }
     tracing::info!(%platform, run_id, listings = missing.len(), "fetching item pages earlier runs left");
-    let lanes = run
-        .target
-        .sessions
-        .concurrency()
-        .clamp(1, missing.len());
+    let lanes = run.target.sessions.concurrency().clamp(1, missing.len());
     let mut queues = vec![Vec::new(); lanes];
     for (at, listing) in missing.into_iter().enumerate() {
         queues[at % lanes].push(listing);
@@ -601,10 +597,9 @@ where
                 });
                 match kind {
                     None => Fetched::Read(read(target, matcher, &page, &decoded.text)),
-                    Some(kind) => Fetched::Wall(
-                        kind,
-                        Box::new(PreparedPage::evidence(run_id, &page)),
-                    ),
+                    Some(kind) => {
+                        Fetched::Wall(kind, Box::new(PreparedPage::evidence(run_id, &page)))
+                    }
                 }
             })
             .await;

@@ -98,9 +98,9 @@ pub use store::{
 
 // Crawling and schedules.
 pub use crawl::{Crawl, CrawlError, Pace, RunSummary, Search, record_page, watch_keywords};
-pub use store::RunStatus;
 pub use cron::CronExpr;
 pub use schedule::Watch;
+pub use store::RunStatus;
 
 // Notices, cases and evidence packs.
 pub use case::{GOOD_FAITH_MONTHS, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, check_filing, good_faith};

@@ -188,13 +188,14 @@ impl Env {
         let list = self.store.accounts(&today).await.unwrap();
         let mut out = Vec::new();
         for a in list {
-            let url: Option<String> =
-                sqlx::query_scalar("SELECT state_url FROM accounts WHERE platform = ? AND name = ?")
-                    .bind(&a.platform)
-                    .bind(&a.name)
-                    .fetch_one(&mut self.conn().await)
-                    .await
-                    .unwrap();
+            let url: Option<String> = sqlx::query_scalar(
+                "SELECT state_url FROM accounts WHERE platform = ? AND name = ?",
+            )
+            .bind(&a.platform)
+            .bind(&a.name)
+            .fetch_one(&mut self.conn().await)
+            .await
+            .unwrap();
             out.push((
                 a.name,
                 a.state.to_string(),

@@ -76,7 +76,9 @@ pub(super) fn healthy(account: &OpenedAccount) -> bool {
 /// What the run says when a login-required platform has no healthy account.
 pub(super) fn no_account_message(platform: &str, accounts: &[OpenedAccount]) -> String {
     if accounts.is_empty() {
-        return format!("no logged-in account for {platform}: markwatch accounts login {platform} NAME");
+        return format!(
+            "no logged-in account for {platform}: markwatch accounts login {platform} NAME"
+        );
     }
     let fixes: Vec<String> = accounts
         .iter()
@@ -154,7 +156,10 @@ impl Sessions {
 
     /// Requests in flight at once over every session.
     pub(super) fn concurrency(&self) -> usize {
-        self.all.iter().map(|s| s.fetcher.policy().concurrency).sum()
+        self.all
+            .iter()
+            .map(|s| s.fetcher.policy().concurrency)
+            .sum()
     }
 
     /// Stops `session` for the rest of the crawl; the first stop of each is recorded.
@@ -291,7 +296,10 @@ mod tests {
 
     #[test]
     fn cookies_go_to_the_platform_or_to_the_base_host() {
-        let cookies = [cookie(".jd.com", "thor", "t1"), cookie(".jd.com", "pt_key", "k")];
+        let cookies = [
+            cookie(".jd.com", "thor", "t1"),
+            cookie(".jd.com", "pt_key", "k"),
+        ];
         let real = jar(&cookies, None);
         let header = real
             .cookies(&Url::parse("https://search.jd.com/Search").unwrap())

@@ -136,7 +136,9 @@ impl Fetcher {
         };
         let builder = match &identity.proxy {
             // The error names no URL: it may hold a password.
-            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.as_str()).map_err(FetchError::Client)?),
+            Some(proxy) => {
+                builder.proxy(reqwest::Proxy::all(proxy.as_str()).map_err(FetchError::Client)?)
+            }
             None => builder,
         };
         let client = builder

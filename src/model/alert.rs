@@ -139,7 +139,10 @@ impl NeedsPerson {
 
 /// The command that puts an account in `state` back to work.
 pub(crate) fn fix_command(platform: &str, name: &str, state: &str) -> String {
-    let name = if name.chars().all(|c| c.is_alphanumeric() || "_-.@".contains(c)) {
+    let name = if name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "_-.@".contains(c))
+    {
         name.to_owned()
     } else {
         format!("'{}'", name.replace('\'', "'\\''"))

@@ -246,12 +246,11 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let now = now();
-        let row: Option<(String, String, String)> = sqlx::query_as(
-            "SELECT platform, name, state FROM accounts WHERE id = ?",
-        )
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT platform, name, state FROM accounts WHERE id = ?")
+                .bind(account_id)
+                .fetch_optional(&mut **tx)
+                .await?;
         let Some((platform, name, old)) = row else {
             return Ok(false); // removed meanwhile
         };

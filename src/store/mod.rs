@@ -30,8 +30,8 @@ pub(crate) use accounts::NewAccount;
 pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
-pub use crawl::StoredPage;
 pub use crawl::RunStatus;
+pub use crawl::StoredPage;
 pub(crate) use crawl::{DetailUpdate, NewEvidence, PageListings, RunCounts, Upsert};
 pub use daemon::ScheduleRunRow;
 pub(crate) use daemon::{

@@ -21,7 +21,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/brands.html"),
     ),
     ("users.html", include_str!("../../templates/web/users.html")),
-    ("accounts.html", include_str!("../../templates/web/accounts.html")),
+    (
+        "accounts.html",
+        include_str!("../../templates/web/accounts.html"),
+    ),
     (
         "password.html",
         include_str!("../../templates/web/password.html"),

@@ -426,25 +426,9 @@ impl ProxyUrl {
     pub(crate) fn credentials(&self) -> Option<(String, String)> {
         // Userinfo is percent-encoded (a `+` is a plus, not a space).
         let decode = |s: &str| {
-            let b = s.as_bytes();
-            let mut out = Vec::with_capacity(b.len());
-            let mut i = 0;
-            while i < b.len() {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) if b[i] == b'%' => {
-                        out.push(byte);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b[i]);
-                        i += 1;
-                    }
-                }
-            }
-            String::from_utf8_lossy(&out).into_owned()
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let user = self.0.username();
         (!user.is_empty()).then(|| (decode(user), decode(self.0.password().unwrap_or(""))))
@@ -452,6 +436,11 @@ impl ProxyUrl {
 
     pub(crate) fn is_socks(&self) -> bool {
         self.0.scheme().starts_with("socks")
+    }
+
+    /// The whole URL, credentials included: for the HTTP client only, never to show.
+    pub(crate) fn url(&self) -> &str {
+        self.0.as_str()
     }
 
     fn display_host(&self) -> String {

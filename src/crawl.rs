@@ -8,6 +8,7 @@
 //!
 //! Every caller builds and starts a crawl the same way, through [`Crawl`] (see [`plan`]).
 
+mod accounts;
 pub(crate) mod plan;
 
 pub(crate) use plan::PlatformLocks;
@@ -21,11 +22,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::extract;
-use crate::fetch::{FetchError, FetchPolicy, Fetcher, Page};
+use crate::fetch::{FetchError, FetchPolicy, Page};
 use crate::matcher::{Item, Matcher};
 use crate::model::{Brand, Listing};
 use crate::platform::{BlockKind, PlatformDef};
-use crate::store::{RunCounts, RunStatus, Store, StoreError};
+use crate::store::{AccountState, RunCounts, RunStatus, Store, StoreError};
+use accounts::{Session, Sessions};
 
 mod writer;
 
@@ -62,32 +64,39 @@ pub enum CrawlError {
     Matcher(String),
     #[error(transparent)]
     Notice(#[from] crate::notice::NoticeError),
+    /// A platform's accounts could not be opened (another secret key, a corrupt row).
+    #[error("cannot open the {platform} accounts: {source}")]
+    Accounts {
+        platform: String,
+        #[source]
+        source: crate::accounts::AccountError,
+    },
 }
 
-/// A platform ready to crawl: its definition, where to fetch from, and its polite client.
-/// Built by [`Crawl::run`] from the settings [`plan`] resolved.
+/// A platform ready to crawl: its definition, where to fetch from, and its sessions (one per
+/// healthy account, or one anonymous). Built by [`Crawl::run`] from the settings [`plan`]
+/// resolved.
 struct Target {
     def: PlatformDef,
     base_url: Option<url::Url>,
-    fetcher: Fetcher,
+    policy: FetchPolicy,
+    sessions: Sessions,
+    /// The path of the platform's login page as fetched: a fetch ending there met a login wall.
+    login_path: Option<String>,
+    /// Not crawled, and why: (`skipped` or `paused`, what to do).
+    held: Option<(RunStatus, String)>,
 }
 
 impl Target {
-    /// `base_url` replaces the definition's real hosts (the fixture server, a proxy).
-    fn new(
-        def: PlatformDef,
-        base_url: Option<url::Url>,
-        policy: FetchPolicy,
-    ) -> Result<Target, CrawlError> {
-        Ok(Target {
-            fetcher: Fetcher::new(policy)?,
-            def,
-            base_url,
-        })
-    }
-
     fn fetch_url(&self, real: &str) -> String {
         PlatformDef::fetch_url(real, self.base_url.as_ref())
+    }
+
+    /// Whether `final_url` is the platform's login page (where a login redirect ends).
+    fn is_login_page(&self, final_url: &str) -> bool {
+        self.login_path
+            .as_deref()
+            .is_some_and(|login| url::Url::parse(final_url).is_ok_and(|u| u.path() == login))
     }
 }
 
@@ -235,6 +244,22 @@ async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, C
     // an earlier run. This run's own are fetched as it stores them.
     let earlier = store.last_listing_id().await?;
     let run_id = store.start_crawl_run(&platform, None).await?;
+    if let Some((status, error)) = &run.target.held {
+        // Quietly: a skipped or paused platform is no failure streak, and its incidents were
+        // reported when its accounts stopped.
+        tracing::warn!(%platform, run_id, ?status, %error, "platform not crawled");
+        let counts = RunCounts::default();
+        store
+            .finish_crawl_run(run_id, &counts, *status, Some(error))
+            .await?;
+        return Ok(RunSummary {
+            platform,
+            run_id,
+            status: *status,
+            counts,
+            error: Some(error.clone()),
+        });
+    }
     tracing::info!(%platform, run_id, keywords = keywords.len(), "crawl started");
     // Keywords run concurrently; the fetcher's own limits keep the pace polite.
     let mut tasks = JoinSet::new();
@@ -254,11 +279,30 @@ async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, C
         counts += c;
         error = error.or(e);
     }
-    let status = match (counts.pages_ok, counts.pages_failed + counts.pages_blocked) {
-        (0, bad) if bad > 0 => RunStatus::Failed,
-        (_, 0) => RunStatus::Ok,
-        _ => RunStatus::Partial,
+    let sessions = &run.target.sessions;
+    sessions.record(&store).await?;
+    let stops = sessions.stops_message();
+    let status = if sessions.all_stopped() {
+        // Every way in needs a person: what was read is kept, and the run says who must act.
+        error = Some(format!(
+            "paused: needs a person: {}",
+            stops.as_deref().unwrap_or("every session stopped")
+        ));
+        RunStatus::Paused
+    } else {
+        if let Some(stops) = stops {
+            error = Some(format!("needs a person: {stops}"));
+        }
+        match (counts.pages_ok, counts.pages_failed + counts.pages_blocked) {
+            (0, bad) if bad > 0 => RunStatus::Failed,
+            (_, 0) => RunStatus::Ok,
+            _ => RunStatus::Partial,
+        }
     };
+    if sessions.anonymous() && status != RunStatus::Paused && counts.pages_ok > 0 {
+        // An anonymous platform got through again: its challenge is over.
+        store.platform_cleared(&platform).await?;
+    }
     store
         .finish_crawl_run(run_id, &counts, status, error.as_deref())
         .await?;
@@ -327,7 +371,7 @@ async fn crawl_keyword(
     let max_pages = def.pagination.as_ref().map_or(1, |p| p.max_pages.max(1));
     let mut counts = RunCounts::default();
     let mut error = None;
-    let attempts = target.fetcher.policy().max_attempts;
+    let attempts = target.policy.max_attempts;
     // Pages handed to the writer: the next page is fetched while they wait for their commit.
     let mut uncommitted = Vec::new();
     let details = run.details.new && def.detail.is_some();
@@ -414,12 +458,7 @@ async fn fetch_missing_details(
         return Ok((RunCounts::default(), None));
     }
     tracing::info!(%platform, run_id, listings = missing.len(), "fetching item pages earlier runs left");
-    let lanes = run
-        .target
-        .fetcher
-        .policy()
-        .concurrency
-        .clamp(1, missing.len());
+    let lanes = run.target.sessions.concurrency().clamp(1, missing.len());
     let mut queues = vec![Vec::new(); lanes];
     for (at, listing) in missing.into_iter().enumerate() {
         queues[at % lanes].push(listing);
@@ -505,9 +544,14 @@ enum Fetched<T> {
     Wall(BlockKind, Box<PreparedPage>),
 }
 
-/// Fetches a page, then decodes it and hands it to `read` on the CPU pool, backing off from
-/// captcha and login walls. `None` means give up on this page: it is counted, and the evidence
-/// of each wall is kept.
+/// Fetches a page through the platform's next session, then decodes it and hands it to `read`
+/// on the CPU pool. `None` means give up on this page: it is counted, and the evidence of each
+/// wall is kept.
+///
+/// A login wall expires the account and the page is tried on the next one. A challenge stops
+/// the account (or, without accounts, the platform's run) and the page is given up: a
+/// challenge is never retried through another account or proxy. An anonymous login wall is
+/// backed off from, as walls lift with time.
 async fn fetch_read<T, F>(
     run: &Run,
     run_id: i64,
@@ -520,11 +564,17 @@ where
     T: Send + 'static,
     F: Fn(&Target, &Matcher, &Page, &str) -> (T, PreparedPage) + Clone + Send + 'static,
 {
-    let policy = run.target.fetcher.policy();
-    for wall in 0..policy.max_attempts {
-        let page = match run.target.fetcher.fetch(url).await {
+    let policy = &run.target.policy;
+    let mut walls = 0;
+    while walls < policy.max_attempts {
+        // Every session stopped: the run is paused, and says so at its end.
+        let Some(session) = run.target.sessions.next() else {
+            return Ok(None);
+        };
+        let page = match session.fetcher.fetch(url).await {
             Ok(page) => page,
             Err(e) => {
+                session.count(false);
                 tracing::warn!(%url, error = %e, "page failed");
                 counts.pages_failed += 1;
                 error.get_or_insert_with(|| e.to_string());
@@ -534,12 +584,18 @@ where
         if page.attempts > 1 {
             counts.pages_retried += 1;
         }
+        let wall_url = page.final_url.clone();
         let read = read.clone();
         let outcome = run
             .on_cpu(move |target, matcher| {
                 let def = &target.def;
                 let decoded = extract::decode_page(&page.body, page.content_type(), &def.encoding);
-                match extract::detect_block(def, &decoded.text) {
+                let kind = extract::detect_block(def, &decoded.text).or_else(|| {
+                    target
+                        .is_login_page(&page.final_url)
+                        .then_some(BlockKind::Login)
+                });
+                match kind {
                     None => Fetched::Read(read(target, matcher, &page, &decoded.text)),
                     Some(kind) => {
                         Fetched::Wall(kind, Box::new(PreparedPage::evidence(run_id, &page)))
@@ -548,19 +604,68 @@ where
             })
             .await;
         let (kind, evidence) = match outcome {
-            Fetched::Read(read) => return Ok(Some(read)),
+            Fetched::Read(read) => {
+                session.count(true);
+                return Ok(Some(read));
+            }
             Fetched::Wall(kind, evidence) => (kind, evidence),
         };
+        session.count(false);
         counts.pages_blocked += 1;
         run.writer.store(*evidence).await?;
+        if stop_for_person(run, &session, kind, &wall_url).await? {
+            if kind == BlockKind::Login {
+                tracing::warn!(%url, "login wall: the account expired; trying the page on another");
+                continue;
+            }
+            tracing::warn!(%url, "challenged: stopping, keeping what was read");
+            return Ok(None);
+        }
         // Walls lift with time, not with hammering: wait longer each time.
+        walls += 1;
         let wait = policy
             .base_backoff
-            .saturating_mul(4u32.saturating_pow(wall + 1))
+            .saturating_mul(4u32.saturating_pow(walls))
             .min(policy.max_backoff);
         tracing::warn!(%url, ?kind, ?wait, "blocked; backing off");
         error.get_or_insert_with(|| format!("{url}: blocked by a {kind:?} wall"));
         tokio::time::sleep(wait).await;
     }
     Ok(None)
+}
+
+/// Stops `session` where only a person can help, recording why: an account's login wall
+/// (expired) or challenge (challenged), or a challenge to an anonymous platform. Returns false
+/// for an anonymous login wall, which is backed off from instead.
+async fn stop_for_person(
+    run: &Run,
+    session: &Session,
+    kind: BlockKind,
+    wall_url: &str,
+) -> Result<bool, CrawlError> {
+    let sessions = &run.target.sessions;
+    let platform = &run.target.def.platform;
+    let state = match kind {
+        BlockKind::Login => AccountState::Expired,
+        BlockKind::Captcha => AccountState::Challenged,
+    };
+    match &session.account {
+        Some(account) => {
+            if sessions.stop(session, state, wall_url) {
+                run.store
+                    .account_needs_person(account.id, state, wall_url)
+                    .await?;
+                tracing::warn!(%platform, account = %account.name, ?state, "account needs a person");
+            }
+            Ok(true)
+        }
+        None if kind == BlockKind::Captcha => {
+            if sessions.stop(session, state, wall_url) {
+                run.store.platform_challenged(platform, wall_url).await?;
+                tracing::warn!(%platform, "challenged without an account: the run stops");
+            }
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }

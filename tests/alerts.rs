@@ -778,7 +778,7 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     );
     for p in common::PLATFORMS {
         config.push_str(&format!(
-            "[platforms.{p}]\nbase_url = \"{}\"\n",
+            "[platforms.{p}]\nbase_url = \"{}\"\nlogin_required = false\nfetch = \"http\"\n",
             fixtures.url(&format!("/{p}"))
         ));
     }
@@ -1026,7 +1026,7 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
     );
     for p in common::PLATFORMS {
         config.push_str(&format!(
-            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = 0\n",
+            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = 0\nlogin_required = false\nfetch = \"http\"\n",
             fixtures.url(&format!("/{p}"))
         ));
     }

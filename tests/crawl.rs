@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use markwatch::Listing;
-use markwatch::{Config, PlatformConfig};
+use markwatch::{Config, FetchWith, PlatformConfig};
 use markwatch::{Crawl, Pace, RunSummary, Search};
 use markwatch::{Fault, FixtureOptions, FixtureServer};
 use markwatch::{MatchItem, Matcher};
@@ -58,6 +58,8 @@ fn crawl_with(
             def.platform.clone(),
             PlatformConfig {
                 base_url: Some(format!("{base}/{}", def.platform)),
+                login_required: Some(false),
+                fetch: Some(FetchWith::Http),
                 ..PlatformConfig::default()
             },
         );
@@ -389,7 +391,9 @@ async fn blocked_pages_are_detected_and_never_parsed() {
     let (server, base) = start(FixtureOptions::from_source_tree()).await;
     let keyword = server.keywords("taobao").unwrap()[0].clone();
     let path = first_page_path("taobao", &keyword);
-    server.script(&path, [Fault::Captcha, Fault::Login]);
+    // Anonymous login walls are backed off from until they lift; a captcha stops the run
+    // instead (tests/accounts_crawl.rs).
+    server.script(&path, [Fault::Login, Fault::Login]);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("m.db")).await.unwrap();
     let s = &run(
@@ -432,7 +436,7 @@ fn crawl_once_from_the_cli() {
     s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
         .ok();
     let config = format!(
-        "[crawl]\ndefinitions = \"{}\"\n[platforms.jd]\nbase_url = \"{base}/jd\"\n",
+        "[crawl]\ndefinitions = \"{}\"\n[platforms.jd]\nbase_url = \"{base}/jd\"\nlogin_required = false\nfetch = \"http\"\n",
         common::repo().join("crawlers").display()
     );
     let cfg = s.write("markwatch.toml", &config);
@@ -565,7 +569,7 @@ fn rematch_rescores_after_the_registry_changes() {
     let (_server, base) = rt.block_on(start(FixtureOptions::from_source_tree()));
     let s = common::Scratch::new();
     let config = format!(
-        "[crawl]\ndefinitions = \"{}\"\n[platforms.jd]\nbase_url = \"{base}/jd\"\n",
+        "[crawl]\ndefinitions = \"{}\"\n[platforms.jd]\nbase_url = \"{base}/jd\"\nlogin_required = false\nfetch = \"http\"\n",
         common::repo().join("crawlers").display()
     );
     let cfg = s.write("markwatch.toml", &config);

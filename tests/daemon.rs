@@ -49,7 +49,7 @@ poll_secs = 1
     );
     for p in common::PLATFORMS {
         toml.push_str(&format!(
-            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = {rps}\n",
+            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = {rps}\nlogin_required = false\nfetch = \"http\"\n",
             fixtures.url(&format!("/{p}"))
         ));
     }

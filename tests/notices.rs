@@ -130,7 +130,7 @@ fn crawl_drafts_notices_and_a_case_runs_its_course() {
     let cfg = s.write(
         "markwatch.toml",
         &format!(
-            "[crawl]\ndefinitions = \"{}\"\n[platforms.tmall]\nbase_url = \"{base}/tmall\"\n",
+            "[crawl]\ndefinitions = \"{}\"\n[platforms.tmall]\nbase_url = \"{base}/tmall\"\nlogin_required = false\nfetch = \"http\"\n",
             common::repo().join("crawlers").display()
         ),
     );

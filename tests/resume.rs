@@ -43,7 +43,7 @@ dir = "{outbox}"
     );
     for p in common::PLATFORMS {
         toml.push_str(&format!(
-            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = 0\n",
+            "[platforms.{p}]\nbase_url = \"{}\"\nschedule = \"off\"\nrequests_per_second = 0\nlogin_required = false\nfetch = \"http\"\n",
             fixtures.url(&format!("/{p}"))
         ));
     }

@@ -188,6 +188,30 @@ impl Sender {
         Ok(id)
     }
 
+    /// Queues one operations alert for the crawl's incidents not reported yet (an account met
+    /// a login wall or a challenge; an anonymous platform was challenged): one email per
+    /// incident, however many runs meet it. Does nothing without `email.operations`.
+    pub(crate) async fn report_incidents(&self) -> Result<Option<i64>, AlertError> {
+        let Some(operations) = &self.email.operations else {
+            return Ok(None);
+        };
+        let id = self
+            .store
+            .report_incidents(|payload| {
+                self.new_alert(
+                    AlertKind::Operations,
+                    None,
+                    vec![operations.clone()],
+                    payload,
+                )
+            })
+            .await?;
+        if let Some(id) = id {
+            tracing::warn!(alert = id, "crawl incidents reported to operations");
+        }
+        Ok(id)
+    }
+
     /// Builds the row for a payload. Called inside a store transaction: a subject template that
     /// fails to render is logged and the row keeps no subject; the sender then renders it again
     /// and, if it still fails, the alert goes dead with the template error for operators.

@@ -15,7 +15,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::AlertError;
-use crate::model::alert::{Deadline, Item, Payload, PlatformFailure, Undeliverable};
+use crate::model::alert::{Deadline, Item, NeedsPerson, Payload, PlatformFailure, Undeliverable};
 use crate::model::{CaseState, Language};
 use crate::store::{Alert, AlertKind};
 
@@ -280,6 +280,7 @@ impl Renderer {
                 deadlines: payload.deadlines.len(),
                 failures: payload.failures.len(),
                 undeliverable: payload.undeliverable.len(),
+                needs_person: payload.needs_person.len(),
             },
             infringing: items(&payload.infringing),
             suspect: items(&payload.suspect),
@@ -304,6 +305,7 @@ impl Renderer {
                 .collect(),
             failures: &payload.failures,
             undeliverable: &payload.undeliverable,
+            needs_person: &payload.needs_person,
             period_from: payload.period_from.as_deref(),
             period_to: payload.period_to.as_deref(),
         }
@@ -445,6 +447,7 @@ struct Context<'a> {
     deadlines: Vec<DeadlineView<'a>>,
     failures: &'a [PlatformFailure],
     undeliverable: &'a [Undeliverable],
+    needs_person: &'a [NeedsPerson],
     period_from: Option<&'a str>,
     period_to: Option<&'a str>,
 }
@@ -457,6 +460,7 @@ struct Counts {
     deadlines: usize,
     failures: usize,
     undeliverable: usize,
+    needs_person: usize,
 }
 
 #[derive(Serialize)]

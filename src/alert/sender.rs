@@ -92,7 +92,8 @@ impl Sender {
     ) -> Result<Tick, AlertError> {
         let mut tick = Tick {
             operations_queued: usize::from(self.check_operations().await?.is_some())
-                + usize::from(self.report_dead(now, flush).await?.is_some()),
+                + usize::from(self.report_dead(now, flush).await?.is_some())
+                + usize::from(self.report_incidents().await?.is_some()),
             digests_queued: self.queue_digests(now, false).await?,
             immediate_queued: self.batch_pending(now, flush).await?,
             delivery: self.deliver_until(None, stop).await?,

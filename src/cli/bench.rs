@@ -118,6 +118,9 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
     for def in &defs {
         let platform = config.platforms.entry(def.platform.clone()).or_default();
         platform.base_url = Some(format!("{}/{}", server.base, def.platform));
+        // The classic fixtures are anonymous static pages.
+        platform.login_required = Some(false);
+        platform.fetch = Some(markwatch::FetchWith::Http);
     }
     let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
     let crawl = Crawl::builder(&config, defs.clone())

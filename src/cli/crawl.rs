@@ -7,14 +7,18 @@ use std::sync::Arc;
 use anyhow::bail;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use markwatch::{Crawl, CrawlError, Search};
+use markwatch::{Crawl, CrawlError, RunStatus, Search};
 use markwatch::{Matcher, Outcome};
 
 use super::Context;
 
+/// `crawl --once` exit code when a platform was skipped or paused for a person.
+const NEEDS_PERSON: u8 = 3;
+
 #[derive(Debug, Args)]
 pub struct CrawlArgs {
-    /// Crawl once now and exit (scheduled crawling belongs to the daemon)
+    /// Crawl once now and exit (scheduled crawling belongs to the daemon). Exits 3 when a
+    /// platform needs a person (no logged-in account, or its accounts expired or challenged)
     #[arg(long)]
     once: bool,
     /// Only these platforms (repeatable) [default: every enabled platform]
@@ -46,7 +50,10 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     }
     let config = &ctx.config;
     let defs = load_definitions(&config.crawl.definitions)?;
-    let mut crawl = Crawl::builder(config, defs).fetch_details(!args.no_details);
+    let key = load_secret_key(ctx)?;
+    let mut crawl = Crawl::builder(config, defs)
+        .fetch_details(!args.no_details)
+        .secret_key(key);
     if !args.platforms.is_empty() {
         crawl = crawl.platforms(&args.platforms);
     }
@@ -104,7 +111,31 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     if let Some(drafts) = &report.drafts {
         println!("{}", super::queue::draft_line(drafts));
     }
+    let held: Vec<_> = report
+        .runs
+        .iter()
+        .filter(|s| matches!(s.status, RunStatus::Skipped | RunStatus::Paused))
+        .collect();
+    if !held.is_empty() {
+        for s in &held {
+            eprintln!(
+                "{} was not crawled through: {}",
+                s.platform,
+                s.error.as_deref().unwrap_or("it needs a person")
+            );
+        }
+        // A person must act before these platforms are watched again.
+        return Ok(ExitCode::from(NEEDS_PERSON));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key that opens the platforms' accounts, loaded as `accounts import` does:
+/// MARKWATCH_SECRET_KEY, or the key file beside the database.
+pub(super) fn load_secret_key(ctx: &Context) -> anyhow::Result<markwatch::SecretKey> {
+    let env = std::env::var(markwatch::SECRET_KEY_ENV).ok();
+    let file = markwatch::default_key_file(&ctx.config.database);
+    Ok(markwatch::SecretKey::load(env.as_deref(), &file)?)
 }
 
 /// `markwatch rematch`: judge every stored listing again with the current registry.

@@ -94,6 +94,9 @@ fn demo_config(base: &Config, dir: &Path, fixtures: SocketAddr) -> anyhow::Resul
             def.platform,
             PlatformConfig {
                 base_url: Some(url),
+                // The classic fixtures are anonymous static pages.
+                login_required: Some(false),
+                fetch: Some(markwatch::FetchWith::Http),
                 ..PlatformConfig::default()
             },
         );

@@ -15,12 +15,15 @@ use serde::Serialize;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use url::Url;
 
+use super::accounts::{Sessions, healthy, no_account_message};
 use super::{CrawlError, RunSummary, Target, watch_keywords};
+use crate::accounts::open_accounts;
 use crate::config::Config;
 use crate::fetch::FetchPolicy;
 use crate::matcher::Matcher;
 use crate::notice::{self, DraftSummary};
 use crate::platform::PlatformDef;
+use crate::secrets::SecretKey;
 use crate::store::{RunStatus, Store};
 
 /// Requests in flight per platform when the rate limit is lifted, unless
@@ -68,6 +71,9 @@ pub struct PlatformSettings {
     pub max_backoff_ms: u64,
     pub timeout_secs: f64,
     pub user_agent: String,
+    /// Crawled only through logged-in accounts (`[login] required`, or
+    /// `platforms.<name>.login_required`).
+    pub login_required: bool,
 }
 
 /// One crawl per platform at a time among the crawls sharing these locks, whichever asks: the
@@ -108,9 +114,17 @@ pub struct CrawlBuilder<'a> {
     draft_notices: bool,
     matcher: Option<Arc<Matcher>>,
     locks: Option<PlatformLocks>,
+    secret_key: Option<SecretKey>,
 }
 
 impl CrawlBuilder<'_> {
+    /// Open the platforms' accounts with this key [default: none, so no account is used and a
+    /// platform that needs one is skipped].
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.secret_key = Some(key);
+        self
+    }
+
     /// Crawl these platforms, enabled or not [default: every enabled platform].
     pub fn platforms(mut self, names: &[String]) -> Self {
         self.platforms = Some(names.to_vec());
@@ -212,11 +226,15 @@ impl CrawlBuilder<'_> {
                 timeout: Duration::from_secs(config.crawl.timeout_secs),
                 user_agent: config.crawl.user_agent.clone(),
             };
+            let login_required = overrides
+                .and_then(|p| p.login_required)
+                .unwrap_or_else(|| def.login.as_ref().is_some_and(|l| l.required));
             platforms.push(Planned {
                 def: def.clone(),
                 enabled,
                 base_url,
                 policy,
+                login_required,
             });
         }
         Ok(Crawl {
@@ -228,6 +246,7 @@ impl CrawlBuilder<'_> {
             draft_notices: self.draft_notices,
             matcher: self.matcher,
             locks: self.locks,
+            secret_key: self.secret_key,
         })
     }
 }
@@ -247,6 +266,7 @@ struct Planned {
     enabled: bool,
     base_url: Option<Url>,
     policy: FetchPolicy,
+    login_required: bool,
 }
 
 impl Planned {
@@ -262,7 +282,45 @@ impl Planned {
             max_backoff_ms: policy.max_backoff.as_millis() as u64,
             timeout_secs: policy.timeout.as_secs_f64(),
             user_agent: policy.user_agent.clone(),
+            login_required: self.login_required,
         }
+    }
+
+    /// The platform's target for one run: a session per healthy account, or one anonymous
+    /// session where no login is required; held (not crawled) when login is required and no
+    /// account is healthy.
+    async fn target(&self, store: &Store, key: Option<&SecretKey>) -> Result<Target, CrawlError> {
+        let platform = &self.def.platform;
+        let accounts = match key {
+            Some(key) => open_accounts(store, key, platform, None)
+                .await
+                .map_err(|source| CrawlError::Accounts {
+                    platform: platform.clone(),
+                    source,
+                })?,
+            None => Vec::new(),
+        };
+        let usable: Vec<_> = accounts.iter().filter(|a| healthy(a)).cloned().collect();
+        let held = (self.login_required && usable.is_empty()).then(|| {
+            let status = if accounts.is_empty() {
+                RunStatus::Skipped
+            } else {
+                RunStatus::Paused
+            };
+            (status, no_account_message(platform, &accounts))
+        });
+        let login_path = self.def.login.as_ref().and_then(|l| {
+            let fetched = PlatformDef::fetch_url(&l.url, self.base_url.as_ref());
+            Url::parse(&fetched).ok().map(|u| u.path().to_owned())
+        });
+        Ok(Target {
+            sessions: Sessions::new(platform, &self.policy, self.base_url.as_ref(), &usable)?,
+            def: self.def.clone(),
+            base_url: self.base_url.clone(),
+            policy: self.policy.clone(),
+            login_path,
+            held,
+        })
     }
 }
 
@@ -279,6 +337,7 @@ pub struct Crawl {
     draft_notices: bool,
     matcher: Option<Arc<Matcher>>,
     locks: Option<PlatformLocks>,
+    secret_key: Option<SecretKey>,
 }
 
 /// What one [`Crawl::run`] did.
@@ -325,6 +384,7 @@ impl Crawl {
             draft_notices: true,
             matcher: None,
             locks: None,
+            secret_key: None,
         }
     }
 
@@ -386,11 +446,14 @@ impl Crawl {
                 Arc::new(built)
             }
         };
+        let guards = match &self.locks {
+            Some(locks) => locks.lock(&self.platform_names()).await,
+            None => Vec::new(),
+        };
         let mut targets = Vec::with_capacity(self.platforms.len());
         for p in &self.platforms {
-            let target = Target::new(p.def.clone(), p.base_url.clone(), p.policy.clone())?;
-            // What the fetcher was built with, not what was asked for.
-            let s = p.settings(target.fetcher.policy());
+            let target = p.target(store, self.secret_key.as_ref()).await?;
+            let s = p.settings(&target.policy);
             tracing::info!(
                 platform = %s.platform,
                 base_url = s.base_url.as_deref().unwrap_or("-"),
@@ -403,10 +466,6 @@ impl Crawl {
             );
             targets.push(target);
         }
-        let guards = match &self.locks {
-            Some(locks) => locks.lock(&self.platform_names()).await,
-            None => Vec::new(),
-        };
         let details = super::Details {
             new: self.fetch_details,
             missing: if self.fetch_details {

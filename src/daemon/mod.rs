@@ -53,6 +53,9 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crawl(#[from] CrawlError),
+    /// The key that opens the platforms' accounts could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
     #[error(transparent)]
@@ -261,12 +264,17 @@ pub async fn serve(
     for (watch, slot) in store.recover_interrupted_runs().await? {
         tracing::warn!(%watch, %slot, "a run was cut short when markwatch last stopped; it runs again now");
     }
-    let pipeline = Arc::new(pipeline::Pipeline::new(
-        store.clone(),
-        config.clone(),
-        defs.clone(),
-        options.pace,
-    ));
+    // Loaded as `accounts import` does: MARKWATCH_SECRET_KEY, or the key file beside the
+    // database; the crawl opens each platform's accounts with it at every run.
+    let env_key = std::env::var(crate::secrets::SECRET_KEY_ENV).ok();
+    let key = crate::secrets::SecretKey::load(
+        env_key.as_deref(),
+        &crate::secrets::default_key_file(&config.database),
+    )?;
+    let pipeline = Arc::new(
+        pipeline::Pipeline::new(store.clone(), config.clone(), defs.clone(), options.pace)
+            .with_secret_key(key),
+    );
     let (mut scheduler, handle) =
         scheduler::Scheduler::new(pipeline, watches.clone(), offset, started);
     scheduler.sync_plans().await?;

@@ -11,6 +11,7 @@ use crate::crawl::{Crawl, CrawlError, Pace, PlatformLocks, RunSummary, Search};
 use crate::notice::DraftSummary;
 use crate::platform::PlatformDef;
 use crate::schedule::Watch;
+use crate::secrets::SecretKey;
 use crate::store::Store;
 
 /// Runs watches. Cheap to share behind an `Arc`.
@@ -21,6 +22,7 @@ pub struct Pipeline {
     /// One crawl per platform at a time, whichever watch asks: the platform's pace holds.
     locks: PlatformLocks,
     pace: Pace,
+    secret_key: Option<SecretKey>,
 }
 
 /// What one run did.
@@ -52,7 +54,14 @@ impl Pipeline {
             defs,
             locks: PlatformLocks::default(),
             pace,
+            secret_key: None,
         }
+    }
+
+    /// Crawl through the platforms' accounts, opened with `key`.
+    pub fn with_secret_key(mut self, key: SecretKey) -> Pipeline {
+        self.secret_key = Some(key);
+        self
     }
 
     /// The loaded definitions' platform names.
@@ -68,11 +77,14 @@ impl Pipeline {
     /// watch crawls it. Its own keywords, or its brands' (or the registry's) marks and
     /// aliases plus `crawl.extra_keywords`, read at each run so registry changes apply at once.
     pub async fn run(&self, watch: &Watch) -> Result<RunReport, DaemonError> {
-        let crawl = Crawl::builder(&self.config, self.defs.clone())
+        let mut crawl = Crawl::builder(&self.config, self.defs.clone())
             .platforms(&watch.platforms)
             .pace(self.pace)
-            .exclusive(self.locks.clone())
-            .build()?;
+            .exclusive(self.locks.clone());
+        if let Some(key) = &self.secret_key {
+            crawl = crawl.secret_key(key.clone());
+        }
+        let crawl = crawl.build()?;
         let search = if watch.keywords.is_empty() {
             Search::Brands(watch.brands.clone())
         } else {

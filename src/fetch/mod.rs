@@ -90,6 +90,14 @@ pub enum FetchError {
     },
 }
 
+/// Who a [`Fetcher`] fetches as: an account's cookies and proxy (none for anonymous).
+#[derive(Default)]
+pub(crate) struct Identity {
+    pub cookies: Option<Arc<reqwest::cookie::Jar>>,
+    /// The proxy's whole URL (`http://`, `https://`, `socks5://`): never logged.
+    pub proxy: Option<String>,
+}
+
 /// One platform's polite HTTP client. Cheap to share behind an `Arc`.
 pub(crate) struct Fetcher {
     client: reqwest::Client,
@@ -110,11 +118,30 @@ enum Attempt {
 
 impl Fetcher {
     pub(crate) fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
-        let client = reqwest::Client::builder()
+        Fetcher::with_identity(policy, Identity::default())
+    }
+
+    /// A client of its own for one account: its cookie jar, its proxy.
+    pub(crate) fn with_identity(
+        policy: FetchPolicy,
+        identity: Identity,
+    ) -> Result<Fetcher, FetchError> {
+        let builder = reqwest::Client::builder()
             .user_agent(&policy.user_agent)
             .timeout(policy.timeout)
-            .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
-            .cookie_store(true)
+            .connect_timeout(policy.timeout.min(Duration::from_secs(10)));
+        let builder = match identity.cookies {
+            Some(jar) => builder.cookie_provider(jar),
+            None => builder.cookie_store(true),
+        };
+        let builder = match &identity.proxy {
+            // The error names no URL: it may hold a password.
+            Some(proxy) => {
+                builder.proxy(reqwest::Proxy::all(proxy.as_str()).map_err(FetchError::Client)?)
+            }
+            None => builder,
+        };
+        let client = builder
             .gzip(true)
             .brotli(true)
             .redirect(reqwest::redirect::Policy::limited(10))

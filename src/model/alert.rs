@@ -24,6 +24,8 @@ pub struct Payload {
     pub failures: Vec<PlatformFailure>,
     /// Alerts given up on (operations).
     pub undeliverable: Vec<Undeliverable>,
+    /// Accounts (or anonymous platforms) the crawl stopped for: a person must act (operations).
+    pub needs_person: Vec<NeedsPerson>,
     /// The digest's period, RFC 3339.
     pub period_from: Option<String>,
     pub period_to: Option<String>,
@@ -38,6 +40,7 @@ impl Payload {
             && self.deadlines.is_empty()
             && self.failures.is_empty()
             && self.undeliverable.is_empty()
+            && self.needs_person.is_empty()
     }
 }
 
@@ -95,4 +98,57 @@ pub struct Undeliverable {
     pub subject: Option<String>,
     pub recipients: Vec<String>,
     pub error: String,
+}
+
+/// A login wall or challenge the crawl met and stopped for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeedsPerson {
+    pub platform: String,
+    /// `None`: the platform is crawled without an account.
+    pub account: Option<String>,
+    /// `expired` or `challenged`.
+    pub state: String,
+    /// The wall or challenge page, as fetched.
+    pub url: Option<String>,
+    pub since: String,
+    /// What the person runs, when a command fixes it.
+    pub command: Option<String>,
+}
+
+impl NeedsPerson {
+    pub(crate) fn new(
+        platform: String,
+        account: Option<String>,
+        state: String,
+        url: Option<String>,
+        since: String,
+    ) -> NeedsPerson {
+        let command = account
+            .as_deref()
+            .map(|name| fix_command(&platform, name, &state));
+        NeedsPerson {
+            platform,
+            account,
+            state,
+            url,
+            since,
+            command,
+        }
+    }
+}
+
+/// The command that puts an account in `state` back to work.
+pub(crate) fn fix_command(platform: &str, name: &str, state: &str) -> String {
+    let name = if name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "_-.@".contains(c))
+    {
+        name.to_owned()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    };
+    match state {
+        "challenged" => format!("markwatch accounts login {platform} {name} --resume"),
+        _ => format!("markwatch accounts login {platform} {name}"),
+    }
 }

@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use super::{Result, Store, StoreError, now};
+use crate::model::alert::{NeedsPerson, Payload};
+use crate::store::NewAlert;
 
 /// Whether an account can be used, stored as its snake_case name.
 #[derive(
@@ -157,6 +159,16 @@ impl Store {
         .bind(i64::try_from(account.cookie_count).unwrap_or(i64::MAX))
         .execute(&mut **tx)
         .await?;
+        // A fresh session closes what the old one met: the next wall is a new incident.
+        sqlx::query(
+            "UPDATE crawl_incidents SET resolved_at = ?1 WHERE resolved_at IS NULL
+             AND account_id = (SELECT id FROM accounts WHERE platform = ?2 AND name = ?3)",
+        )
+        .bind(&now)
+        .bind(account.platform)
+        .bind(account.name)
+        .execute(&mut **tx)
+        .await?;
         tx.commit().await?;
         Ok(if existed.is_some() {
             SaveOutcome::Replaced
@@ -221,6 +233,167 @@ impl Store {
         .bind(name)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Puts an account in `state` (`expired` or `challenged`) because of the page at `url`,
+    /// and opens an incident for operators unless one is open for it already. Returns whether
+    /// a new incident was opened.
+    pub(crate) async fn account_needs_person(
+        &self,
+        account_id: i64,
+        state: AccountState,
+        url: &str,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let now = now();
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT platform, name, state FROM accounts WHERE id = ?")
+                .bind(account_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((platform, name, old)) = row else {
+            return Ok(false); // removed meanwhile
+        };
+        let state: &str = state.into();
+        if old != state {
+            sqlx::query(
+                "UPDATE accounts SET state = ?, state_since = ?, state_until = NULL,
+                     state_url = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(state)
+            .bind(&now)
+            .bind(url)
+            .bind(&now)
+            .bind(account_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM crawl_incidents WHERE account_id = ? AND resolved_at IS NULL",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if open.is_none() {
+            sqlx::query(
+                "INSERT INTO crawl_incidents (platform, account_id, account, kind, url, at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&platform)
+            .bind(account_id)
+            .bind(&name)
+            .bind(state)
+            .bind(url)
+            .bind(&now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(open.is_none())
+    }
+
+    /// A platform crawled without an account showed a challenge at `url`: opens an incident
+    /// unless one is open. Returns whether a new one was opened.
+    pub(crate) async fn platform_challenged(&self, platform: &str, url: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM crawl_incidents
+             WHERE platform = ? AND account_id IS NULL AND resolved_at IS NULL",
+        )
+        .bind(platform)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if open.is_none() {
+            sqlx::query(
+                "INSERT INTO crawl_incidents (platform, kind, url, at)
+                 VALUES (?, 'challenged', ?, ?)",
+            )
+            .bind(platform)
+            .bind(url)
+            .bind(now())
+            .execute(&mut **tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(open.is_none())
+    }
+
+    /// A platform crawled without an account got through: its challenge incident is over.
+    pub(crate) async fn platform_cleared(&self, platform: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE crawl_incidents SET resolved_at = ? WHERE platform = ?
+             AND account_id IS NULL AND resolved_at IS NULL",
+        )
+        .bind(now())
+        .bind(platform)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts `pages` fetched through an account on `today` (UTC date), and when `success`,
+    /// records now as its last success.
+    pub(crate) async fn count_account_pages(
+        &self,
+        account_id: i64,
+        today: &str,
+        pages: u32,
+        success: bool,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let now = now();
+        sqlx::query(
+            "UPDATE accounts SET
+                 pages_count = CASE WHEN pages_day = ?1 THEN pages_count + ?2 ELSE ?2 END,
+                 pages_day = ?1,
+                 last_success_at = CASE WHEN ?3 THEN ?4 ELSE last_success_at END
+             WHERE id = ?5",
+        )
+        .bind(today)
+        .bind(i64::from(pages))
+        .bind(success)
+        .bind(&now)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues one operations alert listing every incident not reported yet, and marks them
+    /// reported, atomically. `make` builds the alert; `None` when there was nothing to report.
+    pub(crate) async fn report_incidents(
+        &self,
+        make: impl FnOnce(Payload) -> NewAlert,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(i64, String, Option<String>, String, Option<String>, String)> =
+            sqlx::query_as(
+                "SELECT id, platform, account, kind, url, at FROM crawl_incidents
+                 WHERE reported = 0 ORDER BY id",
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut needs_person = Vec::with_capacity(rows.len());
+        for (id, platform, account, kind, url, at) in rows {
+            needs_person.push(NeedsPerson::new(platform, account, kind, url, at));
+            sqlx::query("UPDATE crawl_incidents SET reported = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let payload = Payload {
+            needs_person,
+            ..Payload::default()
+        };
+        let id = super::alerts::insert_alert_tx(&mut tx, &make(payload), &now()).await?;
+        tx.commit().await?;
+        Ok(Some(id))
     }
 
     /// Deletes an account with its secrets; false when there was none.

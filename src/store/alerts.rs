@@ -434,7 +434,7 @@ async fn mark_handled(
     Ok(())
 }
 
-async fn insert_alert_tx(
+pub(super) async fn insert_alert_tx(
     tx: &mut Transaction<'_, Sqlite>,
     alert: &NewAlert,
     now: &str,

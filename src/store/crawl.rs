@@ -49,6 +49,12 @@ pub enum RunStatus {
     Partial,
     /// Nothing could be fetched.
     Failed,
+    /// Not crawled: the platform needs a logged-in account and has none (the error says
+    /// which command fixes it).
+    Skipped,
+    /// Stopped for a person: every account is expired or challenged, or the platform showed a
+    /// challenge. Not a failure: the next run tries again.
+    Paused,
 }
 
 impl Store {

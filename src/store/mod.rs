@@ -30,10 +30,9 @@ pub(crate) use accounts::NewAccount;
 pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
+pub use crawl::RunStatus;
 pub use crawl::StoredPage;
-pub(crate) use crawl::{
-    DetailUpdate, NewEvidence, NewPart, PageListings, RunCounts, RunStatus, Upsert,
-};
+pub(crate) use crawl::{DetailUpdate, NewEvidence, NewPart, PageListings, RunCounts, Upsert};
 pub use daemon::ScheduleRunRow;
 pub(crate) use daemon::{
     CRAWL_DURATION_BUCKETS, DurationHistogram, MetricCounts, RunClaim, ScheduleRow,

@@ -120,6 +120,7 @@ pub(super) async fn dashboard(
         )
         .await?;
     let brands = store.brands().await?;
+    let needs_person = super::pages::needing_person(store).await?;
     state.render(
         "dashboard.html",
         context! {
@@ -134,6 +135,7 @@ pub(super) async fn dashboard(
             urgent_days => URGENT_DAYS,
             brand_count => brands.len(),
             mark_count => brands.iter().map(|b| b.marks.len()).sum::<usize>(),
+            needs_person => v(needs_person),
         },
     )
 }

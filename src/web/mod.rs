@@ -135,6 +135,7 @@ pub(crate) fn router(state: WebState) -> Router {
         )
         .route("/brands", get(pages::brands).post(pages::import_brands))
         .route("/users", get(pages::users).post(pages::change_user))
+        .route("/accounts", get(pages::accounts))
         .route("/static/{file}", get(pages::static_file))
         .route("/favicon.ico", get(pages::favicon))
         .nest("/api/v1", api::router())

@@ -148,6 +148,71 @@ pub(super) async fn import_brands(
     }
 }
 
+/// An account as the web shows it: state, counters, the command that fixes it; never its
+/// cookies or proxy credentials.
+#[derive(Serialize)]
+pub(super) struct AccountRow {
+    platform: String,
+    name: String,
+    state: String,
+    since: String,
+    until: Option<String>,
+    last_success_at: Option<String>,
+    pages_today: i64,
+    /// What a person runs, for an expired or challenged account.
+    command: Option<String>,
+}
+
+async fn account_rows(store: &crate::store::Store) -> Result<Vec<AccountRow>, WebError> {
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    Ok(store
+        .accounts(&today)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let state = a.state.to_string();
+            let command = matches!(
+                a.state,
+                crate::store::AccountState::Expired | crate::store::AccountState::Challenged
+            )
+            .then(|| crate::model::alert::fix_command(&a.platform, &a.name, &state));
+            AccountRow {
+                platform: a.platform,
+                name: a.name,
+                state,
+                since: a.since,
+                until: a.until,
+                last_success_at: a.last_success_at,
+                pages_today: a.pages_today,
+                command,
+            }
+        })
+        .collect())
+}
+
+/// The accounts that need a person (expired or challenged), for the dashboard.
+pub(super) async fn needing_person(
+    store: &crate::store::Store,
+) -> Result<Vec<AccountRow>, WebError> {
+    let mut rows = account_rows(store).await?;
+    rows.retain(|a| a.command.is_some());
+    Ok(rows)
+}
+
+/// `/accounts`: every platform account, read-only.
+pub(super) async fn accounts(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Query(flash): Query<Flash>,
+) -> Result<Html<String>, WebError> {
+    user.require(Role::Reviewer)?;
+    let accounts = account_rows(state.store()).await?;
+    state.render(
+        "accounts.html",
+        context! { page => v(page(&user, "accounts", flash.message())), accounts => v(accounts) },
+    )
+}
+
 pub(super) async fn users(
     State(state): State<WebState>,
     user: CurrentUser,

@@ -22,6 +22,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("users.html", include_str!("../../templates/web/users.html")),
     (
+        "accounts.html",
+        include_str!("../../templates/web/accounts.html"),
+    ),
+    (
         "password.html",
         include_str!("../../templates/web/password.html"),
     ),

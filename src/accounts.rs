@@ -394,6 +394,22 @@ impl ProxyUrl {
         Ok(ProxyUrl(url))
     }
 
+    /// `scheme://host:port`, without credentials: what a browser's `--proxy-server` takes.
+    pub(crate) fn server(&self) -> String {
+        self.display_host()
+    }
+
+    /// The user name and password, when the URL has them (decoded).
+    pub(crate) fn credentials(&self) -> Option<(String, String)> {
+        let dec = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map_or_else(String::new, |(_, v)| v.into_owned())
+        };
+        (!self.0.username().is_empty())
+            .then(|| (dec(self.0.username()), dec(self.0.password().unwrap_or(""))))
+    }
+
     fn display_host(&self) -> String {
         let host = self.0.host_str().unwrap_or_default();
         match self.0.port_or_known_default() {

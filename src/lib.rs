@@ -83,6 +83,7 @@ pub use extract::{
     extract_detail, extract_file, extract_search, extract_search_lenient,
 };
 pub use fetch::Page;
+pub use fetch::browser::{BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded};
 
 // Matching.
 pub use matcher::{

@@ -12,7 +12,7 @@
 //! that never sends a matching request (a login wall) is loaded after [`CAPTURE_GRACE`] of
 //! quiet. Everything is bounded by the page timeout.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,6 +43,9 @@ use crate::accounts::{Cookie, ProxyUrl};
 
 /// No request in flight for this long after DOMContentLoaded: the page has settled.
 const QUIET: Duration = Duration::from_millis(150);
+/// A request open this long no longer holds the page (an unreachable third-party host on a
+/// closed network never answers).
+const STRAGGLER: Duration = Duration::from_secs(3);
 /// How long a quiet page that should have sent a captured API call is given to start it.
 const CAPTURE_GRACE: Duration = Duration::from_millis(1000);
 /// Crawl pages skip these loads (screenshots don't): markwatch reads text, not pictures.
@@ -542,8 +545,14 @@ impl BrowserSession {
         }
         let main_frame = navigated.result.frame_id.clone();
 
-        let mut inflight: HashSet<String> = HashSet::new();
+        let mut inflight: HashMap<String, Instant> = HashMap::new();
         let mut doc_pending = true;
+        let mut docs: std::collections::HashSet<String> = navigated
+            .result
+            .loader_id
+            .iter()
+            .map(|l| l.inner().clone())
+            .collect();
         let mut main: Option<(String, u16, Vec<(String, String)>)> = None;
         let mut pending_captures: HashMap<String, (String, u16, Vec<(String, String)>)> =
             HashMap::new();
@@ -555,12 +564,20 @@ impl BrowserSession {
             } else {
                 QUIET
             };
-            let settled = !doc_pending && inflight.is_empty();
+            let now = Instant::now();
+            let newest = inflight.values().copied().max();
+            let waiting = newest.is_some_and(|t| now.duration_since(t) < STRAGGLER);
+            let settled = !doc_pending && !waiting;
             if settled && last.elapsed() >= grace {
                 break;
             }
             let ev = if settled {
                 match tokio::time::timeout_at(last + grace, t.events.next()).await {
+                    Ok(ev) => ev,
+                    Err(_) => continue,
+                }
+            } else if let Some(t0) = newest.filter(|_| !doc_pending) {
+                match tokio::time::timeout_at(t0 + STRAGGLER, t.events.next()).await {
                     Ok(ev) => ev,
                     Err(_) => continue,
                 }
@@ -573,8 +590,14 @@ impl BrowserSession {
             last = Instant::now();
             match ev {
                 Ev::Sent(e) => {
+                    // A new main document (a script's navigation) must reach its
+                    // DOMContentLoaded too. The streams are merged, so events of different kinds
+                    // may come slightly out of order: a redirect hop or our own navigation's
+                    // request seen after its DOMContentLoaded is not a new document.
                     if e.r#type == Some(ResourceType::Document)
                         && e.frame_id.as_ref() == Some(&main_frame)
+                        && e.redirect_response.is_none()
+                        && docs.insert(e.request_id.inner().clone())
                     {
                         doc_pending = true;
                     }
@@ -584,7 +607,7 @@ impl BrowserSession {
                         e.r#type,
                         Some(ResourceType::Image | ResourceType::Media | ResourceType::Font)
                     ) {
-                        inflight.insert(e.request_id.inner().clone());
+                        inflight.insert(e.request_id.inner().clone(), Instant::now());
                     }
                 }
                 Ev::Response(e) => {

@@ -546,7 +546,9 @@ impl BrowserSession {
         let main_frame = navigated.result.frame_id.clone();
 
         let mut inflight: HashMap<String, Instant> = HashMap::new();
-        let mut doc_pending = true;
+        // Documents started against DOMContentLoaded seen: counts, as the merged streams may
+        // deliver one document's events slightly out of order.
+        let mut dcl_seen = 0usize;
         let mut docs: std::collections::HashSet<String> = navigated
             .result
             .loader_id
@@ -564,6 +566,7 @@ impl BrowserSession {
             } else {
                 QUIET
             };
+            let doc_pending = dcl_seen < docs.len();
             let now = Instant::now();
             let newest = inflight.values().copied().max();
             let waiting = newest.is_some_and(|t| now.duration_since(t) < STRAGGLER);
@@ -598,9 +601,7 @@ impl BrowserSession {
                         && e.frame_id.as_ref() == Some(&main_frame)
                         && e.redirect_response.is_none()
                         && docs.insert(e.request_id.inner().clone())
-                    {
-                        doc_pending = true;
-                    }
+                    {}
                     // Pictures, fonts and media don't change the DOM we read, and one that
                     // hangs (an unreachable image host) must not hold the page open.
                     if !matches!(
@@ -659,7 +660,7 @@ impl BrowserSession {
                     inflight.remove(&id);
                     pending_captures.remove(&id);
                 }
-                Ev::Load => doc_pending = false,
+                Ev::Load => dcl_seen += 1,
             }
         }
 

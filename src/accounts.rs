@@ -443,6 +443,11 @@ impl ProxyUrl {
         self.0.as_str()
     }
 
+    /// `scheme://host:port`, without credentials: what a browser's `--proxy-server` takes.
+    pub(crate) fn server(&self) -> String {
+        self.display_host()
+    }
+
     fn display_host(&self) -> String {
         let host = self.0.host_str().unwrap_or_default();
         match self.0.port_or_known_default() {

@@ -87,6 +87,7 @@ pub use extract::{
     extract_search_lenient,
 };
 pub use fetch::Page;
+pub use fetch::browser::{BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded};
 
 // Matching.
 pub use matcher::{

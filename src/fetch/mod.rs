@@ -13,6 +13,9 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::sync::Semaphore;
 
+/// Script-rendered pages through Chromium.
+pub(crate) mod browser;
+
 /// How hard and how patiently to fetch from one platform.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FetchPolicy {

@@ -399,7 +399,12 @@ impl Modern {
         jd_half: &(dyn Fn(&str, usize) -> Result<String, FixtureError> + Sync),
     ) -> Option<Response> {
         let param = |name: &str| qp(query, name);
-        if let Some(site) = sites.iter().find(|s| s.login_path == path) {
+        // Tmall's definition names Taobao's login URL; a `base_url` of /tmall maps it here.
+        let tmall_login = path == "/tmall/member/login.jhtml";
+        if let Some(site) = sites
+            .iter()
+            .find(|s| s.login_path == path || (tmall_login && s.key == "tmall"))
+        {
             let platform = path.split('/').nth(1).unwrap_or(site.key);
             return Some(self.login(env, platform, path, param("redirectURL"), req));
         }
@@ -633,7 +638,18 @@ impl Modern {
             }
         }
         if let Some(x5) = self.challenge(&sid, req) {
-            let url = Self::punish_url(platform, &x5, &format!("/{platform}"));
+            // Back to the search that was challenged, as the real punish URL's `url=` does.
+            let back = req
+                .referer
+                .as_deref()
+                .and_then(|r| url::Url::parse(r).ok())
+                .filter(|u| u.path().starts_with(&format!("/{platform}/")))
+                .map(|u| match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                })
+                .unwrap_or_else(|| format!("/{platform}"));
+            let url = Self::punish_url(platform, &x5, &back);
             return reply(
                 "FAIL_SYS_USER_VALIDATE::哎哟喂,被挤爆啦,请稍后重试!",
                 serde_json::json!({ "url": url }),

@@ -91,6 +91,33 @@ pub struct CrawlConfig {
     /// Item pages an earlier run left unfetched (it was cut short, the page failed) that each
     /// run fetches per platform, after its searches and at the platform's pace; 0 for none.
     pub missing_item_pages_per_run: u32,
+    /// The browser for definitions that fetch with `fetch = "browser"`, and for screenshots.
+    pub browser: BrowserConfig,
+}
+
+/// `[crawl.browser]`: Debian's Chromium, one per account in use, driven over DevTools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// The Chromium binary [default: /usr/bin/chromium, else `chromium` on PATH].
+    pub executable: Option<PathBuf>,
+    /// Tabs each account's browser loads pages in at once.
+    pub tabs: usize,
+    /// How long one page may take to load, its script's API calls included.
+    pub page_timeout_secs: u64,
+    /// A full-page screenshot of the item page of every flagged listing, into its evidence.
+    pub screenshots: bool,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        BrowserConfig {
+            executable: None,
+            tabs: 2,
+            page_timeout_secs: 30,
+            screenshots: true,
+        }
+    }
 }
 
 impl Default for CrawlConfig {
@@ -101,6 +128,7 @@ impl Default for CrawlConfig {
             timeout_secs: 30,
             extra_keywords: Vec::new(),
             missing_item_pages_per_run: 200,
+            browser: BrowserConfig::default(),
         }
     }
 }
@@ -379,6 +407,12 @@ impl Config {
         }
         if self.crawl.timeout_secs == 0 {
             return bad("crawl.timeout_secs", "must be at least 1");
+        }
+        if self.crawl.browser.tabs == 0 {
+            return bad("crawl.browser.tabs", "must be at least 1");
+        }
+        if self.crawl.browser.page_timeout_secs == 0 {
+            return bad("crawl.browser.page_timeout_secs", "must be at least 1");
         }
         if self.crawl.user_agent.trim().is_empty() {
             return bad("crawl.user_agent", "must not be empty");

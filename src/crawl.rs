@@ -21,13 +21,15 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::extract;
+use crate::extract::{self, CapturedReply};
+use crate::fetch::browser::Loaded;
 use crate::fetch::{FetchError, FetchPolicy, Page};
+use crate::seal::{Part, PartKind};
 use crate::matcher::{Item, Matcher};
 use crate::model::{Brand, Listing};
-use crate::platform::{BlockKind, PlatformDef};
+use crate::platform::{BlockKind, FetchWith, PlatformDef};
 use crate::store::{AccountState, RunCounts, RunStatus, Store, StoreError};
-use accounts::{Session, Sessions};
+use accounts::{Session, Sessions, Via};
 
 mod writer;
 
@@ -64,6 +66,9 @@ pub enum CrawlError {
     Matcher(String),
     #[error(transparent)]
     Notice(#[from] crate::notice::NoticeError),
+    /// A browser profile directory could not be made.
+    #[error("cannot make a browser profile directory: {0}")]
+    Profile(#[source] std::io::Error),
     /// A platform's accounts could not be opened (another secret key, a corrupt row).
     #[error("cannot open the {platform} accounts: {source}")]
     Accounts {
@@ -85,11 +90,43 @@ struct Target {
     login_path: Option<String>,
     /// Not crawled, and why: (`skipped` or `paused`, what to do).
     held: Option<(RunStatus, String)>,
+    /// Screenshot flagged listings' item pages.
+    screenshots: bool,
 }
 
 impl Target {
     fn fetch_url(&self, real: &str) -> String {
         PlatformDef::fetch_url(real, self.base_url.as_ref())
+    }
+
+    /// How search pages are fetched: over HTTP, or in the browser keeping the API replies the
+    /// definition's `capture` names.
+    fn search_via(&self) -> Via<'_> {
+        match &self.def.search {
+            Some(rules) if rules.fetch == FetchWith::Browser => Via::Browser {
+                capture: rules.capture.as_ref().and_then(|c| c.url_regex.as_ref()),
+                screenshot: false,
+            },
+            _ => Via::Http,
+        }
+    }
+
+    /// How an item page is fetched: a flagged listing's in the browser with a screenshot (over
+    /// HTTP when no browser can start, unless the definition needs one).
+    fn detail_via(&self, flagged: bool) -> Via<'_> {
+        let browser = self
+            .def
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.fetch == FetchWith::Browser);
+        match (browser, flagged && self.screenshots) {
+            (true, screenshot) => Via::Browser {
+                capture: None,
+                screenshot,
+            },
+            (false, true) => Via::Screenshot,
+            (false, false) => Via::Http,
+        }
     }
 
     /// Whether `final_url` is the platform's login page (where a login redirect ends).
@@ -237,7 +274,7 @@ fn lower_priority() {
     }
 }
 
-async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, CrawlError> {
+async fn crawl_platform(mut run: Run, keywords: Vec<String>) -> Result<RunSummary, CrawlError> {
     let store = run.store.clone();
     let platform = run.target.def.platform.clone();
     // Listings stored before this run: those still without their item page were left so by
@@ -306,6 +343,10 @@ async fn crawl_platform(run: Run, keywords: Vec<String>) -> Result<RunSummary, C
     store
         .finish_crawl_run(run_id, &counts, status, error.as_deref())
         .await?;
+    // Every page is in: the browsers end here (dropping them would kill them).
+    if let Some(target) = Arc::get_mut(&mut run.target) {
+        target.sessions.close().await;
+    }
     tracing::info!(%platform, run_id, ?status, ?counts, "crawl finished");
     Ok(RunSummary {
         platform,
@@ -334,10 +375,16 @@ fn read_search(
     run_id: i64,
     page: &Page,
     text: &str,
+    replies: &[CapturedReply<'_>],
     retry_truncated: bool,
 ) -> (SearchRead, PreparedPage) {
     let def = &target.def;
-    match extract::extract_search(def, text, &page.final_url) {
+    let read = if replies.is_empty() {
+        extract::extract_search(def, text, &page.final_url)
+    } else {
+        extract::extract_search_captured(def, text, replies, &page.final_url)
+    };
+    match read {
         Ok(result) if result.truncated && retry_truncated => {
             (SearchRead::Truncated, PreparedPage::evidence(run_id, page))
         }
@@ -385,9 +432,12 @@ async fn crawl_keyword(
                 run,
                 run_id,
                 &url,
+                target.search_via(),
                 &mut counts,
                 &mut error,
-                move |t, m, p, text| read_search(t, m, run_id, p, text, retry_truncated),
+                move |t, m, p, text, replies| {
+                    read_search(t, m, run_id, p, text, replies, retry_truncated)
+                },
             );
             let Some((read, prepared)) = read.await? else {
                 break 'pages;
@@ -501,8 +551,11 @@ async fn fetch_detail(
 ) -> Result<Option<Committed>, CrawlError> {
     let target = &*run.target;
     let url = target.fetch_url(&target.def.item_url(&listing.item_id));
+    // Evidence of a flagged listing includes a screenshot of its item page.
+    let flagged = run.matcher.check(&Item::from(listing)).verdict.is_flagged();
+    let via = target.detail_via(flagged);
     let listing = listing.clone();
-    let read = fetch_read(run, run_id, &url, counts, error, move |t, m, page, text| {
+    let read = fetch_read(run, run_id, &url, via, counts, error, move |t, m, page, text, _| {
         match extract::extract_detail(&t.def, text, &page.final_url) {
             Ok(fields) => {
                 let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
@@ -556,13 +609,17 @@ async fn fetch_read<T, F>(
     run: &Run,
     run_id: i64,
     url: &str,
+    via: Via<'_>,
     counts: &mut RunCounts,
     error: &mut Option<String>,
     read: F,
 ) -> Result<Option<(T, PreparedPage)>, CrawlError>
 where
     T: Send + 'static,
-    F: Fn(&Target, &Matcher, &Page, &str) -> (T, PreparedPage) + Clone + Send + 'static,
+    F: Fn(&Target, &Matcher, &Page, &str, &[CapturedReply<'_>]) -> (T, PreparedPage)
+        + Clone
+        + Send
+        + 'static,
 {
     let policy = &run.target.policy;
     let mut walls = 0;
@@ -571,35 +628,54 @@ where
         let Some(session) = run.target.sessions.next() else {
             return Ok(None);
         };
-        let page = match session.fetcher.fetch(url).await {
-            Ok(page) => page,
+        let loaded = match session.fetch(url, via, &run.target.def.headers).await {
+            Ok(loaded) => loaded,
             Err(e) => {
                 session.count(false);
                 tracing::warn!(%url, error = %e, "page failed");
                 counts.pages_failed += 1;
-                error.get_or_insert_with(|| e.to_string());
+                error.get_or_insert(e);
                 return Ok(None);
             }
         };
-        if page.attempts > 1 {
+        if loaded.page.attempts > 1 {
             counts.pages_retried += 1;
         }
-        let wall_url = page.final_url.clone();
+        let wall_url = loaded.page.final_url.clone();
         let read = read.clone();
         let outcome = run
             .on_cpu(move |target, matcher| {
                 let def = &target.def;
+                let page = &loaded.page;
                 let decoded = extract::decode_page(&page.body, page.content_type(), &def.encoding);
-                let kind = extract::detect_block(def, &decoded.text).or_else(|| {
-                    target
-                        .is_login_page(&page.final_url)
-                        .then_some(BlockKind::Login)
-                });
+                let texts: Vec<(&str, String)> = loaded
+                    .captures
+                    .iter()
+                    .map(|c| {
+                        let ctype = header(&c.headers, "content-type");
+                        (c.url.as_str(), extract::decode_capture(&c.body, ctype))
+                    })
+                    .collect();
+                let replies: Vec<CapturedReply<'_>> = texts
+                    .iter()
+                    .map(|(url, body)| CapturedReply { url, body })
+                    .collect();
+                let kind = extract::detect_block_captured(def, &decoded.text, &replies)
+                    .or_else(|| {
+                        target
+                            .is_login_page(&page.final_url)
+                            .then_some(BlockKind::Login)
+                    });
+                let parts = evidence_parts(&loaded);
                 match kind {
-                    None => Fetched::Read(read(target, matcher, &page, &decoded.text)),
-                    Some(kind) => {
-                        Fetched::Wall(kind, Box::new(PreparedPage::evidence(run_id, &page)))
+                    None => {
+                        let (read, prepared) = read(target, matcher, page, &decoded.text, &replies);
+                        Fetched::Read((read, prepared.with_parts(parts)))
                     }
+                    Some(kind) => Fetched::Wall(
+                        kind,
+                        Box::new(PreparedPage::evidence(run_id, page).with_parts(parts)),
+                    ),
                 }
             })
             .await;
@@ -632,6 +708,41 @@ where
         tokio::time::sleep(wait).await;
     }
     Ok(None)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A browser page's evidence beyond its DOM: each API reply its script received, and the
+/// screenshot when one was taken.
+fn evidence_parts(loaded: &Loaded) -> Vec<Part> {
+    let mut parts: Vec<Part> = loaded
+        .captures
+        .iter()
+        .map(|c| Part {
+            kind: PartKind::Capture,
+            url: c.url.clone(),
+            content_type: header(&c.headers, "content-type")
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            body: c.body.clone(),
+            fetched_at: c.fetched_at,
+        })
+        .collect();
+    if let Some(png) = &loaded.screenshot {
+        parts.push(Part {
+            kind: PartKind::Screenshot,
+            url: loaded.page.final_url.clone(),
+            content_type: "image/png".to_owned(),
+            body: png.clone(),
+            fetched_at: loaded.page.fetched_at,
+        });
+    }
+    parts
 }
 
 /// Stops `session` where only a person can help, recording why: an account's login wall

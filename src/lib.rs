@@ -87,7 +87,9 @@ pub use extract::{
     extract_search_lenient,
 };
 pub use fetch::Page;
-pub use fetch::browser::{BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded};
+pub use fetch::browser::{
+    BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded, find_chromium,
+};
 
 // Matching.
 pub use matcher::{

@@ -14,7 +14,8 @@ use markwatch::DaemonLock;
 use markwatch::Pace;
 use markwatch::Pipeline;
 use markwatch::{Config, EmailTransport, PlatformConfig};
-use markwatch::{FixtureMode, FixtureOptions, FixtureServer};
+use markwatch::{AccountPace, Cookie, FetchWith, PlatformDef, SecretKey, find_chromium};
+use markwatch::{FixtureMode, FixtureOptions, FixtureServer, ModernOptions};
 
 use markwatch::{CronExpr, Watch};
 use markwatch::{NoticeFilter, NoticeSort, Store};
@@ -63,11 +64,17 @@ impl Drop for Fixtures {
     }
 }
 
-async fn start_fixtures(dir: &Path) -> anyhow::Result<Fixtures> {
+async fn start_fixtures(dir: &Path, mode: FixtureMode) -> anyhow::Result<Fixtures> {
     let options = FixtureOptions {
         fixtures_dir: dir.to_owned(),
-        // The crawler cannot log in yet: it reads the classic platforms.
-        mode: FixtureMode::Classic,
+        mode,
+        // The demo crawls with its pace lifted: the fixtures' slider and robot check would
+        // stop it at once. The tests show those (tests/accounts_crawl.rs).
+        modern: ModernOptions {
+            mtop_max_calls: 100_000,
+            burst_limit: 100_000,
+            ..ModernOptions::default()
+        },
         ..FixtureOptions::default()
     };
     let server = FixtureServer::new(options)
@@ -80,32 +87,188 @@ async fn start_fixtures(dir: &Path) -> anyhow::Result<Fixtures> {
     Ok(Fixtures { addr, task })
 }
 
+/// The fixture platforms the demo crawls: today's (logins, scripts, challenges) and, when
+/// Chromium is missing, the classic ones for the platforms only a browser can read.
+pub struct DemoPlatforms {
+    modern: Fixtures,
+    classic: Option<Fixtures>,
+}
+
+/// Whether a definition needs a browser for its search pages.
+fn needs_browser(def: &PlatformDef) -> bool {
+    def.search.as_ref().is_some_and(|s| s.fetch == FetchWith::Browser)
+}
+
 /// The configuration a demo runs with: its own database and outbox, every platform pointed at
-/// the in-process fixture server.
-fn demo_config(base: &Config, dir: &Path, fixtures: SocketAddr) -> anyhow::Result<Config> {
+/// the in-process fixture servers (the browser platforms at the classic one, read over HTTP
+/// without login, when there is no Chromium).
+fn demo_config(base: &Config, dir: &Path, platforms: &DemoPlatforms) -> anyhow::Result<Config> {
     let mut config = base.clone();
     config.database = dir.join(DB);
     config.email.transport = EmailTransport::File;
     config.email.dir = dir.join(OUTBOX);
     config.crawl.definitions = bundled(&base.crawl.definitions, "crawlers");
     for def in load_definitions(&config.crawl.definitions)? {
-        let url = format!("http://{fixtures}/{}", def.platform);
-        config.platforms.insert(
-            def.platform,
-            PlatformConfig {
-                base_url: Some(url),
-                // The classic fixtures are anonymous static pages.
+        let platform = match &platforms.classic {
+            Some(classic) if needs_browser(&def) => PlatformConfig {
+                base_url: Some(format!("http://{}/{}", classic.addr, def.platform)),
+                fetch: Some(FetchWith::Http),
                 login_required: Some(false),
-                fetch: Some(markwatch::FetchWith::Http),
                 ..PlatformConfig::default()
             },
-        );
+            _ => PlatformConfig {
+                base_url: Some(format!("http://{}/{}", platforms.modern.addr, def.platform)),
+                ..PlatformConfig::default()
+            },
+        };
+        config.platforms.insert(def.platform, platform);
     }
     Ok(config)
 }
 
+/// One fixture account per platform, as `fixtures/accounts.toml` lists them (Tmall signs in
+/// with Taobao's); JD gets two, to show pages shared between accounts.
+fn demo_accounts(platform: &str, accounts: &FixtureAccounts) -> Vec<FixtureAccount> {
+    let group = |g: &str| accounts.get(g).cloned().unwrap_or_default();
+    match platform {
+        "taobao" => group("taobao").into_iter().take(1).collect(),
+        "tmall" => group("taobao").into_iter().skip(1).take(1).collect(),
+        "jd" => group("jd").into_iter().take(2).collect(),
+        other => group(other).into_iter().take(1).collect(),
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct FixtureAccount {
+    name: String,
+    password: String,
+}
+
+type FixtureAccounts = std::collections::HashMap<String, Vec<FixtureAccount>>;
+
+/// Logs in to the fixture login page `login_url` as a person would with a browser's form:
+/// the form holding a password field is filled (its first text field gets the name) and
+/// posted; the cookies the platform sets are the session. Fixture accounts only.
+async fn log_in(login_url: &str, account: &FixtureAccount) -> anyhow::Result<Vec<Cookie>> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = client.get(login_url).send().await?.text().await?;
+    let (action, fields) = {
+        let doc = scraper::Html::parse_document(&page);
+        let form_sel = scraper::Selector::parse("form").expect("valid selector");
+        let input_sel = scraper::Selector::parse("input[name]").expect("valid selector");
+        let form = doc
+            .select(&form_sel)
+            .find(|f| f.select(&input_sel).any(|i| i.attr("type") == Some("password")))
+            .with_context(|| format!("no login form at {login_url}"))?;
+        let mut user_done = false;
+        let fields: Vec<(String, String)> = form
+            .select(&input_sel)
+            .filter_map(|i| {
+                let name = i.attr("name")?.to_owned();
+                let value = match i.attr("type").unwrap_or("text") {
+                    "password" => account.password.clone(),
+                    "text" | "email" | "tel" if !user_done => {
+                        user_done = true;
+                        account.name.clone()
+                    }
+                    "hidden" => i.attr("value").unwrap_or("").to_owned(),
+                    _ => return None,
+                };
+                Some((name, value))
+            })
+            .collect();
+        (form.attr("action").unwrap_or("").to_owned(), fields)
+    };
+    let url = url::Url::parse(login_url)?.join(&action)?;
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let response = client
+        .post(url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let cookies: Vec<Cookie> = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.trim().split_once('=')?;
+            Some(Cookie {
+                domain: host.clone(),
+                include_subdomains: false,
+                path: "/".to_owned(),
+                secure: false,
+                http_only: attrs.to_ascii_lowercase().contains("httponly"),
+                expires: None,
+                name: name.to_owned(),
+                value: value.to_owned(),
+            })
+        })
+        .collect();
+    if cookies.is_empty() {
+        bail!("the fixture login at {login_url} refused {}", account.name);
+    }
+    Ok(cookies)
+}
+
+/// Logs the demo accounts in through the fixture login forms and stores their sessions
+/// sealed, as `accounts import` would. Returns (platform, account) pairs.
+async fn log_in_demo_accounts(
+    store: &Store,
+    config: &Config,
+    fixtures_dir: &Path,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let path = fixtures_dir.join("accounts.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let accounts: FixtureAccounts =
+        toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+    let key = SecretKey::load(None, &markwatch::default_key_file(&config.database))?;
+    let mut done = Vec::new();
+    for def in load_definitions(&config.crawl.definitions)? {
+        let Some(login) = &def.login else { continue };
+        let overrides = config.platforms.get(&def.platform);
+        if overrides.and_then(|p| p.login_required) == Some(false) {
+            continue;
+        }
+        let base = overrides
+            .and_then(|p| p.base_url.as_deref())
+            .map(url::Url::parse)
+            .transpose()?;
+        let login_url = PlatformDef::fetch_url(&login.url, base.as_ref());
+        for account in demo_accounts(&def.platform, &accounts) {
+            let cookies = log_in(&login_url, &account).await?;
+            markwatch::import_account(
+                store,
+                &key,
+                &def.platform,
+                &account.name,
+                &cookies,
+                None,
+                AccountPace::default(),
+            )
+            .await?;
+            done.push((def.platform.clone(), account.name.clone()));
+        }
+    }
+    Ok(done)
+}
+
 /// For `serve --demo`: the demo's configuration and its fixture platforms, started.
-pub async fn serve_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, Fixtures)> {
+pub async fn serve_config(
+    base: &Config,
+    dir: &Path,
+) -> anyhow::Result<(Config, DemoPlatforms)> {
     if !dir.join(MARKER).exists() || !dir.join(DB).exists() {
         bail!(
             "no demo data in {}; run `markwatch demo{}` first",
@@ -117,9 +280,19 @@ pub async fn serve_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, 
             }
         );
     }
-    let fixtures = start_fixtures(&bundled(Path::new("fixtures"), "fixtures")).await?;
-    let config = demo_config(base, dir, fixtures.addr)?;
-    Ok((config, fixtures))
+    let platforms = start_platforms(&bundled(Path::new("fixtures"), "fixtures")).await?;
+    let config = demo_config(base, dir, &platforms)?;
+    Ok((config, platforms))
+}
+
+/// The modern fixture platforms, and the classic ones too when Chromium is missing.
+async fn start_platforms(fixtures_dir: &Path) -> anyhow::Result<DemoPlatforms> {
+    let modern = start_fixtures(fixtures_dir, FixtureMode::Modern).await?;
+    let classic = match find_chromium(None) {
+        Ok(_) => None,
+        Err(_) => Some(start_fixtures(fixtures_dir, FixtureMode::Classic).await?),
+    };
+    Ok(DemoPlatforms { modern, classic })
 }
 
 /// Makes `dir` an empty demo directory: new, empty, or a previous demo's (whose files go).
@@ -196,7 +369,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .fixtures
         .unwrap_or_else(|| bundled(Path::new("fixtures"), "fixtures"));
     let mut steps = Steps {
-        total: 6,
+        total: 7,
         done: 0,
         started: Instant::now(),
     };
@@ -224,25 +397,55 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     );
 
     let t = steps.begin("starting the fixture platforms on loopback");
-    let fixtures = start_fixtures(&fixtures_dir).await?;
-    let config = demo_config(&ctx.config, &dir, fixtures.addr)?;
+    let chromium = find_chromium(ctx.config.crawl.browser.executable.as_deref());
+    if let Err(e) = &chromium {
+        println!(
+            "      note: {e}.\n      Without it, Taobao, Tmall and JD are read from their classic \
+             (static, anonymous) fixture pages over HTTP."
+        );
+    }
+    let platforms = start_platforms(&fixtures_dir).await?;
+    let config = demo_config(&ctx.config, &dir, &platforms)?;
     steps.end(
         t,
         &format!(
-            "Taobao, Tmall, JD, Amazon.cn look-alikes on http://{}/",
-            fixtures.addr
+            "Taobao, Tmall, JD, Amazon.cn look-alikes as today's sites on http://{}/{}",
+            platforms.modern.addr,
+            match &platforms.classic {
+                Some(c) => format!(", classic pages on http://{}/", c.addr),
+                None => String::new(),
+            }
         ),
     );
 
-    let t = steps.begin("crawling all four platforms and judging every listing");
+    let t = steps.begin(
+        "logging in the demo accounts through the fixture login forms (the demo plays the person)",
+    );
+    let logged_in = log_in_demo_accounts(&store, &config, &fixtures_dir).await?;
+    let names: Vec<String> = logged_in.iter().map(|(p, a)| format!("{p}/{a}")).collect();
+    steps.end(
+        t,
+        &format!(
+            "{} accounts, sessions sealed in the database: {}",
+            names.len(),
+            names.join(", ")
+        ),
+    );
+
+    let t = steps.begin(match &chromium {
+        Ok(_) => "crawling all four platforms (Taobao, Tmall and JD in Chromium) and judging every listing",
+        Err(_) => "crawling all four platforms and judging every listing",
+    });
     let defs = load_definitions(&config.crawl.definitions)?;
     let platforms: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
+    let key = SecretKey::load(None, &markwatch::default_key_file(&config.database))?;
     let pipeline = Pipeline::new(
         store.clone(),
         config.clone(),
         defs,
         Pace::UnlimitedOnLoopback,
-    );
+    )
+    .with_secret_key(key);
     let watch = Watch {
         name: "demo".to_owned(),
         cron: CronExpr::parse("@daily")?,
@@ -261,7 +464,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             report.keywords
         ),
     );
-    drop(fixtures);
+    drop(platforms);
 
     // The run above queued the drafts already; say what they hold.
     let t = steps.begin("drafting takedown notices in each platform's complaint format");

@@ -16,6 +16,7 @@ use url::Url;
 
 use super::CrawlError;
 use crate::accounts::{Cookie, OpenedAccount};
+use crate::fetch::browser::{BrowserOptions, BrowserSession, Load, Loaded};
 use crate::fetch::{FetchPolicy, Fetcher, Identity};
 use crate::model::alert::fix_command;
 use crate::store::{AccountState, Store, StoreError};
@@ -31,13 +32,137 @@ pub(super) struct AccountRef {
 pub(super) struct Session {
     pub(super) account: Option<AccountRef>,
     pub(super) fetcher: Fetcher,
+    /// The account's Chromium, started at its first browser page.
+    browser: Option<BrowserSlot>,
     stopped: AtomicBool,
     /// Pages fetched, and those read (not a wall), to record on the account.
     pages: AtomicU32,
     read: AtomicU32,
 }
 
+/// How a page is to be fetched.
+#[derive(Clone, Copy)]
+pub(super) enum Via<'a> {
+    Http,
+    /// In the account's browser, keeping the API replies whose URL matches `capture`.
+    Browser {
+        capture: Option<&'a regex::Regex>,
+        screenshot: bool,
+    },
+    /// In the browser with a screenshot, or over HTTP when no browser can start.
+    Screenshot,
+}
+
+/// A session's Chromium: how to start it, and the one started. Its profile is a fresh
+/// directory that lives as long as the crawl: the account's session comes from the sealed
+/// store each time, so no cookie rests unsealed on disk.
+pub(super) struct BrowserSlot {
+    opts: BrowserOptions,
+    cookies: Vec<Cookie>,
+    started: tokio::sync::OnceCell<Result<BrowserSession, String>>,
+    _profile: tempfile::TempDir,
+}
+
+impl BrowserSlot {
+    async fn get(&self) -> Result<&BrowserSession, String> {
+        let started = self
+            .started
+            .get_or_init(|| async {
+                let browser = BrowserSession::launch(self.opts.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !self.cookies.is_empty() {
+                    browser
+                        .set_cookies(&self.cookies)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(browser)
+            })
+            .await;
+        started.as_ref().map_err(Clone::clone)
+    }
+
+    async fn close(&mut self) {
+        if let Some(Ok(browser)) = self.started.take() {
+            browser.close().await;
+        }
+    }
+}
+
+/// What the browser options of every session start from.
+#[derive(Debug, Clone)]
+pub(super) struct BrowserPlan {
+    pub(super) executable: Option<std::path::PathBuf>,
+    pub(super) tabs: usize,
+    pub(super) page_timeout: std::time::Duration,
+}
+
 impl Session {
+    /// Fetches `url` as `via` says, at the session's pace. A browser page that times out or
+    /// whose Chromium died is tried again, up to the policy's attempts.
+    pub(super) async fn fetch(
+        &self,
+        url: &str,
+        via: Via<'_>,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Loaded, String> {
+        let http = || async {
+            let page = self.fetcher.fetch(url).await.map_err(|e| e.to_string())?;
+            Ok(Loaded {
+                page,
+                captures: Vec::new(),
+                screenshot: None,
+            })
+        };
+        let (capture, screenshot) = match via {
+            Via::Http => return http().await,
+            Via::Screenshot => (None, true),
+            Via::Browser {
+                capture,
+                screenshot,
+            } => (capture, screenshot),
+        };
+        let started = match &self.browser {
+            Some(slot) => slot.get().await,
+            None => Err("no browser planned for this platform".to_owned()),
+        };
+        let browser = match started {
+            Ok(browser) => browser,
+            Err(e) if matches!(via, Via::Screenshot) => {
+                tracing::debug!(%url, error = %e, "no browser for the screenshot; fetching over HTTP");
+                return http().await;
+            }
+            Err(e) => return Err(e),
+        };
+        let want = Load {
+            capture,
+            screenshot,
+            headers,
+        };
+        let policy = self.fetcher.policy();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let loaded = self.fetcher.paced(browser.load(url, &want)).await;
+            match loaded {
+                Ok(mut loaded) => {
+                    loaded.page.attempts = attempt;
+                    return Ok(loaded);
+                }
+                Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
+                    let wait = policy
+                        .base_backoff
+                        .saturating_mul(1 << (attempt - 1).min(8))
+                        .min(policy.max_backoff);
+                    tracing::warn!(%url, error = %e, ?wait, "browser page failed; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     pub(super) fn count(&self, read: bool) {
         self.pages.fetch_add(1, Ordering::Relaxed);
         if read {
@@ -109,10 +234,35 @@ impl Sessions {
         policy: &FetchPolicy,
         base_url: Option<&Url>,
         accounts: &[OpenedAccount],
+        browser: Option<&BrowserPlan>,
     ) -> Result<Sessions, CrawlError> {
+        let slot = |cookies: &[Cookie], proxy: Option<&crate::accounts::ProxyUrl>| {
+            browser
+                .map(|plan| {
+                    let profile = tempfile::Builder::new()
+                        .prefix("markwatch-browser-")
+                        .tempdir()
+                        .map_err(CrawlError::Profile)?;
+                    Ok::<_, CrawlError>(BrowserSlot {
+                        opts: BrowserOptions {
+                            executable: plan.executable.clone(),
+                            profile_dir: profile.path().to_owned(),
+                            proxy: proxy.cloned(),
+                            user_agent: None,
+                            tabs: plan.tabs.max(1),
+                            page_timeout: plan.page_timeout,
+                            headless: true,
+                        },
+                        cookies: browser_cookies(cookies, base_url),
+                        started: tokio::sync::OnceCell::new(),
+                        _profile: profile,
+                    })
+                })
+                .transpose()
+        };
         let mut all = Vec::new();
         if accounts.is_empty() {
-            all.push(session(None, Fetcher::new(policy.clone())?));
+            all.push(session(None, Fetcher::new(policy.clone())?, slot(&[], None)?));
         }
         for a in accounts {
             let mut policy = policy.clone();
@@ -131,7 +281,8 @@ impl Sessions {
                 id: a.id,
                 name: a.name.clone(),
             };
-            all.push(session(Some(account), fetcher));
+            let browser = slot(&a.cookies, a.proxy.as_ref())?;
+            all.push(session(Some(account), fetcher, browser));
         }
         Ok(Sessions {
             platform: platform.to_owned(),
@@ -211,6 +362,17 @@ impl Sessions {
         Some(parts.join("; "))
     }
 
+    /// Ends every browser the crawl started (their profiles go with them).
+    pub(super) async fn close(&mut self) {
+        for s in &mut self.all {
+            if let Some(s) = Arc::get_mut(s)
+                && let Some(slot) = s.browser.as_mut()
+            {
+                slot.close().await;
+            }
+        }
+    }
+
     /// Records each account's pages of this crawl (pages today, last success).
     pub(super) async fn record(&self, store: &Store) -> Result<(), StoreError> {
         let today = Utc::now().format("%Y-%m-%d").to_string();
@@ -229,14 +391,37 @@ impl Sessions {
     }
 }
 
-fn session(account: Option<AccountRef>, fetcher: Fetcher) -> Arc<Session> {
+fn session(
+    account: Option<AccountRef>,
+    fetcher: Fetcher,
+    browser: Option<BrowserSlot>,
+) -> Arc<Session> {
     Arc::new(Session {
         account,
         fetcher,
+        browser,
         stopped: AtomicBool::new(false),
         pages: AtomicU32::new(0),
         read: AtomicU32::new(0),
     })
+}
+
+/// An account's cookies for its browser: as they are, or under `base_url` host-only on the
+/// base host, as the HTTP jar has them.
+fn browser_cookies(cookies: &[Cookie], base_url: Option<&Url>) -> Vec<Cookie> {
+    let Some(host) = base_url.and_then(Url::host_str) else {
+        return cookies.to_vec();
+    };
+    cookies
+        .iter()
+        .map(|c| Cookie {
+            domain: host.to_owned(),
+            include_subdomains: false,
+            path: "/".to_owned(),
+            secure: false,
+            ..c.clone()
+        })
+        .collect()
 }
 
 /// A cookie jar holding an account's cookies. With a `base_url` (the fixture server, a

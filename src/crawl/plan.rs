@@ -15,14 +15,14 @@ use serde::Serialize;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use url::Url;
 
-use super::accounts::{Sessions, healthy, no_account_message};
+use super::accounts::{BrowserPlan, Sessions, healthy, no_account_message};
 use super::{CrawlError, RunSummary, Target, watch_keywords};
 use crate::accounts::open_accounts;
 use crate::config::Config;
 use crate::fetch::FetchPolicy;
 use crate::matcher::Matcher;
 use crate::notice::{self, DraftSummary};
-use crate::platform::PlatformDef;
+use crate::platform::{FetchWith, PlatformDef};
 use crate::secrets::SecretKey;
 use crate::store::{RunStatus, Store};
 
@@ -229,8 +229,18 @@ impl CrawlBuilder<'_> {
             let login_required = overrides
                 .and_then(|p| p.login_required)
                 .unwrap_or_else(|| def.login.as_ref().is_some_and(|l| l.required));
+            // `platforms.<name>.fetch` overrides how both kinds of page are fetched.
+            let mut def = def.clone();
+            if let Some(with) = overrides.and_then(|p| p.fetch) {
+                if let Some(rules) = def.search.as_mut() {
+                    rules.fetch = with;
+                }
+                if let Some(rules) = def.detail.as_mut() {
+                    rules.fetch = with;
+                }
+            }
             platforms.push(Planned {
-                def: def.clone(),
+                def,
                 enabled,
                 base_url,
                 policy,
@@ -247,6 +257,12 @@ impl CrawlBuilder<'_> {
             matcher: self.matcher,
             locks: self.locks,
             secret_key: self.secret_key,
+            browser: BrowserPlan {
+                executable: config.crawl.browser.executable.clone(),
+                tabs: config.crawl.browser.tabs,
+                page_timeout: Duration::from_secs(config.crawl.browser.page_timeout_secs),
+            },
+            screenshots: config.crawl.browser.screenshots,
         })
     }
 }
@@ -289,7 +305,16 @@ impl Planned {
     /// The platform's target for one run: a session per healthy account, or one anonymous
     /// session where no login is required; held (not crawled) when login is required and no
     /// account is healthy.
-    async fn target(&self, store: &Store, key: Option<&SecretKey>) -> Result<Target, CrawlError> {
+    /// A browser is planned for each session when the definition fetches pages with one, or
+    /// when `screenshots` (of flagged listings' item pages) are wanted; it starts at its
+    /// first page.
+    async fn target(
+        &self,
+        store: &Store,
+        key: Option<&SecretKey>,
+        browser: &BrowserPlan,
+        screenshots: bool,
+    ) -> Result<Target, CrawlError> {
         let platform = &self.def.platform;
         let accounts = match key {
             Some(key) => open_accounts(store, key, platform, None)
@@ -313,8 +338,19 @@ impl Planned {
             let fetched = PlatformDef::fetch_url(&l.url, self.base_url.as_ref());
             Url::parse(&fetched).ok().map(|u| u.path().to_owned())
         });
+        let uses_browser = self.def.search.as_ref().is_some_and(|r| r.fetch == FetchWith::Browser)
+            || self.def.detail.as_ref().is_some_and(|r| r.fetch == FetchWith::Browser)
+            || screenshots;
+        let browser = uses_browser.then_some(browser);
         Ok(Target {
-            sessions: Sessions::new(platform, &self.policy, self.base_url.as_ref(), &usable)?,
+            sessions: Sessions::new(
+                platform,
+                &self.policy,
+                self.base_url.as_ref(),
+                &usable,
+                browser,
+            )?,
+            screenshots,
             def: self.def.clone(),
             base_url: self.base_url.clone(),
             policy: self.policy.clone(),
@@ -338,6 +374,9 @@ pub struct Crawl {
     matcher: Option<Arc<Matcher>>,
     locks: Option<PlatformLocks>,
     secret_key: Option<SecretKey>,
+    browser: BrowserPlan,
+    /// `crawl.browser.screenshots`.
+    screenshots: bool,
 }
 
 /// What one [`Crawl::run`] did.
@@ -452,7 +491,11 @@ impl Crawl {
         };
         let mut targets = Vec::with_capacity(self.platforms.len());
         for p in &self.platforms {
-            let target = p.target(store, self.secret_key.as_ref()).await?;
+            // Screenshots are of item pages: none when item pages are not fetched.
+            let screenshots = self.screenshots && self.fetch_details;
+            let target = p
+                .target(store, self.secret_key.as_ref(), &self.browser, screenshots)
+                .await?;
             let s = p.settings(&target.policy);
             tracing::info!(
                 platform = %s.platform,

@@ -170,7 +170,9 @@ fn proto(e: CdpError) -> BrowserError {
     BrowserError::Protocol(e.to_string())
 }
 
-fn find_executable(given: Option<&Path>) -> Result<PathBuf, BrowserError> {
+/// Where Chromium is: `given`, else Debian's /usr/bin/chromium, else `chromium` on PATH. The
+/// error names the package to install.
+pub fn find_chromium(given: Option<&Path>) -> Result<PathBuf, BrowserError> {
     if let Some(p) = given {
         return if p.is_file() {
             Ok(p.to_path_buf())
@@ -197,7 +199,7 @@ fn find_executable(given: Option<&Path>) -> Result<PathBuf, BrowserError> {
 impl BrowserSession {
     /// Starts Chromium on the profile.
     pub async fn launch(opts: BrowserOptions) -> Result<BrowserSession, BrowserError> {
-        let executable = find_executable(opts.executable.as_deref())?;
+        let executable = find_chromium(opts.executable.as_deref())?;
         let session = BrowserSession {
             tabs: Semaphore::new(opts.tabs.max(1)),
             executable,

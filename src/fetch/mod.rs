@@ -176,6 +176,16 @@ impl Fetcher {
     /// Fetches `url`, retrying throttling, server errors and broken transfers.
     ///
     /// A 2xx-4xx response other than 429 is returned as is: a 404 is an answer, not a failure.
+    /// Runs `work` (a browser's page load) at this client's pace: within its concurrency and
+    /// its rate, as one of its own requests would.
+    pub(crate) async fn paced<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let _slot = self.slots.acquire().await.expect("semaphore never closed");
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        work.await
+    }
+
     pub(crate) async fn fetch(&self, url: &str) -> Result<Page, FetchError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| FetchError::InvalidUrl {
             url: url.to_owned(),

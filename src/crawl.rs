@@ -24,10 +24,10 @@ use tokio::task::JoinSet;
 use crate::extract::{self, CapturedReply};
 use crate::fetch::browser::Loaded;
 use crate::fetch::{FetchError, FetchPolicy, Page};
-use crate::seal::{Part, PartKind};
 use crate::matcher::{Item, Matcher};
 use crate::model::{Brand, Listing};
 use crate::platform::{BlockKind, FetchWith, PlatformDef};
+use crate::seal::{Part, PartKind};
 use crate::store::{AccountState, RunCounts, RunStatus, Store, StoreError};
 use accounts::{Session, Sessions, Via};
 
@@ -555,8 +555,14 @@ async fn fetch_detail(
     let flagged = run.matcher.check(&Item::from(listing)).verdict.is_flagged();
     let via = target.detail_via(flagged);
     let listing = listing.clone();
-    let read = fetch_read(run, run_id, &url, via, counts, error, move |t, m, page, text, _| {
-        match extract::extract_detail(&t.def, text, &page.final_url) {
+    let read = fetch_read(
+        run,
+        run_id,
+        &url,
+        via,
+        counts,
+        error,
+        move |t, m, page, text, _| match extract::extract_detail(&t.def, text, &page.final_url) {
             Ok(fields) => {
                 let category = (!fields.category.is_empty()).then(|| fields.category.join(" > "));
                 let known = Listing {
@@ -576,8 +582,8 @@ async fn fetch_detail(
                 (Ok(()), prepared)
             }
             Err(e) => (Err(e), PreparedPage::evidence(run_id, page)),
-        }
-    });
+        },
+    );
     let Some((read, prepared)) = read.await? else {
         return Ok(None);
     };
@@ -660,8 +666,8 @@ where
                     .iter()
                     .map(|(url, body)| CapturedReply { url, body })
                     .collect();
-                let kind = extract::detect_block_captured(def, &decoded.text, &replies)
-                    .or_else(|| {
+                let kind =
+                    extract::detect_block_captured(def, &decoded.text, &replies).or_else(|| {
                         target
                             .is_login_page(&page.final_url)
                             .then_some(BlockKind::Login)

@@ -85,8 +85,10 @@ impl Env {
         let db = dir.path().join("markwatch.db");
         let store = Store::open(&db).await.unwrap();
         let key = SecretKey::load(None, &markwatch::default_key_file(&db)).unwrap();
-        let mut config = Config::default();
-        config.database = db;
+        let mut config = Config {
+            database: db,
+            ..Config::default()
+        };
         config.crawl.user_agent = "markwatch-test".to_owned();
         config.crawl.timeout_secs = 10;
         for p in ["amazon_cn", "jd", "taobao", "tmall"] {
@@ -235,7 +237,12 @@ fn jd_listings(server: &FixtureServer, keyword: &str) -> (BTreeSet<String>, usiz
 /// Chromium, which JD's search pages need: required under CI.
 fn chromium(test: &str) -> Option<std::path::PathBuf> {
     let p = std::path::PathBuf::from("/usr/bin/chromium");
-    common::require(test, "Chromium", p.is_file().then_some(p), "apt install chromium")
+    common::require(
+        test,
+        "Chromium",
+        p.is_file().then_some(p),
+        "apt install chromium",
+    )
 }
 
 /// A JD keyword with `pages` visible pages (of 60 listings).

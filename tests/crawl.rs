@@ -53,6 +53,8 @@ fn crawl_with(
     let mut config = Config::default();
     config.crawl.user_agent = "markwatch-test".to_owned();
     config.crawl.timeout_secs = 10;
+    // Classic pages over HTTP; screenshots are tested in tests/browser_crawl.rs.
+    config.crawl.browser.screenshots = false;
     for def in &defs {
         config.platforms.insert(
             def.platform.clone(),

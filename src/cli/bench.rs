@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// Crawl the fixture platforms in scale mode into a fresh database, then parse the same
     /// pages with no network or database: pages/s, MB/s, listings/s and peak RSS
     Crawl(CrawlBenchArgs),
+    /// Load a list of pages in one logged-in Chromium with N tabs, keeping the API replies a
+    /// regex names: pages/s, for comparison with Playwright (benches/browser/compare.sh)
+    Browser(super::bench_browser::BrowserBenchArgs),
     /// Add N synthetic draft notices (listings, evidence pages, verdicts) for review UI load tests
     SeedNotices(super::seed::SeedArgs),
 }
@@ -57,6 +60,7 @@ pub struct CrawlBenchArgs {
 pub async fn run(cmd: BenchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Crawl(args) => crawl_bench(args, ctx).await,
+        BenchCommand::Browser(args) => super::bench_browser::run(args).await,
         BenchCommand::SeedNotices(args) => super::seed::run(args, ctx).await,
     }
 }

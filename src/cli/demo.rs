@@ -13,8 +13,8 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use markwatch::DaemonLock;
 use markwatch::Pace;
 use markwatch::Pipeline;
-use markwatch::{Config, EmailTransport, PlatformConfig};
 use markwatch::{AccountPace, Cookie, FetchWith, PlatformDef, SecretKey, find_chromium};
+use markwatch::{Config, EmailTransport, PlatformConfig};
 use markwatch::{FixtureMode, FixtureOptions, FixtureServer, ModernOptions};
 
 use markwatch::{CronExpr, Watch};
@@ -96,7 +96,9 @@ pub struct DemoPlatforms {
 
 /// Whether a definition needs a browser for its search pages.
 fn needs_browser(def: &PlatformDef) -> bool {
-    def.search.as_ref().is_some_and(|s| s.fetch == FetchWith::Browser)
+    def.search
+        .as_ref()
+        .is_some_and(|s| s.fetch == FetchWith::Browser)
 }
 
 /// The configuration a demo runs with: its own database and outbox, every platform pointed at
@@ -160,7 +162,10 @@ async fn log_in(login_url: &str, account: &FixtureAccount) -> anyhow::Result<Vec
         let input_sel = scraper::Selector::parse("input[name]").expect("valid selector");
         let form = doc
             .select(&form_sel)
-            .find(|f| f.select(&input_sel).any(|i| i.attr("type") == Some("password")))
+            .find(|f| {
+                f.select(&input_sel)
+                    .any(|i| i.attr("type") == Some("password"))
+            })
             .with_context(|| format!("no login form at {login_url}"))?;
         let mut user_done = false;
         let fields: Vec<(String, String)> = form
@@ -265,10 +270,7 @@ async fn log_in_demo_accounts(
 }
 
 /// For `serve --demo`: the demo's configuration and its fixture platforms, started.
-pub async fn serve_config(
-    base: &Config,
-    dir: &Path,
-) -> anyhow::Result<(Config, DemoPlatforms)> {
+pub async fn serve_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, DemoPlatforms)> {
     if !dir.join(MARKER).exists() || !dir.join(DB).exists() {
         bail!(
             "no demo data in {}; run `markwatch demo{}` first",

@@ -262,7 +262,11 @@ impl Sessions {
         };
         let mut all = Vec::new();
         if accounts.is_empty() {
-            all.push(session(None, Fetcher::new(policy.clone())?, slot(&[], None)?));
+            all.push(session(
+                None,
+                Fetcher::new(policy.clone())?,
+                slot(&[], None)?,
+            ));
         }
         for a in accounts {
             let mut policy = policy.clone();

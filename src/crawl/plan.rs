@@ -338,8 +338,16 @@ impl Planned {
             let fetched = PlatformDef::fetch_url(&l.url, self.base_url.as_ref());
             Url::parse(&fetched).ok().map(|u| u.path().to_owned())
         });
-        let uses_browser = self.def.search.as_ref().is_some_and(|r| r.fetch == FetchWith::Browser)
-            || self.def.detail.as_ref().is_some_and(|r| r.fetch == FetchWith::Browser)
+        let uses_browser = self
+            .def
+            .search
+            .as_ref()
+            .is_some_and(|r| r.fetch == FetchWith::Browser)
+            || self
+                .def
+                .detail
+                .as_ref()
+                .is_some_and(|r| r.fetch == FetchWith::Browser)
             || screenshots;
         let browser = uses_browser.then_some(browser);
         Ok(Target {

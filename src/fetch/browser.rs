@@ -133,6 +133,9 @@ impl BrowserError {
     }
 }
 
+/// A response's URL, status and headers.
+type Response = (String, u16, Vec<(String, String)>);
+
 /// A tab and the event streams it was opened with (kept across loads: subscribing is a round
 /// trip to the handler).
 struct PooledTab {
@@ -557,9 +560,8 @@ impl BrowserSession {
             .iter()
             .map(|l| l.inner().clone())
             .collect();
-        let mut main: Option<(String, u16, Vec<(String, String)>)> = None;
-        let mut pending_captures: HashMap<String, (String, u16, Vec<(String, String)>)> =
-            HashMap::new();
+        let mut main: Option<Response> = None;
+        let mut pending_captures: HashMap<String, Response> = HashMap::new();
         let mut captures = Vec::new();
         let mut last = Instant::now();
         loop {
@@ -602,8 +604,9 @@ impl BrowserSession {
                     if e.r#type == Some(ResourceType::Document)
                         && e.frame_id.as_ref() == Some(&main_frame)
                         && e.redirect_response.is_none()
-                        && docs.insert(e.request_id.inner().clone())
-                    {}
+                    {
+                        docs.insert(e.request_id.inner().clone());
+                    }
                     // Pictures, fonts and media don't change the DOM we read, and one that
                     // hangs (an unreachable image host) must not hold the page open.
                     if !matches!(

@@ -369,13 +369,13 @@ impl Store {
         make: impl FnOnce(Payload) -> NewAlert,
     ) -> Result<Option<i64>> {
         let mut tx = self.begin_write().await?;
-        let rows: Vec<(i64, String, Option<String>, String, Option<String>, String)> =
-            sqlx::query_as(
-                "SELECT id, platform, account, kind, url, at FROM crawl_incidents
+        type Row = (i64, String, Option<String>, String, Option<String>, String);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, platform, account, kind, url, at FROM crawl_incidents
                  WHERE reported = 0 ORDER BY id",
-            )
-            .fetch_all(&mut **tx)
-            .await?;
+        )
+        .fetch_all(&mut **tx)
+        .await?;
         if rows.is_empty() {
             return Ok(None);
         }

@@ -5,6 +5,7 @@ mod alerts;
 mod backup;
 #[cfg(feature = "fixtures")]
 mod bench;
+#[cfg(feature = "fixtures")]
 mod bench_browser;
 mod brands;
 mod cases;

@@ -104,7 +104,7 @@ impl Target {
     fn search_via(&self) -> Via<'_> {
         match &self.def.search {
             Some(rules) if rules.fetch == FetchWith::Browser => Via::Browser {
-                capture: rules.capture.as_ref().and_then(|c| c.url_regex.as_ref()),
+                capture: rules.capture.as_ref(),
                 screenshot: false,
             },
             _ => Via::Http,

@@ -82,9 +82,9 @@ pub use registry::{
 // Fetching and reading pages.
 pub use extract::{
     CapturedReply, CharsetSource, DetailFields, ExtractError, Extracted, SearchPage,
-    decode_capture, decode_page, detect_block, detect_block_captured, extract_detail, extract_file,
-    extract_search, extract_search_captured, extract_search_captured_lenient,
-    extract_search_lenient,
+    capture_answers, decode_capture, decode_page, detect_block, detect_block_captured,
+    extract_detail, extract_file, extract_search, extract_search_captured,
+    extract_search_captured_lenient, extract_search_lenient,
 };
 pub use fetch::Page;
 pub use fetch::browser::{

@@ -24,9 +24,12 @@ pub struct BrowserBenchArgs {
     /// Tabs loading pages at once
     #[arg(long, default_value_t = 1)]
     tabs: usize,
-    /// Keep the API replies whose URL matches this regex, and wait for one per page
+    /// Keep the API replies whose URL matches this regex
     #[arg(long, value_name = "REGEX")]
     capture: Option<String>,
+    /// Wait for a kept reply that contains this text (as playwright_pages.py does)
+    #[arg(long, value_name = "TEXT", default_value = "SUCCESS")]
+    success: String,
     /// Chromium [default: /usr/bin/chromium, else `chromium` on PATH]
     #[arg(long, value_name = "PATH")]
     chromium: Option<PathBuf>,
@@ -70,8 +73,13 @@ pub async fn run(args: BrowserBenchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.tabs.max(1) {
-        let (browser, next, urls, capture) =
-            (browser.clone(), next.clone(), urls.clone(), capture.clone());
+        let (browser, next, urls, capture, success) = (
+            browser.clone(),
+            next.clone(),
+            urls.clone(),
+            capture.clone(),
+            args.success.clone(),
+        );
         let (dom_bytes, captures, items) = (dom_bytes.clone(), captures.clone(), items.clone());
         workers.spawn(async move {
             let headers = BTreeMap::new();
@@ -80,8 +88,12 @@ pub async fn run(args: BrowserBenchArgs) -> anyhow::Result<ExitCode> {
                 let Some(url) = urls.get(at) else {
                     return Ok::<_, anyhow::Error>(());
                 };
+                let answers = |c: &markwatch::Captured| {
+                    String::from_utf8_lossy(&c.body).contains(success.as_str())
+                };
                 let want = Load {
                     capture: capture.as_ref(),
+                    answers: Some(&answers),
                     screenshot: false,
                     headers: &headers,
                 };

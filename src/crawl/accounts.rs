@@ -16,9 +16,11 @@ use url::Url;
 
 use super::CrawlError;
 use crate::accounts::{Cookie, OpenedAccount};
-use crate::fetch::browser::{BrowserOptions, BrowserSession, Load, Loaded};
+use crate::extract::{capture_answers, decode_capture};
+use crate::fetch::browser::{BrowserOptions, BrowserSession, Captured, Load, Loaded};
 use crate::fetch::{FetchPolicy, Fetcher, Identity};
 use crate::model::alert::fix_command;
+use crate::platform::CaptureRule;
 use crate::store::{AccountState, Store, StoreError};
 
 /// The account behind a session.
@@ -44,9 +46,10 @@ pub(super) struct Session {
 #[derive(Clone, Copy)]
 pub(super) enum Via<'a> {
     Http,
-    /// In the account's browser, keeping the API replies whose URL matches `capture`.
+    /// In the account's browser, keeping the API replies `capture` names and waiting for one
+    /// that holds the listings.
     Browser {
-        capture: Option<&'a regex::Regex>,
+        capture: Option<&'a CaptureRule>,
         screenshot: bool,
     },
     /// In the browser with a screenshot, or over HTTP when no browser can start.
@@ -135,8 +138,17 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
+        let answers = |c: &Captured| {
+            let content_type = c
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            capture.is_none_or(|rule| capture_answers(rule, &decode_capture(&c.body, content_type)))
+        };
         let want = Load {
-            capture,
+            capture: capture.and_then(|rule| rule.url_regex.as_ref()),
+            answers: Some(&answers),
             screenshot,
             headers,
         };

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::model::Listing;
 use crate::platform::{
-    BlockKind, EmbeddedJson, Field, FieldRule, LastPage, PlatformDef, SearchRules,
+    BlockKind, CaptureRule, EmbeddedJson, Field, FieldRule, LastPage, PlatformDef, SearchRules,
 };
 
 pub use decode::{CharsetSource, decode_page};
@@ -312,6 +312,13 @@ pub fn decode_capture(bytes: &[u8], content_type: Option<&str>) -> String {
         .and_then(decode::charset_from_content_type)
         .unwrap_or(encoding_rs::UTF_8);
     enc.decode(bytes).0.into_owned()
+}
+
+/// Whether a captured reply is one a search page is read from: it holds the rule's listing
+/// array (an empty one too). The browser waits for such a reply before it reads the page.
+pub fn capture_answers(rule: &CaptureRule, body: &str) -> bool {
+    json::capture(&rule.json, body, rule.json.items.as_deref(), &[], &[])
+        .is_some_and(|c| c.items_found)
 }
 
 /// The wall a browser page is, if any: its rendered DOM, or any reply its script received

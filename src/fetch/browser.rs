@@ -22,9 +22,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use chromiumoxide::browser::BrowserConfig;
 use chromiumoxide::cdp::browser_protocol::network::{
-    BlockPattern, CookieParam, EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent,
-    EventResponseReceived, GetResponseBodyParams, Headers, ResourceType, SetBlockedUrLsParams,
-    SetExtraHttpHeadersParams, SetUserAgentOverrideParams, TimeSinceEpoch,
+    BlockPattern, Cookie as CdpCookie, CookieParam, EventLoadingFailed, EventLoadingFinished,
+    EventRequestWillBeSent, EventResponseReceived, GetResponseBodyParams, Headers, ResourceType,
+    SetBlockedUrLsParams, SetExtraHttpHeadersParams, SetUserAgentOverrideParams, TimeSinceEpoch,
 };
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, CaptureScreenshotParams, EventDomContentEventFired,
@@ -46,8 +46,13 @@ const QUIET: Duration = Duration::from_millis(150);
 /// A request open this long no longer holds the page (an unreachable third-party host on a
 /// closed network never answers).
 const STRAGGLER: Duration = Duration::from_secs(3);
-/// How long a quiet page that should have sent a captured API call is given to start it.
-const CAPTURE_GRACE: Duration = Duration::from_millis(1000);
+/// How long a quiet page still waiting for its API reply is given to send the call: a page's
+/// script may make it only after a first call and some async work (mtop's token round trip),
+/// which a loaded machine can stretch.
+const CAPTURE_GRACE: Duration = Duration::from_millis(2000);
+/// How long a page still loading its document may send no event before it is asked whether
+/// it is ready.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// Crawl pages skip these loads (screenshots don't): markwatch reads text, not pictures.
 const BLOCKED: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "webp", "avif", "ico", "svg", "woff", "woff2", "ttf", "otf",
@@ -74,10 +79,13 @@ pub struct BrowserOptions {
 }
 
 /// What one load should bring back besides the DOM.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Load<'a> {
-    /// Keep every response whose URL matches, and wait for one.
+    /// Keep every response whose URL matches.
     pub capture: Option<&'a regex::Regex>,
+    /// Which kept reply the page is read from: the load waits for one (any, if `None`) until
+    /// the page has been quiet for a grace period.
+    pub answers: Option<&'a (dyn Fn(&Captured) -> bool + Sync)>,
     /// A full-page PNG.
     pub screenshot: bool,
     /// Extra request headers; `Referer` becomes the navigation's referrer.
@@ -220,29 +228,37 @@ impl BrowserSession {
             path: self.executable.clone(),
             message: format!("profile {}: {e}", o.profile_dir.display()),
         })?;
-        let mut args = vec![
-            "--disable-gpu".to_string(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--no-default-browser-check".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            "--disable-breakpad".into(),
-            "--disable-default-apps".into(),
-            "--disable-popup-blocking".into(),
-            "--disable-renderer-backgrounding".into(),
-            "--disable-background-timer-throttling".into(),
-            "--disable-backgrounding-occluded-windows".into(),
-            "--password-store=basic".into(),
-            "--use-mock-keychain".into(),
-        ];
+        // Bare switch names: chromiumoxide adds the `--` (a `--x` given would reach Chromium
+        // as `----x`, which it ignores).
+        let mut args: Vec<(&str, Option<String>)> = [
+            "disable-gpu",
+            "disable-quic",
+            "no-first-run",
+            "no-default-browser-check",
+            "disable-background-networking",
+            "disable-component-update",
+            "disable-sync",
+            "disable-dev-shm-usage",
+            "disable-breakpad",
+            "disable-default-apps",
+            "disable-popup-blocking",
+            "disable-renderer-backgrounding",
+            "disable-background-timer-throttling",
+            "disable-backgrounding-occluded-windows",
+            "use-mock-keychain",
+        ]
+        .into_iter()
+        .map(|k| (k, None))
+        .collect();
+        args.push(("password-store", Some("basic".into())));
         if let Some(p) = &o.proxy {
-            args.push(format!("--proxy-server={}", p.server()));
+            args.push(("proxy-server", Some(p.server())));
+            // Every request goes through the account's proxy, loopback included (Chromium
+            // would send those direct).
+            args.push(("proxy-bypass-list", Some("<-loopback>".into())));
         }
         if let Some(ua) = &o.user_agent {
-            args.push(format!("--user-agent={ua}"));
+            args.push(("user-agent", Some(ua.clone())));
         }
         let builder = BrowserConfig::builder()
             .chrome_executable(&self.executable)
@@ -255,10 +271,13 @@ impl BrowserSession {
         } else {
             builder.with_head()
         };
-        let config = builder
-            .window_size(VIEWPORT.0, VIEWPORT.1)
-            .viewport(None)
-            .args(args)
+        let builder = builder.window_size(VIEWPORT.0, VIEWPORT.1).viewport(None);
+        let config = args
+            .iter()
+            .fold(builder, |b, (k, v)| match v {
+                Some(v) => b.arg((*k, v.as_str())),
+                None => b.arg(*k),
+            })
             .build()
             .map_err(|message| BrowserError::Launch {
                 path: self.executable.clone(),
@@ -355,21 +374,7 @@ impl BrowserSession {
             .execute(GetCookiesParams::default())
             .await
             .map_err(proto)?;
-        Ok(got
-            .result
-            .cookies
-            .iter()
-            .map(|c| Cookie {
-                include_subdomains: c.domain.starts_with('.'),
-                domain: c.domain.clone(),
-                path: c.path.clone(),
-                secure: c.secure,
-                http_only: c.http_only,
-                expires: (!c.session && c.expires > 0.0).then_some(c.expires as i64),
-                name: c.name.clone(),
-                value: c.value.clone(),
-            })
-            .collect())
+        Ok(got.result.cookies.iter().map(from_cdp).collect())
     }
 
     async fn take_tab(&self) -> Result<(PooledTab, Arc<AtomicBool>), BrowserError> {
@@ -563,9 +568,12 @@ impl BrowserSession {
         let mut main: Option<Response> = None;
         let mut pending_captures: HashMap<String, Response> = HashMap::new();
         let mut captures = Vec::new();
+        // A first reply can be an error the script answers with a second call (mtop's
+        // FAIL_SYS_TOKEN_EMPTY), so the wait is for the reply the page is read from.
+        let mut answered = false;
         let mut last = Instant::now();
         loop {
-            let grace = if want.capture.is_some() && captures.is_empty() {
+            let grace = if want.capture.is_some() && !answered {
                 CAPTURE_GRACE
             } else {
                 QUIET
@@ -589,7 +597,18 @@ impl BrowserSession {
                     Err(_) => continue,
                 }
             } else {
-                t.events.next().await
+                match tokio::time::timeout(LOOK_AGAIN, t.events.next()).await {
+                    Ok(ev) => ev,
+                    Err(_) => {
+                        tracing::debug!(%url, dcl_seen, docs = docs.len(), "no event; is the page ready?");
+                        // A document replaced before its DOMContentLoaded (a script's
+                        // navigation) never reports one: ask the page itself.
+                        if ready(&t.tab).await {
+                            dcl_seen = docs.len();
+                        }
+                        continue;
+                    }
+                }
             };
             let Some(ev) = ev else {
                 return Err(BrowserError::Crashed { url: url.into() });
@@ -651,13 +670,15 @@ impl BrowserSession {
                         } else {
                             body.result.body.clone().into_bytes()
                         };
-                        captures.push(Captured {
+                        let reply = Captured {
                             url,
                             status,
                             headers,
                             body: bytes,
                             fetched_at: Utc::now(),
-                        });
+                        };
+                        answered |= want.answers.is_none_or(|f| f(&reply));
+                        captures.push(reply);
                     }
                 }
                 Ev::Failed(e) => {
@@ -720,6 +741,25 @@ impl BrowserSession {
     }
 }
 
+/// Whether the page's document has been parsed (`readyState` past `loading`).
+async fn ready(tab: &Tab) -> bool {
+    let Ok(params) = EvaluateParams::builder()
+        .expression("document.readyState")
+        .return_by_value(true)
+        .build()
+    else {
+        return false;
+    };
+    tab.execute(params).await.is_ok_and(|r| {
+        r.result
+            .result
+            .value
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| s != "loading")
+    })
+}
+
 async fn full_page_png(tab: &Tab) -> Result<Vec<u8>, BrowserError> {
     let m = tab
         .execute(GetLayoutMetricsParams::default())
@@ -763,7 +803,23 @@ fn header_list(h: &Headers) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn to_cdp(c: &Cookie) -> CookieParam {
+/// A cookie as Chromium reports it.
+pub(crate) fn from_cdp(c: &CdpCookie) -> Cookie {
+    Cookie {
+        include_subdomains: c.domain.starts_with('.'),
+        domain: c.domain.clone(),
+        path: c.path.clone(),
+        secure: c.secure,
+        http_only: c.http_only,
+        // A whole second: exports and the store keep whole seconds.
+        expires: (!c.session && c.expires > 0.0).then_some(c.expires as i64),
+        name: c.name.clone(),
+        value: c.value.clone(),
+    }
+}
+
+/// A cookie as Chromium takes it.
+pub(crate) fn to_cdp(c: &Cookie) -> CookieParam {
     let mut p = CookieParam::new(c.name.clone(), c.value.clone());
     let host = c.domain.trim_start_matches('.');
     if c.include_subdomains {

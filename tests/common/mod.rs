@@ -1,6 +1,8 @@
 //! Shared setup for integration tests: run the real binary in a scratch directory.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod person;
+pub mod proxy;
 pub mod smtp;
 
 use markwatch::{decode_page, extract_search, load_definition};

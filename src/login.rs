@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chromiumoxide::auth::Credentials;
-use chromiumoxide::cdp::browser_protocol::network::{
-    Cookie as CdpCookie, CookieParam, SetUserAgentOverrideParams, TimeSinceEpoch,
-};
+use chromiumoxide::cdp::browser_protocol::network::SetUserAgentOverrideParams;
+use chromiumoxide::cdp::browser_protocol::storage::SetCookiesParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures_util::StreamExt as _;
 use url::Url;
 
 use crate::accounts::{Cookie, ProxyUrl};
 use crate::extract::detect_block;
+use crate::fetch::browser::{from_cdp, to_cdp};
 use crate::platform::PlatformDef;
 
 /// Where Debian and others put Chromium.
@@ -252,7 +252,9 @@ pub async fn capture_session(
             page.authenticate(Credentials { username, password }).await?;
         }
         if !run.cookies.is_empty() {
-            page.set_cookies(run.cookies.iter().map(cookie_param).collect())
+            // Through the browser: a page still on about:blank takes no cookie.
+            browser
+                .execute(SetCookiesParams::new(run.cookies.iter().map(to_cdp).collect()))
                 .await?;
         }
         if let Err(e) = page.goto(run.url.as_str()).await {
@@ -297,7 +299,7 @@ async fn wait_for_login(
         let Ok(cdp) = page.get_cookies().await else {
             continue;
         };
-        let all: Vec<Cookie> = cdp.into_iter().map(from_cdp).collect();
+        let all: Vec<Cookie> = cdp.iter().map(from_cdp).collect();
         let present = session_cookies.iter().all(|name| {
             all.iter()
                 .any(|c| c.name == *name && crate::accounts::belongs(&c.domain, &domains))
@@ -342,37 +344,6 @@ fn make_profile(dir: &Path) -> Result<(), LoginError> {
     #[cfg(not(unix))]
     builder.create(dir).map_err(err)?;
     Ok(())
-}
-
-fn from_cdp(c: CdpCookie) -> Cookie {
-    Cookie {
-        include_subdomains: c.domain.starts_with('.'),
-        domain: c.domain,
-        path: c.path,
-        secure: c.secure,
-        http_only: c.http_only,
-        // A whole second: exports and the store keep whole seconds.
-        expires: (!c.session && c.expires > 0.0).then_some(c.expires as i64),
-        name: c.name,
-        value: c.value,
-    }
-}
-
-fn cookie_param(c: &Cookie) -> CookieParam {
-    let mut p = CookieParam::new(c.name.clone(), c.value.clone());
-    let host = c.domain.trim_start_matches('.');
-    if c.include_subdomains {
-        p.domain = Some(c.domain.clone());
-    } else {
-        // Host-only: named by URL, so an IP host (a fixture server) is accepted too.
-        let scheme = if c.secure { "https" } else { "http" };
-        p.url = Some(format!("{scheme}://{host}{}", c.path));
-    }
-    p.path = Some(c.path.clone());
-    p.secure = Some(c.secure);
-    p.http_only = Some(c.http_only);
-    p.expires = c.expires.map(|e| TimeSinceEpoch::new(e as f64));
-    p
 }
 
 #[cfg(test)]

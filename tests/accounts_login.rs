@@ -8,14 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-use chromiumoxide::cdp::browser_protocol::input::{
-    DispatchMouseEventParams, DispatchMouseEventType, MouseButton,
-};
-use chromiumoxide::{Browser, Page};
+use chromiumoxide::Page;
 use common::{Scratch, repo};
-use futures_util::StreamExt as _;
 use markwatch::{
     FixtureMode, FixtureOptions, FixtureServer, MTOP_APP_KEY, MTOP_SEARCH_API, ModernOptions,
     SecretKey, Store, default_key_file, mtop_sign, open_accounts,
@@ -109,51 +104,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The command's exit, waited for off the runtime (the fixture server runs on it).
 async fn finish(child: Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap()
-}
-
-/// The person's side: DevTools on the forwarded port, and the page whose URL contains `part`.
-async fn person(port: u16, part: &str) -> (Browser, Page) {
-    let mut tries = 0;
-    let (mut browser, mut handler) = loop {
-        match Browser::connect(format!("http://127.0.0.1:{port}")).await {
-            Ok(b) => break b,
-            Err(e) => {
-                tries += 1;
-                assert!(tries < 120, "no DevTools on port {port}: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
-    tokio::spawn(async move { while handler.next().await.is_some() {} });
-    for _ in 0..120 {
-        let _ = browser.fetch_targets().await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        for page in browser.pages().await.unwrap() {
-            if page
-                .url()
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|u| u.contains(part))
-            {
-                return (browser, page);
-            }
-        }
-    }
-    panic!("no page at {part}");
 }
 
 async fn type_login(page: &Page, user: &str, password: &str) {
@@ -205,7 +160,7 @@ async fn a_person_logs_in_through_remote_debugging_and_the_session_is_stored_sea
         return;
     }
     let t = setup(ModernOptions::default()).await;
-    let port = free_port();
+    let port = common::person::free_port();
     let child = t.spawn(&[
         "accounts",
         "login",
@@ -216,7 +171,7 @@ async fn a_person_logs_in_through_remote_debugging_and_the_session_is_stored_sea
         "--timeout-secs",
         "120",
     ]);
-    let (_browser, page) = person(port, LOGIN_PATH).await;
+    let (_browser, page) = common::person::connect(port, LOGIN_PATH).await;
     type_login(&page, "tb_watcher_1", "fixture-tb-1").await;
     let out = finish(child).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -264,7 +219,7 @@ async fn a_wrong_password_keeps_it_waiting_until_the_timeout_and_nothing_is_stor
         return;
     }
     let t = setup(ModernOptions::default()).await;
-    let port = free_port();
+    let port = common::person::free_port();
     let child = t.spawn(&[
         "accounts",
         "login",
@@ -275,7 +230,7 @@ async fn a_wrong_password_keeps_it_waiting_until_the_timeout_and_nothing_is_stor
         "--timeout-secs",
         "10",
     ]);
-    let (_browser, page) = person(port, LOGIN_PATH).await;
+    let (_browser, page) = common::person::connect(port, LOGIN_PATH).await;
     type_login(&page, "tb_watcher_1", "not-the-password").await;
     let out = finish(child).await;
     let stderr = text(&out.stderr);
@@ -362,10 +317,6 @@ async fn challenged_session(t: &Setup) -> (Vec<(String, String)>, String) {
     (session, format!("{}{location}", t.base))
 }
 
-// Unfinished: on this machine the run did not finish (over 4 minutes; not yet diagnosed whether
-// the punish page is not found over DevTools, the CDP drag does not move the fixture's knob, or
-// the capture does not see the page move on). Run with `--ignored` while working on it.
-#[ignore = "unfinished: hangs, see the comment above"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_opens_the_challenge_and_a_person_dragging_the_slider_clears_the_account() {
     if chromium("login_resume").is_none() {
@@ -395,7 +346,7 @@ async fn resume_opens_the_challenge_and_a_person_dragging_the_slider_clears_the_
     mark_challenged(&t.s.db(), "tb_watcher_2", &punish).await;
     assert_eq!(t.list()[0]["state"], "challenged");
 
-    let port = free_port();
+    let port = common::person::free_port();
     let child = t.spawn(&[
         "accounts",
         "login",
@@ -407,8 +358,8 @@ async fn resume_opens_the_challenge_and_a_person_dragging_the_slider_clears_the_
         "--timeout-secs",
         "120",
     ]);
-    let (_browser, page) = person(port, "/_____tmd_____/punish").await;
-    drag_slider(&page).await;
+    let (_browser, page) = common::person::connect(port, "/_____tmd_____/punish").await;
+    common::person::drag_slider(&page).await;
     let out = finish(child).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -443,48 +394,6 @@ async fn mark_challenged(db: &Path, name: &str, url: &str) {
     .await
     .unwrap();
     assert_eq!(done.rows_affected(), 1);
-}
-
-/// As a person would: press on the knob, move it to the end of the track in steps, release.
-async fn drag_slider(page: &Page) {
-    let geometry = page
-        .evaluate(
-            "(() => { const k = document.getElementById('nc_1_n1z').getBoundingClientRect(); \
-             const t = document.getElementById('nc_1_n1t').getBoundingClientRect(); \
-             return [k.left + k.width / 2, k.top + k.height / 2, t.width - k.width]; })()",
-        )
-        .await
-        .unwrap()
-        .into_value::<[f64; 3]>()
-        .unwrap();
-    let [x, y, travel] = geometry;
-    let mouse = |kind: DispatchMouseEventType, x: f64| {
-        DispatchMouseEventParams::builder()
-            .r#type(kind)
-            .x(x)
-            .y(y)
-            .button(MouseButton::Left)
-            .buttons(1)
-            .click_count(1)
-            .build()
-            .unwrap()
-    };
-    page.execute(mouse(DispatchMouseEventType::MousePressed, x))
-        .await
-        .unwrap();
-    let steps = 12;
-    for i in 1..=steps {
-        let to = x + travel * f64::from(i) / f64::from(steps) + 4.0;
-        page.execute(mouse(DispatchMouseEventType::MouseMoved, to))
-            .await
-            .unwrap();
-    }
-    page.execute(mouse(
-        DispatchMouseEventType::MouseReleased,
-        x + travel + 4.0,
-    ))
-    .await
-    .unwrap();
 }
 
 #[test]

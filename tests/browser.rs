@@ -92,16 +92,26 @@ async fn open_browser(
 
 /// Waits for a file to finish downloading into `dir`.
 async fn wait_for_download(dir: &Path) -> PathBuf {
+    // Chromium creates an empty placeholder under the final name while it
+    // writes `.crdownload`, so a download is done only when no partial file
+    // is left and the final one has content.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        let mut done = None;
+        let mut partial = false;
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let p = e.path();
                 let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                if !name.ends_with(".crdownload") && !name.starts_with('.') {
-                    return p;
+                if name.ends_with(".crdownload") || name.starts_with('.') {
+                    partial = true;
+                } else if e.metadata().is_ok_and(|m| m.len() > 0) {
+                    done = Some(p);
                 }
             }
+        }
+        if let (Some(p), false) = (done, partial) {
+            return p;
         }
         assert!(
             Instant::now() < deadline,

@@ -131,8 +131,7 @@ pub use accounts::{
     read_cookie_file,
 };
 pub use login::{
-    BrowserView, LoginError, LoginRun, capture_session, profile_dir as account_profile_dir,
-    start_url, tunnel_instructions,
+    BrowserView, LoginError, LoginRun, capture_session, start_url, tunnel_instructions,
 };
 pub use secrets::{SECRET_KEY_ENV, SecretError, SecretKey, default_key_file};
 pub use store::{AccountState, AccountSummary, SaveOutcome};

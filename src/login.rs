@@ -1,5 +1,5 @@
-//! `accounts login`: a person logs in to a platform account in a real Chromium, with the
-//! account's own profile, and markwatch captures the session's cookies once the platform shows a
+//! `accounts login`: a person logs in to a platform account in a real Chromium, on a fresh
+//! profile, and markwatch captures the session's cookies once the platform shows a
 //! logged-in page. markwatch never types a password and never touches a slider or captcha: the
 //! person does, in the window or through remote debugging.
 
@@ -15,15 +15,10 @@ use url::Url;
 
 use crate::accounts::{Cookie, ProxyUrl};
 use crate::extract::detect_block;
-use crate::fetch::browser::{from_cdp, to_cdp};
+use crate::fetch::browser::{find_chromium, from_cdp, to_cdp};
 use crate::platform::PlatformDef;
 
 /// Where Debian and others put Chromium.
-const CHROMIUM: &[&str] = &[
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-];
 const POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +36,8 @@ pub enum LoginError {
          chrome://inspect, Configure… → localhost:PORT, and inspect the page"
     )]
     NoDisplay,
-    #[error("Chromium is not installed (looked for {}); install it: apt-get install chromium", CHROMIUM.join(", "))]
-    NoChromium,
+    #[error(transparent)]
+    NoChromium(#[from] crate::fetch::browser::BrowserError),
     #[error("cannot create the browser profile {}: {source}", dir.display())]
     Profile {
         dir: PathBuf,
@@ -134,27 +129,6 @@ pub fn start_url(
     Ok(PlatformDef::fetch_url(&login.url, base))
 }
 
-/// An account's own Chromium profile: `<database dir>/browser/<platform>/<name>/`. The name is
-/// percent-encoded where it could escape the directory or confuse a shell.
-pub fn profile_dir(database: &Path, platform: &str, name: &str) -> PathBuf {
-    let mut safe = String::new();
-    for (i, c) in name.char_indices() {
-        if c.is_ascii_alphanumeric() || "-_@".contains(c) || (c == '.' && i > 0) {
-            safe.push(c);
-        } else {
-            let mut buf = [0; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                safe.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    let dir = database.parent().filter(|p| !p.as_os_str().is_empty());
-    dir.unwrap_or(Path::new("."))
-        .join("browser")
-        .join(platform)
-        .join(safe)
-}
-
 /// The User-Agent an account always sends: the browser's own, with `HeadlessChrome` said as
 /// `Chrome`, so headless and headed runs send the same one (Taobao ties its clearance cookie to
 /// the User-Agent).
@@ -162,20 +136,13 @@ pub(crate) fn account_user_agent(browser_ua: &str) -> String {
     browser_ua.replace("HeadlessChrome", "Chrome")
 }
 
-fn find_chromium() -> Result<PathBuf, LoginError> {
-    CHROMIUM
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .ok_or(LoginError::NoChromium)
-}
-
 /// What a login run needs.
 pub struct LoginRun<'a> {
     pub def: &'a PlatformDef,
+    /// `crawl.browser.executable`, if set.
+    pub executable: Option<&'a Path>,
     /// The config's `platforms.<name>.base_url`.
     pub base: Option<&'a Url>,
-    pub profile: PathBuf,
     pub url: String,
     pub view: BrowserView,
     pub proxy: Option<&'a ProxyUrl>,
@@ -206,8 +173,16 @@ pub async fn capture_session(
             proxy: p.to_string(),
         });
     }
-    let chromium = find_chromium()?;
-    make_profile(&run.profile)?;
+    let chromium = find_chromium(run.executable)?;
+    // A fresh profile, gone when the run ends: the session is kept sealed in the store, never
+    // in a Chromium cookie database on disk (--resume puts the stored one in the browser).
+    let profile = tempfile::Builder::new()
+        .prefix("markwatch-login-")
+        .tempdir()
+        .map_err(|source| LoginError::Profile {
+            dir: std::env::temp_dir(),
+            source,
+        })?;
 
     // The launch flags the crawl's browser uses too; without the background-networking ones a
     // closed network refuses Chromium's own connections. chromiumoxide adds `--` to each key.
@@ -217,7 +192,7 @@ pub async fn capture_session(
         // driven, which the person's login must not be.
         .disable_default_args()
         .no_sandbox()
-        .user_data_dir(&run.profile)
+        .user_data_dir(profile.path())
         .launch_timeout(Duration::from_secs(30))
         .args([
             "disable-gpu",
@@ -326,46 +301,9 @@ fn without_fragment(url: &str) -> &str {
     url.split('#').next().unwrap_or(url)
 }
 
-fn make_profile(dir: &Path) -> Result<(), LoginError> {
-    let err = |source| LoginError::Profile {
-        dir: dir.to_owned(),
-        source,
-    };
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-        builder.mode(0o700);
-        builder.create(dir).map_err(err)?;
-        // An existing directory keeps its mode; a profile holds a session, so make it ours.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-    }
-    #[cfg(not(unix))]
-    builder.create(dir).map_err(err)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn profile_dirs_stay_inside() {
-        let db = Path::new("/var/lib/markwatch/markwatch.db");
-        assert_eq!(
-            profile_dir(db, "taobao", "tb_watcher_1"),
-            Path::new("/var/lib/markwatch/browser/taobao/tb_watcher_1")
-        );
-        assert_eq!(
-            profile_dir(db, "jd", "../../etc"),
-            Path::new("/var/lib/markwatch/browser/jd/%2E.%2F..%2Fetc")
-        );
-        assert_eq!(
-            profile_dir(Path::new("m.db"), "amazon_cn", "a@b.c"),
-            Path::new("./browser/amazon_cn/a@b.c")
-        );
-    }
 
     #[test]
     fn one_user_agent_headless_or_not() {

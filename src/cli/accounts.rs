@@ -9,8 +9,8 @@ use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use markwatch::{
     AccountPace, AccountState, BrowserView, LoginRun, ProxyUrl, SECRET_KEY_ENV, SaveOutcome,
-    SecretKey, account_profile_dir, capture_session, cookies_for_platform_at, default_key_file,
-    escape_controls, import_account, load_definitions, open_accounts, read_cookie_file, start_url,
+    SecretKey, capture_session, cookies_for_platform_at, default_key_file, escape_controls,
+    import_account, load_definitions, open_accounts, read_cookie_file, start_url,
     tunnel_instructions,
 };
 
@@ -39,8 +39,8 @@ pub enum AccountsCommand {
         #[arg(long, value_name = "N")]
         concurrency: Option<u32>,
     },
-    /// Log in to an account in Chromium, with the account's own profile: you log in (or pass
-    /// the challenge, with --resume), markwatch stores the session's cookies sealed
+    /// Log in to an account in Chromium: you log in (or pass the challenge, with --resume),
+    /// markwatch stores the session's cookies sealed
     Login {
         /// A platform whose definition has a [login] section (taobao, tmall, jd, ...)
         platform: String,
@@ -293,7 +293,7 @@ async fn login_account(args: LoginArgs, ctx: &Context) -> anyhow::Result<ExitCod
     let run = LoginRun {
         def,
         base: base.as_ref(),
-        profile: account_profile_dir(&ctx.config.database, platform, name),
+        executable: ctx.config.crawl.browser.executable.as_deref(),
         url,
         view,
         proxy: proxy.as_ref(),

@@ -573,10 +573,12 @@ impl BrowserSession {
         let mut answered = false;
         let mut last = Instant::now();
         loop {
-            let grace = if want.capture.is_some() && !answered {
-                CAPTURE_GRACE
-            } else {
-                QUIET
+            // Once the reply the page is read from is in and nothing else is loading, the page
+            // is done: its script renders from that reply (the DOM read below waits a task).
+            let grace = match (want.capture.is_some(), answered) {
+                (true, true) => Duration::ZERO,
+                (true, false) => CAPTURE_GRACE,
+                (false, _) => QUIET,
             };
             let doc_pending = dcl_seen < docs.len();
             let now = Instant::now();
@@ -694,7 +696,12 @@ impl BrowserSession {
             .tab
             .execute(
                 EvaluateParams::builder()
-                    .expression("document.documentElement.outerHTML")
+                    // After the tasks already queued (a reply's script that renders it).
+                    .expression(
+                        "new Promise(r => setTimeout(r, 0))\
+                         .then(() => document.documentElement.outerHTML)",
+                    )
+                    .await_promise(true)
                     .return_by_value(true)
                     .build()
                     .map_err(BrowserError::Protocol)?,

@@ -771,7 +771,7 @@ fn a_crawl_makes_one_email_per_brand_with_every_new_infringing_listing() {
     s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
         .ok();
     let mut config = format!(
-        "[crawl]\ndefinitions = \"{}\"\n[web]\nbase_url = \"{BASE_URL}\"\n\
+        "[crawl]\ndefinitions = \"{}\"\n[crawl.browser]\nscreenshots = false\n[web]\nbase_url = \"{BASE_URL}\"\n\
          [email]\ntransport = \"smtp\"\nbatch_window_secs = 0\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
         common::repo().join("crawlers").display(),
         sink.addr.port()
@@ -1018,7 +1018,7 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
     let port = reserve_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut config = format!(
-        "[crawl]\ndefinitions = \"{}\"\n[web]\naddr = \"127.0.0.1:{port}\"\nbase_url = \"{base}\"\n\
+        "[crawl]\ndefinitions = \"{}\"\n[crawl.browser]\nscreenshots = false\n[web]\naddr = \"127.0.0.1:{port}\"\nbase_url = \"{base}\"\n\
          [email]\ntransport = \"smtp\"\nbatch_window_secs = 0\ndeadline_days = 30\n\
          [email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
         common::repo().join("crawlers").display(),

@@ -26,6 +26,9 @@ fn write_config(scratch: &Scratch, fixtures: &Running, cron: &str, rps: f64) -> 
         r#"
 [crawl]
 definitions = "{defs}"
+# Scheduling is tested here, not screenshots: item pages over HTTP, no Chromium.
+[crawl.browser]
+screenshots = false
 [schedule]
 jitter_secs = 0
 [[schedule.watch]]

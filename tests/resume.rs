@@ -24,6 +24,9 @@ fn write_config(scratch: &Scratch, fixtures: &Running, cron: &str) -> PathBuf {
         r#"
 [crawl]
 definitions = "{defs}"
+# Scheduling is tested here, not screenshots: item pages over HTTP, no Chromium.
+[crawl.browser]
+screenshots = false
 [schedule]
 jitter_secs = 0
 [[schedule.watch]]

@@ -399,13 +399,21 @@ pub struct CrawlReport {
 }
 
 impl CrawlReport {
-    /// `ok` when every platform's run was, `failed` when every one failed, else `partial`.
+    /// `ok` when every platform's run was, `failed` when every one failed, `paused` when the
+    /// rest went through but some wait for a person (skipped or paused), else `partial`.
     pub fn status(&self) -> &'static str {
         let all = |s: RunStatus| self.runs.iter().all(|r| r.status == s);
+        let held = |r: &RunSummary| matches!(r.status, RunStatus::Skipped | RunStatus::Paused);
         if all(RunStatus::Ok) {
             "ok"
         } else if all(RunStatus::Failed) {
             "failed"
+        } else if self
+            .runs
+            .iter()
+            .all(|r| r.status == RunStatus::Ok || held(r))
+        {
+            "paused"
         } else {
             "partial"
         }
@@ -538,5 +546,39 @@ impl Crawl {
             runs,
             drafts,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RunCounts;
+
+    fn report(statuses: &[RunStatus]) -> CrawlReport {
+        CrawlReport {
+            keywords: 1,
+            runs: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, &status)| RunSummary {
+                    platform: format!("p{i}"),
+                    run_id: i as i64,
+                    status,
+                    counts: RunCounts::default(),
+                    error: None,
+                })
+                .collect(),
+            drafts: None,
+        }
+    }
+
+    #[test]
+    fn a_run_waiting_only_for_a_person_is_paused_not_partial() {
+        use RunStatus::*;
+        assert_eq!(report(&[Ok, Ok]).status(), "ok");
+        assert_eq!(report(&[Ok, Skipped]).status(), "paused");
+        assert_eq!(report(&[Paused, Skipped]).status(), "paused");
+        assert_eq!(report(&[Ok, Paused, Failed]).status(), "partial");
+        assert_eq!(report(&[Failed, Failed]).status(), "failed");
     }
 }

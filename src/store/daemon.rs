@@ -769,6 +769,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_run_held_for_a_person_is_recorded_paused() {
+        let (_dir, store) = store().await;
+        let claim = RunClaim {
+            watch: "taobao",
+            slot: "2026-12-03T06:00:00Z",
+            trigger: Trigger::Manual,
+            expect_next_slot: None,
+            replan: None,
+        };
+        let id = store.claim_schedule_run(&claim).await.unwrap().unwrap();
+        let why = "taobao: no logged-in account for taobao: markwatch accounts login taobao NAME";
+        store
+            .finish_schedule_run(id, "paused", &[7], Some(why))
+            .await
+            .unwrap();
+        let runs = store.schedule_runs(10).await.unwrap();
+        assert_eq!(runs[0].status, "paused");
+        assert_eq!(runs[0].error.as_deref(), Some(why));
+    }
+
+    #[tokio::test]
     async fn ready_when_writable_and_migrated() {
         let (_dir, store) = store().await;
         let ready = store.readiness().await;

@@ -585,7 +585,8 @@ impl BrowserSession {
             let newest = inflight.values().copied().max();
             let waiting = newest.is_some_and(|t| now.duration_since(t) < STRAGGLER);
             let settled = !doc_pending && !waiting;
-            if settled && last.elapsed() >= grace {
+            // The reply the page is read from is in: what else loads doesn't change it.
+            if (settled || answered && !doc_pending) && last.elapsed() >= grace {
                 break;
             }
             let ev = if settled {
@@ -628,11 +629,18 @@ impl BrowserSession {
                     {
                         docs.insert(e.request_id.inner().clone());
                     }
-                    // Pictures, fonts and media don't change the DOM we read, and one that
-                    // hangs (an unreachable image host) must not hold the page open.
-                    if !matches!(
+                    // Only loads that can change the DOM we read hold the page open: not
+                    // pictures, fonts or media (an unreachable image host hangs), nor the
+                    // favicon, pings, reports or streams that never finish.
+                    if matches!(
                         e.r#type,
-                        Some(ResourceType::Image | ResourceType::Media | ResourceType::Font)
+                        Some(
+                            ResourceType::Document
+                                | ResourceType::Stylesheet
+                                | ResourceType::Script
+                                | ResourceType::Xhr
+                                | ResourceType::Fetch
+                        )
                     ) {
                         inflight.insert(e.request_id.inner().clone(), Instant::now());
                     }

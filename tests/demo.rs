@@ -35,7 +35,7 @@ async fn demo_on_a_fresh_directory_fills_every_platforms_queue_and_writes_emails
     // A bad option in .cargo/config.toml's allocator settings warns on every command.
     assert!(!err.contains("<jemalloc>"), "{err}");
     for line in [
-        "[6/6] writing the alert emails",
+        "[7/7] writing the alert emails",
         "Listings and verdicts per platform",
         "Draft notices",
         "markwatch serve --demo",

@@ -18,7 +18,7 @@ use crate::extract::detect_block;
 use crate::fetch::browser::{find_chromium, from_cdp, to_cdp};
 use crate::platform::PlatformDef;
 
-/// Where Debian and others put Chromium.
+/// How often the page is looked at while the person logs in.
 const POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]

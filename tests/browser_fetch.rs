@@ -129,6 +129,16 @@ fn has_listings(c: &Captured) -> bool {
     ret(&jsonp(&c.body)).starts_with("SUCCESS")
 }
 
+/// A Taobao search page: its mtop replies kept, waiting for the one with the listings.
+fn search_load(re: &regex::Regex) -> Load<'_> {
+    Load {
+        capture: Some(re),
+        answers: Some(&has_listings),
+        screenshot: false,
+        headers: no_headers(),
+    }
+}
+
 fn mtop_re() -> regex::Regex {
     regex::Regex::new(r"/h5/mtop\.relationrecommend\.wirelessrecommend\.recommend/").unwrap()
 }
@@ -185,18 +195,7 @@ async fn a_logged_in_taobao_search_is_read_from_the_api_reply_its_script_receive
     b.set_cookies(&f.taobao_login().await).await.unwrap();
     let re = mtop_re();
     let url = f.url(&FixtureServer::search_path("taobao", "nike", 1).unwrap());
-    let got = b
-        .load(
-            &url,
-            &Load {
-                capture: Some(&re),
-                answers: Some(&has_listings),
-                screenshot: false,
-                headers: no_headers(),
-            },
-        )
-        .await
-        .unwrap();
+    let got = b.load(&url, &search_load(&re)).await.unwrap();
     assert_eq!(got.page.status, 200);
     assert_eq!(got.page.final_url, url);
     // The first call only fetched the token; the signed second one carried the listings.
@@ -248,18 +247,7 @@ async fn every_request_goes_through_the_accounts_proxy_with_its_credentials() {
     b.set_cookies(&f.taobao_login().await).await.unwrap();
     let re = mtop_re();
     let url = f.url(&FixtureServer::search_path("taobao", "nike", 1).unwrap());
-    let got = b
-        .load(
-            &url,
-            &Load {
-                capture: Some(&re),
-                answers: Some(&has_listings),
-                screenshot: false,
-                headers: no_headers(),
-            },
-        )
-        .await
-        .unwrap();
+    let got = b.load(&url, &search_load(&re)).await.unwrap();
     assert!(
         got.captures.iter().any(has_listings),
         "{}",
@@ -288,12 +276,7 @@ async fn an_anonymous_taobao_search_ends_on_the_login_page() {
     let got = b
         .load(
             &f.url(&FixtureServer::search_path("taobao", "nike", 1).unwrap()),
-            &Load {
-                capture: Some(&re),
-                answers: Some(&has_listings),
-                screenshot: false,
-                headers: no_headers(),
-            },
+            &search_load(&re),
         )
         .await
         .unwrap();
@@ -339,12 +322,7 @@ async fn tmall_signs_in_through_taobaos_login_page() {
     let got = b
         .load(
             &f.url(&FixtureServer::search_path("tmall", "nike", 1).unwrap()),
-            &Load {
-                capture: Some(&re),
-                answers: Some(&has_listings),
-                screenshot: false,
-                headers: no_headers(),
-            },
+            &search_load(&re),
         )
         .await
         .unwrap();
@@ -459,12 +437,7 @@ async fn past_the_api_rate_the_search_meets_the_slider_and_a_person_clears_it() 
     )
     .await;
     let re = mtop_re();
-    let want = Load {
-        capture: Some(&re),
-        answers: Some(&has_listings),
-        screenshot: false,
-        headers: no_headers(),
-    };
+    let want = search_load(&re);
     let search = f.url(&FixtureServer::search_path("taobao", "nike", 1).unwrap());
     let succeeded = |l: &markwatch::Loaded| {
         l.captures

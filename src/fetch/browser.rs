@@ -584,9 +584,9 @@ impl BrowserSession {
             let now = Instant::now();
             let newest = inflight.values().copied().max();
             let waiting = newest.is_some_and(|t| now.duration_since(t) < STRAGGLER);
-            let settled = !doc_pending && !waiting;
-            // The reply the page is read from is in: what else loads doesn't change it.
-            if (settled || answered && !doc_pending) && last.elapsed() >= grace {
+            // Once the reply the page is read from is in, what else loads doesn't change it.
+            let settled = !doc_pending && (answered || !waiting);
+            if settled && last.elapsed() >= grace {
                 break;
             }
             let ev = if settled {

@@ -136,7 +136,7 @@ fn registry(n: usize, seed: u64) -> Vec<Brand> {
             authorized_sellers: vec![format!("{title}官方旗舰店")],
             aliases: vec![],
             marks,
-            alerts: Default::default(),
+            ..Brand::default()
         });
     }
     brands

@@ -65,8 +65,8 @@ pub use config::{Config, ConfigError, EmailTransport, LogFormat, PlatformConfig}
 
 // Shared nouns.
 pub use model::{
-    Brand, CaseState, Language, Listing, MATCHER_VERSION, Mark, Outcome, Reason, ReasonCode,
-    TransitionDetails, Verdict,
+    AllowKind, AllowRule, Brand, CaseState, Language, Listing, MATCHER_VERSION, Mark, Outcome,
+    PriceFloor, Reason, ReasonCode, RejectReason, TransitionDetails, Verdict,
 };
 
 // Platform definitions and the registry.

@@ -31,6 +31,122 @@ pub struct Brand {
     /// How the brand's contacts hear about matches.
     #[serde(default)]
     pub alerts: AlertPrefs,
+    /// Genuine price floors by goods group (`[[brand.price]]`); `reference_price_cny` is the
+    /// fallback for goods in none of them.
+    #[serde(default)]
+    pub prices: Vec<PriceFloor>,
+    /// A well-known mark (驰名商标): a class mismatch no longer clears.
+    #[serde(default)]
+    pub well_known: bool,
+    /// Whether the plain mark at a genuine price from a shop neither authorised nor official
+    /// is a lead (`unauthorised_seller`). On unless the registry turns it off.
+    #[serde(default = "yes")]
+    pub watch_unauthorised: bool,
+    /// Whether platform self-operated stores and official flagship stores named after the
+    /// brand count as authorised. On unless the registry turns it off.
+    #[serde(default = "yes")]
+    pub trust_official_stores: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Brand {
+    fn default() -> Self {
+        Brand {
+            name: String::new(),
+            owner: String::new(),
+            contacts: Vec::new(),
+            reference_price_cny: None,
+            authorized_sellers: Vec::new(),
+            aliases: Vec::new(),
+            marks: Vec::new(),
+            alerts: AlertPrefs::default(),
+            prices: Vec::new(),
+            well_known: false,
+            watch_unauthorised: true,
+            trust_official_stores: true,
+        }
+    }
+}
+
+/// The lowest genuine price of one group of a brand's goods (`[[brand.price]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceFloor {
+    /// Words that place a listing in the group when its category or title has one
+    /// (耳机, earphones). Stored as written; matched case-insensitively.
+    #[serde(default)]
+    pub words: Vec<String>,
+    /// Nice classes that place a listing in the group when its goods fall in one.
+    #[serde(default)]
+    pub classes: Vec<u8>,
+    /// The lowest genuine price, in CNY.
+    pub min_price_cny: f64,
+}
+
+/// Why a reviewer rejected a draft as not infringing.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RejectReason {
+    /// The shop is allowed to sell the brand.
+    AuthorisedSeller,
+    /// The goods are genuine.
+    GenuineGoods,
+    /// The goods are not the brand's kind of goods (a fruit, a myth, a game).
+    NotOurGoods,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What an allow rule matches.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum AllowKind {
+    /// A shop name, compared as shop names are (case and width folded).
+    Seller,
+    /// Words that all appear in the title (case and width folded).
+    Title,
+}
+
+/// A reviewer's rule that keeps a known false positive from coming back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllowRule {
+    /// The brand whose hits it clears.
+    pub brand: String,
+    pub kind: AllowKind,
+    pub pattern: String,
+    pub reason: RejectReason,
 }
 
 /// A brand's alert preferences (`[brand.alerts]` in the registry).
@@ -153,6 +269,10 @@ pub struct Listing {
     /// Whether the platform marked it as an advertisement.
     #[serde(default)]
     pub is_ad: bool,
+    /// Whether the page marks the shop as the platform's own (京东自营, 天猫超市, sold by
+    /// Amazon): read from the page, never guessed from the shop name.
+    #[serde(default)]
+    pub self_operated: bool,
 }
 
 /// Why a run starts.

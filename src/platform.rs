@@ -322,6 +322,9 @@ pub struct SearchFields {
     pub currency: Option<Field>,
     /// True when the rule matches (element present, or value present and matching `regex`).
     pub ad: Option<Field>,
+    /// True when the page marks the shop as the platform's own (JD's `data-selfware="1"`,
+    /// the 自营 badge, "Ships from and sold by Amazon"); read like `ad`.
+    pub self_operated: Option<Field>,
 }
 
 /// How to read an item detail page.
@@ -349,6 +352,8 @@ pub struct DetailFieldRules {
     pub sales: Option<Field>,
     /// ISO 4217 code the page gives for the price (default: the definition's).
     pub currency: Option<Field>,
+    /// True when the page marks the shop as the platform's own; read like a search page's.
+    pub self_operated: Option<Field>,
 }
 
 /// One field: fallback rules tried in order; the first that yields a value wins.

@@ -629,6 +629,7 @@ impl Validator {
             aliases,
             marks,
             alerts,
+            ..Brand::default()
         })
     }
 

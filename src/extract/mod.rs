@@ -74,6 +74,8 @@ pub struct Extracted {
     pub sales: Option<String>,
     pub image: Option<String>,
     pub is_ad: bool,
+    /// The page marks the shop as the platform's own.
+    pub self_operated: bool,
     /// ISO 4217 code of the price: the page's, else the definition's.
     pub currency: String,
 }
@@ -91,6 +93,7 @@ impl Extracted {
             currency: self.currency.clone(),
             category: None,
             is_ad: self.is_ad,
+            self_operated: self.self_operated,
         }
     }
 }
@@ -159,6 +162,8 @@ pub struct DetailFields {
     /// Absolute image URLs.
     pub images: Vec<String>,
     pub sales: Option<String>,
+    /// The page marks the shop as the platform's own.
+    pub self_operated: bool,
     /// ISO 4217 code of the price: the page's, else the definition's.
     pub currency: String,
 }
@@ -177,6 +182,7 @@ impl DetailFields {
             currency: self.currency.clone(),
             category: (!self.category.is_empty()).then(|| self.category.join(" > ")),
             is_ad: false,
+            self_operated: self.self_operated,
         })
     }
 }
@@ -572,6 +578,7 @@ fn read_listing(
         sales: get(&f.sales),
         image: get(&f.image),
         is_ad: f.ad.as_ref().is_some_and(|a| field_flag(a, src)),
+        self_operated: f.self_operated.as_ref().is_some_and(|a| field_flag(a, src)),
         currency: currency_code(get(&f.currency), def),
     })
 }
@@ -840,6 +847,7 @@ pub fn extract_detail(
         category: read(&f.category, true),
         images,
         sales: one(&f.sales),
+        self_operated: !read(&f.self_operated, false).is_empty(),
         currency: currency_code(one(&f.currency), def),
     })
 }

@@ -105,6 +105,16 @@ pub enum ReasonCode {
     CompatibilityUse,
     /// The goods are outside the classes the mark is registered for.
     ClassMismatch,
+    /// The platform's own store (京东自营, 天猫超市, sold by Amazon), or the brand's official
+    /// flagship store on the platform.
+    OfficialStore,
+    /// The plain mark on the mark's goods at a genuine price, from a shop that is neither
+    /// authorised nor official: grey-market or parallel trade.
+    UnauthorisedSeller,
+    /// A well-known mark (驰名商标) on goods outside its classes: protected all the same.
+    WellKnownOtherGoods,
+    /// A reviewer's allow rule (a seller or a title pattern) matched this listing.
+    AllowedByReviewer,
 }
 
 impl ReasonCode {
@@ -138,6 +148,10 @@ impl ReasonCode {
             TrustedRetailer => "大型零售商",
             CompatibilityUse => "仅说明适配对象",
             ClassMismatch => "商品不在核定使用类别内",
+            OfficialStore => "平台自营或品牌官方旗舰店",
+            UnauthorisedSeller => "非授权店铺销售",
+            WellKnownOtherGoods => "在其他商品上使用驰名商标",
+            AllowedByReviewer => "审核人员已放行",
         }
     }
 
@@ -167,6 +181,10 @@ impl ReasonCode {
             TrustedRetailer => "is a large retailer",
             CompatibilityUse => "names only what the product fits",
             ClassMismatch => "sells goods outside the mark's classes",
+            OfficialStore => "is the platform's own or the brand's official store",
+            UnauthorisedSeller => "is sold by a shop the brand has not authorised",
+            WellKnownOtherGoods => "uses a well-known mark on other goods",
+            AllowedByReviewer => "was allowed by a reviewer",
         }
     }
 
@@ -200,6 +218,17 @@ impl ReasonCode {
             TrustedRetailer => "The shop is a large retailer of genuine goods.",
             CompatibilityUse => "The brand names what the product fits (e.g. \"for iPhone\").",
             ClassMismatch => "The goods fall outside the classes the mark is registered for.",
+            OfficialStore => {
+                "The platform's own store or the brand's official flagship store."
+            }
+            UnauthorisedSeller => {
+                "The brand's goods at a genuine price from a shop it has not authorised: \
+                 grey-market or parallel trade."
+            }
+            WellKnownOtherGoods => {
+                "A well-known mark (驰名商标) used on goods outside its registered classes."
+            }
+            AllowedByReviewer => "A reviewer's allow rule (seller or title) matches.",
         }
     }
 }

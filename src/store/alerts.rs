@@ -1101,6 +1101,7 @@ mod tests {
                 digest: Some("0 9 * * 1".to_owned()),
                 language: Language::Zh,
             },
+            ..Brand::default()
         };
         store
             .import_registry(std::slice::from_ref(&brand), "test", "t")

@@ -216,6 +216,7 @@ impl Store {
                 aliases: aliases.remove(&id).unwrap_or_default(),
                 marks: marks.remove(&id).unwrap_or_default(),
                 alerts: prefs.remove(&id).unwrap_or_default(),
+                ..Brand::default()
             })
             .collect())
     }

@@ -120,7 +120,7 @@ impl Store {
              WHERE id IN (SELECT id FROM listings
                           WHERE platform = ? AND detail_evidence_id IS NULL AND id <= ?
                           ORDER BY detail_tried_at, id LIMIT ?)
-             RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad",
+             RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated",
         )
         .bind(now())
         .bind(platform)
@@ -457,10 +457,11 @@ async fn upsert_listings<'a>(
     if !fresh.is_empty() {
         let inserted: Vec<(i64, String, String)> = sqlx::query_as(
             "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
-             evidence_id, first_seen, last_seen)
+             self_operated, evidence_id, first_seen, last_seen)
              SELECT j.value ->> 'platform', j.value ->> 'item_id', j.value ->> 'url', j.value ->> 'title',
                     j.value ->> 'seller', j.value ->> 'price', j.value ->> 'currency', j.value ->> 'category',
-                    coalesce(j.value ->> 'is_ad', 0), j.value ->> 'evidence_id', j.value ->> 'seen_at',
+                    coalesce(j.value ->> 'is_ad', 0), coalesce(j.value ->> 'self_operated', 0),
+                    j.value ->> 'evidence_id', j.value ->> 'seen_at',
                     j.value ->> 'seen_at'
              FROM jsonb_each(?) j
              RETURNING id, platform, item_id",

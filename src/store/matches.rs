@@ -54,7 +54,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
         let rows: Vec<ListingRow> = sqlx::query_as(
-            "SELECT id, platform, item_id, url, title, seller, price, currency, category, is_ad
+            "SELECT id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated
              FROM listings WHERE id > ? ORDER BY id LIMIT ?",
         )
         .bind(after_id)
@@ -101,6 +101,7 @@ pub(super) struct ListingRow {
     currency: String,
     category: Option<String>,
     is_ad: bool,
+    self_operated: bool,
 }
 
 impl ListingRow {
@@ -119,6 +120,7 @@ impl ListingRow {
             currency: self.currency,
             category: self.category,
             is_ad: self.is_ad,
+            self_operated: self.self_operated,
         };
         (self.id, listing)
     }

@@ -53,6 +53,9 @@ pub(crate) struct Entry {
     readings: Vec<[u16; MAX_READINGS]>,
     /// Toneless pinyin, if the mark is Chinese ("nai ke").
     pub pinyin: Option<String>,
+    /// How common the Chinese mark is as an everyday word (the segmenter's dictionary
+    /// frequency before the marks were added; 0 if not a word there): 苹果 is a fruit first.
+    pub word_freq: usize,
 }
 
 /// How a mark was found.
@@ -323,6 +326,7 @@ impl MarkIndex {
         let mut homophones: FxHashMap<SoundKey, Vec<SoundAlike>> = FxHashMap::default();
         let mut jieba = Jieba::new();
         let mut variants = Vec::new();
+        let mut word_freqs = Vec::new();
 
         for (i, e) in entries.iter().enumerate() {
             let latin_only = !e.key.is_empty() && !e.display.chars().any(is_han);
@@ -352,6 +356,9 @@ impl MarkIndex {
                 // Chinese or mixed: searched in the simplified text.
                 let simple = e.simple.clone();
                 if simple.chars().all(is_han) {
+                    if jieba.has_word(&simple) {
+                        word_freqs.push((i, jieba.suggest_freq(&simple)));
+                    }
                     jieba.add_word(&simple, None, None);
                     han_patterns.push(simple.clone());
                     han_entries.push(i);
@@ -413,6 +420,9 @@ impl MarkIndex {
                 .map(Some)
                 .map_err(|e| MatcherError::Index(e.to_string()))
         };
+        for (i, freq) in word_freqs {
+            entries[i].word_freq = freq;
+        }
         Ok(MarkIndex {
             han: build_ac(&han_patterns)?,
             mixed: build_ac(&mixed_patterns)?,
@@ -856,6 +866,7 @@ fn make_entry(
         simple,
         readings,
         pinyin,
+        word_freq: 0,
     })
 }
 

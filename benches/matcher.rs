@@ -212,6 +212,7 @@ fn item(l: &Listing) -> MatchItem<'_> {
         price: l.price,
         category: l.category.as_deref(),
         platform: "taobao",
+        ..MatchItem::default()
     }
 }
 

@@ -30,6 +30,19 @@ const TRUSTED_RETAILERS: (&str, &str) = (
 );
 const GOODS_CLASSES: (&str, &str) = ("goods_classes.tsv", include_str!("data/goods_classes.tsv"));
 const ENGLISH_WORDS: (&str, &str) = ("english_words.txt", include_str!("data/english_words.txt"));
+const ACCESSORY_TERMS: (&str, &str) = (
+    "accessory_terms.txt",
+    include_str!("data/accessory_terms.txt"),
+);
+const OFFICIAL_STORES: (&str, &str) = (
+    "official_stores.txt",
+    include_str!("data/official_stores.txt"),
+);
+const EVERYDAY_NAMES: (&str, &str) = (
+    "everyday_names.txt",
+    include_str!("data/everyday_names.txt"),
+);
+const NAME_TRAPS: (&str, &str) = ("name_traps.txt", include_str!("data/name_traps.txt"));
 
 /// Where a compatibility term stands relative to the brand it qualifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,12 +125,33 @@ pub(crate) struct Context {
     /// Nice classes per goods term; empty for a stop word.
     pub goods_classes: Vec<Vec<u8>>,
     pub english: rustc_hash::FxHashSet<String>,
+    /// Goods made to fit another maker's product (cases, films, cables, straps).
+    pub accessory: TermList,
+    /// The platforms' own stores, by whole shop name and by part of one (`shop_key` forms).
+    pub official_shops: Vec<String>,
+    pub official_parts: Vec<String>,
+    /// Words that make a shop named after a brand its official flagship store.
+    pub flagship: Vec<String>,
+    /// Marks that are everyday words or proper names beyond the dictionaries.
+    pub everyday: rustc_hash::FxHashSet<String>,
+    /// Phrases containing a mark that name something else (戴森球 is a game).
+    pub traps: TermList,
 }
 
 impl Context {
     pub(super) fn load() -> Result<Self, MatcherError> {
         let (compat_terms, compatibility_side) = parse_compatibility(COMPATIBILITY_TERMS)?;
         let (goods_terms, goods_classes) = parse_goods(GOODS_CLASSES)?;
+        let (mut official_shops, mut official_parts, mut flagship) = (vec![], vec![], vec![]);
+        for term in parse_terms(OFFICIAL_STORES)? {
+            if let Some(part) = term.strip_prefix('*') {
+                official_parts.push(shop_key(part));
+            } else if let Some(word) = term.strip_prefix('@') {
+                flagship.push(shop_key(word));
+            } else {
+                official_shops.push(shop_key(&term));
+            }
+        }
         Ok(Context {
             counterfeit: TermList::new(COUNTERFEIT_TERMS.0, parse_terms(COUNTERFEIT_TERMS)?)?,
             original: TermList::new(ORIGINAL_CLAIMS.0, parse_terms(ORIGINAL_CLAIMS)?)?,
@@ -132,7 +166,28 @@ impl Context {
             goods: TermList::new(GOODS_CLASSES.0, goods_terms)?,
             goods_classes,
             english: parse_terms(ENGLISH_WORDS)?.into_iter().collect(),
+            accessory: TermList::new(ACCESSORY_TERMS.0, parse_terms(ACCESSORY_TERMS)?)?,
+            official_shops,
+            official_parts,
+            flagship,
+            everyday: parse_terms(EVERYDAY_NAMES)?.into_iter().collect(),
+            traps: TermList::new(NAME_TRAPS.0, parse_terms(NAME_TRAPS)?)?,
         })
+    }
+
+    /// Whether the shop is a platform's own store (京东自营, 天猫超市, Amazon).
+    pub(super) fn is_platform_store(&self, shop: &str) -> bool {
+        !shop.is_empty()
+            && (self.official_shops.iter().any(|s| s == shop)
+                || self
+                    .official_parts
+                    .iter()
+                    .any(|p| shop.contains(p.as_str())))
+    }
+
+    /// Whether the shop's name calls it an official flagship store (官方旗舰店).
+    pub(super) fn is_flagship(&self, shop: &str) -> bool {
+        self.flagship.iter().any(|f| shop.contains(f.as_str()))
     }
 
     /// Whether `word` (lower-case ASCII) is an ordinary English word or a plain

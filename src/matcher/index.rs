@@ -42,7 +42,7 @@ pub(crate) struct Entry {
     /// An unregistered name the brand is known by: weaker evidence than a mark.
     pub alias: bool,
     /// Latin key, if the mark is Latin.
-    key: String,
+    pub key: String,
     /// Word lengths of the Latin key.
     split: Vec<u8>,
     /// The mark is written with punctuation (SK-II).

@@ -32,6 +32,9 @@ pub struct ListingRecord {
     /// ISO 4217 code of `price` [default: CNY].
     #[serde(default)]
     pub currency: Option<String>,
+    /// The page marks the shop as the platform's own (京东自营).
+    #[serde(default)]
+    pub self_operated: bool,
 }
 
 impl ListingRecord {
@@ -39,9 +42,11 @@ impl ListingRecord {
         Item {
             title: &self.title,
             seller: &self.seller,
-            price: super::cny_price(self.price, self.currency.as_deref().unwrap_or("CNY")),
+            price: self.price,
+            currency: self.currency.as_deref().unwrap_or(""),
             category: self.category.as_deref(),
             platform: &self.platform,
+            self_operated: self.self_operated,
         }
     }
 }

@@ -17,7 +17,9 @@ mod jsonl;
 mod normalize;
 mod weights;
 
-use crate::model::{Brand, Listing};
+use std::collections::HashMap;
+
+use crate::model::{AllowKind, AllowRule, Brand, Listing, RejectReason};
 use crate::model::{Outcome, Reason, ReasonCode, Verdict};
 use context::{Context, Side};
 use index::{Hit, HitKind, MarkIndex};
@@ -34,17 +36,15 @@ pub struct Item<'a> {
     pub title: &'a str,
     /// Shop or seller name; empty if unknown.
     pub seller: &'a str,
-    /// Lowest displayed price in CNY.
+    /// Lowest displayed price, in `currency`.
     pub price: Option<f64>,
+    /// ISO 4217 code of `price`; empty means CNY.
+    pub currency: &'a str,
     /// Category breadcrumb, e.g. "运动户外 > 运动鞋".
     pub category: Option<&'a str>,
     pub platform: &'a str,
-}
-
-/// The price to weigh: prices are weighed in CNY, and another currency is not compared until
-/// exchange rates exist.
-fn cny_price(price: Option<f64>, currency: &str) -> Option<f64> {
-    price.filter(|_| currency.eq_ignore_ascii_case("CNY"))
+    /// The page marks the shop as the platform's own (京东自营, sold by Amazon).
+    pub self_operated: bool,
 }
 
 impl<'a> From<&'a Listing> for Item<'a> {
@@ -52,11 +52,23 @@ impl<'a> From<&'a Listing> for Item<'a> {
         Item {
             title: &l.title,
             seller: l.seller.as_deref().unwrap_or(""),
-            price: cny_price(l.price, &l.currency),
+            price: l.price,
+            currency: &l.currency,
             category: l.category.as_deref(),
             platform: &l.platform,
+            self_operated: l.self_operated,
         }
     }
+}
+
+/// What a matcher is built with besides the registry.
+#[derive(Debug, Clone, Default)]
+pub struct MatchSettings {
+    /// CNY per unit of other currencies ("USD" -> 7.2). A price in a currency that is
+    /// neither CNY nor here is not compared with reference prices at all.
+    pub rates: HashMap<String, f64>,
+    /// Reviewers' allow rules: a listing one matches is clear for that brand.
+    pub allow: Vec<AllowRule>,
 }
 
 /// Errors building a matcher.
@@ -84,8 +96,24 @@ pub enum MatcherError {
 struct BrandInfo {
     name: String,
     reference_price: Option<f64>,
+    /// Price floors by goods group, checked before `reference_price`.
+    floors: Vec<Floor>,
     /// Shop names, normalised by `shop_key`.
     authorised: Vec<String>,
+    well_known: bool,
+    watch_unauthorised: bool,
+    trust_official: bool,
+    /// Reviewers' allowed shops (`shop_key` forms) and title word sets (normalised).
+    allowed_shops: Vec<(String, RejectReason)>,
+    allowed_titles: Vec<(Vec<String>, RejectReason)>,
+}
+
+/// The lowest genuine price of one group of a brand's goods.
+struct Floor {
+    /// Normalised like titles, so 耳機 finds 耳机.
+    words: Vec<String>,
+    classes: Vec<u8>,
+    min: f64,
 }
 
 /// The registry, indexed for matching. Build once, share by reference across threads.
@@ -94,6 +122,10 @@ pub struct Matcher {
     index: MarkIndex,
     norm: Normalizer,
     context: Context,
+    /// CNY per unit, by upper-case ISO 4217 code.
+    rates: HashMap<String, f64>,
+    /// Per entry of the index: the mark is also an everyday word or name (苹果, Hermes).
+    everyday: Vec<bool>,
 }
 
 /// The evidence about one brand in one listing.
@@ -112,7 +144,17 @@ struct ListingContext<'t> {
     parallel: Option<String>,
     /// Compatibility terms in the title, as (term, side, first char, end char).
     compatibility: Vec<(String, Side, u32, u32)>,
+    /// Accessory words in the title, as (term, first char, end char), and whether the
+    /// category names an accessory.
+    accessory: Vec<(String, u32, u32)>,
+    accessory_category: Option<String>,
     classes: Option<(Vec<u8>, String)>,
+    /// The category and the title, normalised, where price groups' words are looked for.
+    goods_text: String,
+    /// The shop is a platform's own store, by the page's flag or its name.
+    platform_store: bool,
+    /// The shop calls itself an official flagship store.
+    flagship: bool,
     title: &'t str,
 }
 
@@ -120,30 +162,126 @@ impl Matcher {
     /// Indexes the registry. Loading the script converter and the word segmenter takes a
     /// noticeable fraction of a second, so build one matcher and share it.
     pub fn new(brands: &[Brand]) -> Result<Matcher, MatcherError> {
+        Self::with_settings(brands, &MatchSettings::default())
+    }
+
+    /// Indexes the registry with exchange rates and reviewers' allow rules.
+    pub fn with_settings(
+        brands: &[Brand],
+        settings: &MatchSettings,
+    ) -> Result<Matcher, MatcherError> {
         let norm = Normalizer::new()?;
         let context = Context::load()?;
         let index = MarkIndex::build(brands, &norm)?;
-        let brands = brands
+        let words = |text: &str| -> Vec<String> {
+            norm.analyse(text)
+                .simple
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        let mut infos: Vec<BrandInfo> = brands
             .iter()
             .map(|b| BrandInfo {
                 name: b.name.clone(),
                 reference_price: b.reference_price_cny.filter(|p| p.is_finite() && *p > 0.0),
+                floors: b
+                    .prices
+                    .iter()
+                    .filter(|f| f.min_price_cny.is_finite() && f.min_price_cny > 0.0)
+                    .map(|f| Floor {
+                        words: f
+                            .words
+                            .iter()
+                            .map(|w| norm.analyse(w.trim()).simple)
+                            .filter(|w| !w.is_empty())
+                            .collect(),
+                        classes: f.classes.clone(),
+                        min: f.min_price_cny,
+                    })
+                    .collect(),
                 authorised: b.authorized_sellers.iter().map(|s| shop_key(s)).collect(),
+                well_known: b.well_known,
+                watch_unauthorised: b.watch_unauthorised,
+                trust_official: b.trust_official_stores,
+                allowed_shops: Vec::new(),
+                allowed_titles: Vec::new(),
             })
             .collect();
+        let by_name: HashMap<&str, usize> = brands
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.name.as_str(), i))
+            .collect();
+        // A rule for a brand no longer in the registry has nothing to clear.
+        for rule in &settings.allow {
+            let Some(&i) = by_name.get(rule.brand.as_str()) else {
+                continue;
+            };
+            match rule.kind {
+                AllowKind::Seller => {
+                    let shop = shop_key(&rule.pattern);
+                    if !shop.is_empty() {
+                        infos[i].allowed_shops.push((shop, rule.reason));
+                    }
+                }
+                AllowKind::Title => {
+                    let w = words(&rule.pattern);
+                    if !w.is_empty() {
+                        infos[i].allowed_titles.push((w, rule.reason));
+                    }
+                }
+            }
+        }
+        let everyday = index
+            .entries
+            .iter()
+            .map(|e| is_everyday(e, &context))
+            .collect();
+        let rates = settings
+            .rates
+            .iter()
+            .filter(|(_, r)| r.is_finite() && **r > 0.0)
+            .map(|(code, r)| (code.trim().to_ascii_uppercase(), *r))
+            .collect();
         Ok(Matcher {
-            brands,
+            brands: infos,
             index,
             norm,
             context,
+            rates,
+            everyday,
         })
+    }
+
+    /// The price in CNY, if it can be compared: CNY, or a currency with a rate.
+    fn cny(&self, item: &Item) -> Option<(f64, Option<String>)> {
+        let price = item.price.filter(|p| p.is_finite() && *p >= 0.0)?;
+        let code = item.currency.trim();
+        if code.is_empty() || code.eq_ignore_ascii_case("CNY") {
+            return Some((price, None));
+        }
+        let code = code.to_ascii_uppercase();
+        let rate = self.rates.get(&code)?;
+        Some((price * rate, Some(format!("{price} {code}"))))
     }
 
     /// Judges one listing.
     pub fn check(&self, item: &Item) -> Verdict {
         let title = self.norm.analyse(item.title);
         let seller = self.norm.analyse(item.seller);
-        let title_hits = self.index.find(&title, &self.context, &self.norm);
+        let mut title_hits = self.index.find(&title, &self.context, &self.norm);
+        // 戴森球 is a game and 潘多拉魔盒 a myth: a mark inside such a phrase is no mark.
+        let traps: Vec<(u32, u32)> = self
+            .context
+            .traps
+            .find_all(&title.simple)
+            .iter()
+            .map(|f| (title.char_at(f.start), title.char_at(f.end)))
+            .collect();
+        if !traps.is_empty() {
+            title_hits.retain(|h| !traps.iter().any(|&(a, b)| a <= h.first && h.end <= b));
+        }
         let seller_hits = self.index.find(&seller, &self.context, &self.norm);
         if title_hits.is_empty() && seller_hits.is_empty() {
             return Verdict::clear();
@@ -229,10 +367,34 @@ impl Matcher {
             .collect();
         // The category is the platform's own statement of the goods; the title's goods
         // words count when the category names none.
-        let classes = item
-            .category
-            .and_then(|c| cx.classes_in(&self.norm.analyse(c).simple))
+        let category = item.category.map(|c| self.norm.analyse(c).simple);
+        let classes = category
+            .as_deref()
+            .and_then(|c| cx.classes_in(c))
             .or_else(|| cx.classes_in(&title.simple));
+        let accessory = cx
+            .accessory
+            .find_all(&title.simple)
+            .into_iter()
+            .map(|f| {
+                (
+                    cx.accessory.term(f.term).to_string(),
+                    title.char_at(f.start),
+                    title.char_at(f.end),
+                )
+            })
+            .collect();
+        // The breadcrumb's last step names the goods (手机配件 > 手机壳).
+        let accessory_category = category.as_deref().and_then(|c| {
+            let last = c.rsplit('>').next().unwrap_or(c);
+            cx.accessory
+                .find_first(last)
+                .map(|f| last[f.start..f.end].to_string())
+        });
+        let goods_text = match &category {
+            Some(c) => format!("{c} {}", title.simple),
+            None => title.simple.clone(),
+        };
         ListingContext {
             counterfeit,
             risk,
@@ -240,7 +402,12 @@ impl Matcher {
             original,
             parallel,
             compatibility,
+            accessory,
+            accessory_category,
             classes,
+            goods_text,
+            platform_store: item.self_operated || cx.is_platform_store(&shop),
+            flagship: cx.is_flagship(&shop),
             title: item.title,
         }
     }
@@ -273,13 +440,19 @@ impl Matcher {
         // copy or an original makes it a lead, whatever the price.
         let alias_only = main.kind == HitKind::Alias;
         weigh_wording(cx, &mut tally);
-        self.weigh_price(brand, item, cx, main, best_seller.is_some(), &mut tally);
+        let genuine = self.weigh_price(brand, item, cx, &mut tally);
 
         // What follows mostly explains the hit away, capping the score.
         let Tally {
             mut score,
             mut reasons,
         } = tally;
+        // Copy wording or an originality claim: the listing is about the brand's goods, not
+        // about what they fit or an everyday word.
+        let claims = !cx.counterfeit.is_empty() || cx.original.is_some();
+        let disguised = c.title.iter().any(|h| h.kind.is_disguised());
+        // A reason below has already explained the hit away.
+        let mut explained = false;
 
         if let Some(term) = &cx.parallel {
             score += w::PARALLEL_IMPORT;
@@ -299,13 +472,12 @@ impl Matcher {
         }
 
         // A disguised mark (Airpobs, N1KE) is not how one names what a product fits.
-        let disguised = c.title.iter().any(|h| h.kind.is_disguised());
-        if cx.original.is_none()
-            && cx.counterfeit.is_empty()
+        if !claims
             && !disguised
             && let Some(term) = self.compatibility_near(&c.title, title, cx)
         {
             score = score.min(w::COMPATIBILITY_CAP);
+            explained = true;
             reasons.push(Reason {
                 code: ReasonCode::CompatibilityUse,
                 detail: format!(
@@ -315,17 +487,46 @@ impl Matcher {
             });
         }
 
-        if let Some((classes, word)) = &cx.classes {
-            let mut mark_classes: Vec<u8> = c
-                .title
-                .iter()
-                .chain(&c.seller)
-                .flat_map(|h| entries[h.entry].classes.iter().copied())
-                .collect();
-            mark_classes.sort_unstable();
-            mark_classes.dedup();
-            if !classes.iter().any(|k| mark_classes.contains(k)) {
+        let mut mark_classes: Vec<u8> = c
+            .title
+            .iter()
+            .chain(&c.seller)
+            .flat_map(|h| entries[h.entry].classes.iter().copied())
+            .collect();
+        mark_classes.sort_unstable();
+        mark_classes.dedup();
+        let in_class = cx
+            .classes
+            .as_ref()
+            .map(|(classes, _)| classes.iter().any(|k| mark_classes.contains(k)));
+        // 苹果 is a fruit and Hermes a god before they are marks: such a word counts only on
+        // the mark's goods, or when the listing itself says it means the brand.
+        let everyday = self.everyday[main.entry]
+            && matches!(
+                main.kind,
+                HitKind::Exact | HitKind::Chinese | HitKind::Traditional | HitKind::Pinyin
+            )
+            && !claims;
+        match (&cx.classes, in_class) {
+            (Some((classes, word)), Some(false)) if brand.well_known && !everyday => {
+                if !explained {
+                    score = score.max(w::SUSPECT_FROM);
+                }
+                reasons.push(Reason {
+                    code: ReasonCode::WellKnownOtherGoods,
+                    detail: format!(
+                        "the goods (\"{word}\": class {}) are outside the classes {} is \
+                         registered for ({}), but it is a well-known mark, protected on other \
+                         goods too",
+                        join(classes),
+                        main_entry.display,
+                        join(&mark_classes)
+                    ),
+                });
+            }
+            (Some((classes, word)), Some(false)) => {
                 score = score.min(w::CLASS_MISMATCH_CAP);
+                explained = true;
                 reasons.push(Reason {
                     code: ReasonCode::ClassMismatch,
                     detail: format!(
@@ -337,9 +538,28 @@ impl Matcher {
                     ),
                 });
             }
+            (None, _) if everyday => {
+                score = score.min(w::EVERYDAY_WORD_CAP);
+                explained = true;
+                reasons.push(Reason {
+                    code: ReasonCode::EverydayWord,
+                    detail: format!(
+                        "\"{}\" is also an everyday word or name, and nothing places the goods \
+                         in its classes ({})",
+                        main_entry.display,
+                        join(&mark_classes)
+                    ),
+                });
+            }
+            _ => {}
         }
 
         let shop = shop_key(item.seller);
+        // A flagship store is official only for the brand its name carries.
+        let own_flagship = cx.flagship
+            && c.seller
+                .iter()
+                .any(|h| !entries[h.entry].alias && entries[h.entry].brand == c.brand);
         // The brand's own shop, or a large retailer: what else the listing shows (the shop
         // name, a sale price) explains nothing, so only the hit and the shop are given.
         if !shop.is_empty() && brand.authorised.contains(&shop) {
@@ -353,6 +573,18 @@ impl Matcher {
                     brand.name
                 ),
             });
+        } else if brand.trust_official && (cx.platform_store || own_flagship) {
+            score = score.min(w::AUTHORISED_CAP);
+            reasons.truncate(1);
+            let what = if own_flagship {
+                format!("{}'s official flagship store", brand.name)
+            } else {
+                format!("the {} platform's own store", platform_name(item.platform))
+            };
+            reasons.push(Reason {
+                code: ReasonCode::OfficialStore,
+                detail: format!("\"{}\" is {what}", item.seller.trim()),
+            });
         } else if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
             score = score.min(w::TRUSTED_RETAILER_CAP);
             reasons.truncate(1);
@@ -363,10 +595,48 @@ impl Matcher {
                     item.seller.trim()
                 ),
             });
+        } else if let Some(g) = genuine
+            && cx.counterfeit.is_empty()
+            && cx.risk.is_empty()
+            && main.kind.is_plain()
+            && best_seller.is_none()
+            && !explained
+        {
+            if brand.watch_unauthorised && in_class == Some(true) {
+                // Genuine goods, most likely, but not through the brand's channel.
+                score = score.clamp(w::SUSPECT_FROM, w::UNAUTHORISED_CAP);
+                reasons.push(Reason {
+                    code: ReasonCode::UnauthorisedSeller,
+                    detail: format!(
+                        "{} at {}, a genuine price, from \"{}\", a shop that is neither \
+                         authorised by {} nor official",
+                        main_entry.display,
+                        g.price,
+                        item.seller.trim(),
+                        brand.name
+                    ),
+                });
+            } else {
+                score -= w::GENUINE_PRICE;
+                reasons.push(Reason {
+                    code: ReasonCode::GenuinePrice,
+                    detail: format!(
+                        "price {} is in line with {}'s reference price of {} CNY{}, as a \
+                         reseller of genuine goods would charge",
+                        g.price, brand.name, g.reference, g.group
+                    ),
+                });
+            }
         }
 
-        if alias_only && cx.counterfeit.is_empty() && cx.original.is_none() {
+        if alias_only && !claims {
             score = score.min(w::ALIAS_ONLY_CAP);
+        }
+
+        if let Some(reason) = self.allowed(brand, &shop, title) {
+            score = score.min(w::AUTHORISED_CAP);
+            reasons.truncate(1);
+            reasons.push(reason);
         }
 
         let score = score.clamp(0.0, 1.0);
@@ -384,6 +654,33 @@ impl Matcher {
             mark: (!main_entry.alias).then(|| main_entry.display.clone()),
             reasons,
         }
+    }
+
+    /// A reviewer's allow rule for this brand that the shop or the title matches.
+    fn allowed(&self, brand: &BrandInfo, shop: &str, title: &Analysed) -> Option<Reason> {
+        if let Some((_, why)) = brand.allowed_shops.iter().find(|(s, _)| s == shop) {
+            return Some(Reason {
+                code: ReasonCode::AllowedByReviewer,
+                detail: format!(
+                    "a reviewer allowed this shop for {} ({})",
+                    brand.name,
+                    reject_phrase(*why)
+                ),
+            });
+        }
+        let (words, why) = brand
+            .allowed_titles
+            .iter()
+            .find(|(words, _)| words.iter().all(|w| title.simple.contains(w.as_str())))?;
+        Some(Reason {
+            code: ReasonCode::AllowedByReviewer,
+            detail: format!(
+                "a reviewer allowed titles with \"{}\" for {} ({})",
+                words.join(" "),
+                brand.name,
+                reject_phrase(*why)
+            ),
+        })
     }
 
     /// The mark itself: the strongest hit in the title, else in the shop name, and the
@@ -424,24 +721,46 @@ impl Matcher {
         Some((main, Tally { score, reasons }))
     }
 
-    /// The price against the brand's reference price: a claim to be original far below
-    /// it, a price far below it, or (for a plain mark with nothing else against it) a
-    /// price a reseller of genuine goods would charge.
+    /// The reference price for these goods: the lowest floor of the brand's price groups
+    /// the listing falls in, else the brand-wide figure, with the group's word or class.
+    fn reference(&self, brand: &BrandInfo, cx: &ListingContext) -> Option<(f64, String)> {
+        let classes = cx
+            .classes
+            .as_ref()
+            .map(|(c, _)| c.as_slice())
+            .unwrap_or(&[]);
+        brand
+            .floors
+            .iter()
+            .filter_map(|f| {
+                let word = f.words.iter().find(|w| cx.goods_text.contains(w.as_str()));
+                let class = f.classes.iter().find(|k| classes.contains(k));
+                match (word, class) {
+                    (Some(w), _) => Some((f.min, format!(" for \"{w}\""))),
+                    (None, Some(k)) => Some((f.min, format!(" for class {k} goods"))),
+                    (None, None) => None,
+                }
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .or_else(|| brand.reference_price.map(|r| (r, String::new())))
+    }
+
+    /// The price against the reference price for these goods: a claim to be original far
+    /// below it, or a price far below it. A price a reseller of genuine goods would charge
+    /// is returned for `judge` to weigh once it knows the shop.
     fn weigh_price(
         &self,
         brand: &BrandInfo,
         item: &Item,
         cx: &ListingContext,
-        main: Hit,
-        seller_hit: bool,
         tally: &mut Tally,
-    ) {
-        let ratio = match (item.price, brand.reference_price) {
-            (Some(p), Some(r)) if p.is_finite() && p >= 0.0 => Some((p, r, p / r)),
-            _ => None,
-        };
-        let Some((price, reference, ratio)) = ratio else {
-            return;
+    ) -> Option<GenuinePrice> {
+        let (cny, shown) = self.cny(item)?;
+        let (reference, group) = self.reference(brand, cx)?;
+        let ratio = cny / reference;
+        let price = match shown {
+            Some(shown) => format!("{shown} ({cny:.0} CNY)"),
+            None => format!("{cny} CNY"),
         };
         let below = ((1.0 - ratio) * 100.0).round();
         if let Some(claim) = &cx.original
@@ -451,8 +770,8 @@ impl Matcher {
             tally.reasons.push(Reason {
                 code: ReasonCode::OriginalClaim,
                 detail: format!(
-                    "claims to be original (\"{claim}\") at {price} CNY, {below}% below \
-                     {}'s reference price of {reference} CNY",
+                    "claims to be original (\"{claim}\") at {price}, {below}% below \
+                     {}'s reference price of {reference} CNY{group}",
                     brand.name
                 ),
             });
@@ -467,30 +786,26 @@ impl Matcher {
             tally.reasons.push(Reason {
                 code: ReasonCode::PriceBelowReference,
                 detail: format!(
-                    "price {price} CNY is {below}% below {}'s reference price of \
-                     {reference} CNY",
+                    "price {price} is {below}% below {}'s reference price of \
+                     {reference} CNY{group}",
                     brand.name
                 ),
             });
-        } else if ratio >= w::GENUINE_PRICE_MIN_RATIO
-            && cx.counterfeit.is_empty()
-            && cx.risk.is_empty()
-            && main.kind.is_plain()
-            && !seller_hit
-        {
-            tally.score -= w::GENUINE_PRICE;
-            tally.reasons.push(Reason {
-                code: ReasonCode::GenuinePrice,
-                detail: format!(
-                    "price {price} CNY is in line with {}'s reference price of \
-                     {reference} CNY, as a reseller of genuine goods would charge",
-                    brand.name
-                ),
-            });
+            None
+        } else if ratio >= w::GENUINE_PRICE_MIN_RATIO {
+            Some(GenuinePrice {
+                price,
+                reference,
+                group,
+            })
+        } else {
+            None
         }
     }
 
-    /// A compatibility term right next to one of the brand's hits in the title.
+    /// A compatibility term right next to one of the brand's hits in the title, or an
+    /// accessory the brand's name qualifies (苹果ipad保护套, 索尼 PS5 手柄 保护壳), or a
+    /// category that names an accessory.
     fn compatibility_near(
         &self,
         hits: &[Hit],
@@ -500,13 +815,29 @@ impl Matcher {
         // Up to this many characters may stand between, of which at most two Chinese
         // ("适用于华为苹果", "iPhone 15 Pro Max专用").
         const GAP: u32 = 12;
-        let gap_ok = |from: u32, to: u32| {
-            to >= from
-                && to - from <= GAP
-                && (from..to)
-                    .filter(|&i| title.chars[i as usize].flags.han)
-                    .count()
-                    <= 2
+        // An accessory word may stand further off, past a model name ("苹果 iPhone 15 Pro
+        // Max 硅胶 手机壳"), but not across the whole title.
+        const ACCESSORY_GAP: u32 = 24;
+        const ACCESSORY_HAN: usize = 8;
+        let han_between = |from: u32, to: u32| {
+            (from..to)
+                .filter(|&i| title.chars[i as usize].flags.han)
+                .count()
+        };
+        let gap_ok =
+            |from: u32, to: u32| to >= from && to - from <= GAP && han_between(from, to) <= 2;
+        let near = |from: u32, to: u32| {
+            to >= from && to - from <= ACCESSORY_GAP && han_between(from, to) <= ACCESSORY_HAN
+        };
+        // 送鞋带, 赠保护套: a gift with the goods, not the goods.
+        let gift = |first: u32| {
+            (first.saturating_sub(2)..first).any(|i| {
+                let c = title.chars[i as usize];
+                matches!(
+                    title.simple[c.byte as usize..].chars().next(),
+                    Some('送' | '赠' | '附')
+                )
+            })
         };
         cx.compatibility
             .iter()
@@ -517,6 +848,18 @@ impl Matcher {
                 })
             })
             .map(|(term, ..)| term.clone())
+            .or_else(|| cx.accessory_category.clone())
+            .or_else(|| {
+                cx.accessory
+                    .iter()
+                    .find(|(_, first, end)| {
+                        !gift(*first)
+                            && hits
+                                .iter()
+                                .any(|h| near(h.end, *first) || near(*end, h.first))
+                    })
+                    .map(|(term, ..)| term.clone())
+            })
     }
 
     fn hit_reason(&self, hit: Hit, text: &Analysed, original: &str) -> Reason {
@@ -620,6 +963,42 @@ impl Matcher {
     }
 }
 
+/// A price in line with the reference: what a reseller of genuine goods charges.
+struct GenuinePrice {
+    /// As shown, with its CNY value if converted.
+    price: String,
+    reference: f64,
+    /// " for \"耳机\"" when a price group's floor was used, else empty.
+    group: String,
+}
+
+/// Whether a mark is also an everyday word or name: a common Chinese word (苹果), an
+/// English word (coach), or a listed name (Hermes, Pandora).
+fn is_everyday(e: &index::Entry, cx: &Context) -> bool {
+    e.word_freq >= w::EVERYDAY_WORD_FREQ
+        || (!e.key.is_empty() && (cx.is_english(&e.key) || cx.everyday.contains(&e.key)))
+        || cx.everyday.contains(&e.display.to_lowercase())
+}
+
+fn reject_phrase(why: RejectReason) -> &'static str {
+    match why {
+        RejectReason::AuthorisedSeller => "an authorised seller",
+        RejectReason::GenuineGoods => "genuine goods",
+        RejectReason::NotOurGoods => "not the brand's goods",
+    }
+}
+
+/// A platform key as people name it.
+fn platform_name(platform: &str) -> &str {
+    match platform {
+        "jd" => "JD",
+        "tmall" => "Tmall",
+        "taobao" => "Taobao",
+        "amazon_cn" => "Amazon",
+        other => other,
+    }
+}
+
 /// The score and reasons of one candidate, as they build up.
 struct Tally {
     score: f64,
@@ -690,6 +1069,7 @@ mod tests {
             price,
             category,
             platform: "taobao",
+            ..Item::default()
         })
     }
 
@@ -730,6 +1110,7 @@ mod tests {
                     price: None,
                     category: None,
                     platform: "taobao",
+                    ..Item::default()
                 });
                 if v.brand.as_deref() != Some(brand.name.as_str()) {
                     missed.push(format!("{title:?} ({}): {:?}", brand.name, v.brand));
@@ -1014,6 +1395,287 @@ mod tests {
         );
     }
 
+    /// A registry of one brand, with the given changes, and a matcher over it.
+    fn one_brand(marks: &[(&str, &[u8])], change: impl FnOnce(&mut Brand)) -> Matcher {
+        with_rules(marks, change, &MatchSettings::default())
+    }
+
+    fn with_rules(
+        marks: &[(&str, &[u8])],
+        change: impl FnOnce(&mut Brand),
+        settings: &MatchSettings,
+    ) -> Matcher {
+        let mut brand = Brand {
+            name: "Sony".into(),
+            owner: "Sony Group".into(),
+            reference_price_cny: Some(800.0),
+            marks: marks
+                .iter()
+                .map(|(text, classes)| crate::model::Mark {
+                    text: (*text).into(),
+                    jurisdiction: "CN".into(),
+                    registration_no: "T-1".into(),
+                    classes: classes.to_vec(),
+                    expires: None,
+                })
+                .collect(),
+            ..Brand::default()
+        };
+        change(&mut brand);
+        Matcher::with_settings(&[brand], settings).unwrap()
+    }
+
+    fn sold(m: &Matcher, title: &str, seller: &str, price: f64, category: Option<&str>) -> Verdict {
+        m.check(&Item {
+            title,
+            seller,
+            price: Some(price),
+            category,
+            platform: "jd",
+            ..Item::default()
+        })
+    }
+
+    const SONY: &[(&str, &[u8])] = &[("SONY", &[9]), ("索尼", &[9])];
+
+    #[test]
+    fn price_floors_apply_to_their_goods_only() {
+        let m = one_brand(SONY, |b| {
+            b.prices.push(crate::model::PriceFloor {
+                words: vec!["耳机".into(), "earphones".into()],
+                classes: vec![],
+                min_price_cny: 49.0,
+            })
+        });
+        // Genuine wired earphones at 69 CNY are not "far below" an 800 CNY television.
+        let v = sold(
+            &m,
+            "索尼 MDR-EX15AP 入耳式 有线耳机",
+            "数码小铺",
+            69.0,
+            None,
+        );
+        assert!(
+            !codes(&v).contains(&ReasonCode::PriceBelowReference),
+            "{v:#?}"
+        );
+        // The same earphones at 9.9 CNY are.
+        let v = sold(&m, "索尼 MDR-EX15AP 入耳式 有线耳机", "数码小铺", 9.9, None);
+        assert!(
+            codes(&v).contains(&ReasonCode::PriceBelowReference),
+            "{v:#?}"
+        );
+        assert!(
+            v.reasons.iter().any(|r| r.detail.contains("\"耳机\"")),
+            "{v:#?}"
+        );
+        // Goods in no group fall back to the brand-wide figure.
+        let v = sold(&m, "SONY 65寸 4K 电视", "数码小铺", 199.0, None);
+        assert!(
+            codes(&v).contains(&ReasonCode::PriceBelowReference),
+            "{v:#?}"
+        );
+        assert!(v.reasons.iter().any(|r| r.detail.contains("800")), "{v:#?}");
+    }
+
+    #[test]
+    fn prices_in_another_currency_are_converted_or_not_compared() {
+        let title = "SONY WH-1000XM5 耳机";
+        let item = |currency| Item {
+            title,
+            seller: "Euro Shop",
+            price: Some(20.0),
+            currency,
+            platform: "amazon_cn",
+            ..Item::default()
+        };
+        let m = one_brand(SONY, |_| {});
+        // 20 EUR is not 20 CNY: without a rate nothing is said about the price.
+        let v = m.check(&item("EUR"));
+        assert!(
+            !codes(&v).contains(&ReasonCode::PriceBelowReference),
+            "{v:#?}"
+        );
+        let v = m.check(&item("CNY"));
+        assert!(codes(&v).contains(&ReasonCode::PriceBelowReference));
+        let settings = MatchSettings {
+            rates: HashMap::from([("eur".to_string(), 7.8)]),
+            ..MatchSettings::default()
+        };
+        let m = with_rules(SONY, |_| {}, &settings);
+        let v = m.check(&item("EUR"));
+        let below = v
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::PriceBelowReference)
+            .expect("converted and compared");
+        assert!(below.detail.contains("20 EUR (156 CNY)"), "{below:?}");
+    }
+
+    #[test]
+    fn the_platforms_own_and_the_brands_official_stores_are_authorised() {
+        let m = one_brand(SONY, |_| {});
+        let title = "索尼 WI-C100 无线蓝牙耳机 颈挂式";
+        // JD's own store, by the page's flag or by the name JD reserves.
+        let v = m.check(&Item {
+            title,
+            seller: "索尼影音",
+            price: Some(99.0),
+            platform: "jd",
+            self_operated: true,
+            ..Item::default()
+        });
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::OfficialStore), "{v:#?}");
+        clear(&sold(&m, title, "索尼京东自营官方旗舰店", 99.0, None));
+        clear(&sold(&m, title, "天猫超市", 99.0, None));
+        let v = sold(&m, title, "Sony官方旗舰店", 99.0, None);
+        clear(&v);
+        assert!(v.reasons[1].detail.contains("official flagship"), "{v:#?}");
+        // Another brand's flagship store is not Sony's.
+        assert!(
+            sold(&m, title, "耐克官方旗舰店", 9.0, None)
+                .verdict
+                .is_flagged()
+        );
+        // The registry can say otherwise.
+        let m = one_brand(SONY, |b| b.trust_official_stores = false);
+        assert!(
+            sold(&m, title, "索尼京东自营官方旗舰店", 9.0, None)
+                .verdict
+                .is_flagged()
+        );
+    }
+
+    #[test]
+    fn accessories_that_name_what_they_fit_are_clear() {
+        for t in [
+            "苹果ipad保护套 2022款 防摔",
+            "Apple Watch 表带 硅胶 运动 45mm",
+            "iPhone 15 Pro Max 钢化膜 全屏 2片装",
+            "苹果 20W 快充头 PD 充电器",
+        ] {
+            let v = title(t);
+            clear(&v);
+            assert!(
+                codes(&v).contains(&ReasonCode::CompatibilityUse),
+                "{t}: {v:#?}"
+            );
+        }
+        // A copy of the accessory, or a phone with a free screen film, is not.
+        assert!(title("苹果 原装 充电器 20W 正品").verdict.is_flagged());
+        assert!(title("高仿 苹果 ipad 保护套").verdict.is_flagged());
+        assert!(title("苹果 iPhone 15 手机 送钢化膜").verdict.is_flagged());
+    }
+
+    #[test]
+    fn genuine_goods_from_an_unauthorised_shop_are_suspect_unless_the_brand_says_not() {
+        let m = one_brand(SONY, |b| b.authorized_sellers = vec!["索尼授权店".into()]);
+        let title = "SONY WH-1000XM5 头戴式降噪耳机";
+        let v = sold(&m, title, "老王数码", 760.0, None);
+        assert_eq!(v.verdict, Outcome::Suspect, "{v:#?}");
+        assert!(
+            codes(&v).contains(&ReasonCode::UnauthorisedSeller),
+            "{v:#?}"
+        );
+        clear(&sold(&m, title, "索尼授权店", 760.0, None));
+        let m = one_brand(SONY, |b| b.watch_unauthorised = false);
+        let v = sold(&m, title, "老王数码", 760.0, None);
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::GenuinePrice), "{v:#?}");
+    }
+
+    #[test]
+    fn well_known_marks_are_protected_on_other_goods() {
+        let gucci: &[(&str, &[u8])] = &[("GUCCI", &[18, 25]), ("古驰", &[18, 25])];
+        let cushion = "GUCCI 古驰 汽车坐垫 四季通用 座椅套";
+        let m = one_brand(gucci, |b| b.name = "Gucci".into());
+        let v = sold(&m, cushion, "车品小店", 268.0, Some("汽车用品 > 坐垫"));
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::ClassMismatch), "{v:#?}");
+        let m = one_brand(gucci, |b| {
+            b.name = "Gucci".into();
+            b.well_known = true;
+        });
+        let v = sold(&m, cushion, "车品小店", 268.0, Some("汽车用品 > 坐垫"));
+        assert!(v.verdict.is_flagged(), "{v:#?}");
+        assert!(
+            codes(&v).contains(&ReasonCode::WellKnownOtherGoods),
+            "{v:#?}"
+        );
+    }
+
+    #[test]
+    fn everyday_words_need_the_marks_goods() {
+        let apple: &[(&str, &[u8])] = &[("APPLE", &[9]), ("苹果", &[9])];
+        let m = one_brand(apple, |b| {
+            b.name = "Apple".into();
+            b.well_known = true;
+        });
+        // The fruit, whether or not the goods are named, and however famous the mark.
+        let v = sold(&m, "烟台红富士苹果 新鲜水果 5斤装", "果园", 39.9, None);
+        clear(&v);
+        let v = sold(&m, "苹果 大个 又甜 包邮", "果园", 29.9, None);
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::EverydayWord), "{v:#?}");
+        // The mark on its goods, or a listing that says it means the brand, still counts.
+        assert!(
+            sold(&m, "苹果 15 Pro 手机 256G", "数码", 999.0, None)
+                .verdict
+                .is_flagged()
+        );
+        assert!(
+            sold(&m, "高仿苹果 顶级版", "数码", 999.0, None)
+                .verdict
+                .is_flagged()
+        );
+        // A mark inside the name of something else is no mark.
+        let dyson: &[(&str, &[u8])] = &[("DYSON", &[7, 9, 11]), ("戴森", &[7, 9, 11])];
+        let m = one_brand(dyson, |b| b.name = "Dyson".into());
+        let v = sold(
+            &m,
+            "戴森球计划 Dyson Sphere Program 激活码",
+            "游戏",
+            70.0,
+            None,
+        );
+        assert!(v.brand.is_none(), "{v:#?}");
+    }
+
+    #[test]
+    fn reviewers_allow_rules_keep_a_false_positive_from_coming_back() {
+        let rules = |kind, pattern: &str| MatchSettings {
+            allow: vec![
+                AllowRule {
+                    brand: "Sony".into(),
+                    kind,
+                    pattern: pattern.into(),
+                    reason: RejectReason::GenuineGoods,
+                },
+                AllowRule {
+                    brand: "Gone".into(),
+                    kind,
+                    pattern: pattern.into(),
+                    reason: RejectReason::GenuineGoods,
+                },
+            ],
+            ..MatchSettings::default()
+        };
+        let title = "SONY 索尼 随身听 NW-A306";
+        let m = with_rules(SONY, |_| {}, &rules(AllowKind::Seller, "老王 数码"));
+        let v = sold(&m, title, "老王数码", 9.0, None);
+        clear(&v);
+        assert!(codes(&v).contains(&ReasonCode::AllowedByReviewer), "{v:#?}");
+        assert!(sold(&m, title, "别家数码", 9.0, None).verdict.is_flagged());
+        let m = with_rules(SONY, |_| {}, &rules(AllowKind::Title, "随身听 NW-A306"));
+        clear(&sold(&m, title, "别家数码", 9.0, None));
+        assert!(
+            sold(&m, "SONY 随身听 NW-A100", "别家数码", 9.0, None)
+                .verdict
+                .is_flagged()
+        );
+    }
+
     #[test]
     fn clear_listings_without_a_hit_have_no_brand() {
         let v = title("纯棉 T恤 男 夏季 短袖");
@@ -1063,6 +1725,7 @@ mod tests {
                 price,
                 category: c.as_deref(),
                 platform: "x",
+                ..Item::default()
             });
             proptest::prop_assert!((0.0..=1.0).contains(&v.score));
         }

@@ -89,3 +89,13 @@ pub(super) const TRUSTED_RETAILER_CAP: f64 = 0.1;
 /// A nickname (勾子 is also a hook) without copy wording or an originality claim: clear,
 /// just under [`SUSPECT_FROM`].
 pub(super) const ALIAS_ONLY_CAP: f64 = SUSPECT_FROM - 0.05;
+/// A mark that is also an everyday word (苹果, Hermes) with nothing placing the goods in its
+/// classes: no more than a nickname.
+pub(super) const EVERYDAY_WORD_CAP: f64 = ALIAS_ONLY_CAP;
+/// The plain mark at a genuine price from a shop neither authorised nor official: a lead for
+/// grey-market watch, never infringing on that alone.
+pub(super) const UNAUTHORISED_CAP: f64 = SUSPECT_FROM + 0.1;
+
+/// Dictionary frequency from which a Chinese mark is an everyday word first (苹果 the fruit,
+/// 北面 "the north side") and needs goods in its classes to count.
+pub(super) const EVERYDAY_WORD_FREQ: usize = 1000;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Stored with every match; bump it when a change to the matcher can change verdicts, so
 /// `rematch` knows which stored matches are stale.
-pub const MATCHER_VERSION: &str = "1";
+pub const MATCHER_VERSION: &str = "2";
 
 /// The verdict on one listing.
 #[derive(
@@ -115,6 +115,9 @@ pub enum ReasonCode {
     WellKnownOtherGoods,
     /// A reviewer's allow rule (a seller or a title pattern) matched this listing.
     AllowedByReviewer,
+    /// The mark is also an everyday word or name (苹果, Hermes) and nothing places the goods
+    /// in its classes.
+    EverydayWord,
 }
 
 impl ReasonCode {
@@ -152,6 +155,7 @@ impl ReasonCode {
             UnauthorisedSeller => "非授权店铺销售",
             WellKnownOtherGoods => "在其他商品上使用驰名商标",
             AllowedByReviewer => "审核人员已放行",
+            EverydayWord => "商标为常用词且商品不在核定类别",
         }
     }
 
@@ -185,6 +189,7 @@ impl ReasonCode {
             UnauthorisedSeller => "is sold by a shop the brand has not authorised",
             WellKnownOtherGoods => "uses a well-known mark on other goods",
             AllowedByReviewer => "was allowed by a reviewer",
+            EverydayWord => "uses a mark that is also an everyday word, on unplaced goods",
         }
     }
 
@@ -218,9 +223,7 @@ impl ReasonCode {
             TrustedRetailer => "The shop is a large retailer of genuine goods.",
             CompatibilityUse => "The brand names what the product fits (e.g. \"for iPhone\").",
             ClassMismatch => "The goods fall outside the classes the mark is registered for.",
-            OfficialStore => {
-                "The platform's own store or the brand's official flagship store."
-            }
+            OfficialStore => "The platform's own store or the brand's official flagship store.",
             UnauthorisedSeller => {
                 "The brand's goods at a genuine price from a shop it has not authorised: \
                  grey-market or parallel trade."
@@ -229,6 +232,10 @@ impl ReasonCode {
                 "A well-known mark (驰名商标) used on goods outside its registered classes."
             }
             AllowedByReviewer => "A reviewer's allow rule (seller or title) matches.",
+            EverydayWord => {
+                "The mark is also an everyday word or name, and nothing places the goods in \
+                 its classes."
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Evaluation against a labelled set (`markwatch eval`): precision, recall and F1 overall,
-//! recall per positive kind and false-positive rate per honest kind, and the 3x3 confusion
-//! matrix of labelled against predicted verdicts. A listing counts as flagged when its
+//! Evaluation against a labelled set (`markwatch eval`): precision, recall and F1 overall
+//! and per kind, the false-positive rate of each kind's honest listings, and the 3x3
+//! confusion matrix of labelled against predicted verdicts. A listing counts as flagged when its
 //! verdict is infringing or suspect.
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,10 +46,15 @@ pub fn read_labels(input: impl BufRead) -> Result<Vec<Label>, MatchFileError> {
 /// Figures for one kind of listing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KindStats {
-    /// Whether the kind's listings should be flagged.
+    /// Whether any of the kind's listings should be flagged.
     pub positive: bool,
     pub listings: usize,
     pub flagged: usize,
+    /// Listings labelled flagged (infringing or suspect), and of those, flagged.
+    pub labelled_flagged: usize,
+    pub true_positives: usize,
+    /// Honest listings flagged.
+    pub false_positives: usize,
     /// Flagged with the labelled brand (positive kinds).
     pub right_brand: usize,
     /// Given exactly the labelled verdict (infringing, suspect or clear).
@@ -60,6 +65,22 @@ impl KindStats {
     /// Recall for a positive kind, false-positive rate for an honest one.
     pub fn rate(&self) -> f64 {
         ratio(self.flagged, self.listings)
+    }
+
+    /// Of the kind's flagged listings, those labelled flagged; None if none was flagged.
+    pub fn precision(&self) -> Option<f64> {
+        (self.flagged > 0).then(|| ratio(self.true_positives, self.flagged))
+    }
+
+    /// Of the kind's listings labelled flagged, those flagged; None if there are none.
+    pub fn recall(&self) -> Option<f64> {
+        (self.labelled_flagged > 0).then(|| ratio(self.true_positives, self.labelled_flagged))
+    }
+
+    /// Of the kind's honest listings, those flagged; None if there are none.
+    pub fn false_positive_rate(&self) -> Option<f64> {
+        let honest = self.listings - self.labelled_flagged;
+        (honest > 0).then(|| ratio(self.false_positives, honest))
     }
 }
 
@@ -151,6 +172,14 @@ pub fn evaluate(matcher: &Matcher, listings: &[ListingRecord], labels: &[Label])
         let stats = report.kinds.entry(label.kind.clone()).or_default();
         stats.positive |= expected;
         stats.listings += 1;
+        if expected {
+            stats.labelled_flagged += 1;
+        }
+        match (expected, got) {
+            (true, true) => stats.true_positives += 1,
+            (false, true) => stats.false_positives += 1,
+            _ => {}
+        }
         if verdict.verdict == label.verdict {
             stats.same_verdict += 1;
         }
@@ -202,29 +231,24 @@ impl fmt::Display for EvalReport {
             self.true_negatives
         )?;
         writeln!(f)?;
+        let figure = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
         writeln!(
             f,
-            "positive kinds      n  flagged  recall  brand right  same verdict"
+            "kind                  n  flagged  precision  recall  FP rate  brand right  same verdict"
         )?;
-        for (kind, s) in self.kinds.iter().filter(|(_, s)| s.positive) {
+        // Positive kinds first, then the honest ones: where recall and precision are spent.
+        let kinds = self.kinds.iter().filter(|(_, s)| s.positive);
+        for (kind, s) in kinds.chain(self.kinds.iter().filter(|(_, s)| !s.positive)) {
             writeln!(
                 f,
-                "  {kind:<16} {:>4}  {:>7}  {:>6.3}  {:>11}  {:>12}",
+                "  {kind:<18} {:>4}  {:>7}  {:>9}  {:>6}  {:>7}  {:>11}  {:>12}",
                 s.listings,
                 s.flagged,
-                s.rate(),
+                figure(s.precision()),
+                figure(s.recall()),
+                figure(s.false_positive_rate()),
                 s.right_brand,
                 s.same_verdict
-            )?;
-        }
-        writeln!(f, "honest kinds        n  flagged  false-positive rate")?;
-        for (kind, s) in self.kinds.iter().filter(|(_, s)| !s.positive) {
-            writeln!(
-                f,
-                "  {kind:<16} {:>4}  {:>7}  {:>19.3}",
-                s.listings,
-                s.flagged,
-                s.rate()
             )?;
         }
         writeln!(f)?;
@@ -313,6 +337,10 @@ mod tests {
         assert_eq!(report.confusion[2], [0, 0, 2]);
         assert_eq!(report.kinds["counterfeit_term"].right_brand, 1);
         assert!(!report.kinds["compatibility"].positive);
+        assert_eq!(report.kinds["seller_name"].recall(), Some(0.0));
+        assert_eq!(report.kinds["counterfeit_term"].precision(), Some(1.0));
+        assert_eq!(report.kinds["ordinary"].false_positive_rate(), Some(0.0));
+        assert_eq!(report.kinds["ordinary"].recall(), None);
         assert_eq!(report.missing, ["5"]);
         assert_eq!(report.misses.len(), 1);
         let text = report.to_string();

@@ -471,22 +471,6 @@ impl Matcher {
             });
         }
 
-        // A disguised mark (Airpobs, N1KE) is not how one names what a product fits.
-        if !claims
-            && !disguised
-            && let Some(term) = self.compatibility_near(&c.title, title, cx)
-        {
-            score = score.min(w::COMPATIBILITY_CAP);
-            explained = true;
-            reasons.push(Reason {
-                code: ReasonCode::CompatibilityUse,
-                detail: format!(
-                    "\"{term}\" uses {} to say what the product fits, not who made it",
-                    brand.name
-                ),
-            });
-        }
-
         let mut mark_classes: Vec<u8> = c
             .title
             .iter()
@@ -499,6 +483,22 @@ impl Matcher {
             .classes
             .as_ref()
             .map(|(classes, _)| classes.iter().any(|k| mark_classes.contains(k)));
+        // A disguised mark (Airpobs, N1KE) is not how one names what a product fits.
+        if !claims
+            && !disguised
+            && let Some(term) = self.compatibility_near(&c.title, title, cx, in_class)
+        {
+            score = score.min(w::COMPATIBILITY_CAP);
+            explained = true;
+            reasons.push(Reason {
+                code: ReasonCode::CompatibilityUse,
+                detail: format!(
+                    "\"{term}\" uses {} to say what the product fits, not who made it",
+                    brand.name
+                ),
+            });
+        }
+
         // 苹果 is a fruit and Hermes a god before they are marks: such a word counts only on
         // the mark's goods, or when the listing itself says it means the brand.
         let everyday = self.everyday[main.entry]
@@ -803,14 +803,15 @@ impl Matcher {
         }
     }
 
-    /// A compatibility term right next to one of the brand's hits in the title, or an
-    /// accessory the brand's name qualifies (苹果ipad保护套, 索尼 PS5 手柄 保护壳), or a
-    /// category that names an accessory.
+    /// A compatibility term right next to one of the brand's hits in the title, or, for
+    /// goods not outside the mark's classes, an accessory the brand's name qualifies
+    /// (苹果ipad保护套, 索尼 PS5 手柄 保护壳) or a category that names an accessory.
     fn compatibility_near(
         &self,
         hits: &[Hit],
         title: &Analysed,
         cx: &ListingContext,
+        in_class: Option<bool>,
     ) -> Option<String> {
         // Up to this many characters may stand between, of which at most two Chinese
         // ("适用于华为苹果", "iPhone 15 Pro Max专用").
@@ -848,8 +849,13 @@ impl Matcher {
                 })
             })
             .map(|(term, ..)| term.clone())
-            .or_else(|| cx.accessory_category.clone())
+            // An accessory fits the brand's own goods: a Chanel phone case is no phone
+            // accessory of Chanel's.
+            .or_else(|| cx.accessory_category.clone().filter(|_| in_class != Some(false)))
             .or_else(|| {
+                if in_class == Some(false) {
+                    return None;
+                }
                 cx.accessory
                     .iter()
                     .find(|(_, first, end)| {
@@ -1551,7 +1557,7 @@ mod tests {
     fn accessories_that_name_what_they_fit_are_clear() {
         for t in [
             "苹果ipad保护套 2022款 防摔",
-            "Apple Watch 表带 硅胶 运动 45mm",
+            "Apple Watch 磁吸 充电器 便携",
             "iPhone 15 Pro Max 钢化膜 全屏 2片装",
             "苹果 20W 快充头 PD 充电器",
         ] {

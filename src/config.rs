@@ -44,6 +44,7 @@ pub struct Config {
     /// The long-running process (`markwatch serve`).
     pub daemon: DaemonConfig,
     pub notices: NoticesConfig,
+    pub matching: MatchingConfig,
 }
 
 impl Default for Config {
@@ -58,8 +59,18 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             daemon: DaemonConfig::default(),
             notices: NoticesConfig::default(),
+            matching: MatchingConfig::default(),
         }
     }
+}
+
+/// How listings are judged beyond the registry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// CNY per unit of other currencies (`USD = 7.2`): prices in them are converted before
+    /// they are compared with reference prices. A currency not listed is not compared.
+    pub rates: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -417,6 +428,20 @@ impl Config {
         if self.crawl.user_agent.trim().is_empty() {
             return bad("crawl.user_agent", "must not be empty");
         }
+        for (code, rate) in &self.matching.rates {
+            if !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic())) {
+                return Err(ConfigError::Value {
+                    key: "matching.rates",
+                    message: format!("`{code}` is not an ISO 4217 currency code such as USD"),
+                });
+            }
+            if !(rate.is_finite() && *rate > 0.0) {
+                return Err(ConfigError::Value {
+                    key: "matching.rates",
+                    message: format!("matching.rates.{code} must be a positive number of CNY"),
+                });
+            }
+        }
         if self.email.smtp.password.is_some() && self.email.smtp.password_file.is_some() {
             return bad(
                 "email.smtp.password_file",
@@ -656,6 +681,20 @@ mod tests {
         let config = Config::load_with_env(None, Env::prefixed("MARKWATCH_UNIT_TEST_")).unwrap();
         assert_eq!(config, Config::default());
         assert_eq!(config.database, PathBuf::from("markwatch.db"));
+    }
+
+    #[test]
+    fn exchange_rates_are_read_and_checked() {
+        let config = load("[matching.rates]\nUSD = 7.2\nEUR = 7.8\n").unwrap();
+        assert_eq!(config.matching.rates.get("EUR"), Some(&7.8));
+        let err = load("[matching.rates]\nUSD = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("matching.rates.USD"), "{err}");
+        let err = load("[matching.rates]\ndollar = 7\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`dollar`"), "{err}");
     }
 
     #[test]

@@ -234,14 +234,14 @@ impl fmt::Display for EvalReport {
         let figure = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
         writeln!(
             f,
-            "kind                  n  flagged  precision  recall  FP rate  brand right  same verdict"
+            "kind                      n  flagged  precision  recall  FP rate  brand right  same verdict"
         )?;
         // Positive kinds first, then the honest ones: where recall and precision are spent.
         let kinds = self.kinds.iter().filter(|(_, s)| s.positive);
         for (kind, s) in kinds.chain(self.kinds.iter().filter(|(_, s)| !s.positive)) {
             writeln!(
                 f,
-                "  {kind:<18} {:>4}  {:>7}  {:>9}  {:>6}  {:>7}  {:>11}  {:>12}",
+                "  {kind:<22} {:>4}  {:>7}  {:>9}  {:>6}  {:>7}  {:>11}  {:>12}",
                 s.listings,
                 s.flagged,
                 figure(s.precision()),

@@ -851,7 +851,11 @@ impl Matcher {
             .map(|(term, ..)| term.clone())
             // An accessory fits the brand's own goods: a Chanel phone case is no phone
             // accessory of Chanel's.
-            .or_else(|| cx.accessory_category.clone().filter(|_| in_class != Some(false)))
+            .or_else(|| {
+                cx.accessory_category
+                    .clone()
+                    .filter(|_| in_class != Some(false))
+            })
             .or_else(|| {
                 if in_class == Some(false) {
                     return None;

@@ -997,6 +997,7 @@ impl PlatformDef {
             compile_opt(&mut f.detail_url, "search.fields.detail_url", ctx)?;
             compile_opt(&mut f.image, "search.fields.image", ctx)?;
             compile_opt(&mut f.ad, "search.fields.ad", ctx)?;
+            compile_opt(&mut f.self_operated, "search.fields.self_operated", ctx)?;
             compile_opt(&mut f.currency, "search.fields.currency", ctx)?;
         }
         if let Some(detail) = &mut self.detail {
@@ -1018,6 +1019,7 @@ impl PlatformDef {
             compile_opt(&mut f.images, "detail.fields.images", ctx)?;
             compile_opt(&mut f.sales, "detail.fields.sales", ctx)?;
             compile_opt(&mut f.currency, "detail.fields.currency", ctx)?;
+            compile_opt(&mut f.self_operated, "detail.fields.self_operated", ctx)?;
         }
         for (i, m) in self.blocked.iter_mut().enumerate() {
             m.compiled = Some(compile_regex(&format!("blocked[{i}].pattern"), &m.pattern)?);

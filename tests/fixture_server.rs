@@ -42,6 +42,12 @@ async fn assert_platforms_serve_exactly_the_catalogue(opts: FixtureOptions) -> u
                 assert_eq!(g.seller.as_deref(), Some(w.seller.as_str()), "{ctx}");
                 assert_eq!(g.price, Some(w.price), "{ctx}");
                 assert_eq!(g.is_ad, w.ad, "{ctx}");
+                // JD's page flags its own stores (data-selfware, the 自营 badge).
+                if platform == "jd" {
+                    assert_eq!(g.self_operated, w.seller.contains("自营"), "{ctx}");
+                } else {
+                    assert!(!g.self_operated, "{ctx}");
+                }
                 if !w.url.is_empty() {
                     assert_eq!(g.url, w.url, "{ctx}");
                 }

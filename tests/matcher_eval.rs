@@ -22,10 +22,11 @@ fn fixture(name: &str) -> String {
 #[test]
 fn the_labelled_catalogue_meets_the_floors() {
     let matcher = Matcher::new(&demo_brands()).unwrap();
-    let listings = read_listings(BufReader::new(
-        File::open(fixture("listings.jsonl")).unwrap(),
-    ))
-    .unwrap();
+    // The catalogue the fixture platforms serve, and labelled listings they don't.
+    let mut listings = Vec::new();
+    for file in ["listings.jsonl", "labelled.jsonl"] {
+        listings.extend(read_listings(BufReader::new(File::open(fixture(file)).unwrap())).unwrap());
+    }
     let labels = read_labels(BufReader::new(File::open(fixture("labels.jsonl")).unwrap())).unwrap();
     assert!(listings.len() >= 300, "only {} listings", listings.len());
 
@@ -150,6 +151,8 @@ mod cli {
             &fixture("brands.toml"),
             "--listings",
             &fixture("listings.jsonl"),
+            "--listings",
+            &fixture("labelled.jsonl"),
         ]);
         assert!(
             run.status.success(),
@@ -157,12 +160,14 @@ mod cli {
             String::from_utf8_lossy(&run.stderr)
         );
         let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(!stdout.contains("labels without a listing"), "{stdout}");
         for part in [
             "overall  precision",
             "recall",
             "F1",
             "homoglyph",
             "lookalike_word",
+            "official_store",
             "confusion",
         ] {
             assert!(stdout.contains(part), "{part} missing:\n{stdout}");

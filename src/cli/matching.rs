@@ -31,10 +31,10 @@ pub struct EvalArgs {
     /// Brand registry file (TOML or CSV)
     #[arg(long, value_name = "FILE")]
     brands: PathBuf,
-    /// Labelled listings, one JSON object per line
-    #[arg(long, value_name = "FILE")]
-    listings: PathBuf,
-    /// Labels, one JSON object per line [default: labels.jsonl beside the listings]
+    /// Labelled listings, one JSON object per line; give it again for more files
+    #[arg(long, value_name = "FILE", required = true)]
+    listings: Vec<PathBuf>,
+    /// Labels, one JSON object per line [default: labels.jsonl beside the first listings]
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
 }
@@ -85,13 +85,18 @@ pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let matcher = build_matcher(&args.brands)?;
     let labels_path = args.labels.clone().unwrap_or_else(|| {
-        args.listings
+        args.listings[0]
             .parent()
             .unwrap_or(Path::new("."))
             .join("labels.jsonl")
     });
-    let listings = read_listings(open_input(&args.listings)?)
-        .with_context(|| format!("reading {}", args.listings.display()))?;
+    let mut listings = Vec::new();
+    for path in &args.listings {
+        listings.extend(
+            read_listings(open_input(path)?)
+                .with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
     let labels = read_labels(open_input(&labels_path)?)
         .with_context(|| format!("reading {}", labels_path.display()))?;
     let report = evaluate(&matcher, &listings, &labels).to_string();

@@ -3,7 +3,7 @@
 //! Every problem found is reported with the file, the line and the field, and all of them are
 //! reported at once so a user fixes a file in one pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::model::{AlertMode, AlertPrefs, Brand, Language, Mark};
+use crate::model::{AlertMode, AlertPrefs, Brand, Language, Mark, PriceFloor};
 
 /// One thing wrong with a registry file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,18 +87,32 @@ pub fn load_file(path: &Path) -> Result<Vec<Brand>, RegistryError> {
 fn decode_utf8(bytes: &[u8]) -> Result<&str, Problem> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| Problem {
-        line: Some(line_of(bytes, e.valid_up_to())),
+        line: Some(Lines::new(bytes).line(e.valid_up_to())),
         field: "file".to_owned(),
         message: "is not UTF-8; save it as UTF-8".to_owned(),
     })
 }
 
-fn line_of(src: &[u8], offset: usize) -> usize {
-    src[..offset.min(src.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// Where each line starts: built once per file, so a span's line is a binary search, not a
+/// scan from the top (that made a 10,000-brand registry take minutes).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(src: &[u8]) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(
+            src.iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Lines(starts)
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset)
+    }
 }
 
 // ---------------------------------------------------------------- TOML
@@ -122,6 +136,11 @@ struct RawBrand {
     authorized_sellers: Vec<Spanned<String>>,
     #[serde(default)]
     aliases: Vec<Spanned<String>>,
+    well_known: Option<Spanned<bool>>,
+    watch_unauthorised: Option<Spanned<bool>>,
+    trust_official_stores: Option<Spanned<bool>>,
+    #[serde(default)]
+    price: Vec<Spanned<RawPrice>>,
     #[serde(default)]
     mark: Vec<Spanned<RawMark>>,
     alerts: Option<RawAlerts>,
@@ -136,6 +155,17 @@ struct RawAlerts {
     language: Option<Spanned<String>>,
 }
 
+/// `[[brand.price]]`: a price floor for the goods its words or classes name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    #[serde(default)]
+    words: Vec<Spanned<String>>,
+    #[serde(default)]
+    classes: Vec<Spanned<i64>>,
+    min_price_cny: Spanned<f64>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMark {
@@ -148,38 +178,39 @@ struct RawMark {
 
 /// Parses the TOML registry format.
 pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
+    let lines = Lines::new(src.as_bytes());
     let raw: RawFile = toml::from_str(src).map_err(|e| {
         vec![Problem {
-            line: e.span().map(|s| line_of(src.as_bytes(), s.start)),
+            line: e.span().map(|s| lines.line(s.start)),
             field: "toml".to_owned(),
             message: e.message().trim().to_owned(),
         }]
     })?;
-    let at = |span: std::ops::Range<usize>| Some(line_of(src.as_bytes(), span.start));
+    let at = |span: std::ops::Range<usize>| Some(lines.line(span.start));
+    let texts = |items: Vec<Spanned<String>>| -> Vec<(Option<usize>, String)> {
+        items
+            .into_iter()
+            .map(|s| (at(s.span()), s.into_inner()))
+            .collect()
+    };
+    let numbers = |items: Vec<Spanned<i64>>| -> Vec<(Option<usize>, i64)> {
+        items
+            .into_iter()
+            .map(|c| (at(c.span()), c.into_inner()))
+            .collect()
+    };
     let mut v = Validator::default();
     let mut brands = Vec::with_capacity(raw.brand.len());
     for (bi, rb) in raw.brand.into_iter().enumerate() {
         let brand_line = at(rb.span());
         let rb = rb.into_inner();
         let f = |name: &str| format!("brand[{bi}].{name}");
-        let texts = |items: Vec<Spanned<String>>| -> Vec<(Option<usize>, String)> {
-            items
-                .into_iter()
-                .map(|s| (at(s.span()), s.into_inner()))
-                .collect()
-        };
         let mut marks = Vec::with_capacity(rb.mark.len());
         for (mi, rm) in rb.mark.into_iter().enumerate() {
             let mark_line = at(rm.span());
             let rm = rm.into_inner();
             let mf = |name: &str| format!("brand[{bi}].mark[{mi}].{name}");
             let classes_line = at(rm.classes.span());
-            let classes = rm
-                .classes
-                .into_inner()
-                .into_iter()
-                .map(|c| (at(c.span()), c.into_inner()))
-                .collect();
             marks.push(RawMarkFields {
                 line: mark_line,
                 field: format!("brand[{bi}].mark[{mi}]"),
@@ -194,12 +225,40 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
                     mf("registration_no"),
                     rm.registration_no.into_inner(),
                 ),
-                classes: (classes_line, mf("classes"), classes),
+                classes: (
+                    classes_line,
+                    mf("classes"),
+                    numbers(rm.classes.into_inner()),
+                ),
                 expires: rm
                     .expires
                     .map(|e| (at(e.span()), mf("expires"), e.into_inner())),
             });
         }
+        let prices = rb
+            .price
+            .into_iter()
+            .enumerate()
+            .map(|(pi, rp)| {
+                let line = at(rp.span());
+                let rp = rp.into_inner();
+                let pf = |name: &str| format!("brand[{bi}].price[{pi}].{name}");
+                RawPriceFields {
+                    line,
+                    field: format!("brand[{bi}].price[{pi}]"),
+                    words: (pf("words"), texts(rp.words)),
+                    classes: (pf("classes"), numbers(rp.classes)),
+                    min_price_cny: (
+                        at(rp.min_price_cny.span()),
+                        pf("min_price_cny"),
+                        rp.min_price_cny.into_inner(),
+                    ),
+                }
+            })
+            .collect();
+        let switch = |name: &str, value: Option<Spanned<bool>>| {
+            value.map(|v| (at(v.span()), f(name), v.into_inner()))
+        };
         let fields = RawBrandFields {
             line: brand_line,
             field: format!("brand[{bi}]"),
@@ -211,6 +270,10 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
                 .map(|p| (at(p.span()), f("reference_price_cny"), p.into_inner())),
             authorized_sellers: (f("authorized_sellers"), texts(rb.authorized_sellers)),
             aliases: (f("aliases"), texts(rb.aliases)),
+            well_known: switch("well_known", rb.well_known),
+            watch_unauthorised: switch("watch_unauthorised", rb.watch_unauthorised),
+            trust_official_stores: switch("trust_official_stores", rb.trust_official_stores),
+            prices,
             marks,
             alerts: rb
                 .alerts
@@ -236,8 +299,9 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
 // ---------------------------------------------------------------- CSV
 
 /// CSV columns: one row per mark, brand fields repeated (or left empty) on a brand's later rows.
-/// The `alert_*` columns are optional (see `[brand.alerts]` in the TOML format).
-pub(crate) const CSV_COLUMNS: [&str; 14] = [
+/// The `alert_*` columns are optional (see `[brand.alerts]` in the TOML format), and so are the
+/// matching switches and `prices` (`耳机|earphones=99; 9=500`, see `[[brand.price]]`).
+pub(crate) const CSV_COLUMNS: [&str; 18] = [
     "name",
     "owner",
     "contacts",
@@ -252,6 +316,10 @@ pub(crate) const CSV_COLUMNS: [&str; 14] = [
     "alert_mode",
     "alert_digest",
     "alert_language",
+    "well_known",
+    "watch_unauthorised",
+    "trust_official_stores",
+    "prices",
 ];
 const CSV_REQUIRED: [&str; 6] = [
     "name",
@@ -390,6 +458,24 @@ pub(crate) fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             digest: optional("alert_digest"),
             language: optional("alert_language"),
         };
+        let mut switch = |name: &str| {
+            let value = get(name);
+            match parse_switch(&value) {
+                Ok(v) => v.map(|v| (line, name.to_owned(), v)),
+                Err(message) => {
+                    problems.push(Problem {
+                        line,
+                        field: name.to_owned(),
+                        message,
+                    });
+                    None
+                }
+            }
+        };
+        let well_known = switch("well_known");
+        let watch_unauthorised = switch("watch_unauthorised");
+        let trust_official_stores = switch("trust_official_stores");
+        let prices = csv_prices(&get("prices"), line, &mut problems);
         let row_brand = RawBrandFields {
             line,
             field: "name".to_owned(),
@@ -399,6 +485,10 @@ pub(crate) fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             reference_price_cny: price,
             authorized_sellers: ("authorized_sellers".to_owned(), list("authorized_sellers")),
             aliases: ("aliases".to_owned(), list("aliases")),
+            well_known,
+            watch_unauthorised,
+            trust_official_stores,
+            prices,
             marks: Vec::new(),
             alerts,
         };
@@ -438,6 +528,64 @@ fn split_list(cell: &str) -> Vec<String> {
         .collect()
 }
 
+/// A yes/no cell; empty means the default.
+fn parse_switch(cell: &str) -> Result<Option<bool>, String> {
+    match cell.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "true" | "yes" | "1" => Ok(Some(true)),
+        "false" | "no" | "0" => Ok(Some(false)),
+        _ => Err(format!(
+            "`{}` is not true or false (or yes/no, 1/0)",
+            cell.trim()
+        )),
+    }
+}
+
+/// The `prices` cell: `SELECTOR=PRICE` entries separated by `;`, selector items by `|`; a
+/// purely numeric item is a Nice class, anything else a word (`耳机|earphones=99; 9=500`).
+fn csv_prices(cell: &str, line: Option<usize>, problems: &mut Vec<Problem>) -> Vec<RawPriceFields> {
+    let mut prices = Vec::new();
+    for entry in split_list(cell) {
+        let mut problem = |message: String| {
+            problems.push(Problem {
+                line,
+                field: "prices".to_owned(),
+                message,
+            })
+        };
+        // The price is after the last `=`, so a word may hold one.
+        let Some((selector, price)) = entry.rsplit_once('=') else {
+            problem(format!(
+                "`{entry}` has no price; write words or classes, `=`, then the price, like 耳机|earphones=99"
+            ));
+            continue;
+        };
+        let Ok(price) = price.trim().parse::<f64>() else {
+            problem(format!("`{}` in `{entry}` is not a number", price.trim()));
+            continue;
+        };
+        let (mut words, mut classes) = (Vec::new(), Vec::new());
+        for item in selector.split('|').map(str::trim).filter(|i| !i.is_empty()) {
+            if item.bytes().all(|b| b.is_ascii_digit()) {
+                match item.parse::<i64>() {
+                    Ok(c) => classes.push((line, c)),
+                    Err(_) => problem(format!("class {item} is outside the Nice classes 1–45")),
+                }
+            } else {
+                words.push((line, item.to_owned()));
+            }
+        }
+        prices.push(RawPriceFields {
+            line,
+            field: "prices".to_owned(),
+            words: ("prices".to_owned(), words),
+            classes: ("prices".to_owned(), classes),
+            min_price_cny: (line, "prices".to_owned(), price),
+        });
+    }
+    prices
+}
+
 /// A brand's later rows may leave brand fields empty or repeat them; they may not disagree.
 fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut Vec<Problem>) {
     let mut conflict = |field: &str, line: Option<usize>| {
@@ -472,6 +620,20 @@ fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut
             conflict(name, row.line);
         }
     }
+    let floors = |l: &[RawPriceFields]| {
+        l.iter()
+            .map(|p| {
+                // Classes as a set, the way they are kept.
+                let mut classes: Vec<i64> = p.classes.1.iter().map(|c| c.1).collect();
+                classes.sort_unstable();
+                classes.dedup();
+                (values(&p.words.1), classes, p.min_price_cny.2)
+            })
+            .collect::<Vec<_>>()
+    };
+    if !row.prices.is_empty() && floors(&row.prices) != floors(&first.prices) {
+        conflict("prices", row.line);
+    }
     for (name, theirs, ours) in [
         ("alert_mode", &row.alerts.mode, &mut first.alerts.mode),
         ("alert_digest", &row.alerts.digest, &mut first.alerts.digest),
@@ -479,6 +641,25 @@ fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut
             "alert_language",
             &row.alerts.language,
             &mut first.alerts.language,
+        ),
+    ] {
+        match (theirs, ours.as_ref()) {
+            (Some(t), Some(o)) if t.2 != o.2 => conflict(name, row.line),
+            (Some(t), None) => *ours = Some(t.clone()),
+            _ => {}
+        }
+    }
+    for (name, theirs, ours) in [
+        ("well_known", &row.well_known, &mut first.well_known),
+        (
+            "watch_unauthorised",
+            &row.watch_unauthorised,
+            &mut first.watch_unauthorised,
+        ),
+        (
+            "trust_official_stores",
+            &row.trust_official_stores,
+            &mut first.trust_official_stores,
         ),
     ] {
         match (theirs, ours.as_ref()) {
@@ -503,8 +684,21 @@ struct RawBrandFields {
     reference_price_cny: Option<Cell<f64>>,
     authorized_sellers: (String, Vec<(Option<usize>, String)>),
     aliases: (String, Vec<(Option<usize>, String)>),
+    well_known: Option<Cell<bool>>,
+    watch_unauthorised: Option<Cell<bool>>,
+    trust_official_stores: Option<Cell<bool>>,
+    prices: Vec<RawPriceFields>,
     marks: Vec<RawMarkFields>,
     alerts: RawAlertFields,
+}
+
+struct RawPriceFields {
+    line: Option<usize>,
+    /// The entry as a whole (`brand[0].price[1]`; `prices` in CSV).
+    field: String,
+    words: (String, Vec<(Option<usize>, String)>),
+    classes: (String, Vec<(Option<usize>, i64)>),
+    min_price_cny: Cell<f64>,
 }
 
 #[derive(Default)]
@@ -594,6 +788,7 @@ impl Validator {
         });
         let authorized_sellers = self.list(raw.authorized_sellers);
         let aliases = self.list(raw.aliases);
+        let prices: Vec<PriceFloor> = raw.prices.into_iter().map(|p| self.price(p)).collect();
         let alerts = self.alerts(raw.alerts);
         if raw.marks.is_empty() {
             self.problem(
@@ -603,15 +798,13 @@ impl Validator {
             );
         }
         let mut marks: Vec<Mark> = Vec::with_capacity(raw.marks.len());
+        let mut listed = HashSet::with_capacity(raw.marks.len());
         for rm in raw.marks {
             let (line, field) = (rm.line, rm.field.clone());
             let Some(mark) = self.mark(rm) else {
                 continue;
             };
-            if marks
-                .iter()
-                .any(|m| m.text == mark.text && m.jurisdiction == mark.jurisdiction)
-            {
+            if !listed.insert((mark.text.clone(), mark.jurisdiction.clone())) {
                 let message = format!(
                     "mark `{}` in {} is listed twice for brand `{name}`",
                     mark.text, mark.jurisdiction
@@ -629,8 +822,56 @@ impl Validator {
             aliases,
             marks,
             alerts,
-            ..Brand::default()
+            prices,
+            well_known: raw.well_known.is_some_and(|c| c.2),
+            watch_unauthorised: raw.watch_unauthorised.is_none_or(|c| c.2),
+            trust_official_stores: raw.trust_official_stores.is_none_or(|c| c.2),
         })
+    }
+
+    fn price(&mut self, raw: RawPriceFields) -> PriceFloor {
+        if raw.words.1.is_empty() && raw.classes.1.is_empty() {
+            self.problem(
+                raw.line,
+                &raw.field,
+                "names no goods; give at least one word or Nice class",
+            );
+        }
+        let words = self.list(raw.words);
+        let (field, classes) = raw.classes;
+        let classes = self.classes(raw.line, &field, classes);
+        let (line, field, min_price_cny) = raw.min_price_cny;
+        if !(min_price_cny.is_finite() && min_price_cny > 0.0) {
+            self.problem(line, &field, "must be a positive number of CNY");
+        }
+        PriceFloor {
+            words,
+            classes,
+            min_price_cny,
+        }
+    }
+
+    /// Nice classes, sorted and without repeats; each one outside 1–45 is a problem.
+    fn classes(
+        &mut self,
+        line: Option<usize>,
+        field: &str,
+        raw: Vec<(Option<usize>, i64)>,
+    ) -> Vec<u8> {
+        let mut classes = Vec::with_capacity(raw.len());
+        for (at, c) in raw {
+            match u8::try_from(c) {
+                Ok(c @ 1..=45) => classes.push(c),
+                _ => self.problem(
+                    at.or(line),
+                    field,
+                    format!("class {c} is outside the Nice classes 1–45"),
+                ),
+            }
+        }
+        classes.sort_unstable();
+        classes.dedup();
+        classes
     }
 
     fn alerts(&mut self, raw: RawAlertFields) -> AlertPrefs {
@@ -683,19 +924,7 @@ impl Validator {
         if raw_classes.is_empty() {
             self.problem(cline, &cfield, "must list at least one Nice class");
         }
-        let mut classes = Vec::with_capacity(raw_classes.len());
-        for (line, c) in raw_classes {
-            match u8::try_from(c) {
-                Ok(c @ 1..=45) => classes.push(c),
-                _ => self.problem(
-                    line.or(cline),
-                    &cfield,
-                    format!("class {c} is outside the Nice classes 1–45"),
-                ),
-            }
-        }
-        classes.sort_unstable();
-        classes.dedup();
+        let classes = self.classes(cline, &cfield, raw_classes);
         let expires = raw.expires.and_then(|(line, field, e)| {
             match NaiveDate::parse_from_str(e.trim(), "%Y-%m-%d") {
                 Ok(d) => Some(d),
@@ -754,9 +983,27 @@ struct OutBrand<'a> {
     reference_price_cny: Option<Price>,
     authorized_sellers: &'a [String],
     aliases: &'a [String],
+    // The switches are written only where they differ from the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    well_known: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watch_unauthorised: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trust_official_stores: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alerts: Option<&'a AlertPrefs>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    price: Vec<OutPrice<'a>>,
     mark: Vec<OutMark<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutPrice<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    words: &'a [String],
+    #[serde(skip_serializing_if = "<[u8]>::is_empty")]
+    classes: &'a [u8],
+    min_price_cny: Price,
 }
 
 #[derive(Serialize)]
@@ -794,7 +1041,19 @@ pub fn to_toml(brands: &[Brand]) -> String {
                 reference_price_cny: b.reference_price_cny.map(Price),
                 authorized_sellers: &b.authorized_sellers,
                 aliases: &b.aliases,
+                well_known: b.well_known.then_some(true),
+                watch_unauthorised: (!b.watch_unauthorised).then_some(false),
+                trust_official_stores: (!b.trust_official_stores).then_some(false),
                 alerts: (b.alerts != AlertPrefs::default()).then_some(&b.alerts),
+                price: b
+                    .prices
+                    .iter()
+                    .map(|p| OutPrice {
+                        words: &p.words,
+                        classes: &p.classes,
+                        min_price_cny: Price(p.min_price_cny),
+                    })
+                    .collect(),
                 mark: b
                     .marks
                     .iter()
@@ -809,7 +1068,7 @@ pub fn to_toml(brands: &[Brand]) -> String {
             })
             .collect(),
     };
-    // Only strings, numbers and arrays: serialisation cannot fail.
+    // Only strings, numbers, booleans and arrays: serialisation cannot fail.
     toml::to_string(&file).expect("registry serialises to TOML")
 }
 
@@ -933,6 +1192,147 @@ aliases = ["N家"]
     fn export_round_trips() {
         let brands = parse_toml(NIKE).unwrap();
         assert_eq!(parse_toml(&to_toml(&brands)).unwrap(), brands);
+        let out = to_toml(&brands);
+        for default in [
+            "well_known",
+            "watch_unauthorised",
+            "trust_official_stores",
+            "brand.price",
+        ] {
+            assert!(!out.contains(default), "{out}");
+        }
+        let brands = parse_toml(&nike_matching()).unwrap();
+        let out = to_toml(&brands);
+        assert!(out.contains("[[brand.price]]"), "{out}");
+        assert!(out.contains("min_price_cny = 99\n"), "{out}");
+        assert_eq!(parse_toml(&out).unwrap(), brands);
+    }
+
+    /// [`NIKE`] with the matching switches set and two price floors.
+    fn nike_matching() -> String {
+        let switches =
+            "well_known = true\nwatch_unauthorised = false\ntrust_official_stores = false\n";
+        let prices = r#"
+  [[brand.price]]
+  words = ["耳机", "earphones"]
+  classes = [9]
+  min_price_cny = 99
+
+  [[brand.price]]
+  classes = [25, 18]
+  min_price_cny = 450.5
+"#;
+        let with_switches = NIKE.replace("aliases =", &format!("{switches}aliases ="));
+        format!("{with_switches}{prices}")
+    }
+
+    #[test]
+    fn matching_switches_and_price_floors() {
+        let nike = &parse_toml(&nike_matching()).unwrap()[0];
+        assert!(nike.well_known);
+        assert!(!nike.watch_unauthorised);
+        assert!(!nike.trust_official_stores);
+        assert_eq!(
+            nike.prices,
+            vec![
+                PriceFloor {
+                    words: vec!["耳机".into(), "earphones".into()],
+                    classes: vec![9],
+                    min_price_cny: 99.0,
+                },
+                PriceFloor {
+                    words: vec![],
+                    classes: vec![18, 25],
+                    min_price_cny: 450.5,
+                },
+            ]
+        );
+        let plain = &parse_toml(NIKE).unwrap()[0];
+        assert!(!plain.well_known && plain.watch_unauthorised && plain.trust_official_stores);
+        assert!(plain.prices.is_empty());
+    }
+
+    #[test]
+    fn bad_price_floors_name_line_and_field() {
+        let src = format!(
+            "{NIKE}\n  [[brand.price]]\n  min_price_cny = 5\n\n  [[brand.price]]\n  words = [\"耳机\", \" \", \"a\\u0007b\"]\n  classes = [0, 9]\n  min_price_cny = -1\n"
+        );
+        let p = problems(&src);
+        let got: Vec<(&str, Option<usize>)> =
+            p.iter().map(|p| (p.field.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("brand[0].price[0]", Some(17)),
+                ("brand[0].price[1].words", Some(21)),
+                ("brand[0].price[1].words", Some(21)),
+                ("brand[0].price[1].classes", Some(22)),
+                ("brand[0].price[1].min_price_cny", Some(23)),
+            ],
+            "{p:?}"
+        );
+        assert!(p[0].message.contains("no goods"), "{p:?}");
+        assert!(p[1].message.contains("empty"), "{p:?}");
+        assert!(p[2].message.contains("control"), "{p:?}");
+        assert!(p[3].message.contains("class 0"), "{p:?}");
+        assert!(p[4].message.contains("positive"), "{p:?}");
+        // A floor needs its price; a typo is an unknown key.
+        let p = problems(&format!("{NIKE}\n  [[brand.price]]\n  classes = [9]\n"));
+        assert!(p[0].message.contains("min_price_cny"), "{p:?}");
+        let p = problems(&format!(
+            "{NIKE}\n  [[brand.price]]\n  word = [\"x\"]\n  min_price_cny = 1\n"
+        ));
+        assert!(p[0].message.contains("word"), "{p:?}");
+        let p = problems(&NIKE.replace("aliases =", "well_known = \"yes\"\naliases ="));
+        assert_eq!(p[0].line, Some(8), "{p:?}");
+    }
+
+    #[test]
+    fn csv_switches_and_prices() {
+        let header = "name,owner,text,jurisdiction,registration_no,classes,well_known,watch_unauthorised,trust_official_stores,prices\n";
+        let csv = format!(
+            "{header}Nike,N,NIKE,CN,T-1,25,yes,0,FALSE,耳机|earphones|9=99; 25 | 18 = 450.5\n\
+             Nike,,耐克,CN,T-2,25,,,,\n\
+             Nike,,NIKE,EU,T-3,25,true,no,false,耳机|earphones|9=99;18|25=450.5\n"
+        );
+        let brands = parse_csv(&csv).unwrap();
+        let toml = parse_toml(&nike_matching()).unwrap();
+        assert!(brands[0].well_known && !brands[0].watch_unauthorised);
+        assert!(!brands[0].trust_official_stores);
+        assert_eq!(brands[0].prices[0].words, toml[0].prices[0].words);
+        assert_eq!(brands[0].prices[0].classes, vec![9]);
+        assert_eq!(brands[0].prices[1], toml[0].prices[1]);
+        // Defaults when the columns are absent or empty.
+        let plain = parse_csv(
+            "name,owner,text,jurisdiction,registration_no,classes,prices\nNike,N,NIKE,CN,T-1,25,\n",
+        )
+        .unwrap();
+        assert!(!plain[0].well_known && plain[0].watch_unauthorised && plain[0].prices.is_empty());
+
+        let bad = format!(
+            "{header}Nike,N,NIKE,CN,T-1,25,maybe,,,耳机; 46=10; x=cheap; =5\n\
+             Nike,,耐克,CN,T-2,25,,yes,,9=98\n"
+        );
+        let p = parse_csv(&bad).unwrap_err();
+        let got: Vec<(&str, Option<usize>)> =
+            p.iter().map(|p| (p.field.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("well_known", Some(2)),
+                ("prices", Some(2)),
+                ("prices", Some(2)),
+                ("prices", Some(2)),
+                ("prices", Some(2)),
+                ("prices", Some(3)),
+            ],
+            "{p:?}"
+        );
+        assert!(p[1].message.contains("no price"), "{p:?}");
+        assert!(p[2].message.contains("cheap"), "{p:?}");
+        assert!(p.iter().any(|p| p.message.contains("class 46")), "{p:?}");
+        assert!(p.iter().any(|p| p.message.contains("no goods")), "{p:?}");
+        assert!(p[5].message.contains("first row"), "{p:?}");
     }
 
     const ALERTS: &str = "\n  [brand.alerts]\n  mode = \"digest\"\n  digest = \"30 7 * * 1-5\"\n  language = \"zh\"\n";

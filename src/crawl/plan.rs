@@ -21,6 +21,7 @@ use crate::accounts::open_accounts;
 use crate::config::Config;
 use crate::fetch::FetchPolicy;
 use crate::matcher::Matcher;
+use crate::model::Brand;
 use crate::notice::{self, DraftSummary};
 use crate::platform::{FetchWith, PlatformDef};
 use crate::secrets::SecretKey;
@@ -490,16 +491,8 @@ impl Crawl {
         let keywords = self.keywords(store, search).await?;
         let matcher = match &self.matcher {
             Some(m) => m.clone(),
-            None => {
-                // Listings are judged against the whole registry, whichever brands are searched.
-                let brands = store.brands().await?;
-                // Building the matcher loads dictionaries: keep it off the async workers.
-                let built = tokio::task::spawn_blocking(move || Matcher::new(&brands))
-                    .await
-                    .map_err(|e| CrawlError::Matcher(e.to_string()))?
-                    .map_err(|e| CrawlError::Matcher(e.to_string()))?;
-                Arc::new(built)
-            }
+            // Listings are judged against the whole registry, whichever brands are searched.
+            None => build_matcher(store.brands().await?).await?,
         };
         let guards = match &self.locks {
             Some(locks) => locks.lock(&self.platform_names()).await,
@@ -547,6 +540,16 @@ impl Crawl {
             drafts,
         })
     }
+}
+
+/// Builds the matcher for `brands` (the whole registry) on a blocking thread: it loads
+/// dictionaries and indexes every mark, too long for an async worker.
+pub(crate) async fn build_matcher(brands: Vec<Brand>) -> Result<Arc<Matcher>, CrawlError> {
+    let built = tokio::task::spawn_blocking(move || Matcher::new(&brands))
+        .await
+        .map_err(|e| CrawlError::Matcher(e.to_string()))?
+        .map_err(|e| CrawlError::Matcher(e.to_string()))?;
+    Ok(Arc::new(built))
 }
 
 #[cfg(test)]

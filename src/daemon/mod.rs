@@ -5,7 +5,8 @@
 //! Architecture: [`serve`] takes the single-instance lock beside the database, opens (and
 //! migrates) the store, recovers runs a crash cut short, and starts three parts:
 //! [`scheduler::Scheduler`] decides when each watch runs and owns the runs going;
-//! [`pipeline::Pipeline`] runs one watch; the alert sender (`alert::run_sender`) delivers the
+//! [`pipeline::Pipeline`] runs one watch, judging listings with the matcher
+//! [`matchers::Matchers`] keeps until the registry changes; the alert sender (`alert::run_sender`) delivers the
 //! outbox; [`http`] serves health, metrics and the control API
 //! (and the review UI). Shutdown: readiness turns 503 while runs get most of the time bound to
 //! finish; those still going are then abandoned (each page is one transaction, so nothing
@@ -13,6 +14,7 @@
 //! is closed.
 
 pub(crate) mod http;
+mod matchers;
 pub(crate) mod pipeline;
 pub(crate) mod scheduler;
 

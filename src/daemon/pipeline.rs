@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::DaemonError;
+use super::matchers::Matchers;
 use crate::config::Config;
 use crate::crawl::{Crawl, CrawlError, Pace, PlatformLocks, RunSummary, Search};
 use crate::notice::DraftSummary;
@@ -23,6 +24,8 @@ pub struct Pipeline {
     locks: PlatformLocks,
     pace: Pace,
     secret_key: Option<SecretKey>,
+    /// One matcher for every run, rebuilt only when the registry changes.
+    matchers: Matchers,
 }
 
 /// What one run did.
@@ -55,6 +58,7 @@ impl Pipeline {
             locks: PlatformLocks::default(),
             pace,
             secret_key: None,
+            matchers: Matchers::default(),
         }
     }
 
@@ -73,13 +77,21 @@ impl Pipeline {
         &self.store
     }
 
+    /// How many matchers the runs so far have built from the registry.
+    pub fn matcher_builds(&self) -> u64 {
+        self.matchers.builds()
+    }
+
     /// Runs a watch once: its platforms crawled in parallel, each one only while no other
     /// watch crawls it. Its own keywords, or its brands' (or the registry's) marks and
-    /// aliases plus `crawl.extra_keywords`, read at each run so registry changes apply at once.
+    /// aliases plus `crawl.extra_keywords`, read at each run so registry changes apply at once;
+    /// the matcher too is the registry's as of the run's start.
     pub async fn run(&self, watch: &Watch) -> Result<RunReport, DaemonError> {
+        let matcher = self.matchers.current(&self.store).await?;
         let mut crawl = Crawl::builder(&self.config, self.defs.clone())
             .platforms(&watch.platforms)
             .pace(self.pace)
+            .matcher(matcher)
             .exclusive(self.locks.clone());
         if let Some(key) = &self.secret_key {
             crawl = crawl.secret_key(key.clone());
@@ -107,5 +119,80 @@ impl Pipeline {
             drafts: report.drafts.unwrap_or_default(),
             crawl: report.runs,
         })
+    }
+}
+
+#[cfg(all(test, feature = "fixtures"))]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::PlatformConfig;
+    use crate::fixture_server::{FixtureOptions, FixtureServer};
+    use crate::platform::FetchWith;
+
+    /// Runs through the real crawl against the fixture JD on loopback: the matcher is built
+    /// at the first run, kept while the registry stands, rebuilt once an import changes it.
+    #[tokio::test]
+    async fn the_matcher_is_rebuilt_only_when_the_registry_changes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let server = FixtureServer::new(FixtureOptions {
+            fixtures_dir: repo.join("fixtures"),
+            ..FixtureOptions::default()
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(crate::fixture_server::serve(listener, server));
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let mut brands = crate::registry::load_file(&repo.join("fixtures/brands.toml")).unwrap();
+        store
+            .import_registry(&brands, "test", "brands.toml")
+            .await
+            .unwrap();
+
+        let mut config = Config::default();
+        config.crawl.browser.screenshots = false;
+        config.platforms.insert(
+            "jd".to_owned(),
+            PlatformConfig {
+                base_url: Some(format!("{base}/jd")),
+                login_required: Some(false),
+                fetch: Some(FetchWith::Http),
+                ..PlatformConfig::default()
+            },
+        );
+        let defs = crate::platform::load_dir(&repo.join("crawlers")).unwrap();
+        let pipeline = Pipeline::new(store.clone(), config, defs, Pace::UnlimitedOnLoopback);
+        let watch = Watch {
+            name: "t".to_owned(),
+            cron: crate::cron::CronExpr::parse("@daily").unwrap(),
+            jitter: std::time::Duration::ZERO,
+            platforms: vec!["jd".to_owned()],
+            keywords: vec!["nike".to_owned()],
+            brands: Vec::new(),
+        };
+        let run = async || {
+            let report = pipeline.run(&watch).await.unwrap();
+            assert_eq!(report.status, "ok", "{report:?}");
+            pipeline.matcher_builds()
+        };
+        assert_eq!(run().await, 1);
+        assert_eq!(run().await, 1);
+        // Importing the same file again changes nothing: the matcher is kept.
+        store
+            .import_registry(&brands, "test", "brands.toml")
+            .await
+            .unwrap();
+        assert_eq!(run().await, 1);
+        brands[0].aliases.push("新别名".to_owned());
+        store
+            .import_registry(&brands, "test", "brands.toml")
+            .await
+            .unwrap();
+        assert_eq!(run().await, 2);
+        assert_eq!(run().await, 2);
     }
 }

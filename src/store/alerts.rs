@@ -273,41 +273,6 @@ fn prefs_from_row(mode: String, digest: Option<String>, language: String) -> Res
     })
 }
 
-pub(super) async fn set_brand_prefs(
-    tx: &mut Transaction<'_, Sqlite>,
-    brand_id: i64,
-    prefs: &AlertPrefs,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE brands SET alert_mode = ?, alert_digest = ?, alert_language = ? WHERE id = ?",
-    )
-    .bind(prefs.mode.as_str())
-    .bind(&prefs.digest)
-    .bind(prefs.language.as_str())
-    .bind(brand_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Sets the preferences if they differ; returns whether they did.
-pub(super) async fn update_brand_prefs(
-    tx: &mut Transaction<'_, Sqlite>,
-    brand_id: i64,
-    prefs: &AlertPrefs,
-) -> Result<bool> {
-    let (mode, digest, language): (String, Option<String>, String) =
-        sqlx::query_as("SELECT alert_mode, alert_digest, alert_language FROM brands WHERE id = ?")
-            .bind(brand_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    if &prefs_from_row(mode, digest, language)? == prefs {
-        return Ok(false);
-    }
-    set_brand_prefs(tx, brand_id, prefs).await?;
-    Ok(true)
-}
-
 async fn contacts(conn: &mut SqliteConnection, brand_id: i64) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT email FROM brand_contacts WHERE brand_id = ? ORDER BY position")

@@ -508,7 +508,10 @@ impl Matcher {
             )
             && !claims;
         match (&cx.classes, in_class) {
-            (Some((classes, word)), Some(false)) if brand.well_known && !everyday => {
+            // A nickname (勾子, a hook) is not the well-known mark itself.
+            (Some((classes, word)), Some(false))
+                if brand.well_known && !everyday && !main_entry.alias =>
+            {
                 if !explained {
                     score = score.max(w::SUSPECT_FROM);
                 }

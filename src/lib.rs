@@ -102,6 +102,11 @@ pub use store::{
     Alert, AlertState, ApiToken, ApiTokenInfo, NoticeFilter, NoticeSort, Role, ScheduleRunRow,
     Store, StoredPage, TransitionError, UserError,
 };
+// Reviewer feedback: rejection reasons, allow rules, agreement with the matcher.
+pub use store::{
+    AllowRequest, AllowRuleRow, AllowRulesStamp, CodeAgreement, Feedback, ReasonCount, Rejection,
+    ReviewStats,
+};
 
 // Crawling and schedules.
 pub use crawl::{

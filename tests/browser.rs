@@ -267,3 +267,101 @@ async fn drive(
     );
     Ok(())
 }
+
+/// A reviewer rejects a draft as genuine goods, allowing its shop and title words, then
+/// removes one of the rules from the allow-rules page.
+#[tokio::test]
+async fn reject_with_a_reason_and_allow_rules_in_a_real_browser() {
+    let install = "apt-get install -y chromium chromium-driver";
+    let test = "reject_with_a_reason_and_allow_rules_in_a_real_browser";
+    let Some(chromium) = common::require(test, "chromium", find(CHROMIUM), install) else {
+        return;
+    };
+    let Some(chromedriver) = common::require(test, "chromedriver", find(CHROMEDRIVER), install)
+    else {
+        return;
+    };
+    let web = WebServer::start().await;
+    web.add_user("rita", Role::Reviewer).await;
+    let seeded = common::web::seed_review_data(&web).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let driver = start_driver(&chromedriver);
+    let b = open_browser(
+        &driver,
+        &chromium,
+        &scratch.path().join("p"),
+        scratch.path(),
+    )
+    .await;
+    let result = reject_with_feedback(&b, &web, seeded.draft_id).await;
+    if let Err(e) = &result {
+        eprintln!(
+            "browser step failed: {e}\n{}",
+            b.source().await.unwrap_or_default()
+        );
+    }
+    b.close().await.ok();
+    result.unwrap();
+}
+
+async fn reject_with_feedback(
+    b: &Client,
+    web: &WebServer,
+    id: i64,
+) -> Result<(), fantoccini::error::CmdError> {
+    b.goto(&web.url(&format!("/notices/{id}"))).await?;
+    b.find(Locator::Id("name")).await?.send_keys("rita").await?;
+    b.find(Locator::Id("password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    b.find(Locator::Id("login")).await?.click().await?;
+    b.wait().for_element(Locator::Id("reject-why")).await?;
+    b.find(Locator::Id("reject-why"))
+        .await?
+        .select_by_value("genuine_goods")
+        .await?;
+    b.find(Locator::Css("input.allow-seller"))
+        .await?
+        .click()
+        .await?;
+    b.find(Locator::Id("allow-title"))
+        .await?
+        .send_keys("Air Max")
+        .await?;
+    b.find(Locator::Id("action-rejected"))
+        .await?
+        .click()
+        .await?;
+    b.wait().for_element(Locator::Css("p.flash")).await?;
+    let flash = b.find(Locator::Css("p.flash")).await?.text().await?;
+    assert_eq!(flash, "Rejected; 2 allow rule(s) added.");
+    assert_eq!(
+        b.find(Locator::Id("notice-state")).await?.text().await?,
+        "rejected"
+    );
+
+    b.goto(&web.url("/allow")).await?;
+    let rows = b
+        .find_all(Locator::Css("#allow-rules tr[data-rule]"))
+        .await?;
+    assert_eq!(rows.len(), 2);
+    let first = rows[0].text().await?;
+    assert!(
+        first.contains("莆田鞋业直销") && first.contains("genuine goods"),
+        "{first}"
+    );
+    assert!(rows[1].text().await?.contains("Air Max"));
+    rows[0]
+        .find(Locator::Css("button.danger"))
+        .await?
+        .click()
+        .await?;
+    b.wait().for_element(Locator::Css("p.flash")).await?;
+    let rows = b
+        .find_all(Locator::Css("#allow-rules tr[data-rule]"))
+        .await?;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].text().await?.contains("Air Max"));
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! `markwatch match` and `markwatch eval`: the matcher offline, with no database.
+//! `markwatch match` and `markwatch eval`: the matcher offline, with no database; and
+//! `match stats` / `match allow`, what reviewers' decisions say back to it (`feedback.rs`).
 
 use markwatch::{evaluate, load_registry, read_labels, read_listings, run_jsonl};
 use std::fs::File;
@@ -7,8 +8,43 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, Subcommand};
 use markwatch::Matcher;
+
+use super::Context;
+use super::feedback::{AllowCommand, StatsArgs};
+
+/// `markwatch match --brands … --listings …`, or one of its subcommands. The offline form's
+/// flags conflict with a subcommand, so both read as before.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct MatchCommand {
+    #[command(subcommand)]
+    command: Option<MatchSubcommand>,
+    #[command(flatten)]
+    offline: Option<MatchArgs>,
+}
+
+#[derive(Debug, Subcommand)]
+enum MatchSubcommand {
+    /// How often reviewers agreed with the matcher's flags, by reason code, over recent decisions
+    Stats(StatsArgs),
+    /// Allow rules reviewers added when rejecting drafts: list, remove
+    #[command(subcommand)]
+    Allow(AllowCommand),
+}
+
+pub async fn run(cmd: MatchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match cmd.command {
+        None => match cmd.offline {
+            Some(args) => run_match(args),
+            // clap requires both flags when no subcommand is given.
+            None => anyhow::bail!("give --brands and --listings, or a subcommand (stats, allow)"),
+        },
+        Some(MatchSubcommand::Stats(args)) => super::feedback::stats(args, ctx).await,
+        Some(MatchSubcommand::Allow(cmd)) => super::feedback::allow(cmd, ctx).await,
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {

@@ -15,6 +15,7 @@ mod crawl;
 mod demo;
 mod evidence;
 mod extract;
+mod feedback;
 #[cfg(feature = "fixtures")]
 mod fixtures;
 mod matching;
@@ -84,8 +85,9 @@ enum Command {
     #[cfg(feature = "fixtures")]
     #[command(subcommand)]
     Fixtures(fixtures::FixturesCommand),
-    /// Match a JSONL file of listings against a registry file, offline (no database)
-    Match(matching::MatchArgs),
+    /// Match a JSONL file of listings against a registry file, offline (no database); or, with
+    /// `stats` and `allow`, review the matcher against reviewers' decisions
+    Match(matching::MatchCommand),
     /// Score the matcher against labelled listings: precision, recall, F1, confusion
     Eval(matching::EvalArgs),
     /// Run the daemon: scheduled crawls, matching, notices, alerts, health, metrics, review UI
@@ -166,7 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(args) => extract::run_extract(args, &ctx),
         #[cfg(feature = "fixtures")]
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
-        Command::Match(args) => matching::run_match(args),
+        Command::Match(cmd) => matching::run(cmd, &ctx).await,
         Command::Eval(args) => matching::run_eval(args),
         Command::Serve(args) => serve::run(args, &ctx).await,
         #[cfg(feature = "fixtures")]

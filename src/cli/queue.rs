@@ -14,6 +14,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use markwatch::Outcome;
 use markwatch::PlatformDef;
+use markwatch::{AllowRequest, Feedback, RejectReason};
 use markwatch::{CaseState, TransitionDetails};
 use markwatch::{ExportFormat, Language, Templates, escape_controls};
 use markwatch::{NoticeFilter, NoticeSort};
@@ -37,7 +38,7 @@ pub enum QueueCommand {
     /// Approve drafts for filing
     Approve(ActArgs),
     /// Reject drafts (before filing), or record the platform's rejection (after)
-    Reject(ActArgs),
+    Reject(RejectArgs),
     /// Record that notices were filed on the platform, with its complaint reference
     File(FileArgs),
     /// Record a filed case's outcome: removed, rejected, counter-noticed or closed
@@ -93,6 +94,34 @@ pub struct ActArgs {
     /// Why, for the audit log
     #[arg(long, value_name = "N")]
     note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    #[command(flatten)]
+    act: ActArgs,
+    /// Why the drafts are not infringing: authorised-seller, genuine-goods or not-our-goods
+    #[arg(long, value_name = "WHY", value_parser = parse_why)]
+    why: Option<RejectReason>,
+    /// Also allow each notice's shop for its brand from now on; `--allow-seller=SHOP` names
+    /// the shop when a notice's listings come from several (needs --why)
+    #[arg(
+        long,
+        value_name = "SHOP",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    allow_seller: Option<String>,
+    /// Also allow titles containing all these words for each notice's brand (needs --why)
+    #[arg(long, value_name = "WORDS")]
+    allow_title: Option<String>,
+}
+
+fn parse_why(s: &str) -> Result<RejectReason, String> {
+    s.replace('-', "_").parse().map_err(|_| {
+        format!("unknown reason `{s}`; expected authorised-seller, genuine-goods or not-our-goods")
+    })
 }
 
 #[derive(Debug, Args)]
@@ -159,13 +188,7 @@ pub async fn run(cmd: QueueCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
             })
             .await
         }
-        QueueCommand::Reject(a) => {
-            act(ctx, &a.ids, CaseState::Rejected, |_| TransitionDetails {
-                note: a.note.clone(),
-                ..TransitionDetails::default()
-            })
-            .await
-        }
+        QueueCommand::Reject(a) => reject(a, ctx).await,
         QueueCommand::Resolve(a) => {
             if !matches!(
                 a.outcome,
@@ -432,7 +455,7 @@ async fn show(
     for h in &detail.history {
         writeln!(
             out,
-            "  {} {} {}: {} → {}{}",
+            "  {} {} {}: {} → {}{}{}",
             h.at,
             escape_controls(&h.actor),
             h.action,
@@ -441,6 +464,10 @@ async fn show(
             h.note
                 .as_deref()
                 .map(|n| format!(" ({})", escape_controls(n)))
+                .unwrap_or_default(),
+            h.reject_reason
+                .as_deref()
+                .map(|r| format!(" [{}]", r.replace('_', " ")))
                 .unwrap_or_default()
         )?;
     }
@@ -489,6 +516,63 @@ async fn act(
     match refused.into_iter().next() {
         None => Ok(ExitCode::SUCCESS),
         Some(first) if ids.len() == 1 => Err(first.into()),
+        Some(first) => Err(anyhow::Error::new(first).context("some notices were not changed")),
+    }
+}
+
+/// Rejects each notice, with the reason and allow rules asked for; reports each.
+async fn reject(a: RejectArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let mut allow = Vec::new();
+    if let Some(shop) = &a.allow_seller {
+        let shop = shop.trim();
+        allow.push(AllowRequest::Seller(
+            (!shop.is_empty()).then(|| shop.to_owned()),
+        ));
+    }
+    if let Some(words) = &a.allow_title {
+        allow.push(AllowRequest::Title(words.clone()));
+    }
+    let feedback = Feedback {
+        reason: a.why,
+        allow,
+    };
+    let details = TransitionDetails {
+        note: a.act.note.clone(),
+        ..TransitionDetails::default()
+    };
+    let store = ctx.open_store().await?;
+    let actor = super::actor();
+    let mut refused = Vec::new();
+    for id in &a.act.ids {
+        match store.reject_notice(*id, &actor, &details, &feedback).await {
+            Ok(r) => {
+                println!("notice {}: {}", r.notice.id, r.notice.state);
+                for (rule, how) in r
+                    .added
+                    .iter()
+                    .map(|x| (x, "added"))
+                    .chain(r.existing.iter().map(|x| (x, "already there")))
+                {
+                    println!(
+                        "  allow rule {} {how}: {} {:?} for {} ({})",
+                        rule.id,
+                        rule.rule.kind,
+                        escape_controls(&rule.rule.pattern),
+                        rule.rule.brand,
+                        rule.rule.reason
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("markwatch: {}", escape_controls(&e.to_string()));
+                refused.push(e);
+            }
+        }
+    }
+    store.close().await;
+    match refused.into_iter().next() {
+        None => Ok(ExitCode::SUCCESS),
+        Some(first) if a.act.ids.len() == 1 => Err(first.into()),
         Some(first) => Err(anyhow::Error::new(first).context("some notices were not changed")),
     }
 }

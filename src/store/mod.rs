@@ -3,6 +3,7 @@
 
 mod accounts;
 mod alerts;
+mod allow;
 mod brands;
 mod crawl;
 mod daemon;
@@ -31,6 +32,10 @@ pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
 pub(crate) use brands::RegistryStamp;
+pub use allow::{
+    AllowRequest, AllowRuleRow, AllowRulesStamp, CodeAgreement, Feedback, ReasonCount, Rejection,
+    ReviewStats,
+};
 pub use crawl::RunStatus;
 pub use crawl::StoredPage;
 pub(crate) use crawl::{DetailUpdate, NewEvidence, NewPart, PageListings, RunCounts, Upsert};

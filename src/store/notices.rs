@@ -2,10 +2,11 @@
 //! listings, matches, evidence and history, and the one transition function of the lifecycle.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
+use super::allow::{AllowRequest, Feedback, Rejection};
 use super::{Result, Store, StoreError, now};
-use crate::model::{CaseState, InfringementKind, TransitionDetails};
+use crate::model::{CaseState, InfringementKind, RejectReason, TransitionDetails};
 use crate::model::{Outcome, Reason};
 
 /// One notice as the queue shows it.
@@ -233,6 +234,8 @@ pub struct AuditEntry {
     pub from_state: Option<String>,
     pub to_state: Option<String>,
     pub note: Option<String>,
+    /// A reviewer's reason for rejecting: authorised_seller, genuine_goods or not_our_goods.
+    pub reject_reason: Option<String>,
 }
 
 /// Outcomes of the complaints one platform account filed in a window, in listings.
@@ -747,7 +750,7 @@ impl Store {
     /// The audit rows of one notice, oldest first.
     pub async fn notice_history(&self, notice_id: i64) -> Result<Vec<AuditEntry>> {
         Ok(sqlx::query_as(
-            "SELECT id, at, actor, action, from_state, to_state, note FROM audit_log
+            "SELECT id, at, actor, action, from_state, to_state, note, reject_reason FROM audit_log
              WHERE entity = 'notice' AND entity_id = ? ORDER BY id",
         )
         .bind(notice_id)
@@ -829,7 +832,8 @@ impl Store {
     }
 
     /// Moves a notice to `to`, writing the change and its audit row (who, when, from, to, why)
-    /// in one transaction. The only way a notice changes state.
+    /// in one transaction. The only way a notice changes state ([`Store::reject_notice`] is this
+    /// step with a reviewer's feedback).
     ///
     /// Refused, with nothing written: a step the lifecycle doesn't have; approving or filing a
     /// notice that cannot be filed (no CN registration, expired mark: the reason is given);
@@ -842,6 +846,69 @@ impl Store {
         details: &TransitionDetails,
     ) -> std::result::Result<NoticeSummary, TransitionError> {
         let mut tx = self.begin_write().await?;
+        Self::apply_transition(&mut tx, id, to, actor, details, None).await?;
+        tx.commit().await?;
+        self.notice(id).await?.ok_or(TransitionError::NotFound(id))
+    }
+
+    /// Rejects a notice with a reviewer's feedback: the reason goes on the rejection's audit
+    /// row, and the allow rules asked for are added, all in one transaction. A platform's
+    /// rejection (after filing) takes no feedback; an allow rule needs a reason.
+    pub async fn reject_notice(
+        &self,
+        id: i64,
+        actor: &str,
+        details: &TransitionDetails,
+        feedback: &Feedback,
+    ) -> std::result::Result<Rejection, TransitionError> {
+        let mut tx = self.begin_write().await?;
+        let from = Self::apply_transition(
+            &mut tx,
+            id,
+            CaseState::Rejected,
+            actor,
+            details,
+            feedback.reason,
+        )
+        .await?;
+        let reviewer = matches!(from, CaseState::Draft | CaseState::Approved);
+        if !reviewer && (feedback.reason.is_some() || !feedback.allow.is_empty()) {
+            return Err(TransitionError::Feedback {
+                id,
+                field: match (feedback.reason, feedback.allow.first()) {
+                    (Some(_), _) => "why",
+                    (None, Some(AllowRequest::Seller(_))) => "allow_seller",
+                    (None, _) => "allow_title",
+                },
+                message: format!(
+                    "a platform's rejection of a {from} notice takes no reviewer reason or allow rule"
+                ),
+            });
+        }
+        let (added, existing) =
+            super::allow::add_rules(&mut tx, id, actor, feedback.reason, &feedback.allow).await?;
+        tx.commit().await?;
+        let notice = self
+            .notice(id)
+            .await?
+            .ok_or(TransitionError::NotFound(id))?;
+        Ok(Rejection {
+            notice,
+            added,
+            existing,
+        })
+    }
+
+    /// One step of the lifecycle inside the caller's transaction: checks, the notice's new state
+    /// and its audit row (with the reviewer's reason on a rejection). Returns the state it left.
+    async fn apply_transition(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: i64,
+        to: CaseState,
+        actor: &str,
+        details: &TransitionDetails,
+        reject_reason: Option<RejectReason>,
+    ) -> std::result::Result<CaseState, TransitionError> {
         let row: Option<StateRow> = sqlx::query_as(
             "SELECT n.state, n.not_fileable, m.text, m.expires FROM notices n LEFT JOIN marks m ON m.id = n.mark_id
              WHERE n.id = ?",
@@ -948,8 +1015,9 @@ impl Store {
             (_, _, n) => n.map(str::to_owned),
         };
         sqlx::query(
-            "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
-             VALUES (?, ?, 'notice', ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note,
+                                    reject_reason)
+             VALUES (?, ?, 'notice', ?, ?, ?, ?, ?, ?)",
         )
         .bind(&now)
         .bind(actor)
@@ -958,10 +1026,10 @@ impl Store {
         .bind(from.as_str())
         .bind(to.as_str())
         .bind(note)
+        .bind(reject_reason.map(RejectReason::as_str))
         .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
-        self.notice(id).await?.ok_or(TransitionError::NotFound(id))
+        Ok(from)
     }
 }
 
@@ -986,6 +1054,13 @@ pub enum TransitionError {
         id: i64,
         to: CaseState,
         reason: String,
+    },
+    /// The reviewer's feedback on a rejection does not fit the notice; `field` names the input.
+    #[error("notice {id}: `{field}`: {message}")]
+    Feedback {
+        id: i64,
+        field: &'static str,
+        message: String,
     },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::queue::{PAGE_SIZE, QueueQuery};
 use super::{WebError, WebState};
-use crate::model::{CaseState, TransitionDetails};
-use crate::store::TransitionError;
+use crate::model::{CaseState, RejectReason, TransitionDetails};
+use crate::store::{AllowRequest, Feedback, TransitionError};
 use crate::store::{NoticeDetail, NoticePage, NoticeSummary, Role, User};
 
 /// The user an API token belongs to.
@@ -133,6 +133,13 @@ struct TransitionBody {
     complaint_ref: Option<String>,
     #[serde(default)]
     account: Option<String>,
+    /// Rejecting a draft: why it is not infringing, and the shops or title words to allow.
+    #[serde(default)]
+    why: Option<RejectReason>,
+    #[serde(default)]
+    allow_sellers: Vec<String>,
+    #[serde(default)]
+    allow_title: Option<String>,
 }
 
 /// One step of the lifecycle, through the same transition function as the pages and the CLI.
@@ -148,6 +155,29 @@ async fn transition(
         complaint_ref: body.complaint_ref,
         account: body.account,
     };
+    let mut allow: Vec<AllowRequest> = body
+        .allow_sellers
+        .into_iter()
+        .map(|s| AllowRequest::Seller(Some(s)))
+        .collect();
+    allow.extend(body.allow_title.map(AllowRequest::Title));
+    let feedback = Feedback {
+        reason: body.why,
+        allow,
+    };
+    if body.to == CaseState::Rejected {
+        let rejection = state
+            .store()
+            .reject_notice(id, &user.actor(), &details, &feedback)
+            .await?;
+        return Ok(Json(rejection.notice));
+    }
+    if feedback != Feedback::default() {
+        return Err(WebError::BadRequest(
+            "`why`, `allow_sellers` and `allow_title` are for rejecting".to_owned(),
+        )
+        .into());
+    }
     let notice = state
         .store()
         .transition_notice(id, body.to, &user.actor(), &details)
@@ -161,6 +191,9 @@ struct BulkBody {
     to: CaseState,
     #[serde(default)]
     note: Option<String>,
+    /// Rejecting: why the drafts are not infringing.
+    #[serde(default)]
+    why: Option<RejectReason>,
 }
 
 /// Approve or reject many drafts; each is its own transition, reported one by one.
@@ -182,15 +215,26 @@ async fn bulk(
         note: body.note,
         ..TransitionDetails::default()
     };
+    if body.why.is_some() && body.to != CaseState::Rejected {
+        return Err(WebError::BadRequest("`why` is for rejecting".to_owned()).into());
+    }
+    let feedback = Feedback {
+        reason: body.why,
+        allow: Vec::new(),
+    };
     let mut done = Vec::new();
     let mut failed = Vec::new();
+    let (store, actor) = (state.store(), user.actor());
     for id in body.ids {
-        match state
-            .store()
-            .transition_notice(id, body.to, &user.actor(), &details)
-            .await
-        {
-            Ok(_) => done.push(id),
+        let result = if body.to == CaseState::Rejected {
+            let rejected = store.reject_notice(id, &actor, &details, &feedback);
+            rejected.await.map(|_| ())
+        } else {
+            let moved = store.transition_notice(id, body.to, &actor, &details);
+            moved.await.map(|_| ())
+        };
+        match result {
+            Ok(()) => done.push(id),
             Err(TransitionError::Store(e)) => return Err(e.into()),
             Err(e) => failed.push(json!({ "id": id, "error": e.to_string() })),
         }

@@ -9,6 +9,8 @@ use axum_extra::extract::Form;
 use serde::de::DeserializeOwned;
 
 use super::WebError;
+use crate::model::RejectReason;
+use crate::store::{AllowRequest, Feedback};
 
 /// Largest form accepted: a bulk selection of a full queue page and a note fit easily.
 const MAX_FORM_BYTES: usize = 256 * 1024;
@@ -54,6 +56,32 @@ pub(super) fn text(field: &Option<String>) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
+}
+
+/// A rejection's feedback fields: `why` (a reason's name, `-` or `_` between words), the
+/// shops to allow, and title words to allow. Empty fields ask for nothing.
+pub(super) fn feedback(
+    why: &Option<String>,
+    allow_seller: &[String],
+    allow_title: &Option<String>,
+) -> Result<Feedback, WebError> {
+    let reason = match text(why) {
+        None => None,
+        Some(w) => Some(w.replace('-', "_").parse::<RejectReason>().map_err(|_| {
+            WebError::BadRequest(format!(
+                "field `why`: `{w}` is not authorised_seller, genuine_goods or not_our_goods"
+            ))
+        })?),
+    };
+    let mut allow: Vec<AllowRequest> = allow_seller
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| AllowRequest::Seller(Some(s.trim().to_owned())))
+        .collect();
+    if let Some(words) = text(allow_title) {
+        allow.push(AllowRequest::Title(words));
+    }
+    Ok(Feedback { reason, allow })
 }
 
 #[cfg(test)]

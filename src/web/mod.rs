@@ -7,6 +7,7 @@
 //! JSON API for API tokens; `headers` the security headers every response carries. Pages work
 //! without JavaScript; `static/app.js` (nonce'd) only adds keyboard shortcuts and select-all.
 
+mod allow;
 mod api;
 mod auth;
 mod cases;
@@ -127,6 +128,8 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/cases", get(cases::cases))
         .route("/export", get(export::export))
         .route("/sellers", get(cases::sellers))
+        .route("/allow", get(allow::allow_rules))
+        .route("/allow/{id}/remove", post(allow::remove_allow_rule))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route(

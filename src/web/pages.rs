@@ -56,6 +56,8 @@ impl Flash {
             }
             "approved" => format!("Approved {n} notice(s)."),
             "rejected" => format!("Rejected {n} notice(s)."),
+            "rejected_allowed" => format!("Rejected; {n} allow rule(s) added."),
+            "allow_removed" => "Allow rule removed.".to_owned(),
             "filed" => "Marked as filed.".to_owned(),
             "resolved" => "Outcome recorded.".to_owned(),
             "none" => "Nothing was selected.".to_owned(),

@@ -10,13 +10,13 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{CurrentUser, Posted};
-use super::form::{csrf_form, text};
+use super::form::{csrf_form, feedback, text};
 use super::pages::{Flash, page, v};
 use super::redirect::{local_path, see_other};
 use super::{Platform, WebError, WebState};
 use crate::model::Outcome;
 use crate::model::{CaseState, TransitionDetails};
-use crate::store::TransitionError;
+use crate::store::{Feedback, TransitionError};
 use crate::store::{NoticeFilter, NoticeSort, Role};
 
 /// Rows per queue page.
@@ -29,6 +29,7 @@ impl From<TransitionError> for WebError {
         match e {
             TransitionError::NotFound(_) => WebError::NotFound,
             TransitionError::Store(s) => WebError::Store(s),
+            e @ TransitionError::Feedback { .. } => WebError::BadRequest(e.to_string()),
             other => WebError::Conflict(other.to_string()),
         }
     }
@@ -221,6 +222,8 @@ pub(super) struct BulkForm {
     action: String,
     id: Vec<i64>,
     note: Option<String>,
+    /// Why the selected drafts are not infringing (rejecting only).
+    why: Option<String>,
     /// The queue's query string, to return to.
     back: String,
 }
@@ -234,6 +237,10 @@ pub(super) struct TransitionForm {
     note: Option<String>,
     complaint_ref: Option<String>,
     account: Option<String>,
+    /// A reviewer's rejection: why it is not infringing, and shops or title words to allow.
+    why: Option<String>,
+    allow_seller: Vec<String>,
+    allow_title: Option<String>,
 }
 
 csrf_form!(BulkForm, TransitionForm);
@@ -270,16 +277,26 @@ pub(super) async fn bulk(
         note: text(&form.note),
         ..TransitionDetails::default()
     };
+    let feedback = feedback(&form.why, &[], &None)?;
+    if to != CaseState::Rejected && feedback.reason.is_some() {
+        return Err(WebError::BadRequest(
+            "field `why`: a reason is for rejecting, not approving".to_owned(),
+        ));
+    }
     let actor = posted.user.actor();
     let mut done = 0;
     let mut failures = Vec::new();
+    let store = state.store();
     for id in ids {
-        match state
-            .store()
-            .transition_notice(id, to, &actor, &details)
-            .await
-        {
-            Ok(_) => done += 1,
+        let result = if to == CaseState::Rejected {
+            let rejected = store.reject_notice(id, &actor, &details, &feedback);
+            rejected.await.map(|_| ())
+        } else {
+            let moved = store.transition_notice(id, to, &actor, &details);
+            moved.await.map(|_| ())
+        };
+        match result {
+            Ok(()) => done += 1,
             Err(TransitionError::Store(e)) => return Err(e.into()),
             Err(e) => failures.push(BulkFailure {
                 id,
@@ -320,6 +337,8 @@ struct Action {
     needs_ref: bool,
     shortcut: Option<&'static str>,
     danger: bool,
+    /// A reviewer's rejection: offers a reason and allow rules.
+    feedback: bool,
 }
 
 fn actions_from(state: CaseState) -> Vec<Action> {
@@ -345,6 +364,8 @@ fn actions_from(state: CaseState) -> Vec<Action> {
                 needs_ref: *to == CaseState::Filed,
                 shortcut,
                 danger,
+                feedback: *to == CaseState::Rejected
+                    && matches!(state, CaseState::Draft | CaseState::Approved),
             }
         })
         .collect()
@@ -383,6 +404,16 @@ pub(super) async fn notice(
         })
         .collect();
     let actions = actions_from(detail.notice.state);
+    // The shops a rejection may allow, each once.
+    let mut sellers: Vec<&str> = Vec::new();
+    for item in &detail.items {
+        if let Some(s) = item.seller.as_deref().map(str::trim)
+            && !s.is_empty()
+            && !sellers.contains(&s)
+        {
+            sellers.push(s);
+        }
+    }
     state.render(
         "notice.html",
         context! {
@@ -391,6 +422,7 @@ pub(super) async fn notice(
             d => v(&detail),
             reasons => v(reasons),
             actions => v(actions),
+            sellers => v(sellers),
             today => chrono::Utc::now().date_naive().to_string(),
         },
     )
@@ -413,13 +445,30 @@ pub(super) async fn transition(
         complaint_ref: text(&form.complaint_ref),
         account: text(&form.account),
     };
+    let feedback = feedback(&form.why, &form.allow_seller, &form.allow_title)?;
+    let actor = posted.user.actor();
+    if to == CaseState::Rejected {
+        let rejection = state
+            .store()
+            .reject_notice(id, &actor, &details, &feedback)
+            .await?;
+        let done = match rejection.added.len() {
+            0 => "rejected&n=1".to_owned(),
+            n => format!("rejected_allowed&n={n}"),
+        };
+        return Ok(Redirect::to(&format!("/notices/{id}?done={done}")).into_response());
+    }
+    if feedback != Feedback::default() {
+        return Err(WebError::BadRequest(
+            "fields `why`, `allow_seller` and `allow_title` are for rejecting".to_owned(),
+        ));
+    }
     state
         .store()
-        .transition_notice(id, to, &posted.user.actor(), &details)
+        .transition_notice(id, to, &actor, &details)
         .await?;
     let done = match to {
         CaseState::Approved => "approved&n=1",
-        CaseState::Rejected => "rejected&n=1",
         CaseState::Filed => "filed",
         _ => "resolved",
     };

@@ -47,6 +47,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "sellers.html",
         include_str!("../../templates/web/sellers.html"),
     ),
+    ("allow.html", include_str!("../../templates/web/allow.html")),
 ];
 
 pub(super) fn environment() -> Result<Environment<'static>, WebError> {

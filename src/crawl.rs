@@ -11,8 +11,8 @@
 mod accounts;
 pub(crate) mod plan;
 
-pub use plan::{Crawl, Pace, Search};
-pub(crate) use plan::{PlatformLocks, build_matcher};
+pub use plan::{Crawl, Pace, Search, pipeline_matcher};
+pub(crate) use plan::{MatcherStamp, PlatformLocks, build_matcher};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -93,7 +93,8 @@ pub use fetch::browser::{
 
 // Matching.
 pub use matcher::{
-    Item as MatchItem, MatchFileError, Matcher, evaluate, read_labels, read_listings, run_jsonl,
+    Item as MatchItem, MatchFileError, MatchSettings, Matcher, evaluate, read_labels,
+    read_listings, run_jsonl,
 };
 
 // Evidence sealing and storage.
@@ -110,8 +111,8 @@ pub use store::{
 
 // Crawling and schedules.
 pub use crawl::{
-    Crawl, CrawlError, Pace, RunSummary, Search, record_page, record_page_with_parts,
-    watch_keywords,
+    Crawl, CrawlError, Pace, RunSummary, Search, pipeline_matcher, record_page,
+    record_page_with_parts, watch_keywords,
 };
 pub use cron::CronExpr;
 pub use schedule::Watch;

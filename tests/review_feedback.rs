@@ -298,6 +298,24 @@ async fn the_cli_rejects_with_feedback_lists_and_removes_rules_and_reports_agree
         "{text}"
     );
 
+    // Judged again, the shop's listings are cleared by the reviewer's rule.
+    let out = scratch.run(&["rematch"]).ok();
+    assert!(out.contains("matches now: clear 3"), "{out}");
+    let mut conn = {
+        use sqlx::Connection;
+        sqlx::SqliteConnection::connect(&format!("sqlite:{}", scratch.db().display()))
+            .await
+            .unwrap()
+    };
+    let reasons: Vec<String> = sqlx::query_scalar("SELECT reasons FROM matches")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        reasons.iter().all(|r| r.contains("allowed_by_reviewer")),
+        "{reasons:?}"
+    );
+
     let rules: serde_json::Value =
         serde_json::from_str(&scratch.run(&["match", "allow", "list", "--json"]).ok()).unwrap();
     assert_eq!(rules.as_array().unwrap().len(), 2);

@@ -2,13 +2,12 @@
 
 use markwatch::{load_definitions, rematch};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use markwatch::Outcome;
 use markwatch::{Crawl, CrawlError, RunStatus, Search};
-use markwatch::{Matcher, Outcome};
 
 use super::Context;
 
@@ -141,8 +140,7 @@ pub(super) fn load_secret_key(ctx: &Context) -> anyhow::Result<markwatch::Secret
 /// `markwatch rematch`: judge every stored listing again with the current registry.
 pub async fn run_rematch(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store().await?;
-    let brands = store.brands().await?;
-    let matcher = Arc::new(Matcher::new(&brands)?);
+    let matcher = markwatch::pipeline_matcher(&store, &ctx.config).await?;
     let summary = rematch(&store, &matcher).await?;
     let counts = store.match_counts().await?;
     store.close().await;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use markwatch::Matcher;
+use markwatch::{MatchSettings, Matcher};
 
 use super::Context;
 use super::feedback::{AllowCommand, StatsArgs};
@@ -37,7 +37,7 @@ enum MatchSubcommand {
 pub async fn run(cmd: MatchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
     match cmd.command {
         None => match cmd.offline {
-            Some(args) => run_match(args),
+            Some(args) => run_match(args, ctx),
             // clap requires both flags when no subcommand is given.
             None => anyhow::bail!("give --brands and --listings, or a subcommand (stats, allow)"),
         },
@@ -75,9 +75,15 @@ pub struct EvalArgs {
     labels: Option<PathBuf>,
 }
 
-fn build_matcher(brands: &Path) -> anyhow::Result<Matcher> {
+/// A matcher over a registry file, with the configured exchange rates (no database, so no
+/// reviewers' allow rules).
+fn build_matcher(brands: &Path, ctx: &Context) -> anyhow::Result<Matcher> {
     let brands = load_registry(brands)?;
-    Matcher::new(&brands).context("cannot index the registry")
+    let settings = MatchSettings {
+        rates: ctx.config.matching.rates.clone().into_iter().collect(),
+        ..MatchSettings::default()
+    };
+    Matcher::with_settings(&brands, &settings).context("cannot index the registry")
 }
 
 fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
@@ -88,8 +94,8 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::new(file)))
 }
 
-pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
-    let matcher = build_matcher(&args.brands)?;
+pub fn run_match(args: MatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let matcher = build_matcher(&args.brands, ctx)?;
     let input = open_input(&args.listings)?;
     let output: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
@@ -118,8 +124,8 @@ pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let matcher = build_matcher(&args.brands)?;
+pub fn run_eval(args: EvalArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let matcher = build_matcher(&args.brands, ctx)?;
     let labels_path = args.labels.clone().unwrap_or_else(|| {
         args.listings[0]
             .parent()

@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "fixtures")]
         Command::Fixtures(cmd) => fixtures::run(cmd).await,
         Command::Match(cmd) => matching::run(cmd, &ctx).await,
-        Command::Eval(args) => matching::run_eval(args),
+        Command::Eval(args) => matching::run_eval(args, &ctx),
         Command::Serve(args) => serve::run(args, &ctx).await,
         #[cfg(feature = "fixtures")]
         Command::Demo(args) => demo::run(args, &ctx).await,

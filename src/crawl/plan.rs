@@ -20,12 +20,11 @@ use super::{CrawlError, RunSummary, Target, watch_keywords};
 use crate::accounts::open_accounts;
 use crate::config::Config;
 use crate::fetch::FetchPolicy;
-use crate::matcher::Matcher;
-use crate::model::Brand;
+use crate::matcher::{MatchSettings, Matcher};
 use crate::notice::{self, DraftSummary};
 use crate::platform::{FetchWith, PlatformDef};
 use crate::secrets::SecretKey;
-use crate::store::{RunStatus, Store};
+use crate::store::{AllowRulesStamp, RegistryStamp, RunStatus, Store};
 
 /// Requests in flight per platform when the rate limit is lifted, unless
 /// `platforms.<name>.concurrency` says otherwise.
@@ -252,6 +251,7 @@ impl CrawlBuilder<'_> {
             platforms,
             defs: self.defs,
             extra_keywords: config.crawl.extra_keywords.clone(),
+            rates: config.matching.rates.clone(),
             fetch_details: self.fetch_details,
             missing_details: config.crawl.missing_item_pages_per_run,
             draft_notices: self.draft_notices,
@@ -381,6 +381,8 @@ pub struct Crawl {
     missing_details: u32,
     draft_notices: bool,
     matcher: Option<Arc<Matcher>>,
+    /// `matching.rates`, for a matcher built at each run.
+    rates: BTreeMap<String, f64>,
     locks: Option<PlatformLocks>,
     secret_key: Option<SecretKey>,
     browser: BrowserPlan,
@@ -492,7 +494,7 @@ impl Crawl {
         let matcher = match &self.matcher {
             Some(m) => m.clone(),
             // Listings are judged against the whole registry, whichever brands are searched.
-            None => build_matcher(store.brands().await?).await?,
+            None => build_matcher(store, &self.rates).await?.1,
         };
         let guards = match &self.locks {
             Some(locks) => locks.lock(&self.platform_names()).await,
@@ -542,14 +544,52 @@ impl Crawl {
     }
 }
 
-/// Builds the matcher for `brands` (the whole registry) on a blocking thread: it loads
-/// dictionaries and indexes every mark, too long for an async worker.
-pub(crate) async fn build_matcher(brands: Vec<Brand>) -> Result<Arc<Matcher>, CrawlError> {
-    let built = tokio::task::spawn_blocking(move || Matcher::new(&brands))
+/// Where what the matcher is built from stands: the registry and reviewers' allow rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MatcherStamp {
+    registry: RegistryStamp,
+    allow: AllowRulesStamp,
+}
+
+impl MatcherStamp {
+    /// One small read of each.
+    pub(crate) async fn now(store: &Store) -> Result<MatcherStamp, CrawlError> {
+        Ok(MatcherStamp {
+            registry: store.registry_stamp().await?,
+            allow: store.allow_rules_stamp().await?,
+        })
+    }
+}
+
+/// The matcher as the pipeline builds it, for commands that judge stored listings again.
+pub async fn pipeline_matcher(store: &Store, config: &Config) -> Result<Arc<Matcher>, CrawlError> {
+    Ok(build_matcher(store, &config.matching.rates).await?.1)
+}
+
+/// The matcher the pipeline judges with: the whole registry, reviewers' allow rules and the
+/// configured exchange rates, with the stamp they were read at. Building loads dictionaries,
+/// so it runs off the async workers.
+pub(crate) async fn build_matcher(
+    store: &Store,
+    rates: &BTreeMap<String, f64>,
+) -> Result<(MatcherStamp, Arc<Matcher>), CrawlError> {
+    // The rules' stamp before the rules: a rule added in between makes the next check rebuild.
+    let allow_stamp = store.allow_rules_stamp().await?;
+    let allow = store.allow_rules().await?;
+    let (registry, brands) = store.brands_with_stamp().await?;
+    let settings = MatchSettings {
+        rates: rates.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        allow,
+    };
+    let built = tokio::task::spawn_blocking(move || Matcher::with_settings(&brands, &settings))
         .await
         .map_err(|e| CrawlError::Matcher(e.to_string()))?
         .map_err(|e| CrawlError::Matcher(e.to_string()))?;
-    Ok(Arc::new(built))
+    let stamp = MatcherStamp {
+        registry,
+        allow: allow_stamp,
+    };
+    Ok((stamp, Arc::new(built)))
 }
 
 #[cfg(test)]

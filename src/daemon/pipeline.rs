@@ -87,7 +87,10 @@ impl Pipeline {
     /// aliases plus `crawl.extra_keywords`, read at each run so registry changes apply at once;
     /// the matcher too is the registry's as of the run's start.
     pub async fn run(&self, watch: &Watch) -> Result<RunReport, DaemonError> {
-        let matcher = self.matchers.current(&self.store).await?;
+        let matcher = self
+            .matchers
+            .current(&self.store, &self.config.matching.rates)
+            .await?;
         let mut crawl = Crawl::builder(&self.config, self.defs.clone())
             .platforms(&watch.platforms)
             .pace(self.pace)

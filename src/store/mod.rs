@@ -31,11 +31,11 @@ pub(crate) use accounts::NewAccount;
 pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
 pub(crate) use alerts::{AlertKind, NewAlert};
-pub(crate) use brands::RegistryStamp;
 pub use allow::{
     AllowRequest, AllowRuleRow, AllowRulesStamp, CodeAgreement, Feedback, ReasonCount, Rejection,
     ReviewStats,
 };
+pub(crate) use brands::RegistryStamp;
 pub use crawl::RunStatus;
 pub use crawl::StoredPage;
 pub(crate) use crawl::{DetailUpdate, NewEvidence, NewPart, PageListings, RunCounts, Upsert};

@@ -352,6 +352,8 @@ pub(crate) struct Token {
     pub separated: bool,
     /// Joined to the previous token by punctuation rather than blanks (Louis_Vuitton).
     pub punctuated: bool,
+    /// Joined to the previous token by punctuation alone, as a word is hyphenated (GUC-CI).
+    pub hyphened: bool,
     /// Letters spelled out with separators between them (N-I-K-E).
     pub spaced: bool,
     pub wide: bool,
@@ -430,8 +432,8 @@ enum Gap {
     Broken,
     /// A case change only.
     Camel,
-    /// Up to a few separators; whether any was punctuation rather than a blank.
-    Separators(u8, bool),
+    /// Up to a few separators; whether any was punctuation, whether any was a blank.
+    Separators(u8, bool, bool),
 }
 
 impl TokenBuilder {
@@ -440,9 +442,10 @@ impl TokenBuilder {
         let token = self.current.get_or_insert_with(|| Token {
             first: idx,
             end: idx,
-            joined: matches!(gap, Gap::Camel | Gap::Separators(1..=3, _)),
+            joined: matches!(gap, Gap::Camel | Gap::Separators(1..=3, ..)),
             separated: matches!(gap, Gap::Separators(..)),
-            punctuated: matches!(gap, Gap::Separators(1..=3, true)),
+            punctuated: matches!(gap, Gap::Separators(1..=3, true, _)),
+            hyphened: matches!(gap, Gap::Separators(1..=3, true, false)),
             ..Token::default()
         });
         token.text.push(l);
@@ -469,9 +472,9 @@ impl TokenBuilder {
 
     fn separator(&mut self, out: &mut Analysed, blank: bool) {
         if self.close(out) || self.gap == Gap::Camel {
-            self.gap = Gap::Separators(1, !blank);
-        } else if let Gap::Separators(n, punct) = self.gap {
-            self.gap = Gap::Separators(n.saturating_add(1), punct || !blank);
+            self.gap = Gap::Separators(1, !blank, blank);
+        } else if let Gap::Separators(n, punct, blanks) = self.gap {
+            self.gap = Gap::Separators(n.saturating_add(1), punct || !blank, blanks || blank);
         }
     }
 
@@ -561,6 +564,15 @@ pub(crate) fn loosen(text: &str) -> Option<String> {
     )
 }
 
+/// Letter pairs that read as one letter at a glance (rn as m, cl as d, vv as w): `text`
+/// with each kind of pair replaced in turn.
+pub(crate) fn read_as_single_letters(text: &str) -> impl Iterator<Item = String> + '_ {
+    [("rn", "m"), ("cl", "d"), ("vv", "w")]
+        .into_iter()
+        .filter(|(pair, _)| text.contains(pair))
+        .map(|(pair, letter)| text.replace(pair, letter))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +655,20 @@ mod tests {
         assert!(parse_lookalikes(LATIN_LOOKALIKES).unwrap().len() > 30);
         let err = parse_lookalikes(("t.txt", "# c\nĸ k\nɢ gg\n")).unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn marks_words_broken_by_hyphens() {
+        let a = norm().analyse("GUC-CI GUC CI GUC - CI");
+        let hyphened: Vec<bool> = a.tokens.iter().map(|t| t.hyphened).collect();
+        assert_eq!(hyphened, [false, true, false, false, false, false]);
+    }
+
+    #[test]
+    fn reads_letter_pairs_as_one_letter() {
+        let read: Vec<String> = read_as_single_letters("rnoncler").collect();
+        assert_eq!(read, ["moncler", "rnonder"]);
+        assert_eq!(read_as_single_letters("gucci").count(), 0);
     }
 
     #[test]

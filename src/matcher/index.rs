@@ -786,8 +786,11 @@ impl MarkIndex {
     /// Whether view characters `first..end` are whole words of the Chinese text around
     /// them: no word the segmenter finds there starts outside the hit and ends inside it,
     /// or the other way round (快乐高效 is 快乐/高效, so 乐高 is not in it). A separator
-    /// in the original text is a word boundary already. With `alone`, the hit may not
-    /// sit inside a longer word either (马克杯 is a mug, not a sound-alike of 玛克).
+    /// in the original text is a word boundary already. A longer word holding the hit is
+    /// another word unless it is the mark followed by what it names (耐克鞋, 劳力士表):
+    /// the hit may not end it (千秋万代, 朝北面, 小苹果) nor start a name or set phrase
+    /// (索尼克 is Sonic, 耐克森 a tyre maker). With `alone`, the hit may not sit inside a
+    /// longer word at all (马克杯 is a mug, not a sound-alike of 玛克).
     fn keeps_words_whole(
         &self,
         view: &HanView,
@@ -818,11 +821,23 @@ impl MarkIndex {
             let crosses_start = w.start < s && w.end > s;
             let crosses_end = w.start < e && w.end > e;
             if inside {
-                !alone
+                !alone && w.start == s && !self.is_name_or_phrase(w.word)
             } else {
                 !(crosses_start || crosses_end)
             }
         })
+    }
+
+    /// Whether the segmenter's dictionary calls `word` a person's or place name, an idiom
+    /// or a set phrase.
+    fn is_name_or_phrase(&self, word: &str) -> bool {
+        match self.jieba.tag(word, false).as_slice() {
+            [tag] => {
+                let t = tag.tag;
+                t.starts_with("nr") || t.starts_with("ns") || t == "i" || t == "l"
+            }
+            _ => false,
+        }
     }
 }
 
@@ -1300,6 +1315,38 @@ mod tests {
             found("a pandora"),
             [("PANDORA".to_string(), HitKind::Exact)]
         );
+    }
+
+    #[test]
+    fn chinese_names_inside_everyday_phrases_are_not_hits() {
+        for text in [
+            "朝北面阳台 晾衣架",
+            "千秋万代 书法 字画",
+            "子孙万代 葫芦 摆件",
+            "一万代金券",
+            "索尼克 刺猬 公仔",
+            "耐克森 轮胎",
+            "小苹果 广场舞 服装",
+            "快乐高效 学习桌",
+            "忍耐克制 书法",
+        ] {
+            assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+        }
+        for (text, mark) in [
+            ("北面 冲锋衣", "北面"),
+            ("北面冲锋衣 男", "北面"),
+            ("万代 高达 模型", "万代"),
+            ("索尼耳机 降噪", "索尼"),
+            ("耐克鞋 男", "耐克"),
+            ("陶瓷 耐克杯", "耐克"),
+            ("劳力士表 男", "劳力士"),
+            ("苹果公司 正品", "苹果"),
+            ("乐高 积木", "乐高"),
+            ("乐高积木 城市", "乐高"),
+        ] {
+            finds(text, mark, HitKind::Chinese);
+        }
+        finds("新 百 伦 跑鞋", "新百伦", HitKind::Spaced);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct CatalogueListing {
     pub location: String,
     #[serde(default)]
     pub sales: u64,
+    /// The searches that find the listing. A listing without any is only in the matcher's
+    /// labelled set (`markwatch eval`): the fixture platforms do not serve it.
     pub keywords: Vec<String>,
     #[serde(default)]
     pub ad: bool,

@@ -253,7 +253,8 @@ impl FixtureServer {
             .map(|site| {
                 let listings: Vec<CatalogueListing> = all
                     .iter()
-                    .filter(|l| l.platform == site.key)
+                    // Without keywords a listing is only in the matcher's labelled set.
+                    .filter(|l| l.platform == site.key && !l.keywords.is_empty())
                     .cloned()
                     .collect();
                 let mut by_keyword: HashMap<String, Vec<usize>> = HashMap::new();

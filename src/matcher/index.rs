@@ -21,7 +21,9 @@ use rustc_hash::FxHashMap;
 
 use super::MatcherError;
 use super::context::{Context, whole_word};
-use super::normalize::{Analysed, MAX_READINGS, Normalizer, is_han, latin_key, loosen};
+use super::normalize::{
+    Analysed, MAX_READINGS, Normalizer, Token, is_han, latin_key, loosen, read_as_single_letters,
+};
 use crate::model::Brand;
 
 /// At most this many tokens make one Latin window (SK II, LOUIS VUITTON, nai ke).
@@ -444,10 +446,13 @@ impl MarkIndex {
         self.find_latin(text, context, &mut hits);
         self.find_han(text, norm, &mut hits);
         // Keep the strongest hit per entry.
+        let guessed = |h: &Hit| matches!(h.kind, HitKind::Fuzzy(_));
         hits.sort_by(|a, b| {
             a.entry
                 .cmp(&b.entry)
                 .then(b.kind.strength().total_cmp(&a.kind.strength()))
+                // At equal strength the reading that needs no guess wins.
+                .then(guessed(a).cmp(&guessed(b)))
         });
         hits.dedup_by_key(|h| h.entry);
         hits
@@ -468,41 +473,53 @@ impl MarkIndex {
                 lengths.push(t.text.len().min(255) as u8);
                 let window_tokens = &tokens[i..=i + k];
                 let (first, end) = (window_tokens[0].first, t.end);
-                let found_exact = self.probe_exact(&window, &lengths, window_tokens, hits);
-                if !found_exact {
-                    // "iPhone15", "airpods2": a model number stuck to the mark.
-                    let stem = window.trim_end_matches(|c: char| c.is_ascii_digit());
-                    let cut = window.len() - stem.len();
-                    let last = *lengths.last().unwrap_or(&0) as usize;
-                    if stem.len() >= 4 && cut > 0 && cut < last {
-                        let mut stem_lengths = lengths.clone();
-                        if let Some(l) = stem_lengths.last_mut() {
-                            *l -= cut as u8;
-                        }
-                        let stem = stem.to_string();
-                        self.probe_exact(&stem, &stem_lengths, window_tokens, hits);
+                let mut found = self.probe_exact(&window, &lengths, window_tokens, false, hits);
+                // "iPhone15", "airpods2": a model number stuck to the mark.
+                let stem = window.trim_end_matches(|c: char| c.is_ascii_digit());
+                let cut = window.len() - stem.len();
+                let last = *lengths.last().unwrap_or(&0) as usize;
+                let model = stem.len() >= 4 && cut > 0 && cut < last;
+                if !found && model {
+                    let mut stem_lengths = lengths.clone();
+                    if let Some(l) = stem_lengths.last_mut() {
+                        *l -= cut as u8;
+                    }
+                    found = self.probe_exact(stem, &stem_lengths, window_tokens, false, hits);
+                }
+                // Letters that run together at a glance (Rnoncler, Herrnes, Cliesel).
+                if !found && k == 0 && !context.is_english(&window) {
+                    for read in read_as_single_letters(&window) {
+                        let read_lengths = [read.len().min(255) as u8];
+                        found |= self.probe_exact(&read, &read_lengths, window_tokens, true, hits);
                     }
                 }
-                if !found_exact && k < 2 {
+                if !found && k < 2 {
                     self.probe_fuzzy(&window, window_tokens, context, first, end, hits);
+                    if model {
+                        self.probe_fuzzy(stem, window_tokens, context, first, end, hits);
+                    }
                 }
             }
         }
     }
 
     /// Exact and loose lookups of one window; whether anything was found.
+    /// With `misread`, `window` is the text as read at a glance (rn as m), not as written.
     fn probe_exact(
         &self,
         window: &str,
         lengths: &[u8],
-        tokens: &[super::normalize::Token],
+        tokens: &[Token],
+        misread: bool,
         hits: &mut Vec<Hit>,
     ) -> bool {
         let (first, end) = (tokens[0].first, tokens[tokens.len() - 1].end);
         let spelled = tokens.iter().any(|t| t.spaced);
         let punctuated = tokens.iter().skip(1).any(|t| t.punctuated);
+        // A word broken by hyphens (GUC-CI) is one word, however short.
+        let hyphened = tokens.len() > 1 && tokens.iter().skip(1).all(|t| t.hyphened);
         let wide = tokens.iter().any(|t| t.wide);
-        let glyph = tokens.iter().any(|t| t.glyph);
+        let glyph = misread || tokens.iter().any(|t| t.glyph);
         let mut found = false;
         if let Some(list) = self.latin.get(window) {
             for &(entry, kind) in list {
@@ -511,7 +528,10 @@ impl MarkIndex {
                 // syllables), or the mark is long enough not to arise by chance
                 // (Louis_Vuitton, Air Pods).
                 let words_fit = match kind {
-                    LatinKind::Mark => e.key.len() >= 6 || lengths == e.split.as_slice(),
+                    LatinKind::Mark => {
+                        e.key.len() >= 6 || lengths == e.split.as_slice() || hyphened
+                    }
+                    LatinKind::Pinyin if misread => false,
                     LatinKind::Pinyin => e.pinyin.as_deref().is_some_and(|p| {
                         p.split(' ')
                             .map(str::len)
@@ -549,7 +569,9 @@ impl MarkIndex {
             let digits = tokens.iter().any(|t| t.has_digit());
             for &entry in list {
                 let e = &self.entries[entry];
-                if lengths.len() > 1 && !(e.key.len() >= 6 || lengths == e.split.as_slice()) {
+                if lengths.len() > 1
+                    && !(e.key.len() >= 6 || lengths == e.split.as_slice() || hyphened)
+                {
                     continue;
                 }
                 hits.push(Hit {
@@ -571,7 +593,7 @@ impl MarkIndex {
     fn probe_fuzzy(
         &self,
         window: &str,
-        tokens: &[super::normalize::Token],
+        tokens: &[Token],
         context: &Context,
         first: u32,
         end: u32,
@@ -582,17 +604,27 @@ impl MarkIndex {
             || len + 2 < self.fuzzy_lengths.0
             || len > self.fuzzy_lengths.1 + 2
             || len > 20
-            || !window.bytes().all(|b| b.is_ascii_lowercase())
+            || !window
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || window.bytes().filter(u8::is_ascii_alphabetic).count() < 3
         {
             return;
         }
-        // An ordinary word is not a misspelt mark ("channel" is not CHANEL).
-        if tokens
-            .iter()
-            .all(|t| t.text.len() < 4 || context.is_english(&t.text))
+        // Ordinary words are not a misspelt mark ("channel" is not CHANEL, "coach bus" not
+        // COACH), and a lone letter before a word is not a stray letter in it ("a pandora").
+        // Short words together may be a mark of short words (Mui Miu), word for word.
+        let short = |t: &Token| t.text.len() < 4;
+        let short_words = tokens.len() > 1 && tokens.iter().all(short);
+        if (!short_words
+            && tokens
+                .iter()
+                .all(|t| short(t) || context.is_english(&t.text)))
+            || (tokens.len() > 1 && tokens.iter().any(|t| t.text.len() < 2))
         {
             return;
         }
+        let lengths: Vec<u8> = tokens.iter().map(|t| t.text.len().min(255) as u8).collect();
         let d = if len >= 8 { 2 } else { 1 };
         let mut seen: Vec<usize> = Vec::new();
         let mut buf = String::with_capacity(len);
@@ -606,24 +638,18 @@ impl MarkIndex {
                     continue;
                 }
                 seen.push(entry);
-                let key = &self.entries[entry].key;
-                if key.as_bytes()[0] != window.as_bytes()[0] {
+                let e = &self.entries[entry];
+                if short_words && lengths != e.split {
                     continue;
                 }
-                // Restricted Damerau-Levenshtein (adjacent swaps count as one edit).
-                let dist = strsim::osa_distance(window, key);
-                if dist == 0 || dist > max_distance(key.len()) {
-                    continue;
+                if let Some(dist) = typo_distance(window, &e.key) {
+                    hits.push(Hit {
+                        entry,
+                        kind: HitKind::Fuzzy(dist),
+                        first,
+                        end,
+                    });
                 }
-                if key.len() == 4 && !is_slip(window, key) {
-                    continue;
-                }
-                hits.push(Hit {
-                    entry,
-                    kind: HitKind::Fuzzy(dist as u8),
-                    first,
-                    end,
-                });
             }
         });
     }
@@ -760,8 +786,11 @@ impl MarkIndex {
     /// Whether view characters `first..end` are whole words of the Chinese text around
     /// them: no word the segmenter finds there starts outside the hit and ends inside it,
     /// or the other way round (快乐高效 is 快乐/高效, so 乐高 is not in it). A separator
-    /// in the original text is a word boundary already. With `alone`, the hit may not
-    /// sit inside a longer word either (马克杯 is a mug, not a sound-alike of 玛克).
+    /// in the original text is a word boundary already. A longer word holding the hit is
+    /// another word unless it is the mark followed by what it names (耐克鞋, 劳力士表):
+    /// the hit may not end it (千秋万代, 朝北面, 小苹果) nor start a name or set phrase
+    /// (索尼克 is Sonic, 耐克森 a tyre maker). With `alone`, the hit may not sit inside a
+    /// longer word at all (马克杯 is a mug, not a sound-alike of 玛克).
     fn keeps_words_whole(
         &self,
         view: &HanView,
@@ -792,29 +821,199 @@ impl MarkIndex {
             let crosses_start = w.start < s && w.end > s;
             let crosses_end = w.start < e && w.end > e;
             if inside {
-                !alone
+                !alone && w.start == s && !self.is_name_or_phrase(w.word)
             } else {
                 !(crosses_start || crosses_end)
             }
         })
     }
+
+    /// Whether the segmenter's dictionary calls `word` a person's or place name, an idiom
+    /// or a set phrase.
+    fn is_name_or_phrase(&self, word: &str) -> bool {
+        match self.jieba.tag(word, false).as_slice() {
+            [tag] => {
+                let t = tag.tag;
+                t.starts_with("nr") || t.starts_with("ns") || t == "i" || t == "l"
+            }
+            _ => false,
+        }
+    }
 }
 
-/// A slip of the keyboard on a four-letter mark: two neighbours swapped (Nkie) or one
-/// letter doubled (Nikke). Other one-letter changes make ordinary words (nice, bike).
-fn is_slip(window: &str, key: &str) -> bool {
-    let (w, k) = (window.as_bytes(), key.as_bytes());
-    if w.len() == k.len() {
-        let diff: Vec<usize> = (0..w.len()).filter(|&i| w[i] != k[i]).collect();
-        return diff.len() == 2
-            && diff[1] == diff[0] + 1
-            && w[diff[0]] == k[diff[1]]
-            && w[diff[1]] == k[diff[0]];
+/// One edit turning a mark's key into what a listing wrote; positions index the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    /// `c` written before key byte `at` (`at` = key length: after the last).
+    Insert {
+        at: usize,
+        c: u8,
+    },
+    Delete {
+        at: usize,
+    },
+    Replace {
+        at: usize,
+        c: u8,
+    },
+    /// Bytes `at` and `at + 1` swapped.
+    Swap {
+        at: usize,
+    },
+}
+
+/// The edits of a cheapest alignment of `key` with `window` (restricted Damerau-Levenshtein,
+/// adjacent swaps counting as one), or None if there are more than `max`.
+fn edits(window: &[u8], key: &[u8], max: usize) -> Option<Vec<Edit>> {
+    let (n, m) = (window.len(), key.len());
+    if n.abs_diff(m) > max {
+        return None;
     }
-    if w.len() == k.len() + 1 {
-        return (1..w.len()).any(|i| w[i] == w[i - 1] && w[..i] == k[..i] && w[i + 1..] == k[i..]);
+    let w = m + 1;
+    let mut d = vec![0usize; (n + 1) * w];
+    for i in 0..=n {
+        for j in 0..=m {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let same = usize::from(window[i - 1] != key[j - 1]);
+                let mut best = (d[(i - 1) * w + j - 1] + same)
+                    .min(d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1);
+                if i > 1 && j > 1 && window[i - 1] == key[j - 2] && window[i - 2] == key[j - 1] {
+                    best = best.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                best
+            };
+        }
     }
-    false
+    if d[n * w + m] > max {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut i, mut j) = (n, m);
+    while i > 0 || j > 0 {
+        let here = d[i * w + j];
+        if i > 0 && j > 0 && window[i - 1] == key[j - 1] && d[(i - 1) * w + j - 1] == here {
+            (i, j) = (i - 1, j - 1);
+        } else if i > 1
+            && j > 1
+            && window[i - 1] == key[j - 2]
+            && window[i - 2] == key[j - 1]
+            && d[(i - 2) * w + j - 2] + 1 == here
+        {
+            out.push(Edit::Swap { at: j - 2 });
+            (i, j) = (i - 2, j - 2);
+        } else if i > 0 && j > 0 && d[(i - 1) * w + j - 1] + 1 == here {
+            out.push(Edit::Replace {
+                at: j - 1,
+                c: window[i - 1],
+            });
+            (i, j) = (i - 1, j - 1);
+        } else if i > 0 && d[(i - 1) * w + j] + 1 == here {
+            out.push(Edit::Insert {
+                at: j,
+                c: window[i - 1],
+            });
+            i -= 1;
+        } else {
+            out.push(Edit::Delete { at: j - 1 });
+            j -= 1;
+        }
+    }
+    Some(out)
+}
+
+/// How many edits turn `key` into `window`, if each is a slip that keeps the mark
+/// recognisable at its length (see `is_plausible`) and there are few enough for it.
+fn typo_distance(window: &str, key: &str) -> Option<u8> {
+    let edits = edits(window.as_bytes(), key.as_bytes(), max_distance(key.len()))?;
+    (!edits.is_empty() && edits.iter().all(|&e| is_plausible(e, key.as_bytes())))
+        .then_some(edits.len() as u8)
+}
+
+/// Whether one edit leaves `key` recognisable, judged by what it does and where. The
+/// shorter the mark, the fewer edits keep it apart from ordinary words and other names:
+/// a four-letter mark only survives slips nobody makes in a real word (Nkie, Nikke, N9ike),
+/// while a replaced or dropped letter makes another word (nice, bike). A digit among letters
+/// is never an accident; a keyboard neighbour or a letter of the same shape is a typo or a
+/// disguise; any other letter inside a longer mark is a misspelling. The ends anchor a word,
+/// so an arbitrary letter is only replaced inside (Prado is not PRADA), and a five-letter
+/// mark only loses letters inside: four letters left at an end make abbreviations and
+/// syllables (rada, prad).
+fn is_plausible(edit: Edit, key: &[u8]) -> bool {
+    let n = key.len();
+    let inner = |at: usize| at > 0 && at + 1 < n;
+    match edit {
+        Edit::Swap { .. } => n >= 4,
+        Edit::Insert { at, c } => {
+            let around = [at.checked_sub(1).map(|i| key[i]), key.get(at).copied()];
+            let inside = at > 0 && at < n;
+            if around.contains(&Some(c)) || (c.is_ascii_digit() && inside) {
+                n >= 4
+            } else if c.is_ascii_digit() || !inside {
+                // A stray character before or after the mark (0PRADA, HGUCCI).
+                n >= 5
+            } else if around.iter().flatten().any(|&k| keyboard_neighbours(k, c)) {
+                n >= 5
+            } else {
+                n >= 8
+            }
+        }
+        Edit::Delete { at } => {
+            let doubled = (at > 0 && key[at - 1] == key[at]) || key.get(at + 1) == Some(&key[at]);
+            if doubled || inner(at) { n >= 5 } else { n >= 6 }
+        }
+        Edit::Replace { at, c } => {
+            let k = key[at];
+            if c.is_ascii_digit() {
+                if inner(at) { n >= 4 } else { n >= 5 }
+            } else if keyboard_neighbours(k, c) || same_shape(k, c) {
+                n >= 5
+            } else if !inner(at) {
+                false
+            } else if is_vowel(k) && is_vowel(c) {
+                n >= 5
+            } else {
+                n >= 6
+            }
+        }
+    }
+}
+
+/// QWERTY rows, digits included; each row sits half a key right of the one above.
+const KEYBOARD: [&[u8]; 4] = [b"1234567890", b"qwertyuiop", b"asdfghjkl", b"zxcvbnm"];
+
+/// Whether `a` and `b` are next to each other on a QWERTY keyboard.
+fn keyboard_neighbours(a: u8, b: u8) -> bool {
+    let place = |c: u8| {
+        KEYBOARD
+            .iter()
+            .enumerate()
+            .find_map(|(row, keys)| keys.iter().position(|&k| k == c).map(|col| (row, col)))
+    };
+    let (Some((ra, ca)), Some((rb, cb))) = (place(a), place(b)) else {
+        return false;
+    };
+    match rb as isize - ra as isize {
+        0 => ca.abs_diff(cb) == 1,
+        // The row below is shifted right: a key touches the two below-left and below.
+        1 => cb == ca || cb + 1 == ca,
+        -1 => ca == cb || ca + 1 == cb,
+        _ => false,
+    }
+}
+
+/// Letters of nearly the same shape (AirPobs, Lancone).
+fn same_shape(a: u8, b: u8) -> bool {
+    const PAIRS: [[u8; 2]; 9] = [
+        *b"bd", *b"ce", *b"gq", *b"il", *b"ij", *b"mn", *b"uv", *b"vw", *b"pq",
+    ];
+    PAIRS.iter().any(|p| p == &[a, b] || p == &[b, a])
+}
+
+fn is_vowel(c: u8) -> bool {
+    matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y')
 }
 
 fn make_entry(
@@ -906,13 +1105,248 @@ mod tests {
     }
 
     #[test]
-    fn slips_on_short_marks() {
-        assert!(is_slip("nkie", "nike"));
-        assert!(is_slip("nikke", "nike"));
-        assert!(is_slip("sonny", "sony"));
-        assert!(!is_slip("nice", "nike"));
-        assert!(!is_slip("bike", "nike"));
-        assert!(!is_slip("nikon", "nike"));
+    fn finds_the_edits_of_a_cheapest_alignment() {
+        let e = |w: &str, k: &str| edits(w.as_bytes(), k.as_bytes(), 2).unwrap();
+        assert_eq!(e("nkie", "nike"), [Edit::Swap { at: 1 }]);
+        assert_eq!(e("hgucci", "gucci"), [Edit::Insert { at: 0, c: b'h' }]);
+        assert_eq!(e("moncle4", "moncler"), [Edit::Replace { at: 6, c: b'4' }]);
+        assert_eq!(e("pandra", "pandora"), [Edit::Delete { at: 4 }]);
+        assert!(e("gucci", "gucci").is_empty());
+        assert!(edits(b"nikon", b"nike", 1).is_none());
+    }
+
+    #[test]
+    fn short_marks_only_survive_slips_nobody_makes_in_a_word() {
+        for slip in ["nkie", "nikke", "ni9ke", "n9ke"] {
+            assert_eq!(typo_distance(slip, "nike"), Some(1), "{slip}");
+        }
+        for word in ["nice", "bike", "mike", "nikon", "nikes", "9nike"] {
+            assert_eq!(typo_distance(word, "nike"), None, "{word}");
+        }
+    }
+
+    #[test]
+    fn edits_are_judged_by_kind_and_place() {
+        for (window, key) in [
+            ("hgucci", "gucci"),
+            ("0prada", "prada"),
+            ("pando9ra", "pandora"),
+            ("d7yson", "dyson"),
+            ("xhanel", "chanel"),
+            ("hucci", "gucci"),
+            ("moncle4", "moncler"),
+            ("dysen", "dyson"),
+            ("guci", "gucci"),
+            ("pandra", "pandora"),
+            ("hanel", "chanel"),
+            ("ugcci", "gucci"),
+            ("lancone", "lancome"),
+        ] {
+            assert_eq!(typo_distance(window, key), Some(1), "{window} for {key}");
+        }
+        // Another letter at an end, or an end lost from a short mark, makes another name.
+        for (window, key) in [
+            ("prado", "prada"),
+            ("fendt", "fendi"),
+            ("celina", "celine"),
+            ("rada", "prada"),
+            ("prad", "prada"),
+            ("valentina", "valentino"),
+        ] {
+            assert_eq!(typo_distance(window, key), None, "{window} for {key}");
+        }
+    }
+
+    #[test]
+    fn keyboard_neighbours_follow_the_staggered_rows() {
+        for (a, b) in [
+            (b'g', b'h'),
+            (b'g', b't'),
+            (b'g', b'y'),
+            (b'g', b'v'),
+            (b'g', b'b'),
+        ] {
+            assert!(keyboard_neighbours(a, b) && keyboard_neighbours(b, a));
+        }
+        assert!(keyboard_neighbours(b'r', b'4') && keyboard_neighbours(b'q', b'a'));
+        assert!(!keyboard_neighbours(b'g', b'r') && !keyboard_neighbours(b'g', b'n'));
+    }
+
+    /// One index over a registry made for these tests (The North Face is not in the demo
+    /// registry), with the tables it is searched with.
+    fn searched() -> &'static (MarkIndex, Normalizer, Context) {
+        static S: std::sync::OnceLock<(MarkIndex, Normalizer, Context)> =
+            std::sync::OnceLock::new();
+        S.get_or_init(|| {
+            let brand = |name: &str, marks: &[&str]| Brand {
+                name: name.into(),
+                marks: marks
+                    .iter()
+                    .map(|m| crate::model::Mark {
+                        text: m.to_string(),
+                        jurisdiction: "CN".into(),
+                        registration_no: "TEST".into(),
+                        classes: vec![25],
+                        expires: None,
+                    })
+                    .collect(),
+                ..Brand::default()
+            };
+            let brands = [
+                brand("The North Face", &["THE NORTH FACE", "北面"]),
+                brand("Bandai", &["BANDAI", "万代"]),
+                brand("Sony", &["SONY", "索尼"]),
+                brand("Nike", &["NIKE", "耐克"]),
+                brand("LEGO", &["LEGO", "乐高"]),
+                brand("Rolex", &["ROLEX", "劳力士"]),
+                brand("Apple", &["APPLE", "苹果"]),
+                brand("New Balance", &["NEW BALANCE", "新百伦"]),
+                brand("Louis Vuitton", &["LOUIS VUITTON"]),
+                brand("Gucci", &["GUCCI"]),
+                brand("Prada", &["PRADA"]),
+                brand("Pandora", &["PANDORA"]),
+                brand("Dyson", &["DYSON"]),
+                brand("Chanel", &["CHANEL"]),
+                brand("Moncler", &["MONCLER"]),
+                brand("Diesel", &["DIESEL"]),
+                brand("Hermes", &["HERMES"]),
+            ];
+            let norm = Normalizer::new().unwrap();
+            let index = MarkIndex::build(&brands, &norm).unwrap();
+            (index, norm, Context::load().unwrap())
+        })
+    }
+
+    /// The marks found in `text`, with how.
+    fn found(text: &str) -> Vec<(String, HitKind)> {
+        let (index, norm, context) = searched();
+        index
+            .find(&norm.analyse(text), context, norm)
+            .into_iter()
+            .map(|h| (index.entries[h.entry].display.clone(), h.kind))
+            .collect()
+    }
+
+    #[track_caller]
+    fn finds(text: &str, mark: &str, kind: HitKind) {
+        let hits = found(text);
+        assert!(hits.contains(&(mark.to_string(), kind)), "{text}: {hits:?}");
+    }
+
+    #[test]
+    fn finds_stray_replaced_dropped_doubled_and_swapped_letters() {
+        for (text, mark) in [
+            ("HGUCCI 女包", "GUCCI"),
+            ("0PRADA 斜挎包", "PRADA"),
+            ("PANDO9RA 手链", "PANDORA"),
+            ("d7yson 吹风机", "DYSON"),
+            ("XHANEL 香水", "CHANEL"),
+            ("moncle4 羽绒服", "MONCLER"),
+            ("HUCCI 腰带", "GUCCI"),
+            ("Pandra 串珠", "PANDORA"),
+            ("Guci 女包", "GUCCI"),
+            ("Ugcci 钱包", "GUCCI"),
+            ("Dieseel 牛仔裤", "DIESEL"),
+            ("Guci2024 新款", "GUCCI"),
+        ] {
+            finds(text, mark, HitKind::Fuzzy(1));
+        }
+    }
+
+    #[test]
+    fn finds_hyphenated_marks() {
+        finds("GUC-CI 女包", "GUCCI", HitKind::Spaced);
+        finds("NI-KE 跑鞋", "NIKE", HitKind::Spaced);
+        finds("Lou-is Vuit-ton 钱包", "LOUIS VUITTON", HitKind::Spaced);
+        // Words that only sit side by side are not one word.
+        assert!(found("GUC CI 女包").is_empty());
+    }
+
+    #[test]
+    fn finds_latin_look_alike_letters() {
+        for (text, mark) in [
+            ("Møncler 羽绒服", "MONCLER"),
+            ("GɄCCI 女包", "GUCCI"),
+            ("SᴏNY 耳机", "SONY"),
+            ("ŊIKE 跑鞋", "NIKE"),
+            ("NIĸE 跑鞋", "NIKE"),
+            ("NIᴋE 跑鞋", "NIKE"),
+            ("đyson 吹风机", "DYSON"),
+            ("ɢUCCI 女包", "GUCCI"),
+        ] {
+            finds(text, mark, HitKind::Homoglyph);
+        }
+        // A diacritic alone is how some marks are written: the mark, plainly.
+        for (text, mark) in [
+            ("Moņcler 羽绒服", "MONCLER"),
+            ("ŘOLEX 手表", "ROLEX"),
+            ("Hermȩs 丝巾", "HERMES"),
+            ("Dieseḷ 牛仔裤", "DIESEL"),
+        ] {
+            finds(text, mark, HitKind::Exact);
+        }
+    }
+
+    #[test]
+    fn reads_letter_pairs_as_the_letter_they_imitate() {
+        finds("Cliesel 牛仔裤", "DIESEL", HitKind::Homoglyph);
+        finds("RNONCLER 羽绒服", "MONCLER", HitKind::Homoglyph);
+        finds("Herrnes 丝巾", "HERMES", HitKind::Homoglyph);
+    }
+
+    #[test]
+    fn ordinary_words_and_other_names_are_not_misspellings() {
+        for text in [
+            "Nikon 相机",
+            "nice 贴纸",
+            "bike 自行车",
+            "Channel 音箱",
+            "Prado 车模",
+            "coach bus",
+            "Celina 连衣裙",
+            "Fendt 拖拉机",
+            "clove 丁香",
+            "modern 台灯",
+        ] {
+            assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+        }
+        // A lone letter before the mark is a word of its own, not a stray letter.
+        assert_eq!(
+            found("a pandora"),
+            [("PANDORA".to_string(), HitKind::Exact)]
+        );
+    }
+
+    #[test]
+    fn chinese_names_inside_everyday_phrases_are_not_hits() {
+        for text in [
+            "朝北面阳台 晾衣架",
+            "千秋万代 书法 字画",
+            "子孙万代 葫芦 摆件",
+            "一万代金券",
+            "索尼克 刺猬 公仔",
+            "耐克森 轮胎",
+            "小苹果 广场舞 服装",
+            "快乐高效 学习桌",
+            "忍耐克制 书法",
+        ] {
+            assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+        }
+        for (text, mark) in [
+            ("北面 冲锋衣", "北面"),
+            ("北面冲锋衣 男", "北面"),
+            ("万代 高达 模型", "万代"),
+            ("索尼耳机 降噪", "索尼"),
+            ("耐克鞋 男", "耐克"),
+            ("陶瓷 耐克杯", "耐克"),
+            ("劳力士表 男", "劳力士"),
+            ("苹果公司 正品", "苹果"),
+            ("乐高 积木", "乐高"),
+            ("乐高积木 城市", "乐高"),
+        ] {
+            finds(text, mark, HitKind::Chinese);
+        }
+        finds("新 百 伦 跑鞋", "新百伦", HitKind::Spaced);
     }
 
     #[test]

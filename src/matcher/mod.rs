@@ -440,7 +440,24 @@ impl Matcher {
         // copy or an original makes it a lead, whatever the price.
         let alias_only = main.kind == HitKind::Alias;
         weigh_wording(cx, &mut tally);
-        let genuine = self.weigh_price(brand, item, cx, &mut tally);
+        let mut mark_classes: Vec<u8> = c
+            .title
+            .iter()
+            .chain(&c.seller)
+            .flat_map(|h| entries[h.entry].classes.iter().copied())
+            .collect();
+        mark_classes.sort_unstable();
+        mark_classes.dedup();
+        let in_class = cx
+            .classes
+            .as_ref()
+            .map(|(classes, _)| classes.iter().any(|k| mark_classes.contains(k)));
+        // A handbag's price says nothing about a cushion carrying the handbag's mark.
+        let genuine = if in_class == Some(false) {
+            None
+        } else {
+            self.weigh_price(brand, item, cx, &mut tally)
+        };
 
         // What follows mostly explains the hit away, capping the score.
         let Tally {
@@ -471,18 +488,6 @@ impl Matcher {
             });
         }
 
-        let mut mark_classes: Vec<u8> = c
-            .title
-            .iter()
-            .chain(&c.seller)
-            .flat_map(|h| entries[h.entry].classes.iter().copied())
-            .collect();
-        mark_classes.sort_unstable();
-        mark_classes.dedup();
-        let in_class = cx
-            .classes
-            .as_ref()
-            .map(|(classes, _)| classes.iter().any(|k| mark_classes.contains(k)));
         // A disguised mark (Airpobs, N1KE) is not how one names what a product fits.
         if !claims
             && !disguised

@@ -1,9 +1,11 @@
 //! Text normalisation: turns a title or shop name into the forms the index searches.
 //!
 //! One pass over the text folds full-width forms (NFKC), case, diacritics (LANCÔME =
-//! lancome) and Greek/Cyrillic look-alikes (TR39 skeletons); makes traditional Chinese
-//! simplified; knows each Chinese character's readings; and cuts the Latin part into
-//! tokens, joining letters spelled out with separators (N-I-K-E) and splitting camel case.
+//! lancome) and look-alike letters (TR39 skeletons for Greek and Cyrillic, a table in
+//! `data/latin_lookalikes.txt` for IPA letters, small capitals and Latin extensions); makes
+//! traditional Chinese simplified; knows each Chinese character's readings; and cuts the
+//! Latin part into tokens, joining letters spelled out with separators (N-I-K-E) and
+//! splitting camel case.
 
 use ferrous_opencc::{OpenCC, config::BuiltinConfig};
 use pinyin::{ToPinyin, ToPinyinMulti};
@@ -17,6 +19,10 @@ const HAN_FIRST: u32 = 0x3400;
 const HAN_LAST: u32 = 0x9FFF;
 /// Readings kept per character (most have one or two).
 pub(crate) const MAX_READINGS: usize = 4;
+const LATIN_LOOKALIKES: (&str, &str) = (
+    "latin_lookalikes.txt",
+    include_str!("data/latin_lookalikes.txt"),
+);
 
 pub(crate) fn is_han(c: char) -> bool {
     (HAN_FIRST..=HAN_LAST).contains(&(c as u32)) || ('\u{F900}'..='\u{FAFF}').contains(&c)
@@ -49,6 +55,8 @@ pub(crate) struct Normalizer {
     pinyin: Vec<&'static str>,
     /// Every reading of each character, as fuzzy-syllable ids + 1 (0 = none).
     readings: Vec<[u16; MAX_READINGS]>,
+    /// Look-alike letters TR39 skeletons leave outside ASCII, as the letter they imitate.
+    lookalikes: FxHashMap<char, char>,
 }
 
 impl Normalizer {
@@ -105,6 +113,7 @@ impl Normalizer {
             t2s,
             pinyin,
             readings,
+            lookalikes: parse_lookalikes(LATIN_LOOKALIKES)?,
         })
     }
 
@@ -159,13 +168,22 @@ impl Normalizer {
                 self.push(&mut out, &mut builder, c, orig, false);
             } else {
                 let wide = ('\u{FF01}'..='\u{FF5E}').contains(&c);
-                for n in std::iter::once(c).nfkc() {
-                    let upper = n.is_uppercase();
-                    if upper && prev_lower {
+                let mut put = |n: char| {
+                    // A look-alike takes the case of the word it hides in: small capitals
+                    // are lower-case letters that read as capitals (NIᴋE).
+                    let lookalike = !n.is_ascii() && self.is_lookalike(n);
+                    if n.is_uppercase() && prev_lower && !lookalike {
                         builder.camel_split(&mut out);
                     }
-                    prev_lower = n.is_lowercase();
+                    prev_lower = n.is_lowercase() && !lookalike;
                     self.push(&mut out, &mut builder, n, orig, wide);
+                };
+                // A compatibility form can lose the likeness (lunate ϲ becomes final ς):
+                // a look-alike is kept as written unless NFKC makes it ASCII (𝐍 is N).
+                if self.is_lookalike(c) && !std::iter::once(c).nfkc().all(|n| n.is_ascii()) {
+                    put(c);
+                } else {
+                    std::iter::once(c).nfkc().for_each(put);
                 }
             }
         }
@@ -197,7 +215,7 @@ impl Normalizer {
         } else if is_combining(c) {
             // A diacritic: drop it, the base letter has already been kept.
         } else if c.is_alphanumeric() {
-            match fold_letter(c) {
+            match self.fold_letter(c) {
                 Some((letters, glyph)) => {
                     for l in letters.chars() {
                         let idx = out.push_char(l, orig, CharFlags::default());
@@ -224,26 +242,83 @@ fn is_combining(c: char) -> bool {
     matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
 }
 
-/// A non-ASCII letter as lower-case ASCII: its base letter if it only carries a diacritic
-/// (ô -> o), else its TR39 skeleton if that is ASCII (Cyrillic а -> a, Greek Ο -> o).
-/// The flag says whether a look-alike from another script was replaced.
-fn fold_letter(c: char) -> Option<(String, bool)> {
-    let mut base = None;
-    unicode_normalization::char::decompose_canonical(c, |d| {
-        base.get_or_insert(d);
-    });
-    if let Some(b) = base
-        && b != c
-        && b.is_ascii_alphanumeric()
-    {
-        return Some((b.to_ascii_lowercase().to_string(), false));
+impl Normalizer {
+    /// A non-ASCII letter as lower-case ASCII: its base letter if it only carries a
+    /// diacritic (ô -> o), else the letter it imitates (Cyrillic а, Greek Ο, ø, ɡ, ᴋ). The
+    /// flag says whether a look-alike was replaced.
+    fn fold_letter(&self, c: char) -> Option<(String, bool)> {
+        let mut base = None;
+        unicode_normalization::char::decompose_canonical(c, |d| {
+            base.get_or_insert(d);
+        });
+        if let Some(b) = base
+            && b != c
+            && b.is_ascii_alphanumeric()
+        {
+            return Some((b.to_ascii_lowercase().to_string(), false));
+        }
+        // Skeletons keep case (Greek Ν is N, ν is v), so try the letter as written first.
+        let mut lower = c.to_lowercase();
+        let lower = match (lower.next(), lower.next()) {
+            (Some(l), None) if l != c => Some(l),
+            _ => None,
+        };
+        std::iter::once(c)
+            .chain(lower)
+            .find_map(|c| self.lookalike(c))
+            .map(|s| (s, true))
     }
-    let mut buf = [0u8; 4];
-    let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut buf)).collect();
-    if !skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()) {
-        return Some((skeleton.to_ascii_lowercase(), true));
+
+    fn is_lookalike(&self, c: char) -> bool {
+        c.is_alphabetic() && !is_han(c) && self.fold_letter(c).is_some_and(|f| f.1)
     }
-    None
+
+    fn lookalike(&self, c: char) -> Option<String> {
+        if let Some(&l) = self.lookalikes.get(&c) {
+            return Some(l.to_string());
+        }
+        // Skeletons keep overlays and hooks as combining marks (ø -> o + stroke): the
+        // letter underneath is what a reader sees.
+        let mut buf = [0u8; 4];
+        let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut buf))
+            .filter(|&s| !is_combining(s))
+            .map(|s| self.lookalikes.get(&s).copied().unwrap_or(s))
+            .collect();
+        (!skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()))
+            .then(|| skeleton.to_ascii_lowercase())
+    }
+}
+
+/// The look-alike table: one `look-alike letter` pair per line.
+fn parse_lookalikes(
+    (file, text): (&'static str, &str),
+) -> Result<FxHashMap<char, char>, MatcherError> {
+    let mut map = FxHashMap::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut chars = line.split_whitespace().map(|w| {
+            let mut c = w.chars();
+            (c.next(), c.next())
+        });
+        match (chars.next(), chars.next(), chars.next()) {
+            (Some((Some(from), None)), Some((Some(to), None)), None)
+                if !from.is_ascii() && to.is_ascii_lowercase() =>
+            {
+                map.insert(from, to);
+            }
+            _ => {
+                return Err(MatcherError::Data {
+                    file,
+                    line: i + 1,
+                    message: "expected a non-ASCII letter and the ASCII letter it imitates".into(),
+                });
+            }
+        }
+    }
+    Ok(map)
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -277,6 +352,8 @@ pub(crate) struct Token {
     pub separated: bool,
     /// Joined to the previous token by punctuation rather than blanks (Louis_Vuitton).
     pub punctuated: bool,
+    /// Joined to the previous token by punctuation alone, as a word is hyphenated (GUC-CI).
+    pub hyphened: bool,
     /// Letters spelled out with separators between them (N-I-K-E).
     pub spaced: bool,
     pub wide: bool,
@@ -355,8 +432,8 @@ enum Gap {
     Broken,
     /// A case change only.
     Camel,
-    /// Up to a few separators; whether any was punctuation rather than a blank.
-    Separators(u8, bool),
+    /// Up to a few separators; whether any was punctuation, whether any was a blank.
+    Separators(u8, bool, bool),
 }
 
 impl TokenBuilder {
@@ -365,9 +442,10 @@ impl TokenBuilder {
         let token = self.current.get_or_insert_with(|| Token {
             first: idx,
             end: idx,
-            joined: matches!(gap, Gap::Camel | Gap::Separators(1..=3, _)),
+            joined: matches!(gap, Gap::Camel | Gap::Separators(1..=3, ..)),
             separated: matches!(gap, Gap::Separators(..)),
-            punctuated: matches!(gap, Gap::Separators(1..=3, true)),
+            punctuated: matches!(gap, Gap::Separators(1..=3, true, _)),
+            hyphened: matches!(gap, Gap::Separators(1..=3, true, false)),
             ..Token::default()
         });
         token.text.push(l);
@@ -394,9 +472,9 @@ impl TokenBuilder {
 
     fn separator(&mut self, out: &mut Analysed, blank: bool) {
         if self.close(out) || self.gap == Gap::Camel {
-            self.gap = Gap::Separators(1, !blank);
-        } else if let Gap::Separators(n, punct) = self.gap {
-            self.gap = Gap::Separators(n.saturating_add(1), punct || !blank);
+            self.gap = Gap::Separators(1, !blank, blank);
+        } else if let Gap::Separators(n, punct, blanks) = self.gap {
+            self.gap = Gap::Separators(n.saturating_add(1), punct || !blank, blanks || blank);
         }
     }
 
@@ -486,6 +564,15 @@ pub(crate) fn loosen(text: &str) -> Option<String> {
     )
 }
 
+/// Letter pairs that read as one letter at a glance (rn as m, cl as d, vv as w): `text`
+/// with each kind of pair replaced in turn.
+pub(crate) fn read_as_single_letters(text: &str) -> impl Iterator<Item = String> + '_ {
+    [("rn", "m"), ("cl", "d"), ("vv", "w")]
+        .into_iter()
+        .filter(|(pair, _)| text.contains(pair))
+        .map(|(pair, letter)| text.replace(pair, letter))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +619,56 @@ mod tests {
         assert_eq!(texts[1], "adidas");
         assert_eq!(texts[2], "rolex");
         assert!(a.tokens.iter().all(|t| t.glyph));
+    }
+
+    #[test]
+    fn folds_latin_extended_ipa_and_small_capital_look_alikes() {
+        // Overlaid strokes (ø đ Ʉ ł), hooks and tails (ŋ ɗ), the table (ĸ ᴋ ʀ).
+        assert_eq!(
+            words("møncler đyson GɄCCI łego ŋike ĸenzo NIᴋE ʀolex"),
+            [
+                "moncler", "dyson", "gucci", "lego", "nike", "kenzo", "nike", "rolex"
+            ]
+        );
+        assert!(
+            norm()
+                .analyse("møncler GɄCCI NIᴋE")
+                .tokens
+                .iter()
+                .all(|t| t.glyph)
+        );
+        // Cyrillic lower case reads through its skeleton's small capital (к -> ĸ -> k).
+        assert_eq!(words("niкe"), ["nike"]);
+        // Diacritics are not disguises: LANCÔME is written so.
+        assert!(!norm().analyse("moņcler").tokens[0].glyph);
+    }
+
+    #[test]
+    fn a_look_alike_does_not_split_a_word_by_case() {
+        // ᴋ and ĸ are lower-case letters that read as capitals.
+        assert_eq!(words("NIᴋE NIĸE"), ["nike", "nike"]);
+        assert_eq!(words("LouisVuitton"), ["louis", "vuitton"]);
+    }
+
+    #[test]
+    fn the_look_alike_table_parses_and_names_a_bad_line() {
+        assert!(parse_lookalikes(LATIN_LOOKALIKES).unwrap().len() > 30);
+        let err = parse_lookalikes(("t.txt", "# c\nĸ k\nɢ gg\n")).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn marks_words_broken_by_hyphens() {
+        let a = norm().analyse("GUC-CI GUC CI GUC - CI");
+        let hyphened: Vec<bool> = a.tokens.iter().map(|t| t.hyphened).collect();
+        assert_eq!(hyphened, [false, true, false, false, false, false]);
+    }
+
+    #[test]
+    fn reads_letter_pairs_as_one_letter() {
+        let read: Vec<String> = read_as_single_letters("rnoncler").collect();
+        assert_eq!(read, ["moncler", "rnonder"]);
+        assert_eq!(read_as_single_letters("gucci").count(), 0);
     }
 
     #[test]

@@ -173,9 +173,12 @@ impl Store {
             .bind(note)
             .execute(&mut **tx)
             .await?;
-            sqlx::query("UPDATE registry_generation SET generation = generation + 1")
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO registry_generation (id, generation) VALUES (1, 1)
+                 ON CONFLICT (id) DO UPDATE SET generation = generation + 1",
+            )
+            .execute(&mut **tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(summary)
@@ -226,9 +229,10 @@ impl Store {
 }
 
 async fn registry_stamp(conn: &mut SqliteConnection) -> Result<RegistryStamp> {
-    let generation = sqlx::query_scalar("SELECT generation FROM registry_generation")
-        .fetch_one(&mut *conn)
-        .await?;
+    let generation =
+        sqlx::query_scalar("SELECT coalesce(max(generation), 0) FROM registry_generation")
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(RegistryStamp { generation })
 }
 

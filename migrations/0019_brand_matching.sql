@@ -20,9 +20,9 @@ CREATE TABLE brand_prices (
     PRIMARY KEY (brand_id, position)
 );
 
--- At most one row, written by the first change (a fresh database holds no rows at all). Every
--- write to the registry's tables bumps it in the same transaction, so a reader that saw the
--- same generation twice saw the same registry.
+-- At most one row (none reads as generation 0, so a fresh database holds no rows). Every write
+-- to the registry's tables bumps it in the same transaction, so a reader that saw the same
+-- generation twice saw the same registry.
 CREATE TABLE registry_generation (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     generation INTEGER NOT NULL

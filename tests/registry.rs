@@ -287,6 +287,36 @@ async fn csv_import_matches_toml_import() {
     );
 }
 
+/// The matching switches and price floors, through the database: a TOML file and the same
+/// registry as CSV export alike, and the export reads back as the file.
+#[tokio::test]
+async fn switches_and_price_floors_survive_import_and_export() {
+    let toml = GOOD.replace(
+        "aliases = [\"N家\"]\n",
+        "aliases = [\"N家\"]\nwell_known = true\nwatch_unauthorised = false\n\n  [[brand.price]]\n  words = [\"耳机\", \"earphones\"]\n  classes = [9]\n  min_price_cny = 99\n\n  [[brand.price]]\n  classes = [25]\n  min_price_cny = 399.5\n",
+    );
+    let s = Scratch::new();
+    let file = s.write("brands.toml", &toml);
+    s.run(&["brands", "import", file.to_str().unwrap()]).ok();
+    let exported = s.run(&["brands", "export"]).ok();
+    assert_eq!(
+        markwatch::parse_registry_toml(&exported).unwrap(),
+        markwatch::parse_registry_toml(&toml).unwrap()
+    );
+    let again = s.run(&["brands", "import", file.to_str().unwrap()]).ok();
+    assert!(
+        again.contains("(0 added, 0 updated, 1 unchanged)"),
+        "{again}"
+    );
+
+    let csv = "name,owner,contacts,reference_price_cny,authorized_sellers,aliases,text,jurisdiction,registration_no,classes,expires,well_known,watch_unauthorised,prices\n\
+        Nike,Nike Innovate C.V.,ip@nike.example,500,Nike官方旗舰店,N家,NIKE,CN,TEST-1234567,18;25;28,2031-05-01,yes,no,耳机|earphones|9=99; 25=399.5\n";
+    let t = Scratch::new();
+    let file = t.write("brands.csv", csv);
+    t.run(&["brands", "import", file.to_str().unwrap()]).ok();
+    assert_eq!(t.run(&["brands", "export"]).ok(), exported);
+}
+
 #[tokio::test]
 async fn export_round_trips() {
     let s = Scratch::new();

@@ -230,7 +230,7 @@ impl Store {
 
 async fn registry_stamp(conn: &mut SqliteConnection) -> Result<RegistryStamp> {
     let generation =
-        sqlx::query_scalar("SELECT coalesce((SELECT generation FROM registry_generation), 0)")
+        sqlx::query_scalar("SELECT coalesce(max(generation), 0) FROM registry_generation")
             .fetch_one(&mut *conn)
             .await?;
     Ok(RegistryStamp { generation })

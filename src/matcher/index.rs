@@ -4,11 +4,13 @@
 //!   the marks, probed with windows of 1-4 consecutive tokens, so a mark only ever matches
 //!   whole words (DIOR never inside diorama).
 //! - Misspellings: a deletion-neighbourhood map (every key with one or two letters
-//!   deleted), probed the same way and confirmed with the restricted Damerau-Levenshtein
-//!   distance, allowed edits growing with the mark's length.
+//!   deleted), probed the same way; each edit of a candidate (a cheapest restricted
+//!   Damerau-Levenshtein alignment, worked out here as strsim only gives the distance)
+//!   must be a slip that keeps a mark of that length recognisable, judged by its kind
+//!   and place. Letter pairs that read as one letter (rn as m) are looked up as well.
 //! - Chinese marks and aliases: Aho-Corasick over the simplified Chinese characters of the
 //!   text (separators dropped, so 新 百 伦 reads 新百伦); a hit must not cut a Chinese
-//!   word in two (jieba).
+//!   word in two nor sit inside a name or an everyday phrase (jieba).
 //! - Sound-alikes of Chinese marks: a map from (character, neighbour's reading) pairs to
 //!   the marks holding them, checked reading by reading (heteronyms, fuzzy pinyin).
 //! - Pinyin of Chinese marks: more keys in the Latin map.

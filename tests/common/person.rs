@@ -52,6 +52,19 @@ pub async fn connect(port: u16, part: &str) -> (Browser, Page) {
 
 /// As a person would: press on the knob, move it to the end of the track in steps, release.
 pub async fn drag_slider(page: &Page) {
+    // The page may still be loading when the person finds its tab: wait for the slider, as
+    // they would.
+    for _ in 0..100 {
+        let ready = page
+            .evaluate("document.getElementById('nc_1_n1z') !== null")
+            .await
+            .ok()
+            .and_then(|v| v.into_value::<bool>().ok());
+        if ready == Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let geometry = page
         .evaluate(
             "(() => { const k = document.getElementById('nc_1_n1z').getBoundingClientRect(); \

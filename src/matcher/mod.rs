@@ -272,14 +272,15 @@ impl Matcher {
         let seller = self.norm.analyse(item.seller);
         let mut title_hits = self.index.find(&title, &self.context, &self.norm);
         // 戴森球 is a game and 潘多拉魔盒 a myth: a mark inside such a phrase is no mark.
-        let traps: Vec<(u32, u32)> = self
-            .context
-            .traps
-            .find_all(&title.simple)
-            .iter()
-            .map(|f| (title.char_at(f.start), title.char_at(f.end)))
-            .collect();
-        if !traps.is_empty() {
+        // Most titles have no hit, so only those with one are searched for the phrases.
+        if !title_hits.is_empty() {
+            let traps: Vec<(u32, u32)> = self
+                .context
+                .traps
+                .find_all(&title.simple)
+                .iter()
+                .map(|f| (title.char_at(f.start), title.char_at(f.end)))
+                .collect();
             title_hits.retain(|h| !traps.iter().any(|&(a, b)| a <= h.first && h.end <= b));
         }
         let seller_hits = self.index.find(&seller, &self.context, &self.norm);

@@ -102,6 +102,9 @@ pub struct CrawlConfig {
     /// Item pages an earlier run left unfetched (it was cut short, the page failed) that each
     /// run fetches per platform, after its searches and at the platform's pace; 0 for none.
     pub missing_item_pages_per_run: u32,
+    /// Listing photos each run fetches per platform, after its pages, at the platform's pace:
+    /// every listing's main photo, then the gallery of flagged listings; 0 for none.
+    pub images_per_run: u32,
     /// The browser for definitions that fetch with `fetch = "browser"`, and for screenshots.
     pub browser: BrowserConfig,
 }
@@ -139,6 +142,7 @@ impl Default for CrawlConfig {
             timeout_secs: 30,
             extra_keywords: Vec::new(),
             missing_item_pages_per_run: 200,
+            images_per_run: 1000,
             browser: BrowserConfig::default(),
         }
     }

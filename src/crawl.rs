@@ -92,6 +92,8 @@ struct Target {
     held: Option<(RunStatus, String)>,
     /// Screenshot flagged listings' item pages.
     screenshots: bool,
+    /// Fingerprints listing photos.
+    hasher: crate::images::ImageHasher,
 }
 
 impl Target {
@@ -171,6 +173,8 @@ struct Details {
     new: bool,
     /// Up to this many per platform of those earlier runs left unfetched.
     missing: u32,
+    /// Up to this many listing photos per platform.
+    images: u32,
 }
 
 /// Crawls every target for every keyword, one crawl run per platform, platforms in parallel.
@@ -313,6 +317,11 @@ async fn crawl_platform(mut run: Run, keywords: Vec<String>) -> Result<RunSummar
     }
     if run.details.missing > 0 && run.target.def.detail.is_some() {
         let (c, e) = fetch_missing_details(&run, run_id, earlier).await?;
+        counts += c;
+        error = error.or(e);
+    }
+    if run.details.images > 0 && !run.target.sessions.all_stopped() {
+        let (c, e) = fetch_images(&run, run_id).await?;
         counts += c;
         error = error.or(e);
     }
@@ -577,6 +586,7 @@ async fn fetch_detail(
                     listing_id,
                     known.seller,
                     known.category,
+                    fields.images,
                     verdict,
                 );
                 (Ok(()), prepared)
@@ -593,6 +603,141 @@ async fn fetch_detail(
             counts.pages_failed += 1;
             error.get_or_insert_with(|| e.to_string());
         }
+    }
+    Ok(Some(run.writer.submit(prepared).await?))
+}
+
+/// Fetches listing photos, judged again as each arrives: the main photos first, then, in a
+/// second round, the galleries of the listings flagged by then. Photos are evidence like
+/// pages, fetched through the platform's sessions at its pace; a photo that cannot be fetched
+/// is tried again next run, and a wall stops the session as a page's would.
+async fn fetch_images(run: &Run, run_id: i64) -> Result<(RunCounts, Option<String>), CrawlError> {
+    let platform = &run.target.def.platform;
+    let mut counts = RunCounts::default();
+    let mut error = None;
+    let mut budget = run.details.images;
+    for _round in 0..2 {
+        if budget == 0 || run.target.sessions.all_stopped() {
+            break;
+        }
+        let wanted = run.store.take_images(platform, budget).await?;
+        if wanted.is_empty() {
+            break;
+        }
+        budget = budget.saturating_sub(wanted.len() as u32);
+        tracing::info!(%platform, run_id, photos = wanted.len(), "fetching listing photos");
+        let lanes = run.target.sessions.concurrency().clamp(1, wanted.len());
+        let mut queues = vec![Vec::new(); lanes];
+        for (at, w) in wanted.into_iter().enumerate() {
+            queues[at % lanes].push(w);
+        }
+        let mut tasks = JoinSet::new();
+        for queue in queues {
+            let run = run.clone();
+            tasks.spawn(async move {
+                let mut counts = RunCounts::default();
+                let mut error = None;
+                let mut uncommitted = Vec::new();
+                for wanted in queue {
+                    let image = fetch_image(&run, run_id, wanted, &mut counts, &mut error);
+                    uncommitted.extend(image.await?);
+                }
+                for committed in uncommitted {
+                    committed.wait().await?.count_into(&mut counts);
+                }
+                Ok::<_, CrawlError>((counts, error))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (c, e) = joined.expect("photo task panicked")?;
+            counts += c;
+            error = error.or(e);
+        }
+    }
+    Ok((counts, error))
+}
+
+/// Whether a photo URL may be fetched: http(s) to a named host. Pages are hostile, and a
+/// photo URL pointing into the crawler's own network must not be followed.
+fn photo_url_allowed(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    matches!(u.scheme(), "http" | "https")
+        && matches!(u.host(), Some(url::Host::Domain(d)) if !d.eq_ignore_ascii_case("localhost"))
+}
+
+async fn fetch_image(
+    run: &Run,
+    run_id: i64,
+    wanted: crate::store::WantedImage,
+    counts: &mut RunCounts,
+    error: &mut Option<String>,
+) -> Result<Option<Committed>, CrawlError> {
+    if !photo_url_allowed(&wanted.url) {
+        run.store
+            .image_failed(wanted.image_id, "not an http(s) URL on a named host")
+            .await?;
+        return Ok(None);
+    }
+    let url = run.target.fetch_url(&wanted.url);
+    let image_id = wanted.image_id;
+    let listing_id = wanted.listing_id;
+    let listing = wanted.listing;
+    // Photo fetches are not pages: only walls count in the run's page figures.
+    let mut scratch = RunCounts::default();
+    let read = fetch_read(
+        run,
+        run_id,
+        &url,
+        Via::Http,
+        &mut scratch,
+        error,
+        move |t, m, page, _, _| {
+            let update = |state, error: Option<String>| crate::store::ImageUpdate {
+                image_id,
+                evidence_id: 0,
+                state,
+                sha256: None,
+                phash: None,
+                width: None,
+                height: None,
+                error,
+            };
+            match t.hasher.fingerprint(&page.body, page.content_type()) {
+                Ok(print) => {
+                    let mut known = listing.clone();
+                    known.image_hashes.push(print.phash);
+                    let verdict = m.check(&Item::from(&known));
+                    let done = crate::store::ImageUpdate {
+                        sha256: Some(print.sha256),
+                        phash: Some(print.phash as i64),
+                        width: Some(print.width),
+                        height: Some(print.height),
+                        ..update("hashed", None)
+                    };
+                    let prepared =
+                        PreparedPage::image(run_id, page, done, listing_id, Some(verdict));
+                    (Ok(()), prepared)
+                }
+                Err(e) => {
+                    let refused = update("refused", Some(e.to_string()));
+                    let prepared = PreparedPage::image(run_id, page, refused, listing_id, None);
+                    (Err(e), prepared)
+                }
+            }
+        },
+    );
+    let outcome = read.await?;
+    counts.pages_blocked += scratch.pages_blocked;
+    let Some((read, prepared)) = outcome else {
+        run.store
+            .image_failed(image_id, "the photo could not be fetched")
+            .await?;
+        return Ok(None);
+    };
+    if let Err(e) = read {
+        tracing::warn!(url = %wanted.url, error = %e, "photo refused");
     }
     Ok(Some(run.writer.submit(prepared).await?))
 }

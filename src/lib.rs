@@ -31,6 +31,8 @@ mod fetch;
 /// The fixture platforms: an HTTP server rendering pages from the catalogue, with faults.
 #[cfg(feature = "fixtures")]
 mod fixture_server;
+/// Listing photos and reference images: bounded decoding, perceptual hashes.
+mod images;
 /// `accounts login`: a person logs in in Chromium; the session's cookies are captured.
 mod login;
 /// Matching listings against the registry: an explained verdict per listing.
@@ -65,8 +67,9 @@ pub use config::{Config, ConfigError, EmailTransport, LogFormat, PlatformConfig}
 
 // Shared nouns.
 pub use model::{
-    AllowKind, AllowRule, Brand, CaseState, Language, Listing, MATCHER_VERSION, Mark, Outcome,
-    PriceFloor, Reason, ReasonCode, RejectReason, TransitionDetails, Verdict,
+    AllowKind, AllowRule, Brand, BrandImage, CaseState, ImageKind, Language, Listing,
+    MATCHER_VERSION, Mark, Outcome, PriceFloor, Reason, ReasonCode, RejectReason,
+    TransitionDetails, Verdict,
 };
 
 // Platform definitions and the registry.
@@ -90,6 +93,7 @@ pub use fetch::Page;
 pub use fetch::browser::{
     BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded, find_chromium,
 };
+pub use images::{Fingerprint, ImageError, ImageHasher, distance as image_distance};
 
 // Matching.
 pub use matcher::{
@@ -154,7 +158,7 @@ pub use web::{WebState, serve as serve_review_ui};
 #[cfg(feature = "fixtures")]
 pub use fixture_server::{
     Fault, FixtureMode, FixtureOptions, FixtureServer, MTOP_APP_KEY, MTOP_SEARCH_API,
-    ModernOptions, mtop_sign, parse_faults, serve as serve_fixtures,
+    ModernOptions, mtop_sign, parse_faults, serve as serve_fixtures, write_fixture_images,
 };
 #[cfg(feature = "fixtures")]
 pub use web::seed::{SeedListing, seed_notice, seed_notices};

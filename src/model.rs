@@ -46,6 +46,10 @@ pub struct Brand {
     /// brand count as authorised. On unless the registry turns it off.
     #[serde(default = "yes")]
     pub trust_official_stores: bool,
+    /// The brand's own product photos and logos (`[[brand.image]]`), for listings that reuse
+    /// them.
+    #[serde(default)]
+    pub images: Vec<BrandImage>,
 }
 
 fn yes() -> bool {
@@ -67,7 +71,57 @@ impl Default for Brand {
             well_known: false,
             watch_unauthorised: true,
             trust_official_stores: true,
+            images: Vec::new(),
         }
+    }
+}
+
+/// One of a brand's reference images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrandImage {
+    /// As the registry gives it; a relative path is relative to the registry file.
+    pub path: String,
+    #[serde(default)]
+    pub kind: ImageKind,
+    /// SHA-256 of the file, hex; empty until the file is read.
+    #[serde(skip)]
+    pub sha256: String,
+    /// The perceptual hashes it is found by (as it is first, then cropped and mirrored);
+    /// empty until the file is read.
+    #[serde(skip)]
+    pub hashes: Vec<u64>,
+    /// The file's bytes, when read from the file for an import; never read back from the store
+    /// with the brand.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+/// What a reference image shows.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ImageKind {
+    /// A photo of the goods.
+    #[default]
+    Product,
+    /// The brand's logo.
+    Logo,
+}
+
+impl ImageKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -273,6 +327,13 @@ pub struct Listing {
     /// Amazon): read from the page, never guessed from the shop name.
     #[serde(default)]
     pub self_operated: bool,
+    /// The main image's URL, from the search page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Perceptual hashes of the photos fetched so far; filled by the store and the image
+    /// fetcher, never read from a page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_hashes: Vec<u64>,
 }
 
 /// Why a run starts.

@@ -11,7 +11,10 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::model::{AlertMode, AlertPrefs, Brand, Language, Mark, PriceFloor};
+use crate::images::ImageHasher;
+use crate::model::{
+    AlertMode, AlertPrefs, Brand, BrandImage, ImageKind, Language, Mark, PriceFloor,
+};
 
 /// One thing wrong with a registry file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,13 +77,65 @@ pub fn load_file(path: &Path) -> Result<Vec<Brand>, RegistryError> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("toml") => parse_toml(text).map_err(invalid),
-        Some("csv") => parse_csv(text).map_err(invalid),
-        _ => Err(RegistryError::Format {
-            path: path.to_owned(),
-        }),
+    let mut brands = match ext.as_deref() {
+        Some("toml") => parse_toml(text).map_err(invalid)?,
+        Some("csv") => parse_csv(text).map_err(invalid)?,
+        _ => {
+            return Err(RegistryError::Format {
+                path: path.to_owned(),
+            });
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    read_images(&mut brands, base).map_err(invalid)?;
+    Ok(brands)
+}
+
+/// Reads, checks and hashes every brand's reference images, relative paths from `base`. Every
+/// bad file is reported, naming its brand and entry; the brands are left as they were unless
+/// all are good.
+pub(crate) fn read_images(brands: &mut [Brand], base: &Path) -> Result<(), Vec<Problem>> {
+    if brands.iter().all(|b| b.images.is_empty()) {
+        return Ok(());
     }
+    let hasher = ImageHasher::new();
+    let mut problems = Vec::new();
+    let mut read = Vec::new();
+    for (bi, brand) in brands.iter().enumerate() {
+        for (ii, image) in brand.images.iter().enumerate() {
+            let field = format!("brand `{}` image[{ii}] ({})", brand.name, image.path);
+            let file = base.join(&image.path);
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    problems.push(Problem {
+                        line: None,
+                        field,
+                        message: format!("cannot read {}: {e}", file.display()),
+                    });
+                    continue;
+                }
+            };
+            match hasher.reference(&bytes) {
+                Ok((print, hashes)) => read.push((bi, ii, print.sha256, hashes, bytes)),
+                Err(e) => problems.push(Problem {
+                    line: None,
+                    field,
+                    message: format!("{}: {e}", file.display()),
+                }),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    for (bi, ii, sha256, hashes, bytes) in read {
+        let image = &mut brands[bi].images[ii];
+        image.sha256 = sha256;
+        image.hashes = hashes;
+        image.bytes = bytes;
+    }
+    Ok(())
 }
 
 /// UTF-8 with an optional BOM (spreadsheets add one).
@@ -144,6 +199,16 @@ struct RawBrand {
     #[serde(default)]
     mark: Vec<Spanned<RawMark>>,
     alerts: Option<RawAlerts>,
+    #[serde(default)]
+    image: Vec<Spanned<RawImage>>,
+}
+
+/// `[[brand.image]]`: a reference image file and what it shows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    path: Spanned<String>,
+    kind: Option<Spanned<String>>,
 }
 
 /// `[brand.alerts]`: every key optional.
@@ -203,8 +268,50 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
     let mut brands = Vec::with_capacity(raw.brand.len());
     for (bi, rb) in raw.brand.into_iter().enumerate() {
         let brand_line = at(rb.span());
-        let rb = rb.into_inner();
+        let mut rb = rb.into_inner();
         let f = |name: &str| format!("brand[{bi}].{name}");
+        let mut images: Vec<BrandImage> = Vec::new();
+        let mut images_ok = true;
+        for (ii, ri) in std::mem::take(&mut rb.image).into_iter().enumerate() {
+            let line = at(ri.span());
+            let ri = ri.into_inner();
+            let field = format!("brand[{bi}].image[{ii}]");
+            let path = ri.path.into_inner().trim().to_owned();
+            let kind = match ri.kind.map(Spanned::into_inner) {
+                None => Some(ImageKind::Product),
+                Some(k) => k.trim().parse::<ImageKind>().ok(),
+            };
+            let Some(kind) = kind else {
+                v.problem(
+                    line,
+                    &format!("{field}.kind"),
+                    "must be \"product\" or \"logo\"",
+                );
+                images_ok = false;
+                continue;
+            };
+            if path.is_empty() {
+                v.problem(line, &format!("{field}.path"), "is empty");
+                images_ok = false;
+                continue;
+            }
+            if images.iter().any(|i| i.path == path) {
+                v.problem(
+                    line,
+                    &format!("{field}.path"),
+                    format!("`{path}` is listed twice"),
+                );
+                images_ok = false;
+                continue;
+            }
+            images.push(BrandImage {
+                path,
+                kind,
+                sha256: String::new(),
+                hashes: Vec::new(),
+                bytes: Vec::new(),
+            });
+        }
         let mut marks = Vec::with_capacity(rb.mark.len());
         for (mi, rm) in rb.mark.into_iter().enumerate() {
             let mark_line = at(rm.span());
@@ -289,7 +396,10 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
                 })
                 .unwrap_or_default(),
         };
-        if let Some(brand) = v.brand(fields) {
+        if let Some(mut brand) = v.brand(fields)
+            && images_ok
+        {
+            brand.images = images;
             brands.push(brand);
         }
     }
@@ -826,6 +936,7 @@ impl Validator {
             well_known: raw.well_known.is_some_and(|c| c.2),
             watch_unauthorised: raw.watch_unauthorised.is_none_or(|c| c.2),
             trust_official_stores: raw.trust_official_stores.is_none_or(|c| c.2),
+            images: Vec::new(),
         })
     }
 
@@ -995,6 +1106,14 @@ struct OutBrand<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     price: Vec<OutPrice<'a>>,
     mark: Vec<OutMark<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    image: Vec<OutImage<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutImage<'a> {
+    path: &'a str,
+    kind: &'static str,
 }
 
 #[derive(Serialize)]
@@ -1063,6 +1182,14 @@ pub fn to_toml(brands: &[Brand]) -> String {
                         registration_no: &m.registration_no,
                         classes: &m.classes,
                         expires: m.expires.map(|d| d.format("%Y-%m-%d").to_string()),
+                    })
+                    .collect(),
+                image: b
+                    .images
+                    .iter()
+                    .map(|i| OutImage {
+                        path: &i.path,
+                        kind: i.kind.as_str(),
                     })
                     .collect(),
             })

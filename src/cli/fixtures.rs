@@ -1,4 +1,5 @@
-//! `markwatch fixtures serve`: the fixture platforms on a local port.
+//! `markwatch fixtures serve`: the fixture platforms on a local port; `fixtures images`: the
+//! reference images they reuse.
 
 use markwatch::serve_fixtures;
 use std::net::SocketAddr;
@@ -14,6 +15,12 @@ use std::time::Duration;
 pub enum FixturesCommand {
     /// Serve Taobao, Tmall, JD and Amazon.cn look-alikes rendered from the fixture catalogue
     Serve(ServeArgs),
+    /// Draw the brands' reference photos and logos the demo registry names (deterministic)
+    Images {
+        /// Where to write them
+        #[arg(long, default_value = "fixtures/images")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +94,12 @@ fn parse_fault_list(s: &str) -> Result<Vec<Fault>, String> {
 pub async fn run(cmd: FixturesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         FixturesCommand::Serve(args) => serve(args).await,
+        FixturesCommand::Images { out } => {
+            let written = markwatch::write_fixture_images(&out)
+                .with_context(|| format!("cannot write images into {}", out.display()))?;
+            println!("{} images written to {}", written.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -254,6 +254,7 @@ impl CrawlBuilder<'_> {
             rates: config.matching.rates.clone(),
             fetch_details: self.fetch_details,
             missing_details: config.crawl.missing_item_pages_per_run,
+            images: config.crawl.images_per_run,
             draft_notices: self.draft_notices,
             matcher: self.matcher,
             locks: self.locks,
@@ -360,6 +361,7 @@ impl Planned {
                 browser,
             )?,
             screenshots,
+            hasher: crate::images::ImageHasher::new(),
             def: self.def.clone(),
             base_url: self.base_url.clone(),
             policy: self.policy.clone(),
@@ -379,6 +381,8 @@ pub struct Crawl {
     fetch_details: bool,
     /// Item pages left unfetched by earlier runs to fetch per platform and run.
     missing_details: u32,
+    /// `crawl.images_per_run`.
+    images: u32,
     draft_notices: bool,
     matcher: Option<Arc<Matcher>>,
     /// `matching.rates`, for a matcher built at each run.
@@ -527,6 +531,7 @@ impl Crawl {
             } else {
                 0
             },
+            images: self.images,
         };
         let runs = super::crawl(store, &matcher, targets, &keywords, details).await?;
         drop(guards);

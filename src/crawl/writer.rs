@@ -14,7 +14,8 @@ use crate::fetch::Page;
 use crate::model::{Listing, Verdict};
 use crate::seal::{GENESIS_HASH, Sealed};
 use crate::store::{
-    DetailUpdate, MatchChange, PageListings, RunCounts, Store, StoreError, Upsert, WriteTx,
+    DetailUpdate, ImageUpdate, MatchChange, PageListings, RunCounts, Store, StoreError, Upsert,
+    WriteTx,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -74,7 +75,14 @@ enum Content {
         listing_id: i64,
         seller: Option<String>,
         category: Option<String>,
+        images: Vec<String>,
         verdict: Verdict,
+    },
+    /// A listing's photo, with the verdict given once it is known.
+    Image {
+        update: ImageUpdate,
+        listing_id: i64,
+        verdict: Option<Verdict>,
     },
     EvidenceOnly,
 }
@@ -103,6 +111,7 @@ impl PreparedPage {
         listing_id: i64,
         seller: Option<String>,
         category: Option<String>,
+        images: Vec<String>,
         verdict: Verdict,
     ) -> PreparedPage {
         PreparedPage {
@@ -112,6 +121,27 @@ impl PreparedPage {
                 listing_id,
                 seller,
                 category,
+                images,
+                verdict,
+            },
+        }
+    }
+
+    /// A listing's photo as fetched (kept as evidence whatever it is), what checking it came to
+    /// (`update`; its evidence id is filled in when stored), and the listing's verdict with it.
+    pub(crate) fn image(
+        run_id: i64,
+        page: &Page,
+        update: ImageUpdate,
+        listing_id: i64,
+        verdict: Option<Verdict>,
+    ) -> PreparedPage {
+        PreparedPage {
+            run_id,
+            sealed: Sealed::new(page),
+            content: Content::Image {
+                update,
+                listing_id,
                 verdict,
             },
         }
@@ -326,6 +356,7 @@ async fn write_group(
     // Verdicts to store, in page order: (listing, verdict, page).
     let mut verdicts: Vec<(i64, Cow<'_, Verdict>, usize)> = Vec::new();
     let mut details = Vec::new();
+    let mut images = Vec::new();
     for (at, page) in pages.iter().enumerate() {
         let record = &mut records[at];
         match &page.content {
@@ -355,6 +386,7 @@ async fn write_group(
                 listing_id,
                 seller,
                 category,
+                images,
                 verdict,
             } => {
                 details.push(DetailUpdate {
@@ -362,13 +394,28 @@ async fn write_group(
                     evidence_id: record.evidence_id,
                     seller: seller.as_deref(),
                     category: category.as_deref(),
+                    images,
                 });
                 verdicts.push((*listing_id, Cow::Borrowed(verdict), at));
+            }
+            Content::Image {
+                update,
+                listing_id,
+                verdict,
+            } => {
+                images.push(ImageUpdate {
+                    evidence_id: record.evidence_id,
+                    ..update.clone()
+                });
+                if let Some(verdict) = verdict {
+                    verdicts.push((*listing_id, Cow::Borrowed(verdict), at));
+                }
             }
             Content::EvidenceOnly => {}
         }
     }
     tx.update_details(&details).await?;
+    tx.update_images(&images).await?;
 
     // A listing judged twice in the group keeps its last verdict, as if stored page by page.
     let mut last_page = HashMap::new();
@@ -620,6 +667,7 @@ mod tests {
                 1,
                 Some("耐克工厂店".to_owned()),
                 Some("运动鞋".to_owned()),
+                vec!["https://img.alicdn.com/imgextra/i1/1/O1CN01a.jpg".to_owned()],
                 judge(&item("1", "耐克 跑鞋", 49.0, Some("耐克工厂店"))),
             ),
             PreparedPage::evidence(run, &page_at("captcha", 5)),

@@ -94,6 +94,8 @@ impl Extracted {
             category: None,
             is_ad: self.is_ad,
             self_operated: self.self_operated,
+            image: self.image.clone(),
+            image_hashes: Vec::new(),
         }
     }
 }
@@ -183,6 +185,8 @@ impl DetailFields {
             category: (!self.category.is_empty()).then(|| self.category.join(" > ")),
             is_ad: false,
             self_operated: self.self_operated,
+            image: self.images.first().cloned(),
+            image_hashes: Vec::new(),
         })
     }
 }

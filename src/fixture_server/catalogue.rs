@@ -35,6 +35,10 @@ pub struct CatalogueListing {
     pub ad: bool,
     #[serde(default = "one")]
     pub images: u32,
+    /// What the main image shows when it reuses a brand's photo: a reference image and its
+    /// edits (`"nike-1 crop4 mirror"`, see `photos::PhotoSpec`). Without one, its own photo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
 }
 
 fn one() -> u32 {
@@ -52,12 +56,15 @@ pub(crate) fn load_catalogue(path: &Path) -> Result<Vec<CatalogueListing>, Fixtu
         if line.trim().is_empty() {
             continue;
         }
-        let l: CatalogueListing =
-            serde_json::from_str(line).map_err(|e| FixtureError::Catalogue {
-                path: path.to_path_buf(),
-                line: i + 1,
-                message: e.to_string(),
-            })?;
+        let bad = |message: String| FixtureError::Catalogue {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let l: CatalogueListing = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        if let Some(photo) = &l.photo {
+            super::photos::PhotoSpec::parse(photo).map_err(|e| bad(format!("photo: {e}")))?;
+        }
         out.push(l);
     }
     Ok(out)
@@ -151,6 +158,7 @@ mod tests {
             category: vec![],
             location: String::new(),
             sales: 5,
+            photo: None,
             keywords: vec!["nike".into()],
             ad: false,
             images: 2,

@@ -11,6 +11,7 @@
 mod catalogue;
 mod faults;
 mod modern;
+mod photos;
 mod render;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -29,6 +30,11 @@ use serde::Serialize;
 
 pub(crate) use catalogue::{CatalogueListing, load_catalogue, scale_catalogue};
 pub use faults::{Fault, parse_faults};
+
+/// Draws the reference images the demo registry names into `dir`.
+pub fn write_fixture_images(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    photos::write_references(dir)
+}
 pub use modern::{FixtureMode, MTOP_APP_KEY, MTOP_SEARCH_API, ModernOptions, mtop_sign};
 
 use modern::{Gate, Modern, ReqInfo};
@@ -203,6 +209,8 @@ struct SiteData {
     by_keyword: HashMap<String, Vec<usize>>,
     by_id: HashMap<String, usize>,
     keywords: Vec<String>,
+    /// Image paths (as the CDN URLs have them, size suffix cut) to (listing, place in gallery).
+    photos: HashMap<String, (usize, u32)>,
 }
 
 struct Inner {
@@ -266,12 +274,21 @@ impl FixtureServer {
                 }
                 let mut keywords: Vec<String> = by_keyword.keys().cloned().collect();
                 keywords.sort();
+                let mut photos = HashMap::new();
+                for (i, l) in listings.iter().enumerate() {
+                    for (n, url) in render::image_urls(l).iter().enumerate() {
+                        if let Ok(u) = url::Url::parse(url) {
+                            photos.insert(photo_key(u.path()).0, (i, n as u32));
+                        }
+                    }
+                }
                 SiteData {
                     site,
                     listings,
                     by_keyword,
                     by_id,
                     keywords,
+                    photos,
                 }
             })
             .collect();
@@ -590,6 +607,75 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request<Body>) -> Response
     resp
 }
 
+/// An image path's key (the path with any `_400x400.jpg` size suffix cut and JD's size
+/// segment made `n`) and the side it asks for.
+fn photo_key(path: &str) -> (String, Option<u32>) {
+    let mut key = path.to_string();
+    let mut side = None;
+    if let Some(at) = key.find(".jpg_") {
+        let suffix = &key[at + 5..];
+        side = suffix
+            .split(['x', '.', 'q'])
+            .next()
+            .and_then(|n| n.parse::<u32>().ok());
+        key.truncate(at + 4);
+    }
+    // Amazon names sizes inside the file name: 7d96cdaa5a0._AC_UL320_.jpg, or 7d96cdaa5a0L.jpg.
+    if let Some(file) = key.strip_prefix("/images/I/") {
+        let stem = file.split('.').next().unwrap_or(file);
+        let stem = stem.strip_suffix('L').unwrap_or(stem);
+        return (format!("/images/I/{stem}"), side);
+    }
+    // JD names sizes by a path segment: n0 the original, n1 350 px, n7 160 px.
+    let segments: Vec<&str> = key.split('/').collect();
+    if let Some(seg) = segments
+        .get(1)
+        .filter(|s| s.len() == 2 && s.starts_with('n'))
+    {
+        side = match *seg {
+            "n1" => Some(350),
+            "n7" => Some(160),
+            _ => None,
+        };
+        let rest = segments[2..].join("/");
+        key = format!("/n/{rest}");
+    }
+    (key, side.map(|s| s.clamp(16, 1200)))
+}
+
+/// A listing's image, drawn and encoded at request time.
+fn photo(inner: &Inner, path: &str) -> Option<Response> {
+    let is_image = path.ends_with(".jpg") || path.contains(".jpg_");
+    if !is_image {
+        return None;
+    }
+    let mut parts = path.splitn(3, '/').skip(1);
+    let data = inner.site(parts.next()?).ok()?;
+    let (key, side) = photo_key(&format!("/{}", parts.next()?));
+    let Some(&(i, n)) = data.photos.get(&key) else {
+        return Some(simple_page(StatusCode::NOT_FOUND, "404 Not Found"));
+    };
+    let l = &data.listings[i];
+    let spec = l
+        .photo
+        .as_deref()
+        .filter(|_| n == 0)
+        .and_then(|p| photos::PhotoSpec::parse(p).ok());
+    let (img, quality) = match spec {
+        Some(spec) => spec.draw(),
+        None => (photos::own(&l.platform, &l.item_id, n), 85),
+    };
+    let bytes = photos::serve_jpeg(&img, Some(side.unwrap_or(400)), quality);
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    Some(resp)
+}
+
 /// Counts a request in flight until dropped, even when its client hangs up mid-answer.
 struct Answering<'a> {
     counter: &'a AtomicU32,
@@ -631,6 +717,10 @@ async fn respond(
     };
     if path == "/" {
         return (index_page(inner), None);
+    }
+    // Images come from the CDN, which asks for no login and sets no challenge.
+    if let Some(resp) = photo(inner, path) {
+        return (resp, None);
     }
     if let Some(m) = &inner.modern {
         let sites: Vec<&'static Site> = SITES.iter().collect();

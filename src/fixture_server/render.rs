@@ -225,14 +225,14 @@ pub(crate) fn image_urls(l: &CatalogueListing) -> Vec<String> {
     (0..l.images.max(1))
         .map(|i| match l.platform.as_str() {
             "taobao" | "tmall" => format!(
-                "https://img.alicdn.com/imgextra/i{}/{}/O1CN01{}{i}_!!{}.jpg",
+                "https://img.alicdn.com/imgextra/i{}/{}/O1CN01{}{i}_!!{}.jpg_400x400.jpg",
                 i % 4 + 1,
                 l.seller_id,
                 &t[..12],
                 l.seller_id
             ),
             "jd" => format!(
-                "https://img1{}.360buyimg.com/n1/jfs/t1/{}/{i}/{}.jpg",
+                "https://img1{}.360buyimg.com/n7/jfs/t1/{}/{i}/{}.jpg",
                 i % 5,
                 &l.item_id,
                 &t[..14]

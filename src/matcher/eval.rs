@@ -108,6 +108,9 @@ pub struct EvalReport {
     pub unlabelled: Vec<String>,
     pub missing: Vec<String>,
     pub misses: Vec<Miss>,
+    /// Listings labelled of kind `image` given without their photos' hashes: only a crawl,
+    /// which fetches the photos, can judge them (tests/images.rs does).
+    pub photo_only: Vec<String>,
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -160,6 +163,10 @@ pub fn evaluate(matcher: &Matcher, listings: &[ListingRecord], labels: &[Label])
             report.unlabelled.push(listing.id.clone());
             continue;
         };
+        if label.kind == "image" && listing.image_hashes.is_empty() {
+            report.photo_only.push(listing.id.clone());
+            continue;
+        }
         let expected = label.verdict.is_flagged();
         let got = verdict.verdict.is_flagged();
         match (expected, got) {
@@ -257,6 +264,13 @@ impl fmt::Display for EvalReport {
         for (i, name) in ["infringing", "suspect", "clear"].iter().enumerate() {
             let row = self.confusion[i];
             writeln!(f, "  {name:<10} {:>10} {:>9} {:>9}", row[0], row[1], row[2])?;
+        }
+        if !self.photo_only.is_empty() {
+            writeln!(
+                f,
+                "\n{} listings labelled `image` are judged by their photos, which a crawl fetches; not counted here",
+                self.photo_only.len()
+            )?;
         }
         if !self.unlabelled.is_empty() {
             writeln!(

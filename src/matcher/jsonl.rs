@@ -35,6 +35,10 @@ pub struct ListingRecord {
     /// The page marks the shop as the platform's own (京东自营).
     #[serde(default)]
     pub self_operated: bool,
+    /// Perceptual hashes of the listing's photos (`markwatch` writes none; an image pipeline
+    /// of one's own may).
+    #[serde(default)]
+    pub image_hashes: Vec<u64>,
 }
 
 impl ListingRecord {
@@ -47,6 +51,7 @@ impl ListingRecord {
             category: self.category.as_deref(),
             platform: &self.platform,
             self_operated: self.self_operated,
+            images: &self.image_hashes,
         }
     }
 }

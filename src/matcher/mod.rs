@@ -12,6 +12,7 @@
 
 mod context;
 mod eval;
+mod images;
 mod index;
 mod jsonl;
 mod normalize;
@@ -19,9 +20,10 @@ mod weights;
 
 use std::collections::HashMap;
 
-use crate::model::{AllowKind, AllowRule, Brand, Listing, RejectReason};
+use crate::model::{AllowKind, AllowRule, Brand, ImageKind, Listing, RejectReason};
 use crate::model::{Outcome, Reason, ReasonCode, Verdict};
 use context::{Context, Side};
+use images::{ImageHit, ImageIndex, RefHash};
 use index::{Hit, HitKind, MarkIndex};
 use normalize::{Analysed, Normalizer, shop_key};
 use weights as w;
@@ -45,6 +47,8 @@ pub struct Item<'a> {
     pub platform: &'a str,
     /// The page marks the shop as the platform's own (京东自营, sold by Amazon).
     pub self_operated: bool,
+    /// Perceptual hashes of the listing's photos fetched so far.
+    pub images: &'a [u64],
 }
 
 impl<'a> From<&'a Listing> for Item<'a> {
@@ -57,6 +61,7 @@ impl<'a> From<&'a Listing> for Item<'a> {
             category: l.category.as_deref(),
             platform: &l.platform,
             self_operated: l.self_operated,
+            images: &l.image_hashes,
         }
     }
 }
@@ -106,6 +111,8 @@ struct BrandInfo {
     /// Reviewers' allowed shops (`shop_key` forms) and title word sets (normalised).
     allowed_shops: Vec<(String, RejectReason)>,
     allowed_titles: Vec<(Vec<String>, RejectReason)>,
+    /// Reference images: path and kind, for the reasons.
+    images: Vec<(String, ImageKind)>,
 }
 
 /// The lowest genuine price of one group of a brand's goods.
@@ -126,6 +133,8 @@ pub struct Matcher {
     rates: HashMap<String, f64>,
     /// Per entry of the index: the mark is also an everyday word or name (苹果, Hermes).
     everyday: Vec<bool>,
+    /// Brands' reference images by perceptual hash.
+    image_index: ImageIndex,
 }
 
 /// The evidence about one brand in one listing.
@@ -133,6 +142,8 @@ struct Candidate {
     brand: usize,
     title: Vec<Hit>,
     seller: Vec<Hit>,
+    /// The nearest of the brand's reference images to one of the listing's photos.
+    image: Option<ImageHit>,
 }
 
 /// What the listing says regardless of brand.
@@ -206,8 +217,24 @@ impl Matcher {
                 trust_official: b.trust_official_stores,
                 allowed_shops: Vec::new(),
                 allowed_titles: Vec::new(),
+                images: b.images.iter().map(|i| (i.path.clone(), i.kind)).collect(),
             })
             .collect();
+        let mut image_index = ImageIndex::default();
+        for (b, brand) in brands.iter().enumerate() {
+            for (k, image) in brand.images.iter().enumerate() {
+                // The variants after the first half are mirrored (see `ImageHasher::reference`).
+                let half = image.hashes.len() / 2;
+                for (v, &hash) in image.hashes.iter().enumerate() {
+                    let r = RefHash {
+                        brand: b,
+                        image: k,
+                        mirrored: v >= half && v > 0,
+                    };
+                    image_index.push(hash, r);
+                }
+            }
+        }
         let by_name: HashMap<&str, usize> = brands
             .iter()
             .enumerate()
@@ -247,6 +274,7 @@ impl Matcher {
         Ok(Matcher {
             brands: infos,
             index,
+            image_index,
             norm,
             context,
             rates,
@@ -284,7 +312,8 @@ impl Matcher {
             title_hits.retain(|h| !traps.iter().any(|&(a, b)| a <= h.first && h.end <= b));
         }
         let seller_hits = self.index.find(&seller, &self.context, &self.norm);
-        if title_hits.is_empty() && seller_hits.is_empty() {
+        let image_hits = self.image_hits(item.images);
+        if title_hits.is_empty() && seller_hits.is_empty() && image_hits.is_empty() {
             return Verdict::clear();
         }
 
@@ -299,6 +328,7 @@ impl Matcher {
                             brand,
                             title: Vec::new(),
                             seller: Vec::new(),
+                            image: None,
                         });
                         candidates.len() - 1
                     }
@@ -312,10 +342,27 @@ impl Matcher {
                 .push(hit);
             }
         }
+        for hit in image_hits {
+            match candidates.iter_mut().find(|c| c.brand == hit.brand) {
+                Some(c) => c.image = Some(hit),
+                None => candidates.push(Candidate {
+                    brand: hit.brand,
+                    title: Vec::new(),
+                    seller: Vec::new(),
+                    image: Some(hit),
+                }),
+            }
+        }
         let context = self.listing_context(item, &title, &seller);
         candidates
             .iter()
-            .map(|c| self.judge(c, item, &title, &seller, &context))
+            .map(|c| {
+                if c.title.is_empty() && c.seller.is_empty() {
+                    self.judge_image_only(c, item, &title, &context)
+                } else {
+                    self.judge(c, item, &title, &seller, &context)
+                }
+            })
             .max_by(|a, b| a.score.total_cmp(&b.score))
             .unwrap_or_else(Verdict::clear)
     }
@@ -441,6 +488,10 @@ impl Matcher {
         // copy or an original makes it a lead, whatever the price.
         let alias_only = main.kind == HitKind::Alias;
         weigh_wording(cx, &mut tally);
+        if let Some(hit) = c.image {
+            tally.score += w::IMAGE_WITH_MARK;
+            tally.reasons.push(self.image_reason(brand, hit));
+        }
         let mut mark_classes: Vec<u8> = c
             .title
             .iter()
@@ -661,6 +712,110 @@ impl Matcher {
             score,
             brand: Some(brand.name.clone()),
             mark: (!main_entry.alias).then(|| main_entry.display.clone()),
+            reasons,
+        }
+    }
+
+    /// The nearest reference image per brand within the matching distance of any photo.
+    fn image_hits(&self, photos: &[u64]) -> Vec<ImageHit> {
+        if self.image_index.len() == 0 {
+            return Vec::new();
+        }
+        let mut hits: Vec<ImageHit> = Vec::new();
+        for &photo in photos {
+            for hit in self.image_index.near(photo, w::IMAGE_MAX_DISTANCE) {
+                match hits.iter_mut().find(|h| h.brand == hit.brand) {
+                    Some(h) if h.distance > hit.distance => *h = hit,
+                    Some(_) => {}
+                    None => hits.push(hit),
+                }
+            }
+        }
+        hits
+    }
+
+    fn image_reason(&self, brand: &BrandInfo, hit: ImageHit) -> Reason {
+        let (path, kind) = &brand.images[hit.image];
+        let kind = match kind {
+            ImageKind::Product => "product photo",
+            ImageKind::Logo => "logo",
+        };
+        Reason {
+            code: ReasonCode::ImageMatch,
+            detail: format!(
+                "the listing's photo is {}'s {kind} {path}{}, at distance {} of 64",
+                brand.name,
+                if hit.mirrored { ", mirrored" } else { "" },
+                hit.distance
+            ),
+        }
+    }
+
+    /// A listing whose only tie to the brand is its photo: counterfeiters keep the brand out of
+    /// the title, not its pictures. Suspect on its own, infringing with copy wording or a price
+    /// far below the brand's.
+    fn judge_image_only(
+        &self,
+        c: &Candidate,
+        item: &Item,
+        title: &Analysed,
+        cx: &ListingContext,
+    ) -> Verdict {
+        let Some(hit) = c.image else {
+            return Verdict::clear();
+        };
+        let brand = &self.brands[c.brand];
+        let mut tally = Tally {
+            score: w::IMAGE_ONLY,
+            reasons: vec![self.image_reason(brand, hit)],
+        };
+        weigh_wording(cx, &mut tally);
+        self.weigh_price(brand, item, cx, &mut tally);
+        let Tally {
+            mut score,
+            mut reasons,
+        } = tally;
+        let shop = shop_key(item.seller);
+        if !shop.is_empty() && brand.authorised.contains(&shop) {
+            score = score.min(w::AUTHORISED_CAP);
+            reasons.truncate(1);
+            reasons.push(Reason {
+                code: ReasonCode::AuthorisedSeller,
+                detail: format!(
+                    "\"{}\" is an authorised seller of {}",
+                    item.seller.trim(),
+                    brand.name
+                ),
+            });
+        } else if brand.trust_official && cx.platform_store {
+            score = score.min(w::AUTHORISED_CAP);
+            reasons.truncate(1);
+            reasons.push(Reason {
+                code: ReasonCode::OfficialStore,
+                detail: format!(
+                    "\"{}\" is the {} platform's own store",
+                    item.seller.trim(),
+                    platform_name(item.platform)
+                ),
+            });
+        } else if let Some(reason) = self.allowed(brand, &shop, title) {
+            score = score.min(w::AUTHORISED_CAP);
+            reasons.truncate(1);
+            reasons.push(reason);
+        }
+        let score = score.clamp(0.0, 1.0);
+        let verdict = if score >= w::INFRINGING_FROM {
+            Outcome::Infringing
+        } else if score >= w::SUSPECT_FROM {
+            Outcome::Suspect
+        } else {
+            Outcome::Clear
+        };
+        Verdict {
+            verdict,
+            score,
+            brand: Some(brand.name.clone()),
+            mark: None,
             reasons,
         }
     }

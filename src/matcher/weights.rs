@@ -99,3 +99,15 @@ pub(super) const UNAUTHORISED_CAP: f64 = SUSPECT_FROM + 0.1;
 /// Dictionary frequency from which a Chinese mark is an everyday word first (苹果 the fruit,
 /// 北面 "the north side") and needs goods in its classes to count.
 pub(super) const EVERYDAY_WORD_FREQ: usize = 1000;
+
+/// A listing photo within this many bits (of 64) of a brand's reference image shows it.
+/// Calibrated on the fixture images (docs/images.md): edited reuses sit at 0-10, with a tail
+/// to 16 for a sticker on a logo; unrelated photos no nearer than 16.
+pub(super) const IMAGE_MAX_DISTANCE: u32 = 12;
+
+/// The brand's own photo with no brand word: suspect on its own (SUSPECT_FROM and above), and
+/// with copy wording (COUNTERFEIT_TERM) or a very low price, infringing.
+pub(super) const IMAGE_ONLY: f64 = 0.55;
+
+/// The brand's own photo beside a mark in the text.
+pub(super) const IMAGE_WITH_MARK: f64 = 0.15;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Stored with every match; bump it when a change to the matcher can change verdicts, so
 /// `rematch` knows which stored matches are stale.
-pub const MATCHER_VERSION: &str = "2";
+pub const MATCHER_VERSION: &str = "3";
 
 /// The verdict on one listing.
 #[derive(
@@ -118,6 +118,9 @@ pub enum ReasonCode {
     /// The mark is also an everyday word or name (苹果, Hermes) and nothing places the goods
     /// in its classes.
     EverydayWord,
+    /// The listing's photo is one of the brand's reference images, perhaps cropped, mirrored,
+    /// re-encoded or marked over.
+    ImageMatch,
 }
 
 impl ReasonCode {
@@ -156,6 +159,7 @@ impl ReasonCode {
             WellKnownOtherGoods => "在其他商品上使用驰名商标",
             AllowedByReviewer => "审核人员已放行",
             EverydayWord => "商标为常用词且商品不在核定类别",
+            ImageMatch => "盗用权利人的商品图片",
         }
     }
 
@@ -190,6 +194,7 @@ impl ReasonCode {
             WellKnownOtherGoods => "uses a well-known mark on other goods",
             AllowedByReviewer => "was allowed by a reviewer",
             EverydayWord => "uses a mark that is also an everyday word, on unplaced goods",
+            ImageMatch => "uses the brand's own product photo",
         }
     }
 
@@ -235,6 +240,9 @@ impl ReasonCode {
             EverydayWord => {
                 "The mark is also an everyday word or name, and nothing places the goods in \
                  its classes."
+            }
+            ImageMatch => {
+                "The listing's photo is one of the brand's own reference images, edited or not."
             }
         }
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::{Result, Store, StoreError, now, to_json};
-use crate::model::{AlertPrefs, Brand, Mark, PriceFloor};
+use crate::model::{AlertPrefs, Brand, BrandImage, Mark, PriceFloor};
 
 /// What an import changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -22,11 +22,18 @@ pub struct ImportSummary {
     pub marks_added: usize,
     pub marks_updated: usize,
     pub marks_unchanged: usize,
+    /// Reference images added or replaced (their file changed).
+    pub images_changed: usize,
 }
 
 impl ImportSummary {
     pub fn changed(&self) -> bool {
-        self.brands_added + self.brands_updated + self.marks_added + self.marks_updated > 0
+        self.brands_added
+            + self.brands_updated
+            + self.marks_added
+            + self.marks_updated
+            + self.images_changed
+            > 0
     }
 }
 
@@ -155,15 +162,19 @@ impl Store {
             .map(|s| (s.brand.name.clone(), s))
             .collect();
         let changes = Changes::between(&wanted, &stored);
-        let summary = changes.summary;
+        let mut summary = changes.summary;
         if summary.changed() {
             changes.write(&mut tx, &now).await?;
+        }
+        summary.images_changed = sync_images(&mut tx, &wanted, &now).await?;
+        if summary.changed() {
             let note = format!(
-                "{source}: brands +{} ~{}, marks +{} ~{}",
+                "{source}: brands +{} ~{}, marks +{} ~{}, images {}",
                 summary.brands_added,
                 summary.brands_updated,
                 summary.marks_added,
-                summary.marks_updated
+                summary.marks_updated,
+                summary.images_changed
             );
             sqlx::query(
                 "INSERT INTO audit_log (at, actor, entity, action, note) VALUES (?, ?, 'registry', 'import', ?)",
@@ -226,6 +237,86 @@ impl Store {
         // The registry is small (hundreds of brands); one shape of read keeps this simple.
         Ok(self.brands().await?.into_iter().find(|b| b.name == name))
     }
+}
+
+/// Adds each wanted brand's reference images that are new or whose file changed, as marks are:
+/// an import never deletes. Images not read from their files (no hashes) are left as stored.
+/// Returns how many were written.
+async fn sync_images(
+    tx: &mut Transaction<'_, Sqlite>,
+    wanted: &[Wanted<'_>],
+    now: &str,
+) -> Result<usize> {
+    let with_images: Vec<&Brand> = wanted
+        .iter()
+        .map(|w| w.brand)
+        .filter(|b| b.images.iter().any(|i| !i.hashes.is_empty()))
+        .collect();
+    if with_images.is_empty() {
+        return Ok(0);
+    }
+    let names: Vec<&str> = with_images.iter().map(|b| b.name.as_str()).collect();
+    let ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT b.name, b.id FROM jsonb_each(?) j JOIN brands b ON b.name = j.value",
+    )
+    .bind(to_json(&names))
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let stored: HashMap<(i64, String), (String, String, i64)> =
+        sqlx::query_as::<_, (i64, String, String, String, i64)>(
+            "SELECT i.brand_id, i.path, i.kind, i.sha256, i.position
+             FROM jsonb_each(?) j JOIN brand_images i ON i.brand_id = j.value",
+        )
+        .bind(to_json(&ids.values().collect::<Vec<_>>()))
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(b, path, kind, sha, pos)| ((b, path), (kind, sha, pos)))
+        .collect();
+    let mut written = 0;
+    for brand in with_images {
+        let Some(&brand_id) = ids.get(&brand.name) else {
+            continue;
+        };
+        for (position, image) in brand.images.iter().enumerate() {
+            if image.hashes.is_empty() {
+                continue;
+            }
+            let now_is = (
+                image.kind.as_str().to_owned(),
+                image.sha256.clone(),
+                position as i64,
+            );
+            if stored.get(&(brand_id, image.path.clone())) == Some(&now_is) {
+                continue;
+            }
+            let hashes: Vec<u8> = image.hashes.iter().flat_map(|h| h.to_le_bytes()).collect();
+            sqlx::query(
+                "INSERT INTO brand_images
+                     (brand_id, position, path, kind, sha256, hashes, content_type, bytes, imported_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (brand_id, path) DO UPDATE SET position = excluded.position,
+                     kind = excluded.kind, sha256 = excluded.sha256, hashes = excluded.hashes,
+                     content_type = excluded.content_type, bytes = excluded.bytes,
+                     imported_at = excluded.imported_at",
+            )
+            .bind(brand_id)
+            .bind(position as i64)
+            .bind(&image.path)
+            .bind(image.kind.as_str())
+            .bind(&image.sha256)
+            .bind(hashes)
+            .bind(crate::images::content_type(&image.bytes).unwrap_or("application/octet-stream"))
+            .bind(&image.bytes)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            written += 1;
+        }
+    }
+    Ok(written)
 }
 
 async fn registry_stamp(conn: &mut SqliteConnection) -> Result<RegistryStamp> {
@@ -357,6 +448,29 @@ async fn read_brands(
         });
         entry.1.push(id);
     }
+    let mut images: HashMap<i64, Vec<BrandImage>> = HashMap::new();
+    let image_rows: Vec<(i64, String, String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT i.brand_id, i.path, i.kind, i.sha256, i.hashes FROM jsonb_each(?) j
+         JOIN brand_images i ON i.brand_id = j.value ORDER BY i.brand_id, i.position, i.id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (brand_id, path, kind, sha256, hashes) in image_rows {
+        let kind = kind.parse().map_err(|_| StoreError::Corrupt {
+            table: "brand_images",
+            column: "kind",
+            value: kind,
+        })?;
+        let hashes = super::images::decode_hashes(&hashes);
+        images.entry(brand_id).or_default().push(BrandImage {
+            path,
+            kind,
+            sha256,
+            hashes,
+            bytes: Vec::new(),
+        });
+    }
     let [mut contacts, mut aliases, mut sellers] = lists;
     Ok(rows
         .into_iter()
@@ -387,6 +501,7 @@ async fn read_brands(
                         well_known,
                         watch_unauthorised,
                         trust_official_stores,
+                        images: images.remove(&id).unwrap_or_default(),
                     },
                 }
             },
@@ -793,6 +908,7 @@ mod tests {
                 well_known: true,
                 watch_unauthorised: false,
                 trust_official_stores: false,
+                images: Vec::new(),
             },
             Brand {
                 name: "Lego".to_owned(),

@@ -130,7 +130,16 @@ impl Store {
         .await?;
         // RETURNING gives no order: fetch in id order.
         rows.sort_by_key(|r| r.id());
-        Ok(rows.into_iter().map(ListingRow::into_pair).collect())
+        let ids: Vec<i64> = rows.iter().map(|r| r.id()).collect();
+        let mut hashes = self.image_hashes(&ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (id, mut listing) = r.into_pair();
+                listing.image_hashes = hashes.remove(&id).unwrap_or_default();
+                (id, listing)
+            })
+            .collect())
     }
 
     /// A connection for a crawl's page writer to keep between its transactions: SQLite empties
@@ -233,6 +242,9 @@ pub(crate) struct DetailUpdate<'a> {
     pub evidence_id: i64,
     pub seller: Option<&'a str>,
     pub category: Option<&'a str>,
+    /// The item page's gallery, queued for fetching should the listing be flagged.
+    #[serde(skip)]
+    pub images: &'a [String],
 }
 
 /// The steps of storing a crawl's pages, inside one write transaction the crawl holds.
@@ -311,7 +323,38 @@ impl WriteTx<'_> {
         &mut self,
         pages: &[PageListings<'_>],
     ) -> Result<Vec<Vec<Upsert>>> {
-        upsert_listings(self, pages).await
+        let upserts = upsert_listings(self, pages).await?;
+        // Each listing's main photo, queued for fetching.
+        #[derive(Serialize)]
+        struct Photo<'a> {
+            platform: &'a str,
+            item_id: &'a str,
+            image: &'a str,
+        }
+        let photos: Vec<Photo<'_>> = pages
+            .iter()
+            .flat_map(|p| p.listings)
+            .filter_map(|l| {
+                Some(Photo {
+                    platform: &l.platform,
+                    item_id: &l.item_id,
+                    image: l.image.as_deref().filter(|u| !u.is_empty())?,
+                })
+            })
+            .collect();
+        if !photos.is_empty() {
+            sqlx::query(
+                "INSERT INTO listing_images (listing_id, position, url)
+                 SELECT l.id, 0, j.value ->> 'image' FROM jsonb_each(?) j
+                 JOIN listings l ON l.platform = j.value ->> 'platform'
+                     AND l.item_id = j.value ->> 'item_id'
+                 WHERE true ON CONFLICT (listing_id, url) DO NOTHING",
+            )
+            .bind(to_json(&photos))
+            .execute(&mut ***self)
+            .await?;
+        }
+        Ok(upserts)
     }
 
     /// Fills in what item pages show (the shop, the category) and links their evidence.
@@ -328,7 +371,16 @@ impl WriteTx<'_> {
         .bind(to_json(&details))
         .execute(&mut ***self)
         .await?;
-        Ok(())
+        let gallery: Vec<(i64, usize, &str)> = details
+            .iter()
+            .flat_map(|d| {
+                d.images
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, url)| (d.listing_id, i + 1, url.as_str()))
+            })
+            .collect();
+        self.add_images(&gallery).await
     }
 
     /// Stores verdicts that are new or differ from the stored ones; returns the changes.

@@ -61,7 +61,16 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(ListingRow::into_pair).collect())
+        let ids: Vec<i64> = rows.iter().map(|r| r.id()).collect();
+        let mut hashes = self.image_hashes(&ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (id, mut listing) = r.into_pair();
+                listing.image_hashes = hashes.remove(&id).unwrap_or_default();
+                (id, listing)
+            })
+            .collect())
     }
 
     /// Stores fresh verdicts for stored listings (a rematch batch), in one transaction.
@@ -121,6 +130,8 @@ impl ListingRow {
             category: self.category,
             is_ad: self.is_ad,
             self_operated: self.self_operated,
+            image: None,
+            image_hashes: Vec::new(),
         };
         (self.id, listing)
     }

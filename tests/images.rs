@@ -6,9 +6,10 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::web::WebServer;
 use markwatch::{
     Config, Crawl, FetchWith, FixtureOptions, FixtureServer, Outcome, Pace, PlatformConfig,
-    ReasonCode, Search, Store, load_definitions, load_registry,
+    ReasonCode, Role, Search, load_definitions,
 };
 
 async fn start() -> String {
@@ -39,7 +40,7 @@ fn crawl(base: &str) -> Crawl {
         .platforms(&["jd".to_owned(), "taobao".to_owned(), "tmall".to_owned()])
         .pace(Pace::UnlimitedOnLoopback)
         .fetch_details(true)
-        .draft_notices(false)
+        .draft_notices(true)
         .build()
         .unwrap()
 }
@@ -80,7 +81,7 @@ async fn reused_brand_photos_are_found_and_honest_photos_are_not() {
             );
         }
     }
-    let db = sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("m.db").display()))
+    let db = sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
         .await
         .unwrap();
     let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(
@@ -137,4 +138,64 @@ async fn reused_brand_photos_are_found_and_honest_photos_are_not() {
         honest_flagged.is_empty(),
         "honest listings matched by photo: {honest_flagged:?}"
     );
+}
+
+/// The queue shows each notice's photo, and a notice shows the listing's photo beside the brand's
+/// reference image, both served from what markwatch stored.
+async fn check_review_ui(web: &WebServer, db: &sqlx::SqlitePool) {
+    web.add_user("rev", Role::Reviewer).await;
+    let client = web.client();
+    web.login(&client, "rev").await;
+    let queue = web.text(&client, "/queue").await;
+    assert!(
+        queue.contains("<img src=\"/photos/"),
+        "no thumbnails in the queue"
+    );
+    // A notice on a listing flagged by its photo alone.
+    let notice: i64 = sqlx::query_scalar(
+        "SELECT ni.notice_id FROM notice_items ni JOIN matches m ON m.id = ni.match_id
+         WHERE m.reasons LIKE '%image_match%' AND m.mark_id IS NULL LIMIT 1",
+    )
+    .fetch_one(db)
+    .await
+    .expect("a drafted notice on a photo match");
+    let page = web.text(&client, &format!("/notices/{notice}")).await;
+    assert!(
+        page.contains("/photos/reference/"),
+        "no reference image beside the photo"
+    );
+    assert!(page.contains("distance"), "{page}");
+    let photo = page
+        .split("<img src=\"/photos/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let resp = client
+        .get(web.url(&format!("/photos/{photo}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    let bytes = resp.bytes().await.unwrap();
+    use sha2::Digest;
+    let stored: String = sqlx::query_scalar("SELECT sha256 FROM listing_images WHERE id = ?")
+        .bind(photo.parse::<i64>().unwrap())
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        stored,
+        "served from evidence as captured"
+    );
+    // Not for anonymous visitors.
+    let anon = web
+        .client()
+        .get(web.url(&format!("/photos/{photo}")))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(anon.status(), 200);
 }

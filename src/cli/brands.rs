@@ -43,7 +43,7 @@ pub async fn run(cmd: BrandsCommand, ctx: &Context) -> anyhow::Result<ExitCode> 
                 .await
                 .with_context(|| format!("cannot import {}", file.display()))?;
             println!(
-                "{}: {} brands ({} added, {} updated, {} unchanged), {} marks ({} added, {} updated, {} unchanged)",
+                "{}: {} brands ({} added, {} updated, {} unchanged), {} marks ({} added, {} updated, {} unchanged), {} reference images written",
                 file.display(),
                 brands.len(),
                 s.brands_added,
@@ -53,6 +53,7 @@ pub async fn run(cmd: BrandsCommand, ctx: &Context) -> anyhow::Result<ExitCode> 
                 s.marks_added,
                 s.marks_updated,
                 s.marks_unchanged,
+                s.images_changed,
             );
             tracing::info!(file = %file.display(), changed = s.changed(), "registry imported");
             store.close().await;

@@ -323,7 +323,25 @@ impl WriteTx<'_> {
         &mut self,
         pages: &[PageListings<'_>],
     ) -> Result<Vec<Vec<Upsert>>> {
-        let upserts = upsert_listings(self, pages).await?;
+        let mut upserts = upsert_listings(self, pages).await?;
+        // A changed listing is judged again as stored: with the photos already fetched.
+        let changed: Vec<i64> = upserts
+            .iter()
+            .flatten()
+            .filter_map(|u| match u {
+                Upsert::Changed(id, _) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if !changed.is_empty() {
+            let mut hashes = super::images::image_hashes(&mut ***self, &changed).await?;
+            for u in upserts.iter_mut().flatten() {
+                if let Upsert::Changed(id, listing) = u {
+                    listing.image_hashes = hashes.get(id).cloned().unwrap_or_default();
+                }
+            }
+            hashes.clear();
+        }
         // Each listing's main photo, queued for fetching.
         #[derive(Serialize)]
         struct Photo<'a> {

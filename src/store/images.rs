@@ -106,6 +106,103 @@ impl Store {
     }
 }
 
+/// A listing's accepted photo, for the review UI.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ListingPhoto {
+    pub id: i64,
+    pub position: i64,
+    pub phash: i64,
+}
+
+/// A brand's reference image, for the review UI.
+#[derive(Debug, Clone)]
+pub(crate) struct RefPhoto {
+    pub id: i64,
+    pub path: String,
+    pub kind: String,
+    pub hashes: Vec<u64>,
+}
+
+impl Store {
+    /// A listing's accepted photos, main first.
+    pub(crate) async fn listing_photos(&self, listing_id: i64) -> Result<Vec<ListingPhoto>> {
+        Ok(sqlx::query_as(
+            "SELECT id, position, phash FROM listing_images
+             WHERE listing_id = ? AND state = 'hashed' AND phash IS NOT NULL
+             ORDER BY position, id",
+        )
+        .bind(listing_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// An accepted photo's bytes and type, opened from its evidence (never the platform's URL).
+    pub(crate) async fn listing_photo_bytes(
+        &self,
+        image_id: i64,
+    ) -> Result<Option<(&'static str, Vec<u8>)>> {
+        let body: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT e.body FROM listing_images i JOIN evidence e ON e.id = i.evidence_id
+             WHERE i.id = ? AND i.state = 'hashed'",
+        )
+        .bind(image_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(body.and_then(|body| {
+            let bytes = crate::seal::open(&body);
+            Some((crate::images::content_type(&bytes)?, bytes))
+        }))
+    }
+
+    /// Per notice, the main photo of its first listing that has one: the queue's thumbnails.
+    pub(crate) async fn notice_thumbnails(&self, notices: &[i64]) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT ni.notice_id, min(i.id) FROM jsonb_each(?) j
+             JOIN notice_items ni ON ni.notice_id = j.value
+             JOIN matches m ON m.id = ni.match_id
+             JOIN listing_images i ON i.listing_id = m.listing_id
+             WHERE i.position = 0 AND i.state = 'hashed' GROUP BY ni.notice_id",
+        )
+        .bind(to_json(&notices))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// A brand's reference images, in the registry's order.
+    pub(crate) async fn reference_photos(&self, brand: &str) -> Result<Vec<RefPhoto>> {
+        let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT i.id, i.path, i.kind, i.hashes FROM brand_images i
+             JOIN brands b ON b.id = i.brand_id WHERE b.name = ? ORDER BY i.position, i.id",
+        )
+        .bind(brand)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, path, kind, hashes)| RefPhoto {
+                id,
+                path,
+                kind,
+                hashes: decode_hashes(&hashes),
+            })
+            .collect())
+    }
+
+    /// A reference image's bytes and type.
+    pub(crate) async fn reference_photo_bytes(
+        &self,
+        id: i64,
+    ) -> Result<Option<(&'static str, Vec<u8>)>> {
+        let bytes: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT bytes FROM brand_images WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(bytes.and_then(|b| Some((crate::images::content_type(&b)?, b))))
+    }
+}
+
 /// Listings by id, each with the hashes of its fetched photos.
 pub(super) async fn listings_with_hashes(
     conn: &mut SqliteConnection,

@@ -125,6 +125,8 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/evidence/{id}", get(queue::evidence))
         .route("/evidence/{id}/raw", get(queue::evidence_raw))
         .route("/evidence/{id}/part/{seq}", get(queue::evidence_part))
+        .route("/photos/{id}", get(queue::listing_photo))
+        .route("/photos/reference/{id}", get(queue::reference_photo))
         .route("/cases", get(cases::cases))
         .route("/export", get(export::export))
         .route("/sellers", get(cases::sellers))

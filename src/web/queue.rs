@@ -169,6 +169,14 @@ pub(super) async fn queue(
     let has_next =
         page_no < pages || (page_rows.total_capped && page_rows.notices.len() as u64 == PAGE_SIZE);
     let brands = state.store().brand_names().await?;
+    let ids: Vec<i64> = page_rows.notices.iter().map(|n| n.id).collect();
+    let thumbnails: std::collections::HashMap<String, i64> = state
+        .store()
+        .notice_thumbnails(&ids)
+        .await?
+        .into_iter()
+        .map(|(notice, photo)| (notice.to_string(), photo))
+        .collect();
     let show_state = nonempty(&q.state).unwrap_or("draft");
     // The good-faith governor: before an approved batch is filed, warn if it could push the
     // account past Alibaba's thresholds.
@@ -192,6 +200,7 @@ pub(super) async fn queue(
             q => v(&q),
             state_shown => show_state,
             notices => v(&page_rows.notices),
+            thumbnails => v(thumbnails),
             total => page_rows.total,
             total_capped => page_rows.total_capped,
             page_no,
@@ -403,6 +412,11 @@ pub(super) async fn notice(
                 .collect()
         })
         .collect();
+    let refs = state.store().reference_photos(&detail.notice.brand).await?;
+    let mut photos = Vec::with_capacity(detail.items.len());
+    for item in &detail.items {
+        photos.push(photo_view(&state, item.listing_id, &refs).await?);
+    }
     let actions = actions_from(detail.notice.state);
     // The shops a rejection may allow, each once.
     let mut sellers: Vec<&str> = Vec::new();
@@ -421,6 +435,7 @@ pub(super) async fn notice(
             n => v(&detail.notice),
             d => v(&detail),
             reasons => v(reasons),
+            photos => v(photos),
             actions => v(actions),
             sellers => v(sellers),
             today => chrono::Utc::now().date_naive().to_string(),
@@ -570,6 +585,107 @@ pub(super) async fn evidence_part(
         );
     }
     Ok(resp)
+}
+
+/// A listing's photo, from its evidence: never hot-linked to the platform.
+pub(super) async fn listing_photo(
+    State(state): State<WebState>,
+    _user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let (ctype, bytes) = state
+        .store()
+        .listing_photo_bytes(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(image_response(ctype, bytes))
+}
+
+/// A brand's reference image.
+pub(super) async fn reference_photo(
+    State(state): State<WebState>,
+    _user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let (ctype, bytes) = state
+        .store()
+        .reference_photo_bytes(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(image_response(ctype, bytes))
+}
+
+/// An image checked at capture or import, served as its own type and nothing else.
+fn image_response(ctype: &'static str, bytes: Vec<u8>) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, ctype)], bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    resp
+}
+
+/// A listing's main photo and, when one of the brand's reference images is near, that image
+/// and the distance: the side-by-side comparison complaints attach.
+#[derive(Debug, Serialize)]
+struct PhotoView {
+    photo: i64,
+    reference: Option<i64>,
+    reference_path: Option<String>,
+    reference_kind: Option<String>,
+    distance: Option<u32>,
+}
+
+async fn photo_view(
+    state: &WebState,
+    listing_id: i64,
+    refs: &[crate::store::RefPhoto],
+) -> Result<Option<PhotoView>, WebError> {
+    let photos = state.store().listing_photos(listing_id).await?;
+    let Some(main) = photos.first() else {
+        return Ok(None);
+    };
+    // The closest pair over all the listing's photos and the references' variants.
+    let best = photos
+        .iter()
+        .flat_map(|p| {
+            refs.iter().map(move |r| {
+                let d = r
+                    .hashes
+                    .iter()
+                    .map(|&h| crate::images::distance(h, p.phash as u64))
+                    .min()
+                    .unwrap_or(64);
+                (d, p.id, r)
+            })
+        })
+        .min_by_key(|(d, _, _)| *d)
+        .filter(|(d, _, _)| *d <= 12);
+    Ok(Some(match best {
+        Some((d, photo, r)) => PhotoView {
+            photo,
+            reference: Some(r.id),
+            reference_path: Some(r.path.clone()),
+            reference_kind: Some(r.kind.clone()),
+            distance: Some(d),
+        },
+        None => PhotoView {
+            photo: main.id,
+            reference: None,
+            reference_path: None,
+            reference_kind: None,
+            distance: None,
+        },
+    }))
 }
 
 /// The captured page itself, for the sandboxed frame only: a unique opaque origin (CSP

@@ -47,13 +47,9 @@ fn crawl(base: &str) -> Crawl {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_brand_photos_are_found_and_honest_photos_are_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    let brands = load_registry(&common::repo().join("fixtures/brands.toml")).unwrap();
-    store
-        .import_registry(&brands, "test", "brands.toml")
-        .await
-        .unwrap();
+    // The review UI's database, with the demo registry and its reference images imported.
+    let web = WebServer::start().await;
+    let store = web.store.clone();
     let base = start().await;
     let keywords: Vec<String> = [
         "nike", "adidas", "gucci", "rolex", "apple", "chanel", "dyson", "lv",
@@ -138,6 +134,7 @@ async fn reused_brand_photos_are_found_and_honest_photos_are_not() {
         honest_flagged.is_empty(),
         "honest listings matched by photo: {honest_flagged:?}"
     );
+    check_review_ui(&web, &db).await;
 }
 
 /// The queue shows each notice's photo, and a notice shows the listing's photo beside the brand's

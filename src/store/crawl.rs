@@ -334,7 +334,7 @@ impl WriteTx<'_> {
             })
             .collect();
         if !changed.is_empty() {
-            let mut hashes = super::images::image_hashes(&mut ***self, &changed).await?;
+            let mut hashes = super::images::image_hashes(self, &changed).await?;
             for u in upserts.iter_mut().flatten() {
                 if let Upsert::Changed(id, listing) = u {
                     listing.image_hashes = hashes.get(id).cloned().unwrap_or_default();

@@ -110,7 +110,6 @@ impl Store {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ListingPhoto {
     pub id: i64,
-    pub position: i64,
     pub phash: i64,
 }
 
@@ -127,7 +126,7 @@ impl Store {
     /// A listing's accepted photos, main first.
     pub(crate) async fn listing_photos(&self, listing_id: i64) -> Result<Vec<ListingPhoto>> {
         Ok(sqlx::query_as(
-            "SELECT id, position, phash FROM listing_images
+            "SELECT id, phash FROM listing_images
              WHERE listing_id = ? AND state = 'hashed' AND phash IS NOT NULL
              ORDER BY position, id",
         )

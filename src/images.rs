@@ -221,7 +221,11 @@ pub(crate) fn decode(
         r.limits(limits());
         r
     };
-    let (width, height) = reader()
+    // The header alone, read without the decoder's limits, so that an oversized image is
+    // refused for its size (and says so) rather than as a decoding error.
+    let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+    header.no_limits();
+    let (width, height) = header
         .into_dimensions()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {

@@ -1010,6 +1010,14 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
         "{}[brand.alerts]\n  language = \"zh\"\n\n  {}",
         &demo[..mark],
         &demo[mark..]
+    )
+    // The copy lives elsewhere: its reference images are the repository's.
+    .replace(
+        "path = \"images/",
+        &format!(
+            "path = \"{}/",
+            common::repo().join("fixtures/images").display()
+        ),
     );
     let registry = s.write("brands.toml", &registry);
     s.run(&["brands", "import", registry.to_str().unwrap()])

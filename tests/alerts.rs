@@ -1060,7 +1060,11 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
     let nike_notice: i64 = block_on(async {
         let mut conn = connect(&s.db()).await;
         let nike = sqlx::query_scalar(
-            "SELECT min(n.id) FROM notices n JOIN brands b ON b.id = n.brand_id WHERE b.name = 'Nike'",
+            // A notice resting on a registered mark: one found by photo alone names none, and
+            // cannot be approved until a reviewer names the right.
+            "SELECT min(n.id) FROM notices n JOIN brands b ON b.id = n.brand_id
+             JOIN notice_items ni ON ni.notice_id = n.id JOIN matches m ON m.id = ni.match_id
+             WHERE b.name = 'Nike' AND m.mark_id IS NOT NULL",
         )
         .fetch_one(&mut conn)
         .await

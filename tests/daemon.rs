@@ -684,7 +684,13 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
     // /metrics counts what the killed runs stored, not only what finished runs recorded.
     // (Runs may go on in between: the scrape comes after the counts it is compared with.)
     let listings = scalar(&scratch, "SELECT count(*) FROM listings").await;
-    let pages = scalar(&scratch, "SELECT count(*) FROM evidence").await;
+    // Pages only: listing photos are evidence too, and are not pages.
+    let pages = scalar(
+        &scratch,
+        "SELECT count(*) FROM evidence WHERE id NOT IN
+             (SELECT evidence_id FROM listing_images WHERE evidence_id IS NOT NULL)",
+    )
+    .await;
     let text = scrape(&addr).await.text().await.unwrap();
     let total = |family: &str| -> f64 {
         text.lines()

@@ -262,6 +262,17 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
     .await
     .unwrap();
     assert_eq!(matches.len(), listings.len(), "one verdict per listing");
+    // Photos the crawl hashed are part of the verdict too.
+    let mut photos: std::collections::HashMap<i64, Vec<u64>> = Default::default();
+    let hashed: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT listing_id, phash FROM listing_images WHERE state = 'hashed' ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for (listing, phash) in hashed {
+        photos.entry(listing).or_default().push(phash as u64);
+    }
     let mut out = Vec::new();
     for ((id, (platform, item_id, title, seller, price, currency, category)), m) in
         listings.into_iter().zip(matches)
@@ -276,6 +287,7 @@ async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
             price,
             currency,
             category,
+            image_hashes: photos.remove(&id).unwrap_or_default(),
             ..Listing::default()
         };
         let want = matcher().check(&MatchItem::from(&listing));

@@ -45,6 +45,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub notices: NoticesConfig,
     pub matching: MatchingConfig,
+    pub evidence: EvidenceConfig,
 }
 
 impl Default for Config {
@@ -60,6 +61,41 @@ impl Default for Config {
             daemon: DaemonConfig::default(),
             notices: NoticesConfig::default(),
             matching: MatchingConfig::default(),
+            evidence: EvidenceConfig::default(),
+        }
+    }
+}
+
+/// What the evidence chain is proven by besides its own hashes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// A trusted timestamp authority (RFC 3161) that stamps the chain's head.
+    pub tsa: Option<TsaConfig>,
+}
+
+/// `[evidence.tsa]`: where timestamp tokens come from and whom they are checked against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TsaConfig {
+    /// The TSA's HTTP(S) endpoint; requests are `application/timestamp-query` POSTs.
+    pub url: String,
+    /// The PEM certificate of the CA that issued the TSA's signing certificate (or the TSA's
+    /// own certificate): tokens are verified against it.
+    pub ca: PathBuf,
+    /// The least time between two tokens: a run that ends sooner after the last one leaves
+    /// its records to the next token.
+    pub interval_secs: u64,
+    pub timeout_secs: u64,
+}
+
+impl Default for TsaConfig {
+    fn default() -> Self {
+        TsaConfig {
+            url: String::new(),
+            ca: PathBuf::new(),
+            interval_secs: 3600,
+            timeout_secs: 30,
         }
     }
 }
@@ -431,6 +467,20 @@ impl Config {
         }
         if self.crawl.user_agent.trim().is_empty() {
             return bad("crawl.user_agent", "must not be empty");
+        }
+        if let Some(tsa) = &self.evidence.tsa {
+            if !(tsa.url.starts_with("http://") || tsa.url.starts_with("https://")) {
+                return bad("evidence.tsa.url", "must be an http:// or https:// URL");
+            }
+            if tsa.ca.as_os_str().is_empty() {
+                return bad(
+                    "evidence.tsa.ca",
+                    "must name the TSA's CA certificate (PEM)",
+                );
+            }
+            if tsa.timeout_secs == 0 {
+                return bad("evidence.tsa.timeout_secs", "must be at least 1");
+            }
         }
         for (code, rate) in &self.matching.rates {
             if !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic())) {

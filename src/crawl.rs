@@ -69,6 +69,9 @@ pub enum CrawlError {
     /// A browser profile directory could not be made.
     #[error("cannot make a browser profile directory: {0}")]
     Profile(#[source] std::io::Error),
+    /// `evidence.tsa` is set but its CA certificate cannot be read.
+    #[error(transparent)]
+    Timestamp(#[from] crate::timestamp::TimestampError),
     /// A platform's accounts could not be opened (another secret key, a corrupt row).
     #[error("cannot open the {platform} accounts: {source}")]
     Accounts {
@@ -793,6 +796,7 @@ where
             counts.pages_retried += 1;
         }
         let wall_url = loaded.page.final_url.clone();
+        let account = session.account.as_ref().map(|a| a.name.clone());
         let read = read.clone();
         let outcome = run
             .on_cpu(move |target, matcher| {
@@ -821,11 +825,15 @@ where
                 match kind {
                     None => {
                         let (read, prepared) = read(target, matcher, page, &decoded.text, &replies);
-                        Fetched::Read((read, prepared.with_parts(parts)))
+                        Fetched::Read((read, prepared.with_parts(parts).fetched_by(account)))
                     }
                     Some(kind) => Fetched::Wall(
                         kind,
-                        Box::new(PreparedPage::evidence(run_id, page).with_parts(parts)),
+                        Box::new(
+                            PreparedPage::evidence(run_id, page)
+                                .with_parts(parts)
+                                .fetched_by(account),
+                        ),
                     ),
                 }
             })

@@ -19,10 +19,28 @@ use crate::notice::{
 };
 use crate::platform::PlatformDef;
 use crate::seal;
-use crate::store::{EvidenceRole, NoticeMark, NoticeSummary, Store, StoreError};
+use crate::store::{EvidenceRole, NoticeMark, NoticeSummary, Store, StoreError, StoredTimestamp};
+use crate::timestamp::TrustAnchor;
 
 /// Identifies the manifest layout.
 pub(crate) const PACK_FORMAT: &str = "markwatch-evidence-pack/1";
+/// The chain's links between pages and the tokens over them.
+const CHAIN_FILE: &str = "chain.jsonl";
+/// The CA the tokens were checked against at export.
+const TSA_CA_FILE: &str = "timestamps/tsa-ca.pem";
+
+/// Overlapping or touching `(first, last)` ranges joined, in order.
+fn merge(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for (first, last) in ranges {
+        match out.last_mut() {
+            Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+            _ => out.push((first, last)),
+        }
+    }
+    out
+}
 
 /// Why a pack could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +56,11 @@ pub enum EvidenceError {
     /// A page a notice cites is missing from the store.
     #[error("evidence record {0} is missing")]
     MissingRecord(i64),
+    /// A page a notice cites no longer opens.
+    #[error(
+        "evidence record {id} is damaged ({cause}); `markwatch evidence verify` checks the chain"
+    )]
+    Damaged { id: i64, cause: seal::Unreadable },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -65,6 +88,73 @@ pub(crate) struct Manifest {
     pub files: BTreeMap<String, String>,
     /// How each listed page's own link in the evidence chain checked out at export.
     pub chain_checked: bool,
+    /// Trusted timestamp tokens that cover the pages, each a file `timestamps/<id>.tsr`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<ManifestTimestamp>,
+    /// `chain.jsonl`: the chain's links (no bodies) from each page to the token covering it,
+    /// so that a token over a later record proves the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+/// A timestamp token in a pack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ManifestTimestamp {
+    pub token_id: i64,
+    pub file: String,
+    /// The record whose chain hash it stamps: it covers every record up to this one.
+    pub evidence_id: i64,
+    pub chain_hash: String,
+    pub gen_time: String,
+    pub tsa_name: String,
+    pub tsa_url: String,
+}
+
+/// One line of `chain.jsonl`: what a record's chain link commits to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChainLine {
+    pub evidence_id: i64,
+    pub url: String,
+    pub fetched_at: String,
+    pub status: i64,
+    pub sha256: String,
+    pub headers: String,
+    pub prev_hash: String,
+    pub chain_hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ChainPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChainPart {
+    pub kind: String,
+    pub url: String,
+    pub content_type: String,
+    pub fetched_at: String,
+    pub sha256: String,
+}
+
+impl ChainLine {
+    /// The chain hash its fields give.
+    fn relink(&self) -> String {
+        seal::with_parts(
+            seal::chain_hash(
+                &self.prev_hash,
+                &self.url,
+                &self.fetched_at,
+                u16::try_from(self.status).unwrap_or(0),
+                &self.sha256,
+                &self.headers,
+            ),
+            self.parts.iter().map(|p| seal::PartLink {
+                kind: &p.kind,
+                url: &p.url,
+                content_type: &p.content_type,
+                fetched_at: &p.fetched_at,
+                body_sha256: &p.sha256,
+            }),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +206,9 @@ pub(crate) struct ManifestPage {
     /// hashes are in `chain_hash`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<ManifestPart>,
+    /// The earliest timestamp token covering this record (`timestamps[].token_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
 }
 
 /// One part of a page's evidence (a captured reply, a screenshot).
@@ -151,6 +244,13 @@ pub struct PackSummary {
     pub files: usize,
 }
 
+/// What goes into a pack besides the notice's own records.
+#[derive(Default, Clone, Copy)]
+pub struct PackExtras<'a> {
+    /// The TSA's CA certificate, copied into the pack beside the tokens.
+    pub tsa_ca: Option<&'a TrustAnchor>,
+}
+
 /// Writes the evidence pack of notice `id` to `out`.
 pub async fn export_pack(
     store: &Store,
@@ -158,6 +258,7 @@ pub async fn export_pack(
     defs: &[PlatformDef],
     config: &NoticesConfig,
     templates: &Templates,
+    extras: PackExtras<'_>,
     out: &Path,
 ) -> Result<PackSummary, EvidenceError> {
     let io = |source| EvidenceError::Io {
@@ -165,7 +266,7 @@ pub async fn export_pack(
         source,
     };
     let mut buf = std::io::Cursor::new(Vec::new());
-    let summary = write_pack(store, id, defs, config, templates, &mut buf).await?;
+    let summary = write_pack(store, id, defs, config, templates, extras, &mut buf).await?;
     // Written whole, then renamed: a crash never leaves half a pack under the real name.
     let tmp = out.with_extension("zip.partial");
     std::fs::write(&tmp, buf.into_inner()).map_err(io)?;
@@ -180,6 +281,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
     defs: &[PlatformDef],
     config: &NoticesConfig,
     templates: &Templates,
+    extras: PackExtras<'_>,
     w: W,
 ) -> Result<PackSummary, EvidenceError> {
     let detail = store
@@ -201,6 +303,9 @@ pub(crate) async fn write_pack<W: Write + Seek>(
     let mut listings = Vec::new();
     let mut written_pages = BTreeMap::new();
     let mut chain_checked = true;
+    // Tokens covering the pages, and per page the stretch of chain up to its token.
+    let mut tokens: BTreeMap<i64, StoredTimestamp> = BTreeMap::new();
+    let mut stretches: Vec<(i64, i64)> = Vec::new();
     for item in &detail.items {
         let mut pages = Vec::new();
         for e in &item.evidence {
@@ -209,7 +314,8 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                 .await?
                 .ok_or(EvidenceError::MissingRecord(e.id))?;
             let file = pack_file_name(e);
-            let body = seal::open(&page.sealed_body);
+            let damaged = |cause| EvidenceError::Damaged { id: e.id, cause };
+            let body = seal::open(&page.sealed_body).map_err(damaged)?;
             let sha = hex::encode(Sha256::digest(&body));
             let mut parts = Vec::new();
             let mut parts_ok = true;
@@ -219,7 +325,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                     _ => "txt",
                 };
                 let part_file = format!("pages/{:08}-part{}-{}.{ext}", e.id, p.seq, p.kind);
-                let part_body = seal::open(&p.sealed_body);
+                let part_body = seal::open(&p.sealed_body).map_err(damaged)?;
                 let part_sha = hex::encode(Sha256::digest(&part_body));
                 parts_ok &= part_sha == p.body_sha256;
                 if !written_pages.contains_key(&part_file) {
@@ -259,6 +365,15 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                     "evidence record does not match its chain link"
                 );
             }
+            let covering = store.covering_timestamp(page.id).await?;
+            if let Some(t) = &covering {
+                stretches.push((page.id, t.evidence_id));
+            }
+            let timestamp = covering.map(|t| {
+                let id = t.id;
+                tokens.entry(id).or_insert(t);
+                id
+            });
             if !written_pages.contains_key(&file) {
                 zip.start_file(file.as_str(), opts)?;
                 zip.write_all(&body).map_err(|source| EvidenceError::Io {
@@ -284,6 +399,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                 prev_hash: page.prev_hash,
                 chain_hash: page.chain_hash,
                 parts,
+                timestamp,
             });
         }
         listings.push(ManifestListing {
@@ -312,19 +428,70 @@ pub(crate) async fn write_pack<W: Write + Seek>(
     }
     let today = chrono::Utc::now().date_naive();
     let ctx = NoticeContext::new(&detail, def, config, marks.clone(), today);
-    for lang in Language::ALL {
-        let text = templates.render(def, lang, &ctx)?;
-        let name = format!("notice.{}.txt", lang.as_str());
-        zip.start_file(name.as_str(), opts)?;
-        zip.write_all(text.as_bytes())
-            .map_err(|source| EvidenceError::Io {
-                path: PathBuf::from(&name),
-                source,
-            })?;
-        files.insert(name, hex::encode(Sha256::digest(text.as_bytes())));
-    }
     let page_count = written_pages.len();
     files.extend(written_pages);
+    let mut put = |name: String, bytes: &[u8]| -> Result<(), EvidenceError> {
+        zip.start_file(name.as_str(), opts)?;
+        zip.write_all(bytes).map_err(|source| EvidenceError::Io {
+            path: PathBuf::from(&name),
+            source,
+        })?;
+        files.insert(name, hex::encode(Sha256::digest(bytes)));
+        Ok(())
+    };
+    for lang in Language::ALL {
+        let text = templates.render(def, lang, &ctx)?;
+        put(format!("notice.{}.txt", lang.as_str()), text.as_bytes())?;
+    }
+    let mut timestamps = Vec::new();
+    for t in tokens.into_values() {
+        let file = format!("timestamps/{:06}.tsr", t.id);
+        put(file.clone(), &t.reply)?;
+        timestamps.push(ManifestTimestamp {
+            token_id: t.id,
+            file,
+            evidence_id: t.evidence_id,
+            chain_hash: t.chain_hash,
+            gen_time: t.gen_time,
+            tsa_name: t.tsa_name,
+            tsa_url: t.tsa_url,
+        });
+    }
+    let mut chain = None;
+    if !timestamps.is_empty() {
+        if let Some(ca) = extras.tsa_ca {
+            put(TSA_CA_FILE.to_owned(), ca.to_pem().as_bytes())?;
+        }
+        let mut lines = Vec::new();
+        for (first, last) in merge(stretches) {
+            for (r, parts) in store.evidence_links(first, last).await? {
+                let line = ChainLine {
+                    evidence_id: r.id,
+                    url: r.url,
+                    fetched_at: r.fetched_at,
+                    status: r.status,
+                    sha256: r.body_sha256,
+                    headers: r.headers_json,
+                    prev_hash: r.prev_hash,
+                    chain_hash: r.chain_hash,
+                    parts: parts
+                        .into_iter()
+                        .map(|p| ChainPart {
+                            kind: p.kind,
+                            url: p.url,
+                            content_type: p.content_type,
+                            fetched_at: p.fetched_at,
+                            sha256: p.body_sha256,
+                        })
+                        .collect(),
+                };
+                lines.extend(serde_json::to_vec(&line).unwrap_or_default());
+                lines.push(b'\n');
+            }
+        }
+        put(CHAIN_FILE.to_owned(), &lines)?;
+        chain = Some(CHAIN_FILE.to_owned());
+    }
     let manifest = Manifest {
         format: PACK_FORMAT.to_owned(),
         generator: concat!("markwatch ", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -335,6 +502,8 @@ pub(crate) async fn write_pack<W: Write + Seek>(
         listings,
         files,
         chain_checked,
+        timestamps,
+        chain,
     };
     zip.start_file("manifest.json", opts)?;
     let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
@@ -359,6 +528,10 @@ pub struct PackReport {
     pub checked: usize,
     /// The first problem, naming the file.
     pub problem: Option<String>,
+    /// Each timestamp token that checked out, in words: what it proves.
+    pub timestamps: Vec<String>,
+    /// The CA the tokens were checked against: the one given, or the pack's own copy.
+    pub anchor: Option<String>,
 }
 
 /// [`verify_pack`], then each page's chain link against the record of the same id in `store`:
@@ -366,8 +539,9 @@ pub struct PackReport {
 pub async fn verify_pack_with_store(
     path: &Path,
     store: &Store,
+    anchor: Option<&TrustAnchor>,
 ) -> Result<PackReport, EvidenceError> {
-    let report = verify_pack(path)?;
+    let report = verify_pack(path, anchor)?;
     if report.problem.is_some() {
         return Ok(report);
     }
@@ -386,10 +560,7 @@ pub async fn verify_pack_with_store(
             Some(_) => None,
         };
         if problem.is_some() {
-            return Ok(PackReport {
-                checked: report.checked,
-                problem,
-            });
+            return Ok(PackReport { problem, ..report });
         }
     }
     Ok(report)
@@ -416,8 +587,10 @@ fn read_manifest(path: &Path) -> Result<Manifest, EvidenceError> {
 }
 
 /// Checks a pack on its own: every file's SHA-256 against the manifest, every page against the
-/// hash its evidence record carries, and every record's chain link against its contents.
-pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
+/// hash its evidence record carries, every record's chain link against its contents, and each
+/// timestamp token: its signature against `anchor` (else the CA the pack carries), its imprint
+/// against the chain, and the chain from each page to its token.
+pub fn verify_pack(path: &Path, anchor: Option<&TrustAnchor>) -> Result<PackReport, EvidenceError> {
     let bad = |message: String| EvidenceError::BadPack {
         path: path.to_owned(),
         message,
@@ -436,8 +609,12 @@ pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
         Ok(PackReport {
             checked,
             problem: Some(problem),
+            timestamps: Vec::new(),
+            anchor: None,
         })
     };
+    // Files the timestamp checks read again, once their hashes held.
+    let mut kept: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     for (name, expected) in &manifest.files {
         let bytes = match zip.by_name(name) {
             Ok(mut entry) => {
@@ -462,6 +639,9 @@ pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
             );
         }
         checked += 1;
+        if name == CHAIN_FILE || name.starts_with("timestamps/") {
+            kept.insert(name, bytes);
+        }
     }
     for listing in &manifest.listings {
         for p in &listing.pages {
@@ -517,8 +697,113 @@ pub fn verify_pack(path: &Path) -> Result<PackReport, EvidenceError> {
             }
         }
     }
+    let (timestamps, anchor) = match verify_pack_timestamps(&manifest, &kept, anchor) {
+        Ok(found) => found,
+        Err(problem) => return report(checked, problem),
+    };
     Ok(PackReport {
         checked,
         problem: None,
+        timestamps,
+        anchor,
     })
+}
+
+/// The timestamp half of [`verify_pack`]: each token against the CA and the chain, and the
+/// chain from each page to its token. Returns a line per token and the CA's name.
+fn verify_pack_timestamps(
+    manifest: &Manifest,
+    files: &BTreeMap<&str, Vec<u8>>,
+    given: Option<&TrustAnchor>,
+) -> Result<(Vec<String>, Option<String>), String> {
+    if manifest.timestamps.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let chain_file = manifest.chain.as_deref().unwrap_or(CHAIN_FILE);
+    let text = files
+        .get(chain_file)
+        .ok_or_else(|| format!("{chain_file}: missing, so the tokens prove nothing here"))?;
+    let mut links: BTreeMap<i64, ChainLine> = BTreeMap::new();
+    for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let link: ChainLine = serde_json::from_slice(line)
+            .map_err(|e| format!("{chain_file}: line {}: {e}", n + 1))?;
+        if link.relink() != link.chain_hash {
+            return Err(format!(
+                "{chain_file}: record {}: chain hash does not match the recorded URL, time, status, headers or hash",
+                link.evidence_id
+            ));
+        }
+        if let Some(prev) = links.get(&(link.evidence_id - 1))
+            && prev.chain_hash != link.prev_hash
+        {
+            return Err(format!(
+                "{chain_file}: record {} does not link to record {}",
+                link.evidence_id, prev.evidence_id
+            ));
+        }
+        links.insert(link.evidence_id, link);
+    }
+    let packed = match files.get(TSA_CA_FILE) {
+        Some(pem) => Some(TrustAnchor::from_pem(pem).map_err(|e| format!("{TSA_CA_FILE}: {e}"))?),
+        None => None,
+    };
+    let anchor = given.or(packed.as_ref()).ok_or_else(|| {
+        format!(
+            "no CA to check the timestamp tokens against: pass --tsa-ca, or set evidence.tsa.ca"
+        )
+    })?;
+    let mut lines = Vec::new();
+    for t in &manifest.timestamps {
+        let reply = files
+            .get(t.file.as_str())
+            .ok_or_else(|| format!("{}: missing from the pack", t.file))?;
+        let link = links.get(&t.evidence_id).ok_or_else(|| {
+            format!(
+                "{chain_file}: lacks record {}, which token {} stamps",
+                t.evidence_id, t.token_id
+            )
+        })?;
+        if let Some(p) = crate::timestamp::check_token(
+            reply,
+            Some(anchor),
+            &link.chain_hash,
+            &link.fetched_at,
+            &t.chain_hash,
+        ) {
+            return Err(format!(
+                "{}: token {} (over record {}): {p}",
+                t.file, t.token_id, t.evidence_id
+            ));
+        }
+        lines.push(format!(
+            "{}: token {} stamped record {} (and every record before it) at {} by {}",
+            t.file, t.token_id, t.evidence_id, t.gen_time, t.tsa_name
+        ));
+    }
+    for p in manifest.listings.iter().flat_map(|l| &l.pages) {
+        let Some(token_id) = p.timestamp else {
+            continue;
+        };
+        let t = manifest
+            .timestamps
+            .iter()
+            .find(|t| t.token_id == token_id)
+            .ok_or_else(|| format!("{}: names token {token_id}, which the pack lacks", p.file))?;
+        if let Some(missing) = (p.evidence_id..=t.evidence_id).find(|id| !links.contains_key(id)) {
+            return Err(format!(
+                "{chain_file}: lacks record {missing}, between {} and token {token_id}",
+                p.file
+            ));
+        }
+        if links[&p.evidence_id].chain_hash != p.chain_hash {
+            return Err(format!(
+                "{}: its chain hash differs from record {} in {chain_file}",
+                p.file, p.evidence_id
+            ));
+        }
+    }
+    Ok((lines, Some(anchor.subject())))
 }

@@ -59,11 +59,13 @@ mod secrets;
 mod store;
 #[cfg(test)]
 mod test_support;
+/// Trusted timestamps (RFC 3161) over the evidence chain's head.
+mod timestamp;
 /// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
 mod web;
 
 // Configuration.
-pub use config::{Config, ConfigError, EmailTransport, LogFormat, PlatformConfig};
+pub use config::{Config, ConfigError, EmailTransport, LogFormat, PlatformConfig, TsaConfig};
 
 // Shared nouns.
 pub use model::{
@@ -107,6 +109,10 @@ pub use store::{
     Alert, AlertState, ApiToken, ApiTokenInfo, NoticeFilter, NoticeSort, Role, ScheduleRunRow,
     Store, StoredPage, TransitionError, UserError,
 };
+pub use timestamp::{
+    StampOutcome, TimestampError, TimestampReport, TokenCheck, TokenInfo, TrustAnchor, Tsa,
+    check_reply as check_timestamp_reply, verify_timestamps,
+};
 // Reviewer feedback: rejection reasons, allow rules, agreement with the matcher.
 pub use store::{
     AllowRequest, AllowRuleRow, AllowRulesStamp, CodeAgreement, Feedback, ReasonCount, Rejection,
@@ -124,7 +130,7 @@ pub use store::RunStatus;
 
 // Notices, cases and evidence packs.
 pub use case::{GOOD_FAITH_MONTHS, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, check_filing, good_faith};
-pub use evidence::{export_pack, verify_pack, verify_pack_with_store};
+pub use evidence::{PackExtras, export_pack, verify_pack, verify_pack_with_store};
 pub use notice::{
     DraftSummary, ExportFormat, ExportOptions, NoticeContext, Templates, bundled_templates,
     escape_controls, explain_en, export_platform_batch, queue_drafts,

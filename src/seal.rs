@@ -25,6 +25,8 @@ pub(crate) struct Sealed {
     pub headers_json: String,
     /// Captured replies and screenshots, in order.
     pub parts: Vec<SealedPart>,
+    /// The account whose session fetched the page (kept beside the record, not in its link).
+    pub account: Option<String>,
 }
 
 /// What else a browser page's evidence holds besides its rendered DOM.
@@ -96,8 +98,9 @@ impl Sealed {
             body_len: page.body.len(),
             compressed: compress(&page.body),
             body_sha256: hex::encode(Sha256::digest(&page.body)),
-            headers_json: serde_json::to_string(&page.headers).unwrap_or_else(|_| "[]".to_owned()),
+            headers_json: recorded_headers(&page.headers),
             parts: Vec::new(),
+            account: None,
         }
     }
 
@@ -143,8 +146,26 @@ impl Sealed {
                     body_sha256: &p.body_sha256,
                 })
                 .collect(),
+            account: self.account.as_deref(),
         }
     }
+}
+
+/// The response headers as the record keeps them. A `Set-Cookie` value is the account's
+/// session, not evidence: packs and timestamp chains travel to third parties, so it is
+/// withheld (the header's presence stays).
+fn recorded_headers(headers: &[(String, String)]) -> String {
+    let kept: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| {
+            if k.eq_ignore_ascii_case("set-cookie") {
+                (k.as_str(), "(withheld: a session cookie)")
+            } else {
+                (k.as_str(), v.as_str())
+            }
+        })
+        .collect();
+    serde_json::to_string(&kept).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// What a chain link commits to about one part.
@@ -195,6 +216,9 @@ pub(crate) fn with_parts<'a>(
 /// Each thread keeps its context, whose tables cost as much to set up as a page costs to
 /// compress, and a scratch buffer of the worst-case size, so the stored copy is allocated at
 /// its compressed size: a page waiting for the writer holds a tenth of its body.
+///
+/// A stored body is always a zstd frame: the chain check, the pack and the review UI read it
+/// one way ([`open`]) and agree on what is corrupt.
 fn compress(body: &[u8]) -> Vec<u8> {
     struct Zstd {
         context: zstd::bulk::Compressor<'static>,
@@ -217,13 +241,20 @@ fn compress(body: &[u8]) -> Vec<u8> {
         context.compress_to_buffer(body, scratch).ok()?;
         Some(scratch.to_vec())
     })
-    .unwrap_or_else(|| body.to_vec())
+    .or_else(|| zstd::bulk::compress(body, 1).ok())
+    // zstd fails only when it cannot allocate its context: out of memory, where any
+    // allocation of ours would abort the same way.
+    .expect("zstd could not allocate a compression context")
 }
 
-/// A stored body as the platform sent it. A body that no longer decompresses comes back as
-/// stored; [`verify_chain`] says why.
-pub fn open(sealed_body: &[u8]) -> Vec<u8> {
-    zstd::decode_all(sealed_body).unwrap_or_else(|_| sealed_body.to_vec())
+/// A stored body that does not open: it was changed or damaged after capture.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored body does not decompress: {0}")]
+pub struct Unreadable(String);
+
+/// A stored body as the platform sent it.
+pub fn open(sealed_body: &[u8]) -> Result<Vec<u8>, Unreadable> {
+    zstd::decode_all(sealed_body).map_err(|e| Unreadable(e.to_string()))
 }
 
 /// The chain link: commits to the previous link and to everything stored about the page.
@@ -309,9 +340,9 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport, StoreError> {
 
 fn check_link(r: &EvidencePage, parts: &[&EvidencePart], prev: &str) -> Option<String> {
     for p in parts {
-        let body = match zstd::decode_all(&p.sealed_body[..]) {
+        let body = match open(&p.sealed_body) {
             Ok(b) => b,
-            Err(e) => return Some(format!("part {} does not decompress: {e}", p.seq)),
+            Err(e) => return Some(format!("part {}: {e}", p.seq)),
         };
         let sha = hex::encode(Sha256::digest(&body));
         if sha != p.body_sha256 || body.len() as i64 != p.body_len {
@@ -321,9 +352,9 @@ fn check_link(r: &EvidencePage, parts: &[&EvidencePart], prev: &str) -> Option<S
             ));
         }
     }
-    let body = match zstd::decode_all(&r.sealed_body[..]) {
+    let body = match open(&r.sealed_body) {
         Ok(b) => b,
-        Err(e) => return Some(format!("stored body does not decompress: {e}")),
+        Err(e) => return Some(e.to_string()),
     };
     let sha = hex::encode(Sha256::digest(&body));
     if sha != r.body_sha256 {
@@ -393,7 +424,7 @@ mod tests {
 
         // One byte of the second page's body changes.
         let page = db.store.evidence_page(2).await.unwrap().unwrap();
-        let original = open(&page.sealed_body);
+        let original = open(&page.sealed_body).unwrap();
         assert!(original.starts_with(b"<html>"));
         let mut body = original.clone();
         body[1] ^= 0x01;
@@ -427,11 +458,73 @@ mod tests {
         );
     }
 
+    /// A body stored as it came, not as a zstd frame, is damage by one account everywhere:
+    /// the chain walk and every reader that opens it say it does not decompress.
+    #[tokio::test]
+    async fn a_body_that_is_not_a_frame_is_damaged_for_every_reader() {
+        let db = TestDb::new().await;
+        db.listing_with_match(
+            "jd",
+            "1",
+            "耐克 高仿",
+            "店",
+            "Nike",
+            None,
+            "infringing",
+            0.9,
+        )
+        .await;
+        let page = db.store.evidence_page(1).await.unwrap().unwrap();
+        let raw = open(&page.sealed_body).unwrap();
+        sqlx::query("UPDATE evidence SET body = ? WHERE id = 1")
+            .bind(&raw)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let b = verify_chain(&db.store).await.unwrap().first_break.unwrap();
+        assert_eq!(b.evidence_id, 1);
+        assert!(
+            b.problem.starts_with("stored body does not decompress"),
+            "{}",
+            b.problem
+        );
+        let stored = db.store.evidence_page(1).await.unwrap().unwrap();
+        assert_eq!(
+            open(&stored.sealed_body).unwrap_err().to_string(),
+            b.problem
+        );
+    }
+
+    #[test]
+    fn session_cookies_a_platform_sets_stay_out_of_the_record() {
+        let page = Page {
+            url: "https://item.jd.com/1.html".into(),
+            final_url: "https://item.jd.com/1.html".into(),
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/html".into()),
+                ("set-cookie".into(), "thor=SECRET123; Path=/".into()),
+            ],
+            body: b"<html></html>".to_vec(),
+            fetched_at: chrono::Utc::now(),
+            attempts: 1,
+        };
+        let sealed = Sealed::new(&page);
+        assert!(
+            !sealed.headers_json.contains("SECRET123"),
+            "{}",
+            sealed.headers_json
+        );
+        assert!(
+            sealed.headers_json.contains("text/html") && sealed.headers_json.contains("set-cookie")
+        );
+    }
+
     #[test]
     fn a_sealed_body_opens_to_the_bytes_fetched() {
         let body = "<html>耐克</html>".repeat(100).into_bytes();
         let sealed = compress(&body);
         assert!(sealed.len() < body.len());
-        assert_eq!(open(&sealed), body);
+        assert_eq!(open(&sealed).unwrap(), body);
     }
 }

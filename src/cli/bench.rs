@@ -190,10 +190,15 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         let batch = store.stored_pages(after, 1000).await?;
         let Some(last) = batch.last() else { break };
         after = last.evidence_id;
-        pages.extend(batch.into_iter().filter(|p| p.status == 200).map(|p| {
-            let body = markwatch::open_sealed(&p.sealed_body);
-            (p, body)
-        }));
+        pages.extend(
+            batch
+                .into_iter()
+                .filter(|p| p.status == 200)
+                .filter_map(|p| {
+                    let body = markwatch::open_sealed(&p.sealed_body).ok()?;
+                    Some((p, body))
+                }),
+        );
     }
     store.close().await;
     let by_platform = |name: &str| defs.iter().find(|d| d.platform == name);

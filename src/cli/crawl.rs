@@ -110,6 +110,11 @@ pub async fn run_crawl(args: CrawlArgs, ctx: &Context) -> anyhow::Result<ExitCod
     if let Some(drafts) = &report.drafts {
         println!("{}", super::queue::draft_line(drafts));
     }
+    if let Some(line) =
+        super::evidence::stamp_line(report.timestamp.as_ref(), report.timestamp_error.as_deref())
+    {
+        println!("{line}");
+    }
     let held: Vec<_> = report
         .runs
         .iter()

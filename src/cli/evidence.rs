@@ -27,7 +27,52 @@ pub enum EvidenceCommand {
         /// database's chain when the database exists
         #[arg(long, value_name = "FILE")]
         pack: Option<PathBuf>,
+        /// Check timestamp tokens against this CA certificate (PEM) [default: evidence.tsa.ca]
+        #[arg(long, value_name = "FILE")]
+        tsa_ca: Option<PathBuf>,
     },
+    /// Ask the configured timestamp authority (evidence.tsa) for a token over the chain's
+    /// head now, whatever the interval; crawls do this after each run
+    Stamp,
+}
+
+/// One line on what stamping did, for commands that crawl.
+pub(super) fn stamp_line(
+    outcome: Option<&markwatch::StampOutcome>,
+    error: Option<&str>,
+) -> Option<String> {
+    use markwatch::StampOutcome;
+    if let Some(e) = error {
+        return Some(format!(
+            "evidence chain NOT timestamped: {e}; the next run asks again"
+        ));
+    }
+    Some(match outcome? {
+        StampOutcome::Stamped {
+            token_id,
+            evidence_id,
+            gen_time,
+        } => format!(
+            "evidence chain timestamped: token {token_id} covers records 1..={evidence_id}, TSA time {gen_time}"
+        ),
+        StampOutcome::UpToDate => "evidence chain: the newest record is already timestamped".into(),
+        StampOutcome::NotDue => {
+            "evidence chain: the last token is younger than evidence.tsa.interval_secs; the next run stamps".into()
+        }
+        StampOutcome::Empty => "evidence chain: empty, nothing to timestamp".into(),
+    })
+}
+
+/// The CA tokens are checked against: `--tsa-ca`, else `evidence.tsa.ca`.
+fn trust_anchor(
+    given: Option<&std::path::Path>,
+    ctx: &Context,
+) -> anyhow::Result<Option<markwatch::TrustAnchor>> {
+    let path = given.or(ctx.config.evidence.tsa.as_ref().map(|t| t.ca.as_path()));
+    Ok(match path {
+        Some(p) => Some(markwatch::TrustAnchor::from_pem_file(p)?),
+        None => None,
+    })
 }
 
 pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -36,7 +81,20 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
             let defs = load_definitions(&ctx.config.crawl.definitions)?;
             let templates = Templates::from_config(&ctx.config.notices)?;
             let store = ctx.open_store().await?;
-            let s = export_pack(&store, id, &defs, &ctx.config.notices, &templates, &out).await?;
+            let anchor = trust_anchor(None, ctx)?;
+            let extras = markwatch::PackExtras {
+                tsa_ca: anchor.as_ref(),
+            };
+            let s = export_pack(
+                &store,
+                id,
+                &defs,
+                &ctx.config.notices,
+                &templates,
+                extras,
+                &out,
+            )
+            .await?;
             store.close().await;
             println!(
                 "{}: notice {}, {} listing(s), {} page(s), {} file(s)",
@@ -48,14 +106,32 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
             );
             Ok(ExitCode::SUCCESS)
         }
-        EvidenceCommand::Verify { pack: Some(pack) } => {
+        EvidenceCommand::Stamp => {
+            let Some(tsa) = &ctx.config.evidence.tsa else {
+                anyhow::bail!("no timestamp authority: set [evidence.tsa] url and ca");
+            };
+            let tsa = markwatch::Tsa::from_config(tsa, &ctx.config.crawl.user_agent)?;
+            let store = ctx.open_store().await?;
+            let outcome = tsa.stamp(&store).await;
+            store.close().await;
+            let outcome = outcome?;
+            if let Some(line) = stamp_line(Some(&outcome), None) {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EvidenceCommand::Verify {
+            pack: Some(pack),
+            tsa_ca,
+        } => {
+            let anchor = trust_anchor(tsa_ca.as_deref(), ctx)?;
             let report = if ctx.config.database.exists() {
                 let store = ctx.open_store().await?;
-                let r = verify_pack_with_store(&pack, &store).await?;
+                let r = verify_pack_with_store(&pack, &store, anchor.as_ref()).await?;
                 store.close().await;
                 r
             } else {
-                verify_pack(&pack)?
+                verify_pack(&pack, anchor.as_ref())?
             };
             match report.problem {
                 None => {
@@ -64,6 +140,12 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
                         pack.display(),
                         report.checked
                     );
+                    for line in &report.timestamps {
+                        println!("  {line}");
+                    }
+                    if let Some(ca) = &report.anchor {
+                        println!("  timestamp tokens checked against the CA `{ca}`");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(problem) => {
@@ -72,26 +154,52 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
                 }
             }
         }
-        EvidenceCommand::Verify { pack: None } => {
+        EvidenceCommand::Verify { pack: None, tsa_ca } => {
+            let anchor = trust_anchor(tsa_ca.as_deref(), ctx)?;
             let store = ctx.open_store().await?;
             let report = markwatch::verify_evidence_chain(&store).await?;
+            let stamps = markwatch::verify_timestamps(&store, anchor.as_ref()).await?;
             store.close().await;
+            let mut ok = true;
             match report.first_break {
-                None => {
-                    println!(
-                        "evidence chain intact: {} record(s), head {}",
-                        report.checked, report.head
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
+                None => println!(
+                    "evidence chain intact: {} record(s), head {}",
+                    report.checked, report.head
+                ),
                 Some(b) => {
+                    ok = false;
                     println!(
                         "evidence chain BROKEN at record {} ({}): {}; {} record(s) before it are intact",
                         b.evidence_id, b.url, b.problem, report.checked
                     );
-                    Ok(ExitCode::FAILURE)
                 }
             }
+            for t in &stamps.tokens {
+                let records = format!("records {}..={}", t.first_record, t.last_record);
+                match &t.problem {
+                    None => println!(
+                        "timestamp token {}: {records} stamped at {} by {} ({}): verified",
+                        t.token_id, t.gen_time, t.tsa_name, t.tsa_url
+                    ),
+                    Some(p) => {
+                        ok = false;
+                        println!("timestamp token {}: {records}: FAILED: {p}", t.token_id);
+                    }
+                }
+            }
+            if let Some((first, last)) = stamps.uncovered {
+                println!("records {first}..={last}: not yet timestamped");
+            }
+            if stamps.unchecked_signatures && !stamps.tokens.is_empty() {
+                println!(
+                    "timestamp signatures NOT checked: no CA certificate (evidence.tsa.ca or --tsa-ca); imprints only"
+                );
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::notice::{self, DraftSummary};
 use crate::platform::{FetchWith, PlatformDef};
 use crate::secrets::SecretKey;
 use crate::store::{AllowRulesStamp, RegistryStamp, RunStatus, Store};
+use crate::timestamp::{StampOutcome, Tsa};
 
 /// Requests in flight per platform when the rate limit is lifted, unless
 /// `platforms.<name>.concurrency` says otherwise.
@@ -247,9 +248,14 @@ impl CrawlBuilder<'_> {
                 login_required,
             });
         }
+        let tsa = match &config.evidence.tsa {
+            Some(tsa) => Some(Arc::new(Tsa::from_config(tsa, &config.crawl.user_agent)?)),
+            None => None,
+        };
         Ok(Crawl {
             platforms,
             defs: self.defs,
+            tsa,
             extra_keywords: config.crawl.extra_keywords.clone(),
             rates: config.matching.rates.clone(),
             fetch_details: self.fetch_details,
@@ -392,6 +398,8 @@ pub struct Crawl {
     browser: BrowserPlan,
     /// `crawl.browser.screenshots`.
     screenshots: bool,
+    /// `evidence.tsa`: stamps the chain's head after each run.
+    tsa: Option<Arc<Tsa>>,
 }
 
 /// What one [`Crawl::run`] did.
@@ -403,6 +411,10 @@ pub struct CrawlReport {
     pub runs: Vec<RunSummary>,
     /// What drafting the notices did (`None` when drafting was turned off).
     pub drafts: Option<DraftSummary>,
+    /// What stamping the evidence chain did (`None` without `evidence.tsa`).
+    pub timestamp: Option<StampOutcome>,
+    /// Why the TSA gave no token; the records wait for the next run's.
+    pub timestamp_error: Option<String>,
 }
 
 impl CrawlReport {
@@ -541,10 +553,22 @@ impl Crawl {
         } else {
             None
         };
+        let (timestamp, timestamp_error) = match &self.tsa {
+            None => (None, None),
+            Some(tsa) => match tsa.stamp_if_due(store).await {
+                Ok(outcome) => (Some(outcome), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "evidence chain not stamped; the next run tries again");
+                    (None, Some(e.to_string()))
+                }
+            },
+        };
         Ok(CrawlReport {
             keywords: keywords.len(),
             runs,
             drafts,
+            timestamp,
+            timestamp_error,
         })
     }
 }
@@ -617,6 +641,8 @@ mod tests {
                 })
                 .collect(),
             drafts: None,
+            timestamp: None,
+            timestamp_error: None,
         }
     }
 

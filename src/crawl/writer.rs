@@ -154,6 +154,12 @@ impl PreparedPage {
         self
     }
 
+    /// Records which account's session fetched the page.
+    pub(crate) fn fetched_by(mut self, account: Option<String>) -> PreparedPage {
+        self.sealed.account = account;
+        self
+    }
+
     /// A page that yielded nothing to store but itself (a wall, an unreadable page).
     pub(crate) fn evidence(run_id: i64, page: &Page) -> PreparedPage {
         PreparedPage {

@@ -221,6 +221,8 @@ pub(crate) struct NewEvidence<'a> {
     pub chain_hash: String,
     /// Captured replies and screenshots stored with the page, in order.
     pub parts: Vec<NewPart<'a>>,
+    /// The platform account whose session fetched it; not part of the chain link.
+    pub account: Option<&'a str>,
 }
 
 /// A part of an evidence row (see `crate::seal::Part`), sealed.
@@ -266,7 +268,7 @@ impl WriteTx<'_> {
         }
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO evidence (crawl_run_id, url, fetched_at, status, headers, body, body_len,
-             body_sha256, prev_hash, chain_hash) ",
+             body_sha256, prev_hash, chain_hash, account) ",
         );
         q.push_values(rows, |mut row, e| {
             row.push_bind(e.crawl_run_id)
@@ -278,7 +280,8 @@ impl WriteTx<'_> {
                 .push_bind(e.body_len as i64)
                 .push_bind(e.body_sha256)
                 .push_bind(&e.prev_hash)
-                .push_bind(&e.chain_hash);
+                .push_bind(&e.chain_hash)
+                .push_bind(e.account);
         });
         q.push(" RETURNING id, chain_hash");
         let inserted: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut ***self).await?;

@@ -25,6 +25,8 @@ pub(crate) struct EvidencePage {
     pub body_sha256: String,
     pub prev_hash: String,
     pub chain_hash: String,
+    /// The platform account whose session fetched it, if any.
+    pub account: Option<String>,
 }
 
 impl EvidencePage {
@@ -58,7 +60,7 @@ macro_rules! select_evidence {
     ($rest:literal) => {
         concat!(
             "SELECT id, url, fetched_at, status, headers, body, body_len, body_sha256, prev_hash,
-             chain_hash FROM evidence ",
+             chain_hash, account FROM evidence ",
             $rest
         )
     };
@@ -96,6 +98,42 @@ impl Store {
         self.evidence_parts_between(id - 1, id).await
     }
 
+    /// Records `first..=last` in chain order, without their bodies (`sealed_body` is empty):
+    /// what a link commits to, for packs that carry the chain between a page and its token.
+    pub(crate) async fn evidence_links(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(EvidencePage, Vec<EvidencePart>)>> {
+        let rows: Vec<EvidenceRow> = sqlx::query_as(
+            "SELECT id, url, fetched_at, status, headers, x'' AS body, body_len, body_sha256,
+             prev_hash, chain_hash, account FROM evidence WHERE id >= ? AND id <= ? ORDER BY id",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut parts: Vec<EvidencePart> = sqlx::query_as(
+            "SELECT evidence_id, seq, kind, url, content_type, fetched_at, x'' AS body, body_len,
+             body_sha256 FROM evidence_parts WHERE evidence_id >= ? AND evidence_id <= ?
+             ORDER BY evidence_id DESC, seq DESC",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut mine = Vec::new();
+                while parts.last().is_some_and(|p| p.evidence_id == r.id) {
+                    mine.extend(parts.pop());
+                }
+                (EvidencePage::from(r), mine)
+            })
+            .collect())
+    }
+
     /// Up to `limit` stored pages after `after_id`, in chain order.
     pub(crate) async fn evidence_after(
         &self,
@@ -124,6 +162,7 @@ struct EvidenceRow {
     body_sha256: String,
     prev_hash: String,
     chain_hash: String,
+    account: Option<String>,
 }
 
 impl From<EvidenceRow> for EvidencePage {
@@ -140,6 +179,7 @@ impl From<EvidenceRow> for EvidencePage {
             body_sha256: r.body_sha256,
             prev_hash: r.prev_hash,
             chain_hash: r.chain_hash,
+            account: r.account,
         }
     }
 }

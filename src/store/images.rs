@@ -147,8 +147,9 @@ impl Store {
         .bind(image_id)
         .fetch_optional(&self.pool)
         .await?;
+        // A damaged record shows no photo; `evidence verify` names it.
         Ok(body.and_then(|body| {
-            let bytes = crate::seal::open(&body);
+            let bytes = crate::seal::open(&body).ok()?;
             Some((crate::images::content_type(&bytes)?, bytes))
         }))
     }

@@ -14,6 +14,7 @@ mod matches;
 mod notices;
 #[cfg(feature = "fixtures")]
 mod synthetic;
+mod timestamps;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ pub(crate) use notices::{
 pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
 pub(crate) use synthetic::BrandMarks;
+pub(crate) use timestamps::{NewTimestamp, StoredTimestamp};
 pub use users::{ApiToken, ApiTokenInfo, Role, UserError};
 pub(crate) use users::{LoginOutcome, SessionLimits, User, capped_name, check_password};
 #[cfg(test)]

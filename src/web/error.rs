@@ -36,6 +36,14 @@ pub enum WebError {
     /// Too many password checks running at once: refused before hashing.
     #[error("the server is busy checking passwords; try again in {retry_after_secs} s")]
     Busy { retry_after_secs: i64 },
+    /// A stored evidence body that no longer opens: damaged or changed after capture.
+    #[error(
+        "evidence record {id} is damaged ({cause}); `markwatch evidence verify` checks the chain"
+    )]
+    Damaged {
+        id: i64,
+        cause: crate::seal::Unreadable,
+    },
     #[error("storage error")]
     Store(#[from] StoreError),
     #[error("template error")]
@@ -70,7 +78,9 @@ impl WebError {
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Store(_) | WebError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Store(_) | WebError::Template(_) | WebError::Damaged { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

@@ -502,10 +502,9 @@ pub(super) async fn evidence(
         .evidence_page(id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let html = decode_evidence(
-        &crate::seal::open(&stored.sealed_body),
-        stored.content_type(),
-    );
+    let body =
+        crate::seal::open(&stored.sealed_body).map_err(|cause| WebError::Damaged { id, cause })?;
+    let html = decode_evidence(&body, stored.content_type());
     let text = visible_text(&html);
     let parts: Vec<_> = state
         .store()
@@ -561,7 +560,8 @@ pub(super) async fn evidence_part(
         .into_iter()
         .find(|p| p.seq == seq)
         .ok_or(WebError::NotFound)?;
-    let body = crate::seal::open(&part.sealed_body);
+    let body =
+        crate::seal::open(&part.sealed_body).map_err(|cause| WebError::Damaged { id, cause })?;
     let png = part.kind == "screenshot" && body.starts_with(b"\x89PNG\r\n\x1a\n");
     let ctype = if png {
         "image/png"
@@ -701,10 +701,9 @@ pub(super) async fn evidence_raw(
         .evidence_page(id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let html = decode_evidence(
-        &crate::seal::open(&stored.sealed_body),
-        stored.content_type(),
-    );
+    let body =
+        crate::seal::open(&stored.sealed_body).map_err(|cause| WebError::Damaged { id, cause })?;
+    let html = decode_evidence(&body, stored.content_type());
     let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let h = resp.headers_mut();
     h.insert(

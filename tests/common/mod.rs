@@ -4,6 +4,7 @@
 pub mod person;
 pub mod proxy;
 pub mod smtp;
+pub mod tsa;
 
 use markwatch::{decode_page, extract_search, load_definition};
 use std::path::{Path, PathBuf};

@@ -93,7 +93,8 @@ pub use extract::{
 };
 pub use fetch::Page;
 pub use fetch::browser::{
-    BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded, find_chromium,
+    BrowserError, BrowserOptions, BrowserSession, Captured, Load, Loaded, SCREENSHOT_MAX_HEIGHT,
+    find_chromium,
 };
 pub use images::{Fingerprint, ImageError, ImageHasher, distance as image_distance};
 

@@ -533,6 +533,94 @@ async fn a_screenshot_is_a_full_page_png() {
     b.close().await;
 }
 
+/// Serves one page to every request on 127.0.0.1; returns its URL.
+async fn serve_page(html: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/tall", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    html.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(html.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+/// A page far taller than the cap: taken in strips, stitched without seams, cut at
+/// `SCREENSHOT_MAX_HEIGHT`.
+#[tokio::test]
+async fn a_tall_page_is_taken_in_strips_and_cut_at_the_cap() {
+    let Some(exe) = chromium("tall screenshot") else {
+        return;
+    };
+    // Red at the top turning blue at 20,000 px.
+    let url = serve_page(
+        "<!doctype html><html><body style=\"margin:0\"><div style=\"height:20000px;\
+         background:linear-gradient(#ff0000,#0000ff)\"></div></body></html>",
+    )
+    .await;
+    let profile = tempfile::tempdir().unwrap();
+    let b = BrowserSession::launch(options(exe, profile.path(), UA, 1))
+        .await
+        .unwrap();
+    let got = b
+        .load(
+            &url,
+            &Load {
+                capture: None,
+                answers: None,
+                screenshot: true,
+                headers: no_headers(),
+            },
+        )
+        .await
+        .unwrap();
+    b.close().await;
+    let png = image::load_from_memory_with_format(
+        &got.screenshot.expect("a screenshot"),
+        image::ImageFormat::Png,
+    )
+    .unwrap()
+    .into_rgb8();
+    let cap = markwatch::SCREENSHOT_MAX_HEIGHT as u32;
+    assert_eq!(png.height(), cap, "cut at the cap");
+    let at = |y: u32| png.get_pixel(10, y).0;
+    assert!(
+        at(0)[0] > 240 && at(0)[2] < 15,
+        "red at the top: {:?}",
+        at(0)
+    );
+    // 60% of the way down the gradient: mostly red turning blue, as one capture would show.
+    let bottom = at(cap - 1);
+    assert!(
+        (bottom[0] as i32 - 102).abs() < 12 && (bottom[2] as i32 - 153).abs() < 12,
+        "{bottom:?}"
+    );
+    // Every seam between strips continues the gradient (which Chromium dithers by a step or
+    // two): no blank, shifted or repeated strip.
+    for y in (100..cap - 100).filter(|y| y % 500 == 0) {
+        let (above, below) = (at(y - 1), at(y));
+        let near = above
+            .iter()
+            .zip(below)
+            .all(|(a, b)| (*a as i32 - b as i32).abs() <= 4);
+        assert!(near, "row {y}: {above:?} then {below:?}");
+        assert!(
+            at(y + 100)[2] > at(y - 100)[2],
+            "row {y}: the gradient goes on"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_chromium_crash_fails_the_load_retryably_and_the_next_load_relaunches_it() {
     let Some(exe) = chromium("crash") else {

@@ -775,12 +775,40 @@ async fn ready(tab: &Tab) -> bool {
     })
 }
 
+/// Full-page screenshots stop this far down (CSS px): what a listing shows of itself is in its
+/// first screens, and the tail of an endless page is recommendations. Documented in README.
+pub const SCREENSHOT_MAX_HEIGHT: f64 = 12_000.0;
+/// Wider content (a page that overflows sideways) is cut here.
+const SCREENSHOT_MAX_WIDTH: f64 = 2_000.0;
+/// Taller pages are taken in strips of this height and stitched: one capture of a very tall
+/// page can exceed Chromium's texture size and come back blank or truncated.
+const SCREENSHOT_CHUNK: f64 = 2_000.0;
+
 async fn full_page_png(tab: &Tab) -> Result<Vec<u8>, BrowserError> {
     let m = tab
         .execute(GetLayoutMetricsParams::default())
         .await
         .map_err(proto)?;
     let size = &m.result.css_content_size;
+    let width = size.width.clamp(1.0, SCREENSHOT_MAX_WIDTH);
+    let height = size.height.clamp(1.0, SCREENSHOT_MAX_HEIGHT);
+    let mut strips = Vec::new();
+    let mut y = 0.0;
+    while y < height {
+        let strip = (height - y).min(SCREENSHOT_CHUNK);
+        strips.push(capture(tab, y, width, strip).await?);
+        y += strip;
+    }
+    if strips.len() == 1 {
+        return Ok(strips.remove(0));
+    }
+    tokio::task::spawn_blocking(move || stitch(&strips))
+        .await
+        .map_err(|e| BrowserError::Protocol(e.to_string()))?
+}
+
+/// One PNG of the page's region from `y`, `height` tall.
+async fn capture(tab: &Tab, y: f64, width: f64, height: f64) -> Result<Vec<u8>, BrowserError> {
     let shot = tab
         .execute(
             CaptureScreenshotParams::builder()
@@ -788,9 +816,9 @@ async fn full_page_png(tab: &Tab) -> Result<Vec<u8>, BrowserError> {
                 .capture_beyond_viewport(true)
                 .clip(Viewport {
                     x: 0.0,
-                    y: 0.0,
-                    width: size.width,
-                    height: size.height,
+                    y,
+                    width,
+                    height,
                     scale: 1.0,
                 })
                 .build(),
@@ -800,6 +828,32 @@ async fn full_page_png(tab: &Tab) -> Result<Vec<u8>, BrowserError> {
     base64::engine::general_purpose::STANDARD
         .decode(AsRef::<str>::as_ref(&shot.result.data))
         .map_err(|e| BrowserError::Protocol(e.to_string()))
+}
+
+/// PNG strips, top to bottom, as one PNG.
+pub(crate) fn stitch(strips: &[Vec<u8>]) -> Result<Vec<u8>, BrowserError> {
+    let bad = |e: image::ImageError| BrowserError::Protocol(format!("screenshot strip: {e}"));
+    let images = strips
+        .iter()
+        .map(|png| {
+            image::load_from_memory_with_format(png, image::ImageFormat::Png)
+                .map(|i| i.into_rgb8())
+                .map_err(bad)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let width = images.iter().map(|i| i.width()).max().unwrap_or(0);
+    let height = images.iter().map(|i| i.height()).sum();
+    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let mut y = 0;
+    for strip in &images {
+        image::imageops::replace(&mut canvas, strip, 0, i64::from(y));
+        y += strip.height();
+    }
+    let mut out = Vec::new();
+    canvas
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .map_err(bad)?;
+    Ok(out)
 }
 
 fn header_list(h: &Headers) -> Vec<(String, String)> {
@@ -849,4 +903,30 @@ pub(crate) fn to_cdp(c: &Cookie) -> CookieParam {
     p.http_only = Some(c.http_only);
     p.expires = c.expires.map(|e| TimeSinceEpoch::new(e as f64));
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32, colour: [u8; 3]) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(width, height, image::Rgb(colour));
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn strips_stitch_top_to_bottom_into_one_png() {
+        let strips = [png(40, 30, [255, 0, 0]), png(40, 20, [0, 0, 255])];
+        let one = image::load_from_memory(&stitch(&strips).unwrap())
+            .unwrap()
+            .into_rgb8();
+        assert_eq!(one.dimensions(), (40, 50));
+        assert_eq!(one.get_pixel(5, 29).0, [255, 0, 0]);
+        assert_eq!(one.get_pixel(5, 30).0, [0, 0, 255]);
+        assert_eq!(one.get_pixel(39, 49).0, [0, 0, 255]);
+        assert!(stitch(&[b"not a png".to_vec()]).is_err());
+    }
 }

@@ -28,6 +28,8 @@ pub(crate) const PACK_FORMAT: &str = "markwatch-evidence-pack/1";
 const CHAIN_FILE: &str = "chain.jsonl";
 /// The CA the tokens were checked against at export.
 const TSA_CA_FILE: &str = "timestamps/tsa-ca.pem";
+/// The notice's report.
+pub(crate) const REPORT_FILE: &str = "report.pdf";
 
 /// Overlapping or touching `(first, last)` ranges joined, in order.
 fn merge(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
@@ -249,6 +251,8 @@ pub struct PackSummary {
 pub struct PackExtras<'a> {
     /// The TSA's CA certificate, copied into the pack beside the tokens.
     pub tsa_ca: Option<&'a TrustAnchor>,
+    /// The notice's report (PDF), as `report.pdf`.
+    pub report: Option<&'a [u8]>,
 }
 
 /// Writes the evidence pack of notice `id` to `out`.
@@ -443,9 +447,12 @@ pub(crate) async fn write_pack<W: Write + Seek>(
         let text = templates.render(def, lang, &ctx)?;
         put(format!("notice.{}.txt", lang.as_str()), text.as_bytes())?;
     }
+    if let Some(pdf) = extras.report {
+        put(REPORT_FILE.to_owned(), pdf)?;
+    }
     let mut timestamps = Vec::new();
     for t in tokens.into_values() {
-        let file = format!("timestamps/{:06}.tsr", t.id);
+        let file = crate::report::token_file(t.id);
         put(file.clone(), &t.reply)?;
         timestamps.push(ManifestTimestamp {
             token_id: t.id,

@@ -49,6 +49,8 @@ mod platform;
 mod registry;
 /// Re-scoring stored listings after the registry or the matcher changes.
 mod rematch;
+/// One PDF report per notice: screenshots, hashes, times, timestamps, reasons.
+mod report;
 /// Cron schedules and watches: when the daemon crawls, and how restarts keep to it.
 mod schedule;
 /// Evidence sealing: compression, hashes and the hash chain; opening and verifying it.
@@ -136,6 +138,7 @@ pub use notice::{
     DraftSummary, ExportFormat, ExportOptions, NoticeContext, Templates, bundled_templates,
     escape_controls, explain_en, export_platform_batch, queue_drafts,
 };
+pub use report::{ReportError, render_report, write_report_html};
 
 // Alerts.
 pub use alert::{AlertError, Sender};

@@ -26,7 +26,9 @@ fn write_config(scratch: &Scratch, fixtures: &Running, cron: &str, rps: f64) -> 
         r#"
 [crawl]
 definitions = "{defs}"
-# Scheduling is tested here, not screenshots: item pages over HTTP, no Chromium.
+# Scheduling is tested here, not photos (tests/images.rs) or screenshots: item pages over
+# HTTP, no Chromium, and runs short enough for a four-second cron.
+images_per_run = 0
 [crawl.browser]
 screenshots = false
 [schedule]

@@ -34,6 +34,58 @@ pub enum EvidenceCommand {
     /// Ask the configured timestamp authority (evidence.tsa) for a token over the chain's
     /// head now, whatever the interval; crawls do this after each run
     Stamp,
+    /// Write a notice's report: a PDF with the mark, and per listing its screenshot, URL,
+    /// capture times, hashes, chain position, timestamp and match reasons (needs Chromium)
+    Report {
+        /// Notice id
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Write the report's HTML and pictures into this folder instead of printing a PDF
+        #[arg(long)]
+        html: bool,
+    },
+}
+
+/// Chromium for printing reports, on a profile of its own that lives as long as it.
+struct Printer {
+    browser: markwatch::BrowserSession,
+    _profile: tempfile::TempDir,
+}
+
+impl Printer {
+    async fn launch(ctx: &Context) -> anyhow::Result<Printer> {
+        let profile = tempfile::tempdir()?;
+        let browser = markwatch::BrowserSession::launch(markwatch::BrowserOptions {
+            executable: ctx.config.crawl.browser.executable.clone(),
+            profile_dir: profile.path().to_owned(),
+            proxy: None,
+            user_agent: None,
+            tabs: 1,
+            page_timeout: std::time::Duration::from_secs(
+                ctx.config.crawl.browser.page_timeout_secs.max(60),
+            ),
+            headless: true,
+        })
+        .await?;
+        Ok(Printer {
+            browser,
+            _profile: profile,
+        })
+    }
+
+    async fn print(
+        &self,
+        store: &markwatch::Store,
+        id: i64,
+        templates: &Templates,
+    ) -> anyhow::Result<Vec<u8>> {
+        Ok(markwatch::render_report(store, id, templates, &self.browser).await?)
+    }
+
+    async fn close(self) {
+        self.browser.close().await;
+    }
 }
 
 /// One line on what stamping did, for commands that crawl.
@@ -82,8 +134,24 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
             let templates = Templates::from_config(&ctx.config.notices)?;
             let store = ctx.open_store().await?;
             let anchor = trust_anchor(None, ctx)?;
+            // The report needs Chromium; a pack without it still holds all the evidence.
+            let printed = async {
+                let printer = Printer::launch(ctx).await?;
+                let pdf = printer.print(&store, id, &templates).await;
+                printer.close().await;
+                pdf
+            }
+            .await;
+            let report = match printed {
+                Ok(pdf) => Some(pdf),
+                Err(e) => {
+                    eprintln!("warning: the pack has no report.pdf: {e:#}");
+                    None
+                }
+            };
             let extras = markwatch::PackExtras {
                 tsa_ca: anchor.as_ref(),
+                report: report.as_deref(),
             };
             let s = export_pack(
                 &store,
@@ -104,6 +172,28 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
                 s.pages,
                 s.files
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        EvidenceCommand::Report { id, out, html } => {
+            let templates = Templates::from_config(&ctx.config.notices)?;
+            let store = ctx.open_store().await?;
+            if html {
+                std::fs::create_dir_all(&out)?;
+                let page = markwatch::write_report_html(&store, id, &templates, &out).await;
+                store.close().await;
+                println!("{}", page?.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let printer = Printer::launch(ctx).await?;
+            let pdf = printer.print(&store, id, &templates).await;
+            printer.close().await;
+            store.close().await;
+            let pdf = pdf?;
+            // Written whole, then renamed: a crash never leaves half a report.
+            let tmp = out.with_extension("pdf.partial");
+            std::fs::write(&tmp, &pdf)?;
+            std::fs::rename(&tmp, &out)?;
+            println!("{}: notice {id}, {} bytes", out.display(), pdf.len());
             Ok(ExitCode::SUCCESS)
         }
         EvidenceCommand::Stamp => {

@@ -28,7 +28,7 @@ use chromiumoxide::cdp::browser_protocol::network::{
 };
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, CaptureScreenshotParams, EventDomContentEventFired,
-    GetLayoutMetricsParams, NavigateParams, Viewport,
+    GetLayoutMetricsParams, NavigateParams, PrintToPdfParams, Viewport,
 };
 use chromiumoxide::cdp::browser_protocol::storage::{GetCookiesParams, SetCookiesParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
@@ -484,6 +484,46 @@ impl BrowserSession {
                 Err(e)
             }
         }
+    }
+
+    /// Prints a local HTML file (`path`, with its images beside it) to PDF: A4, backgrounds
+    /// printed, the document's own `@page` rules honoured.
+    pub async fn print_pdf(&self, path: &Path) -> Result<Vec<u8>, BrowserError> {
+        let url = url::Url::from_file_path(path)
+            .map_err(|_| BrowserError::Protocol(format!("{} is not a file path", path.display())))?
+            .to_string();
+        let _permit = self
+            .tabs
+            .acquire()
+            .await
+            .map_err(|_| BrowserError::Protocol("closed".into()))?;
+        let (tab, _alive) = match self.take_tab().await {
+            Ok(t) => t,
+            Err(e) => return Err(self.crashed_or(e, &url).await),
+        };
+        let printed = tokio::time::timeout(self.opts.page_timeout, async {
+            tab.tab
+                .execute(SetBlockedUrLsParams {
+                    url_patterns: Some(Vec::new()),
+                })
+                .await
+                .map_err(proto)?;
+            tab.tab.goto(url.as_str()).await.map_err(proto)?;
+            tab.tab
+                .pdf(
+                    PrintToPdfParams::builder()
+                        .print_background(true)
+                        .prefer_css_page_size(true)
+                        .build(),
+                )
+                .await
+                .map_err(proto)
+        })
+        .await
+        .unwrap_or_else(|_| Err(BrowserError::Timeout { url: url.clone() }));
+        // A printed tab is not reused: it holds the report, not a platform's page.
+        let _ = tab.tab.close().await;
+        printed
     }
 
     async fn crashed_or(&self, e: BrowserError, url: &str) -> BrowserError {

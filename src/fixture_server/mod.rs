@@ -229,6 +229,9 @@ struct Inner {
     seen: Mutex<HashMap<String, u64>>,
     /// Rendered search pages by path-and-query, when `cache_pages` is on.
     page_cache: Mutex<HashMap<String, Bytes>>,
+    /// Photos as served, by key and size: drawing and encoding one costs far more than a
+    /// page, and the catalogue's few hundred photos are a few megabytes.
+    photo_cache: Mutex<HashMap<(String, u32), Bytes>>,
     /// Modern mode's state; `None` in classic mode.
     modern: Option<Modern>,
 }
@@ -304,6 +307,7 @@ impl FixtureServer {
                 path_scripts: Mutex::new(HashMap::new()),
                 seen: Mutex::new(HashMap::new()),
                 page_cache: Mutex::new(HashMap::new()),
+                photo_cache: Mutex::new(HashMap::new()),
                 modern,
             }),
         })
@@ -655,17 +659,35 @@ fn photo(inner: &Inner, path: &str) -> Option<Response> {
     let Some(&(i, n)) = data.photos.get(&key) else {
         return Some(simple_page(StatusCode::NOT_FOUND, "404 Not Found"));
     };
-    let l = &data.listings[i];
-    let spec = l
-        .photo
-        .as_deref()
-        .filter(|_| n == 0)
-        .and_then(|p| photos::PhotoSpec::parse(p).ok());
-    let (img, quality) = match spec {
-        Some(spec) => spec.draw(),
-        None => (photos::own(&l.platform, &l.item_id, n), 85),
+    let side = side.unwrap_or(400);
+    let hit = inner
+        .photo_cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(key.clone(), side))
+        .cloned();
+    let bytes = match hit {
+        Some(bytes) => bytes,
+        None => {
+            let l = &data.listings[i];
+            let spec = l
+                .photo
+                .as_deref()
+                .filter(|_| n == 0)
+                .and_then(|p| photos::PhotoSpec::parse(p).ok());
+            let (img, quality) = match spec {
+                Some(spec) => spec.draw(),
+                None => (photos::own(&l.platform, &l.item_id, n), 85),
+            };
+            let bytes = Bytes::from(photos::serve_jpeg(&img, Some(side), quality));
+            inner
+                .photo_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((key, side), bytes.clone());
+            bytes
+        }
     };
-    let bytes = photos::serve_jpeg(&img, Some(side.unwrap_or(400)), quality);
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));

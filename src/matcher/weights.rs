@@ -101,9 +101,7 @@ pub(super) const UNAUTHORISED_CAP: f64 = SUSPECT_FROM + 0.1;
 pub(super) const EVERYDAY_WORD_FREQ: usize = 1000;
 
 /// A listing photo within this many bits (of 64) of a brand's reference image shows it.
-/// Calibrated on the fixture images (docs/images.md): edited reuses sit at 0-10, with a tail
-/// to 16 for a sticker on a logo; unrelated photos no nearer than 16.
-pub(super) const IMAGE_MAX_DISTANCE: u32 = 12;
+pub(super) const IMAGE_MAX_DISTANCE: u32 = crate::images::SAME_PICTURE;
 
 /// The brand's own photo with no brand word: suspect on its own (SUSPECT_FROM and above), and
 /// with copy wording (COUNTERFEIT_TERM) or a very low price, infringing.

@@ -49,6 +49,10 @@ pub fn bundled_templates() -> &'static [(&'static str, &'static str)] {
             "amazon_report.en.txt",
             include_str!("../../templates/notices/amazon_report.en.txt"),
         ),
+        (
+            REPORT_TEMPLATE,
+            include_str!("../../templates/notices/report.html"),
+        ),
     ]
 }
 
@@ -166,20 +170,32 @@ impl Templates {
         ctx: &NoticeContext,
     ) -> Result<String, NoticeError> {
         let name = self.name_for(def, lang)?;
+        self.render_named(&name, ctx)
+    }
+
+    /// Renders a notice's report (`report.html`, HTML-escaped) from its context.
+    pub(crate) fn render_report(&self, ctx: &impl serde::Serialize) -> Result<String, NoticeError> {
+        self.render_named(REPORT_TEMPLATE, ctx)
+    }
+
+    fn render_named(&self, name: &str, ctx: &impl serde::Serialize) -> Result<String, NoticeError> {
         let shown = self
             .origin
-            .get(&name)
+            .get(name)
             .filter(|o| o.as_str() != "bundled")
             .cloned()
             .unwrap_or_else(|| format!("{name} (bundled)"));
         let tmpl = self
             .env
-            .get_template(&name)
+            .get_template(name)
             .map_err(|e| template_error(&shown, &e))?;
         tmpl.render(minijinja::value::Serde(ctx))
             .map_err(|e| template_error(&shown, &e))
     }
 }
+
+/// The report template's name: a file of this name in `notices.templates` replaces it.
+const REPORT_TEMPLATE: &str = "report.html";
 
 fn template_error(name: &str, e: &minijinja::Error) -> NoticeError {
     let mut message = e.to_string();

@@ -47,7 +47,7 @@ pub(crate) use daemon::{
 };
 pub(crate) use drafts::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, RemovedListing};
 pub(crate) use evidence::{EvidencePage, EvidencePart};
-pub(crate) use images::{ImageUpdate, RefPhoto, WantedImage};
+pub(crate) use images::{ImageUpdate, ListingPhoto, RefPhoto, WantedImage};
 pub(crate) use matches::{MatchChange, RematchSummary};
 pub(crate) use notices::{
     EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail, NoticeMark, NoticePage,

@@ -654,23 +654,7 @@ async fn photo_view(
     let Some(main) = photos.first() else {
         return Ok(None);
     };
-    // The closest pair over all the listing's photos and the references' variants.
-    let best = photos
-        .iter()
-        .flat_map(|p| {
-            refs.iter().map(move |r| {
-                let d = r
-                    .hashes
-                    .iter()
-                    .map(|&h| crate::images::distance(h, p.phash as u64))
-                    .min()
-                    .unwrap_or(64);
-                (d, p.id, r)
-            })
-        })
-        .min_by_key(|(d, _, _)| *d)
-        .filter(|(d, _, _)| *d <= 12);
-    Ok(Some(match best {
+    Ok(Some(match crate::images::closest_pair(&photos, refs) {
         Some((d, photo, r)) => PhotoView {
             photo,
             reference: Some(r.id),

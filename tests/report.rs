@@ -1,0 +1,237 @@
+//! One report per notice, end to end: a crawl of the fixture JD with item pages (flagged ones
+//! screenshotted in Chromium) and a real RFC 3161 TSA on loopback, then `evidence export`.
+//! The pack holds report.pdf, whose text (read by poppler's `pdftotext`) carries each page's
+//! URL, SHA-256, capture times, chain hash and timestamp; its screenshots decode as PNG and
+//! their hashes are in the chain; `evidence verify --pack` checks all of it.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::tsa::{TestTsa, openssl};
+use common::{Running, Scratch};
+use markwatch::FixtureOptions;
+use sha2::{Digest, Sha256};
+
+/// A font with Chinese glyphs, without which the report's Chinese prints as empty boxes.
+fn cjk_font() -> Option<String> {
+    let out = Command::new("fc-list").arg(":lang=zh").output().ok()?;
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    (!list.trim().is_empty()).then_some(list)
+}
+
+fn pdftotext() -> Option<PathBuf> {
+    Command::new("pdftotext")
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|_| PathBuf::from("pdftotext"))
+}
+
+/// The PDF's text with all white space removed: long hashes and URLs wrap in table cells.
+fn pdf_text(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("run pdftotext");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect()
+}
+
+fn squeeze(s: &str) -> String {
+    s.split_whitespace().collect()
+}
+
+fn entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    zip.by_name(name)
+        .unwrap_or_else(|_| panic!("{name} in the pack"))
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+#[test]
+fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
+    let test = "a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp";
+    let install = "apt-get install chromium openssl poppler-utils fonts-wqy-microhei";
+    let Some(_) = common::require(test, "openssl", openssl(), install) else {
+        return;
+    };
+    let Some(_) = common::require(test, "pdftotext", pdftotext(), install) else {
+        return;
+    };
+    let Some(_) = common::require(test, "a Chinese font", cjk_font(), install) else {
+        return;
+    };
+    let Some(_) = common::require(
+        test,
+        "chromium",
+        markwatch::find_chromium(None).ok(),
+        install,
+    ) else {
+        return;
+    };
+    let tsa = TestTsa::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixtures = rt.block_on(Running::start(FixtureOptions::from_source_tree()));
+    let s = Scratch::new();
+    let cfg = s
+        .write(
+            "markwatch.toml",
+            &format!(
+                "[crawl]\ndefinitions = \"{}\"\n\
+                 [platforms.jd]\nbase_url = \"{}\"\nlogin_required = false\nfetch = \"http\"\n\
+                 requests_per_second = 0\n\
+                 [evidence.tsa]\nurl = \"{}\"\nca = \"{}\"\ninterval_secs = 0\n",
+                common::repo().join("crawlers").display(),
+                fixtures.base("jd"),
+                tsa.url(),
+                tsa.ca.display()
+            ),
+        )
+        .display()
+        .to_string();
+    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
+        .ok();
+    let out = s
+        .run(&[
+            "--config",
+            &cfg,
+            "crawl",
+            "--once",
+            "--platform",
+            "jd",
+            "--keyword",
+            "索尼",
+        ])
+        .ok();
+    assert!(out.contains("evidence chain timestamped"), "{out}");
+
+    // The notice with the most screenshots.
+    let rows: Vec<(i64, i64)> = rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db().display()))
+            .await
+            .unwrap();
+        sqlx::query_as(
+            "SELECT ni.notice_id, count(p.evidence_id) FROM notice_items ni
+             JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             LEFT JOIN evidence_parts p ON p.evidence_id = l.detail_evidence_id
+                 AND p.kind = 'screenshot'
+             GROUP BY ni.notice_id ORDER BY 2 DESC, 1 LIMIT 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    });
+    let (notice, shots) = rows[0];
+    assert!(shots > 0, "a flagged listing's item page was screenshotted");
+
+    let pack = s.path("pack.zip");
+    let run = s.run(&[
+        "--config",
+        &cfg,
+        "evidence",
+        "export",
+        &notice.to_string(),
+        "--out",
+        pack.to_str().unwrap(),
+    ]);
+    run.ok();
+    assert!(!run.stderr().contains("no report.pdf"), "{}", run.stderr());
+    let checked = s
+        .run(&[
+            "--config",
+            &cfg,
+            "evidence",
+            "verify",
+            "--pack",
+            pack.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        checked.contains("intact") && checked.contains("token 1"),
+        "{checked}"
+    );
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&pack).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&entry(&mut zip, "manifest.json")).unwrap();
+    let pdf = entry(&mut zip, "report.pdf");
+    assert!(pdf.starts_with(b"%PDF-"));
+    let pdf_path = s.path("report.pdf");
+    std::fs::write(&pdf_path, &pdf).unwrap();
+    let text = pdf_text(&pdf_path);
+
+    let token = &manifest["timestamps"][0];
+    let token_time = token["gen_time"].as_str().unwrap();
+    assert!(text.contains("markwatchtestTSA"), "{text}");
+    assert!(text.contains(&squeeze(&token_time[..10])), "{text}");
+    assert!(text.contains("markwatchevidenceverify--pack"), "{text}");
+    let mut screenshots = 0;
+    for listing in manifest["listings"].as_array().unwrap() {
+        assert!(
+            text.contains(listing["url"].as_str().unwrap()),
+            "{} not in the report",
+            listing["url"]
+        );
+        for page in listing["pages"].as_array().unwrap() {
+            for key in ["url", "sha256", "chain_hash"] {
+                let want = page[key].as_str().unwrap();
+                assert!(
+                    text.contains(want),
+                    "{key} {want} not in the report: {text}"
+                );
+            }
+            // 2026-12-04T10:00:00.123Z: the same second in UTC and in Beijing time.
+            let at =
+                chrono::DateTime::parse_from_rfc3339(page["fetched_at"].as_str().unwrap()).unwrap();
+            let utc = at.format("%Y-%m-%d%H:%M:%SUTC").to_string();
+            let beijing = (at + chrono::Duration::hours(8))
+                .format("%Y-%m-%d%H:%M:%S北京时间")
+                .to_string();
+            assert!(text.contains(&utc), "{utc} not in the report");
+            assert!(text.contains(&beijing), "{beijing} not in the report");
+            for part in page["parts"].as_array().into_iter().flatten() {
+                if part["kind"] != "screenshot" {
+                    continue;
+                }
+                let png = entry(&mut zip, part["file"].as_str().unwrap());
+                image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+                    .expect("a screenshot decodes as PNG");
+                assert_eq!(
+                    hex::encode(Sha256::digest(&png)),
+                    part["sha256"].as_str().unwrap(),
+                    "the chain commits to the screenshot's hash"
+                );
+                assert!(text.contains(part["sha256"].as_str().unwrap()));
+                screenshots += 1;
+            }
+        }
+    }
+    assert!(screenshots > 0, "the pack holds screenshots");
+
+    // The report alone, from the CLI.
+    let alone = s.path("alone.pdf");
+    s.run(&[
+        "--config",
+        &cfg,
+        "evidence",
+        "report",
+        &notice.to_string(),
+        "--out",
+        alone.to_str().unwrap(),
+    ])
+    .ok();
+    assert!(std::fs::read(&alone).unwrap().starts_with(b"%PDF-"));
+}

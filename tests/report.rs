@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::tsa::{TestTsa, openssl};
-use common::{Running, Scratch};
+use common::web::WebServer;
+use common::{Run, Running, Scratch};
 use markwatch::FixtureOptions;
+use markwatch::Role;
 use sha2::{Digest, Sha256};
 
 /// A font with Chinese glyphs, without which the report's Chinese prints as empty boxes.
@@ -84,7 +86,18 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
     let tsa = TestTsa::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixtures = rt.block_on(Running::start(FixtureOptions::from_source_tree()));
+    // The review UI over the database the CLI crawls into (the demo registry is imported).
+    let web = rt.block_on(WebServer::start());
     let s = Scratch::new();
+    let mw = |args: &[&str]| {
+        let mut cmd = Command::new(common::bin());
+        cmd.current_dir(s.dir.path())
+            .arg("--db")
+            .arg(web.db())
+            .args(args);
+        cmd.env_remove("RUST_LOG");
+        Run(cmd.output().expect("run markwatch"))
+    };
     let cfg = s
         .write(
             "markwatch.toml",
@@ -101,26 +114,23 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
         )
         .display()
         .to_string();
-    s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
-        .ok();
-    let out = s
-        .run(&[
-            "--config",
-            &cfg,
-            "crawl",
-            "--once",
-            "--platform",
-            "jd",
-            "--keyword",
-            "索尼",
-        ])
-        .ok();
+    let out = mw(&[
+        "--config",
+        &cfg,
+        "crawl",
+        "--once",
+        "--platform",
+        "jd",
+        "--keyword",
+        "索尼",
+    ])
+    .ok();
     assert!(out.contains("evidence chain timestamped"), "{out}");
 
     // The notice with the most screenshots.
     let rows: Vec<(i64, i64)> = rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db().display()))
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", web.db().display()))
             .await
             .unwrap();
         sqlx::query_as(
@@ -138,7 +148,7 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
     assert!(shots > 0, "a flagged listing's item page was screenshotted");
 
     let pack = s.path("pack.zip");
-    let run = s.run(&[
+    let run = mw(&[
         "--config",
         &cfg,
         "evidence",
@@ -178,7 +188,7 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
     assert!(text.contains("markwatchtestTSA"), "{text}");
     assert!(text.contains(&squeeze(&token_time[..10])), "{text}");
     assert!(text.contains("markwatchevidenceverify--pack"), "{text}");
-    let mut screenshots = 0;
+    let mut screenshots = Vec::new();
     for listing in manifest["listings"].as_array().unwrap() {
         assert!(
             text.contains(listing["url"].as_str().unwrap()),
@@ -215,15 +225,39 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
                     "the chain commits to the screenshot's hash"
                 );
                 assert!(text.contains(part["sha256"].as_str().unwrap()));
-                screenshots += 1;
+                screenshots.push((page["evidence_id"].as_i64().unwrap(), png));
             }
         }
     }
-    assert!(screenshots > 0, "the pack holds screenshots");
+    assert!(!screenshots.is_empty(), "the pack holds screenshots");
+
+    // The notice page shows a thumbnail of each screenshot; a click opens the PNG as captured.
+    rt.block_on(async {
+        web.add_user("rev", Role::Reviewer).await;
+        let client = web.client();
+        web.login(&client, "rev").await;
+        let page = web.text(&client, &format!("/notices/{notice}")).await;
+        for (record, png) in &screenshots {
+            let link = format!("/evidence/{record}/part/");
+            let at = page
+                .find(&format!("class=\"shot-thumb\" src=\"{link}"))
+                .unwrap_or_else(|| panic!("no thumbnail of record {record}: {page}"));
+            let src: String = page[at..]
+                .split("src=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap()
+                .to_owned();
+            let resp = client.get(web.url(&src)).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["content-type"], "image/png");
+            assert_eq!(&resp.bytes().await.unwrap()[..], &png[..]);
+        }
+    });
 
     // The report alone, from the CLI.
     let alone = s.path("alone.pdf");
-    s.run(&[
+    mw(&[
         "--config",
         &cfg,
         "evidence",

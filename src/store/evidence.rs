@@ -93,6 +93,19 @@ impl Store {
         .await?)
     }
 
+    /// Of these records, those with a screenshot: (record, part seq) of each one's first.
+    pub(crate) async fn screenshots_of(&self, records: &[i64]) -> Result<Vec<(i64, i64)>> {
+        let ids = serde_json::to_string(records).unwrap_or_else(|_| "[]".to_owned());
+        Ok(sqlx::query_as(
+            "SELECT p.evidence_id, min(p.seq) FROM jsonb_each(?) j
+             JOIN evidence_parts p ON p.evidence_id = j.value AND p.kind = 'screenshot'
+             GROUP BY p.evidence_id",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The parts of one evidence row, in order.
     pub(crate) async fn evidence_parts(&self, id: i64) -> Result<Vec<EvidencePart>> {
         self.evidence_parts_between(id - 1, id).await

@@ -417,6 +417,24 @@ pub(super) async fn notice(
     for item in &detail.items {
         photos.push(photo_view(&state, item.listing_id, &refs).await?);
     }
+    // Per listing, the screenshot of its item page (else of any page it was captured on).
+    let records: Vec<i64> = detail
+        .items
+        .iter()
+        .flat_map(|i| i.evidence.iter().map(|e| e.id))
+        .collect();
+    let taken = state.store().screenshots_of(&records).await?;
+    let shots: Vec<Option<(i64, i64)>> = detail
+        .items
+        .iter()
+        .map(|item| {
+            let mut pages: Vec<_> = item.evidence.iter().collect();
+            pages.sort_by_key(|e| e.role != crate::store::EvidenceRole::ItemPage);
+            pages
+                .iter()
+                .find_map(|e| taken.iter().find(|(id, _)| *id == e.id).copied())
+        })
+        .collect();
     let actions = actions_from(detail.notice.state);
     // The shops a rejection may allow, each once.
     let mut sellers: Vec<&str> = Vec::new();
@@ -436,6 +454,7 @@ pub(super) async fn notice(
             d => v(&detail),
             reasons => v(reasons),
             photos => v(photos),
+            shots => v(shots),
             actions => v(actions),
             sellers => v(sellers),
             today => chrono::Utc::now().date_naive().to_string(),

@@ -757,11 +757,9 @@ fn verify_pack_timestamps(
         Some(pem) => Some(TrustAnchor::from_pem(pem).map_err(|e| format!("{TSA_CA_FILE}: {e}"))?),
         None => None,
     };
-    let anchor = given.or(packed.as_ref()).ok_or_else(|| {
-        format!(
-            "no CA to check the timestamp tokens against: pass --tsa-ca, or set evidence.tsa.ca"
-        )
-    })?;
+    let anchor = given.or(packed.as_ref()).ok_or(
+        "no CA to check the timestamp tokens against: pass --tsa-ca, or set evidence.tsa.ca",
+    )?;
     let mut lines = Vec::new();
     for t in &manifest.timestamps {
         let reply = files

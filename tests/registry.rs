@@ -326,6 +326,11 @@ async fn export_round_trips() {
     s.run(&["brands", "export", "--out", exported.to_str().unwrap()])
         .ok();
     let first = std::fs::read_to_string(&exported).unwrap();
+    // The reference images travel with the file, at the paths it names.
+    assert_eq!(
+        std::fs::read(s.path("images/adidas-1.jpg")).unwrap(),
+        std::fs::read(common::repo().join("fixtures/images/adidas-1.jpg")).unwrap()
+    );
 
     let t = Scratch::new();
     let out = t
@@ -338,8 +343,10 @@ async fn export_round_trips() {
         "export → import → export must be stable"
     );
 
-    // The export holds exactly what the demo file says, brand for brand.
-    let mut original = markwatch::load_registry(&demo_brands()).unwrap();
+    // The export holds exactly what the demo file says, brand for brand (images as paths).
+    let mut original =
+        markwatch::parse_registry_toml(&std::fs::read_to_string(demo_brands()).unwrap())
+            .unwrap();
     let mut back = markwatch::parse_registry_toml(&first).unwrap();
     original.sort_by(|a, b| a.name.cmp(&b.name));
     back.sort_by(|a, b| a.name.cmp(&b.name));

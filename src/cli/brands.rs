@@ -25,7 +25,8 @@ pub enum BrandsCommand {
         /// The brand's name, exactly as registered
         name: String,
     },
-    /// Export the whole registry as TOML (re-importable)
+    /// Export the whole registry as TOML (re-importable); with --out, the brands' reference
+    /// images are written beside the file at the paths it names
     Export {
         /// Write here instead of standard output
         #[arg(long, value_name = "FILE")]
@@ -85,15 +86,62 @@ pub async fn run(cmd: BrandsCommand, ctx: &Context) -> anyhow::Result<ExitCode> 
         BrandsCommand::Export { out } => {
             let store = ctx.open_store().await?;
             let toml = registry_to_toml(&store.brands().await?);
+            let images = store.reference_image_files().await;
             store.close().await;
             match out {
-                Some(path) => std::fs::write(&path, toml)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => {
+                    let base = path.parent().unwrap_or(std::path::Path::new("."));
+                    let written = write_images(base, &images?)?;
+                    std::fs::write(&path, toml)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    if written > 0 {
+                        eprintln!(
+                            "{written} reference image(s) written beside {}",
+                            path.display()
+                        );
+                    }
+                }
                 None => print!("{toml}"),
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes reference images under `base` at their relative paths, so that the exported file
+/// imports again. An absolute path is left to the file it names; a path that climbs out of
+/// `base` is refused; a file already there with other bytes is never overwritten.
+fn write_images(base: &std::path::Path, images: &[(String, Vec<u8>)]) -> anyhow::Result<usize> {
+    use std::path::Component;
+    let mut written = 0;
+    for (rel, bytes) in images {
+        let p = std::path::Path::new(rel);
+        if p.is_absolute() {
+            continue;
+        }
+        if !p
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            anyhow::bail!("reference image path `{rel}` leaves the export's folder");
+        }
+        let dest = base.join(p);
+        match std::fs::read(&dest) {
+            Ok(existing) if existing == *bytes => continue,
+            Ok(_) => anyhow::bail!(
+                "{} exists with other contents; export to another folder",
+                dest.display()
+            ),
+            Err(_) => {}
+        }
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 fn brand_table(brands: &[Brand]) -> Table {

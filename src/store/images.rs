@@ -154,6 +154,16 @@ impl Store {
         }))
     }
 
+    /// Every brand's reference images as imported: (path as the registry gave it, bytes), for
+    /// an export that re-imports.
+    pub async fn reference_image_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(
+            sqlx::query_as("SELECT path, bytes FROM brand_images ORDER BY brand_id, position, id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Per notice, the main photo of its first listing that has one: the queue's thumbnails.
     pub(crate) async fn notice_thumbnails(&self, notices: &[i64]) -> Result<HashMap<i64, i64>> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(

@@ -287,6 +287,7 @@ async fn crawl_platform(mut run: Run, keywords: Vec<String>) -> Result<RunSummar
     // Listings stored before this run: those still without their item page were left so by
     // an earlier run. This run's own are fetched as it stores them.
     let earlier = store.last_listing_id().await?;
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let run_id = store.start_crawl_run(&platform, None).await?;
     if let Some((status, error)) = &run.target.held {
         // Quietly: a skipped or paused platform is no failure streak, and its incidents were
@@ -325,6 +326,27 @@ async fn crawl_platform(mut run: Run, keywords: Vec<String>) -> Result<RunSummar
     }
     if run.details.images > 0 && !run.target.sessions.all_stopped() {
         let (c, e) = fetch_images(&run, run_id).await?;
+        counts += c;
+        error = error.or(e);
+    }
+    // A photo can flag a listing after its item page was stored without a screenshot: the
+    // page is taken again, with one, so every flagged listing's evidence shows it.
+    if run.target.screenshots
+        && run.details.missing > 0
+        && run.target.def.detail.is_some()
+        && !run.target.sessions.all_stopped()
+    {
+        let unshot = run
+            .store
+            .take_unshot_flagged(&run.target.def.platform, &started, run.details.missing)
+            .await?;
+        let (c, e) = fetch_item_pages(
+            &run,
+            run_id,
+            unshot,
+            "screenshots of photo-flagged listings",
+        )
+        .await?;
         counts += c;
         error = error.or(e);
     }
@@ -516,13 +538,25 @@ async fn fetch_missing_details(
         .store
         .take_missing_details(platform, upto, run.details.missing)
         .await?;
-    if missing.is_empty() {
+    fetch_item_pages(run, run_id, missing, "item pages earlier runs left").await
+}
+
+/// Fetches the item pages of `listings` over the platform's lanes; `what` names them in the
+/// log.
+async fn fetch_item_pages(
+    run: &Run,
+    run_id: i64,
+    listings: Vec<(i64, Listing)>,
+    what: &'static str,
+) -> Result<(RunCounts, Option<String>), CrawlError> {
+    if listings.is_empty() {
         return Ok((RunCounts::default(), None));
     }
-    tracing::info!(%platform, run_id, listings = missing.len(), "fetching item pages earlier runs left");
-    let lanes = run.target.sessions.concurrency().clamp(1, missing.len());
+    let platform = &run.target.def.platform;
+    tracing::info!(%platform, run_id, listings = listings.len(), "fetching {what}");
+    let lanes = run.target.sessions.concurrency().clamp(1, listings.len());
     let mut queues = vec![Vec::new(); lanes];
-    for (at, listing) in missing.into_iter().enumerate() {
+    for (at, listing) in listings.into_iter().enumerate() {
         queues[at % lanes].push(listing);
     }
     let mut tasks = JoinSet::new();

@@ -345,8 +345,7 @@ async fn export_round_trips() {
 
     // The export holds exactly what the demo file says, brand for brand (images as paths).
     let mut original =
-        markwatch::parse_registry_toml(&std::fs::read_to_string(demo_brands()).unwrap())
-            .unwrap();
+        markwatch::parse_registry_toml(&std::fs::read_to_string(demo_brands()).unwrap()).unwrap();
     let mut back = markwatch::parse_registry_toml(&first).unwrap();
     original.sort_by(|a, b| a.name.cmp(&b.name));
     back.sort_by(|a, b| a.name.cmp(&b.name));

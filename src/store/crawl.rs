@@ -130,16 +130,39 @@ impl Store {
         .await?;
         // RETURNING gives no order: fetch in id order.
         rows.sort_by_key(|r| r.id());
-        let ids: Vec<i64> = rows.iter().map(|r| r.id()).collect();
-        let mut hashes = self.image_hashes(&ids).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let (id, mut listing) = r.into_pair();
-                listing.image_hashes = hashes.remove(&id).unwrap_or_default();
-                (id, listing)
-            })
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        super::images::with_photo_hashes(&mut conn, rows).await
+    }
+
+    /// Takes up to `limit` of `platform`'s listings judged infringing or suspect since `since`
+    /// whose stored item page has no screenshot (a photo flagged them after their item page
+    /// was fetched), marking each tried. Same order and marking as the missing item pages.
+    pub(crate) async fn take_unshot_flagged(
+        &self,
+        platform: &str,
+        since: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, Listing)>> {
+        let mut rows: Vec<ListingRow> = sqlx::query_as(
+            "UPDATE listings SET detail_tried_at = ?
+             WHERE id IN (SELECT l.id FROM listings l JOIN matches m ON m.listing_id = l.id
+                          WHERE l.platform = ? AND m.verdict IN ('infringing', 'suspect')
+                            AND m.updated_at >= ? AND l.detail_evidence_id IS NOT NULL
+                            AND NOT EXISTS (SELECT 1 FROM evidence_parts p
+                                            WHERE p.evidence_id = l.detail_evidence_id
+                                              AND p.kind = 'screenshot')
+                          ORDER BY l.detail_tried_at, l.id LIMIT ?)
+             RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated",
+        )
+        .bind(now())
+        .bind(platform)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.sort_by_key(|r| r.id());
+        let mut conn = self.pool.acquire().await?;
+        super::images::with_photo_hashes(&mut conn, rows).await
     }
 
     /// A connection for a crawl's page writer to keep between its transactions: SQLite empties

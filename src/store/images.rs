@@ -98,12 +98,6 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// The perceptual hashes of each listing's fetched photos.
-    pub(crate) async fn image_hashes(&self, listing_ids: &[i64]) -> Result<HashMap<i64, Vec<u64>>> {
-        let mut conn = self.pool.acquire().await?;
-        image_hashes(&mut conn, listing_ids).await
-    }
 }
 
 /// A listing's accepted photo, for the review UI.
@@ -226,7 +220,16 @@ pub(super) async fn listings_with_hashes(
     .bind(to_json(&ids))
     .fetch_all(&mut *conn)
     .await?;
-    let mut hashes = image_hashes(conn, ids).await?;
+    Ok(with_photo_hashes(conn, rows).await?.into_iter().collect())
+}
+
+/// Listing rows as the matcher judges them: each with the hashes of its accepted photos.
+pub(super) async fn with_photo_hashes(
+    conn: &mut SqliteConnection,
+    rows: Vec<ListingRow>,
+) -> Result<Vec<(i64, Listing)>> {
+    let ids: Vec<i64> = rows.iter().map(ListingRow::id).collect();
+    let mut hashes = image_hashes(conn, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| {

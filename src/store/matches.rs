@@ -61,16 +61,8 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id()).collect();
-        let mut hashes = self.image_hashes(&ids).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let (id, mut listing) = r.into_pair();
-                listing.image_hashes = hashes.remove(&id).unwrap_or_default();
-                (id, listing)
-            })
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        super::images::with_photo_hashes(&mut conn, rows).await
     }
 
     /// Stores fresh verdicts for stored listings (a rematch batch), in one transaction.

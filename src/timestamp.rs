@@ -222,6 +222,18 @@ fn may_stamp_time(cert: &CapturedX509Certificate) -> bool {
         })
 }
 
+/// A URL as it may be shown: credentials in it are a secret.
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => "(the configured TSA)".to_owned(),
+    }
+}
+
 /// What [`Tsa::stamp`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -243,6 +255,8 @@ pub enum StampOutcome {
 /// A configured TSA: where to ask, and whom its tokens must chain to.
 pub struct Tsa {
     url: String,
+    /// `url` without a user name or password: what logs, errors and the store name.
+    shown: String,
     anchor: TrustAnchor,
     interval: chrono::Duration,
     client: reqwest::Client,
@@ -256,11 +270,12 @@ impl Tsa {
             .timeout(Duration::from_secs(config.timeout_secs))
             .build()
             .map_err(|e| TimestampError::Tsa {
-                url: config.url.clone(),
+                url: shown(&config.url),
                 message: e.to_string(),
             })?;
         Ok(Tsa {
             url: config.url.clone(),
+            shown: shown(&config.url),
             anchor,
             interval: chrono::Duration::seconds(
                 i64::try_from(config.interval_secs).unwrap_or(i64::MAX / 1000),
@@ -305,7 +320,7 @@ impl Tsa {
             .add_timestamp(&NewTimestamp {
                 evidence_id,
                 chain_hash: &chain_hash,
-                tsa_url: &self.url,
+                tsa_url: &self.shown,
                 gen_time: &gen_time,
                 tsa_name: &info.tsa_name,
                 reply: &reply,
@@ -322,7 +337,7 @@ impl Tsa {
     /// Asks the TSA to stamp `chain_hash` and checks what comes back before it is kept.
     async fn request(&self, chain_hash: &str) -> Result<(Vec<u8>, TokenInfo), TimestampError> {
         let fail = |message: String| TimestampError::Tsa {
-            url: self.url.clone(),
+            url: self.shown.clone(),
             message,
         };
         let digest = hex::decode(chain_hash).map_err(|_| fail("bad chain hash".to_owned()))?;
@@ -520,4 +535,36 @@ pub(crate) fn check_token(
 /// The imprint a reply stamps, read without checking its signature.
 fn imprint_only(reply: &[u8]) -> Option<String> {
     decode(reply).ok().map(|d| imprint(&d.tst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tsa_url_is_shown_without_its_credentials() {
+        assert_eq!(
+            shown("https://alice:s3cret@tsa.example.com/tsr"),
+            "https://tsa.example.com/tsr"
+        );
+        assert_eq!(shown("http://127.0.0.1:3180/"), "http://127.0.0.1:3180/");
+        assert!(!shown("not a url s3cret").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_reply_that_is_not_one_is_named_not_a_panic() {
+        let ca = include_str!("../fixtures/tsa/test-ca.pem");
+        let anchor = TrustAnchor::from_pem(ca.as_bytes()).unwrap();
+        for junk in [
+            &b""[..],
+            b"\x30\x03\x02\x01",
+            b"hello",
+            &[0x30, 0x82, 0xff, 0xff],
+        ] {
+            let e = check_reply(junk, &anchor).unwrap_err();
+            assert!(e.starts_with("not a timestamp reply"), "{e}");
+        }
+        assert_eq!(imprint_only(b"junk"), None);
+        assert!(TrustAnchor::from_pem(b"no pem here").is_err());
+    }
 }

@@ -554,22 +554,54 @@ async fn fetch_item_pages(
     }
     let platform = &run.target.def.platform;
     tracing::info!(%platform, run_id, listings = listings.len(), "fetching {what}");
-    let lanes = run.target.sessions.concurrency().clamp(1, listings.len());
-    let mut queues = vec![Vec::new(); lanes];
-    for (at, listing) in listings.into_iter().enumerate() {
-        queues[at % lanes].push(listing);
+    in_lanes(
+        run,
+        listings,
+        move |run, (listing_id, listing)| async move {
+            let (mut counts, mut error) = (RunCounts::default(), None);
+            let committed =
+                fetch_detail(&run, run_id, listing_id, &listing, &mut counts, &mut error).await?;
+            Ok((committed, counts, error))
+        },
+    )
+    .await
+}
+
+/// Spreads `items` over the platform's lanes (as many as it may have requests in flight),
+/// each lane fetching its share in turn with `fetch`; once a lane's pages are committed, sums
+/// what they counted and keeps the first problem.
+async fn in_lanes<T, F, Fut>(
+    run: &Run,
+    items: Vec<T>,
+    fetch: F,
+) -> Result<(RunCounts, Option<String>), CrawlError>
+where
+    T: Send + 'static,
+    F: Fn(Run, T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<
+            Output = Result<(Option<Committed>, RunCounts, Option<String>), CrawlError>,
+        > + Send,
+{
+    let lanes = run
+        .target
+        .sessions
+        .concurrency()
+        .clamp(1, items.len().max(1));
+    let mut queues: Vec<Vec<T>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (at, item) in items.into_iter().enumerate() {
+        queues[at % lanes].push(item);
     }
     let mut tasks = JoinSet::new();
     for queue in queues {
-        let run = run.clone();
+        let (run, fetch) = (run.clone(), fetch.clone());
         tasks.spawn(async move {
-            let mut counts = RunCounts::default();
-            let mut error = None;
+            let (mut counts, mut error) = (RunCounts::default(), None);
             let mut uncommitted = Vec::new();
-            for (listing_id, listing) in queue {
-                let detail =
-                    fetch_detail(&run, run_id, listing_id, &listing, &mut counts, &mut error);
-                uncommitted.extend(detail.await?);
+            for item in queue {
+                let (committed, c, e) = fetch(run.clone(), item).await?;
+                counts += c;
+                error = error.or(e);
+                uncommitted.extend(committed);
             }
             for committed in uncommitted {
                 committed.wait().await?.count_into(&mut counts);
@@ -577,10 +609,9 @@ async fn fetch_item_pages(
             Ok::<_, CrawlError>((counts, error))
         });
     }
-    let mut counts = RunCounts::default();
-    let mut error = None;
+    let (mut counts, mut error) = (RunCounts::default(), None);
     while let Some(joined) = tasks.join_next().await {
-        let (c, e) = joined.expect("item page task panicked")?;
+        let (c, e) = joined.expect("a crawl lane panicked")?;
         counts += c;
         error = error.or(e);
     }
@@ -663,33 +694,14 @@ async fn fetch_images(run: &Run, run_id: i64) -> Result<(RunCounts, Option<Strin
         }
         budget = budget.saturating_sub(wanted.len() as u32);
         tracing::info!(%platform, run_id, photos = wanted.len(), "fetching listing photos");
-        let lanes = run.target.sessions.concurrency().clamp(1, wanted.len());
-        let mut queues = vec![Vec::new(); lanes];
-        for (at, w) in wanted.into_iter().enumerate() {
-            queues[at % lanes].push(w);
-        }
-        let mut tasks = JoinSet::new();
-        for queue in queues {
-            let run = run.clone();
-            tasks.spawn(async move {
-                let mut counts = RunCounts::default();
-                let mut error = None;
-                let mut uncommitted = Vec::new();
-                for wanted in queue {
-                    let image = fetch_image(&run, run_id, wanted, &mut counts, &mut error);
-                    uncommitted.extend(image.await?);
-                }
-                for committed in uncommitted {
-                    committed.wait().await?.count_into(&mut counts);
-                }
-                Ok::<_, CrawlError>((counts, error))
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let (c, e) = joined.expect("photo task panicked")?;
-            counts += c;
-            error = error.or(e);
-        }
+        let (c, e) = in_lanes(run, wanted, move |run, wanted| async move {
+            let (mut counts, mut error) = (RunCounts::default(), None);
+            let committed = fetch_image(&run, run_id, wanted, &mut counts, &mut error).await?;
+            Ok((committed, counts, error))
+        })
+        .await?;
+        counts += c;
+        error = error.or(e);
     }
     Ok((counts, error))
 }

@@ -587,7 +587,20 @@ pub(super) async fn evidence_part(
     } else {
         "text/plain; charset=utf-8"
     };
-    let mut resp = ([(header::CONTENT_TYPE, ctype)], body).into_response();
+    let mut resp = captured(ctype, body);
+    if !png {
+        resp.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    Ok(resp)
+}
+
+/// Bytes a platform sent (or markwatch captured), served as `ctype` and nothing else: never
+/// sniffed, never run, nothing loaded beside them.
+fn captured(ctype: &'static str, bytes: Vec<u8>) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, ctype)], bytes).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -597,13 +610,7 @@ pub(super) async fn evidence_part(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox; default-src 'none'"),
     );
-    if !png {
-        h.insert(
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment"),
-        );
-    }
-    Ok(resp)
+    resp
 }
 
 /// A listing's photo, from its evidence: never hot-linked to the platform.
@@ -636,17 +643,8 @@ pub(super) async fn reference_photo(
 
 /// An image checked at capture or import, served as its own type and nothing else.
 fn image_response(ctype: &'static str, bytes: Vec<u8>) -> Response {
-    let mut resp = ([(header::CONTENT_TYPE, ctype)], bytes).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
-    h.insert(
+    let mut resp = captured(ctype, bytes);
+    resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=86400"),
     );

@@ -622,29 +622,8 @@ impl Matcher {
                 .any(|h| !entries[h.entry].alias && entries[h.entry].brand == c.brand);
         // The brand's own shop, or a large retailer: what else the listing shows (the shop
         // name, a sale price) explains nothing, so only the hit and the shop are given.
-        if !shop.is_empty() && brand.authorised.contains(&shop) {
-            score = score.min(w::AUTHORISED_CAP);
-            reasons.truncate(1);
-            reasons.push(Reason {
-                code: ReasonCode::AuthorisedSeller,
-                detail: format!(
-                    "\"{}\" is an authorised seller of {}",
-                    item.seller.trim(),
-                    brand.name
-                ),
-            });
-        } else if brand.trust_official && (cx.platform_store || own_flagship) {
-            score = score.min(w::AUTHORISED_CAP);
-            reasons.truncate(1);
-            let what = if own_flagship {
-                format!("{}'s official flagship store", brand.name)
-            } else {
-                format!("the {} platform's own store", platform_name(item.platform))
-            };
-            reasons.push(Reason {
-                code: ReasonCode::OfficialStore,
-                detail: format!("\"{}\" is {what}", item.seller.trim()),
-            });
+        if let Some(why) = own_channel(brand, item, &shop, cx, own_flagship) {
+            cleared_by(&mut score, &mut reasons, why);
         } else if cx.trusted_retailer && cx.counterfeit.is_empty() && cx.risk.is_empty() {
             score = score.min(w::TRUSTED_RETAILER_CAP);
             reasons.truncate(1);
@@ -694,21 +673,12 @@ impl Matcher {
         }
 
         if let Some(reason) = self.allowed(brand, &shop, title) {
-            score = score.min(w::AUTHORISED_CAP);
-            reasons.truncate(1);
-            reasons.push(reason);
+            cleared_by(&mut score, &mut reasons, reason);
         }
 
         let score = score.clamp(0.0, 1.0);
-        let verdict = if score >= w::INFRINGING_FROM {
-            Outcome::Infringing
-        } else if score >= w::SUSPECT_FROM {
-            Outcome::Suspect
-        } else {
-            Outcome::Clear
-        };
         Verdict {
-            verdict,
+            verdict: outcome(score),
             score,
             brand: Some(brand.name.clone()),
             mark: (!main_entry.alias).then(|| main_entry.display.clone()),
@@ -776,43 +746,14 @@ impl Matcher {
             mut reasons,
         } = tally;
         let shop = shop_key(item.seller);
-        if !shop.is_empty() && brand.authorised.contains(&shop) {
-            score = score.min(w::AUTHORISED_CAP);
-            reasons.truncate(1);
-            reasons.push(Reason {
-                code: ReasonCode::AuthorisedSeller,
-                detail: format!(
-                    "\"{}\" is an authorised seller of {}",
-                    item.seller.trim(),
-                    brand.name
-                ),
-            });
-        } else if brand.trust_official && cx.platform_store {
-            score = score.min(w::AUTHORISED_CAP);
-            reasons.truncate(1);
-            reasons.push(Reason {
-                code: ReasonCode::OfficialStore,
-                detail: format!(
-                    "\"{}\" is the {} platform's own store",
-                    item.seller.trim(),
-                    platform_name(item.platform)
-                ),
-            });
-        } else if let Some(reason) = self.allowed(brand, &shop, title) {
-            score = score.min(w::AUTHORISED_CAP);
-            reasons.truncate(1);
-            reasons.push(reason);
+        if let Some(why) =
+            own_channel(brand, item, &shop, cx, false).or_else(|| self.allowed(brand, &shop, title))
+        {
+            cleared_by(&mut score, &mut reasons, why);
         }
         let score = score.clamp(0.0, 1.0);
-        let verdict = if score >= w::INFRINGING_FROM {
-            Outcome::Infringing
-        } else if score >= w::SUSPECT_FROM {
-            Outcome::Suspect
-        } else {
-            Outcome::Clear
-        };
         Verdict {
-            verdict,
+            verdict: outcome(score),
             score,
             brand: Some(brand.name.clone()),
             mark: None,
@@ -1160,6 +1101,58 @@ fn reject_phrase(why: RejectReason) -> &'static str {
         RejectReason::GenuineGoods => "genuine goods",
         RejectReason::NotOurGoods => "not the brand's goods",
     }
+}
+
+/// The verdict a final score gives.
+fn outcome(score: f64) -> Outcome {
+    if score >= w::INFRINGING_FROM {
+        Outcome::Infringing
+    } else if score >= w::SUSPECT_FROM {
+        Outcome::Suspect
+    } else {
+        Outcome::Clear
+    }
+}
+
+/// Why the listing's shop is one of the brand's own channels: an authorised seller, or (when
+/// the brand trusts them) the platform's own store or the brand's own flagship.
+fn own_channel(
+    brand: &BrandInfo,
+    item: &Item,
+    shop: &str,
+    cx: &ListingContext,
+    own_flagship: bool,
+) -> Option<Reason> {
+    if !shop.is_empty() && brand.authorised.iter().any(|a| a == shop) {
+        return Some(Reason {
+            code: ReasonCode::AuthorisedSeller,
+            detail: format!(
+                "\"{}\" is an authorised seller of {}",
+                item.seller.trim(),
+                brand.name
+            ),
+        });
+    }
+    if brand.trust_official && (cx.platform_store || own_flagship) {
+        let what = if own_flagship {
+            format!("{}'s official flagship store", brand.name)
+        } else {
+            format!("the {} platform's own store", platform_name(item.platform))
+        };
+        return Some(Reason {
+            code: ReasonCode::OfficialStore,
+            detail: format!("\"{}\" is {what}", item.seller.trim()),
+        });
+    }
+    None
+}
+
+/// A legitimate channel's listing: what else it shows (a shop name, a sale price) explains
+/// nothing, so only the hit and `why` stay, under the authorised cap.
+fn cleared_by(score: &mut f64, reasons: &mut Vec<Reason>, why: Reason) {
+    *score = score.min(w::AUTHORISED_CAP);
+    reasons.truncate(1);
+    reasons.push(why);
 }
 
 /// A platform key as people name it.

@@ -459,21 +459,25 @@ async fn crawl_keyword(
     'pages: for page_no in 1..=max_pages {
         let url = target.fetch_url(&def.search_url(keyword, page_no));
         let mut tries = 0;
-        let (listings, has_next, committed) = loop {
+        let (listings, has_next, committed, found_by) = loop {
             tries += 1;
             let retry_truncated = tries < attempts;
+            let request = Request {
+                url: &url,
+                via: target.search_via(),
+                prefer: None,
+            };
             let read = fetch_read(
                 run,
                 run_id,
-                &url,
-                target.search_via(),
+                request,
                 &mut counts,
                 &mut error,
                 move |t, m, p, text, replies| {
                     read_search(t, m, run_id, p, text, replies, retry_truncated)
                 },
             );
-            let Some((read, prepared)) = read.await? else {
+            let Some((read, prepared, session)) = read.await? else {
                 break 'pages;
             };
             let committed = run.writer.submit(prepared).await?;
@@ -486,7 +490,7 @@ async fn crawl_keyword(
                     if truncated {
                         tracing::warn!(%url, kept = listings.len(), "page still truncated; keeping its complete listings");
                     }
-                    break (listings, has_next, committed);
+                    break (listings, has_next, committed, session);
                 }
                 SearchRead::Truncated => {
                     uncommitted.push(committed);
@@ -506,10 +510,18 @@ async fn crawl_keyword(
             // Item pages are fetched for the listings this page stored first.
             let record = committed.wait().await?;
             record.count_into(&mut counts);
+            // Each with the account whose search found it.
             for &(index, listing_id) in &record.new {
                 let listing = &listings[index];
-                let detail =
-                    fetch_detail(run, run_id, listing_id, listing, &mut counts, &mut error);
+                let detail = fetch_detail(
+                    run,
+                    run_id,
+                    listing_id,
+                    listing,
+                    Some(&found_by),
+                    &mut counts,
+                    &mut error,
+                );
                 uncommitted.extend(detail.await?);
             }
         } else {
@@ -559,8 +571,16 @@ async fn fetch_item_pages(
         listings,
         move |run, (listing_id, listing)| async move {
             let (mut counts, mut error) = (RunCounts::default(), None);
-            let committed =
-                fetch_detail(&run, run_id, listing_id, &listing, &mut counts, &mut error).await?;
+            let committed = fetch_detail(
+                &run,
+                run_id,
+                listing_id,
+                &listing,
+                None,
+                &mut counts,
+                &mut error,
+            )
+            .await?;
             Ok((committed, counts, error))
         },
     )
@@ -623,6 +643,7 @@ async fn fetch_detail(
     run_id: i64,
     listing_id: i64,
     listing: &Listing,
+    found_by: Option<&Arc<Session>>,
     counts: &mut RunCounts,
     error: &mut Option<String>,
 ) -> Result<Option<Committed>, CrawlError> {
@@ -632,11 +653,15 @@ async fn fetch_detail(
     let flagged = run.matcher.check(&Item::from(listing)).verdict.is_flagged();
     let via = target.detail_via(flagged);
     let listing = listing.clone();
+    let request = Request {
+        url: &url,
+        via,
+        prefer: found_by,
+    };
     let read = fetch_read(
         run,
         run_id,
-        &url,
-        via,
+        request,
         counts,
         error,
         move |t, m, page, text, _| match extract::extract_detail(&t.def, text, &page.final_url) {
@@ -662,7 +687,7 @@ async fn fetch_detail(
             Err(e) => (Err(e), PreparedPage::evidence(run_id, page)),
         },
     );
-    let Some((read, prepared)) = read.await? else {
+    let Some((read, prepared, _)) = read.await? else {
         return Ok(None);
     };
     match read {
@@ -735,11 +760,15 @@ async fn fetch_image(
     let listing = wanted.listing;
     // Photo fetches are not pages: only walls count in the run's page figures.
     let mut scratch = RunCounts::default();
+    let request = Request {
+        url: &url,
+        via: Via::Http,
+        prefer: None,
+    };
     let read = fetch_read(
         run,
         run_id,
-        &url,
-        Via::Http,
+        request,
         &mut scratch,
         error,
         move |t, m, page, _, _| {
@@ -779,7 +808,7 @@ async fn fetch_image(
     );
     let outcome = read.await?;
     counts.pages_blocked += scratch.pages_blocked;
-    let Some((read, prepared)) = outcome else {
+    let Some((read, prepared, _)) = outcome else {
         run.store
             .image_failed(image_id, "the photo could not be fetched")
             .await?;
@@ -797,6 +826,15 @@ enum Fetched<T> {
     Wall(BlockKind, Box<PreparedPage>),
 }
 
+/// A page to fetch: where, how (HTTP, browser, screenshot), and the session to use while it
+/// can (the account whose search found a listing); any other session otherwise.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    url: &'a str,
+    via: Via<'a>,
+    prefer: Option<&'a Arc<Session>>,
+}
+
 /// Fetches a page through the platform's next session, then decodes it and hands it to `read`
 /// on the CPU pool. `None` means give up on this page: it is counted, and the evidence of each
 /// wall is kept.
@@ -808,12 +846,11 @@ enum Fetched<T> {
 async fn fetch_read<T, F>(
     run: &Run,
     run_id: i64,
-    url: &str,
-    via: Via<'_>,
+    request: Request<'_>,
     counts: &mut RunCounts,
     error: &mut Option<String>,
     read: F,
-) -> Result<Option<(T, PreparedPage)>, CrawlError>
+) -> Result<Option<(T, PreparedPage, Arc<Session>)>, CrawlError>
 where
     T: Send + 'static,
     F: Fn(&Target, &Matcher, &Page, &str, &[CapturedReply<'_>]) -> (T, PreparedPage)
@@ -821,11 +858,14 @@ where
         + Send
         + 'static,
 {
+    let Request { url, via, prefer } = request;
     let policy = &run.target.policy;
     let mut walls = 0;
     while walls < policy.max_attempts {
-        // Every session stopped: the run is paused, and says so at its end.
-        let Some(session) = run.target.sessions.next() else {
+        // `prefer` while it can still fetch, else the next. Every session stopped: the run is
+        // paused, and says so at its end.
+        let preferred = prefer.filter(|s| Sessions::usable(s)).cloned();
+        let Some(session) = preferred.or_else(|| run.target.sessions.next()) else {
             return Ok(None);
         };
         let loaded = match session.fetch(url, via, &run.target.def.headers).await {
@@ -885,9 +925,9 @@ where
             })
             .await;
         let (kind, evidence) = match outcome {
-            Fetched::Read(read) => {
+            Fetched::Read((read, prepared)) => {
                 session.count(true);
-                return Ok(Some(read));
+                return Ok(Some((read, prepared, session)));
             }
             Fetched::Wall(kind, evidence) => (kind, evidence),
         };

@@ -91,6 +91,8 @@ impl Env {
         };
         config.crawl.user_agent = "markwatch-test".to_owned();
         config.crawl.timeout_secs = 10;
+        // Accounts are tested here, not photos (tests/images.rs).
+        config.crawl.images_per_run = 0;
         for p in ["amazon_cn", "jd", "taobao", "tmall"] {
             config.platforms.insert(
                 p.to_owned(),
@@ -131,6 +133,11 @@ impl Env {
     }
 
     fn crawl(&self, platform: &str) -> Crawl {
+        self.crawl_with(platform, false)
+    }
+
+    /// As [`Env::crawl`], fetching item pages when `details`.
+    fn crawl_with(&self, platform: &str, details: bool) -> Crawl {
         let defs: Vec<_> = load_definitions(&common::repo().join("crawlers"))
             .unwrap()
             .into_iter()
@@ -143,7 +150,7 @@ impl Env {
         Crawl::builder(&self.config, defs)
             .platforms(&[platform.to_owned()])
             .pace(Pace::UnlimitedOnLoopback)
-            .fetch_details(false)
+            .fetch_details(details)
             .draft_notices(false)
             .matcher(matcher().clone())
             .secret_key(self.key.clone())
@@ -302,6 +309,49 @@ async fn jd_with_two_accounts_stores_every_listing_pages_alternating() {
     }
     // Round-robin: the two accounts' pages differ by at most one.
     assert!((accounts[0].3 - accounts[1].3).abs() <= 1, "{accounts:?}");
+}
+
+/// A new listing's item page is fetched with the account whose search found it, and each
+/// record names the account that fetched it.
+#[tokio::test]
+async fn item_pages_are_fetched_by_the_account_whose_search_found_them() {
+    if chromium("item_pages_are_fetched_by_the_account_whose_search_found_them").is_none() {
+        return;
+    }
+    let (server, base) = start(ModernOptions::default()).await;
+    let keyword = jd_keyword(&server, 2..=6);
+    let mut env = Env::new(&base, None).await;
+    // Item pages over HTTP only: which account fetches them is the point, not screenshots.
+    env.config.crawl.browser.screenshots = false;
+    let (_, one) = jd_login(&base, "jd_watcher_1", "fixture-jd-1").await;
+    let (_, two) = jd_login(&base, "jd_watcher_2", "fixture-jd-2").await;
+    env.import("jd_watcher_1", &one).await;
+    env.import("jd_watcher_2", &two).await;
+    let search = Search::Keywords(vec![keyword.clone()]);
+    let runs = env
+        .crawl_with("jd", true)
+        .run(&env.store, &search)
+        .await
+        .unwrap()
+        .runs;
+    assert_eq!(runs[0].status, RunStatus::Ok, "{runs:?}");
+    let pairs: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT s.account, d.account FROM listings l
+         JOIN evidence s ON s.id = l.evidence_id JOIN evidence d ON d.id = l.detail_evidence_id",
+    )
+    .fetch_all(&mut env.conn().await)
+    .await
+    .unwrap();
+    assert!(pairs.len() > 10, "item pages fetched: {}", pairs.len());
+    for (search_by, item_by) in &pairs {
+        assert!(search_by.is_some(), "a record without its account");
+        assert_eq!(
+            search_by, item_by,
+            "an item page fetched by another account"
+        );
+    }
+    let used: BTreeSet<&str> = pairs.iter().filter_map(|p| p.0.as_deref()).collect();
+    assert_eq!(used, BTreeSet::from(["jd_watcher_1", "jd_watcher_2"]));
 }
 
 #[tokio::test]

@@ -344,6 +344,11 @@ impl Sessions {
         true
     }
 
+    /// Whether `session` can still fetch: it has not stopped for a person.
+    pub(super) fn usable(session: &Session) -> bool {
+        !session.stopped.load(Ordering::SeqCst)
+    }
+
     /// Whether every session has stopped for a person.
     pub(super) fn all_stopped(&self) -> bool {
         self.all.iter().all(|s| s.stopped.load(Ordering::SeqCst))

@@ -187,6 +187,31 @@ async fn check_review_ui(web: &WebServer, db: &sqlx::SqlitePool) {
         stored,
         "served from evidence as captured"
     );
+    // The notice's report shows the same pair, from the same bytes, side by side.
+    let dir = tempfile::tempdir().unwrap();
+    let templates = markwatch::Templates::load(None).unwrap();
+    let html = markwatch::write_report_html(&web.store, notice, &templates, dir.path())
+        .await
+        .unwrap();
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.contains("Compared with the genuine product"), "{html}");
+    let listing_file = format!("photo-{photo}.jpg");
+    assert!(html.contains(&listing_file), "{html}");
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(dir.path().join(&listing_file)).unwrap()
+        )),
+        stored
+    );
+    let reference = page
+        .split("/photos/reference/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let reference_file = format!("reference-{reference}.jpg");
+    assert!(html.contains(&reference_file), "{html}");
+    assert!(dir.path().join(&reference_file).exists());
+
     // Not for anonymous visitors.
     let anon = web
         .client()

@@ -222,6 +222,14 @@ fn may_stamp_time(cert: &CapturedX509Certificate) -> bool {
         })
 }
 
+/// `interval_secs` as a duration; an absurdly long one is "never again", not a panic.
+fn interval(secs: u64) -> chrono::Duration {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
 /// A URL as it may be shown: credentials in it are a secret.
 fn shown(url: &str) -> String {
     match url::Url::parse(url) {
@@ -277,9 +285,7 @@ impl Tsa {
             url: config.url.clone(),
             shown: shown(&config.url),
             anchor,
-            interval: chrono::Duration::seconds(
-                i64::try_from(config.interval_secs).unwrap_or(i64::MAX / 1000),
-            ),
+            interval: interval(config.interval_secs),
             client,
         })
     }
@@ -516,7 +522,7 @@ pub(crate) fn check_token(
     }
     let skew = chrono::Duration::seconds(SKEW_SECS);
     if let Ok(captured) = DateTime::parse_from_rfc3339(fetched_at)
-        && info.gen_time + skew < captured.with_timezone(&Utc)
+        && info.gen_time < captured.with_timezone(&Utc) - skew
     {
         return Some(format!(
             "the TSA's time {} is before the record's capture at {fetched_at}",
@@ -540,6 +546,13 @@ fn imprint_only(reply: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_configured_interval_is_a_duration() {
+        assert_eq!(interval(3600), chrono::Duration::hours(1));
+        assert_eq!(interval(u64::MAX), chrono::Duration::MAX);
+        assert_eq!(interval(i64::MAX as u64), chrono::Duration::MAX);
+    }
 
     #[test]
     fn a_tsa_url_is_shown_without_its_credentials() {

@@ -59,10 +59,8 @@ pub enum EvidenceError {
     #[error("evidence record {0} is missing")]
     MissingRecord(i64),
     /// A page a notice cites no longer opens.
-    #[error(
-        "evidence record {id} is damaged ({cause}); `markwatch evidence verify` checks the chain"
-    )]
-    Damaged { id: i64, cause: seal::Unreadable },
+    #[error(transparent)]
+    Damaged(#[from] seal::Damaged),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -318,8 +316,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                 .await?
                 .ok_or(EvidenceError::MissingRecord(e.id))?;
             let file = pack_file_name(e);
-            let damaged = |cause| EvidenceError::Damaged { id: e.id, cause };
-            let body = seal::open(&page.sealed_body).map_err(damaged)?;
+            let body = seal::open_record(e.id, &page.sealed_body)?;
             let sha = hex::encode(Sha256::digest(&body));
             let mut parts = Vec::new();
             let mut parts_ok = true;
@@ -329,7 +326,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
                     _ => "txt",
                 };
                 let part_file = format!("pages/{:08}-part{}-{}.{ext}", e.id, p.seq, p.kind);
-                let part_body = seal::open(&p.sealed_body).map_err(damaged)?;
+                let part_body = seal::open_record(e.id, &p.sealed_body)?;
                 let part_sha = hex::encode(Sha256::digest(&part_body));
                 parts_ok &= part_sha == p.body_sha256;
                 if !written_pages.contains_key(&part_file) {

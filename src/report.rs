@@ -32,10 +32,8 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "evidence record {id} is damaged ({cause}); `markwatch evidence verify` checks the chain"
-    )]
-    Damaged { id: i64, cause: seal::Unreadable },
+    #[error(transparent)]
+    Damaged(#[from] seal::Damaged),
 }
 
 /// The template's context.
@@ -171,8 +169,7 @@ pub async fn write_report_html(
             let mut screenshot = None;
             for p in store.evidence_parts(e.id).await? {
                 if p.kind == "screenshot" && screenshot.is_none() {
-                    let png = seal::open(&p.sealed_body)
-                        .map_err(|cause| ReportError::Damaged { id: e.id, cause })?;
+                    let png = seal::open_record(e.id, &p.sealed_body)?;
                     screenshot = Some(write(format!("shot-{}-{}.png", e.id, p.seq), &png)?);
                 }
             }

@@ -257,6 +257,19 @@ pub fn open(sealed_body: &[u8]) -> Result<Vec<u8>, Unreadable> {
     zstd::decode_all(sealed_body).map_err(|e| Unreadable(e.to_string()))
 }
 
+/// A record (or one of its parts) that no longer opens, as every reader reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("evidence record {id} is damaged ({cause}); `markwatch evidence verify` checks the chain")]
+pub struct Damaged {
+    pub id: i64,
+    pub cause: Unreadable,
+}
+
+/// [`open`] for readers that show or export record `id`: damage names the record.
+pub(crate) fn open_record(id: i64, sealed_body: &[u8]) -> Result<Vec<u8>, Damaged> {
+    open(sealed_body).map_err(|cause| Damaged { id, cause })
+}
+
 /// The chain link: commits to the previous link and to everything stored about the page.
 pub(crate) fn chain_hash(
     prev: &str,

@@ -98,22 +98,7 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
         cmd.env_remove("RUST_LOG");
         Run(cmd.output().expect("run markwatch"))
     };
-    let cfg = s
-        .write(
-            "markwatch.toml",
-            &format!(
-                "[crawl]\ndefinitions = \"{}\"\n\
-                 [platforms.jd]\nbase_url = \"{}\"\nlogin_required = false\nfetch = \"http\"\n\
-                 requests_per_second = 0\n\
-                 [evidence.tsa]\nurl = \"{}\"\nca = \"{}\"\ninterval_secs = 0\n",
-                common::repo().join("crawlers").display(),
-                fixtures.base("jd"),
-                tsa.url(),
-                tsa.ca.display()
-            ),
-        )
-        .display()
-        .to_string();
+    let cfg = tsa.jd_config(&s, &fixtures);
     let out = mw(&[
         "--config",
         &cfg,

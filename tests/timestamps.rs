@@ -15,21 +15,6 @@ fn tsa(test: &str) -> Option<TestTsa> {
     Some(TestTsa::start())
 }
 
-/// A config that crawls jd at the fixture server unpaced and stamps with `tsa`.
-fn config(s: &Scratch, fixtures: &Running, tsa: &TestTsa, ca: &std::path::Path) -> String {
-    let text = format!(
-        "[crawl]\ndefinitions = \"{}\"\n\
-         [platforms.jd]\nbase_url = \"{}\"\nlogin_required = false\nfetch = \"http\"\n\
-         requests_per_second = 0\n\
-         [evidence.tsa]\nurl = \"{}\"\nca = \"{}\"\ninterval_secs = 0\n",
-        common::repo().join("crawlers").display(),
-        fixtures.base("jd"),
-        tsa.url(),
-        ca.display()
-    );
-    s.write("markwatch.toml", &text).display().to_string()
-}
-
 fn crawl(s: &Scratch, cfg: &str, keyword: &str) -> String {
     s.run(&[
         "--config",
@@ -92,7 +77,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixtures = rt.block_on(Running::start(FixtureOptions::from_source_tree()));
     let s = Scratch::new();
-    let cfg = config(&s, &fixtures, &tsa, &tsa.ca);
+    let cfg = tsa.jd_config(&s, &fixtures);
     s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
         .ok();
 
@@ -294,7 +279,7 @@ fn a_tsa_that_is_down_delays_stamping_and_loses_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixtures = rt.block_on(Running::start(FixtureOptions::from_source_tree()));
     let s = Scratch::new();
-    let cfg = config(&s, &fixtures, &tsa, &tsa.ca);
+    let cfg = tsa.jd_config(&s, &fixtures);
 
     tsa.set_down(true);
     let out = crawl(&s, &cfg, "索尼");

@@ -115,7 +115,7 @@ impl Store {
         upto: i64,
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
-        let mut rows: Vec<ListingRow> = sqlx::query_as(
+        let rows: Vec<ListingRow> = sqlx::query_as(
             "UPDATE listings SET detail_tried_at = ?
              WHERE id IN (SELECT id FROM listings
                           WHERE platform = ? AND detail_evidence_id IS NULL AND id <= ?
@@ -128,10 +128,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        // RETURNING gives no order: fetch in id order.
-        rows.sort_by_key(|r| r.id());
-        let mut conn = self.pool.acquire().await?;
-        super::images::with_photo_hashes(&mut conn, rows).await
+        self.taken(rows).await
     }
 
     /// Takes up to `limit` of `platform`'s listings judged infringing or suspect since `since`
@@ -143,7 +140,7 @@ impl Store {
         since: &str,
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
-        let mut rows: Vec<ListingRow> = sqlx::query_as(
+        let rows: Vec<ListingRow> = sqlx::query_as(
             "UPDATE listings SET detail_tried_at = ?
              WHERE id IN (SELECT l.id FROM listings l JOIN matches m ON m.listing_id = l.id
                           WHERE l.platform = ? AND m.verdict IN ('infringing', 'suspect')
@@ -160,6 +157,12 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        self.taken(rows).await
+    }
+
+    /// Listings a `take_*` query marked tried, in id order (RETURNING gives none), with their
+    /// photos' hashes: ready to judge.
+    async fn taken(&self, mut rows: Vec<ListingRow>) -> Result<Vec<(i64, Listing)>> {
         rows.sort_by_key(|r| r.id());
         let mut conn = self.pool.acquire().await?;
         super::images::with_photo_hashes(&mut conn, rows).await

@@ -37,13 +37,8 @@ pub enum WebError {
     #[error("the server is busy checking passwords; try again in {retry_after_secs} s")]
     Busy { retry_after_secs: i64 },
     /// A stored evidence body that no longer opens: damaged or changed after capture.
-    #[error(
-        "evidence record {id} is damaged ({cause}); `markwatch evidence verify` checks the chain"
-    )]
-    Damaged {
-        id: i64,
-        cause: crate::seal::Unreadable,
-    },
+    #[error(transparent)]
+    Damaged(#[from] crate::seal::Damaged),
     #[error("storage error")]
     Store(#[from] StoreError),
     #[error("template error")]
@@ -78,7 +73,7 @@ impl WebError {
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Store(_) | WebError::Template(_) | WebError::Damaged { .. } => {
+            WebError::Store(_) | WebError::Template(_) | WebError::Damaged(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }

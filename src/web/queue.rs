@@ -521,8 +521,7 @@ pub(super) async fn evidence(
         .evidence_page(id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let body =
-        crate::seal::open(&stored.sealed_body).map_err(|cause| WebError::Damaged { id, cause })?;
+    let body = crate::seal::open_record(id, &stored.sealed_body)?;
     let html = decode_evidence(&body, stored.content_type());
     let text = visible_text(&html);
     let parts: Vec<_> = state
@@ -579,8 +578,7 @@ pub(super) async fn evidence_part(
         .into_iter()
         .find(|p| p.seq == seq)
         .ok_or(WebError::NotFound)?;
-    let body =
-        crate::seal::open(&part.sealed_body).map_err(|cause| WebError::Damaged { id, cause })?;
+    let body = crate::seal::open_record(id, &part.sealed_body)?;
     let png = part.kind == "screenshot" && body.starts_with(b"\x89PNG\r\n\x1a\n");
     let ctype = if png {
         "image/png"
@@ -702,8 +700,7 @@ pub(super) async fn evidence_raw(
         .evidence_page(id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let body =
-        crate::seal::open(&stored.sealed_body).map_err(|cause| WebError::Damaged { id, cause })?;
+    let body = crate::seal::open_record(id, &stored.sealed_body)?;
     let html = decode_evidence(&body, stored.content_type());
     let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let h = resp.headers_mut();

@@ -151,6 +151,22 @@ impl TestTsa {
         format!("http://{}/tsa", self.addr)
     }
 
+    /// Writes `markwatch.toml` into `s`: jd at the fixture server, unpaced, item pages over
+    /// HTTP, the chain stamped by this authority after every run. Returns its path.
+    pub fn jd_config(&self, s: &super::Scratch, fixtures: &super::Running) -> String {
+        let text = format!(
+            "[crawl]\ndefinitions = \"{}\"\n\
+             [platforms.jd]\nbase_url = \"{}\"\nlogin_required = false\nfetch = \"http\"\n\
+             requests_per_second = 0\n\
+             [evidence.tsa]\nurl = \"{}\"\nca = \"{}\"\ninterval_secs = 0\n",
+            super::repo().join("crawlers").display(),
+            fixtures.base("jd"),
+            self.url(),
+            self.ca.display()
+        );
+        s.write("markwatch.toml", &text).display().to_string()
+    }
+
     /// Answer 503 to every request while `down`.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);

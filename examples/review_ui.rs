@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8088".to_owned());
     let store = Store::open(&db).await?;
     let config = Config {
-        database: db,
+        database: db.into(),
         ..Config::default()
     };
     let defs = markwatch::load_definitions(&config.crawl.definitions)?;

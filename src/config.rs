@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::store::Database;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// SQLite database file.
-    pub database: PathBuf,
+    /// The SQLite database file, or a `postgres://` URL for a database shared by several
+    /// machines.
+    pub database: Database,
     pub log: LogConfig,
     pub crawl: CrawlConfig,
     /// Per-platform overrides, keyed by platform name (`taobao`, `tmall`, `jd`, `amazon_cn`).
@@ -51,7 +53,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            database: PathBuf::from("markwatch.db"),
+            database: Database::Sqlite(PathBuf::from("markwatch.db")),
             log: LogConfig::default(),
             crawl: CrawlConfig::default(),
             platforms: BTreeMap::new(),
@@ -453,8 +455,12 @@ impl Config {
                 message: message.to_owned(),
             })
         };
-        if self.database.as_os_str().is_empty() {
-            return bad("database", "must name a file");
+        if self
+            .database
+            .file()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return bad("database", "must name a file or a postgres:// URL");
         }
         if self.crawl.timeout_secs == 0 {
             return bad("crawl.timeout_secs", "must be at least 1");
@@ -734,7 +740,10 @@ mod tests {
     fn no_file_gives_defaults() {
         let config = Config::load_with_env(None, Env::prefixed("MARKWATCH_UNIT_TEST_")).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.database, PathBuf::from("markwatch.db"));
+        assert_eq!(
+            config.database,
+            Database::Sqlite(PathBuf::from("markwatch.db"))
+        );
     }
 
     #[test]

@@ -441,7 +441,7 @@ mod tests {
         assert!(original.starts_with(b"<html>"));
         let mut body = original.clone();
         body[1] ^= 0x01;
-        sqlx::query("UPDATE evidence SET body = ? WHERE id = 2")
+        crate::store::sql::query("UPDATE evidence SET body = ? WHERE id = 2")
             .bind(zstd::encode_all(&body[..], 3).unwrap())
             .execute(db.pool())
             .await
@@ -453,15 +453,17 @@ mod tests {
         assert!(b.problem.contains("recorded at capture"), "{}", b.problem);
 
         // A rewritten time with a consistent body is caught by the chain hash.
-        sqlx::query("UPDATE evidence SET body = ? WHERE id = 2")
+        crate::store::sql::query("UPDATE evidence SET body = ? WHERE id = 2")
             .bind(zstd::encode_all(&original[..], 3).unwrap())
             .execute(db.pool())
             .await
             .unwrap();
-        sqlx::query("UPDATE evidence SET fetched_at = '2020-01-01T00:00:00.000Z' WHERE id = 3")
-            .execute(db.pool())
-            .await
-            .unwrap();
+        crate::store::sql::query(
+            "UPDATE evidence SET fetched_at = '2020-01-01T00:00:00.000Z' WHERE id = 3",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
         let b = verify_chain(&db.store).await.unwrap().first_break.unwrap();
         assert_eq!(b.evidence_id, 3);
         assert!(
@@ -489,7 +491,7 @@ mod tests {
         .await;
         let page = db.store.evidence_page(1).await.unwrap().unwrap();
         let raw = open(&page.sealed_body).unwrap();
-        sqlx::query("UPDATE evidence SET body = ? WHERE id = 1")
+        crate::store::sql::query("UPDATE evidence SET body = ? WHERE id = 1")
             .bind(&raw)
             .execute(db.pool())
             .await

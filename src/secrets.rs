@@ -152,10 +152,8 @@ impl SecretKey {
 }
 
 /// The default key file: beside the database, named after it (`markwatch.db.key`).
-pub fn default_key_file(database: &Path) -> PathBuf {
-    let mut name = database.file_name().unwrap_or_default().to_os_string();
-    name.push(".key");
-    database.with_file_name(name)
+pub fn default_key_file(database: impl Into<crate::store::Database>) -> PathBuf {
+    database.into().companion(".key")
 }
 
 fn parse_hex_key(text: &str) -> Option<[u8; KEY_LEN]> {

@@ -26,7 +26,7 @@ impl TestDb {
         TestDb { store, _dir: dir }
     }
 
-    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
         self.store.pool()
     }
 
@@ -71,23 +71,23 @@ impl TestDb {
         let listing_id = rec.new.first().or(rec.changed.first()).map(|x| x.1);
         let listing_id = match listing_id {
             Some(id) => id,
-            None => {
-                sqlx::query_scalar("SELECT id FROM listings WHERE platform = ? AND item_id = ?")
-                    .bind(platform)
-                    .bind(item_id)
-                    .fetch_one(self.pool())
-                    .await
-                    .unwrap()
-            }
+            None => crate::store::sql::query_scalar(
+                "SELECT id FROM listings WHERE platform = ? AND item_id = ?",
+            )
+            .bind(platform)
+            .bind(item_id)
+            .fetch_one(self.pool())
+            .await
+            .unwrap(),
         };
-        let brand_id: i64 = sqlx::query_scalar("SELECT id FROM brands WHERE name = ?")
+        let brand_id: i64 = crate::store::sql::query_scalar("SELECT id FROM brands WHERE name = ?")
             .bind(brand)
             .fetch_one(self.pool())
             .await
             .unwrap();
         let mark_id: Option<i64> = match mark {
             Some((text, jurisdiction)) => Some(
-                sqlx::query_scalar(
+                crate::store::sql::query_scalar(
                     "SELECT id FROM marks WHERE brand_id = ? AND text = ? AND jurisdiction = ?",
                 )
                 .bind(brand_id)
@@ -104,7 +104,7 @@ impl TestDb {
             {"code": "counterfeit_term", "detail": "高仿"}
         ]);
         let now = crate::store::now();
-        let match_id: i64 = sqlx::query_scalar(
+        let match_id: i64 = crate::store::sql::query_scalar(
             "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons, matcher_version,
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'test', ?, ?)
              ON CONFLICT (listing_id) DO UPDATE SET brand_id = excluded.brand_id, mark_id = excluded.mark_id,

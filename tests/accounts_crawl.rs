@@ -86,7 +86,7 @@ impl Env {
         let store = Store::open(&db).await.unwrap();
         let key = SecretKey::load(None, &markwatch::default_key_file(&db)).unwrap();
         let mut config = Config {
-            database: db,
+            database: db.into(),
             ..Config::default()
         };
         config.crawl.user_agent = "markwatch-test".to_owned();
@@ -179,7 +179,7 @@ impl Env {
     /// A connection of its own to the database, as another reader would open it.
     async fn conn(&self) -> sqlx::SqliteConnection {
         use sqlx::Connection;
-        let url = format!("sqlite:{}", self.config.database.display());
+        let url = format!("sqlite:{}", self.config.database);
         sqlx::SqliteConnection::connect(&url).await.unwrap()
     }
 

@@ -23,7 +23,7 @@ pub async fn run(args: BackupArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     store.close().await;
     println!(
         "backed up {} to {} ({} bytes, integrity {})",
-        ctx.config.database.display(),
+        ctx.config.database,
         args.file.display(),
         summary.bytes,
         summary.integrity

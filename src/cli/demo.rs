@@ -106,7 +106,7 @@ fn needs_browser(def: &PlatformDef) -> bool {
 /// without login, when there is no Chromium).
 fn demo_config(base: &Config, dir: &Path, platforms: &DemoPlatforms) -> anyhow::Result<Config> {
     let mut config = base.clone();
-    config.database = dir.join(DB);
+    config.database = dir.join(DB).into();
     config.email.transport = EmailTransport::File;
     config.email.dir = dir.join(OUTBOX);
     config.crawl.definitions = bundled(&base.crawl.definitions, "crawlers");
@@ -509,8 +509,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     println!(
         "Open the review UI on the same data:\n  markwatch --db {} users add demo --role admin   (asks for a password)\n  markwatch serve --demo{dir_flag}   then http://{}/",
-        config.database.display(),
-        config.web.addr
+        config.database, config.web.addr
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -586,11 +585,8 @@ async fn print_summary(store: &Store, config: &Config) -> anyhow::Result<()> {
         .unwrap_or(0);
     println!("\nAlert emails: {emails} .eml files");
     println!("\nWhere it lies:");
-    println!("  database   {}", config.database.display());
+    println!("  database   {}", config.database);
     println!("  emails     {}", config.email.dir.display());
-    println!(
-        "  try        markwatch --db {} queue list",
-        config.database.display()
-    );
+    println!("  try        markwatch --db {} queue list", config.database);
     Ok(())
 }

@@ -215,7 +215,7 @@ pub async fn run(cmd: EvidenceCommand, ctx: &Context) -> anyhow::Result<ExitCode
             tsa_ca,
         } => {
             let anchor = trust_anchor(tsa_ca.as_deref(), ctx)?;
-            let report = if ctx.config.database.exists() {
+            let report = if ctx.config.database.file().is_none_or(|f| f.exists()) {
                 let store = ctx.open_store().await?;
                 let r = verify_pack_with_store(&pack, &store, anchor.as_ref()).await?;
                 store.close().await;

@@ -52,9 +52,9 @@ pub struct Cli {
     /// Configuration file [default: ./markwatch.toml if present]
     #[arg(long, global = true, env = "MARKWATCH_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
-    /// SQLite database file; overrides `database` in the configuration
-    #[arg(long, global = true, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// SQLite database file or postgres:// URL; overrides `database` in the configuration
+    #[arg(long, global = true, value_name = "PATH|URL", value_parser = markwatch::Database::parse)]
+    db: Option<markwatch::Database>,
     /// Log format; overrides `log.format` (RUST_LOG sets the level)
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,

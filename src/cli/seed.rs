@@ -30,7 +30,7 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let done = done?;
     println!(
         "seeded {done} draft notices into {} in {:.1} s",
-        ctx.config.database.display(),
+        ctx.config.database,
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -96,7 +96,7 @@ pub async fn crawl_now(
     let Some(addr) = addr else {
         bail!(
             "no daemon is serving {}; start one with `markwatch serve`, or crawl here with `markwatch crawl --once`",
-            ctx.config.database.display()
+            ctx.config.database
         );
     };
     // The daemon's token is in a file only its user (and root) can read.

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::Sqlite;
+use sqlx::Any;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -297,7 +297,7 @@ async fn run_page_writer(store: Store, judge: Arc<Judge>, mut queue: mpsc::Recei
 /// Stores `pages` in one transaction on `conn`, taken from the pool the first time.
 async fn write_on(
     store: &Store,
-    conn: &mut Option<PoolConnection<Sqlite>>,
+    conn: &mut Option<PoolConnection<Any>>,
     pages: &[&PreparedPage],
     judge: &(dyn Fn(&Listing) -> Verdict + Sync),
 ) -> Result<Vec<PageRecord>> {
@@ -514,16 +514,17 @@ mod tests {
             .unwrap();
         assert_eq!((twins.new.len(), twins.matches.len()), (1, 1));
 
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM listings")
+        let count: i64 = crate::store::sql::query_scalar("SELECT count(*) FROM listings")
             .fetch_one(store.pool())
             .await
             .unwrap();
         assert_eq!(count, 2);
-        let fields: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT field, old_value, new_value FROM listing_changes ORDER BY id")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
+        let fields: Vec<(String, String, String)> = crate::store::sql::query_as(
+            "SELECT field, old_value, new_value FROM listing_changes ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
         assert_eq!(
             fields,
             vec![
@@ -533,7 +534,7 @@ mod tests {
         );
         // Each link commits to the one before it.
         let links: Vec<(String, String)> =
-            sqlx::query_as("SELECT prev_hash, chain_hash FROM evidence ORDER BY id")
+            crate::store::sql::query_as("SELECT prev_hash, chain_hash FROM evidence ORDER BY id")
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
@@ -541,11 +542,12 @@ mod tests {
         assert_eq!(links[0].0, GENESIS_HASH);
         assert_eq!(links[1].0, links[0].1);
         assert_eq!(links[2].0, links[1].1);
-        let body: Vec<u8> = sqlx::query_scalar("SELECT body FROM evidence WHERE id = ?")
-            .bind(first.evidence_id)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let body: Vec<u8> =
+            crate::store::sql::query_scalar("SELECT body FROM evidence WHERE id = ?")
+                .bind(first.evidence_id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
         assert_eq!(zstd::decode_all(&body[..]).unwrap(), b"a");
     }
 
@@ -601,7 +603,7 @@ mod tests {
             "SELECT json_array(listing_id, verdict, score) FROM matches ORDER BY listing_id",
             "SELECT json_array(id, crawl_run_id, url, prev_hash, chain_hash) FROM evidence ORDER BY id",
         ] {
-            let found: Vec<String> = sqlx::query_scalar(query)
+            let found: Vec<String> = crate::store::sql::query_scalar(query)
                 .fetch_all(store.pool())
                 .await
                 .unwrap();

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::crawl::{CrawlError, Pace};
 use crate::platform::{self, PlatformError};
 use crate::schedule::{self, ScheduleError};
-use crate::store::{Store, StoreError};
+use crate::store::{Database, Store, StoreError};
 use http::MetricsAccess;
 
 /// Keys of `daemon_state` a running daemon sets.
@@ -65,10 +65,10 @@ pub enum DaemonError {
     /// Another daemon holds the lock on this database.
     #[error(
         "another markwatch daemon is running on {} (lock {} held)",
-        database.display(),
+        database,
         lock.display()
     )]
-    AlreadyRunning { database: PathBuf, lock: PathBuf },
+    AlreadyRunning { database: String, lock: PathBuf },
     #[error("cannot create the lock file {}: {source}", path.display())]
     Lock {
         path: PathBuf,
@@ -114,23 +114,31 @@ pub struct ServeOptions {
 
 /// Holds an exclusive lock on `<database>.lock` for the process's life: two daemons on one
 /// database would double every run. The lock sits beside the canonical file, so a symlink or
-/// another spelling of the path meets the same lock.
+/// another spelling of the path meets the same lock. For PostgreSQL it is `markwatch.lock` in
+/// the working directory: one daemon per directory on each machine.
 pub struct DaemonLock {
     _file: File,
     path: PathBuf,
-    database: PathBuf,
+    database: Database,
 }
 
 impl DaemonLock {
-    pub fn acquire(database: &Path) -> Result<DaemonLock, DaemonError> {
+    pub fn acquire(database: impl Into<Database>) -> Result<DaemonLock, DaemonError> {
+        let database = &database.into();
         let lock_err = |path: &Path, source| DaemonError::Lock {
             path: path.to_owned(),
             source,
         };
-        // The file must exist to be resolved; created here it gets the store's mode.
-        crate::store::create_private(database).map_err(|e| lock_err(database, e))?;
-        let canonical = std::fs::canonicalize(database).map_err(|e| lock_err(database, e))?;
-        let path = beside(&canonical, ".lock");
+        let canonical = match database {
+            Database::Sqlite(file) => {
+                // The file must exist to be resolved; created here it gets the store's mode.
+                crate::store::create_private(file).map_err(|e| lock_err(file, e))?;
+                let canonical = std::fs::canonicalize(file).map_err(|e| lock_err(file, e))?;
+                Database::Sqlite(canonical)
+            }
+            Database::Postgres(_) => database.clone(),
+        };
+        let path = canonical.companion(".lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -145,15 +153,15 @@ impl DaemonLock {
                 database: canonical,
             }),
             Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::AlreadyRunning {
-                database: canonical,
+                database: canonical.to_string(),
                 lock: path,
             }),
             Err(std::fs::TryLockError::Error(source)) => Err(lock_err(&path, source)),
         }
     }
 
-    /// The database file the lock is for, symlinks resolved.
-    pub fn database(&self) -> &Path {
+    /// The database the lock is for, a file's symlinks resolved.
+    pub fn database(&self) -> &Database {
         &self.database
     }
 
@@ -165,8 +173,12 @@ impl DaemonLock {
 /// The file holding the running daemon's control token, beside the (canonical) database,
 /// mode 0600: whoever can read it (the daemon's user, root) may call the control API. The
 /// database keeps only the token's hash.
-pub fn control_token_path(database: &Path) -> std::io::Result<PathBuf> {
-    Ok(beside(&std::fs::canonicalize(database)?, ".token"))
+pub fn control_token_path(database: impl Into<Database>) -> std::io::Result<PathBuf> {
+    let database = database.into();
+    match &database {
+        Database::Sqlite(file) => Ok(beside(&std::fs::canonicalize(file)?, ".token")),
+        Database::Postgres(_) => Ok(database.companion(".token")),
+    }
 }
 
 /// The SHA-256 of a bearer token, as kept: the control token is 256 random bits, so a fast hash
@@ -312,7 +324,7 @@ pub async fn serve(
     };
     let token = hex::encode(rand::rng().random::<[u8; 32]>());
     let control_hash = token_hash(&token);
-    let token_file = TokenFile::write(beside(lock.database(), ".token"), token)?;
+    let token_file = TokenFile::write(lock.database().companion(".token"), token)?;
     store
         .delete_daemon_state(&[STATE_LEGACY_CONTROL_TOKEN])
         .await?;
@@ -395,7 +407,7 @@ pub async fn serve(
     tracing::info!(
         addr = %local,
         metrics_addr = ?ops_local,
-        db = %config.database.display(),
+        db = %config.database,
         lock = %lock.path().display(),
         watches = ?names,
         "markwatch serving"

@@ -1,6 +1,7 @@
 //! Platform accounts: their state, pace, counters and sealed secrets. The store keeps sealed
 //! bytes only; sealing and opening belong to `secrets`.
 
+use super::sql;
 use serde::Serialize;
 
 use super::{Result, Store, StoreError, now};
@@ -108,7 +109,7 @@ impl Store {
     /// The value sealed under the key first used for this database's secrets, if any.
     pub(crate) async fn secret_key_check(&self) -> Result<Option<Vec<u8>>> {
         Ok(
-            sqlx::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
+            sql::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
                 .fetch_optional(&self.pool)
                 .await?,
         )
@@ -124,7 +125,7 @@ impl Store {
     ) -> Result<SaveOutcome> {
         let mut tx = self.begin_write().await?;
         let now = now();
-        sqlx::query(
+        sql::query(
             "INSERT INTO secret_key_check (id, sealed, created_at) VALUES (1, ?, ?)
              ON CONFLICT (id) DO NOTHING",
         )
@@ -133,12 +134,12 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         let existed: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM accounts WHERE platform = ? AND name = ?")
+            sql::query_scalar("SELECT id FROM accounts WHERE platform = ? AND name = ?")
                 .bind(account.platform)
                 .bind(account.name)
                 .fetch_optional(&mut **tx)
                 .await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO accounts (platform, name, state, state_since, proxy_display, proxy_sealed,
                  requests_per_second, concurrency, cookies_sealed, cookie_count, created_at,
                  updated_at)
@@ -154,13 +155,13 @@ impl Store {
         .bind(account.proxy_display.as_deref())
         .bind(account.proxy_sealed.as_deref())
         .bind(account.requests_per_second)
-        .bind(account.concurrency)
+        .bind(account.concurrency.map(i64::from))
         .bind(&account.cookies_sealed)
         .bind(i64::try_from(account.cookie_count).unwrap_or(i64::MAX))
         .execute(&mut **tx)
         .await?;
         // A fresh session closes what the old one met: the next wall is a new incident.
-        sqlx::query(
+        sql::query(
             "UPDATE crawl_incidents SET resolved_at = ?1 WHERE resolved_at IS NULL
              AND account_id = (SELECT id FROM accounts WHERE platform = ?2 AND name = ?3)",
         )
@@ -180,7 +181,7 @@ impl Store {
     /// Every account, by platform and name. `today` is the UTC date (`YYYY-MM-DD`) whose pages
     /// count as today's.
     pub async fn accounts(&self, today: &str) -> Result<Vec<AccountSummary>> {
-        let rows: Vec<SummaryRow> = sqlx::query_as(
+        let rows: Vec<SummaryRow> = sql::query_as(
             "SELECT platform, name, state, state_since, state_until, last_success_at, pages_day,
                     pages_count, proxy_display, requests_per_second, concurrency, cookie_count,
                     created_at, updated_at
@@ -224,7 +225,7 @@ impl Store {
         platform: &str,
         name: Option<&str>,
     ) -> Result<Vec<SealedAccount>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT id, platform, name, state, state_until, state_url, cookies_sealed, proxy_sealed,
                     requests_per_second, concurrency
              FROM accounts WHERE platform = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
@@ -247,7 +248,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = now();
         let row: Option<(String, String, String)> =
-            sqlx::query_as("SELECT platform, name, state FROM accounts WHERE id = ?")
+            sql::query_as("SELECT platform, name, state FROM accounts WHERE id = ?")
                 .bind(account_id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -256,7 +257,7 @@ impl Store {
         };
         let state: &str = state.into();
         if old != state {
-            sqlx::query(
+            sql::query(
                 "UPDATE accounts SET state = ?, state_since = ?, state_until = NULL,
                      state_url = ?, updated_at = ? WHERE id = ?",
             )
@@ -268,14 +269,14 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        let open: Option<i64> = sqlx::query_scalar(
+        let open: Option<i64> = sql::query_scalar(
             "SELECT id FROM crawl_incidents WHERE account_id = ? AND resolved_at IS NULL",
         )
         .bind(account_id)
         .fetch_optional(&mut **tx)
         .await?;
         if open.is_none() {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO crawl_incidents (platform, account_id, account, kind, url, at)
                  VALUES (?, ?, ?, ?, ?, ?)",
             )
@@ -296,7 +297,7 @@ impl Store {
     /// unless one is open. Returns whether a new one was opened.
     pub(crate) async fn platform_challenged(&self, platform: &str, url: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let open: Option<i64> = sqlx::query_scalar(
+        let open: Option<i64> = sql::query_scalar(
             "SELECT id FROM crawl_incidents
              WHERE platform = ? AND account_id IS NULL AND resolved_at IS NULL",
         )
@@ -304,7 +305,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         if open.is_none() {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO crawl_incidents (platform, kind, url, at)
                  VALUES (?, 'challenged', ?, ?)",
             )
@@ -321,7 +322,7 @@ impl Store {
     /// A platform crawled without an account got through: its challenge incident is over.
     pub(crate) async fn platform_cleared(&self, platform: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        sql::query(
             "UPDATE crawl_incidents SET resolved_at = ? WHERE platform = ?
              AND account_id IS NULL AND resolved_at IS NULL",
         )
@@ -344,7 +345,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let now = now();
-        sqlx::query(
+        sql::query(
             "UPDATE accounts SET
                  pages_count = CASE WHEN pages_day = ?1 THEN pages_count + ?2 ELSE ?2 END,
                  pages_day = ?1,
@@ -370,7 +371,7 @@ impl Store {
     ) -> Result<Option<i64>> {
         let mut tx = self.begin_write().await?;
         type Row = (i64, String, Option<String>, String, Option<String>, String);
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = sql::query_as(
             "SELECT id, platform, account, kind, url, at FROM crawl_incidents
                  WHERE reported = 0 ORDER BY id",
         )
@@ -382,7 +383,7 @@ impl Store {
         let mut needs_person = Vec::with_capacity(rows.len());
         for (id, platform, account, kind, url, at) in rows {
             needs_person.push(NeedsPerson::new(platform, account, kind, url, at));
-            sqlx::query("UPDATE crawl_incidents SET reported = 1 WHERE id = ?")
+            sql::query("UPDATE crawl_incidents SET reported = 1 WHERE id = ?")
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
@@ -399,7 +400,7 @@ impl Store {
     /// Deletes an account with its secrets; false when there was none.
     pub async fn remove_account(&self, platform: &str, name: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM accounts WHERE platform = ? AND name = ?")
+        let done = sql::query("DELETE FROM accounts WHERE platform = ? AND name = ?")
             .bind(platform)
             .bind(name)
             .execute(&mut **tx)
@@ -451,7 +452,7 @@ mod tests {
         assert_eq!(list[0].state, AccountState::Ok);
         assert_eq!(list[0].pages_today, 0);
         assert_eq!(list[0].proxy.as_deref(), Some("socks5://10.0.0.1:1080"));
-        let sealed: Vec<u8> = sqlx::query_scalar("SELECT cookies_sealed FROM accounts")
+        let sealed: Vec<u8> = sql::query_scalar("SELECT cookies_sealed FROM accounts")
             .fetch_one(store.pool())
             .await
             .unwrap();

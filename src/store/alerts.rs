@@ -4,11 +4,12 @@
 //! Every state change of an alert is one statement or one transaction, so a crash leaves each
 //! row in a state the sender can resume from (the alert module documents the delivery contract).
 
+use super::sql;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::{Result, Store, StoreError};
 use crate::model::alert::{
@@ -255,9 +256,9 @@ fn parse_stamp(table: &'static str, column: &'static str, s: &str) -> Result<Dat
 
 // ---------------------------------------------------------------- brand preferences
 
-pub(super) async fn brand_prefs(conn: &mut SqliteConnection) -> Result<HashMap<i64, AlertPrefs>> {
+pub(super) async fn brand_prefs(conn: &mut AnyConnection) -> Result<HashMap<i64, AlertPrefs>> {
     let rows: Vec<(i64, String, Option<String>, String)> =
-        sqlx::query_as("SELECT id, alert_mode, alert_digest, alert_language FROM brands")
+        sql::query_as("SELECT id, alert_mode, alert_digest, alert_language FROM brands")
             .fetch_all(&mut *conn)
             .await?;
     rows.into_iter()
@@ -273,9 +274,9 @@ fn prefs_from_row(mode: String, digest: Option<String>, language: String) -> Res
     })
 }
 
-async fn contacts(conn: &mut SqliteConnection, brand_id: i64) -> Result<Vec<String>> {
+async fn contacts(conn: &mut AnyConnection, brand_id: i64) -> Result<Vec<String>> {
     Ok(
-        sqlx::query_scalar("SELECT email FROM brand_contacts WHERE brand_id = ? ORDER BY position")
+        sql::query_scalar("SELECT email FROM brand_contacts WHERE brand_id = ? ORDER BY position")
             .bind(brand_id)
             .fetch_all(&mut *conn)
             .await?,
@@ -351,7 +352,7 @@ fn parse_reasons(match_id: i64, raw: &str) -> Vec<Reason> {
 
 /// Pending events of `kinds` for one brand, with their items, oldest first.
 async fn pending_items(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     brand_id: i64,
     kind: &str,
 ) -> Result<(Vec<i64>, Vec<Item>)> {
@@ -360,12 +361,12 @@ async fn pending_items(
          WHERE e.brand_id = ? AND e.kind = ? AND e.handled_at IS NULL
          ORDER BY e.id"
     );
-    let rows: Vec<ItemRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<ItemRow> = sql::query_as(sqlx::AssertSqlSafe(sql))
         .bind(brand_id)
         .bind(kind)
         .fetch_all(&mut **tx)
         .await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<i64> = sql::query_scalar(
         "SELECT id FROM alert_events WHERE brand_id = ? AND kind = ? AND handled_at IS NULL ORDER BY id",
     )
     .bind(brand_id)
@@ -383,13 +384,13 @@ async fn pending_items(
 }
 
 async fn mark_handled(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     event_ids: &[i64],
     alert_id: Option<i64>,
     now: &str,
 ) -> Result<()> {
     for id in event_ids {
-        sqlx::query("UPDATE alert_events SET handled_at = ?, alert_id = ? WHERE id = ?")
+        sql::query("UPDATE alert_events SET handled_at = ?, alert_id = ? WHERE id = ?")
             .bind(now)
             .bind(alert_id)
             .bind(id)
@@ -400,13 +401,13 @@ async fn mark_handled(
 }
 
 pub(super) async fn insert_alert_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     alert: &NewAlert,
     now: &str,
 ) -> Result<i64> {
     let recipients = serde_json::to_string(&alert.recipients).expect("strings serialise");
     let payload = serde_json::to_string(&alert.payload).expect("payload serialises");
-    Ok(sqlx::query_scalar(
+    Ok(sql::query_scalar(
         "INSERT INTO alerts (kind, brand_id, recipients, message_id, payload, subject, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
@@ -427,7 +428,7 @@ impl Store {
     /// Brands with infringing events the batcher has not handled yet.
     pub(crate) async fn pending_alert_brands(&self) -> Result<Vec<PendingBrand>> {
         let mut conn = self.pool.acquire().await?;
-        let rows: Vec<(i64, String, String, i64, String, String)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, i64, String, String)> = sql::query_as(
             "SELECT b.id, b.name, b.alert_mode, count(*), min(e.created_at), max(e.created_at)
              FROM alert_events e JOIN brands b ON b.id = e.brand_id
              WHERE e.handled_at IS NULL AND e.kind = 'infringing'
@@ -483,7 +484,7 @@ impl Store {
     pub(crate) async fn digest_brands(&self) -> Result<Vec<DigestBrand>> {
         let mut conn = self.pool.acquire().await?;
         type DigestRow = (i64, String, String, Option<String>, String, Option<String>);
-        let rows: Vec<DigestRow> = sqlx::query_as(
+        let rows: Vec<DigestRow> = sql::query_as(
             "SELECT b.id, b.name, b.alert_mode, b.alert_digest, b.alert_language, d.covered_to
              FROM brands b LEFT JOIN alert_digests d ON d.brand_id = b.id ORDER BY b.id",
         )
@@ -510,7 +511,7 @@ impl Store {
         brand_id: i64,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO alert_digests (brand_id, covered_to) VALUES (?, ?)")
+        sql::query("INSERT OR IGNORE INTO alert_digests (brand_id, covered_to) VALUES (?, ?)")
             .bind(brand_id)
             .bind(stamp(at))
             .execute(&self.pool)
@@ -536,7 +537,7 @@ impl Store {
     ) -> Result<Option<i64>> {
         let mut tx = self.begin_write().await?;
         let current: Option<String> =
-            sqlx::query_scalar("SELECT covered_to FROM alert_digests WHERE brand_id = ?")
+            sql::query_scalar("SELECT covered_to FROM alert_digests WHERE brand_id = ?")
                 .bind(brand_id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -573,7 +574,7 @@ impl Store {
             None
         };
         mark_handled(&mut tx, &event_ids, alert_id, &now).await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO alert_digests (brand_id, covered_to) VALUES (?, ?)
              ON CONFLICT (brand_id) DO UPDATE SET covered_to = excluded.covered_to",
         )
@@ -591,19 +592,19 @@ impl Store {
     pub(crate) async fn failure_streaks(&self) -> Result<Vec<FailureStreak>> {
         let mut conn = self.pool.acquire().await?;
         let platforms: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT platform FROM crawl_runs ORDER BY platform")
+            sql::query_scalar("SELECT DISTINCT platform FROM crawl_runs ORDER BY platform")
                 .fetch_all(&mut *conn)
                 .await?;
         let mut out = Vec::new();
         for platform in platforms {
             // Runs still going say nothing yet; abandoned ones (crash) neither succeed nor fail.
-            let last_good: i64 = sqlx::query_scalar(
+            let last_good: i64 = sql::query_scalar(
                 "SELECT coalesce(max(id), 0) FROM crawl_runs WHERE platform = ? AND status IN ('ok', 'partial')",
             )
             .bind(&platform)
             .fetch_one(&mut *conn)
             .await?;
-            let (runs, newest): (i64, Option<i64>) = sqlx::query_as(
+            let (runs, newest): (i64, Option<i64>) = sql::query_as(
                 "SELECT count(*), max(id) FROM crawl_runs WHERE platform = ? AND id > ? AND status = 'failed'",
             )
             .bind(&platform)
@@ -614,12 +615,12 @@ impl Store {
                 continue;
             };
             let (last_error, last_finished_at): (Option<String>, Option<String>) =
-                sqlx::query_as("SELECT error, finished_at FROM crawl_runs WHERE id = ?")
+                sql::query_as("SELECT error, finished_at FROM crawl_runs WHERE id = ?")
                     .bind(newest_run_id)
                     .fetch_one(&mut *conn)
                     .await?;
             let told: Option<i64> =
-                sqlx::query_scalar("SELECT last_run_id FROM alert_operations WHERE platform = ?")
+                sql::query_scalar("SELECT last_run_id FROM alert_operations WHERE platform = ?")
                     .bind(&platform)
                     .fetch_optional(&mut *conn)
                     .await?;
@@ -646,7 +647,7 @@ impl Store {
         let now = super::now();
         let id = insert_alert_tx(&mut tx, &alert, &now).await?;
         for s in streaks {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO alert_operations (platform, last_run_id) VALUES (?, ?)
                  ON CONFLICT (platform) DO UPDATE SET last_run_id = excluded.last_run_id",
             )
@@ -691,7 +692,7 @@ impl Store {
                AND (?2 IS NULL OR id = ?2)
              ORDER BY id LIMIT ?3"
         );
-        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<AlertRow> = sql::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&now_s)
             .bind(only)
             .bind(limit)
@@ -700,7 +701,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut alert = alert_from_row(row)?;
-            sqlx::query("UPDATE alerts SET state = 'sending', lease_until = ? WHERE id = ?")
+            sql::query("UPDATE alerts SET state = 'sending', lease_until = ? WHERE id = ?")
                 .bind(&lease_s)
                 .bind(alert.id)
                 .execute(&mut **tx)
@@ -722,7 +723,7 @@ impl Store {
         lease: chrono::Duration,
     ) -> Result<Option<i64>> {
         let mut tx = self.begin_write().await?;
-        let attempt = sqlx::query_scalar(
+        let attempt = sql::query_scalar(
             "UPDATE alerts SET attempts = attempts + 1, lease_until = ?
              WHERE id = ? AND state = 'sending' RETURNING attempts",
         )
@@ -741,7 +742,7 @@ impl Store {
         response: &str,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE alerts SET state = 'sent', sent_at = ?, server_response = ?, last_error = NULL,
              next_attempt_at = NULL, lease_until = NULL WHERE id = ? AND state = 'sending'",
         )
@@ -765,7 +766,7 @@ impl Store {
         } else {
             AlertState::Dead
         };
-        sqlx::query(
+        sql::query(
             "UPDATE alerts SET state = ?, last_error = ?, next_attempt_at = ?, lease_until = NULL
              WHERE id = ? AND state = 'sending'",
         )
@@ -782,7 +783,7 @@ impl Store {
     /// operators ([`Store::report_dead_alerts`]); an operations or test alert does not, so a
     /// broken operations address cannot loop.
     pub(crate) async fn mark_alert_dead(&self, id: i64, error: &str) -> Result<()> {
-        sqlx::query(
+        sql::query(
             "UPDATE alerts SET state = 'dead', last_error = ?, next_attempt_at = NULL, lease_until = NULL,
              dead_at = ?, dead_reported = CASE WHEN kind IN ('immediate', 'digest') THEN 0 ELSE 1 END
              WHERE id = ? AND state = 'sending'",
@@ -800,7 +801,7 @@ impl Store {
     pub(crate) async fn unreported_dead(
         &self,
     ) -> Result<Option<(i64, DateTime<Utc>, DateTime<Utc>)>> {
-        let (n, first, last): (i64, Option<String>, Option<String>) = sqlx::query_as(
+        let (n, first, last): (i64, Option<String>, Option<String>) = sql::query_as(
             "SELECT count(*), min(dead_at), max(dead_at) FROM alerts
              WHERE dead_reported = 0 AND state = 'dead'",
         )
@@ -824,7 +825,7 @@ impl Store {
         make: impl FnOnce(Payload) -> NewAlert,
     ) -> Result<Option<i64>> {
         let mut tx = self.begin_write().await?;
-        let rows: Vec<(i64, Option<String>, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i64, Option<String>, String, Option<String>)> = sql::query_as(
             "SELECT id, subject, recipients, last_error FROM alerts
              WHERE dead_reported = 0 AND state = 'dead' ORDER BY id",
         )
@@ -842,7 +843,7 @@ impl Store {
                     .map_err(|_| corrupt("alerts", "recipients", &recipients))?,
                 error: error.unwrap_or_default(),
             });
-            sqlx::query("UPDATE alerts SET dead_reported = 1 WHERE id = ?")
+            sql::query("UPDATE alerts SET dead_reported = 1 WHERE id = ?")
                 .bind(alert_id)
                 .execute(&mut **tx)
                 .await?;
@@ -867,7 +868,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut n = 0;
         for id in ids {
-            n += sqlx::query(
+            n += sql::query(
                 "UPDATE alerts SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'failed_retrying' END,
                  next_attempt_at = ?, last_error = ?, lease_until = NULL
                  WHERE id = ? AND state = 'sending'",
@@ -887,7 +888,7 @@ impl Store {
     /// Returns the state it was in, or `None` if there is no such alert.
     pub async fn retry_alert(&self, id: i64, actor: &str) -> Result<Option<AlertState>> {
         let mut tx = self.begin_write().await?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM alerts WHERE id = ?")
+        let state: Option<String> = sql::query_scalar("SELECT state FROM alerts WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?;
@@ -896,13 +897,13 @@ impl Store {
         };
         let state = stored("alerts", "state", &state)?;
         if matches!(state, AlertState::Dead | AlertState::FailedRetrying) {
-            sqlx::query(
+            sql::query(
                 "UPDATE alerts SET state = 'queued', attempts = 0, next_attempt_at = NULL WHERE id = ?",
             )
             .bind(id)
             .execute(&mut **tx)
             .await?;
-            sqlx::query(
+            sql::query(
                 "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state)
                  VALUES (?, ?, 'alert', ?, 'retry', ?, 'queued')",
             )
@@ -922,7 +923,7 @@ impl Store {
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
         );
-        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<AlertRow> = sql::query_as(sqlx::AssertSqlSafe(sql))
             .bind(state.map(AlertState::as_str))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -933,7 +934,7 @@ impl Store {
     /// One alert by id.
     pub async fn alert(&self, id: i64) -> Result<Option<Alert>> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?");
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        sql::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -943,11 +944,11 @@ impl Store {
 }
 
 async fn brand_name_language(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     brand_id: i64,
 ) -> Result<(String, Language)> {
     let (name, language): (String, String) =
-        sqlx::query_as("SELECT name, alert_language FROM brands WHERE id = ?")
+        sql::query_as("SELECT name, alert_language FROM brands WHERE id = ?")
             .bind(brand_id)
             .fetch_one(&mut **tx)
             .await?;
@@ -957,7 +958,7 @@ async fn brand_name_language(
 
 /// Listings linked to an earlier case as relistings during (from, to].
 async fn relistings(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     brand_id: i64,
     from: &str,
     to: &str,
@@ -976,7 +977,7 @@ async fn relistings(
          WHERE m.brand_id = ? AND ni.relisted_from IS NOT NULL AND ni.added_at > ? AND ni.added_at <= ?
          ORDER BY ni.added_at"
     );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<Row> = sql::query_as(sqlx::AssertSqlSafe(sql))
         .bind(brand_id)
         .bind(from)
         .bind(to)
@@ -995,14 +996,14 @@ async fn relistings(
 /// Counter-noticed cases of the brand whose Art. 43 deadline falls within `horizon` of `now`, or
 /// has passed while the case is still open.
 async fn deadlines(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     brand_id: i64,
     now: DateTime<Utc>,
     horizon: chrono::Duration,
 ) -> Result<Vec<Deadline>> {
     let until = (now + horizon).format("%Y-%m-%d").to_string();
     let today = now.format("%Y-%m-%d").to_string();
-    let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(i64, String, String, String, Option<String>)> = sql::query_as(
         "SELECT id, platform, state, deadline, complaint_ref FROM notices
          WHERE brand_id = ? AND deadline IS NOT NULL AND state = 'counter_noticed'
            AND substr(deadline, 1, 10) <= ?
@@ -1077,7 +1078,7 @@ mod tests {
             vec![brand],
             "preferences round-trip"
         );
-        let listing: i64 = sqlx::query_scalar(
+        let listing: i64 = sql::query_scalar(
             "INSERT INTO listings (platform, item_id, url, title, first_seen, last_seen)
              VALUES ('taobao', '1', 'https://item.taobao.com/item.htm?id=1', 'NIKE 高仿', 'x', 'x') RETURNING id",
         )
@@ -1098,7 +1099,7 @@ mod tests {
     }
 
     async fn events(store: &Store) -> Vec<String> {
-        sqlx::query_scalar("SELECT kind FROM alert_events ORDER BY id")
+        sql::query_scalar("SELECT kind FROM alert_events ORDER BY id")
             .fetch_all(&store.pool)
             .await
             .unwrap()
@@ -1148,7 +1149,7 @@ mod tests {
             ("counter_noticed", Some(in_3_days.clone())),
             ("counter_noticed", Some(in_30_days)),
         ] {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO notices (platform, brand_id, channel, state, deadline, complaint_ref, created_at, updated_at)
                  VALUES ('taobao', 1, 'ipp', ?, ?, 'IPP-7', 'x', 'x')",
             )
@@ -1158,7 +1159,7 @@ mod tests {
             .await
             .unwrap();
         }
-        sqlx::query(
+        sql::query(
             "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
              VALUES (2, 1, 1, 'same seller', ?)",
         )
@@ -1245,7 +1246,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = store_with_brand(dir.path()).await;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sql::query_scalar(
             "INSERT INTO alerts (kind, recipients, message_id, payload, created_at)
              VALUES ('weekly', '[]', '<w@markwatch.example>', '{}', 'x') RETURNING id",
         )
@@ -1260,12 +1261,12 @@ mod tests {
 
         // The schema's CHECKs keep these out; a database edited by hand may still have them.
         let mut conn = store.pool.acquire().await.unwrap();
-        sqlx::query("PRAGMA ignore_check_constraints = ON")
+        sql::query("PRAGMA ignore_check_constraints = ON")
             .execute(&mut *conn)
             .await
             .unwrap();
         for (column, value) in [("alert_mode", "Digest"), ("alert_language", "fr")] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            sql::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE brands SET {column} = ?"
             )))
             .bind(value)
@@ -1277,12 +1278,12 @@ mod tests {
                 matches!(&err, StoreError::Corrupt { table: "brands", column: c, value: v } if *c == column && v == value),
                 "{err:?}"
             );
-            sqlx::query("UPDATE brands SET alert_mode = 'digest', alert_language = 'zh'")
+            sql::query("UPDATE brands SET alert_mode = 'digest', alert_language = 'zh'")
                 .execute(&mut *conn)
                 .await
                 .unwrap();
         }
-        sqlx::query("PRAGMA ignore_check_constraints = OFF")
+        sql::query("PRAGMA ignore_check_constraints = OFF")
             .execute(&mut *conn)
             .await
             .unwrap();

@@ -2,8 +2,9 @@
 //! written with the rejection that asked for them, and how often reviewers agreed with the
 //! matcher's flags over their recent decisions.
 
+use super::sql;
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 use unicode_normalization::UnicodeNormalization as _;
 
 use super::notices::{NoticeSummary, TransitionError};
@@ -175,7 +176,7 @@ impl Store {
 
     /// Every allow rule with its id and origin, by brand, oldest first.
     pub async fn list_allow_rules(&self) -> Result<Vec<AllowRuleRow>> {
-        let rows: Vec<RuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<RuleRow> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {RULE_COLUMNS} ORDER BY b.name, r.id"
         )))
         .fetch_all(&self.pool)
@@ -186,7 +187,7 @@ impl Store {
     /// One query's worth of change detection for the allow rules.
     pub async fn allow_rules_stamp(&self) -> Result<AllowRulesStamp> {
         let (max_id, count) =
-            sqlx::query_as("SELECT coalesce(max(id), 0), count(*) FROM allow_rules")
+            sql::query_as("SELECT coalesce(max(id), 0), count(*) FROM allow_rules")
                 .fetch_one(&self.pool)
                 .await?;
         Ok(AllowRulesStamp { max_id, count })
@@ -195,7 +196,7 @@ impl Store {
     /// Removes an allow rule, with an audit row; `None` if there is no such rule.
     pub async fn remove_allow_rule(&self, id: i64, actor: &str) -> Result<Option<AllowRuleRow>> {
         let mut tx = self.begin_write().await?;
-        let row: Option<RuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<RuleRow> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {RULE_COLUMNS} WHERE r.id = ?"
         )))
         .bind(id)
@@ -205,7 +206,7 @@ impl Store {
             return Ok(None);
         };
         let rule = AllowRuleRow::try_from(row)?;
-        sqlx::query("DELETE FROM allow_rules WHERE id = ?")
+        sql::query("DELETE FROM allow_rules WHERE id = ?")
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -220,13 +221,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let limit = i64::from(last);
         let (decisions, agreed, since, until): (i64, i64, Option<String>, Option<String>) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            sql::query_as(sqlx::AssertSqlSafe(format!(
                 "{LAST_DECISIONS} SELECT count(*), coalesce(sum(agreed), 0), min(at), max(at) FROM last"
             )))
             .bind(limit)
             .fetch_one(&mut *tx)
             .await?;
-        let codes: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let codes: Vec<(String, i64, i64)> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "{LAST_DECISIONS}, carried AS (
                 SELECT DISTINCT last.id, last.agreed, r.value ->> 'code' AS code
                 FROM last JOIN notice_items ni ON ni.notice_id = last.notice_id
@@ -237,7 +238,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let reasons: Vec<(Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let reasons: Vec<(Option<String>, i64)> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "{LAST_DECISIONS} SELECT reject_reason, count(*) FROM last WHERE NOT agreed
              GROUP BY reject_reason ORDER BY count(*) DESC, reject_reason IS NULL, reject_reason"
         )))
@@ -284,7 +285,7 @@ type NoticeListing = (i64, String, Option<String>);
 /// Adds the allow rules a rejection asks for, inside its transaction, for the notice's brand.
 /// Returns the rules added and those that were already there.
 pub(super) async fn add_rules(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     notice_id: i64,
     actor: &str,
     reason: Option<RejectReason>,
@@ -306,13 +307,13 @@ pub(super) async fn add_rules(
                 .to_owned(),
         ));
     };
-    let (brand_id, brand): (i64, String) = sqlx::query_as(
+    let (brand_id, brand): (i64, String) = sql::query_as(
         "SELECT n.brand_id, b.name FROM notices n JOIN brands b ON b.id = n.brand_id WHERE n.id = ?",
     )
     .bind(notice_id)
     .fetch_one(&mut **tx)
     .await?;
-    let listings: Vec<NoticeListing> = sqlx::query_as(
+    let listings: Vec<NoticeListing> = sql::query_as(
         "SELECT l.id, l.title, l.seller FROM notice_items ni JOIN matches m ON m.id = ni.match_id
          JOIN listings l ON l.id = m.listing_id WHERE ni.notice_id = ? ORDER BY ni.rowid",
     )
@@ -328,7 +329,7 @@ pub(super) async fn add_rules(
             }
             AllowRequest::Title(words) => {
                 let pattern = title_pattern(words).map_err(|m| refuse("allow_title", m))?;
-                let names: Vec<String> = sqlx::query_scalar(
+                let names: Vec<String> = sql::query_scalar(
                     "SELECT text FROM marks WHERE brand_id = ?1
                      UNION ALL SELECT alias FROM brand_aliases WHERE brand_id = ?1",
                 )
@@ -358,7 +359,7 @@ pub(super) async fn add_rules(
                 (AllowKind::Title, pattern, listing.0)
             }
         };
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = sql::query_scalar(
             "INSERT INTO allow_rules (brand_id, kind, pattern, reason, notice_id, listing_id,
                                       created_by, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -382,7 +383,7 @@ pub(super) async fn add_rules(
                 added.push(rule);
             }
             None => {
-                let id: i64 = sqlx::query_scalar(
+                let id: i64 = sql::query_scalar(
                     "SELECT id FROM allow_rules WHERE brand_id = ? AND kind = ? AND pattern = ?",
                 )
                 .bind(brand_id)
@@ -397,8 +398,8 @@ pub(super) async fn add_rules(
     Ok((added, existing))
 }
 
-async fn rule_in(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<AllowRuleRow> {
-    let row: RuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+async fn rule_in(tx: &mut Transaction<'_, Any>, id: i64) -> Result<AllowRuleRow> {
+    let row: RuleRow = sql::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RULE_COLUMNS} WHERE r.id = ?"
     )))
     .bind(id)
@@ -416,13 +417,13 @@ fn describe(rule: &AllowRule) -> String {
 }
 
 async fn audit(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     actor: &str,
     rule_id: i64,
     action: &str,
     note: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO audit_log (at, actor, entity, entity_id, action, note)
          VALUES (?, ?, 'allow_rule', ?, ?, ?)",
     )
@@ -594,7 +595,7 @@ mod store_tests {
                 .iter()
                 .map(|c| serde_json::json!({"code": c, "detail": "test"}))
                 .collect();
-            sqlx::query("UPDATE matches SET reasons = ? WHERE id = ?")
+            sql::query("UPDATE matches SET reasons = ? WHERE id = ?")
                 .bind(serde_json::Value::from(reasons).to_string())
                 .bind(match_id)
                 .execute(db.pool())
@@ -603,7 +604,7 @@ mod store_tests {
             match_ids.push(match_id);
         }
         let (brand_id, mark_id): (i64, i64) =
-            sqlx::query_as("SELECT brand_id, mark_id FROM matches WHERE id = ?")
+            sql::query_as("SELECT brand_id, mark_id FROM matches WHERE id = ?")
                 .bind(match_ids[0])
                 .fetch_one(db.pool())
                 .await
@@ -738,7 +739,7 @@ mod store_tests {
             .unwrap();
         assert_eq!(done.notice.state, CaseState::Rejected);
         assert!(done.existing.is_empty());
-        let listing_1: i64 = sqlx::query_scalar("SELECT id FROM listings WHERE item_id = '1'")
+        let listing_1: i64 = sql::query_scalar("SELECT id FROM listings WHERE item_id = '1'")
             .fetch_one(db.pool())
             .await
             .unwrap();
@@ -830,7 +831,7 @@ mod store_tests {
         );
         assert_ne!(s.allow_rules_stamp().await.unwrap(), added);
         assert_eq!(s.list_allow_rules().await.unwrap().len(), 1);
-        let audit: Vec<(String, String)> = sqlx::query_as(
+        let audit: Vec<(String, String)> = sql::query_as(
             "SELECT action, actor FROM audit_log WHERE entity = 'allow_rule' ORDER BY id",
         )
         .fetch_all(db.pool())

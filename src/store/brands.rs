@@ -4,11 +4,12 @@
 //! memory what to add and change, and writes each kind of row in one statement: a registry of
 //! 10,000 brands imports in well under a second, in one transaction.
 
+use super::sql::{self, Flag};
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::{Result, Store, StoreError, now, to_json};
 use crate::model::{AlertPrefs, Brand, BrandImage, Mark, PriceFloor};
@@ -129,7 +130,7 @@ enum BrandRef {
 }
 
 /// A brand's row as `brands()` and the import read it.
-type BrandColumns = (i64, String, String, Option<f64>, bool, bool, bool);
+type BrandColumns = (i64, String, String, Option<f64>, Flag, Flag, Flag);
 
 impl Store {
     /// Upserts brands by name and their marks by text + jurisdiction, all or nothing.
@@ -148,7 +149,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = now();
         let names: Vec<&str> = wanted.iter().map(|w| w.brand.name.as_str()).collect();
-        let rows: Vec<BrandColumns> = sqlx::query_as(
+        let rows: Vec<BrandColumns> = sql::query_as(
             "SELECT b.id, b.name, b.owner, b.reference_price_cny, b.well_known,
                     b.watch_unauthorised, b.trust_official_stores
              FROM jsonb_each(?) j JOIN brands b ON b.name = j.value",
@@ -176,7 +177,7 @@ impl Store {
                 summary.marks_updated,
                 summary.images_changed
             );
-            sqlx::query(
+            sql::query(
                 "INSERT INTO audit_log (at, actor, entity, action, note) VALUES (?, ?, 'registry', 'import', ?)",
             )
             .bind(&now)
@@ -184,7 +185,7 @@ impl Store {
             .bind(note)
             .execute(&mut **tx)
             .await?;
-            sqlx::query(
+            sql::query(
                 "INSERT INTO registry_generation (id, generation) VALUES (1, 1)
                  ON CONFLICT (id) DO UPDATE SET generation = generation + 1",
             )
@@ -204,7 +205,7 @@ impl Store {
 
     /// Every brand's name, in order: what a brand filter offers.
     pub(crate) async fn brand_names(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT name FROM brands ORDER BY name")
+        Ok(sql::query_scalar("SELECT name FROM brands ORDER BY name")
             .fetch_all(&self.pool)
             .await?)
     }
@@ -220,7 +221,7 @@ impl Store {
         // One read transaction: every query sees the same registry, whatever imports meanwhile.
         let mut tx = self.pool.begin().await?;
         let stamp = registry_stamp(&mut tx).await?;
-        let rows: Vec<BrandColumns> = sqlx::query_as(
+        let rows: Vec<BrandColumns> = sql::query_as(
             "SELECT id, name, owner, reference_price_cny, well_known, watch_unauthorised,
                     trust_official_stores
              FROM brands ORDER BY name",
@@ -243,7 +244,7 @@ impl Store {
 /// an import never deletes. Images not read from their files (no hashes) are left as stored.
 /// Returns how many were written.
 async fn sync_images(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     wanted: &[Wanted<'_>],
     now: &str,
 ) -> Result<usize> {
@@ -256,7 +257,7 @@ async fn sync_images(
         return Ok(0);
     }
     let names: Vec<&str> = with_images.iter().map(|b| b.name.as_str()).collect();
-    let ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+    let ids: HashMap<String, i64> = sql::query_as::<(String, i64)>(
         "SELECT b.name, b.id FROM jsonb_each(?) j JOIN brands b ON b.name = j.value",
     )
     .bind(to_json(&names))
@@ -265,7 +266,7 @@ async fn sync_images(
     .into_iter()
     .collect();
     let stored: HashMap<(i64, String), (String, String, i64)> =
-        sqlx::query_as::<_, (i64, String, String, String, i64)>(
+        sql::query_as::<(i64, String, String, String, i64)>(
             "SELECT i.brand_id, i.path, i.kind, i.sha256, i.position
              FROM jsonb_each(?) j JOIN brand_images i ON i.brand_id = j.value",
         )
@@ -293,7 +294,7 @@ async fn sync_images(
                 continue;
             }
             let hashes: Vec<u8> = image.hashes.iter().flat_map(|h| h.to_le_bytes()).collect();
-            sqlx::query(
+            sql::query(
                 "INSERT INTO brand_images
                      (brand_id, position, path, kind, sha256, hashes, content_type, bytes, imported_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -319,9 +320,9 @@ async fn sync_images(
     Ok(written)
 }
 
-async fn registry_stamp(conn: &mut SqliteConnection) -> Result<RegistryStamp> {
+async fn registry_stamp(conn: &mut AnyConnection) -> Result<RegistryStamp> {
     let generation =
-        sqlx::query_scalar("SELECT coalesce(max(generation), 0) FROM registry_generation")
+        sql::query_scalar("SELECT coalesce(max(generation), 0) FROM registry_generation")
             .fetch_one(&mut *conn)
             .await?;
     Ok(RegistryStamp { generation })
@@ -373,7 +374,7 @@ struct StoredBrand {
 
 /// The brands of `rows` whole: each kind of row hanging off them is one query.
 async fn read_brands(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rows: Vec<BrandColumns>,
 ) -> Result<Vec<StoredBrand>> {
     if rows.is_empty() {
@@ -383,7 +384,7 @@ async fn read_brands(
     let mut prefs = super::alerts::brand_prefs(conn).await?;
     let mut lists: [HashMap<i64, Vec<String>>; 3] = Default::default();
     for (i, list) in LISTS.iter().enumerate() {
-        let items: Vec<(i64, String)> = sqlx::query_as(list.select)
+        let items: Vec<(i64, String)> = sql::query_as(list.select)
             .bind(&ids)
             .fetch_all(&mut *conn)
             .await?;
@@ -392,7 +393,7 @@ async fn read_brands(
         }
     }
     let mut prices: HashMap<i64, Vec<PriceFloor>> = HashMap::new();
-    let price_rows: Vec<(i64, String, String, f64)> = sqlx::query_as(
+    let price_rows: Vec<(i64, String, String, f64)> = sql::query_as(
         "SELECT p.brand_id, p.words, p.classes, p.min_price_cny FROM jsonb_each(?) j
          JOIN brand_prices p ON p.brand_id = j.value ORDER BY p.brand_id, p.position",
     )
@@ -414,7 +415,7 @@ async fn read_brands(
         });
     }
     let mut classes: HashMap<i64, Vec<u8>> = HashMap::new();
-    let class_rows: Vec<(i64, i64)> = sqlx::query_as(
+    let class_rows: Vec<(i64, i64)> = sql::query_as(
         "SELECT c.mark_id, c.class FROM jsonb_each(?) j JOIN marks m ON m.brand_id = j.value
          JOIN mark_classes c ON c.mark_id = m.id ORDER BY c.mark_id, c.class",
     )
@@ -430,7 +431,7 @@ async fn read_brands(
         classes.entry(mark_id).or_default().push(class);
     }
     let mut marks: HashMap<i64, (Vec<Mark>, Vec<i64>)> = HashMap::new();
-    let mark_rows: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
+    let mark_rows: Vec<(i64, i64, String, String, String, Option<String>)> = sql::query_as(
         "SELECT m.id, m.brand_id, m.text, m.jurisdiction, m.registration_no, m.expires
          FROM jsonb_each(?) j JOIN marks m ON m.brand_id = j.value ORDER BY m.brand_id, m.id",
     )
@@ -449,7 +450,7 @@ async fn read_brands(
         entry.1.push(id);
     }
     let mut images: HashMap<i64, Vec<BrandImage>> = HashMap::new();
-    let image_rows: Vec<(i64, String, String, String, Vec<u8>)> = sqlx::query_as(
+    let image_rows: Vec<(i64, String, String, String, Vec<u8>)> = sql::query_as(
         "SELECT i.brand_id, i.path, i.kind, i.sha256, i.hashes FROM jsonb_each(?) j
          JOIN brand_images i ON i.brand_id = j.value ORDER BY i.brand_id, i.position, i.id",
     )
@@ -498,9 +499,9 @@ async fn read_brands(
                         marks,
                         alerts: prefs.remove(&id).unwrap_or_default(),
                         prices: prices.remove(&id).unwrap_or_default(),
-                        well_known,
-                        watch_unauthorised,
-                        trust_official_stores,
+                        well_known: well_known.0,
+                        watch_unauthorised: watch_unauthorised.0,
+                        trust_official_stores: trust_official_stores.0,
                         images: images.remove(&id).unwrap_or_default(),
                     },
                 }
@@ -592,7 +593,7 @@ impl<'a> Changes<'a> {
     }
 
     /// Writes the changes: one statement per kind of row.
-    async fn write(self, tx: &mut Transaction<'_, Sqlite>, now: &str) -> Result<()> {
+    async fn write(self, tx: &mut Transaction<'_, Any>, now: &str) -> Result<()> {
         let new_ids = insert_brands(tx, &self.new_brands, now).await?;
         if !self.changed_brands.is_empty() {
             let rows: Vec<BrandRow> = self
@@ -600,7 +601,7 @@ impl<'a> Changes<'a> {
                 .iter()
                 .map(|&(id, b)| brand_row(Some(id), b))
                 .collect();
-            sqlx::query(
+            sql::query(
                 "UPDATE brands SET owner = j.value ->> 'owner', reference_price_cny = j.value ->> 'price',
                      alert_mode = j.value ->> 'alert_mode', alert_digest = j.value ->> 'alert_digest',
                      alert_language = j.value ->> 'alert_language',
@@ -688,7 +689,7 @@ impl<'a> Changes<'a> {
                 .iter()
                 .map(|&(id, m)| mark_row(id, m))
                 .collect();
-            sqlx::query(
+            sql::query(
                 "UPDATE marks SET registration_no = j.value ->> 'registration_no',
                      expires = j.value ->> 'expires', updated_at = ?
                  FROM jsonb_each(?) j WHERE marks.id = j.value ->> 'id'",
@@ -740,7 +741,7 @@ fn mark_row(id: i64, m: &Mark) -> MarkRow<'_> {
 
 /// Inserts `brands`; returns their ids, in the same order.
 async fn insert_brands(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     brands: &[&Brand],
     now: &str,
 ) -> Result<Vec<i64>> {
@@ -748,7 +749,7 @@ async fn insert_brands(
         return Ok(Vec::new());
     }
     let rows: Vec<BrandRow> = brands.iter().map(|b| brand_row(None, b)).collect();
-    let inserted: Vec<(i64, String)> = sqlx::query_as(
+    let inserted: Vec<(i64, String)> = sql::query_as(
         "INSERT INTO brands (name, owner, reference_price_cny, alert_mode, alert_digest,
              alert_language, well_known, watch_unauthorised, trust_official_stores, created_at,
              updated_at)
@@ -774,7 +775,7 @@ async fn insert_brands(
 
 /// Inserts marks, each with its brand's id; returns each one's id beside it.
 async fn insert_marks<'m>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     marks: &[(i64, &'m Mark)],
     now: &str,
 ) -> Result<Vec<(i64, &'m Mark)>> {
@@ -782,7 +783,7 @@ async fn insert_marks<'m>(
         return Ok(Vec::new());
     }
     let rows: Vec<MarkRow> = marks.iter().map(|&(id, m)| mark_row(id, m)).collect();
-    let inserted: Vec<(i64, i64, String, String)> = sqlx::query_as(
+    let inserted: Vec<(i64, i64, String, String)> = sql::query_as(
         "INSERT INTO marks (brand_id, text, jurisdiction, registration_no, expires, created_at,
              updated_at)
          SELECT j.value ->> 'id', j.value ->> 'text', j.value ->> 'jurisdiction',
@@ -814,7 +815,7 @@ async fn insert_marks<'m>(
 /// Deletes the rows of the owners in `replaced` (by the id each starts with), then inserts
 /// `rows`; each statement takes its values as one JSON array, and is skipped when it is empty.
 async fn replace_rows<T, R: Serialize>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     delete: &'static str,
     replaced: &[(i64, T)],
     insert: &'static str,
@@ -822,13 +823,13 @@ async fn replace_rows<T, R: Serialize>(
 ) -> Result<()> {
     if !replaced.is_empty() {
         let ids: Vec<i64> = replaced.iter().map(|r| r.0).collect();
-        sqlx::query(delete)
+        sql::query(delete)
             .bind(to_json(&ids))
             .execute(&mut **tx)
             .await?;
     }
     if !rows.is_empty() {
-        sqlx::query(insert)
+        sql::query(insert)
             .bind(to_json(&rows))
             .execute(&mut **tx)
             .await?;
@@ -939,7 +940,7 @@ mod tests {
             }
         );
         assert_eq!(store.registry_stamp().await.unwrap(), after);
-        let audits: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        let audits: i64 = sql::query_scalar("SELECT count(*) FROM audit_log")
             .fetch_one(store.pool())
             .await
             .unwrap();

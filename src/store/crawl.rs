@@ -2,12 +2,13 @@
 //! seals its pages and judges their listings itself; here they are only written, in the
 //! handful of statements a group of pages needs.
 
+use super::sql;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{Any, QueryBuilder, Transaction};
 
 use super::matches::{ListingRow, MatchChange, store_verdicts};
 use super::{Result, Store, StoreError, WriteTx, now, to_json};
@@ -59,7 +60,7 @@ pub enum RunStatus {
 
 impl Store {
     pub async fn start_crawl_run(&self, platform: &str, keyword: Option<&str>) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        Ok(sql::query_scalar(
             "INSERT INTO crawl_runs (platform, keyword, started_at) VALUES (?, ?, ?) RETURNING id",
         )
         .bind(platform)
@@ -76,7 +77,7 @@ impl Store {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
+        sql::query(
             "UPDATE crawl_runs SET finished_at = ?, status = ?, pages_ok = ?, pages_retried = ?, pages_failed = ?,
              pages_blocked = ?, listings_new = ?, listings_changed = ?, listings_flagged = ?, error = ?
              WHERE id = ?",
@@ -100,7 +101,7 @@ impl Store {
     /// The newest listing's id (0 when there is none): listings stored later have larger ids.
     pub(crate) async fn last_listing_id(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM listings")
+            sql::query_scalar("SELECT coalesce(max(id), 0) FROM listings")
                 .fetch_one(&self.pool)
                 .await?,
         )
@@ -115,7 +116,7 @@ impl Store {
         upto: i64,
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
-        let rows: Vec<ListingRow> = sqlx::query_as(
+        let rows: Vec<ListingRow> = sql::query_as(
             "UPDATE listings SET detail_tried_at = ?
              WHERE id IN (SELECT id FROM listings
                           WHERE platform = ? AND detail_evidence_id IS NULL AND id <= ?
@@ -125,7 +126,7 @@ impl Store {
         .bind(now())
         .bind(platform)
         .bind(upto)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         self.taken(rows).await
@@ -140,7 +141,7 @@ impl Store {
         since: &str,
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
-        let rows: Vec<ListingRow> = sqlx::query_as(
+        let rows: Vec<ListingRow> = sql::query_as(
             "UPDATE listings SET detail_tried_at = ?
              WHERE id IN (SELECT l.id FROM listings l JOIN matches m ON m.listing_id = l.id
                           WHERE l.platform = ? AND m.verdict IN ('infringing', 'suspect')
@@ -154,7 +155,7 @@ impl Store {
         .bind(now())
         .bind(platform)
         .bind(since)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         self.taken(rows).await
@@ -171,7 +172,7 @@ impl Store {
     /// A connection for a crawl's page writer to keep between its transactions: SQLite empties
     /// a connection's page cache when another has committed since, so commits that took turns
     /// over the pool each began cold.
-    pub(crate) async fn writer_connection(&self) -> Result<PoolConnection<Sqlite>> {
+    pub(crate) async fn writer_connection(&self) -> Result<PoolConnection<Any>> {
         Ok(self.pool.acquire().await?)
     }
 }
@@ -189,7 +190,7 @@ pub struct StoredPage {
 impl Store {
     /// Bytes of pages stored and listings stored, for benchmarks.
     pub async fn bench_totals(&self) -> Result<(u64, u64)> {
-        let (bytes, listings): (i64, i64) = sqlx::query_as(
+        let (bytes, listings): (i64, i64) = sql::query_as(
             "SELECT (SELECT coalesce(sum(body_len), 0) FROM evidence), (SELECT count(*) FROM listings)",
         )
         .fetch_one(&self.pool)
@@ -199,12 +200,12 @@ impl Store {
 
     /// Stored pages in id order after `after_id`.
     pub async fn stored_pages(&self, after_id: i64, limit: u32) -> Result<Vec<StoredPage>> {
-        let rows: Vec<(i64, String, String, i64, String, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, i64, String, Vec<u8>)> = sql::query_as(
             "SELECT e.id, r.platform, e.url, e.status, e.headers, e.body FROM evidence e
              JOIN crawl_runs r ON r.id = e.crawl_run_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
         )
         .bind(after_id)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -281,7 +282,7 @@ impl WriteTx<'_> {
     /// is held, so no other writer can append before this transaction commits.
     pub(crate) async fn chain_head(&mut self) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
+            sql::query_scalar("SELECT chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut ***self)
                 .await?,
         )
@@ -292,7 +293,7 @@ impl WriteTx<'_> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = QueryBuilder::<Any>::new(
             "INSERT INTO evidence (crawl_run_id, url, fetched_at, status, headers, body, body_len,
              body_sha256, prev_hash, chain_hash, account) ",
         );
@@ -310,7 +311,7 @@ impl WriteTx<'_> {
                 .push_bind(e.account);
         });
         q.push(" RETURNING id, chain_hash");
-        let inserted: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut ***self).await?;
+        let inserted: Vec<(i64, String)> = sql::build_as(&mut q).fetch_all(&mut ***self).await?;
         // Each link is unique (it commits to the one before), so it names its row.
         let ids: HashMap<&str, i64> = inserted.iter().map(|(id, l)| (l.as_str(), *id)).collect();
         let ids: Vec<i64> = rows
@@ -327,7 +328,7 @@ impl WriteTx<'_> {
             .collect::<Result<_>>()?;
         for (e, id) in rows.iter().zip(&ids) {
             for (seq, p) in e.parts.iter().enumerate() {
-                sqlx::query(
+                sql::query(
                     "INSERT INTO evidence_parts (evidence_id, seq, kind, url, content_type,
                      fetched_at, body, body_len, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
@@ -390,7 +391,7 @@ impl WriteTx<'_> {
             })
             .collect();
         if !photos.is_empty() {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO listing_images (listing_id, position, url)
                  SELECT l.id, 0, j.value ->> 'image' FROM jsonb_each(?) j
                  JOIN listings l ON l.platform = j.value ->> 'platform'
@@ -409,7 +410,7 @@ impl WriteTx<'_> {
         if details.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sql::query(
             "UPDATE listings SET detail_evidence_id = j.value ->> 'evidence_id',
                  seller = coalesce(j.value ->> 'seller', seller),
                  category = coalesce(j.value ->> 'category', category)
@@ -471,7 +472,7 @@ struct Current {
 /// number. Returns, per page, one outcome per listing, as if the pages were stored one after
 /// another: a listing that two pages of the group show is new on the first only.
 async fn upsert_listings<'a>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     pages: &[PageListings<'a>],
 ) -> Result<Vec<Vec<Upsert>>> {
     #[derive(Serialize)]
@@ -503,7 +504,7 @@ async fn upsert_listings<'a>(
         Option<String>,
         Option<String>,
     );
-    let stored: Vec<Stored> = sqlx::query_as(
+    let stored: Vec<Stored> = sql::query_as(
         "SELECT l.id, l.platform, l.item_id, l.title, l.price, l.seller, l.category
          FROM jsonb_each(?) j JOIN listings l ON l.platform = j.value ->> 'p' AND l.item_id = j.value ->> 'i'",
     )
@@ -554,7 +555,7 @@ async fn upsert_listings<'a>(
         }
     }
     if !fresh.is_empty() {
-        let inserted: Vec<(i64, String, String)> = sqlx::query_as(
+        let inserted: Vec<(i64, String, String)> = sql::query_as(
             "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
              self_operated, evidence_id, first_seen, last_seen)
              SELECT j.value ->> 'platform', j.value ->> 'item_id', j.value ->> 'url', j.value ->> 'title',
@@ -639,7 +640,7 @@ async fn upsert_listings<'a>(
         out.push(upserts);
     }
     if !changes.is_empty() {
-        sqlx::query(
+        sql::query(
             "INSERT INTO listing_changes (listing_id, field, old_value, new_value, evidence_id, changed_at)
              SELECT j.value ->> 'listing_id', j.value ->> 'field', j.value ->> 'old_value',
                     j.value ->> 'new_value', j.value ->> 'evidence_id', j.value ->> 'changed_at'
@@ -675,7 +676,7 @@ async fn upsert_listings<'a>(
         })
         .collect();
     if !seen.is_empty() {
-        sqlx::query(
+        sql::query(
             "UPDATE listings SET title = j.value ->> 'title', price = j.value ->> 'price',
                  seller = coalesce(j.value ->> 'seller', seller), evidence_id = j.value ->> 'evidence_id',
                  last_seen = max(last_seen, j.value ->> 'seen_at')

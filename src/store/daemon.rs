@@ -2,18 +2,16 @@
 //! the counts `/metrics` reports (read at scrape time, so they survive restarts), and online
 //! backups.
 
+use super::sql;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::migrate::Migrator;
 use sqlx::{Connection, Row};
 
-use super::{Result, Store, StoreError, now};
+use super::sql::Flag;
+use super::{Backend, Result, Store, StoreError, now};
 use crate::model::{Trigger, slot_key};
-
-/// The migrations this binary carries, to tell whether the database is current.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// A watch's persisted schedule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,7 +162,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 impl Store {
     /// Every watch's persisted schedule.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT watch, cron, next_slot, next_run_at, resume_slot, last_slot, last_started_at,
              last_finished_at, last_status FROM schedules ORDER BY watch",
         )
@@ -195,7 +193,7 @@ impl Store {
         next_slot: DateTime<Utc>,
         next_run_at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO schedules (watch, cron, next_slot, next_run_at, updated_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (watch) DO UPDATE SET cron = excluded.cron, next_slot = excluded.next_slot,
              next_run_at = excluded.next_run_at, updated_at = excluded.updated_at",
@@ -216,7 +214,7 @@ impl Store {
     pub(crate) async fn recover_interrupted_runs(&self) -> Result<Vec<(String, String)>> {
         let at = now();
         let mut tx = self.begin_write().await?;
-        let cut: Vec<(String, String)> = sqlx::query_as(
+        let cut: Vec<(String, String)> = sql::query_as(
             "UPDATE schedule_runs SET status = 'abandoned', finished_at = ?,
              error = coalesce(error, 'the daemon stopped before the run finished')
              WHERE status = 'running' RETURNING watch, slot",
@@ -225,14 +223,14 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         for (watch, slot) in &cut {
-            sqlx::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
+            sql::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
                 .bind(slot)
                 .bind(&at)
                 .bind(watch)
                 .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query(concat!(
+        sql::query(concat!(
             "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
              error = coalesce(error, 'interrupted: the process stopped during the run'),",
             recount!(),
@@ -252,7 +250,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         if let Some(expected) = claim.expect_next_slot {
             let moved =
-                sqlx::query_scalar::<_, String>("SELECT next_slot FROM schedules WHERE watch = ?")
+                sql::query_scalar::<String>("SELECT next_slot FROM schedules WHERE watch = ?")
                     .bind(claim.watch)
                     .fetch_optional(&mut **tx)
                     .await?
@@ -261,7 +259,7 @@ impl Store {
                 return Ok(None);
             }
         }
-        let inserted = sqlx::query_scalar::<_, i64>(
+        let inserted = sql::query_scalar::<i64>(
             "INSERT INTO schedule_runs (watch, slot, trigger, started_at) VALUES (?, ?, ?, ?)
              ON CONFLICT DO NOTHING RETURNING id",
         )
@@ -275,7 +273,7 @@ impl Store {
             return Ok(None);
         };
         if claim.trigger != Trigger::Manual {
-            sqlx::query(
+            sql::query(
                 "UPDATE schedules SET last_slot = ?, last_started_at = ?, updated_at = ?,
                  resume_slot = CASE WHEN ? THEN NULL ELSE resume_slot END WHERE watch = ?",
             )
@@ -288,7 +286,7 @@ impl Store {
             .await?;
         }
         if let Some((slot, run_at)) = claim.replan {
-            sqlx::query(
+            sql::query(
                 "UPDATE schedules SET next_slot = ?, next_run_at = ?, updated_at = ? WHERE watch = ?",
             )
             .bind(slot_key(slot))
@@ -311,7 +309,7 @@ impl Store {
     ) -> Result<()> {
         let at = now();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO schedule_runs (watch, slot, trigger, started_at, finished_at, status, error)
              VALUES (?, ?, 'schedule', ?, ?, 'skipped', 'the previous run was still going')",
         )
@@ -321,7 +319,7 @@ impl Store {
         .bind(&at)
         .execute(&mut **tx)
         .await?;
-        sqlx::query(
+        sql::query(
             "UPDATE schedules SET next_slot = ?, next_run_at = ?, updated_at = ? WHERE watch = ?",
         )
         .bind(slot_key(next.0))
@@ -345,7 +343,7 @@ impl Store {
         let at = now();
         let runs = serde_json::to_string(crawl_runs).unwrap_or_else(|_| "[]".to_owned());
         let mut tx = self.begin_write().await?;
-        let (watch, trigger): (String, String) = sqlx::query_as(
+        let (watch, trigger): (String, String) = sql::query_as(
             "UPDATE schedule_runs SET status = ?, finished_at = ?, crawl_runs = ?, error = ?
              WHERE id = ? RETURNING watch, trigger",
         )
@@ -357,7 +355,7 @@ impl Store {
         .fetch_one(&mut **tx)
         .await?;
         if trigger != Trigger::Manual.as_str() {
-            sqlx::query(
+            sql::query(
                 "UPDATE schedules SET last_finished_at = ?, last_status = ?, updated_at = ? WHERE watch = ?",
             )
             .bind(&at)
@@ -375,7 +373,7 @@ impl Store {
     pub(crate) async fn abandon_schedule_run(&self, id: i64, platforms: &[String]) -> Result<()> {
         let at = now();
         let mut tx = self.begin_write().await?;
-        let (watch, slot, started_at): (String, String, String) = sqlx::query_as(
+        let (watch, slot, started_at): (String, String, String) = sql::query_as(
             "UPDATE schedule_runs SET status = 'abandoned', finished_at = ?,
              error = 'the daemon shut down during the run' WHERE id = ? RETURNING watch, slot, started_at",
         )
@@ -383,14 +381,14 @@ impl Store {
         .bind(id)
         .fetch_one(&mut **tx)
         .await?;
-        sqlx::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
+        sql::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
             .bind(&slot)
             .bind(&at)
             .bind(&watch)
             .execute(&mut **tx)
             .await?;
         for platform in platforms {
-            sqlx::query(concat!(
+            sql::query(concat!(
                 "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
                  error = coalesce(error, 'abandoned at shutdown'),",
                 recount!(),
@@ -408,7 +406,7 @@ impl Store {
 
     /// The most recent runs, newest first.
     pub async fn schedule_runs(&self, limit: i64) -> Result<Vec<ScheduleRunRow>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT id, watch, slot, trigger, started_at, finished_at, status, crawl_runs, error
              FROM schedule_runs ORDER BY id DESC LIMIT ?",
         )
@@ -419,7 +417,7 @@ impl Store {
 
     /// One run by id.
     pub(crate) async fn schedule_run(&self, id: i64) -> Result<Option<ScheduleRunRow>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT id, watch, slot, trigger, started_at, finished_at, status, crawl_runs, error
              FROM schedule_runs WHERE id = ?",
         )
@@ -433,7 +431,7 @@ impl Store {
         let at = now();
         let mut tx = self.begin_write().await?;
         for (key, value) in pairs {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             )
@@ -449,7 +447,7 @@ impl Store {
 
     pub async fn daemon_state(&self, key: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
+            sql::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -466,7 +464,7 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let owner: Option<String> =
-            sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
+            sql::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
                 .bind(owner_key)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -474,7 +472,7 @@ impl Store {
             return Ok(false);
         }
         for key in keys {
-            sqlx::query("DELETE FROM daemon_state WHERE key = ?")
+            sql::query("DELETE FROM daemon_state WHERE key = ?")
                 .bind(key)
                 .execute(&mut **tx)
                 .await?;
@@ -487,7 +485,7 @@ impl Store {
     pub(crate) async fn delete_daemon_state(&self, keys: &[&str]) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for key in keys {
-            sqlx::query("DELETE FROM daemon_state WHERE key = ?")
+            sql::query("DELETE FROM daemon_state WHERE key = ?")
                 .bind(key)
                 .execute(&mut **tx)
                 .await?;
@@ -499,7 +497,7 @@ impl Store {
     /// Whether the database takes a write now, and whether its migrations are exactly this
     /// binary's.
     pub(crate) async fn readiness(&self) -> Readiness {
-        let writable = sqlx::query(
+        let writable = sql::query(
             "INSERT INTO daemon_state (key, value, updated_at) VALUES ('ready_probe', ?1, ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
@@ -515,12 +513,17 @@ impl Store {
     }
 
     async fn migrations_current(&self) -> std::result::Result<(), String> {
-        let applied: Vec<(i64, Vec<u8>, bool)> =
-            sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| format!("cannot read the migration table: {e}"))?;
-        for m in MIGRATOR
+        let applied: Vec<(i64, Vec<u8>, bool)> = sql::query_as::<(i64, Vec<u8>, Flag)>(
+            "SELECT version, checksum, CAST(success AS INTEGER) FROM _sqlx_migrations",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| format!("cannot read the migration table: {e}"))?
+        .into_iter()
+        .map(|(v, c, ok)| (v, c, ok.0))
+        .collect();
+        let migrator = self.migrator();
+        for m in migrator
             .iter()
             .filter(|m| m.migration_type.is_up_migration())
         {
@@ -540,7 +543,7 @@ impl Store {
         }
         if let Some((v, _, _)) = applied
             .iter()
-            .find(|(v, _, _)| !MIGRATOR.iter().any(|m| m.version == *v))
+            .find(|(v, _, _)| !migrator.iter().any(|m| m.version == *v))
         {
             return Err(format!(
                 "the database has migration {v}, unknown to this binary (a newer markwatch?)"
@@ -551,7 +554,7 @@ impl Store {
 
     /// The counts `/metrics` reports.
     pub async fn metric_counts(&self) -> Result<MetricCounts> {
-        let crawl = sqlx::query_as(
+        let crawl = sql::query_as(
             "SELECT platform, sum(pages_ok) AS pages_ok, sum(pages_retried) AS pages_retried,
              sum(pages_failed) AS pages_failed, sum(pages_blocked) AS pages_blocked,
              sum(listings_new) AS listings_new, sum(listings_changed) AS listings_changed
@@ -559,12 +562,12 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let crawl_runs = sqlx::query_as(
+        let crawl_runs = sql::query_as(
             "SELECT platform, status, count(*) FROM crawl_runs GROUP BY platform, status ORDER BY 1, 2",
         )
         .fetch_all(&self.pool)
         .await?;
-        let durations = sqlx::query(
+        let durations = sql::query(
             "SELECT platform, count(*) AS n, total(d) AS s,
              sum(d <= 1), sum(d <= 5), sum(d <= 10), sum(d <= 30), sum(d <= 60),
              sum(d <= 120), sum(d <= 300), sum(d <= 600), sum(d <= 1800), sum(d <= 3600)
@@ -584,40 +587,40 @@ impl Store {
                 .collect(),
         })
         .collect();
-        let listings = sqlx::query_as(
+        let listings = sql::query_as(
             "SELECT platform, count(*) FROM listings GROUP BY platform ORDER BY platform",
         )
         .fetch_all(&self.pool)
         .await?;
-        let matches = sqlx::query_as(
+        let matches = sql::query_as(
             "SELECT l.platform, m.verdict, count(*) FROM matches m JOIN listings l ON l.id = m.listing_id
              GROUP BY l.platform, m.verdict ORDER BY 1, 2",
         )
         .fetch_all(&self.pool)
         .await?;
-        let notices = sqlx::query_as(
+        let notices = sql::query_as(
             "SELECT platform, state, count(*) FROM notices GROUP BY platform, state ORDER BY 1, 2",
         )
         .fetch_all(&self.pool)
         .await?;
-        let alerts = sqlx::query_as(
+        let alerts = sql::query_as(
             "SELECT kind, state, count(*) FROM alerts GROUP BY kind, state ORDER BY 1, 2",
         )
         .fetch_all(&self.pool)
         .await?;
-        let oldest: Option<f64> = sqlx::query_scalar(
+        let oldest: Option<f64> = sql::query_scalar(
             "SELECT (julianday('now') - julianday(min(created_at))) * 86400.0 FROM alerts
              WHERE state IN ('queued', 'failed_retrying')",
         )
         .fetch_one(&self.pool)
         .await?;
-        let schedule_runs = sqlx::query_as(
+        let schedule_runs = sql::query_as(
             "SELECT watch, trigger, status, count(*) FROM schedule_runs
              GROUP BY watch, trigger, status ORDER BY 1, 2, 3",
         )
         .fetch_all(&self.pool)
         .await?;
-        let evidence_pages = sqlx::query_scalar("SELECT count(*) FROM evidence")
+        let evidence_pages = sql::query_scalar("SELECT count(*) FROM evidence")
             .fetch_one(&self.pool)
             .await?;
         Ok(MetricCounts {
@@ -640,6 +643,11 @@ impl Store {
     /// one, then checks the copy's integrity.
     pub async fn backup_to(&self, dest: &Path) -> Result<BackupSummary> {
         let io = |e: std::io::Error| StoreError::Query(sqlx::Error::Io(e));
+        if self.backend == Backend::Postgres {
+            return Err(StoreError::Unsupported(
+                "`backup` copies an SQLite file; back up PostgreSQL with pg_dump (deploy/README.md)",
+            ));
+        }
         if dest.exists() {
             return Err(io(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -655,7 +663,7 @@ impl Store {
         // Made empty and 0600 first: VACUUM INTO fills an empty file, and would otherwise
         // create it readable by everyone.
         super::create_private(&partial).map_err(io)?;
-        let vacuumed = sqlx::query("VACUUM INTO ?")
+        let vacuumed = sql::query("VACUUM INTO ?")
             .bind(partial.to_string_lossy().into_owned())
             .execute(&self.pool)
             .await;
@@ -795,7 +803,7 @@ mod tests {
         let ready = store.readiness().await;
         assert!(ready.is_ready(), "{ready:?}");
         // A migration this binary doesn't know (a newer markwatch ran here) is not current.
-        sqlx::query(
+        sql::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES (9999, 'future', 1, x'00', 0)",
         )

@@ -1,9 +1,10 @@
 //! Drafting's reads and writes: flagged matches not yet in a notice, removed listings to watch
 //! for relisting, open drafts with room, and saving a drafting plan in one transaction.
 
+use super::sql;
 use chrono::NaiveDate;
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::notices::parse_outcome;
 use super::{Result, Store, StoreError, now};
@@ -112,7 +113,7 @@ impl Store {
             registration_no: Option<String>,
             expires: Option<String>,
         }
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = sql::query_as(
             "SELECT m.id AS match_id, l.id AS listing_id, l.platform, l.item_id, l.title, l.seller, m.brand_id,
                     m.verdict, m.score, m.reasons, mk.id AS mark_id, mk.text, mk.jurisdiction,
                     mk.registration_no, mk.expires
@@ -174,7 +175,7 @@ impl Store {
 
     /// Listings of every case the platform took down (removed, or closed after removal).
     pub(crate) async fn removed_listings(&self) -> Result<Vec<RemovedListing>> {
-        Ok(sqlx::query_as::<_, (i64, i64, String, String, Option<String>, String)>(
+        Ok(sql::query_as::<(i64, i64, String, String, Option<String>, String)>(
             "SELECT n.id, l.id, l.platform, l.item_id, l.seller, l.title
              FROM notices n JOIN notice_items ni ON ni.notice_id = n.id
              JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
@@ -201,7 +202,7 @@ impl Store {
 
     /// Drafts that may still take listings, with their group keys.
     pub(crate) async fn open_drafts(&self) -> Result<Vec<OpenDraft>> {
-        Ok(sqlx::query_as::<_, (i64, String, i64)>(
+        Ok(sql::query_as::<(i64, String, i64)>(
             "SELECT id, group_key, item_count FROM notices WHERE state = 'draft' AND group_key IS NOT NULL
              ORDER BY id",
         )
@@ -231,7 +232,7 @@ impl Store {
             // A draft approved (or rejected) since the plan was made takes no more listings.
             let still_open = match p.existing {
                 Some(id) => {
-                    sqlx::query_scalar::<_, i64>(
+                    sql::query_scalar::<i64>(
                         "SELECT id FROM notices WHERE id = ? AND state = 'draft'",
                     )
                     .bind(id)
@@ -243,7 +244,7 @@ impl Store {
             let (id, created) = match still_open {
                 Some(id) => (id, false),
                 None => {
-                    let id: i64 = sqlx::query_scalar(
+                    let id: i64 = sql::query_scalar(
                         "INSERT INTO notices (platform, brand_id, mark_id, channel, state, not_fileable, group_key,
                          reason, priority, relisted_from, created_at, updated_at)
                          VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -266,7 +267,7 @@ impl Store {
             };
             let mut added = 0;
             for item in &p.items {
-                added += sqlx::query(
+                added += sql::query(
                     "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
                      VALUES (?, ?, ?, ?, ?) ON CONFLICT (match_id) DO NOTHING",
                 )
@@ -280,7 +281,7 @@ impl Store {
                 .rows_affected();
             }
             if created && added == 0 {
-                sqlx::query("DELETE FROM notices WHERE id = ?")
+                sql::query("DELETE FROM notices WHERE id = ?")
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
@@ -296,7 +297,7 @@ impl Store {
                     Some(why) => format!("{added} listing(s); not fileable: {why}"),
                     None => format!("{added} listing(s)"),
                 };
-                sqlx::query(
+                sql::query(
                     "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
                      VALUES (?, ?, 'notice', ?, 'draft', NULL, 'draft', ?)",
                 )
@@ -321,7 +322,7 @@ impl Store {
     pub(crate) async fn prune_cleared_drafts(&self, actor: &str) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let now = now();
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64)> = sql::query_as(
             "SELECT ni.notice_id, count(*) FROM notice_items ni JOIN matches m ON m.id = ni.match_id
              JOIN notices n ON n.id = ni.notice_id
              WHERE n.state = 'draft' AND m.verdict = 'clear' GROUP BY ni.notice_id",
@@ -330,7 +331,7 @@ impl Store {
         .await?;
         let mut pruned = 0;
         for (notice_id, n) in rows {
-            sqlx::query(
+            sql::query(
                 "DELETE FROM notice_items WHERE notice_id = ? AND match_id IN
                  (SELECT id FROM matches WHERE verdict = 'clear')",
             )
@@ -338,20 +339,20 @@ impl Store {
             .execute(&mut **tx)
             .await?;
             refresh_aggregates(&mut tx, notice_id, &now).await?;
-            let left: i64 = sqlx::query_scalar("SELECT item_count FROM notices WHERE id = ?")
+            let left: i64 = sql::query_scalar("SELECT item_count FROM notices WHERE id = ?")
                 .bind(notice_id)
                 .fetch_one(&mut **tx)
                 .await?;
             let note = format!("{n} listing(s) re-scored clear and taken out");
             if left == 0 {
-                sqlx::query("UPDATE notices SET state = 'rejected', resolved_at = ?, updated_at = ? WHERE id = ?")
+                sql::query("UPDATE notices SET state = 'rejected', resolved_at = ?, updated_at = ? WHERE id = ?")
                     .bind(&now)
                     .bind(&now)
                     .bind(notice_id)
                     .execute(&mut **tx)
                     .await?;
             }
-            sqlx::query(
+            sql::query(
                 "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
                  VALUES (?, ?, 'notice', ?, ?, 'draft', ?, ?)",
             )
@@ -376,7 +377,7 @@ impl Store {
         let now = now();
         let mut changed = 0;
         for (id, reason) in reasons {
-            changed += sqlx::query(
+            changed += sql::query(
                 "UPDATE notices SET not_fileable = ?, updated_at = ?
                  WHERE id = ? AND state IN ('draft', 'approved') AND not_fileable IS NOT ?",
             )
@@ -394,7 +395,7 @@ impl Store {
 
     /// Open drafts and approved notices with the right they rest on, for re-checking.
     pub(crate) async fn unfiled_rights(&self) -> Result<Vec<(i64, String, Option<MarkRight>)>> {
-        let rows: Vec<UnfiledRow> = sqlx::query_as(
+        let rows: Vec<UnfiledRow> = sql::query_as(
                 "SELECT n.id, n.platform, mk.id, mk.text, mk.jurisdiction, mk.registration_no, mk.expires
                  FROM notices n LEFT JOIN marks mk ON mk.id = n.mark_id
                  WHERE n.state IN ('draft', 'approved') ORDER BY n.id",
@@ -435,8 +436,8 @@ type UnfiledRow = (
 );
 
 /// Keeps a notice's denormalised item count, top score and strongest verdict in step.
-async fn refresh_aggregates(tx: &mut Transaction<'_, Sqlite>, id: i64, now: &str) -> Result<()> {
-    sqlx::query(
+async fn refresh_aggregates(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<()> {
+    sql::query(
         "UPDATE notices SET
             item_count = (SELECT count(*) FROM notice_items WHERE notice_id = ?1),
             max_score = coalesce((SELECT max(m.score) FROM notice_items ni JOIN matches m ON m.id = ni.match_id

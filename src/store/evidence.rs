@@ -1,6 +1,7 @@
 //! Reading stored evidence back: one page, or the chain in order. Bodies come back sealed
 //! (compressed) as stored; `crate::seal` opens and checks them.
 
+use super::sql;
 use serde::Serialize;
 
 use super::{Result, Store};
@@ -69,7 +70,7 @@ macro_rules! select_evidence {
 impl Store {
     /// One stored page; `None` if no such record.
     pub(crate) async fn evidence_page(&self, id: i64) -> Result<Option<EvidencePage>> {
-        let row: Option<EvidenceRow> = sqlx::query_as(select_evidence!("WHERE id = ?"))
+        let row: Option<EvidenceRow> = sql::query_as(select_evidence!("WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -82,7 +83,7 @@ impl Store {
         after_id: i64,
         last_id: i64,
     ) -> Result<Vec<EvidencePart>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT evidence_id, seq, kind, url, content_type, fetched_at, body, body_len,
              body_sha256 FROM evidence_parts WHERE evidence_id > ? AND evidence_id <= ?
              ORDER BY evidence_id, seq",
@@ -96,7 +97,7 @@ impl Store {
     /// Of these records, those with a screenshot: (record, part seq) of each one's first.
     pub(crate) async fn screenshots_of(&self, records: &[i64]) -> Result<Vec<(i64, i64)>> {
         let ids = serde_json::to_string(records).unwrap_or_else(|_| "[]".to_owned());
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT p.evidence_id, min(p.seq) FROM jsonb_each(?) j
              JOIN evidence_parts p ON p.evidence_id = j.value AND p.kind = 'screenshot'
              GROUP BY p.evidence_id",
@@ -118,7 +119,7 @@ impl Store {
         first: i64,
         last: i64,
     ) -> Result<Vec<(EvidencePage, Vec<EvidencePart>)>> {
-        let rows: Vec<EvidenceRow> = sqlx::query_as(
+        let rows: Vec<EvidenceRow> = sql::query_as(
             "SELECT id, url, fetched_at, status, headers, x'' AS body, body_len, body_sha256,
              prev_hash, chain_hash, account FROM evidence WHERE id >= ? AND id <= ? ORDER BY id",
         )
@@ -126,7 +127,7 @@ impl Store {
         .bind(last)
         .fetch_all(&self.pool)
         .await?;
-        let mut parts: Vec<EvidencePart> = sqlx::query_as(
+        let mut parts: Vec<EvidencePart> = sql::query_as(
             "SELECT evidence_id, seq, kind, url, content_type, fetched_at, x'' AS body, body_len,
              body_sha256 FROM evidence_parts WHERE evidence_id >= ? AND evidence_id <= ?
              ORDER BY evidence_id DESC, seq DESC",
@@ -154,9 +155,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<EvidencePage>> {
         let rows: Vec<EvidenceRow> =
-            sqlx::query_as(select_evidence!("WHERE id > ? ORDER BY id LIMIT ?"))
+            sql::query_as(select_evidence!("WHERE id > ? ORDER BY id LIMIT ?"))
                 .bind(after_id)
-                .bind(limit)
+                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(EvidencePage::from).collect())

@@ -1,9 +1,10 @@
 //! Listing photos: which to fetch next, what became of each, and their hashes for judging.
 
+use super::sql;
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::matches::ListingRow;
 use super::{Result, Store, WriteTx, now, to_json};
@@ -47,7 +48,7 @@ impl Store {
     /// photos, and every photo of a flagged listing; never one that failed `MAX_TRIES` times.
     /// One statement, so two crawls never take the same ones.
     pub(crate) async fn take_images(&self, platform: &str, limit: u32) -> Result<Vec<WantedImage>> {
-        let taken: Vec<(i64, i64, String)> = sqlx::query_as(
+        let taken: Vec<(i64, i64, String)> = sql::query_as(
             "UPDATE listing_images SET tries = tries + 1
              WHERE id IN (
                  SELECT i.id FROM listing_images i JOIN listings l ON l.id = i.listing_id
@@ -59,7 +60,7 @@ impl Store {
         )
         .bind(platform)
         .bind(MAX_TRIES)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         if taken.is_empty() {
@@ -91,7 +92,7 @@ impl Store {
     /// Records a photo that could not be fetched (no evidence to keep); it is tried again
     /// later, up to `MAX_TRIES` in all.
     pub(crate) async fn image_failed(&self, image_id: i64, error: &str) -> Result<()> {
-        sqlx::query("UPDATE listing_images SET state = 'failed', error = ? WHERE id = ?")
+        sql::query("UPDATE listing_images SET state = 'failed', error = ? WHERE id = ?")
             .bind(error)
             .bind(image_id)
             .execute(&self.pool)
@@ -119,7 +120,7 @@ pub(crate) struct RefPhoto {
 impl Store {
     /// A listing's accepted photos, main first.
     pub(crate) async fn listing_photos(&self, listing_id: i64) -> Result<Vec<ListingPhoto>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT id, phash FROM listing_images
              WHERE listing_id = ? AND state = 'hashed' AND phash IS NOT NULL
              ORDER BY position, id",
@@ -134,7 +135,7 @@ impl Store {
         &self,
         image_id: i64,
     ) -> Result<Option<(&'static str, Vec<u8>)>> {
-        let body: Option<Vec<u8>> = sqlx::query_scalar(
+        let body: Option<Vec<u8>> = sql::query_scalar(
             "SELECT e.body FROM listing_images i JOIN evidence e ON e.id = i.evidence_id
              WHERE i.id = ? AND i.state = 'hashed'",
         )
@@ -152,7 +153,7 @@ impl Store {
     /// an export that re-imports.
     pub async fn reference_image_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
         Ok(
-            sqlx::query_as("SELECT path, bytes FROM brand_images ORDER BY brand_id, position, id")
+            sql::query_as("SELECT path, bytes FROM brand_images ORDER BY brand_id, position, id")
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -160,7 +161,7 @@ impl Store {
 
     /// Per notice, the main photo of its first listing that has one: the queue's thumbnails.
     pub(crate) async fn notice_thumbnails(&self, notices: &[i64]) -> Result<HashMap<i64, i64>> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64)> = sql::query_as(
             "SELECT ni.notice_id, min(i.id) FROM jsonb_each(?) j
              JOIN notice_items ni ON ni.notice_id = j.value
              JOIN matches m ON m.id = ni.match_id
@@ -175,7 +176,7 @@ impl Store {
 
     /// A brand's reference images, in the registry's order.
     pub(crate) async fn reference_photos(&self, brand: &str) -> Result<Vec<RefPhoto>> {
-        let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, Vec<u8>)> = sql::query_as(
             "SELECT i.id, i.path, i.kind, i.hashes FROM brand_images i
              JOIN brands b ON b.id = i.brand_id WHERE b.name = ? ORDER BY i.position, i.id",
         )
@@ -199,7 +200,7 @@ impl Store {
         id: i64,
     ) -> Result<Option<(&'static str, Vec<u8>)>> {
         let bytes: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT bytes FROM brand_images WHERE id = ?")
+            sql::query_scalar("SELECT bytes FROM brand_images WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -209,10 +210,10 @@ impl Store {
 
 /// Listings by id, each with the hashes of its fetched photos.
 pub(super) async fn listings_with_hashes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &[i64],
 ) -> Result<HashMap<i64, Listing>> {
-    let rows: Vec<ListingRow> = sqlx::query_as(
+    let rows: Vec<ListingRow> = sql::query_as(
         "SELECT l.id, l.platform, l.item_id, l.url, l.title, l.seller, l.price, l.currency,
                 l.category, l.is_ad, l.self_operated
          FROM jsonb_each(?) j JOIN listings l ON l.id = j.value",
@@ -225,7 +226,7 @@ pub(super) async fn listings_with_hashes(
 
 /// Listing rows as the matcher judges them: each with the hashes of its accepted photos.
 pub(super) async fn with_photo_hashes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rows: Vec<ListingRow>,
 ) -> Result<Vec<(i64, Listing)>> {
     let ids: Vec<i64> = rows.iter().map(ListingRow::id).collect();
@@ -241,10 +242,10 @@ pub(super) async fn with_photo_hashes(
 }
 
 pub(super) async fn image_hashes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     listing_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<u64>>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
+    let rows: Vec<(i64, i64)> = sql::query_as(
         "SELECT i.listing_id, i.phash FROM jsonb_each(?) j JOIN listing_images i
          ON i.listing_id = j.value WHERE i.state = 'hashed' AND i.phash IS NOT NULL
          ORDER BY i.listing_id, i.position",
@@ -266,7 +267,7 @@ impl WriteTx<'_> {
         if images.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sql::query(
             "INSERT INTO listing_images (listing_id, position, url)
              SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM jsonb_each(?) j
              WHERE true ON CONFLICT (listing_id, url) DO NOTHING",
@@ -282,7 +283,7 @@ impl WriteTx<'_> {
         if updates.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sql::query(
             "UPDATE listing_images SET state = j.value ->> 'state',
                  evidence_id = j.value ->> 'evidence_id', sha256 = j.value ->> 'sha256',
                  phash = j.value ->> 'phash', width = j.value ->> 'width',

@@ -4,10 +4,11 @@
 //! so a listing is never visible without its verdict, and whatever a new verdict triggers is
 //! written atomically with it.
 
+use super::sql::{self, Flag};
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::to_json;
 use super::{Result, Store, StoreError, now};
@@ -53,12 +54,12 @@ impl Store {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
-        let rows: Vec<ListingRow> = sqlx::query_as(
+        let rows: Vec<ListingRow> = sql::query_as(
             "SELECT id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated
              FROM listings WHERE id > ? ORDER BY id LIMIT ?",
         )
         .bind(after_id)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         let mut conn = self.pool.acquire().await?;
@@ -79,7 +80,7 @@ impl Store {
 
     /// Matches by verdict, for summaries.
     pub async fn match_counts(&self) -> Result<Vec<(Outcome, u64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = sql::query_as(
             "SELECT verdict, count(*) FROM matches GROUP BY verdict ORDER BY verdict",
         )
         .fetch_all(&self.pool)
@@ -101,7 +102,9 @@ pub(super) struct ListingRow {
     price: Option<f64>,
     currency: String,
     category: Option<String>,
+    #[sqlx(try_from = "Flag")]
     is_ad: bool,
+    #[sqlx(try_from = "Flag")]
     self_operated: bool,
 }
 
@@ -165,7 +168,7 @@ struct StoredMatch {
 /// Upserts the verdict of each listing and returns those that changed. Runs inside the caller's
 /// transaction: this is the one place verdicts are written. New verdicts go in one statement.
 pub(crate) async fn store_verdicts(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     verdicts: &[(i64, &Verdict)],
 ) -> Result<Vec<MatchChange>> {
     if verdicts.is_empty() {
@@ -173,7 +176,7 @@ pub(crate) async fn store_verdicts(
     }
     let at = now();
     let listing_ids: Vec<i64> = verdicts.iter().map(|(id, _)| *id).collect();
-    let stored: Vec<StoredMatch> = sqlx::query_as(
+    let stored: Vec<StoredMatch> = sql::query_as(
         "SELECT listing_id, id, brand_id, mark_id, verdict, score, reasons, matcher_version
          FROM matches WHERE listing_id IN (SELECT value FROM jsonb_each(?))",
     )
@@ -205,7 +208,7 @@ pub(crate) async fn store_verdicts(
         if was.row == row {
             continue;
         }
-        sqlx::query(
+        sql::query(
             "UPDATE matches SET brand_id = ?, mark_id = ?, verdict = ?, score = ?, reasons = ?,
              matcher_version = ?, updated_at = ? WHERE id = ?",
         )
@@ -228,7 +231,7 @@ pub(crate) async fn store_verdicts(
         });
     }
     if !fresh.is_empty() {
-        let inserted: Vec<(i64, i64, Option<i64>, String)> = sqlx::query_as(
+        let inserted: Vec<(i64, i64, Option<i64>, String)> = sql::query_as(
             "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons, matcher_version,
              created_at, updated_at)
              SELECT j.value ->> 'listing_id', j.value ->> 'brand_id', j.value ->> 'mark_id',
@@ -265,7 +268,7 @@ struct RegistryIds {
 
 impl RegistryIds {
     async fn load(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         verdicts: &[(i64, &Verdict)],
     ) -> Result<RegistryIds> {
         #[derive(Serialize, PartialEq, Eq, Hash)]
@@ -290,7 +293,7 @@ impl RegistryIds {
         }
         // The same text may be registered in several places; the CN registration is the one
         // every platform we watch accepts, so it comes first and is kept.
-        let rows: Vec<(String, i64, Option<String>, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<(String, i64, Option<String>, Option<i64>)> = sql::query_as(
             "SELECT b.name, b.id, m.text, m.id FROM jsonb_each(?) j
              JOIN brands b ON b.name = j.value ->> 'b'
              LEFT JOIN marks m ON m.brand_id = b.id AND m.text = j.value ->> 'm'
@@ -324,7 +327,7 @@ impl RegistryIds {
 /// a listing newly `infringing` (immediate alert), or newly flagged `suspect` (digest). A listing
 /// moving down from infringing to suspect, or staying where it was, raises nothing.
 async fn record_match_changes(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     changes: &[MatchChange],
 ) -> Result<()> {
     #[derive(Serialize)]
@@ -356,7 +359,7 @@ async fn record_match_changes(
     if events.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sql::query(
         "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at)
          SELECT j.value ->> 'kind', j.value ->> 'brand_id', j.value ->> 'match_id',
                 j.value ->> 'listing_id', ?

@@ -1,8 +1,9 @@
 //! Notices and cases: the review queue (filters, sort, paging), a notice's detail with its
 //! listings, matches, evidence and history, and the one transition function of the lifecycle.
 
+use super::sql::{self, Flag};
 use serde::{Deserialize, Serialize};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{Any, QueryBuilder, Transaction};
 
 use super::allow::{AllowRequest, Feedback, Rejection};
 use super::{Result, Store, StoreError, now};
@@ -409,13 +410,13 @@ impl NoticeFilter {
 }
 
 /// The WHERE clause of `filter` over `notices n`.
-fn push_filter(q: &mut QueryBuilder<Sqlite>, f: &NoticeFilter) {
+fn push_filter(q: &mut QueryBuilder<Any>, f: &NoticeFilter) {
     push_filter_on(q, f, false);
 }
 
 /// The WHERE clause of `filter` over `notices n`, or over `notice_tallies n` (which has the
 /// same platform, state, brand_id and verdict columns, and 0/1 `relisted` and `fileable`).
-fn push_filter_on(q: &mut QueryBuilder<Sqlite>, f: &NoticeFilter, tallies: bool) {
+fn push_filter_on(q: &mut QueryBuilder<Any>, f: &NoticeFilter, tallies: bool) {
     q.push(" WHERE 1 = 1");
     if let Some(p) = &f.platform {
         q.push(" AND n.platform = ").push_bind(p.clone());
@@ -481,12 +482,12 @@ impl Store {
             let mut q = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM notices n");
             push_filter(&mut q, filter);
             q.push(" LIMIT ").push_bind(COUNT_CAP as i64).push(")");
-            let n: i64 = q.build_query_scalar().fetch_one(&mut **tx).await?;
+            let n: i64 = sql::build_scalar(&mut q).fetch_one(&mut **tx).await?;
             (n as u64, n as u64 >= COUNT_CAP)
         } else {
             let mut q = QueryBuilder::new("SELECT coalesce(sum(n.n), 0) FROM notice_tallies n");
             push_filter_on(&mut q, filter, true);
-            let n: i64 = q.build_query_scalar().fetch_one(&mut **tx).await?;
+            let n: i64 = sql::build_scalar(&mut q).fetch_one(&mut **tx).await?;
             (n as u64, false)
         };
         // The page's ids first, from the index for its order (migration 0007) without touching
@@ -512,7 +513,7 @@ impl Store {
              JOIN brands b ON b.id = n.brand_id LEFT JOIN marks m ON m.id = n.mark_id ORDER BY "
         ))
         .push(sort.order_by());
-        let rows: Vec<SummaryRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+        let rows: Vec<SummaryRow> = sql::build_as(&mut q).fetch_all(&mut **tx).await?;
         tx.commit().await?;
         let notices = rows
             .into_iter()
@@ -538,13 +539,13 @@ impl Store {
             "SELECT count(*) FROM notices n"
         });
         push_filter_on(&mut q, filter, tallies);
-        let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+        let n: i64 = sql::build_scalar(&mut q).fetch_one(&self.pool).await?;
         Ok(n as u64)
     }
 
     /// Notice counts per platform and state.
     pub(crate) async fn notice_counts(&self) -> Result<Vec<StateCount>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT platform, state, sum(n) AS count FROM notice_tallies GROUP BY platform, state
              HAVING sum(n) > 0 ORDER BY platform, state",
         )
@@ -554,7 +555,7 @@ impl Store {
 
     /// One notice as the queue shows it.
     pub async fn notice(&self, id: i64) -> Result<Option<NoticeSummary>> {
-        let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<SummaryRow> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {SUMMARY_COLUMNS}{SUMMARY_FROM} WHERE n.id = ?"
         )))
         .bind(id)
@@ -568,20 +569,20 @@ impl Store {
         let Some(notice) = self.notice(id).await? else {
             return Ok(None);
         };
-        let (owner,): (String,) = sqlx::query_as("SELECT owner FROM brands WHERE id = ?")
+        let (owner,): (String,) = sql::query_as("SELECT owner FROM brands WHERE id = ?")
             .bind(notice.brand_id)
             .fetch_one(&self.pool)
             .await?;
         let (mark_classes, mark_expires) = match notice.mark_id {
             Some(mark_id) => {
-                let classes: Vec<i64> = sqlx::query_scalar(
+                let classes: Vec<i64> = sql::query_scalar(
                     "SELECT class FROM mark_classes WHERE mark_id = ? ORDER BY class",
                 )
                 .bind(mark_id)
                 .fetch_all(&self.pool)
                 .await?;
                 let expires: Option<String> =
-                    sqlx::query_scalar("SELECT expires FROM marks WHERE id = ?")
+                    sql::query_scalar("SELECT expires FROM marks WHERE id = ?")
                         .bind(mark_id)
                         .fetch_optional(&self.pool)
                         .await?
@@ -616,6 +617,7 @@ impl Store {
             price: Option<f64>,
             currency: String,
             category: Option<String>,
+            #[sqlx(try_from = "Flag")]
             is_ad: bool,
             first_seen: String,
             last_seen: String,
@@ -632,7 +634,7 @@ impl Store {
             evidence_id: Option<i64>,
             detail_evidence_id: Option<i64>,
         }
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = sql::query_as(
             "SELECT ni.match_id, l.id AS listing_id, l.platform, l.item_id, l.url, l.title, l.seller, l.price,
                     l.currency, l.category, l.is_ad, l.first_seen, l.last_seen, m.verdict, m.score, m.reasons,
                     m.matcher_version, m.mark_id, mk.text AS mark, mk.registration_no, mk.jurisdiction,
@@ -694,7 +696,7 @@ impl Store {
     }
 
     async fn evidence_ref(&self, id: i64, role: EvidenceRole) -> Result<Option<EvidenceRef>> {
-        let row: Option<(i64, String, String, i64, String, i64, String)> = sqlx::query_as(
+        let row: Option<(i64, String, String, i64, String, i64, String)> = sql::query_as(
             "SELECT id, url, fetched_at, status, body_sha256, body_len, chain_hash FROM evidence WHERE id = ?",
         )
         .bind(id)
@@ -717,7 +719,7 @@ impl Store {
     /// The marks a notice rests on: its own, then any other its listings' matches name, in
     /// id order.
     pub async fn notice_marks(&self, notice_id: i64) -> Result<Vec<NoticeMark>> {
-        let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, String, Option<String>)> = sql::query_as(
             "SELECT mk.id, mk.text, mk.jurisdiction, mk.registration_no, mk.expires FROM marks mk
              WHERE mk.id IN (SELECT mark_id FROM notices WHERE id = ?1
                              UNION SELECT m.mark_id FROM notice_items ni JOIN matches m ON m.id = ni.match_id
@@ -729,7 +731,7 @@ impl Store {
         .await?;
         let mut marks = Vec::with_capacity(rows.len());
         for (id, text, jurisdiction, registration_no, expires) in rows {
-            let classes: Vec<i64> = sqlx::query_scalar(
+            let classes: Vec<i64> = sql::query_scalar(
                 "SELECT class FROM mark_classes WHERE mark_id = ? ORDER BY class",
             )
             .bind(id)
@@ -749,7 +751,7 @@ impl Store {
 
     /// The audit rows of one notice, oldest first.
     pub async fn notice_history(&self, notice_id: i64) -> Result<Vec<AuditEntry>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT id, at, actor, action, from_state, to_state, note, reject_reason FROM audit_log
              WHERE entity = 'notice' AND entity_id = ? ORDER BY id",
         )
@@ -761,7 +763,7 @@ impl Store {
     /// Complaints filed under one platform account since a date, by outcome, counted in listings
     /// (a platform judges each listing of a complaint). See [`GoodFaithCounts`].
     pub(crate) async fn good_faith_counts(&self, since: &str) -> Result<Vec<GoodFaithCounts>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT n.platform, coalesce(n.account, 'default') AS account,
                     sum(n.item_count) AS filed,
                     sum(CASE WHEN n.state = 'filed' THEN n.item_count ELSE 0 END) AS pending,
@@ -782,7 +784,7 @@ impl Store {
     /// Counter-noticed cases whose Art. 43 deadline falls on or before `until` (YYYY-MM-DD),
     /// overdue ones included, nearest first.
     pub async fn upcoming_deadlines(&self, until: &str) -> Result<Vec<NoticeSummary>> {
-        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<SummaryRow> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {SUMMARY_COLUMNS}{SUMMARY_FROM}
              WHERE n.state = 'counter_noticed' AND n.deadline IS NOT NULL AND n.deadline <= ?
              ORDER BY n.deadline, n.id"
@@ -796,7 +798,7 @@ impl Store {
     /// Sellers with at least `min_listings` listings in cases (rejected ones aside), most
     /// relistings first.
     pub async fn repeat_sellers(&self, min_listings: u32) -> Result<Vec<RepeatSeller>> {
-        Ok(sqlx::query_as(
+        Ok(sql::query_as(
             "SELECT l.platform, l.seller, count(DISTINCT l.id) AS listings, count(DISTINCT n.id) AS cases,
                     count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice'
                           AND a.entity_id = n.id AND a.to_state = 'removed') THEN l.id END) AS removed,
@@ -818,7 +820,7 @@ impl Store {
     pub(crate) async fn batch_verdicts(&self, notice_ids: &[i64]) -> Result<(i64, i64)> {
         let (mut infringing, mut suspect) = (0, 0);
         for id in notice_ids {
-            let (i, s): (i64, i64) = sqlx::query_as(
+            let (i, s): (i64, i64) = sql::query_as(
                 "SELECT coalesce(sum(m.verdict = 'infringing'), 0), coalesce(sum(m.verdict <> 'infringing'), 0)
                  FROM notice_items ni JOIN matches m ON m.id = ni.match_id WHERE ni.notice_id = ?",
             )
@@ -902,14 +904,14 @@ impl Store {
     /// One step of the lifecycle inside the caller's transaction: checks, the notice's new state
     /// and its audit row (with the reviewer's reason on a rejection). Returns the state it left.
     async fn apply_transition(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         id: i64,
         to: CaseState,
         actor: &str,
         details: &TransitionDetails,
         reject_reason: Option<RejectReason>,
     ) -> std::result::Result<CaseState, TransitionError> {
-        let row: Option<StateRow> = sqlx::query_as(
+        let row: Option<StateRow> = sql::query_as(
             "SELECT n.state, n.not_fileable, m.text, m.expires FROM notices n LEFT JOIN marks m ON m.id = n.mark_id
              WHERE n.id = ?",
         )
@@ -959,7 +961,7 @@ impl Store {
             .as_deref()
             .map(str::trim)
             .filter(|n| !n.is_empty());
-        sqlx::query("UPDATE notices SET state = ?, updated_at = ? WHERE id = ?")
+        sql::query("UPDATE notices SET state = ?, updated_at = ? WHERE id = ?")
             .bind(to.as_str())
             .bind(&now)
             .bind(id)
@@ -967,7 +969,7 @@ impl Store {
             .await?;
         match to {
             CaseState::Filed => {
-                sqlx::query(
+                sql::query(
                     "UPDATE notices SET complaint_ref = ?, account = coalesce(?, account, 'default'), filed_at = ?
                      WHERE id = ?",
                 )
@@ -981,7 +983,7 @@ impl Store {
             CaseState::CounterNoticed => {
                 let received = chrono::Utc::now().date_naive();
                 let deadline = crate::model::counter_notice_deadline(received);
-                sqlx::query("UPDATE notices SET counter_noticed_at = ?, deadline = ? WHERE id = ?")
+                sql::query("UPDATE notices SET counter_noticed_at = ?, deadline = ? WHERE id = ?")
                     .bind(&now)
                     .bind(deadline.to_string())
                     .bind(id)
@@ -989,7 +991,7 @@ impl Store {
                     .await?;
             }
             CaseState::Removed | CaseState::Rejected | CaseState::Closed => {
-                sqlx::query(
+                sql::query(
                     "UPDATE notices SET resolved_at = coalesce(resolved_at, ?) WHERE id = ?",
                 )
                 .bind(&now)
@@ -1014,7 +1016,7 @@ impl Store {
             (CaseState::Filed, Some(r), None) => Some(format!("complaint {r}")),
             (_, _, n) => n.map(str::to_owned),
         };
-        sqlx::query(
+        sql::query(
             "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note,
                                     reject_reason)
              VALUES (?, ?, 'notice', ?, ?, ?, ?, ?, ?)",
@@ -1123,7 +1125,7 @@ mod tests {
             )
             .await;
         let (brand_id, mark_id): (i64, i64) =
-            sqlx::query_as("SELECT m.brand_id, m.mark_id FROM matches m WHERE m.id = ?")
+            sql::query_as("SELECT m.brand_id, m.mark_id FROM matches m WHERE m.id = ?")
                 .bind(match_id)
                 .fetch_one(db.pool())
                 .await
@@ -1430,7 +1432,7 @@ mod tests {
 
     /// Every group's tally against a count over `notices` itself.
     async fn assert_tallies_exact(db: &TestDb) {
-        let wrong: Vec<(String, String, i64, i64, Option<i64>)> = sqlx::query_as(
+        let wrong: Vec<(String, String, i64, i64, Option<i64>)> = sql::query_as(
             "WITH g AS (SELECT platform, state, brand_id, verdict, relisted_from IS NOT NULL AS r,
                                not_fileable IS NULL AS f, count(*) AS c FROM notices GROUP BY 1, 2, 3, 4, 5, 6)
              SELECT g.platform, g.state, g.brand_id, g.c, t.n FROM g LEFT JOIN notice_tallies t
@@ -1442,7 +1444,7 @@ mod tests {
         .await
         .unwrap();
         assert!(wrong.is_empty(), "tallies off: {wrong:?}");
-        let (tallied, counted): (i64, i64) = sqlx::query_as(
+        let (tallied, counted): (i64, i64) = sql::query_as(
             "SELECT (SELECT sum(n) FROM notice_tallies), (SELECT count(*) FROM notices)",
         )
         .fetch_one(db.pool())
@@ -1496,7 +1498,7 @@ mod tests {
             ("DELETE FROM notices WHERE id = ?", ids[6]),
         ];
         for (sql, id) in changes {
-            sqlx::query(sql).bind(id).execute(db.pool()).await.unwrap();
+            sql::query(sql).bind(id).execute(db.pool()).await.unwrap();
             assert_tallies_exact(&db).await;
         }
 
@@ -1563,7 +1565,7 @@ mod tests {
         // Ties in every order, so the id decides between equals.
         for (k, id) in ids.iter().enumerate() {
             let k = k as i64;
-            sqlx::query(
+            sql::query(
                 "UPDATE notices SET priority = ?, max_score = ?, item_count = ?, updated_at = ?,
                         deadline = ? WHERE id = ?",
             )
@@ -1590,7 +1592,7 @@ mod tests {
             NoticeSort::Deadline,
             NoticeSort::Updated,
         ] {
-            let expected: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            let expected: Vec<i64> = sql::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT n.id FROM notices n WHERE n.state = 'draft' ORDER BY {}",
                 sort.order_by()
             )))
@@ -1620,7 +1622,7 @@ mod tests {
         let db = TestDb::new().await;
         let id = draft(&db, "c0", ("NIKE", "CN"), "Nike").await;
         // COUNT_CAP more notices like the first, without listings: only the queue reads them.
-        sqlx::query(
+        sql::query(
             "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
              INSERT INTO notices (platform, brand_id, mark_id, channel, state, created_at,
                                   updated_at, item_count, max_score, verdict)

@@ -1,5 +1,6 @@
 //! Registry ids for synthetic review data (benchmarks and UI tests).
 
+use super::sql;
 use super::{Result, Store};
 
 /// A brand's id and name, with its marks as (id, text, jurisdiction).
@@ -8,11 +9,11 @@ pub(crate) type BrandMarks = (i64, String, Vec<(i64, String, String)>);
 impl Store {
     /// Brand ids by name, and each brand's marks as (id, text, jurisdiction).
     pub(crate) async fn brand_mark_ids(&self) -> Result<Vec<BrandMarks>> {
-        let brands: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM brands ORDER BY id")
+        let brands: Vec<(i64, String)> = sql::query_as("SELECT id, name FROM brands ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         let marks: Vec<(i64, i64, String, String)> =
-            sqlx::query_as("SELECT id, brand_id, text, jurisdiction FROM marks ORDER BY id")
+            sql::query_as("SELECT id, brand_id, text, jurisdiction FROM marks ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(brands

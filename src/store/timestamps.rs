@@ -1,6 +1,7 @@
 //! Trusted timestamp tokens over the evidence chain, as stored: which record each one covers
 //! and the TSA's reply as received. Checking them is `crate::timestamp`'s work.
 
+use super::sql;
 use serde::Serialize;
 
 use super::{Result, Store, now};
@@ -46,7 +47,7 @@ impl Store {
     /// The chain's last record and its chain hash; `None` while the chain is empty.
     pub(crate) async fn chain_head(&self) -> Result<Option<(i64, String)>> {
         Ok(
-            sqlx::query_as("SELECT id, chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
+            sql::query_as("SELECT id, chain_hash FROM evidence ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&self.pool)
                 .await?,
         )
@@ -55,14 +56,14 @@ impl Store {
     /// The newest token, if any.
     pub(crate) async fn last_timestamp(&self) -> Result<Option<StoredTimestamp>> {
         Ok(
-            sqlx::query_as(select_timestamps!("ORDER BY id DESC LIMIT 1"))
+            sql::query_as(select_timestamps!("ORDER BY id DESC LIMIT 1"))
                 .fetch_optional(&self.pool)
                 .await?,
         )
     }
 
     pub(crate) async fn add_timestamp(&self, t: &NewTimestamp<'_>) -> Result<i64> {
-        let id = sqlx::query_scalar(
+        let id = sql::query_scalar(
             "INSERT INTO evidence_timestamps
              (evidence_id, chain_hash, tsa_url, gen_time, tsa_name, reply, stamped_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -82,7 +83,7 @@ impl Store {
     /// Every token, oldest first.
     pub(crate) async fn timestamps(&self) -> Result<Vec<StoredTimestamp>> {
         Ok(
-            sqlx::query_as(select_timestamps!("ORDER BY evidence_id, id"))
+            sql::query_as(select_timestamps!("ORDER BY evidence_id, id"))
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -94,7 +95,7 @@ impl Store {
         &self,
         evidence_id: i64,
     ) -> Result<Option<StoredTimestamp>> {
-        Ok(sqlx::query_as(select_timestamps!(
+        Ok(sql::query_as(select_timestamps!(
             "WHERE evidence_id >= ? ORDER BY evidence_id, id LIMIT 1"
         ))
         .bind(evidence_id)

@@ -4,6 +4,7 @@
 //! Session and API tokens are random 256-bit values handed to the client once; only their
 //! SHA-256 is stored, so a copy of the database does not let anyone log in.
 
+use super::sql::{self, Flag};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -100,7 +101,7 @@ type ApiTokenRow = (
     String,
     Option<String>,
     Option<String>,
-    bool,
+    Flag,
 );
 
 /// Why an account change was refused.
@@ -263,7 +264,7 @@ async fn verify_password(password: String, stored: String) -> bool {
 /// an unknown name against it costs what checking a real one does.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$czISzwImQSNbjNw1IRDoQg$gi7yOKGQJ2FVKDjJc2NjRe2opItLboNOate5chYa/Nw";
 
-type UserRow = (i64, String, String, bool, String);
+type UserRow = (i64, String, String, Flag, String);
 
 fn user_from_row((id, name, role, disabled, created_at): UserRow) -> Result<User> {
     let role = role.parse().map_err(|_| StoreError::Corrupt {
@@ -275,7 +276,7 @@ fn user_from_row((id, name, role, disabled, created_at): UserRow) -> Result<User
         id,
         name,
         role,
-        disabled,
+        disabled: disabled.0,
         created_at,
     })
 }
@@ -296,7 +297,7 @@ impl Store {
         let hash = hash_password(password.to_owned()).await?;
         let mut tx = self.begin_write().await?;
         let now = now();
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = sql::query_scalar(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING RETURNING id",
         )
@@ -323,7 +324,7 @@ impl Store {
     /// Every account, by name.
     pub async fn users(&self) -> Result<Vec<User>> {
         let rows: Vec<UserRow> =
-            sqlx::query_as("SELECT id, name, role, disabled, created_at FROM users ORDER BY name")
+            sql::query_as("SELECT id, name, role, disabled, created_at FROM users ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
         rows.into_iter().map(user_from_row).collect()
@@ -331,7 +332,7 @@ impl Store {
 
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         let row: Option<UserRow> =
-            sqlx::query_as("SELECT id, name, role, disabled, created_at FROM users WHERE name = ?")
+            sql::query_as("SELECT id, name, role, disabled, created_at FROM users WHERE name = ?")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -361,13 +362,13 @@ impl Store {
         let hash = hash_password(password.to_owned()).await?;
         let mut tx = self.begin_write().await?;
         let id: Option<i64> =
-            sqlx::query_scalar("UPDATE users SET password_hash = ? WHERE name = ? RETURNING id")
+            sql::query_scalar("UPDATE users SET password_hash = ? WHERE name = ? RETURNING id")
                 .bind(&hash)
                 .bind(name)
                 .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
+        sql::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
             .bind(id)
             .bind(keep.map(sha256_hex))
             .execute(&mut **tx)
@@ -386,18 +387,18 @@ impl Store {
     ) -> std::result::Result<(), UserError> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> =
-            sqlx::query_scalar("UPDATE users SET disabled = ? WHERE name = ? RETURNING id")
+            sql::query_scalar("UPDATE users SET disabled = ? WHERE name = ? RETURNING id")
                 .bind(disabled)
                 .bind(name)
                 .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         if disabled {
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            sql::query("DELETE FROM sessions WHERE user_id = ?")
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = ?")
+            sql::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = ?")
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
@@ -421,7 +422,7 @@ impl Store {
     ) -> std::result::Result<(), UserError> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> =
-            sqlx::query_scalar("UPDATE users SET role = ? WHERE name = ? RETURNING id")
+            sql::query_scalar("UPDATE users SET role = ? WHERE name = ? RETURNING id")
                 .bind(role.as_str())
                 .bind(name)
                 .fetch_optional(&mut **tx)
@@ -449,14 +450,14 @@ impl Store {
         let now_t = Utc::now();
         let since = stamp(now_t - Duration::minutes(LOGIN_WINDOW_MINUTES));
         let mut tx = self.begin_write().await?;
-        let (by_user, first_user): (i64, Option<String>) = sqlx::query_as(
+        let (by_user, first_user): (i64, Option<String>) = sql::query_as(
             "SELECT count(*), min(at) FROM login_attempts WHERE user_name = ? AND ok = 0 AND at > ?",
         )
         .bind(name)
         .bind(&since)
         .fetch_one(&mut **tx)
         .await?;
-        let (by_ip, first_ip): (i64, Option<String>) = sqlx::query_as(
+        let (by_ip, first_ip): (i64, Option<String>) = sql::query_as(
             "SELECT count(*), min(at) FROM login_attempts WHERE ip = ? AND ok = 0 AND at > ?",
         )
         .bind(ip)
@@ -481,7 +482,7 @@ impl Store {
                 .unwrap_or(LOGIN_WINDOW_MINUTES * 60);
             return Ok(LoginOutcome::Throttled { retry_after_secs });
         }
-        let attempt: i64 = sqlx::query_scalar(
+        let attempt: i64 = sql::query_scalar(
             "INSERT INTO login_attempts (at, user_name, ip, ok) VALUES (?, ?, ?, 0) RETURNING id",
         )
         .bind(stamp(now_t))
@@ -489,7 +490,7 @@ impl Store {
         .bind(ip)
         .fetch_one(&mut **tx)
         .await?;
-        let row: Option<(i64, String, String, bool, String, String)> = sqlx::query_as(
+        let row: Option<(i64, String, String, Flag, String, String)> = sql::query_as(
             "SELECT id, name, role, disabled, created_at, password_hash FROM users WHERE name = ?",
         )
         .bind(name)
@@ -510,7 +511,7 @@ impl Store {
             }
         };
         if user.is_some() {
-            sqlx::query("UPDATE login_attempts SET ok = 1 WHERE id = ?")
+            sql::query("UPDATE login_attempts SET ok = 1 WHERE id = ?")
                 .bind(attempt)
                 .execute(&self.pool)
                 .await?;
@@ -534,11 +535,11 @@ impl Store {
         let now_t = Utc::now();
         let expires_at = stamp(now_t + limits.absolute);
         // Old expired sessions go whenever a new one starts.
-        sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+        sql::query("DELETE FROM sessions WHERE expires_at < ?")
             .bind(stamp(now_t))
             .execute(&self.pool)
             .await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO sessions
                  (token_hash, user_id, csrf_token, created_at, expires_at, ip, last_seen_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -564,7 +565,7 @@ impl Store {
     ) -> Result<Option<Session>> {
         let now_t = Utc::now();
         let hash = sha256_hex(token);
-        let row: Option<(i64, String, String, bool, String, String)> = sqlx::query_as(
+        let row: Option<(i64, String, String, Flag, String, String)> = sql::query_as(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at, s.csrf_token
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ? AND s.expires_at > ?
@@ -576,7 +577,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         if row.is_some() {
-            sqlx::query(
+            sql::query(
                 "UPDATE sessions SET last_seen_at = ?
                  WHERE token_hash = ? AND coalesce(last_seen_at, created_at) < ?",
             )
@@ -596,7 +597,7 @@ impl Store {
     }
 
     pub(crate) async fn end_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+        sql::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(sha256_hex(token))
             .execute(&self.pool)
             .await?;
@@ -618,7 +619,7 @@ impl Store {
             .ok_or_else(|| UserError::NotFound(name.to_owned()))?;
         let token = format!("mw_{}", random_token());
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sql::query_scalar(
             "INSERT INTO api_tokens (user_id, token_hash, label, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
@@ -636,7 +637,7 @@ impl Store {
 
     /// Every API token of every user (never the secret), newest first.
     pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
-        let rows: Vec<ApiTokenRow> = sqlx::query_as(
+        let rows: Vec<ApiTokenRow> = sql::query_as(
             "SELECT t.id, u.name, t.label, t.created_at, t.last_used_at, t.expires_at, t.revoked
              FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC",
         )
@@ -652,7 +653,7 @@ impl Store {
                     created_at,
                     last_used_at,
                     expires_at,
-                    revoked,
+                    revoked: revoked.0,
                 },
             )
             .collect())
@@ -666,7 +667,7 @@ impl Store {
     ) -> std::result::Result<(), UserError> {
         let mut tx = self.begin_write().await?;
         let user_id: Option<i64> =
-            sqlx::query_scalar("UPDATE api_tokens SET revoked = 1 WHERE id = ? RETURNING user_id")
+            sql::query_scalar("UPDATE api_tokens SET revoked = 1 WHERE id = ? RETURNING user_id")
                 .bind(id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -686,7 +687,7 @@ impl Store {
     /// The enabled user an API token belongs to, if the token is live.
     pub(crate) async fn user_for_api_token(&self, token: &str) -> Result<Option<User>> {
         let hash = sha256_hex(token);
-        let row: Option<UserRow> = sqlx::query_as(
+        let row: Option<UserRow> = sql::query_as(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0
@@ -697,7 +698,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         if row.is_some() {
-            sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ?")
+            sql::query("UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ?")
                 .bind(now())
                 .bind(&hash)
                 .execute(&self.pool)
@@ -708,13 +709,13 @@ impl Store {
 }
 
 async fn audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     actor: &str,
     user_id: i64,
     action: &str,
     to_state: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO audit_log (at, actor, entity, entity_id, action, to_state) VALUES (?, ?, 'user', ?, ?, ?)",
     )
     .bind(now())
@@ -761,7 +762,7 @@ mod tests {
             1,
             "eve".to_owned(),
             "root".to_owned(),
-            false,
+            Flag(false),
             "x".to_owned(),
         );
         assert!(matches!(
@@ -777,7 +778,7 @@ mod tests {
             .add_user("alice", Role::Reviewer, "plum vivid orbit kettle", "test")
             .await
             .unwrap();
-        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        let hash: String = sql::query_scalar("SELECT password_hash FROM users")
             .fetch_one(&store.pool)
             .await
             .unwrap();

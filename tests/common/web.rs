@@ -49,7 +49,7 @@ impl WebServer {
             .await
             .unwrap();
         let mut config = Config {
-            database: db,
+            database: db.into(),
             ..Config::default()
         };
         config.crawl.definitions = definitions.to_path_buf();

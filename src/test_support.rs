@@ -3,7 +3,25 @@
 
 use crate::fetch::Page;
 use crate::model::Listing;
-use crate::store::Store;
+use crate::store::{Database, Store};
+
+/// A fresh, empty database for one test: an SQLite file in `dir`, or, when `MW_TEST_POSTGRES`
+/// names a server (`postgres://user@host:port`), a new database `mw_test_…` on it. `.ci/run`
+/// runs the suites both ways; it drops the `mw_test_` databases before it starts.
+pub(crate) async fn scratch_db(dir: &std::path::Path) -> Database {
+    use sqlx::migrate::MigrateDatabase as _;
+    let name = format!("mw_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    match std::env::var("MW_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => {
+            let url = format!("{}/{name}", server.trim_end_matches('/'));
+            sqlx::Postgres::create_database(&url)
+                .await
+                .expect("create a test database on MW_TEST_POSTGRES");
+            Database::Postgres(url)
+        }
+        _ => Database::Sqlite(dir.join(format!("{name}.db"))),
+    }
+}
 
 pub(crate) struct TestDb {
     pub store: Store,
@@ -13,7 +31,7 @@ pub(crate) struct TestDb {
 impl TestDb {
     pub(crate) async fn new() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(scratch_db(dir.path()).await).await.unwrap();
         let brands = crate::registry::load_file(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/fixtures/brands.toml"

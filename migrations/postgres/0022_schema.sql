@@ -11,6 +11,18 @@
 -- `seq BIGINT GENERATED ALWAYS AS IDENTITY` to use instead:
 --   notice_items  (SQLite `ORDER BY ni.rowid` in store/notices.rs and store/allow.rs)
 
+-- SQLite's bound-list idiom, which the shared statements use: a JSON array bound as one text
+-- parameter and read as rows. `jsonb_each(?)` gives each element as jsonb (read fields with
+-- ->>), `json_each(?)` each plain element as text. Where an element is compared with or
+-- stored in a non-text column, the statement CASTs it: SQLite needs no cast, PostgreSQL does.
+CREATE FUNCTION jsonb_each(list TEXT) RETURNS TABLE (key BIGINT, value JSONB)
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT n - 1, v FROM jsonb_array_elements(list::jsonb) WITH ORDINALITY AS e (v, n) $$;
+
+CREATE FUNCTION json_each(list TEXT) RETURNS TABLE (key BIGINT, value TEXT)
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT n - 1, v FROM jsonb_array_elements_text(list::jsonb) WITH ORDINALITY AS e (v, n) $$;
+
 -- Registry ------------------------------------------------------------------
 
 CREATE TABLE brands (

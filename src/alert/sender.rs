@@ -336,7 +336,9 @@ mod tests {
     #[tokio::test]
     async fn run_delivers_then_stops_on_shutdown_with_nothing_left_sending() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            .await
+            .unwrap();
         let mut config = Config::default();
         config.email.poll_secs = 1;
         let outbox = dir.path().join("outbox");
@@ -398,7 +400,11 @@ mod tests {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = rt.block_on(Store::open(&dir.path().join("t.db"))).unwrap();
+        let store = rt
+            .block_on(async {
+                Store::open(crate::test_support::scratch_db(&dir.path()).await).await
+            })
+            .unwrap();
         let sender = Sender::new(store, Transport::file(dir.path().join("o")), &config).unwrap();
         for (attempts, base) in [(1, 10), (2, 20), (3, 40), (4, 60), (9, 60)] {
             let d = sender.backoff(attempts).num_milliseconds();

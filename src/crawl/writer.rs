@@ -471,7 +471,9 @@ mod tests {
     #[tokio::test]
     async fn listings_are_upserted_and_changes_recorded_with_chained_evidence() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            .await
+            .unwrap();
         let run = store.start_crawl_run("jd", None).await.unwrap();
         let matcher = crate::matcher::Matcher::new(&[]).unwrap();
         let judge = |l: &Listing| matcher.check(&crate::matcher::Item::from(l));
@@ -554,7 +556,9 @@ mod tests {
     #[tokio::test]
     async fn missing_item_pages_are_taken_least_recently_tried_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            .await
+            .unwrap();
         let run = store.start_crawl_run("jd", None).await.unwrap();
         let items: Vec<_> = ["1", "2", "3"]
             .iter()
@@ -595,15 +599,20 @@ mod tests {
     /// Everything a crawl leaves in the database, timestamps of writing and match ids aside.
     async fn snapshot(store: &Store) -> Vec<String> {
         let mut rows = Vec::new();
+        let array = match store.backend() {
+            crate::store::Backend::Sqlite => "json_array",
+            crate::store::Backend::Postgres => "json_build_array",
+        };
         for query in [
-            "SELECT json_array(id, platform, item_id, title, price, seller, category, evidence_id,
-                    detail_evidence_id, first_seen, last_seen) FROM listings ORDER BY id",
-            "SELECT json_array(id, listing_id, field, old_value, new_value, evidence_id)
+            "id, platform, item_id, title, price, seller, category, evidence_id,
+             detail_evidence_id, first_seen, last_seen) AS TEXT) FROM listings ORDER BY id",
+            "id, listing_id, field, old_value, new_value, evidence_id) AS TEXT)
              FROM listing_changes ORDER BY id",
-            "SELECT json_array(listing_id, verdict, score) FROM matches ORDER BY listing_id",
-            "SELECT json_array(id, crawl_run_id, url, prev_hash, chain_hash) FROM evidence ORDER BY id",
+            "listing_id, verdict, score) AS TEXT) FROM matches ORDER BY listing_id",
+            "id, crawl_run_id, url, prev_hash, chain_hash) AS TEXT) FROM evidence ORDER BY id",
         ] {
-            let found: Vec<String> = crate::store::sql::query_scalar(query)
+            let query = format!("SELECT CAST({array}({query}");
+            let found: Vec<String> = crate::store::sql::query_scalar(sqlx::AssertSqlSafe(query))
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
@@ -683,8 +692,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let (one_by_one, grouped) = (
-            Store::open(&dir.path().join("a.db")).await.unwrap(),
-            Store::open(&dir.path().join("b.db")).await.unwrap(),
+            Store::open(crate::test_support::scratch_db(&dir.path()).await)
+                .await
+                .unwrap(),
+            Store::open(crate::test_support::scratch_db(&dir.path()).await)
+                .await
+                .unwrap(),
         );
         let mut records = Vec::new();
         for store in [&one_by_one, &grouped] {

@@ -430,7 +430,9 @@ mod tests {
     #[tokio::test]
     async fn save_replace_list_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            .await
+            .unwrap();
         assert_eq!(store.secret_key_check().await.unwrap(), None);
         let out = store
             .save_account(&account("alice", b"one"), b"check1")

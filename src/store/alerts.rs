@@ -511,11 +511,13 @@ impl Store {
         brand_id: i64,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        sql::query("INSERT OR IGNORE INTO alert_digests (brand_id, covered_to) VALUES (?, ?)")
-            .bind(brand_id)
-            .bind(stamp(at))
-            .execute(&self.pool)
-            .await?;
+        sql::query(
+            "INSERT INTO alert_digests (brand_id, covered_to) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(brand_id)
+        .bind(stamp(at))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -1045,9 +1047,12 @@ mod tests {
     use super::*;
     use crate::model::{Brand, Mark};
     use crate::model::{Outcome, Verdict};
+    use crate::store::Backend;
 
     async fn store_with_brand(dir: &std::path::Path) -> (Store, i64) {
-        let store = Store::open(&dir.join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir).await)
+            .await
+            .unwrap();
         let brand = Brand {
             name: "Nike".to_owned(),
             owner: "Nike Innovate C.V.".to_owned(),
@@ -1261,10 +1266,16 @@ mod tests {
 
         // The schema's CHECKs keep these out; a database edited by hand may still have them.
         let mut conn = store.pool.acquire().await.unwrap();
-        sql::query("PRAGMA ignore_check_constraints = ON")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        sql::query(match store.backend {
+            Backend::Sqlite => "PRAGMA ignore_check_constraints = ON",
+            Backend::Postgres => {
+                "ALTER TABLE brands DROP CONSTRAINT brands_alert_mode_check,
+                 DROP CONSTRAINT brands_alert_language_check"
+            }
+        })
+        .execute(&mut *conn)
+        .await
+        .unwrap();
         for (column, value) in [("alert_mode", "Digest"), ("alert_language", "fr")] {
             sql::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE brands SET {column} = ?"
@@ -1283,9 +1294,11 @@ mod tests {
                 .await
                 .unwrap();
         }
-        sql::query("PRAGMA ignore_check_constraints = OFF")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        if store.backend == Backend::Sqlite {
+            sql::query("PRAGMA ignore_check_constraints = OFF")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
     }
 }

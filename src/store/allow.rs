@@ -104,7 +104,7 @@ pub struct ReasonCount {
 /// from draft or approved (a platform's rejection after filing is not a review). A notice sent
 /// back to draft has no decision until the next one.
 const LAST_DECISIONS: &str = "WITH last AS MATERIALIZED (
-    SELECT a.id, a.at, a.entity_id AS notice_id, a.action = 'approve' AS agreed, a.reject_reason
+    SELECT a.id, a.at, a.entity_id AS notice_id, CASE WHEN a.action = 'approve' THEN 1 ELSE 0 END AS agreed, a.reject_reason
     FROM audit_log a
     WHERE a.entity = 'notice' AND a.action IN ('approve', 'reject')
       AND (a.action = 'approve' OR a.from_state IN ('draft', 'approved'))
@@ -222,7 +222,7 @@ impl Store {
         let limit = i64::from(last);
         let (decisions, agreed, since, until): (i64, i64, Option<String>, Option<String>) =
             sql::query_as(sqlx::AssertSqlSafe(format!(
-                "{LAST_DECISIONS} SELECT count(*), coalesce(sum(agreed), 0), min(at), max(at) FROM last"
+                "{LAST_DECISIONS} SELECT count(*), CAST(coalesce(sum(agreed), 0) AS BIGINT), min(at), max(at) FROM last"
             )))
             .bind(limit)
             .fetch_one(&mut *tx)
@@ -231,15 +231,15 @@ impl Store {
             "{LAST_DECISIONS}, carried AS (
                 SELECT DISTINCT last.id, last.agreed, r.value ->> 'code' AS code
                 FROM last JOIN notice_items ni ON ni.notice_id = last.notice_id
-                JOIN matches m ON m.id = ni.match_id, json_each(m.reasons) r)
-             SELECT code, count(*), sum(agreed) FROM carried WHERE code IS NOT NULL GROUP BY code
+                JOIN matches m ON m.id = ni.match_id, jsonb_each(m.reasons) r)
+             SELECT code, count(*), CAST(sum(agreed) AS BIGINT) FROM carried WHERE code IS NOT NULL GROUP BY code
              ORDER BY count(*) - sum(agreed) DESC, 1.0 * sum(agreed) / count(*), count(*) DESC, code"
         )))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         let reasons: Vec<(Option<String>, i64)> = sql::query_as(sqlx::AssertSqlSafe(format!(
-            "{LAST_DECISIONS} SELECT reject_reason, count(*) FROM last WHERE NOT agreed
+            "{LAST_DECISIONS} SELECT reject_reason, count(*) FROM last WHERE agreed = 0
              GROUP BY reject_reason ORDER BY count(*) DESC, reject_reason IS NULL, reject_reason"
         )))
         .bind(limit)
@@ -313,10 +313,12 @@ pub(super) async fn add_rules(
     .bind(notice_id)
     .fetch_one(&mut **tx)
     .await?;
-    let listings: Vec<NoticeListing> = sql::query_as(
+    let backend = sql::Backend::of(tx);
+    let listings: Vec<NoticeListing> = sql::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT l.id, l.title, l.seller FROM notice_items ni JOIN matches m ON m.id = ni.match_id
-         JOIN listings l ON l.id = m.listing_id WHERE ni.notice_id = ? ORDER BY ni.rowid",
-    )
+         JOIN listings l ON l.id = m.listing_id WHERE ni.notice_id = ? ORDER BY {}",
+        backend.insertion_order("ni")
+    )))
     .bind(notice_id)
     .fetch_all(&mut **tx)
     .await?;

@@ -60,25 +60,28 @@ struct ListTable {
 /// Contacts, aliases and authorised sellers, in the order [`brand_lists`] returns them.
 const LISTS: [ListTable; 3] = [
     ListTable {
-        select: "SELECT l.brand_id, l.email FROM jsonb_each(?) j
-                 JOIN brand_contacts l ON l.brand_id = j.value ORDER BY l.brand_id, l.position",
-        delete: "DELETE FROM brand_contacts WHERE brand_id IN (SELECT value FROM jsonb_each(?))",
+        select: "SELECT l.brand_id, l.email FROM json_each(?) j
+                 JOIN brand_contacts l ON l.brand_id = CAST(j.value AS BIGINT) ORDER BY l.brand_id, l.position",
+        delete: "DELETE FROM brand_contacts WHERE brand_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         insert: "INSERT INTO brand_contacts (brand_id, position, email)
-                 SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM jsonb_each(?) j",
+                 SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT), j.value ->> 2
+                 FROM jsonb_each(?) j",
     },
     ListTable {
-        select: "SELECT l.brand_id, l.alias FROM jsonb_each(?) j
-                 JOIN brand_aliases l ON l.brand_id = j.value ORDER BY l.brand_id, l.position",
-        delete: "DELETE FROM brand_aliases WHERE brand_id IN (SELECT value FROM jsonb_each(?))",
+        select: "SELECT l.brand_id, l.alias FROM json_each(?) j
+                 JOIN brand_aliases l ON l.brand_id = CAST(j.value AS BIGINT) ORDER BY l.brand_id, l.position",
+        delete: "DELETE FROM brand_aliases WHERE brand_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         insert: "INSERT INTO brand_aliases (brand_id, position, alias)
-                 SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM jsonb_each(?) j",
+                 SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT), j.value ->> 2
+                 FROM jsonb_each(?) j",
     },
     ListTable {
-        select: "SELECT l.brand_id, l.seller FROM jsonb_each(?) j
-                 JOIN authorized_sellers l ON l.brand_id = j.value ORDER BY l.brand_id, l.position",
-        delete: "DELETE FROM authorized_sellers WHERE brand_id IN (SELECT value FROM jsonb_each(?))",
+        select: "SELECT l.brand_id, l.seller FROM json_each(?) j
+                 JOIN authorized_sellers l ON l.brand_id = CAST(j.value AS BIGINT) ORDER BY l.brand_id, l.position",
+        delete: "DELETE FROM authorized_sellers WHERE brand_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         insert: "INSERT INTO authorized_sellers (brand_id, position, seller)
-                 SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM jsonb_each(?) j",
+                 SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT), j.value ->> 2
+                 FROM jsonb_each(?) j",
     },
 ];
 
@@ -152,7 +155,7 @@ impl Store {
         let rows: Vec<BrandColumns> = sql::query_as(
             "SELECT b.id, b.name, b.owner, b.reference_price_cny, b.well_known,
                     b.watch_unauthorised, b.trust_official_stores
-             FROM jsonb_each(?) j JOIN brands b ON b.name = j.value",
+             FROM json_each(?) j JOIN brands b ON b.name = j.value",
         )
         .bind(to_json(&names))
         .fetch_all(&mut **tx)
@@ -187,7 +190,7 @@ impl Store {
             .await?;
             sql::query(
                 "INSERT INTO registry_generation (id, generation) VALUES (1, 1)
-                 ON CONFLICT (id) DO UPDATE SET generation = generation + 1",
+                 ON CONFLICT (id) DO UPDATE SET generation = registry_generation.generation + 1",
             )
             .execute(&mut **tx)
             .await?;
@@ -258,7 +261,7 @@ async fn sync_images(
     }
     let names: Vec<&str> = with_images.iter().map(|b| b.name.as_str()).collect();
     let ids: HashMap<String, i64> = sql::query_as::<(String, i64)>(
-        "SELECT b.name, b.id FROM jsonb_each(?) j JOIN brands b ON b.name = j.value",
+        "SELECT b.name, b.id FROM json_each(?) j JOIN brands b ON b.name = j.value",
     )
     .bind(to_json(&names))
     .fetch_all(&mut **tx)
@@ -268,7 +271,7 @@ async fn sync_images(
     let stored: HashMap<(i64, String), (String, String, i64)> =
         sql::query_as::<(i64, String, String, String, i64)>(
             "SELECT i.brand_id, i.path, i.kind, i.sha256, i.position
-             FROM jsonb_each(?) j JOIN brand_images i ON i.brand_id = j.value",
+             FROM json_each(?) j JOIN brand_images i ON i.brand_id = CAST(j.value AS BIGINT)",
         )
         .bind(to_json(&ids.values().collect::<Vec<_>>()))
         .fetch_all(&mut **tx)
@@ -394,8 +397,8 @@ async fn read_brands(
     }
     let mut prices: HashMap<i64, Vec<PriceFloor>> = HashMap::new();
     let price_rows: Vec<(i64, String, String, f64)> = sql::query_as(
-        "SELECT p.brand_id, p.words, p.classes, p.min_price_cny FROM jsonb_each(?) j
-         JOIN brand_prices p ON p.brand_id = j.value ORDER BY p.brand_id, p.position",
+        "SELECT p.brand_id, p.words, p.classes, p.min_price_cny FROM json_each(?) j
+         JOIN brand_prices p ON p.brand_id = CAST(j.value AS BIGINT) ORDER BY p.brand_id, p.position",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -416,7 +419,7 @@ async fn read_brands(
     }
     let mut classes: HashMap<i64, Vec<u8>> = HashMap::new();
     let class_rows: Vec<(i64, i64)> = sql::query_as(
-        "SELECT c.mark_id, c.class FROM jsonb_each(?) j JOIN marks m ON m.brand_id = j.value
+        "SELECT c.mark_id, c.class FROM json_each(?) j JOIN marks m ON m.brand_id = CAST(j.value AS BIGINT)
          JOIN mark_classes c ON c.mark_id = m.id ORDER BY c.mark_id, c.class",
     )
     .bind(&ids)
@@ -433,7 +436,7 @@ async fn read_brands(
     let mut marks: HashMap<i64, (Vec<Mark>, Vec<i64>)> = HashMap::new();
     let mark_rows: Vec<(i64, i64, String, String, String, Option<String>)> = sql::query_as(
         "SELECT m.id, m.brand_id, m.text, m.jurisdiction, m.registration_no, m.expires
-         FROM jsonb_each(?) j JOIN marks m ON m.brand_id = j.value ORDER BY m.brand_id, m.id",
+         FROM json_each(?) j JOIN marks m ON m.brand_id = CAST(j.value AS BIGINT) ORDER BY m.brand_id, m.id",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -451,8 +454,8 @@ async fn read_brands(
     }
     let mut images: HashMap<i64, Vec<BrandImage>> = HashMap::new();
     let image_rows: Vec<(i64, String, String, String, Vec<u8>)> = sql::query_as(
-        "SELECT i.brand_id, i.path, i.kind, i.sha256, i.hashes FROM jsonb_each(?) j
-         JOIN brand_images i ON i.brand_id = j.value ORDER BY i.brand_id, i.position, i.id",
+        "SELECT i.brand_id, i.path, i.kind, i.sha256, i.hashes FROM json_each(?) j
+         JOIN brand_images i ON i.brand_id = CAST(j.value AS BIGINT) ORDER BY i.brand_id, i.position, i.id",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -602,13 +605,14 @@ impl<'a> Changes<'a> {
                 .map(|&(id, b)| brand_row(Some(id), b))
                 .collect();
             sql::query(
-                "UPDATE brands SET owner = j.value ->> 'owner', reference_price_cny = j.value ->> 'price',
+                "UPDATE brands SET owner = j.value ->> 'owner', reference_price_cny = CAST(j.value ->> 'price' AS DOUBLE PRECISION),
                      alert_mode = j.value ->> 'alert_mode', alert_digest = j.value ->> 'alert_digest',
                      alert_language = j.value ->> 'alert_language',
-                     well_known = j.value ->> 'well_known',
-                     watch_unauthorised = j.value ->> 'watch_unauthorised',
-                     trust_official_stores = j.value ->> 'trust_official_stores', updated_at = ?
-                 FROM jsonb_each(?) j WHERE brands.id = j.value ->> 'id'",
+                     well_known = CAST(CAST(j.value ->> 'well_known' AS BOOLEAN) AS INTEGER),
+                     watch_unauthorised = CAST(CAST(j.value ->> 'watch_unauthorised' AS BOOLEAN) AS INTEGER),
+                     trust_official_stores = CAST(CAST(j.value ->> 'trust_official_stores' AS BOOLEAN) AS INTEGER),
+                     updated_at = ?
+                 FROM jsonb_each(?) j WHERE brands.id = CAST(j.value ->> 'id' AS BIGINT)",
             )
             .bind(now)
             .bind(to_json(&rows))
@@ -660,11 +664,11 @@ impl<'a> Changes<'a> {
             .collect();
         replace_rows(
             tx,
-            "DELETE FROM brand_prices WHERE brand_id IN (SELECT value FROM jsonb_each(?))",
+            "DELETE FROM brand_prices WHERE brand_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
             &self.replaced_prices,
             "INSERT INTO brand_prices (brand_id, position, words, classes, min_price_cny)
-             SELECT j.value ->> 'brand_id', j.value ->> 'position', j.value ->> 'words',
-                    j.value ->> 'classes', j.value ->> 'min_price_cny'
+             SELECT CAST(j.value ->> 'brand_id' AS BIGINT), CAST(j.value ->> 'position' AS BIGINT), j.value ->> 'words',
+                    j.value ->> 'classes', CAST(j.value ->> 'min_price_cny' AS DOUBLE PRECISION)
              FROM jsonb_each(?) j",
             &rows,
         )
@@ -692,7 +696,7 @@ impl<'a> Changes<'a> {
             sql::query(
                 "UPDATE marks SET registration_no = j.value ->> 'registration_no',
                      expires = j.value ->> 'expires', updated_at = ?
-                 FROM jsonb_each(?) j WHERE marks.id = j.value ->> 'id'",
+                 FROM jsonb_each(?) j WHERE marks.id = CAST(j.value ->> 'id' AS BIGINT)",
             )
             .bind(now)
             .bind(to_json(&rows))
@@ -704,10 +708,10 @@ impl<'a> Changes<'a> {
         }
         replace_rows(
             tx,
-            "DELETE FROM mark_classes WHERE mark_id IN (SELECT value FROM jsonb_each(?))",
+            "DELETE FROM mark_classes WHERE mark_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
             &self.changed_marks,
             "INSERT INTO mark_classes (mark_id, class)
-             SELECT j.value ->> 0, j.value ->> 1 FROM jsonb_each(?) j",
+             SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT) FROM jsonb_each(?) j",
             &classes,
         )
         .await
@@ -753,10 +757,10 @@ async fn insert_brands(
         "INSERT INTO brands (name, owner, reference_price_cny, alert_mode, alert_digest,
              alert_language, well_known, watch_unauthorised, trust_official_stores, created_at,
              updated_at)
-         SELECT j.value ->> 'name', j.value ->> 'owner', j.value ->> 'price',
+         SELECT j.value ->> 'name', j.value ->> 'owner', CAST(j.value ->> 'price' AS DOUBLE PRECISION),
                 j.value ->> 'alert_mode', j.value ->> 'alert_digest', j.value ->> 'alert_language',
-                j.value ->> 'well_known', j.value ->> 'watch_unauthorised',
-                j.value ->> 'trust_official_stores', ?, ?
+                CAST(CAST(j.value ->> 'well_known' AS BOOLEAN) AS INTEGER), CAST(CAST(j.value ->> 'watch_unauthorised' AS BOOLEAN) AS INTEGER),
+                CAST(CAST(j.value ->> 'trust_official_stores' AS BOOLEAN) AS INTEGER), ?, ?
          FROM jsonb_each(?) j
          RETURNING id, name",
     )
@@ -786,7 +790,7 @@ async fn insert_marks<'m>(
     let inserted: Vec<(i64, i64, String, String)> = sql::query_as(
         "INSERT INTO marks (brand_id, text, jurisdiction, registration_no, expires, created_at,
              updated_at)
-         SELECT j.value ->> 'id', j.value ->> 'text', j.value ->> 'jurisdiction',
+         SELECT CAST(j.value ->> 'id' AS BIGINT), j.value ->> 'text', j.value ->> 'jurisdiction',
                 j.value ->> 'registration_no', j.value ->> 'expires', ?, ?
          FROM jsonb_each(?) j
          RETURNING id, brand_id, text, jurisdiction",
@@ -861,7 +865,9 @@ mod tests {
 
     async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            .await
+            .unwrap();
         (store, dir)
     }
 

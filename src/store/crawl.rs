@@ -120,7 +120,7 @@ impl Store {
             "UPDATE listings SET detail_tried_at = ?
              WHERE id IN (SELECT id FROM listings
                           WHERE platform = ? AND detail_evidence_id IS NULL AND id <= ?
-                          ORDER BY detail_tried_at, id LIMIT ?)
+                          ORDER BY detail_tried_at NULLS FIRST, id LIMIT ?)
              RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated",
         )
         .bind(now())
@@ -149,7 +149,7 @@ impl Store {
                             AND NOT EXISTS (SELECT 1 FROM evidence_parts p
                                             WHERE p.evidence_id = l.detail_evidence_id
                                               AND p.kind = 'screenshot')
-                          ORDER BY l.detail_tried_at, l.id LIMIT ?)
+                          ORDER BY l.detail_tried_at NULLS FIRST, l.id LIMIT ?)
              RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated",
         )
         .bind(now())
@@ -191,7 +191,7 @@ impl Store {
     /// Bytes of pages stored and listings stored, for benchmarks.
     pub async fn bench_totals(&self) -> Result<(u64, u64)> {
         let (bytes, listings): (i64, i64) = sql::query_as(
-            "SELECT (SELECT coalesce(sum(body_len), 0) FROM evidence), (SELECT count(*) FROM listings)",
+            "SELECT (SELECT CAST(coalesce(sum(body_len), 0) AS BIGINT) FROM evidence), (SELECT count(*) FROM listings)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -411,10 +411,10 @@ impl WriteTx<'_> {
             return Ok(());
         }
         sql::query(
-            "UPDATE listings SET detail_evidence_id = j.value ->> 'evidence_id',
+            "UPDATE listings SET detail_evidence_id = CAST(j.value ->> 'evidence_id' AS BIGINT),
                  seller = coalesce(j.value ->> 'seller', seller),
                  category = coalesce(j.value ->> 'category', category)
-             FROM jsonb_each(?) j WHERE listings.id = j.value ->> 'listing_id'",
+             FROM jsonb_each(?) j WHERE listings.id = CAST(j.value ->> 'listing_id' AS BIGINT)",
         )
         .bind(to_json(&details))
         .execute(&mut ***self)
@@ -559,9 +559,9 @@ async fn upsert_listings<'a>(
             "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
              self_operated, evidence_id, first_seen, last_seen)
              SELECT j.value ->> 'platform', j.value ->> 'item_id', j.value ->> 'url', j.value ->> 'title',
-                    j.value ->> 'seller', j.value ->> 'price', j.value ->> 'currency', j.value ->> 'category',
-                    coalesce(j.value ->> 'is_ad', 0), coalesce(j.value ->> 'self_operated', 0),
-                    j.value ->> 'evidence_id', j.value ->> 'seen_at',
+                    j.value ->> 'seller', CAST(j.value ->> 'price' AS DOUBLE PRECISION), j.value ->> 'currency', j.value ->> 'category',
+                    coalesce(CAST(CAST(j.value ->> 'is_ad' AS BOOLEAN) AS INTEGER), 0), coalesce(CAST(CAST(j.value ->> 'self_operated' AS BOOLEAN) AS INTEGER), 0),
+                    CAST(j.value ->> 'evidence_id' AS BIGINT), j.value ->> 'seen_at',
                     j.value ->> 'seen_at'
              FROM jsonb_each(?) j
              RETURNING id, platform, item_id",
@@ -642,8 +642,8 @@ async fn upsert_listings<'a>(
     if !changes.is_empty() {
         sql::query(
             "INSERT INTO listing_changes (listing_id, field, old_value, new_value, evidence_id, changed_at)
-             SELECT j.value ->> 'listing_id', j.value ->> 'field', j.value ->> 'old_value',
-                    j.value ->> 'new_value', j.value ->> 'evidence_id', j.value ->> 'changed_at'
+             SELECT CAST(j.value ->> 'listing_id' AS BIGINT), j.value ->> 'field', j.value ->> 'old_value',
+                    j.value ->> 'new_value', CAST(j.value ->> 'evidence_id' AS BIGINT), j.value ->> 'changed_at'
              FROM jsonb_each(?) j",
         )
         .bind(to_json(&changes))
@@ -677,10 +677,11 @@ async fn upsert_listings<'a>(
         .collect();
     if !seen.is_empty() {
         sql::query(
-            "UPDATE listings SET title = j.value ->> 'title', price = j.value ->> 'price',
-                 seller = coalesce(j.value ->> 'seller', seller), evidence_id = j.value ->> 'evidence_id',
-                 last_seen = max(last_seen, j.value ->> 'seen_at')
-             FROM jsonb_each(?) j WHERE listings.id = j.value ->> 'id'",
+            "UPDATE listings SET title = j.value ->> 'title', price = CAST(j.value ->> 'price' AS DOUBLE PRECISION),
+                 seller = coalesce(j.value ->> 'seller', seller), evidence_id = CAST(j.value ->> 'evidence_id' AS BIGINT),
+                 last_seen = CASE WHEN last_seen > j.value ->> 'seen_at' THEN last_seen
+                                 ELSE j.value ->> 'seen_at' END
+             FROM jsonb_each(?) j WHERE listings.id = CAST(j.value ->> 'id' AS BIGINT)",
         )
         .bind(to_json(&seen))
         .execute(&mut **tx)

@@ -130,19 +130,31 @@ pub struct BackupSummary {
 /// zeros. These count what it stored instead: each page of evidence as fetched, the listings
 /// first seen on its platform after it started (and before its platform's next run), the
 /// listings its pages changed. Walls and unreadable pages it stored count as fetched too.
-macro_rules! recount {
-    () => {
-        "
-    pages_ok = max(pages_ok, (SELECT count(*) FROM evidence e WHERE e.crawl_run_id = crawl_runs.id)),
-    listings_new = max(listings_new, (SELECT count(*) FROM listings l
-        WHERE l.platform = crawl_runs.platform
-        AND julianday(l.first_seen) >= julianday(crawl_runs.started_at)
-        AND NOT EXISTS (SELECT 1 FROM crawl_runs n WHERE n.platform = crawl_runs.platform
-            AND n.id > crawl_runs.id AND julianday(n.started_at) <= julianday(l.first_seen)))),
-    listings_changed = max(listings_changed, (SELECT count(DISTINCT c.listing_id)
-        FROM listing_changes c JOIN evidence e ON e.id = c.evidence_id
-        WHERE e.crawl_run_id = crawl_runs.id))"
-    };
+fn recount(backend: Backend) -> String {
+    let at = |t: &str| backend.epoch(t);
+    let pages = backend.greatest(
+        "pages_ok",
+        "(SELECT count(*) FROM evidence e WHERE e.crawl_run_id = crawl_runs.id)",
+    );
+    let new = backend.greatest(
+        "listings_new",
+        &format!(
+            "(SELECT count(*) FROM listings l WHERE l.platform = crawl_runs.platform
+              AND {} >= {}
+              AND NOT EXISTS (SELECT 1 FROM crawl_runs n WHERE n.platform = crawl_runs.platform
+                  AND n.id > crawl_runs.id AND {} <= {}))",
+            at("l.first_seen"),
+            at("crawl_runs.started_at"),
+            at("n.started_at"),
+            at("l.first_seen"),
+        ),
+    );
+    let changed = backend.greatest(
+        "listings_changed",
+        "(SELECT count(DISTINCT c.listing_id) FROM listing_changes c
+          JOIN evidence e ON e.id = c.evidence_id WHERE e.crawl_run_id = crawl_runs.id)",
+    );
+    format!(" pages_ok = {pages}, listings_new = {new}, listings_changed = {changed}")
 }
 
 fn parse_time(column: &'static str, value: &str) -> Result<DateTime<Utc>> {
@@ -230,12 +242,12 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
-        sql::query(concat!(
+        sql::query(sqlx::AssertSqlSafe(format!(
             "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
-             error = coalesce(error, 'interrupted: the process stopped during the run'),",
-            recount!(),
-            " WHERE status = 'running'"
-        ))
+             error = coalesce(error, 'interrupted: the process stopped during the run'),{}
+             WHERE status = 'running'",
+            recount(self.backend)
+        )))
         .bind(&at)
         .execute(&mut **tx)
         .await?;
@@ -388,12 +400,12 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         for platform in platforms {
-            sql::query(concat!(
+            sql::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
-                 error = coalesce(error, 'abandoned at shutdown'),",
-                recount!(),
-                " WHERE status = 'running' AND platform = ? AND started_at >= ?"
-            ))
+                 error = coalesce(error, 'abandoned at shutdown'),{}
+                 WHERE status = 'running' AND platform = ? AND started_at >= ?",
+                recount(self.backend)
+            )))
             .bind(&at)
             .bind(platform)
             .bind(&started_at)
@@ -555,9 +567,12 @@ impl Store {
     /// The counts `/metrics` reports.
     pub async fn metric_counts(&self) -> Result<MetricCounts> {
         let crawl = sql::query_as(
-            "SELECT platform, sum(pages_ok) AS pages_ok, sum(pages_retried) AS pages_retried,
-             sum(pages_failed) AS pages_failed, sum(pages_blocked) AS pages_blocked,
-             sum(listings_new) AS listings_new, sum(listings_changed) AS listings_changed
+            "SELECT platform, CAST(sum(pages_ok) AS BIGINT) AS pages_ok,
+             CAST(sum(pages_retried) AS BIGINT) AS pages_retried,
+             CAST(sum(pages_failed) AS BIGINT) AS pages_failed,
+             CAST(sum(pages_blocked) AS BIGINT) AS pages_blocked,
+             CAST(sum(listings_new) AS BIGINT) AS listings_new,
+             CAST(sum(listings_changed) AS BIGINT) AS listings_changed
              FROM crawl_runs GROUP BY platform ORDER BY platform",
         )
         .fetch_all(&self.pool)
@@ -567,14 +582,19 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let durations = sql::query(
-            "SELECT platform, count(*) AS n, total(d) AS s,
-             sum(d <= 1), sum(d <= 5), sum(d <= 10), sum(d <= 30), sum(d <= 60),
-             sum(d <= 120), sum(d <= 300), sum(d <= 600), sum(d <= 1800), sum(d <= 3600)
-             FROM (SELECT platform, (julianday(finished_at) - julianday(started_at)) * 86400.0 AS d
-                   FROM crawl_runs WHERE finished_at IS NOT NULL AND status <> 'abandoned')
+        let buckets: Vec<String> = CRAWL_DURATION_BUCKETS
+            .iter()
+            .map(|b| format!("count(*) FILTER (WHERE d <= {b})"))
+            .collect();
+        let durations = sql::query(sqlx::AssertSqlSafe(format!(
+            "SELECT platform, count(*) AS n, coalesce(sum(d), 0.0) AS s, {}
+             FROM (SELECT platform, {} - {} AS d
+                   FROM crawl_runs WHERE finished_at IS NOT NULL AND status <> 'abandoned') AS runs
              GROUP BY platform ORDER BY platform",
-        )
+            buckets.join(", "),
+            self.backend.epoch("finished_at"),
+            self.backend.epoch("started_at"),
+        )))
         .fetch_all(&self.pool)
         .await?
         .into_iter()
@@ -608,10 +628,11 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let oldest: Option<f64> = sql::query_scalar(
-            "SELECT (julianday('now') - julianday(min(created_at))) * 86400.0 FROM alerts
-             WHERE state IN ('queued', 'failed_retrying')",
-        )
+        let oldest: Option<f64> = sql::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {} - {} FROM alerts WHERE state IN ('queued', 'failed_retrying')",
+            self.backend.epoch("now"),
+            self.backend.epoch("min(created_at)"),
+        )))
         .fetch_one(&self.pool)
         .await?;
         let schedule_runs = sql::query_as(

@@ -379,7 +379,7 @@ impl Store {
         for (id, reason) in reasons {
             changed += sql::query(
                 "UPDATE notices SET not_fileable = ?, updated_at = ?
-                 WHERE id = ? AND state IN ('draft', 'approved') AND not_fileable IS NOT ?",
+                 WHERE id = ? AND state IN ('draft', 'approved') AND not_fileable IS DISTINCT FROM ?",
             )
             .bind(reason)
             .bind(&now)

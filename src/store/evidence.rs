@@ -98,8 +98,8 @@ impl Store {
     pub(crate) async fn screenshots_of(&self, records: &[i64]) -> Result<Vec<(i64, i64)>> {
         let ids = serde_json::to_string(records).unwrap_or_else(|_| "[]".to_owned());
         Ok(sql::query_as(
-            "SELECT p.evidence_id, min(p.seq) FROM jsonb_each(?) j
-             JOIN evidence_parts p ON p.evidence_id = j.value AND p.kind = 'screenshot'
+            "SELECT p.evidence_id, min(p.seq) FROM json_each(?) j
+             JOIN evidence_parts p ON p.evidence_id = CAST(j.value AS BIGINT) AND p.kind = 'screenshot'
              GROUP BY p.evidence_id",
         )
         .bind(ids)

@@ -162,8 +162,8 @@ impl Store {
     /// Per notice, the main photo of its first listing that has one: the queue's thumbnails.
     pub(crate) async fn notice_thumbnails(&self, notices: &[i64]) -> Result<HashMap<i64, i64>> {
         let rows: Vec<(i64, i64)> = sql::query_as(
-            "SELECT ni.notice_id, min(i.id) FROM jsonb_each(?) j
-             JOIN notice_items ni ON ni.notice_id = j.value
+            "SELECT ni.notice_id, min(i.id) FROM json_each(?) j
+             JOIN notice_items ni ON ni.notice_id = CAST(j.value AS BIGINT)
              JOIN matches m ON m.id = ni.match_id
              JOIN listing_images i ON i.listing_id = m.listing_id
              WHERE i.position = 0 AND i.state = 'hashed' GROUP BY ni.notice_id",
@@ -216,7 +216,7 @@ pub(super) async fn listings_with_hashes(
     let rows: Vec<ListingRow> = sql::query_as(
         "SELECT l.id, l.platform, l.item_id, l.url, l.title, l.seller, l.price, l.currency,
                 l.category, l.is_ad, l.self_operated
-         FROM jsonb_each(?) j JOIN listings l ON l.id = j.value",
+         FROM json_each(?) j JOIN listings l ON l.id = CAST(j.value AS BIGINT)",
     )
     .bind(to_json(&ids))
     .fetch_all(&mut *conn)
@@ -246,8 +246,8 @@ pub(super) async fn image_hashes(
     listing_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<u64>>> {
     let rows: Vec<(i64, i64)> = sql::query_as(
-        "SELECT i.listing_id, i.phash FROM jsonb_each(?) j JOIN listing_images i
-         ON i.listing_id = j.value WHERE i.state = 'hashed' AND i.phash IS NOT NULL
+        "SELECT i.listing_id, i.phash FROM json_each(?) j JOIN listing_images i
+         ON i.listing_id = CAST(j.value AS BIGINT) WHERE i.state = 'hashed' AND i.phash IS NOT NULL
          ORDER BY i.listing_id, i.position",
     )
     .bind(to_json(&listing_ids))
@@ -269,7 +269,7 @@ impl WriteTx<'_> {
         }
         sql::query(
             "INSERT INTO listing_images (listing_id, position, url)
-             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM jsonb_each(?) j
+             SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT), j.value ->> 2 FROM jsonb_each(?) j
              WHERE true ON CONFLICT (listing_id, url) DO NOTHING",
         )
         .bind(to_json(&images))
@@ -285,10 +285,10 @@ impl WriteTx<'_> {
         }
         sql::query(
             "UPDATE listing_images SET state = j.value ->> 'state',
-                 evidence_id = j.value ->> 'evidence_id', sha256 = j.value ->> 'sha256',
-                 phash = j.value ->> 'phash', width = j.value ->> 'width',
-                 height = j.value ->> 'height', error = j.value ->> 'error', fetched_at = ?
-             FROM jsonb_each(?) j WHERE listing_images.id = j.value ->> 'image_id'",
+                 evidence_id = CAST(j.value ->> 'evidence_id' AS BIGINT), sha256 = j.value ->> 'sha256',
+                 phash = CAST(j.value ->> 'phash' AS BIGINT), width = CAST(j.value ->> 'width' AS BIGINT),
+                 height = CAST(j.value ->> 'height' AS BIGINT), error = j.value ->> 'error', fetched_at = ?
+             FROM jsonb_each(?) j WHERE listing_images.id = CAST(j.value ->> 'image_id' AS BIGINT)",
         )
         .bind(now())
         .bind(to_json(&updates))

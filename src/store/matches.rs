@@ -178,7 +178,7 @@ pub(crate) async fn store_verdicts(
     let listing_ids: Vec<i64> = verdicts.iter().map(|(id, _)| *id).collect();
     let stored: Vec<StoredMatch> = sql::query_as(
         "SELECT listing_id, id, brand_id, mark_id, verdict, score, reasons, matcher_version
-         FROM matches WHERE listing_id IN (SELECT value FROM jsonb_each(?))",
+         FROM matches WHERE listing_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
     )
     .bind(to_json(&listing_ids))
     .fetch_all(&mut **tx)
@@ -234,8 +234,8 @@ pub(crate) async fn store_verdicts(
         let inserted: Vec<(i64, i64, Option<i64>, String)> = sql::query_as(
             "INSERT INTO matches (listing_id, brand_id, mark_id, verdict, score, reasons, matcher_version,
              created_at, updated_at)
-             SELECT j.value ->> 'listing_id', j.value ->> 'brand_id', j.value ->> 'mark_id',
-                    j.value ->> 'verdict', j.value ->> 'score', j.value ->> 'reasons',
+             SELECT CAST(j.value ->> 'listing_id' AS BIGINT), CAST(j.value ->> 'brand_id' AS BIGINT), CAST(j.value ->> 'mark_id' AS BIGINT),
+                    j.value ->> 'verdict', CAST(j.value ->> 'score' AS DOUBLE PRECISION), j.value ->> 'reasons',
                     j.value ->> 'matcher_version', ?, ?
              FROM jsonb_each(?) j
              RETURNING id, listing_id, brand_id, verdict",
@@ -361,8 +361,8 @@ async fn record_match_changes(
     }
     sql::query(
         "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at)
-         SELECT j.value ->> 'kind', j.value ->> 'brand_id', j.value ->> 'match_id',
-                j.value ->> 'listing_id', ?
+         SELECT j.value ->> 'kind', CAST(j.value ->> 'brand_id' AS BIGINT), CAST(j.value ->> 'match_id' AS BIGINT),
+                CAST(j.value ->> 'listing_id' AS BIGINT), ?
          FROM jsonb_each(?) j",
     )
     .bind(super::now())

@@ -423,9 +423,9 @@ fn push_filter_on(q: &mut QueryBuilder<Any>, f: &NoticeFilter, tallies: bool) {
     }
     // By subquery, not the join, so counting needs no join at all.
     if let Some(b) = &f.brand {
-        q.push(" AND n.brand_id IN (SELECT id FROM brands WHERE name = ")
+        q.push(" AND n.brand_id IN (SELECT id FROM brands WHERE lower(name) = lower(")
             .push_bind(b.clone())
-            .push(" COLLATE NOCASE)");
+            .push("))");
     }
     if let Some(id) = f.brand_id {
         q.push(" AND n.brand_id = ").push_bind(id);
@@ -481,11 +481,15 @@ impl Store {
         let (total, total_capped) = if filter.has_score_bound() {
             let mut q = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM notices n");
             push_filter(&mut q, filter);
-            q.push(" LIMIT ").push_bind(COUNT_CAP as i64).push(")");
+            q.push(" LIMIT ")
+                .push_bind(COUNT_CAP as i64)
+                .push(") AS capped");
             let n: i64 = sql::build_scalar(&mut q).fetch_one(&mut **tx).await?;
             (n as u64, n as u64 >= COUNT_CAP)
         } else {
-            let mut q = QueryBuilder::new("SELECT coalesce(sum(n.n), 0) FROM notice_tallies n");
+            let mut q = QueryBuilder::new(
+                "SELECT CAST(coalesce(sum(n.n), 0) AS BIGINT) FROM notice_tallies n",
+            );
             push_filter_on(&mut q, filter, true);
             let n: i64 = sql::build_scalar(&mut q).fetch_one(&mut **tx).await?;
             (n as u64, false)
@@ -534,7 +538,7 @@ impl Store {
         // whose triggers keep a count per group: a sum over at most a few thousand rows.
         let tallies = !filter.has_score_bound();
         let mut q = QueryBuilder::new(if tallies {
-            "SELECT coalesce(sum(n.n), 0) FROM notice_tallies n"
+            "SELECT CAST(coalesce(sum(n.n), 0) AS BIGINT) FROM notice_tallies n"
         } else {
             "SELECT count(*) FROM notices n"
         });
@@ -546,7 +550,7 @@ impl Store {
     /// Notice counts per platform and state.
     pub(crate) async fn notice_counts(&self) -> Result<Vec<StateCount>> {
         Ok(sql::query_as(
-            "SELECT platform, state, sum(n) AS count FROM notice_tallies GROUP BY platform, state
+            "SELECT platform, state, CAST(sum(n) AS BIGINT) AS count FROM notice_tallies GROUP BY platform, state
              HAVING sum(n) > 0 ORDER BY platform, state",
         )
         .fetch_all(&self.pool)
@@ -634,15 +638,16 @@ impl Store {
             evidence_id: Option<i64>,
             detail_evidence_id: Option<i64>,
         }
-        let rows: Vec<Row> = sql::query_as(
+        let rows: Vec<Row> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT ni.match_id, l.id AS listing_id, l.platform, l.item_id, l.url, l.title, l.seller, l.price,
                     l.currency, l.category, l.is_ad, l.first_seen, l.last_seen, m.verdict, m.score, m.reasons,
                     m.matcher_version, m.mark_id, mk.text AS mark, mk.registration_no, mk.jurisdiction,
                     ni.relisted_from, ni.relisted_reason, l.evidence_id, l.detail_evidence_id
              FROM notice_items ni JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
              LEFT JOIN marks mk ON mk.id = m.mark_id
-             WHERE ni.notice_id = ? ORDER BY ni.rowid",
-        )
+             WHERE ni.notice_id = ? ORDER BY {}",
+            self.backend.insertion_order("ni")
+        )))
         .bind(notice_id)
         .fetch_all(&self.pool)
         .await?;
@@ -765,14 +770,14 @@ impl Store {
     pub(crate) async fn good_faith_counts(&self, since: &str) -> Result<Vec<GoodFaithCounts>> {
         Ok(sql::query_as(
             "SELECT n.platform, coalesce(n.account, 'default') AS account,
-                    sum(n.item_count) AS filed,
-                    sum(CASE WHEN n.state = 'filed' THEN n.item_count ELSE 0 END) AS pending,
-                    sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
-                                          AND a.to_state = 'removed') THEN n.item_count ELSE 0 END) AS removed,
-                    sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
+                    CAST(sum(n.item_count) AS BIGINT) AS filed,
+                    CAST(sum(CASE WHEN n.state = 'filed' THEN n.item_count ELSE 0 END) AS BIGINT) AS pending,
+                    CAST(sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
+                                          AND a.to_state = 'removed') THEN n.item_count ELSE 0 END) AS BIGINT) AS removed,
+                    CAST(sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
                                           AND a.from_state = 'filed' AND a.to_state = 'rejected')
-                             THEN n.item_count ELSE 0 END) AS rejected,
-                    sum(CASE WHEN n.counter_noticed_at IS NOT NULL THEN n.item_count ELSE 0 END) AS counter_noticed
+                             THEN n.item_count ELSE 0 END) AS BIGINT) AS rejected,
+                    CAST(sum(CASE WHEN n.counter_noticed_at IS NOT NULL THEN n.item_count ELSE 0 END) AS BIGINT) AS counter_noticed
              FROM notices n WHERE n.filed_at IS NOT NULL AND n.filed_at >= ?
              GROUP BY n.platform, coalesce(n.account, 'default') ORDER BY n.platform, account",
         )
@@ -808,7 +813,7 @@ impl Store {
              JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
              WHERE l.seller IS NOT NULL AND trim(l.seller) <> '' AND n.state <> 'rejected'
              GROUP BY l.platform, l.seller HAVING count(DISTINCT l.id) >= ?
-             ORDER BY relisted DESC, listings DESC, l.platform, l.seller",
+             ORDER BY relisted DESC, listings DESC, l.platform, l.seller NULLS FIRST",
         )
         .bind(i64::from(min_listings))
         .fetch_all(&self.pool)
@@ -821,7 +826,7 @@ impl Store {
         let (mut infringing, mut suspect) = (0, 0);
         for id in notice_ids {
             let (i, s): (i64, i64) = sql::query_as(
-                "SELECT coalesce(sum(m.verdict = 'infringing'), 0), coalesce(sum(m.verdict <> 'infringing'), 0)
+                "SELECT count(*) FILTER (WHERE m.verdict = 'infringing'), count(*) FILTER (WHERE m.verdict <> 'infringing')
                  FROM notice_items ni JOIN matches m ON m.id = ni.match_id WHERE ni.notice_id = ?",
             )
             .bind(id)
@@ -1433,19 +1438,21 @@ mod tests {
     /// Every group's tally against a count over `notices` itself.
     async fn assert_tallies_exact(db: &TestDb) {
         let wrong: Vec<(String, String, i64, i64, Option<i64>)> = sql::query_as(
-            "WITH g AS (SELECT platform, state, brand_id, verdict, relisted_from IS NOT NULL AS r,
-                               not_fileable IS NULL AS f, count(*) AS c FROM notices GROUP BY 1, 2, 3, 4, 5, 6)
+            "WITH g AS (SELECT platform, state, brand_id, verdict,
+                               CASE WHEN relisted_from IS NOT NULL THEN 1 ELSE 0 END AS r,
+                               CASE WHEN not_fileable IS NULL THEN 1 ELSE 0 END AS f, count(*) AS c
+                        FROM notices GROUP BY 1, 2, 3, 4, 5, 6)
              SELECT g.platform, g.state, g.brand_id, g.c, t.n FROM g LEFT JOIN notice_tallies t
                ON t.platform = g.platform AND t.state = g.state AND t.brand_id = g.brand_id
               AND t.verdict = g.verdict AND t.relisted = g.r AND t.fileable = g.f
-             WHERE t.n IS NOT g.c",
+             WHERE t.n IS DISTINCT FROM g.c",
         )
         .fetch_all(db.pool())
         .await
         .unwrap();
         assert!(wrong.is_empty(), "tallies off: {wrong:?}");
         let (tallied, counted): (i64, i64) = sql::query_as(
-            "SELECT (SELECT sum(n) FROM notice_tallies), (SELECT count(*) FROM notices)",
+            "SELECT (SELECT CAST(sum(n) AS BIGINT) FROM notice_tallies), (SELECT count(*) FROM notices)",
         )
         .fetch_one(db.pool())
         .await

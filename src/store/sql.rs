@@ -16,6 +16,49 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a connection (or a transaction on one) talks to.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// Seconds since 1970, as a double, of an RFC 3339 text expression (or of `now`).
+    pub(crate) fn epoch(self, text: &str) -> String {
+        match (self, text) {
+            (Backend::Sqlite, "now") => "((julianday('now') - 2440587.5) * 86400.0)".to_owned(),
+            (Backend::Sqlite, _) => format!("((julianday({text}) - 2440587.5) * 86400.0)"),
+            (Backend::Postgres, "now") => {
+                "CAST(EXTRACT(EPOCH FROM now()) AS DOUBLE PRECISION)".to_owned()
+            }
+            // EXTRACT gives a numeric, which `Any` cannot read.
+            (Backend::Postgres, _) => {
+                format!("CAST(EXTRACT(EPOCH FROM CAST({text} AS TIMESTAMPTZ)) AS DOUBLE PRECISION)")
+            }
+        }
+    }
+
+    /// The column that orders a table's rows as inserted: SQLite's rowid; on PostgreSQL,
+    /// which has none, the `seq` identity column such tables carry.
+    pub(crate) fn insertion_order(self, alias: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("{alias}.rowid"),
+            Backend::Postgres => format!("{alias}.seq"),
+        }
+    }
+
+    /// The larger of two values (SQLite's two-argument `max`).
+    pub(crate) fn greatest(self, a: &str, b: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("max({a}, {b})"),
+            Backend::Postgres => format!("GREATEST({a}, {b})"),
+        }
+    }
+}
+
 /// A yes/no column as either backend hands it back: SQLite stores 0 and 1 (and computes them
 /// for `x IS NULL`), PostgreSQL has booleans, and `Any` decodes strictly by the value's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

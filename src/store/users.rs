@@ -368,7 +368,7 @@ impl Store {
                 .fetch_optional(&mut **tx)
                 .await?;
         let id = id.ok_or_else(|| UserError::NotFound(name.to_owned()))?;
-        sql::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
+        sql::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS DISTINCT FROM ?")
             .bind(id)
             .bind(keep.map(sha256_hex))
             .execute(&mut **tx)
@@ -388,7 +388,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> =
             sql::query_scalar("UPDATE users SET disabled = ? WHERE name = ? RETURNING id")
-                .bind(disabled)
+                .bind(i64::from(disabled))
                 .bind(name)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -739,7 +739,9 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            .await
+            .unwrap();
         (dir, store)
     }
 

@@ -296,8 +296,8 @@ async fn bad_cookie_files_name_the_line_or_entry_and_store_nothing() {
     assert!(!out.stderr().contains(PROXY_PASSWORD));
 
     // Nothing was stored by any of them.
-    if s.db().exists() {
-        assert!(dump(&s.db()).await.is_empty());
+    if s.db_file().exists() {
+        assert!(dump(&s.db_file()).await.is_empty());
     }
 }
 

@@ -88,7 +88,7 @@ impl Setup {
 
     /// The stored cookies of an account, unsealed with the key the binary made.
     async fn stored(&self, name: &str) -> markwatch::OpenedAccount {
-        let db = self.s.db();
+        let db = self.s.db_file();
         let key = SecretKey::load(None, &default_key_file(&db)).unwrap();
         let store = Store::open(&db).await.unwrap();
         let mut accounts = open_accounts(&store, &key, "taobao", Some(name))
@@ -344,7 +344,7 @@ async fn resume_opens_the_challenge_and_a_person_dragging_the_slider_clears_the_
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // What the crawl does when the slider comes (its own code is another task's).
-    mark_challenged(&t.s.db(), "tb_watcher_2", &punish).await;
+    mark_challenged(&t.s.db_file(), "tb_watcher_2", &punish).await;
     assert_eq!(t.list()[0]["state"], "challenged");
 
     let port = common::person::free_port();

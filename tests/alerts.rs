@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::Scratch;
 use common::smtp::{Behaviour, SmtpSink, reserve_port};
 use mail_parser::{MessageParser, MimeHeaders};
+use markwatch::Database;
 use sqlx::Connection;
 
 const BASE_URL: &str = "https://review.example";
@@ -95,22 +96,20 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-async fn connect(db: &Path) -> sqlx::SqliteConnection {
-    sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-        .await
-        .unwrap()
+async fn connect(db: &Database) -> sqlx::AnyConnection {
+    common::connect(db).await
 }
 
 /// Stores listings with their matches and alert events the way the pipeline does: one
 /// transaction per listing. Returns the listing ids.
-fn seed(db: &Path, rows: &[(&str, &str, &str, &str)]) -> Vec<i64> {
+fn seed(db: &Database, rows: &[(&str, &str, &str, &str)]) -> Vec<i64> {
     block_on(async {
         let mut conn = connect(db).await;
         let mut ids = Vec::new();
         for (i, (brand, platform, title, verdict)) in rows.iter().enumerate() {
             let mut tx = conn.begin().await.unwrap();
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let brand_id: i64 = sqlx::query_scalar("SELECT id FROM brands WHERE name = ?")
+            let brand_id: i64 = sqlx::query_scalar("SELECT id FROM brands WHERE name = $1")
                 .bind(brand)
                 .fetch_one(&mut *tx)
                 .await
@@ -118,7 +117,7 @@ fn seed(db: &Path, rows: &[(&str, &str, &str, &str)]) -> Vec<i64> {
             let item = format!("{}{i}", 600_000 + ids.len());
             let listing_id: i64 = sqlx::query_scalar(
                 "INSERT INTO listings (platform, item_id, url, title, seller, price, first_seen, last_seen)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(platform)
             .bind(&item)
@@ -134,7 +133,7 @@ fn seed(db: &Path, rows: &[(&str, &str, &str, &str)]) -> Vec<i64> {
             let reasons = r#"[{"code":"counterfeit_term","detail":"高仿"},{"code":"price","detail":"¥59 is 15% of ¥400"}]"#;
             let match_id: i64 = sqlx::query_scalar(
                 "INSERT INTO matches (listing_id, brand_id, verdict, score, reasons, matcher_version, created_at, updated_at)
-                 VALUES (?, ?, ?, 0.9, ?, 'test', ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, 0.9, $4, 'test', $5, $6) RETURNING id",
             )
             .bind(listing_id)
             .bind(brand_id)
@@ -146,7 +145,7 @@ fn seed(db: &Path, rows: &[(&str, &str, &str, &str)]) -> Vec<i64> {
             .await
             .unwrap();
             sqlx::query(
-                "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO alert_events (kind, brand_id, match_id, listing_id, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(verdict)
             .bind(brand_id)
@@ -164,7 +163,7 @@ fn seed(db: &Path, rows: &[(&str, &str, &str, &str)]) -> Vec<i64> {
 }
 
 /// (id, kind, state, attempts, message_id, recipients) of every alert.
-fn alerts(db: &Path) -> Vec<(i64, String, String, i64, String, String)> {
+fn alerts(db: &Database) -> Vec<(i64, String, String, i64, String, String)> {
     block_on(async {
         let mut conn = connect(db).await;
         sqlx::query_as(
@@ -550,12 +549,7 @@ fn killing_the_sender_mid_batch_and_restarting_loses_nothing() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_markwatch"))
         .current_dir(s.dir.path())
-        .args([
-            "--db",
-            s.db().to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ])
+        .args(["--db", &s.db_arg(), "--config", cfg.to_str().unwrap()])
         .args(["alerts", "send"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -689,7 +683,7 @@ fn operators_hear_once_about_a_platform_failing_run_after_run() {
             let mut conn = connect(&s.db()).await;
             sqlx::query(
                 "INSERT INTO crawl_runs (platform, started_at, finished_at, status, error)
-                 VALUES (?, '2026-11-21T00:00:00Z', '2026-11-21T00:01:00Z', ?, 'blocked by a Captcha wall')",
+                 VALUES ($1, '2026-11-21T00:00:00Z', '2026-11-21T00:01:00Z', $2, 'blocked by a Captcha wall')",
             )
             .bind(platform)
             .bind(status)
@@ -1078,7 +1072,7 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
         .unwrap();
         // A listing the batcher takes before drafting reaches it (the daemon batches while a
         // crawl runs): it has no notice yet.
-        sqlx::query("DELETE FROM notice_items WHERE match_id = ?")
+        sqlx::query("DELETE FROM notice_items WHERE match_id = $1")
             .bind(gucci)
             .execute(&mut conn)
             .await
@@ -1125,12 +1119,7 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
     // The review UI, serving this database at `web.base_url`, and a reviewer logged in.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_markwatch"));
     cmd.current_dir(s.dir.path())
-        .args([
-            "--db",
-            s.db().to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ])
+        .args(["--db", &s.db_arg(), "--config", cfg.to_str().unwrap()])
         .arg("serve")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -1138,12 +1127,7 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
     let _served = Served(cmd.spawn().unwrap());
     let mut add = Command::new(env!("CARGO_BIN_EXE_markwatch"));
     add.current_dir(s.dir.path())
-        .args([
-            "--db",
-            s.db().to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ])
+        .args(["--db", &s.db_arg(), "--config", cfg.to_str().unwrap()])
         .args([
             "users",
             "add",
@@ -1163,7 +1147,7 @@ fn every_link_in_every_alert_email_opens_in_the_review_ui_and_reasons_are_in_wor
     let codes: BTreeSet<String> = block_on(async {
         let mut conn = connect(&s.db()).await;
         sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT json_extract(r.value, '$.code') FROM matches m, json_each(m.reasons) r",
+            "SELECT DISTINCT r.value ->> 'code' FROM matches m, jsonb_each(m.reasons) r",
         )
         .fetch_all(&mut conn)
         .await
@@ -1381,12 +1365,7 @@ fn leases_of_killed_senders_are_not_attempts() {
         let tried_before = sink.tried_count();
         let mut child = Command::new(env!("CARGO_BIN_EXE_markwatch"))
             .current_dir(s.dir.path())
-            .args([
-                "--db",
-                s.db().to_str().unwrap(),
-                "--config",
-                cfg.to_str().unwrap(),
-            ])
+            .args(["--db", &s.db_arg(), "--config", cfg.to_str().unwrap()])
             .args(["alerts", "send"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())

@@ -150,7 +150,7 @@ async fn logged_in_accounts_read_every_platform_in_the_browser_with_evidence() {
     let report = format!("{}\n{}", run.stdout(), run.stderr());
     println!("{report}");
 
-    let db = scratch.db();
+    let db = scratch.db_file();
     let pool = SqlitePoolOptions::new()
         .connect(&format!("sqlite://{}?mode=ro", db.display()))
         .await
@@ -292,7 +292,7 @@ async fn a_challenged_account_resumes_after_a_person_passes_the_slider_and_nothi
     let list: serde_json::Value =
         serde_json::from_str(&scratch.run(&["accounts", "list", "--json"]).ok()).unwrap();
     assert_eq!(list[0]["state"], "challenged", "{list}");
-    let before = stored_taobao(&scratch.db()).await;
+    let before = stored_taobao(&scratch.db_file()).await;
     let all = catalogue(&server, "taobao", &KEYWORDS);
     assert!(
         !before.is_empty() && before.len() < all.len(),
@@ -339,7 +339,7 @@ async fn a_challenged_account_resumes_after_a_person_passes_the_slider_and_nothi
     let second = scratch.run(&crawl);
     let report = format!("{}\n{}", second.stdout(), second.stderr());
     assert_eq!(second.code(), 0, "{report}");
-    let after = stored_taobao(&scratch.db()).await;
+    let after = stored_taobao(&scratch.db_file()).await;
     let unique: BTreeSet<String> = after.iter().cloned().collect();
     assert_eq!(after.len(), unique.len(), "a listing stored twice");
     assert_eq!(unique, all, "every listing, once:\n{report}");

@@ -15,7 +15,7 @@ use markwatch::{Crawl, Pace, RunSummary, Search};
 use markwatch::{Fault, FixtureOptions, FixtureServer};
 use markwatch::{MatchItem, Matcher};
 
-use markwatch::Store;
+use markwatch::{Database, Store};
 
 const PLATFORMS: [&str; 4] = ["amazon_cn", "jd", "taobao", "tmall"];
 
@@ -114,11 +114,8 @@ fn all_keywords(server: &FixtureServer) -> Vec<String> {
 
 type Row = (String, String, String, Option<String>, Option<f64>, String);
 
-async fn stored(db: &Path) -> Vec<Row> {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-        .await
-        .unwrap();
+async fn stored(db: &Database) -> Vec<Row> {
+    let mut conn = common::connect(db).await;
     sqlx::query_as("SELECT platform, item_id, title, seller, price, url FROM listings ORDER BY platform, item_id")
         .fetch_all(&mut conn)
         .await
@@ -164,7 +161,8 @@ fn assert_exactly_the_catalogue(server: &FixtureServer, rows: &[Row]) {
 async fn every_platform_yields_exactly_its_fixture_listings() {
     let (server, base) = start(FixtureOptions::from_source_tree()).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let db = common::fresh_database(dir.path(), "m.db");
+    let store = Store::open(&db).await.unwrap();
     let summaries = run(
         crawl_of(&base, &PLATFORMS, true),
         &store,
@@ -174,7 +172,7 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
     for s in &summaries {
         assert_eq!(s.counts.pages_failed + s.counts.pages_blocked, 0, "{s:?}");
     }
-    let rows = stored(&dir.path().join("m.db")).await;
+    let rows = stored(&db).await;
     assert_exactly_the_catalogue(&server, &rows);
     // Canonical URLs take the platforms' real forms.
     for (platform, id, _, _, _, url) in &rows {
@@ -186,7 +184,7 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
         };
         assert_eq!(url, &want);
     }
-    let verdicts = assert_every_listing_judged(&dir.path().join("m.db")).await;
+    let verdicts = assert_every_listing_judged(&db).await;
     let flagged: u64 = summaries.iter().map(|s| s.counts.listings_flagged).sum();
     assert_eq!(
         flagged,
@@ -207,9 +205,9 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
             "{s:?}"
         );
     }
-    assert_eq!(stored(&dir.path().join("m.db")).await, rows);
+    assert_eq!(stored(&db).await, rows);
     assert_eq!(
-        assert_every_listing_judged(&dir.path().join("m.db")).await,
+        assert_every_listing_judged(&db).await,
         verdicts,
         "a recrawl rewrote verdicts"
     );
@@ -220,11 +218,8 @@ type Judged = (String, String, i64, String);
 
 /// Each listing has exactly one verdict, and it is the matcher's verdict on the listing as
 /// stored (search page and item page together).
-async fn assert_every_listing_judged(db: &Path) -> Vec<Judged> {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-        .await
-        .unwrap();
+async fn assert_every_listing_judged(db: &Database) -> Vec<Judged> {
+    let mut conn = common::connect(db).await;
     type R = (
         String,
         String,
@@ -345,7 +340,8 @@ async fn thirty_percent_faults_still_store_every_listing_once() {
     };
     let (server, base) = start(options).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let db = common::fresh_database(dir.path(), "m.db");
+    let store = Store::open(&db).await.unwrap();
     let summaries = run(
         crawl_of(&base, &PLATFORMS, false),
         &store,
@@ -367,7 +363,7 @@ async fn thirty_percent_faults_still_store_every_listing_once() {
         .filter(|e| e.fault.is_some())
         .count();
     assert!(faults > 15, "only {faults} faults injected");
-    assert_exactly_the_catalogue(&server, &stored(&dir.path().join("m.db")).await);
+    assert_exactly_the_catalogue(&server, &stored(&db).await);
 }
 
 #[tokio::test]
@@ -382,7 +378,8 @@ async fn retry_after_is_honoured() {
         }],
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let db = common::fresh_database(dir.path(), "m.db");
+    let store = Store::open(&db).await.unwrap();
     let summaries = run(crawl_of(&base, &["jd"], false), &store, &[keyword]).await;
     assert_eq!(summaries[0].counts.pages_retried, 1, "{summaries:?}");
     let hits: Vec<_> = server
@@ -409,7 +406,8 @@ async fn blocked_pages_are_detected_and_never_parsed() {
     // instead (tests/accounts_crawl.rs).
     server.script(&path, [Fault::Login, Fault::Login]);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let db = common::fresh_database(dir.path(), "m.db");
+    let store = Store::open(&db).await.unwrap();
     let s = &run(
         crawl_of(&base, &["taobao"], false),
         &store,
@@ -425,16 +423,12 @@ async fn blocked_pages_are_detected_and_never_parsed() {
     let want = server.search_results("taobao", &keyword).unwrap().len() as u64;
     assert_eq!(s.counts.listings_new, want);
     // The walls were kept as evidence; none of their text became a listing.
-    let rows = stored(&dir.path().join("m.db")).await;
+    let rows = stored(&db).await;
     assert!(
         rows.iter().all(|r| !r.2.contains("验证")),
         "a wall was parsed as a listing"
     );
-    use sqlx::Connection;
-    let mut conn =
-        sqlx::SqliteConnection::connect(&format!("sqlite:{}", dir.path().join("m.db").display()))
-            .await
-            .unwrap();
+    let mut conn = common::connect(&db).await;
     // Pages only: listing photos are evidence too, and are not pages.
     let evidence: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM evidence WHERE id NOT IN
@@ -604,12 +598,9 @@ fn rematch_rescores_after_the_registry_changes() {
         "--no-details",
     ])
     .ok();
-    let verdicts = |db: &Path| -> BTreeMap<String, usize> {
+    let verdicts = |db: &Database| -> BTreeMap<String, usize> {
         rt.block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-                .await
-                .unwrap();
+            let mut conn = common::connect(db).await;
             let rows: Vec<(String, i64)> =
                 sqlx::query_as("SELECT verdict, count(*) FROM matches GROUP BY verdict")
                     .fetch_all(&mut conn)
@@ -657,7 +648,7 @@ fn bench_crawl_reports_throughput_and_memory() {
             "--platform",
             "jd",
         ])
-        .env("MARKWATCH_DATABASE", s.db())
+        .env("MARKWATCH_DATABASE", s.db_arg())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -690,11 +681,8 @@ fn bench_crawl_reports_throughput_and_memory() {
 }
 
 /// Listings of each platform that have no item page.
-async fn missing_item_pages(db: &Path) -> BTreeMap<String, i64> {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-        .await
-        .unwrap();
+async fn missing_item_pages(db: &Database) -> BTreeMap<String, i64> {
+    let mut conn = common::connect(db).await;
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT platform, count(*) FROM listings WHERE detail_evidence_id IS NULL GROUP BY platform",
     )
@@ -732,7 +720,7 @@ async fn a_crawl_fetches_the_item_pages_an_earlier_run_left() {
     let dir = tempfile::tempdir().unwrap();
 
     // What one crawl that fetched every item page leaves.
-    let whole = dir.path().join("whole.db");
+    let whole = common::fresh_database(dir.path(), "whole.db");
     run(
         crawl_of(&base, &PLATFORMS, true),
         &Store::open(&whole).await.unwrap(),
@@ -742,7 +730,7 @@ async fn a_crawl_fetches_the_item_pages_an_earlier_run_left() {
     assert_eq!(missing_item_pages(&whole).await, BTreeMap::new());
     let want = assert_every_listing_judged(&whole).await;
 
-    let db = dir.path().join("m.db");
+    let db = common::fresh_database(dir.path(), "m.db");
     let store = Store::open(&db).await.unwrap();
     run(crawl_of(&base, &PLATFORMS, false), &store, &keywords).await;
     let missing = missing_item_pages(&db).await;

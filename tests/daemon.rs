@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Running, Scratch};
 use markwatch::FixtureOptions;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{AnyConnection, Connection};
 
 /// Every platform, few keywords: about 200 listings over the four fixture platforms.
 const KEYWORDS: &str = r#"["nike", "香奈儿", "lego"]"#;
@@ -95,11 +95,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(scratch: &Scratch, config: &Path) -> Daemon {
-        Daemon::start_on(scratch, config, &scratch.db())
+        Daemon::start_on(scratch, config, &scratch.db_arg())
     }
 
-    /// A daemon on the database at `db` (a symlink, say).
-    fn start_on(scratch: &Scratch, config: &Path, db: &Path) -> Daemon {
+    /// A daemon on the database `db` (a symlink to the file, say).
+    fn start_on(scratch: &Scratch, config: &Path, db: &str) -> Daemon {
         let log = scratch.path(&format!("serve-{}.log", rand_suffix()));
         let mut cmd = Command::new(common::bin());
         cmd.current_dir(scratch.dir.path())
@@ -176,10 +176,14 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn db(scratch: &Scratch) -> SqliteConnection {
-    SqliteConnection::connect(&format!("sqlite:{}", scratch.db().display()))
-        .await
-        .unwrap()
+async fn db(scratch: &Scratch) -> AnyConnection {
+    common::connect(&scratch.db()).await
+}
+
+/// Whether the daemon has made its database yet (a PostgreSQL one exists from the start; its
+/// tables appear when the daemon opens it).
+fn opened(scratch: &Scratch) -> bool {
+    scratch.is_postgres() || scratch.db_file().exists()
 }
 
 async fn scalar(scratch: &Scratch, sql: &'static str) -> i64 {
@@ -200,7 +204,7 @@ async fn wait_for(
     let start = Instant::now();
     loop {
         // The database appears only once the daemon has opened it.
-        if scratch.db().exists() {
+        if opened(scratch) {
             let mut conn = db(scratch).await;
             let n: Option<i64> = sqlx::query_scalar(sql).fetch_one(&mut conn).await.ok();
             conn.close().await.unwrap();
@@ -221,7 +225,7 @@ async fn wait_for(
 async fn api_addr(scratch: &Scratch, daemon: &Daemon) -> String {
     let start = Instant::now();
     loop {
-        if scratch.db().exists() {
+        if opened(scratch) {
             let mut conn = db(scratch).await;
             let row: Option<(String, String)> = sqlx::query_as(
                 "SELECT a.value, p.value FROM daemon_state a, daemon_state p
@@ -319,7 +323,7 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     for p in common::PLATFORMS {
         let n: i64 = {
             let mut conn = db(&scratch).await;
-            sqlx::query_scalar("SELECT count(*) FROM listings WHERE platform = ?")
+            sqlx::query_scalar("SELECT count(*) FROM listings WHERE platform = $1")
                 .bind(p)
                 .fetch_one(&mut conn)
                 .await
@@ -331,7 +335,7 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     // Matches became draft notices on every platform, and alert emails were written.
     for p in common::PLATFORMS {
         let mut conn = db(&scratch).await;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notices WHERE platform = ?")
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notices WHERE platform = $1")
             .bind(p)
             .fetch_one(&mut conn)
             .await
@@ -397,7 +401,8 @@ async fn scheduled_runs_are_counted_stop_cleanly_and_resume_without_doubling() {
     );
     let mut conn = db(&scratch).await;
     let (ok, new): (i64, i64) = sqlx::query_as(
-        "SELECT sum(pages_ok), sum(listings_new) FROM crawl_runs WHERE platform = 'taobao'",
+        "SELECT CAST(sum(pages_ok) AS BIGINT), CAST(sum(listings_new) AS BIGINT)
+         FROM crawl_runs WHERE platform = 'taobao'",
     )
     .fetch_one(&mut conn)
     .await
@@ -595,14 +600,12 @@ async fn a_second_daemon_on_the_same_database_is_refused() {
 
 /// Listings, verdicts: what a crawl leaves, as comparable sets.
 async fn outcome(
-    db_path: &Path,
+    scratch: &Scratch,
 ) -> (
     BTreeSet<(String, String)>,
     BTreeSet<(String, String, String)>,
 ) {
-    let mut conn = SqliteConnection::connect(&format!("sqlite:{}", db_path.display()))
-        .await
-        .unwrap();
+    let mut conn = db(scratch).await;
     let listings: Vec<(String, String)> = sqlx::query_as("SELECT platform, item_id FROM listings")
         .fetch_all(&mut conn)
         .await
@@ -635,7 +638,7 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
         args.extend(["--keyword", k]);
     }
     run_ok(&reference, &ref_config, &args);
-    let (want_listings, want_verdicts) = outcome(&reference.db()).await;
+    let (want_listings, want_verdicts) = outcome(&reference).await;
     assert!(want_listings.len() > 100);
 
     // The same watch under the daemon, paced so a run lasts seconds, killed three times.
@@ -643,7 +646,7 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
     let config = write_config(&scratch, &fixtures, "*/2 * * * * *", 25.0);
     import_brands(&scratch, &config);
     for delta in [5, 60, 140] {
-        let start = if scratch.db().exists() {
+        let start = if opened(&scratch) {
             scalar(&scratch, "SELECT count(*) FROM evidence").await
         } else {
             0
@@ -713,7 +716,7 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
     let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
     assert_eq!(code, 0, "{log}");
 
-    let (listings, verdicts) = outcome(&scratch.db()).await;
+    let (listings, verdicts) = outcome(&scratch).await;
     assert_eq!(listings, want_listings, "listings lost or invented");
     assert_eq!(
         verdicts, want_verdicts,
@@ -756,7 +759,7 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
 /// The `daemon_state` value under `key`.
 async fn state(scratch: &Scratch, key: &str) -> Option<String> {
     let mut conn = db(scratch).await;
-    let v = sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = ?")
+    let v = sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = $1")
         .bind(key)
         .fetch_optional(&mut conn)
         .await
@@ -790,13 +793,16 @@ async fn exits_within(child: &mut Child, within: Duration) -> Option<std::proces
 async fn a_symlinked_database_meets_the_same_lock() {
     let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
     let scratch = Scratch::new();
+    if scratch.is_postgres() {
+        return; // A file's symlink: SQLite's alone.
+    }
     let config = write_config(&scratch, &fixtures, "0 0 1 1 *", 0.0);
     let first = Daemon::start(&scratch, &config);
     let addr = api_addr(&scratch, &first).await;
     let link = scratch.path("link.db");
-    std::os::unix::fs::symlink(scratch.db(), &link).unwrap();
+    std::os::unix::fs::symlink(scratch.db_file(), &link).unwrap();
 
-    let mut second = Daemon::start_on(&scratch, &config, &link);
+    let mut second = Daemon::start_on(&scratch, &config, link.to_str().unwrap());
     let status = exits_within(&mut second.child, Duration::from_secs(30)).await;
     let log = second.log();
     if status.is_none() {
@@ -831,13 +837,20 @@ async fn secrets_at_rest_are_hashed_and_private() {
     let addr = api_addr(&scratch, &daemon).await;
 
     // The database and its WAL files are the owner's alone (the test runs with umask 022).
-    let db = scratch.db();
-    for suffix in ["", "-wal", "-shm"] {
-        let path = PathBuf::from(format!("{}{suffix}", db.display()));
-        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    let db = scratch.db_file();
+    if !scratch.is_postgres() {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", db.display()));
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
     }
-    // The database keeps the control token's hash; the token is in a 0600 file beside it.
-    let token_file = scratch.path("markwatch.db.token");
+    // The database keeps the control token's hash; the token is in a 0600 file beside it (for
+    // PostgreSQL, in the daemon's working directory).
+    let token_file = scratch.path(if scratch.is_postgres() {
+        "markwatch.token"
+    } else {
+        "markwatch.db.token"
+    });
     assert_eq!(mode(&token_file), 0o600);
     let token = std::fs::read_to_string(&token_file).unwrap();
     assert_eq!(token.len(), 64, "{token}");
@@ -867,9 +880,11 @@ async fn secrets_at_rest_are_hashed_and_private() {
     assert!(out.contains("started run 1 of watch fast"), "{out}");
 
     // Backups too.
-    let backup = scratch.path("copy.db");
-    run_ok(&scratch, &config, &["backup", backup.to_str().unwrap()]);
-    assert_eq!(mode(&backup), 0o600);
+    if !scratch.is_postgres() {
+        let backup = scratch.path("copy.db");
+        run_ok(&scratch, &config, &["backup", backup.to_str().unwrap()]);
+        assert_eq!(mode(&backup), 0o600);
+    }
 
     // At exit the daemon removes its token file.
     let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;

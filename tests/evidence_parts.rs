@@ -123,7 +123,7 @@ fn parts_are_chained_and_a_changed_byte_in_one_breaks_verify() {
             common::repo().join("crawlers").display()
         ),
     );
-    rt.block_on(seed(&s.db()));
+    rt.block_on(seed(&s.db_file()));
     let ok = s.run(&["evidence", "verify"]).ok();
     assert!(ok.contains("intact: 2 record(s)"), "{ok}");
 
@@ -131,7 +131,7 @@ fn parts_are_chained_and_a_changed_byte_in_one_breaks_verify() {
     let mut png = PNG.to_vec();
     png[40] ^= 0x01;
     rt.block_on(sql(
-        &s.db(),
+        &s.db_file(),
         "UPDATE evidence_parts SET body = ? WHERE evidence_id = 2 AND seq = 2",
         Some(zstd::encode_all(&png[..], 3).unwrap()),
     ));
@@ -145,13 +145,13 @@ fn parts_are_chained_and_a_changed_byte_in_one_breaks_verify() {
 
     // Put back, then drop a part: the chain link no longer matches.
     rt.block_on(sql(
-        &s.db(),
+        &s.db_file(),
         "UPDATE evidence_parts SET body = ? WHERE evidence_id = 2 AND seq = 2",
         Some(zstd::encode_all(PNG, 3).unwrap()),
     ));
     assert!(s.run(&["evidence", "verify"]).ok().contains("intact"));
     rt.block_on(sql(
-        &s.db(),
+        &s.db_file(),
         "DELETE FROM evidence_parts WHERE evidence_id = 2 AND seq = 0",
         None,
     ));
@@ -226,7 +226,7 @@ fn an_evidence_pack_holds_and_verifies_the_parts() {
     s.run(&["brands", "import", common::demo_brands().to_str().unwrap()])
         .ok();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(seed(&s.db()));
+    rt.block_on(seed(&s.db_file()));
     s.run(&["queue", "draft"]).ok();
     let list: serde_json::Value =
         serde_json::from_str(&s.run(&["queue", "list", "--json"]).ok()).unwrap();

@@ -77,7 +77,7 @@ async fn reused_brand_photos_are_found_and_honest_photos_are_not() {
             );
         }
     }
-    let db = sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
+    let db = sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db_file().display()))
         .await
         .unwrap();
     let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(

@@ -5,12 +5,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 
 use markwatch::FixtureOptions;
 use markwatch::Listing;
 use markwatch::Page;
-use markwatch::Store;
+use markwatch::{Database, Store};
 use markwatch::{Outcome, Reason, ReasonCode, Verdict};
 use serde_json::Value;
 
@@ -26,7 +25,7 @@ struct Seed<'a> {
     codes: &'a [ReasonCode],
 }
 
-async fn seed(db: &Path, seeds: &[Seed<'_>]) {
+async fn seed(db: &Database, seeds: &[Seed<'_>]) {
     let store = Store::open(db).await.unwrap();
     for s in seeds {
         let listing = Listing {
@@ -489,13 +488,10 @@ fn an_evidence_pack_verifies_and_a_tampered_byte_is_detected() {
     let ok = s.run(&["evidence", "verify"]).ok();
     assert!(ok.contains("intact: 2 record(s)"), "{ok}");
     rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", s.db().display()))
-            .await
-            .unwrap();
+        let mut conn = common::connect(&s.db()).await;
         let mut b = body.clone();
         b[5] ^= 0x01;
-        sqlx::query("UPDATE evidence SET body = ? WHERE id = 1")
+        sqlx::query("UPDATE evidence SET body = $1 WHERE id = 1")
             .bind(zstd::encode_all(&b[..], 3).unwrap())
             .execute(&mut conn)
             .await

@@ -25,15 +25,15 @@ async fn fresh_database_is_migrated() {
     let s = Scratch::new();
     let out = s.run(&["brands", "list"]).ok();
     assert!(out.contains("No brands registered"), "{out}");
-    assert!(s.db().exists());
-    let dump_tables: Vec<String> = dump(&s.db()).await;
+    assert!(s.db_file().exists());
+    let dump_tables: Vec<String> = dump(&s.db_file()).await;
     assert!(
         dump_tables.is_empty(),
         "a fresh database has no rows: {dump_tables:?}"
     );
     // Every table the pipeline needs exists.
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", s.db().display()))
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", s.db_file().display()))
         .await
         .unwrap();
     let tables: Vec<String> =
@@ -94,13 +94,13 @@ async fn reimport_changes_nothing() {
     let s = Scratch::new();
     let file = demo_brands();
     s.run(&["brands", "import", file.to_str().unwrap()]).ok();
-    let before = dump(&s.db()).await;
+    let before = dump(&s.db_file()).await;
     let out = s.run(&["brands", "import", file.to_str().unwrap()]).ok();
     assert!(out.contains("(0 added, 0 updated, 20 unchanged)"), "{out}");
     assert!(out.contains("(0 added, 0 updated, 43 unchanged)"), "{out}");
     assert_eq!(
         before,
-        dump(&s.db()).await,
+        dump(&s.db_file()).await,
         "re-import must not touch a row"
     );
 }
@@ -180,7 +180,7 @@ async fn validation_errors_name_line_and_field_and_leave_db_unchanged() {
     let s = Scratch::new();
     s.run(&["brands", "import", demo_brands().to_str().unwrap()])
         .ok();
-    let before = dump(&s.db()).await;
+    let before = dump(&s.db_file()).await;
     for (from, to, expected) in cases {
         assert!(GOOD.contains(from), "case does not apply: {from}");
         let file = s.write("bad.toml", &GOOD.replacen(from, to, 1));
@@ -194,7 +194,7 @@ async fn validation_errors_name_line_and_field_and_leave_db_unchanged() {
         );
         assert_eq!(
             before,
-            dump(&s.db()).await,
+            dump(&s.db_file()).await,
             "a failed import changed the database ({expected})"
         );
     }
@@ -248,7 +248,7 @@ fn file_level_errors() {
         );
     }
     assert!(
-        !s.db().exists(),
+        !s.db_file().exists(),
         "failed imports must not even create the database"
     );
     let run = s.run(&["brands", "import", "missing.toml"]);

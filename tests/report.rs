@@ -93,7 +93,7 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
         let mut cmd = Command::new(common::bin());
         cmd.current_dir(s.dir.path())
             .arg("--db")
-            .arg(web.db())
+            .arg(web.db_arg())
             .args(args);
         cmd.env_remove("RUST_LOG");
         Run(cmd.output().expect("run markwatch"))
@@ -115,9 +115,10 @@ fn a_notices_pack_holds_a_report_with_its_pages_hashes_times_and_timestamp() {
     // The notice with the most screenshots.
     let rows: Vec<(i64, i64)> = rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", web.db().display()))
-            .await
-            .unwrap();
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", web.db_file().display()))
+                .await
+                .unwrap();
         sqlx::query_as(
             "SELECT ni.notice_id, count(p.evidence_id) FROM notice_items ni
              JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id

@@ -199,9 +199,9 @@ async fn item_pages_a_kill_9_left_are_fetched_by_the_resumed_run() {
     // An undisturbed crawl fetches every item page; one without item pages shows which
     // verdicts depend on them.
     let whole = crawl_once(&fast, &[]);
-    assert_eq!(scalar(&whole.db(), MISSING).await, Some(0));
-    let want = verdicts(&whole.db()).await;
-    let bare = verdicts(&crawl_once(&fast, &["--no-details"]).db()).await;
+    assert_eq!(scalar(&whole.db_file(), MISSING).await, Some(0));
+    let want = verdicts(&whole.db_file()).await;
+    let bare = verdicts(&crawl_once(&fast, &["--no-details"]).db_file()).await;
     let depends: BTreeSet<_> = want
         .iter()
         .filter(|(key, v)| bare.get(*key) != Some(*v))
@@ -240,17 +240,17 @@ async fn item_pages_a_kill_9_left_are_fetched_by_the_resumed_run() {
         "SELECT count(*) > 0 FROM listings WHERE {}",
         keys.join(" OR ")
     );
-    wait_for(&scratch.db(), &daemon, &depends_stored).await;
+    wait_for(&scratch.db_file(), &daemon, &depends_stored).await;
     wait_for(
-        &scratch.db(),
+        &scratch.db_file(),
         &daemon,
         "SELECT count(*) >= 10 FROM listings WHERE detail_evidence_id IS NULL",
     )
     .await;
     daemon.kill9();
-    let cut = scalar(&scratch.db(), MISSING).await.unwrap();
+    let cut = scalar(&scratch.db_file(), MISSING).await.unwrap();
     assert!(cut >= 10, "{cut} item pages missing after the kill");
-    let cut_verdicts = verdicts(&scratch.db()).await;
+    let cut_verdicts = verdicts(&scratch.db_file()).await;
     assert!(
         depends
             .iter()
@@ -262,7 +262,7 @@ async fn item_pages_a_kill_9_left_are_fetched_by_the_resumed_run() {
     let config = write_config(&scratch, &fast, "*/2 * * * * *");
     let daemon = Daemon::start(&scratch, &config, "second");
     wait_for(
-        &scratch.db(),
+        &scratch.db_file(),
         &daemon,
         "SELECT count(*) > 0 FROM schedule_runs WHERE trigger = 'resume' AND status = 'ok'",
     )
@@ -270,12 +270,12 @@ async fn item_pages_a_kill_9_left_are_fetched_by_the_resumed_run() {
     daemon.terminate().await;
 
     assert_eq!(
-        scalar(&scratch.db(), MISSING).await,
+        scalar(&scratch.db_file(), MISSING).await,
         Some(0),
         "listings still without their item page after the resumed run"
     );
     assert_eq!(
-        verdicts(&scratch.db()).await,
+        verdicts(&scratch.db_file()).await,
         want,
         "verdicts differ from an undisturbed crawl's"
     );

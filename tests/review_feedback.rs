@@ -210,7 +210,7 @@ async fn a_reviewer_rejects_with_a_reason_and_allow_rules_and_can_remove_them() 
 #[tokio::test]
 async fn the_cli_rejects_with_feedback_lists_and_removes_rules_and_reports_agreement() {
     let scratch = Scratch::new();
-    let store = Store::open(&scratch.db()).await.unwrap();
+    let store = Store::open(&scratch.db_file()).await.unwrap();
     let brands = markwatch::load_registry(&common::demo_brands()).unwrap();
     store
         .import_registry(&brands, "test", "brands.toml")
@@ -303,7 +303,7 @@ async fn the_cli_rejects_with_feedback_lists_and_removes_rules_and_reports_agree
     assert!(out.contains("matches now: clear 3"), "{out}");
     let mut conn = {
         use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&format!("sqlite:{}", scratch.db().display()))
+        sqlx::SqliteConnection::connect(&format!("sqlite:{}", scratch.db_file().display()))
             .await
             .unwrap()
     };

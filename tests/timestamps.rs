@@ -88,13 +88,13 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
     );
     let (records, head): (i64, String) = rt
         .block_on(sql_rows::<(i64, String)>(
-            &s.db(),
+            &s.db_file(),
             "SELECT id, chain_hash FROM evidence ORDER BY id DESC LIMIT 1",
         ))
         .remove(0);
     assert!(records > 1, "the run captured pages");
     let tokens: Vec<(i64, i64, String, String, Vec<u8>)> = rt.block_on(sql_rows(
-        &s.db(),
+        &s.db_file(),
         "SELECT id, evidence_id, chain_hash, gen_time, reply FROM evidence_timestamps",
     ));
     assert_eq!(tokens.len(), 1);
@@ -123,7 +123,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
     // A notice's pack carries the token, the CA and the chain from its pages to the token.
     let notice: (i64,) = rt
         .block_on(sql_rows::<(i64,)>(
-            &s.db(),
+            &s.db_file(),
             "SELECT id FROM notices ORDER BY id LIMIT 1",
         ))
         .remove(0);
@@ -200,7 +200,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
         .expect("the imprint is in the token");
     forged[at] ^= 0x01;
     rt.block_on(sql(
-        &s.db(),
+        &s.db_file(),
         "UPDATE evidence_timestamps SET reply = ?",
         &[&forged],
     ));
@@ -214,7 +214,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
         "{out}"
     );
     rt.block_on(sql(
-        &s.db(),
+        &s.db_file(),
         "UPDATE evidence_timestamps SET reply = ?",
         &[&tokens[0].4],
     ));
@@ -223,7 +223,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
     // Record 2 is rewritten and every later link recomputed: the chain alone looks intact,
     // but the token was issued for the old head.
     let rows: Vec<(i64, String, String, i64, String, String)> = rt.block_on(sql_rows(
-        &s.db(),
+        &s.db_file(),
         "SELECT id, url, fetched_at, status, body_sha256, headers FROM evidence ORDER BY id",
     ));
     let mut prev = "0".repeat(64);
@@ -236,7 +236,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
         };
         let link = relink(&prev, &url, at, *status, sha, headers);
         rt.block_on(sql(
-            &s.db(),
+            &s.db_file(),
             &format!(
                 "UPDATE evidence SET url = '{}', prev_hash = '{prev}', chain_hash = '{link}' WHERE id = {id}",
                 url.replace('\'', "''")
@@ -258,7 +258,7 @@ fn a_crawl_run_ends_with_a_token_that_verifies_and_tampering_is_named() {
     );
     // The forger rewrites the token's row too: the signed imprint still names the old head.
     rt.block_on(sql(
-        &s.db(),
+        &s.db_file(),
         &format!("UPDATE evidence_timestamps SET chain_hash = '{new_head}'"),
         &[],
     ));
@@ -289,7 +289,7 @@ fn a_tsa_that_is_down_delays_stamping_and_loses_nothing() {
             && out.contains("the next run asks again"),
         "{out}"
     );
-    let first: Vec<(i64,)> = rt.block_on(sql_rows(&s.db(), "SELECT id FROM evidence"));
+    let first: Vec<(i64,)> = rt.block_on(sql_rows(&s.db_file(), "SELECT id FROM evidence"));
     assert!(!first.is_empty());
     let verified = s.run(&["--config", &cfg, "evidence", "verify"]).ok();
     assert!(
@@ -300,7 +300,7 @@ fn a_tsa_that_is_down_delays_stamping_and_loses_nothing() {
     tsa.set_down(false);
     let out = crawl(&s, &cfg, "乐高");
     assert!(out.contains("evidence chain timestamped: token 1"), "{out}");
-    let all: Vec<(i64,)> = rt.block_on(sql_rows(&s.db(), "SELECT id FROM evidence"));
+    let all: Vec<(i64,)> = rt.block_on(sql_rows(&s.db_file(), "SELECT id FROM evidence"));
     assert!(all.len() > first.len());
     let verified = s.run(&["--config", &cfg, "evidence", "verify"]).ok();
     assert!(

@@ -60,11 +60,7 @@ async fn login_sets_a_strict_httponly_cookie_and_logout_ends_the_session() {
     // Plain HTTP on loopback: Secure would make the browser drop it.
     assert!(!cookie.contains("Secure"), "{cookie}");
     let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM sessions")
-        .fetch_all(
-            &sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
-                .await
-                .unwrap(),
-        )
+        .fetch_all(&common::pool(&web.db()).await)
         .await
         .unwrap();
     let token = cookie
@@ -261,9 +257,7 @@ async fn login_burst(web: &WebServer, names: &[String]) -> Vec<(u16, Option<Stri
 }
 
 async fn stored_failures(web: &WebServer) -> i64 {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
-        .await
-        .unwrap();
+    let pool = common::pool(&web.db()).await;
     sqlx::query_scalar("SELECT count(*) FROM login_attempts WHERE ok = 0")
         .fetch_one(&pool)
         .await
@@ -1137,7 +1131,7 @@ impl Served {
             .arg("--config")
             .arg(&config)
             .arg("--db")
-            .arg(scratch.db())
+            .arg(scratch.db_arg())
             .args(["--log-format", "text", "serve"])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -1235,9 +1229,7 @@ async fn a_login_name_cannot_forge_log_lines_and_a_huge_one_is_capped() {
         "the huge name was logged in full"
     );
     assert!(log.lines().all(|l| l.len() < 2000), "{log}");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", served.scratch.db().display()))
-        .await
-        .unwrap();
+    let pool = common::pool(&served.scratch.db()).await;
     let longest: i64 = sqlx::query_scalar("SELECT max(length(user_name)) FROM login_attempts")
         .fetch_one(&pool)
         .await
@@ -1247,10 +1239,14 @@ async fn a_login_name_cannot_forge_log_lines_and_a_huge_one_is_capped() {
 
 // ---- passwords, sessions and API tokens ----
 
-async fn pool(web: &WebServer) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite:{}", web.db().display()))
-        .await
-        .unwrap()
+/// `secs` seconds ago, as the store writes times.
+fn ago(secs: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn pool(web: &WebServer) -> sqlx::AnyPool {
+    common::pool(&web.db()).await
 }
 
 #[tokio::test]
@@ -1261,39 +1257,35 @@ async fn sessions_end_after_their_idle_time_and_at_their_absolute_expiry() {
     let client = web.client();
     web.login(&client, "rita").await;
     // Used 20 minutes ago: still live (the idle limit is 30), and this use is recorded.
-    sqlx::query(
-        "UPDATE sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-20 minutes')",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    sqlx::query("UPDATE sessions SET last_seen_at = $1")
+        .bind(ago(20 * 60))
+        .execute(&db)
+        .await
+        .unwrap();
     let resp = client.get(web.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let recent: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sessions WHERE last_seen_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 minutes')",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let recent: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE last_seen_at > $1")
+        .bind(ago(60))
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(recent, 1, "the request counts as a use");
     // Idle for 31 minutes: over.
-    sqlx::query(
-        "UPDATE sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-31 minutes')",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    sqlx::query("UPDATE sessions SET last_seen_at = $1")
+        .bind(ago(31 * 60))
+        .execute(&db)
+        .await
+        .unwrap();
     let resp = client.get(web.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 303, "an idle session ends");
     // In steady use but past the absolute limit: over too.
     let client = web.client();
     web.login(&client, "rita").await;
-    sqlx::query(
-        "UPDATE sessions SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 seconds')",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    sqlx::query("UPDATE sessions SET expires_at = $1")
+        .bind(ago(1))
+        .execute(&db)
+        .await
+        .unwrap();
     let resp = client.get(web.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 303, "a session ends at its absolute expiry");
     // The cookie lives as long as the absolute limit, from the configuration.
@@ -1519,7 +1511,7 @@ async fn api_tokens_expire_and_are_revoked_one_by_one() {
 }
 
 /// `markwatch --db <db> ARGS` with `stdin` piped in: (exit code, stdout, stderr).
-fn cli(db: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+fn cli(db: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
     use std::io::Write;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_markwatch"));
     cmd.arg("--db").arg(db).args(args);
@@ -1551,7 +1543,7 @@ fn cli(db: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String
 #[tokio::test]
 async fn the_cli_refuses_weak_passwords_and_issues_lists_and_revokes_expiring_tokens() {
     let scratch = common::Scratch::new();
-    let db = scratch.db();
+    let db = scratch.db_arg();
     let add = [
         "users",
         "add",

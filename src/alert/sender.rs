@@ -336,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn run_delivers_then_stops_on_shutdown_with_nothing_left_sending() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         let mut config = Config::default();
@@ -402,7 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = rt
             .block_on(async {
-                Store::open(crate::test_support::scratch_db(&dir.path()).await).await
+                Store::open(crate::test_support::scratch_db(dir.path()).await).await
             })
             .unwrap();
         let sender = Sender::new(store, Transport::file(dir.path().join("o")), &config).unwrap();

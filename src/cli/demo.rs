@@ -311,7 +311,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
             );
         }
         // A `serve --demo` on this directory holds the lock: don't pull the database from under it.
-        let lock = DaemonLock::acquire(&dir.join(DB)).with_context(|| {
+        let lock = DaemonLock::acquire(dir.join(DB)).with_context(|| {
             format!(
                 "{} is in use (stop `markwatch serve --demo` first)",
                 dir.display()

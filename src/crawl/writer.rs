@@ -471,7 +471,7 @@ mod tests {
     #[tokio::test]
     async fn listings_are_upserted_and_changes_recorded_with_chained_evidence() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         let run = store.start_crawl_run("jd", None).await.unwrap();
@@ -556,7 +556,7 @@ mod tests {
     #[tokio::test]
     async fn missing_item_pages_are_taken_least_recently_tried_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         let run = store.start_crawl_run("jd", None).await.unwrap();
@@ -692,10 +692,10 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let (one_by_one, grouped) = (
-            Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            Store::open(crate::test_support::scratch_db(dir.path()).await)
                 .await
                 .unwrap(),
-            Store::open(crate::test_support::scratch_db(&dir.path()).await)
+            Store::open(crate::test_support::scratch_db(dir.path()).await)
                 .await
                 .unwrap(),
         );

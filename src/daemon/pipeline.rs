@@ -149,7 +149,7 @@ mod tests {
         tokio::spawn(crate::fixture_server::serve(listener, server));
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         let mut brands = crate::registry::load_file(&repo.join("fixtures/brands.toml")).unwrap();

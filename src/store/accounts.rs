@@ -430,7 +430,7 @@ mod tests {
     #[tokio::test]
     async fn save_replace_list_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         assert_eq!(store.secret_key_check().await.unwrap(), None);

@@ -1050,7 +1050,7 @@ mod tests {
     use crate::store::Backend;
 
     async fn store_with_brand(dir: &std::path::Path) -> (Store, i64) {
-        let store = Store::open(crate::test_support::scratch_db(&dir).await)
+        let store = Store::open(crate::test_support::scratch_db(dir).await)
             .await
             .unwrap();
         let brand = Brand {

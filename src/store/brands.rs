@@ -865,7 +865,7 @@ mod tests {
 
     async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         (store, dir)

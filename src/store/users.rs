@@ -739,7 +739,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(&dir.path()).await)
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
         (dir, store)

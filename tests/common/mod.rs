@@ -10,7 +10,7 @@ use markwatch::{decode_page, extract_search, load_definition};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use markwatch::PlatformDef;
+use markwatch::{Database, PlatformDef};
 use markwatch::{Extracted, SearchPage};
 use markwatch::{FixtureOptions, FixtureServer};
 use url::Url;
@@ -61,24 +61,102 @@ pub fn require<T>(test: &str, component: &str, found: Option<T>, install: &str) 
     None
 }
 
+/// The PostgreSQL server the suites run against instead of SQLite files, when set
+/// (`postgres://user@host:port`, no database name): `.ci/run` sets it for its second pass.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("MW_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('/').to_owned())
+}
+
+/// A fresh database for one test: `dir/<file>`, or a new `mw_test_…` database on
+/// [`postgres_server`]. `.ci/run` drops the `mw_test_` databases before it starts.
+pub fn fresh_database(dir: &Path, file: &str) -> Database {
+    let Some(server) = postgres_server() else {
+        return Database::Sqlite(dir.join(file));
+    };
+    let name = format!("mw_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let url = format!("{server}/{name}");
+    let create = url.clone();
+    // Its own thread and runtime: callers may be inside a runtime or not.
+    std::thread::spawn(move || {
+        use sqlx::migrate::MigrateDatabase as _;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(sqlx::Postgres::create_database(&create))
+    })
+    .join()
+    .unwrap()
+    .expect("create a test database on MW_TEST_POSTGRES");
+    Database::Postgres(url)
+}
+
+/// A connection for looking at what a test stored, on either backend. Statements are
+/// written with `$1, $2, …`, which both take, and read flags as integers.
+pub async fn connect(db: &Database) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let url = match db {
+        Database::Sqlite(path) => format!("sqlite:{}", path.display()),
+        Database::Postgres(url) => url.clone(),
+    };
+    sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("connect to the test database")
+}
+
+/// A pool on the test's database, for tests that look at what the server stored.
+pub async fn pool(db: &Database) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match db {
+        Database::Sqlite(path) => format!("sqlite:{}", path.display()),
+        Database::Postgres(url) => url.clone(),
+    };
+    sqlx::AnyPool::connect(&url)
+        .await
+        .expect("connect to the test database")
+}
+
 /// A scratch directory holding a database, with the binary run inside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    db: Database,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = fresh_database(dir.path(), "markwatch.db");
+        Scratch { dir, db }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn db(&self) -> PathBuf {
+    /// The test's database, as `--db` and `Store::open` take it.
+    pub fn db(&self) -> Database {
+        self.db.clone()
+    }
+
+    /// The SQLite file, for the tests about files (locks, backups, modes) that only SQLite has.
+    pub fn db_file(&self) -> PathBuf {
         self.path("markwatch.db")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Database::Postgres(_))
+    }
+
+    /// `--db` as the binary takes it.
+    pub fn db_arg(&self) -> String {
+        match &self.db {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => url.clone(),
+        }
     }
 
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
@@ -91,7 +169,9 @@ impl Scratch {
     /// MARKWATCH_* leaking in: add the arguments and run it.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.current_dir(self.dir.path()).arg("--db").arg(self.db());
+        cmd.current_dir(self.dir.path())
+            .arg("--db")
+            .arg(self.db_arg());
         for (key, _) in std::env::vars() {
             if key.starts_with("MARKWATCH_") {
                 cmd.env_remove(key);
@@ -142,7 +222,40 @@ impl Run {
 }
 
 /// Every row of every table, as text: two equal dumps mean an unchanged database.
-pub async fn dump(db: &Path) -> Vec<String> {
+pub async fn dump(db: impl Into<Database>) -> Vec<String> {
+    match db.into() {
+        Database::Sqlite(path) => dump_sqlite(&path).await,
+        db => dump_postgres(&db).await,
+    }
+}
+
+async fn dump_postgres(db: &Database) -> Vec<String> {
+    use sqlx::Row;
+    let mut conn = connect(db).await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(table_name AS TEXT) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        // Table names come from the catalogue, not from input. Rows whole, in their text's
+        // order: PostgreSQL keeps no insertion order to read.
+        let sql = format!("SELECT CAST(row_to_json(t) AS TEXT) AS r FROM \"{table}\" t ORDER BY r");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for row in rows {
+            out.push(format!("{table}: {}", row.get::<String, _>(0)));
+        }
+    }
+    out
+}
+
+async fn dump_sqlite(db: &Path) -> Vec<String> {
     use sqlx::{Connection, Row};
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
         .await

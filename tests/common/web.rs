@@ -1,12 +1,12 @@
-//! The review UI on 127.0.0.1:0 over a real SQLite file, and a cookie-keeping HTTP client.
+//! The review UI on 127.0.0.1:0 over a real database (an SQLite file, or PostgreSQL under
+//! `MW_TEST_POSTGRES`), and a cookie-keeping HTTP client.
 
 use markwatch::load_definitions;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use markwatch::Config;
 
-use markwatch::{Role, Store};
+use markwatch::{Database, Role, Store};
 use markwatch::{WebState, serve_review_ui};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -14,6 +14,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct WebServer {
     pub dir: tempfile::TempDir,
     pub store: Store,
+    db: Database,
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -41,7 +42,7 @@ impl WebServer {
         configure: impl FnOnce(&mut Config),
     ) -> WebServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("markwatch.db");
+        let db = super::fresh_database(dir.path(), "markwatch.db");
         let store = Store::open(&db).await.expect("open store");
         let brands = markwatch::load_registry(&super::demo_brands()).unwrap();
         store
@@ -49,7 +50,7 @@ impl WebServer {
             .await
             .unwrap();
         let mut config = Config {
-            database: db.into(),
+            database: db.clone(),
             ..Config::default()
         };
         config.crawl.definitions = definitions.to_path_buf();
@@ -69,13 +70,27 @@ impl WebServer {
         WebServer {
             dir,
             store,
+            db,
             addr,
             shutdown: Some(tx),
         }
     }
 
-    pub fn db(&self) -> PathBuf {
+    pub fn db(&self) -> Database {
+        self.db.clone()
+    }
+
+    /// The SQLite file, for suites that run on SQLite only.
+    pub fn db_file(&self) -> std::path::PathBuf {
         self.dir.path().join("markwatch.db")
+    }
+
+    /// `--db` as the binary takes it.
+    pub fn db_arg(&self) -> String {
+        match &self.db {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => url.clone(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -637,6 +637,12 @@ pub struct DaemonConfig {
     /// A file holding the bearer token `/metrics` requires. Without it and without
     /// `metrics_addr`, `web.addr` (often behind a public proxy) serves no metrics.
     pub metrics_token_file: Option<PathBuf>,
+    /// Crawl workers `serve` runs itself (`serve --workers`); 0 leaves every job to
+    /// `markwatch worker` processes.
+    pub workers: u32,
+    /// A worker holds a job this long past its last heartbeat (sent every third of it); a job
+    /// whose worker died is taken over by another once the lease has run out.
+    pub job_lease_secs: u64,
 }
 
 impl Default for DaemonConfig {
@@ -645,6 +651,8 @@ impl Default for DaemonConfig {
             shutdown_timeout_secs: 30,
             metrics_addr: None,
             metrics_token_file: None,
+            workers: 1,
+            job_lease_secs: 60,
         }
     }
 }
@@ -652,6 +660,12 @@ impl Default for DaemonConfig {
 impl Config {
     fn validate_daemon(&self) -> Result<(), ConfigError> {
         let value = |key, message: String| Err(ConfigError::Value { key, message });
+        if !(3..=86_400).contains(&self.daemon.job_lease_secs) {
+            return value(
+                "daemon.job_lease_secs",
+                "must be between 3 and 86400".to_owned(),
+            );
+        }
         if let Err(e) = crate::cron::CronExpr::parse(&self.schedule.cron) {
             return value("schedule.cron", e.to_string());
         }

@@ -129,7 +129,7 @@ pub use crawl::{
 };
 pub use cron::CronExpr;
 pub use schedule::Watch;
-pub use store::{Backend, Database, RunStatus};
+pub use store::{Backend, Database, RunStatus, WorkerRow};
 
 // Notices, cases and evidence packs.
 pub use case::{GOOD_FAITH_MONTHS, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, check_filing, good_faith};
@@ -160,7 +160,8 @@ pub use store::{AccountState, AccountSummary, SaveOutcome};
 pub use daemon::http::{CrawlRequest, CrawlResponse};
 pub use daemon::pipeline::Pipeline;
 pub use daemon::{
-    DaemonLock, STATE_API_ADDR, ServeOptions, control_token_path, serve as serve_daemon,
+    DaemonLock, STATE_API_ADDR, ServeOptions, WorkerProcessOptions, control_token_path,
+    run_worker_process, serve as serve_daemon,
 };
 pub use web::{WebState, serve as serve_review_ui};
 

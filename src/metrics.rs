@@ -246,6 +246,40 @@ impl Collector for Snapshot {
         for (platform, n) in &c.listings {
             sample(&mut f, &[("platform", platform)], &ConstGauge::new(*n))?;
         }
+        ConstGauge::new(c.workers_alive).encode(family(
+            &mut e,
+            "markwatch_workers_alive",
+            None,
+            Gauge,
+            "Crawl workers (serve's own and `markwatch worker`s) heard from in the last 3 minutes.",
+        )?)?;
+        let mut f = family(
+            &mut e,
+            "markwatch_jobs",
+            None,
+            Gauge,
+            "Crawl jobs waiting (queued) and being crawled (running), by platform.",
+        )?;
+        for j in &c.jobs {
+            for (state, n) in [("queued", j.queued), ("running", j.running)] {
+                let labels = [("platform", &j.platform), ("state", &state.to_owned())];
+                sample(&mut f, &labels, &ConstGauge::new(n))?;
+            }
+        }
+        let mut f = family(
+            &mut e,
+            "markwatch_job_lag",
+            seconds,
+            Gauge,
+            "How long the oldest queued crawl job of a platform has waited for a worker.",
+        )?;
+        for j in &c.jobs {
+            sample(
+                &mut f,
+                &[("platform", &j.platform)],
+                &ConstGauge::new(j.lag_secs),
+            )?;
+        }
         ConstGauge::new(c.evidence_pages).encode(family(
             &mut e,
             "markwatch_evidence_pages",
@@ -399,6 +433,13 @@ mod tests {
                 last_finished_at: Some("2027-01-15T08:00:05.000Z".into()),
                 last_status: Some("ok".into()),
             }],
+            workers_alive: 3,
+            jobs: vec![crate::store::PlatformJobs {
+                platform: "jd".into(),
+                queued: 2,
+                running: 1,
+                lag_secs: 12.5,
+            }],
             ..MetricCounts::default()
         }
     }
@@ -424,6 +465,10 @@ mod tests {
             "markwatch_alerts{kind=\"immediate\",state=\"queued\"} 2",
             "markwatch_alert_oldest_queued_age_seconds 42.5",
             "markwatch_evidence_pages 0",
+            "markwatch_workers_alive 3",
+            "markwatch_jobs{platform=\"jd\",state=\"queued\"} 2",
+            "markwatch_jobs{platform=\"jd\",state=\"running\"} 1",
+            "markwatch_job_lag_seconds{platform=\"jd\"} 12.5",
             "markwatch_schedule_runs_total{watch=\"fast\",trigger=\"schedule\",status=\"ok\"} 3",
             "markwatch_schedule_next_run_timestamp_seconds{watch=\"fast\"} 1800000060",
             "markwatch_schedule_last_finished_timestamp_seconds{watch=\"fast\"} 1800000005",

@@ -25,6 +25,7 @@ mod seed;
 mod sellers;
 mod serve;
 mod users;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +93,10 @@ enum Command {
     Eval(matching::EvalArgs),
     /// Run the daemon: scheduled crawls, matching, notices, alerts, health, metrics, review UI
     Serve(serve::ServeArgs),
+    /// Run crawl jobs from a shared (PostgreSQL) database, beside `serve` on other machines
+    Worker(workers::WorkerArgs),
+    /// List the crawl workers that have run on this database, and what they hold
+    Workers(workers::WorkersArgs),
     /// Run the whole pipeline once on the bundled brands and fixture platforms, in a fresh directory
     #[cfg(feature = "fixtures")]
     Demo(demo::DemoArgs),
@@ -123,7 +128,7 @@ impl Cli {
     /// Whether the command prints and exits, rather than serving until stopped.
     pub fn prints_and_exits(&self) -> bool {
         match self.command {
-            Command::Serve(_) => false,
+            Command::Serve(_) | Command::Worker(_) => false,
             #[cfg(feature = "fixtures")]
             Command::Fixtures(_) => false,
             _ => true,
@@ -171,6 +176,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(cmd) => matching::run(cmd, &ctx).await,
         Command::Eval(args) => matching::run_eval(args, &ctx),
         Command::Serve(args) => serve::run(args, &ctx).await,
+        Command::Worker(args) => workers::run_worker(args, &ctx).await,
+        Command::Workers(args) => workers::run_workers(args, &ctx).await,
         #[cfg(feature = "fixtures")]
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Backup(args) => backup::run(args, &ctx).await,

@@ -34,12 +34,19 @@ pub struct ServeArgs {
     /// Listen on this address; overrides `web.addr`
     #[arg(long, value_name = "ADDR")]
     addr: Option<SocketAddr>,
+    /// Crawl workers in this process (0: leave every job to `markwatch worker`); overrides
+    /// `daemon.workers` [default: 1]
+    #[arg(long, value_name = "N")]
+    workers: Option<u32>,
 }
 
 pub async fn run(args: ServeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut config = ctx.config.clone();
     if let Some(addr) = args.addr {
         config.web.addr = addr.to_string();
+    }
+    if let Some(n) = args.workers {
+        config.daemon.workers = n;
     }
     let shutdown = CancellationToken::new();
     spawn_signal_watch(shutdown.clone())?;
@@ -67,7 +74,7 @@ pub async fn run(args: ServeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGTERM (systemd, docker stop) or SIGINT (Ctrl-C) starts a graceful shutdown.
-fn spawn_signal_watch(token: CancellationToken) -> anyhow::Result<()> {
+pub(super) fn spawn_signal_watch(token: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;

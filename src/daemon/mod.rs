@@ -17,6 +17,7 @@ pub(crate) mod http;
 mod matchers;
 pub(crate) mod pipeline;
 pub(crate) mod scheduler;
+pub(crate) mod worker;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -103,6 +104,14 @@ pub enum DaemonError {
     Notice(#[from] crate::notice::NoticeError),
     #[error("cannot set up the review UI: {0}")]
     Web(String),
+    /// A job's watch is not in this process's configuration.
+    #[error("watch `{0}` is not configured here (the workers' configuration must match serve's)")]
+    UnknownWatch(String),
+    /// The worker's lease on the job ran out and another worker took it.
+    #[error("the job's lease ran out")]
+    LeaseLost,
+    #[error("the run crashed: {0}")]
+    Crashed(String),
 }
 
 /// How to run the daemon.
@@ -110,6 +119,55 @@ pub struct ServeOptions {
     pub config: Config,
     /// [`Pace::UnlimitedOnLoopback`] only for the fixture server on loopback (`serve --demo`).
     pub pace: Pace,
+}
+
+/// How to run `markwatch worker`.
+pub struct WorkerProcessOptions {
+    pub config: Config,
+    /// Jobs at once; one per defined platform when `None`.
+    pub slots: Option<u32>,
+    pub pace: Pace,
+}
+
+/// `markwatch worker`: claims and runs crawl jobs from the shared database until `shutdown`;
+/// the jobs still going at the deadline go back to the queue for another worker.
+pub async fn run_worker_process(
+    options: WorkerProcessOptions,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let config = options.config;
+    let store = Store::open(&config.database).await?;
+    let defs = platform::load_dir(&config.crawl.definitions)?;
+    let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
+    let watches = schedule::watches(&config, &names)?;
+    let env_key = std::env::var(crate::secrets::SECRET_KEY_ENV).ok();
+    let key = crate::secrets::SecretKey::load(
+        env_key.as_deref(),
+        &crate::secrets::default_key_file(&config.database),
+    )?;
+    let pipeline = Arc::new(
+        pipeline::Pipeline::new(store.clone(), config.clone(), defs.clone(), options.pace)
+            .with_secret_key(key),
+    );
+    let worker_options = worker::WorkerOptions {
+        name: worker::worker_name(0),
+        slots: options.slots.unwrap_or(defs.len().max(1) as u32).max(1),
+        lease: Duration::from_secs(config.daemon.job_lease_secs),
+        at_stop: worker::AtStop::Release,
+    };
+    let drain = Duration::from_secs(config.daemon.shutdown_timeout_secs).mul_f64(0.75);
+    let ran = worker::run(
+        pipeline,
+        Arc::new(watches),
+        config.database.clone(),
+        worker_options,
+        Arc::new(tokio::sync::Notify::new()),
+        shutdown,
+        drain,
+    )
+    .await;
+    store.close().await;
+    ran
 }
 
 /// Holds an exclusive lock on `<database>.lock` for the process's life: two daemons on one
@@ -275,6 +333,14 @@ pub async fn serve(
     let offset =
         schedule::parse_utc_offset(&config.schedule.utc_offset).map_err(ScheduleError::from)?;
 
+    // Jobs of this machine's workers that died with an earlier process are free at once;
+    // other machines' go when their leases run out.
+    for name in store
+        .release_dead_local_workers(&worker::host_name(), worker::process_alive)
+        .await?
+    {
+        tracing::warn!(worker = %name, "a worker of an earlier process is gone; its jobs are free");
+    }
     for (watch, slot) in store.recover_interrupted_runs().await? {
         tracing::warn!(%watch, %slot, "a run was cut short when markwatch last stopped; it runs again now");
     }
@@ -289,8 +355,14 @@ pub async fn serve(
         pipeline::Pipeline::new(store.clone(), config.clone(), defs.clone(), options.pace)
             .with_secret_key(key),
     );
-    let (mut scheduler, handle) =
-        scheduler::Scheduler::new(pipeline, watches.clone(), offset, started);
+    let queued = Arc::new(tokio::sync::Notify::new());
+    let (mut scheduler, handle) = scheduler::Scheduler::new(
+        pipeline.clone(),
+        watches.clone(),
+        offset,
+        started,
+        queued.clone(),
+    );
     scheduler.sync_plans().await?;
 
     let addr = &config.web.addr;
@@ -389,7 +461,28 @@ pub async fn serve(
     let bound = Duration::from_secs(config.daemon.shutdown_timeout_secs);
     // Runs get three quarters of the bound; the rest is for recording, HTTP and closing.
     let drain = bound.mul_f64(0.75);
-    let mut scheduler_task = tokio::spawn(scheduler.run(shutdown.clone(), drain));
+    let mut scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
+    // This process's own workers: a job per platform at once each, as one process always
+    // crawled; a run they cannot finish by the deadline is resumed at the next start.
+    let shared_watches = Arc::new(watches.clone());
+    let mut worker_tasks = tokio::task::JoinSet::new();
+    for n in 0..config.daemon.workers {
+        let options = worker::WorkerOptions {
+            name: worker::worker_name(n),
+            slots: defs.len().max(1) as u32,
+            lease: Duration::from_secs(config.daemon.job_lease_secs),
+            at_stop: worker::AtStop::AbandonRun,
+        };
+        worker_tasks.spawn(worker::run(
+            pipeline.clone(),
+            shared_watches.clone(),
+            config.database.clone(),
+            options,
+            queued.clone(),
+            shutdown.clone(),
+            drain,
+        ));
+    }
 
     // The alert sender: batches the matches' alert events, queues digests, delivers.
     let alert_config = config.clone();
@@ -438,6 +531,13 @@ pub async fn serve(
         tracing::error!("scheduler did not stop in time");
         scheduler_task.abort();
     }
+    while let Ok(Some(stopped)) = tokio::time::timeout_at(deadline, worker_tasks.join_next()).await
+    {
+        if let Ok(Err(e)) = stopped {
+            tracing::error!(error = %e, "a worker failed");
+        }
+    }
+    worker_tasks.abort_all();
     if tokio::time::timeout_at(deadline, &mut alert_task)
         .await
         .is_err()

@@ -1,9 +1,8 @@
-//! The scheduler: one task that owns which runs are going. It starts a watch's run when its
-//! persisted plan says so, skips a slot whose watch is still running, takes manual requests
-//! from the API, and on shutdown lets runs finish until a deadline, then abandons the rest
-//! (each page is all-or-nothing in the store) so the next start resumes them.
+//! The scheduler: one task that decides when each watch runs. It starts a watch's run when
+//! its persisted plan says so (the run and one job per platform, in one transaction), skips a
+//! slot whose watch is still running, and takes manual requests from the API. The workers
+//! ([`super::worker`]), in this process or others, run the jobs and end the run.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +10,11 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::DaemonError;
-use super::pipeline::{Pipeline, RunReport};
+use super::pipeline::Pipeline;
 use crate::model::Trigger;
 use crate::schedule::{self, Due, Plan, Watch};
 use crate::store::RunClaim;
@@ -117,26 +115,14 @@ impl SchedulerHandle {
 }
 
 /// What a finished task hands back.
-struct Done {
-    run_id: i64,
-    watch: String,
-    result: Result<RunReport, DaemonError>,
-}
-
-struct Going {
-    run_id: i64,
-    watch: String,
-    platforms: Vec<String>,
-}
-
 pub(crate) struct Scheduler {
     pipeline: Arc<Pipeline>,
     watches: Arc<Vec<Watch>>,
     offset: FixedOffset,
     started: DateTime<Utc>,
     rx: mpsc::Receiver<Command>,
-    tasks: JoinSet<Done>,
-    going: HashMap<tokio::task::Id, Going>,
+    /// Wakes this process's workers when a job is queued.
+    queued: Arc<Notify>,
     rng: StdRng,
 }
 
@@ -146,6 +132,7 @@ impl Scheduler {
         watches: Vec<Watch>,
         offset: FixedOffset,
         started: DateTime<Utc>,
+        queued: Arc<Notify>,
     ) -> (Scheduler, SchedulerHandle) {
         let (tx, rx) = mpsc::channel(16);
         let watches = Arc::new(watches);
@@ -159,8 +146,7 @@ impl Scheduler {
             offset,
             started,
             rx,
-            tasks: JoinSet::new(),
-            going: HashMap::new(),
+            queued,
             rng: StdRng::from_rng(&mut rand::rng()),
         };
         (scheduler, handle)
@@ -189,9 +175,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Runs until `shutdown`, then drains: runs still going at `drain_deadline` after the
-    /// signal are abandoned and recorded so.
-    pub(crate) async fn run(mut self, shutdown: CancellationToken, drain: Duration) {
+    /// Plans and queues runs until `shutdown`.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         loop {
             let nap = match self.start_due().await {
                 Ok(nap) => nap,
@@ -203,13 +188,10 @@ impl Scheduler {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(cmd) = self.rx.recv() => self.handle(cmd).await,
-                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                    self.finished(joined).await;
-                }
                 _ = tokio::time::sleep(nap) => {}
             }
         }
-        self.drain(drain).await;
+        self.rx.close();
     }
 
     /// Starts every due watch; returns how long to sleep before the next is due.
@@ -240,7 +222,7 @@ impl Scheduler {
                     .plan_after(now, self.offset, &mut rng)
                     .ok_or_else(|| DaemonError::NeverFires(watch.name.clone()))
             };
-            if self.is_running(&watch.name) {
+            if store.watch_running(&watch.name).await? {
                 if trigger != Trigger::Resume {
                     let next = replan()?;
                     store.skip_schedule_slot(&watch.name, &slot, next).await?;
@@ -254,6 +236,7 @@ impl Scheduler {
                     slot: &slot,
                     trigger,
                     expect_next_slot: None,
+                    platforms: &watch.platforms,
                     // A slot also missed meanwhile is covered by this run.
                     replan: if plan.next_run_at <= now {
                         Some(replan()?)
@@ -266,11 +249,12 @@ impl Scheduler {
                     slot: &slot,
                     trigger,
                     expect_next_slot: Some(plan.next_slot),
+                    platforms: &watch.platforms,
                     replan: Some(replan()?),
                 },
             };
             match store.claim_schedule_run(&claim).await? {
-                Some(run_id) => self.spawn(watch, run_id, trigger, &slot),
+                Some(run_id) => self.queued(watch, run_id, trigger, &slot),
                 None => {
                     // Already run (a slot the cron gives twice, or a lost race): move on.
                     if trigger != Trigger::Resume {
@@ -286,30 +270,9 @@ impl Scheduler {
         Ok(nap.max(Duration::from_millis(50)))
     }
 
-    fn is_running(&self, watch: &str) -> bool {
-        self.going.values().any(|g| g.watch == watch)
-    }
-
-    fn spawn(&mut self, watch: &Watch, run_id: i64, trigger: Trigger, slot: &str) {
-        tracing::info!(watch = %watch.name, run_id, trigger = trigger.as_str(), %slot, "run starting");
-        let pipeline = self.pipeline.clone();
-        let w = watch.clone();
-        let handle = self.tasks.spawn(async move {
-            let result = pipeline.run(&w).await;
-            Done {
-                run_id,
-                watch: w.name,
-                result,
-            }
-        });
-        self.going.insert(
-            handle.id(),
-            Going {
-                run_id,
-                watch: watch.name.clone(),
-                platforms: watch.platforms.clone(),
-            },
-        );
+    fn queued(&self, watch: &Watch, run_id: i64, trigger: Trigger, slot: &str) {
+        tracing::info!(watch = %watch.name, run_id, trigger = trigger.as_str(), %slot, platforms = ?watch.platforms, "run queued");
+        self.queued.notify_waiters();
     }
 
     async fn handle(&mut self, cmd: Command) {
@@ -321,7 +284,8 @@ impl Scheduler {
                     let Some(watch) = self.watches.iter().find(|w| w.name == name).cloned() else {
                         continue;
                     };
-                    if self.is_running(&name) {
+                    let running = self.pipeline.store().watch_running(&name).await;
+                    if running.as_ref().is_ok_and(|r| *r) {
                         started.push(Started {
                             watch: name,
                             run_id: None,
@@ -339,10 +303,11 @@ impl Scheduler {
                         trigger: Trigger::Manual,
                         expect_next_slot: None,
                         replan: None,
+                        platforms: &watch.platforms,
                     };
                     match self.pipeline.store().claim_schedule_run(&claim).await {
                         Ok(Some(run_id)) => {
-                            self.spawn(&watch, run_id, Trigger::Manual, &slot);
+                            self.queued(&watch, run_id, Trigger::Manual, &slot);
                             started.push(Started {
                                 watch: name,
                                 run_id: Some(run_id),
@@ -358,83 +323,6 @@ impl Scheduler {
                     _ => Ok(started),
                 };
                 let _ = reply.send(answer);
-            }
-        }
-    }
-
-    async fn finished(&mut self, joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>) {
-        let store = self.pipeline.store().clone();
-        let (run_id, status, runs, error) = match joined {
-            Ok((id, done)) => {
-                self.going.remove(&id);
-                match done.result {
-                    Ok(report) => {
-                        tracing::info!(watch = %done.watch, run_id = done.run_id, status = report.status, "run finished");
-                        (
-                            done.run_id,
-                            report.status,
-                            report.crawl_run_ids(),
-                            report.error,
-                        )
-                    }
-                    Err(e) => {
-                        tracing::error!(watch = %done.watch, run_id = done.run_id, error = %e, "run failed");
-                        (done.run_id, "failed", Vec::new(), Some(e.to_string()))
-                    }
-                }
-            }
-            Err(e) => {
-                let Some(going) = self.going.remove(&e.id()) else {
-                    return;
-                };
-                tracing::error!(watch = %going.watch, run_id = going.run_id, error = %e, "run crashed");
-                (
-                    going.run_id,
-                    "failed",
-                    Vec::new(),
-                    Some(format!("crashed: {e}")),
-                )
-            }
-        };
-        if let Err(e) = store
-            .finish_schedule_run(run_id, status, &runs, error.as_deref())
-            .await
-        {
-            tracing::error!(run_id, error = %e, "cannot record the end of a run");
-        }
-    }
-
-    async fn drain(mut self, drain: Duration) {
-        self.rx.close();
-        if !self.tasks.is_empty() {
-            tracing::info!(
-                runs = self.tasks.len(),
-                ?drain,
-                "waiting for runs to finish"
-            );
-        }
-        let deadline = tokio::time::Instant::now() + drain;
-        while !self.tasks.is_empty() {
-            match tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
-                Ok(Some(joined)) => self.finished(joined).await,
-                Ok(None) => break,
-                Err(_) => break,
-            }
-        }
-        if self.tasks.is_empty() {
-            return;
-        }
-        // Dropping a run mid-page rolls its open transaction back: nothing half-written stays.
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
-        let store = self.pipeline.store().clone();
-        for (_, going) in self.going.drain() {
-            tracing::warn!(watch = %going.watch, run_id = going.run_id, "run abandoned at shutdown; it resumes at the next start");
-            if let Err(e) = store
-                .abandon_schedule_run(going.run_id, &going.platforms)
-                .await
-            {
-                tracing::error!(run_id = going.run_id, error = %e, "cannot record the abandoned run");
             }
         }
     }

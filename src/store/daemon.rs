@@ -52,6 +52,8 @@ pub(crate) struct RunClaim<'a> {
     pub expect_next_slot: Option<DateTime<Utc>>,
     /// The plan after this run: (next slot, next start).
     pub replan: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The platforms it crawls: one job each, for the workers.
+    pub platforms: &'a [String],
 }
 
 /// Whether the daemon can serve: both must be `Ok` for `/readyz`.
@@ -116,6 +118,10 @@ pub struct MetricCounts {
     pub schedule_runs: Vec<(String, String, String, i64)>,
     pub schedules: Vec<ScheduleRow>,
     pub evidence_pages: i64,
+    /// Workers that have sent a heartbeat in the last three minutes and not stopped.
+    pub workers_alive: i64,
+    /// Queued and running crawl jobs, and the queue's lag, per platform.
+    pub jobs: Vec<super::PlatformJobs>,
 }
 
 /// What `markwatch backup` wrote.
@@ -130,7 +136,7 @@ pub struct BackupSummary {
 /// zeros. These count what it stored instead: each page of evidence as fetched, the listings
 /// first seen on its platform after it started (and before its platform's next run), the
 /// listings its pages changed. Walls and unreadable pages it stored count as fetched too.
-fn recount(backend: Backend) -> String {
+pub(super) fn recount(backend: Backend) -> String {
     let at = |t: &str| backend.epoch(t);
     let pages = backend.greatest(
         "pages_ok",
@@ -220,39 +226,47 @@ impl Store {
         Ok(())
     }
 
-    /// After a crash: runs left `running` are marked abandoned and their slots queued to run
-    /// again; crawl runs left `running` are abandoned. Returns the (watch, slot) pairs to resume.
-    /// Call only while holding the daemon lock, before starting any run.
+    /// After a crash: runs left `running` that no live worker holds (no job under a lease
+    /// still running) are marked abandoned, their jobs cancelled and their slots queued to run
+    /// again; crawl runs left `running` on platforms no live worker crawls are abandoned.
+    /// Returns the (watch, slot) pairs to resume. Call before starting any run, after
+    /// [`Store::release_dead_local_workers`].
     pub(crate) async fn recover_interrupted_runs(&self) -> Result<Vec<(String, String)>> {
         let at = now();
         let mut tx = self.begin_write().await?;
-        let cut: Vec<(String, String)> = sql::query_as(
-            "UPDATE schedule_runs SET status = 'abandoned', finished_at = ?,
+        let cut: Vec<(i64, String, String)> = sql::query_as(
+            "UPDATE schedule_runs SET status = 'abandoned', finished_at = ?1,
              error = coalesce(error, 'the daemon stopped before the run finished')
-             WHERE status = 'running' RETURNING watch, slot",
+             WHERE status = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM crawl_jobs j WHERE j.schedule_run_id = schedule_runs.id
+                 AND j.state = 'running' AND j.lease_until >= ?1)
+             RETURNING id, watch, slot",
         )
         .bind(&at)
         .fetch_all(&mut **tx)
         .await?;
-        for (watch, slot) in &cut {
+        for (id, watch, slot) in &cut {
             sql::query("UPDATE schedules SET resume_slot = ?, updated_at = ? WHERE watch = ?")
                 .bind(slot)
                 .bind(&at)
                 .bind(watch)
                 .execute(&mut **tx)
                 .await?;
+            cancel_jobs(&mut tx, *id, &at).await?;
         }
         sql::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
+            "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?1,
              error = coalesce(error, 'interrupted: the process stopped during the run'),{}
-             WHERE status = 'running'",
+             WHERE status = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM crawl_jobs j WHERE j.platform = crawl_runs.platform
+                 AND j.state = 'running' AND j.lease_until >= ?1)",
             recount(self.backend)
         )))
         .bind(&at)
         .execute(&mut **tx)
         .await?;
         tx.commit().await?;
-        Ok(cut)
+        Ok(cut.into_iter().map(|(_, w, s)| (w, s)).collect())
     }
 
     /// Starts a run: inserts it and moves the schedule on, atomically. `None` when the slot
@@ -284,6 +298,23 @@ impl Store {
         let Some(id) = inserted else {
             return Ok(None);
         };
+        sql::query(
+            "INSERT INTO crawl_jobs (schedule_run_id, watch, platform, created_at)
+             SELECT ?, ?, value, ? FROM json_each(?)",
+        )
+        .bind(id)
+        .bind(claim.watch)
+        .bind(&at)
+        .bind(super::to_json(&claim.platforms))
+        .execute(&mut **tx)
+        .await?;
+        if self.backend == Backend::Postgres {
+            // Delivered at commit: workers listening wake at once instead of at their next poll.
+            sql::query("SELECT pg_notify(?, '')")
+                .bind(super::jobs::JOBS_CHANNEL)
+                .execute(&mut **tx)
+                .await?;
+        }
         if claim.trigger != Trigger::Manual {
             sql::query(
                 "UPDATE schedules SET last_slot = ?, last_started_at = ?, updated_at = ?,
@@ -345,6 +376,7 @@ impl Store {
     }
 
     /// Records how a run ended.
+    #[cfg(test)]
     pub(crate) async fn finish_schedule_run(
         &self,
         id: i64,
@@ -352,31 +384,8 @@ impl Store {
         crawl_runs: &[i64],
         error: Option<&str>,
     ) -> Result<()> {
-        let at = now();
-        let runs = serde_json::to_string(crawl_runs).unwrap_or_else(|_| "[]".to_owned());
         let mut tx = self.begin_write().await?;
-        let (watch, trigger): (String, String) = sql::query_as(
-            "UPDATE schedule_runs SET status = ?, finished_at = ?, crawl_runs = ?, error = ?
-             WHERE id = ? RETURNING watch, trigger",
-        )
-        .bind(status)
-        .bind(&at)
-        .bind(runs)
-        .bind(error)
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
-        if trigger != Trigger::Manual.as_str() {
-            sql::query(
-                "UPDATE schedules SET last_finished_at = ?, last_status = ?, updated_at = ? WHERE watch = ?",
-            )
-            .bind(&at)
-            .bind(status)
-            .bind(&at)
-            .bind(&watch)
-            .execute(&mut **tx)
-            .await?;
-        }
+        finish_schedule_run_in(&mut tx, id, status, crawl_runs, error, &now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -399,6 +408,7 @@ impl Store {
             .bind(&watch)
             .execute(&mut **tx)
             .await?;
+        cancel_jobs(&mut tx, id, &at).await?;
         for platform in platforms {
             sql::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE crawl_runs SET status = 'abandoned', finished_at = ?,
@@ -644,6 +654,14 @@ impl Store {
         let evidence_pages = sql::query_scalar("SELECT count(*) FROM evidence")
             .fetch_one(&self.pool)
             .await?;
+        let alive_since = super::alerts::stamp(Utc::now() - chrono::Duration::minutes(3));
+        let workers_alive = sql::query_scalar(
+            "SELECT count(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at >= ?",
+        )
+        .bind(alive_since)
+        .fetch_one(&self.pool)
+        .await?;
+        let jobs = self.platform_jobs().await?;
         Ok(MetricCounts {
             crawl,
             crawl_runs,
@@ -656,6 +674,8 @@ impl Store {
             schedule_runs,
             schedules: self.schedules().await?,
             evidence_pages,
+            workers_alive,
+            jobs,
         })
     }
 
@@ -714,6 +734,54 @@ impl Store {
     }
 }
 
+/// Takes run `id`'s jobs out of the queue and from their workers: the run is over.
+async fn cancel_jobs(tx: &mut super::WriteTx<'_>, id: i64, at: &str) -> Result<()> {
+    sql::query(
+        "UPDATE crawl_jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL
+         WHERE schedule_run_id = ? AND state IN ('queued', 'running')",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(&mut ***tx)
+    .await?;
+    Ok(())
+}
+
+/// Records how run `id` ended, in `tx`.
+pub(super) async fn finish_schedule_run_in(
+    tx: &mut super::WriteTx<'_>,
+    id: i64,
+    status: &str,
+    crawl_runs: &[i64],
+    error: Option<&str>,
+    at: &str,
+) -> Result<()> {
+    let runs = serde_json::to_string(crawl_runs).unwrap_or_else(|_| "[]".to_owned());
+    let (watch, trigger): (String, String) = sql::query_as(
+        "UPDATE schedule_runs SET status = ?, finished_at = ?, crawl_runs = ?, error = ?
+         WHERE id = ? RETURNING watch, trigger",
+    )
+    .bind(status)
+    .bind(at)
+    .bind(runs)
+    .bind(error)
+    .bind(id)
+    .fetch_one(&mut ***tx)
+    .await?;
+    if trigger != Trigger::Manual.as_str() {
+        sql::query(
+            "UPDATE schedules SET last_finished_at = ?, last_status = ?, updated_at = ? WHERE watch = ?",
+        )
+        .bind(at)
+        .bind(status)
+        .bind(at)
+        .bind(&watch)
+        .execute(&mut ***tx)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn check_integrity(path: &Path) -> Result<String> {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
@@ -754,6 +822,7 @@ mod tests {
             trigger: Trigger::Schedule,
             expect_next_slot: Some(slot),
             replan: Some((t("2026-11-21T12:00:00Z"), t("2026-11-21T12:01:00Z"))),
+            platforms: &[],
         };
         let id = store.claim_schedule_run(&claim).await.unwrap().unwrap();
         // The schedule moved on: the same claim again is refused, and so is the slot.
@@ -806,6 +875,7 @@ mod tests {
             trigger: Trigger::Manual,
             expect_next_slot: None,
             replan: None,
+            platforms: &[],
         };
         let id = store.claim_schedule_run(&claim).await.unwrap().unwrap();
         let why = "taobao: no logged-in account for taobao: markwatch accounts login taobao NAME";

@@ -13,6 +13,7 @@ mod database;
 mod drafts;
 mod evidence;
 mod images;
+mod jobs;
 mod matches;
 mod notices;
 pub(crate) mod sql;
@@ -52,6 +53,8 @@ pub(crate) use daemon::{
 pub(crate) use drafts::{DraftCandidate, OpenDraft, PlannedItem, PlannedNotice, RemovedListing};
 pub(crate) use evidence::{EvidencePage, EvidencePart};
 pub(crate) use images::{ImageUpdate, ListingPhoto, RefPhoto, WantedImage};
+pub use jobs::WorkerRow;
+pub(crate) use jobs::{JOBS_CHANNEL, Job, JobOutcome, PlatformJobs};
 pub(crate) use matches::{MatchChange, RematchSummary};
 pub(crate) use notices::{
     EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail, NoticeMark, NoticePage,
@@ -126,7 +129,7 @@ const WRITER_LOCK: i64 = 0x6d61_726b_7761_7463; // "markwatc"
 /// A write transaction holding the process's writer turn until commit or drop.
 pub(crate) struct WriteTx<'c> {
     tx: Transaction<'c, Any>,
-    _turn: OwnedMutexGuard<()>,
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx<'_> {
@@ -257,7 +260,19 @@ impl Store {
                 tx
             }
         };
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            tx,
+            _turn: Some(turn),
+        })
+    }
+
+    /// A PostgreSQL transaction outside the writer lock, for writes that take a narrower lock
+    /// of their own (claiming a job).
+    pub(crate) async fn begin_unlocked(&self) -> Result<WriteTx<'static>> {
+        Ok(WriteTx {
+            tx: self.pool.begin().await?,
+            _turn: None,
+        })
     }
 
     /// [`Store::begin_write`] on a connection the caller keeps between transactions. It holds
@@ -276,7 +291,10 @@ impl Store {
                 tx
             }
         };
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            tx,
+            _turn: Some(turn),
+        })
     }
 
     /// The pool, for tests that look at rows no query method returns.

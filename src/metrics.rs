@@ -251,7 +251,7 @@ impl Collector for Snapshot {
             "markwatch_workers_alive",
             None,
             Gauge,
-            "Crawl workers (serve's own and `markwatch worker`s) heard from in the last 3 minutes.",
+            "Crawl workers (serve's own and `markwatch worker`s) heartbeating.",
         )?)?;
         let mut f = family(
             &mut e,

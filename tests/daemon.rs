@@ -100,14 +100,25 @@ impl Daemon {
 
     /// A daemon on the database `db` (a symlink to the file, say).
     fn start_on(scratch: &Scratch, config: &Path, db: &str) -> Daemon {
-        let log = scratch.path(&format!("serve-{}.log", rand_suffix()));
+        Daemon::process(scratch, config, db, &["serve"])
+    }
+
+    /// `markwatch worker ARGS` on the scratch database.
+    fn worker(scratch: &Scratch, config: &Path, args: &[&str]) -> Daemon {
+        let args: Vec<&str> = ["worker"].into_iter().chain(args.iter().copied()).collect();
+        Daemon::process(scratch, config, &scratch.db_arg(), &args)
+    }
+
+    /// A long-running `markwatch` command, its log in a file.
+    fn process(scratch: &Scratch, config: &Path, db: &str, args: &[&str]) -> Daemon {
+        let log = scratch.path(&format!("{}-{}.log", args[0], rand_suffix()));
         let mut cmd = Command::new(common::bin());
         cmd.current_dir(scratch.dir.path())
             .arg("--config")
             .arg(config)
             .arg("--db")
             .arg(db)
-            .arg("serve")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         for (key, _) in std::env::vars() {
@@ -117,7 +128,7 @@ impl Daemon {
         }
         cmd.env("RUST_LOG", "markwatch=info");
         Daemon {
-            child: cmd.spawn().expect("start markwatch serve"),
+            child: cmd.spawn().expect("start markwatch"),
             log,
         }
     }
@@ -1060,5 +1071,155 @@ async fn operational_endpoints_have_security_headers_and_metrics_are_guarded() {
     assert_eq!(resp.status().as_u16(), 404);
     assert_eq!(scrape(&addr).await.status().as_u16(), 403);
     let (code, _, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Requests per second each platform allows in the shared-workers test.
+const SHARED_RPS: f64 = 10.0;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_and_three_workers_share_a_run_at_each_platforms_pace_and_survive_a_kill_9() {
+    let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
+
+    // What one undisturbed crawl of the same keywords leaves.
+    let reference = Scratch::new();
+    let ref_config = write_config(&reference, &fixtures, "0 0 1 1 *", 0.0);
+    import_brands(&reference, &ref_config);
+    let mut args = vec!["crawl", "--once"];
+    for k in ["nike", "香奈儿", "lego"] {
+        args.extend(["--keyword", k]);
+    }
+    run_ok(&reference, &ref_config, &args);
+    let (want_listings, want_verdicts) = outcome(&reference).await;
+
+    // serve schedules only; three workers with one job slot each crawl; leases are short so
+    // a killed worker's job moves on quickly.
+    let scratch = Scratch::new();
+    let config = write_config(&scratch, &fixtures, "0 0 1 1 *", SHARED_RPS);
+    // A second watch over the same platforms: two jobs per platform, which must take turns.
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        "shutdown_timeout_secs = 8",
+        "shutdown_timeout_secs = 8\nworkers = 0\njob_lease_secs = 3",
+    ) + &format!(
+        "[[schedule.watch]]\nname = \"again\"\ncron = \"0 0 1 1 *\"\nkeywords = {KEYWORDS}\n"
+    );
+    std::fs::write(&config, toml).unwrap();
+    import_brands(&scratch, &config);
+    let serve = Daemon::start(&scratch, &config);
+    api_addr(&scratch, &serve).await;
+    let mut workers: Vec<Daemon> = (0..3)
+        .map(|_| Daemon::worker(&scratch, &config, &["--slots", "1"]))
+        .collect();
+    let first_request = fixtures.server.log().entries().len();
+    run_ok(&scratch, &config, &["crawl", "--now"]);
+
+    // Once every worker holds a job and has been at it a moment, kill -9 one of them.
+    wait_for(
+        &scratch,
+        &serve,
+        "SELECT count(*) FROM crawl_jobs WHERE state = 'running'",
+        3,
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let holders: Vec<(i64, String)> = {
+        let mut conn = db(&scratch).await;
+        sqlx::query_as("SELECT id, worker FROM crawl_jobs WHERE state = 'running' ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    };
+    let (killed_job, killed_name) = holders[0].clone();
+    let pid: u32 = killed_name.split(':').nth(1).unwrap().parse().unwrap();
+    let at = workers
+        .iter()
+        .position(|w| w.child.id() == pid)
+        .expect("the job's worker is one of ours");
+    workers.remove(at).kill9();
+
+    // Both runs end, the killed worker's job finished by another.
+    wait_for(
+        &scratch,
+        &serve,
+        "SELECT count(*) FROM schedule_runs WHERE status <> 'running'",
+        2,
+        Duration::from_secs(180),
+    )
+    .await;
+    let mut conn = db(&scratch).await;
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM schedule_runs")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["ok", "ok"], "{}", serve.log());
+    let jobs: Vec<(i64, String, String, i64)> =
+        sqlx::query_as("SELECT id, state, worker, attempts FROM crawl_jobs ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(jobs.len(), 2 * common::PLATFORMS.len(), "{jobs:?}");
+    assert!(jobs.iter().all(|j| j.1 == "done"), "{jobs:?}");
+    let taken_over = jobs.iter().find(|j| j.0 == killed_job).unwrap();
+    assert_ne!(taken_over.2, killed_name, "{jobs:?}");
+    assert!(taken_over.3 >= 2, "claimed again after the kill: {jobs:?}");
+    let by: BTreeSet<&str> = jobs.iter().map(|j| j.2.as_str()).collect();
+    assert!(by.len() >= 2, "the jobs were shared: {jobs:?}");
+    drop(conn);
+
+    // Every listing stored once, each with one verdict, as an undisturbed crawl leaves them.
+    let (listings, verdicts) = outcome(&scratch).await;
+    assert_eq!(listings, want_listings, "listings lost or invented");
+    assert_eq!(
+        verdicts, want_verdicts,
+        "verdicts differ from an undisturbed crawl"
+    );
+
+    // Each platform's pace held over all the workers together. The pacer lets a second's
+    // worth of requests go at once, then one per 1/rate: in any window of T seconds no more
+    // than rate × (T + 1), one more for where the window's edge falls. Two workers on one
+    // platform would each have their own allowance and break it over a few seconds.
+    let log = fixtures.server.log().entries();
+    for p in common::PLATFORMS {
+        let times: Vec<u64> = log[first_request..]
+            .iter()
+            .filter(|e| e.path.starts_with(&format!("/{p}/")))
+            .map(|e| e.at_ms)
+            .collect();
+        assert!(times.len() > 10, "{p}: {} requests", times.len());
+        for secs in [1, 2, 5] {
+            let most = times
+                .iter()
+                .map(|&t| {
+                    times
+                        .iter()
+                        .filter(|&&u| u >= t && u < t + secs * 1000)
+                        .count()
+                })
+                .max()
+                .unwrap();
+            let allowed = SHARED_RPS * (secs as f64 + 1.0) + 1.0;
+            assert!(
+                most as f64 <= allowed,
+                "{p}: {most} requests in {secs} s at {SHARED_RPS}/s"
+            );
+        }
+    }
+
+    // `markwatch workers` shows them; stopping them leaves no job held.
+    let listed = run_ok(&scratch, &config, &["workers"]);
+    assert!(listed.contains(&killed_name), "{listed}");
+    for w in workers {
+        let (code, _, log) = w.terminate(Duration::from_secs(12)).await;
+        assert_eq!(code, 0, "{log}");
+    }
+    let listed = run_ok(&scratch, &config, &["workers"]);
+    assert_eq!(listed.matches(" stopped ").count(), 2, "{listed}");
+    let killed_line = listed
+        .lines()
+        .find(|l| l.starts_with(&killed_name))
+        .unwrap();
+    assert!(killed_line.contains(" silent "), "{listed}");
+    let (code, _, log) = serve.terminate(Duration::from_secs(12)).await;
     assert_eq!(code, 0, "{log}");
 }

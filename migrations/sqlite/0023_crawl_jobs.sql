@@ -27,6 +27,7 @@ CREATE TABLE workers (
     host         TEXT NOT NULL,
     pid          INTEGER NOT NULL,
     slots        INTEGER NOT NULL,
+    lease_secs   INTEGER NOT NULL,         -- it heartbeats every third of this
     started_at   TEXT NOT NULL,
     heartbeat_at TEXT NOT NULL,
     stopped_at   TEXT

@@ -40,22 +40,12 @@ pub struct WorkersArgs {
     json: bool,
 }
 
-/// A worker counts as alive while its heartbeats are this recent.
-const ALIVE_SECS: i64 = 3 * 60;
-
 pub async fn run_workers(args: WorkersArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store().await?;
     let workers = store.workers().await?;
     store.close().await;
     let now = chrono::Utc::now();
-    let state = |w: &markwatch::WorkerRow| {
-        if w.stopped_at.is_some() {
-            return "stopped";
-        }
-        let fresh = chrono::DateTime::parse_from_rfc3339(&w.heartbeat_at)
-            .is_ok_and(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() < ALIVE_SECS);
-        if fresh { "alive" } else { "silent" }
-    };
+    let state = |w: &markwatch::WorkerRow| w.state(now);
     if args.json {
         for w in &workers {
             let mut v = serde_json::to_value(w)?;

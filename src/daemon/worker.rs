@@ -83,6 +83,7 @@ pub(crate) async fn run(
             &host_name(),
             std::process::id(),
             options.slots,
+            options.lease,
         )
         .await?;
     tracing::info!(worker = %options.name, slots = options.slots, "worker started");

@@ -118,7 +118,7 @@ pub struct MetricCounts {
     pub schedule_runs: Vec<(String, String, String, i64)>,
     pub schedules: Vec<ScheduleRow>,
     pub evidence_pages: i64,
-    /// Workers that have sent a heartbeat in the last three minutes and not stopped.
+    /// Workers heartbeating (see [`super::WorkerRow::state`]).
     pub workers_alive: i64,
     /// Queued and running crawl jobs, and the queue's lag, per platform.
     pub jobs: Vec<super::PlatformJobs>,
@@ -654,13 +654,9 @@ impl Store {
         let evidence_pages = sql::query_scalar("SELECT count(*) FROM evidence")
             .fetch_one(&self.pool)
             .await?;
-        let alive_since = super::alerts::stamp(Utc::now() - chrono::Duration::minutes(3));
-        let workers_alive = sql::query_scalar(
-            "SELECT count(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at >= ?",
-        )
-        .bind(alive_since)
-        .fetch_one(&self.pool)
-        .await?;
+        let now_t = Utc::now();
+        let workers = self.workers().await?;
+        let workers_alive = workers.iter().filter(|w| w.state(now_t) == "alive").count() as i64;
         let jobs = self.platform_jobs().await?;
         Ok(MetricCounts {
             crawl,

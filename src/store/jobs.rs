@@ -46,11 +46,25 @@ pub struct WorkerRow {
     pub host: String,
     pub pid: i64,
     pub slots: i64,
+    pub lease_secs: i64,
     pub started_at: String,
     pub heartbeat_at: String,
     pub stopped_at: Option<String>,
     /// Jobs it holds now.
     pub running: i64,
+}
+
+impl WorkerRow {
+    /// `alive` while it heartbeats (two missed beats still count), `stopped` once it said so,
+    /// else `silent`: killed, hung or cut off, its jobs going to others as leases run out.
+    pub fn state(&self, now: chrono::DateTime<Utc>) -> &'static str {
+        if self.stopped_at.is_some() {
+            return "stopped";
+        }
+        let last = chrono::DateTime::parse_from_rfc3339(&self.heartbeat_at);
+        let fresh = last.is_ok_and(|t| (now - t.to_utc()).num_seconds() <= self.lease_secs);
+        if fresh { "alive" } else { "silent" }
+    }
 }
 
 /// Jobs per platform, for `/metrics`.
@@ -71,19 +85,22 @@ impl Store {
         host: &str,
         pid: u32,
         slots: u32,
+        lease: Duration,
     ) -> Result<()> {
         let at = now();
         sql::query(
-            "INSERT INTO workers (name, host, pid, slots, started_at, heartbeat_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            "INSERT INTO workers (name, host, pid, slots, lease_secs, started_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
              ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-             slots = excluded.slots, started_at = excluded.started_at,
-             heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
+             slots = excluded.slots, lease_secs = excluded.lease_secs,
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+             stopped_at = NULL",
         )
         .bind(name)
         .bind(host)
         .bind(i64::from(pid))
         .bind(i64::from(slots))
+        .bind(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX))
         .bind(&at)
         .execute(&self.pool)
         .await?;
@@ -297,7 +314,8 @@ impl Store {
     /// Every worker that has registered, the running ones first, with the jobs it holds.
     pub async fn workers(&self) -> Result<Vec<WorkerRow>> {
         Ok(sql::query_as(
-            "SELECT w.name, w.host, w.pid, w.slots, w.started_at, w.heartbeat_at, w.stopped_at,
+            "SELECT w.name, w.host, w.pid, w.slots, w.lease_secs, w.started_at, w.heartbeat_at,
+                    w.stopped_at,
                     (SELECT count(*) FROM crawl_jobs j WHERE j.worker = w.name
                      AND j.state = 'running') AS running
              FROM workers w ORDER BY w.stopped_at IS NOT NULL, w.started_at DESC, w.name",

@@ -129,7 +129,7 @@ pub use crawl::{
 };
 pub use cron::CronExpr;
 pub use schedule::Watch;
-pub use store::{Backend, Database, RunStatus, WorkerRow};
+pub use store::{Backend, Database, RunStatus, TableCount, WorkerRow};
 
 // Notices, cases and evidence packs.
 pub use case::{GOOD_FAITH_MONTHS, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, check_filing, good_faith};

@@ -19,6 +19,7 @@ mod feedback;
 #[cfg(feature = "fixtures")]
 mod fixtures;
 mod matching;
+mod migrate_db;
 mod queue;
 #[cfg(feature = "fixtures")]
 mod seed;
@@ -102,6 +103,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Copy the live database to FILE (consistent while the daemon runs)
     Backup(backup::BackupArgs),
+    /// Copy a whole installation into an empty database (SQLite to PostgreSQL, or back) and
+    /// check the copy
+    MigrateDb(migrate_db::MigrateDbArgs),
     /// Manage review UI accounts, roles and API tokens
     #[command(subcommand)]
     Users(users::UsersCommand),
@@ -181,6 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "fixtures")]
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Backup(args) => backup::run(args, &ctx).await,
+        Command::MigrateDb(args) => migrate_db::run(args, &ctx).await,
         Command::Users(cmd) => users::run(cmd, &ctx).await,
         Command::Rematch => crawl::run_rematch(&ctx).await,
         Command::Queue(cmd) => queue::run(cmd, &ctx).await,

@@ -7,6 +7,7 @@ mod accounts;
 mod alerts;
 mod allow;
 mod brands;
+mod copy;
 mod crawl;
 mod daemon;
 mod database;
@@ -43,6 +44,7 @@ pub use allow::{
     ReviewStats,
 };
 pub(crate) use brands::RegistryStamp;
+pub use copy::TableCount;
 pub use crawl::RunStatus;
 pub use crawl::StoredPage;
 pub(crate) use crawl::{DetailUpdate, NewEvidence, NewPart, PageListings, RunCounts, Upsert};
@@ -99,6 +101,9 @@ pub enum StoreError {
         column: &'static str,
         value: String,
     },
+    /// Copying one database into another cannot go on.
+    #[error("cannot copy the database: {0}")]
+    Copy(String),
     /// The operation is not one this backend offers.
     #[error("{0}")]
     Unsupported(&'static str),

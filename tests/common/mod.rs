@@ -73,9 +73,14 @@ pub fn postgres_server() -> Option<String> {
 /// A fresh database for one test: `dir/<file>`, or a new `mw_test_…` database on
 /// [`postgres_server`]. `.ci/run` drops the `mw_test_` databases before it starts.
 pub fn fresh_database(dir: &Path, file: &str) -> Database {
-    let Some(server) = postgres_server() else {
-        return Database::Sqlite(dir.join(file));
-    };
+    match postgres_server() {
+        Some(server) => fresh_database_on(&server),
+        None => Database::Sqlite(dir.join(file)),
+    }
+}
+
+/// A new, empty `mw_test_…` database on `server`.
+pub fn fresh_database_on(server: &str) -> Database {
     let name = format!("mw_test_{}", hex::encode(rand::random::<[u8; 8]>()));
     let url = format!("{server}/{name}");
     let create = url.clone();

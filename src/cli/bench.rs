@@ -55,6 +55,11 @@ pub struct CrawlBenchArgs {
     /// Folder the fixture server renders from
     #[arg(long, value_name = "DIR", default_value = "fixtures")]
     fixtures_dir: PathBuf,
+    /// Store into PostgreSQL on this server (`postgres://user@host:port`), a fresh database per
+    /// run, dropped after it, instead of SQLite files; a server on this machine has its CPU
+    /// counted too
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 pub async fn run(cmd: BenchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -71,9 +76,9 @@ struct Pass {
     pages: u64,
     bytes: u64,
     listings: u64,
-    /// CPU seconds the crawler and the fixture server used (end to end only). Less noisy
-    /// than `secs` when something else shares the machine.
-    cpu: Option<(f64, f64)>,
+    /// CPU seconds the crawler, the fixture server and a local PostgreSQL server used (end
+    /// to end only). Less noisy than `secs` when something else shares the machine.
+    cpu: Option<(f64, f64, f64)>,
 }
 
 impl Pass {
@@ -136,14 +141,29 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         .build()?;
     let search = Search::Keywords(keywords.clone());
     let server_pid = server.child.id().to_string();
-    let cpu_now = || (cpu_secs("self"), cpu_secs(&server_pid));
+    let cpu_now = || (cpu_secs("self"), cpu_secs(&server_pid), postgres_cpu_secs());
     let mut crawls = Vec::new();
     let dir = tempfile::tempdir()?;
     let mut last_db = None;
     // Run 0 warms the server's page cache and is not counted: the measured runs time the
     // crawler, not the server's templates rendering on the same two cores.
     for run in 0..=args.runs.max(1) {
-        let db = dir.path().join(format!("bench-{run}.db"));
+        let db: markwatch::Database = match &args.postgres {
+            Some(server) => {
+                use sqlx::migrate::MigrateDatabase as _;
+                let url = format!(
+                    "{}/mw_bench_{run}_{}",
+                    server.trim_end_matches('/'),
+                    std::process::id()
+                );
+                sqlx::Postgres::drop_database(&url).await.ok();
+                sqlx::Postgres::create_database(&url)
+                    .await
+                    .with_context(|| format!("cannot create a database on {server}"))?;
+                markwatch::Database::Postgres(url)
+            }
+            None => dir.path().join(format!("bench-{run}.db")).into(),
+        };
         let store = Store::open(&db).await?;
         store.import_registry(&brands, "bench", "bench").await?;
         let cpu_before = cpu_now();
@@ -151,7 +171,9 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         let summaries = crawl.run(&store, &search).await?.runs;
         let secs = started.elapsed().as_secs_f64();
         let cpu = match (cpu_before, cpu_now()) {
-            ((Some(c0), Some(s0)), (Some(c1), Some(s1))) => Some((c1 - c0, s1 - s0)),
+            ((Some(c0), Some(s0), d0), (Some(c1), Some(s1), d1)) => {
+                Some((c1 - c0, s1 - s0, d1 - d0))
+            }
             _ => None,
         };
         let failed: u64 = summaries
@@ -176,14 +198,22 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         }
         store.close().await;
         if let Some(old) = last_db.replace(db) {
-            std::fs::remove_file(&old).ok();
+            match old {
+                markwatch::Database::Sqlite(file) => {
+                    std::fs::remove_file(&file).ok();
+                }
+                markwatch::Database::Postgres(url) => {
+                    use sqlx::migrate::MigrateDatabase as _;
+                    sqlx::Postgres::drop_database(&url).await.ok();
+                }
+            }
         }
     }
     drop(server);
     let rss_crawl = peak_rss_kib();
 
     // Parse-only: the same bytes, decoded and extracted on every core, nothing else.
-    let store = Store::open(last_db.as_deref().context("no run")?).await?;
+    let store = Store::open(last_db.clone().context("no run")?).await?;
     let mut pages = Vec::new();
     let mut after = 0;
     loop {
@@ -201,6 +231,10 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         );
     }
     store.close().await;
+    if let Some(markwatch::Database::Postgres(url)) = &last_db {
+        use sqlx::migrate::MigrateDatabase as _;
+        sqlx::Postgres::drop_database(url).await.ok();
+    }
     let by_platform = |name: &str| defs.iter().find(|d| d.platform == name);
     let parse = |(page, body): &(markwatch::StoredPage, Vec<u8>), judge: bool| -> u64 {
         let Some(def) = by_platform(&page.platform) else {
@@ -251,11 +285,12 @@ async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<Exit
         "end to end / parse only: {:.0}%",
         100.0 * (e2e.pages as f64 / e2e.secs) / (po.pages as f64 / po.secs)
     );
-    if let Some((crawler, server)) = e2e.cpu {
+    if let Some((crawler, server, database)) = e2e.cpu {
         let per_page = |s: f64| 1000.0 * s / e2e.pages as f64;
         println!(
-            "CPU per page end to end: crawler {:.2} ms, fixture server {:.2} ms; parse only {:.2} ms",
+            "CPU per page end to end: crawler {:.2} ms, database server {:.2} ms, fixture server {:.2} ms; parse only {:.2} ms",
             per_page(crawler),
+            per_page(database),
             per_page(server),
             // Every core busy for the whole pass.
             1000.0 * rayon::current_num_threads() as f64 * po.secs / po.pages as f64,
@@ -284,6 +319,22 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // /proc counts in USER_HZ, which is 100 on every Linux ABI.
     Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds every `postgres` process of this machine has used (0 with none): SQLite
+/// works inside the crawler's process, a server's work is counted here.
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "postgres").then(|| cpu_secs(&pid)).flatten()
+        })
+        .sum()
 }
 
 /// The process's peak resident set (VmHWM), in KiB; 0 where /proc is missing.

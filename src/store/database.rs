@@ -115,11 +115,12 @@ impl fmt::Debug for Database {
     }
 }
 
+/// As displayed: a URL's password never leaves in a printed configuration.
 impl serde::Serialize for Database {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Database::Sqlite(path) => path.serialize(s),
-            Database::Postgres(url) => s.serialize_str(url),
+            Database::Postgres(_) => s.collect_str(self),
         }
     }
 }

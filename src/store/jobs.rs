@@ -118,11 +118,11 @@ impl Store {
         let at = now();
         let until = lease_end(lease);
         let mut lost = Vec::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sql::query("UPDATE workers SET heartbeat_at = ? WHERE name = ?")
             .bind(&at)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         for &id in jobs {
             let renewed = sql::query(
@@ -132,7 +132,7 @@ impl Store {
             .bind(&until)
             .bind(id)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
             if renewed == 0 {

@@ -802,7 +802,10 @@ mod tests {
         let config = load("database = \"postgres://mw:hunter2@db.internal/mw\"\n").unwrap();
         let shown = config.to_redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("postgres://mw:***@db.internal/mw"), "{shown}");
+        assert!(
+            shown.contains("postgres://mw:***@db.internal/mw"),
+            "{shown}"
+        );
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 

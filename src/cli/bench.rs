@@ -332,7 +332,9 @@ fn postgres_cpu_secs() -> f64 {
             let pid = e.file_name().into_string().ok()?;
             pid.parse::<u32>().ok()?;
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            (comm.trim() == "postgres").then(|| cpu_secs(&pid)).flatten()
+            (comm.trim() == "postgres")
+                .then(|| cpu_secs(&pid))
+                .flatten()
         })
         .sum()
 }

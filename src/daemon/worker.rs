@@ -40,6 +40,9 @@ pub(crate) struct WorkerOptions {
     pub at_stop: AtStop,
 }
 
+/// What a job's task ends with.
+type Ran = (Job, Result<RunReport, DaemonError>);
+
 /// A job running, and how to stop it early.
 struct Holding {
     job: Job,
@@ -88,7 +91,7 @@ pub(crate) async fn run(
         .await?;
     tracing::info!(worker = %options.name, slots = options.slots, "worker started");
     let mut listener = listen(&database).await;
-    let mut tasks: JoinSet<(Job, Result<RunReport, DaemonError>)> = JoinSet::new();
+    let mut tasks: JoinSet<Ran> = JoinSet::new();
     let mut holding: HashMap<tokio::task::Id, Holding> = HashMap::new();
     let mut beat = tokio::time::interval(options.lease / 3);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,7 +163,7 @@ pub(crate) async fn run(
 }
 
 fn spawn(
-    tasks: &mut JoinSet<(Job, Result<RunReport, DaemonError>)>,
+    tasks: &mut JoinSet<Ran>,
     pipeline: &Arc<Pipeline>,
     watches: &Arc<Vec<Watch>>,
     job: Job,
@@ -189,10 +192,7 @@ async fn finished(
     store: &Store,
     worker: &str,
     holding: &mut HashMap<tokio::task::Id, Holding>,
-    joined: Result<
-        (tokio::task::Id, (Job, Result<RunReport, DaemonError>)),
-        tokio::task::JoinError,
-    >,
+    joined: Result<(tokio::task::Id, Ran), tokio::task::JoinError>,
 ) {
     let (job, result) = match joined {
         Ok((id, done)) => {

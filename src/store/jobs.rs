@@ -378,7 +378,9 @@ pub(super) async fn abandon_crawl_runs(
 
 /// Ends run `id` if none of its jobs is left to do.
 async fn finish_run_if_done(tx: &mut WriteTx<'_>, id: i64, at: &str) -> Result<()> {
-    let jobs: Vec<(String, Option<String>, Option<String>, Option<String>)> = sql::query_as(
+    // (state, status, crawl runs, error)
+    type JobEnd = (String, Option<String>, Option<String>, Option<String>);
+    let jobs: Vec<JobEnd> = sql::query_as(
         "SELECT state, status, crawl_runs, error FROM crawl_jobs
          WHERE schedule_run_id = ? ORDER BY id",
     )

@@ -6,6 +6,8 @@
 #
 #   benches/web_load.sh [DB] [NOTICES]
 #
+# DB is an SQLite file or a postgres:// URL (an existing, empty database to seed).
+#
 # Needs wrk (apt-get install wrk) and a release build. The database is created and seeded
 # once (synthetic data: `markwatch bench seed-notices`); reruns reuse it.
 set -euo pipefail
@@ -19,8 +21,14 @@ ADDR=127.0.0.1:18088
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release --quiet --bin markwatch --example review_ui
 BIN="$CARGO_TARGET_DIR/release/markwatch"
-mkdir -p "$(dirname "$DB")"
-if [ ! -s "$DB" ]; then
+case "$DB" in
+    postgres://*|postgresql://*)
+        seeded=$(psql "$DB" -qAtc 'SELECT count(*) FROM notices' 2>/dev/null || echo 0) ;;
+    *)
+        mkdir -p "$(dirname "$DB")"
+        seeded=$([ -s "$DB" ] && echo "$N" || echo 0) ;;
+esac
+if [ "$seeded" -lt "$N" ]; then
     "$BIN" --db "$DB" brands import fixtures/brands.toml
     "$BIN" --db "$DB" bench seed-notices "$N"
 fi

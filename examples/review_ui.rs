@@ -4,8 +4,8 @@
 //! ```sh
 //! cargo run --release --example review_ui -- markwatch.db 127.0.0.1:8088
 //! ```
-
-use std::path::PathBuf;
+//!
+//! The database may be a `postgres://` URL.
 
 use markwatch::Config;
 use markwatch::Store;
@@ -20,11 +20,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let mut args = std::env::args().skip(1);
-    let db = PathBuf::from(args.next().unwrap_or_else(|| "markwatch.db".to_owned()));
+    let db = markwatch::Database::parse(&args.next().unwrap_or_else(|| "markwatch.db".to_owned()))
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8088".to_owned());
     let store = Store::open(&db).await?;
     let config = Config {
-        database: db.into(),
+        database: db,
         ..Config::default()
     };
     let defs = markwatch::load_definitions(&config.crawl.definitions)?;

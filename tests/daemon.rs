@@ -609,6 +609,24 @@ async fn a_second_daemon_on_the_same_database_is_refused() {
     assert_eq!(code, 0, "{log}");
 }
 
+/// What one `crawl --once` of the watches' keywords leaves, in a database of its own.
+async fn undisturbed(
+    fixtures: &Running,
+) -> (
+    BTreeSet<(String, String)>,
+    BTreeSet<(String, String, String)>,
+) {
+    let reference = Scratch::new();
+    let config = write_config(&reference, fixtures, "0 0 1 1 *", 0.0);
+    import_brands(&reference, &config);
+    let mut args = vec!["crawl", "--once"];
+    for k in ["nike", "香奈儿", "lego"] {
+        args.extend(["--keyword", k]);
+    }
+    run_ok(&reference, &config, &args);
+    outcome(&reference).await
+}
+
 /// Listings, verdicts: what a crawl leaves, as comparable sets.
 async fn outcome(
     scratch: &Scratch,
@@ -641,15 +659,7 @@ async fn kill_9_during_runs_loses_nothing_and_doubles_nothing() {
     let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
 
     // What one undisturbed crawl of the same keywords leaves.
-    let reference = Scratch::new();
-    let ref_config = write_config(&reference, &fixtures, "0 0 1 1 *", 0.0);
-    import_brands(&reference, &ref_config);
-    let mut args = vec!["crawl", "--once"];
-    for k in ["nike", "香奈儿", "lego"] {
-        args.extend(["--keyword", k]);
-    }
-    run_ok(&reference, &ref_config, &args);
-    let (want_listings, want_verdicts) = outcome(&reference).await;
+    let (want_listings, want_verdicts) = undisturbed(&fixtures).await;
     assert!(want_listings.len() > 100);
 
     // The same watch under the daemon, paced so a run lasts seconds, killed three times.
@@ -1082,15 +1092,7 @@ async fn serve_and_three_workers_share_a_run_at_each_platforms_pace_and_survive_
     let fixtures = Running::start(FixtureOptions::from_source_tree()).await;
 
     // What one undisturbed crawl of the same keywords leaves.
-    let reference = Scratch::new();
-    let ref_config = write_config(&reference, &fixtures, "0 0 1 1 *", 0.0);
-    import_brands(&reference, &ref_config);
-    let mut args = vec!["crawl", "--once"];
-    for k in ["nike", "香奈儿", "lego"] {
-        args.extend(["--keyword", k]);
-    }
-    run_ok(&reference, &ref_config, &args);
-    let (want_listings, want_verdicts) = outcome(&reference).await;
+    let (want_listings, want_verdicts) = undisturbed(&fixtures).await;
 
     // serve schedules only; three workers with one job slot each crawl; leases are short so
     // a killed worker's job moves on quickly.

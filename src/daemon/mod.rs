@@ -140,15 +140,7 @@ pub async fn run_worker_process(
     let defs = platform::load_dir(&config.crawl.definitions)?;
     let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
     let watches = schedule::watches(&config, &names)?;
-    let env_key = std::env::var(crate::secrets::SECRET_KEY_ENV).ok();
-    let key = crate::secrets::SecretKey::load(
-        env_key.as_deref(),
-        &crate::secrets::default_key_file(&config.database),
-    )?;
-    let pipeline = Arc::new(
-        pipeline::Pipeline::new(store.clone(), config.clone(), defs.clone(), options.pace)
-            .with_secret_key(key),
-    );
+    let pipeline = pipeline_for(&store, &config, &defs, options.pace)?;
     let worker_options = worker::WorkerOptions {
         name: worker::worker_name(0),
         slots: options.slots.unwrap_or(defs.len().max(1) as u32).max(1),
@@ -168,6 +160,26 @@ pub async fn run_worker_process(
     .await;
     store.close().await;
     ran
+}
+
+/// The pipeline a process's workers run jobs through, with the accounts' key loaded as
+/// `accounts import` loads it: MARKWATCH_SECRET_KEY, or the key file beside the database; the
+/// crawl opens each platform's accounts with it at every run.
+fn pipeline_for(
+    store: &Store,
+    config: &Config,
+    defs: &[crate::platform::PlatformDef],
+    pace: Pace,
+) -> Result<Arc<pipeline::Pipeline>, DaemonError> {
+    let env_key = std::env::var(crate::secrets::SECRET_KEY_ENV).ok();
+    let key = crate::secrets::SecretKey::load(
+        env_key.as_deref(),
+        &crate::secrets::default_key_file(&config.database),
+    )?;
+    Ok(Arc::new(
+        pipeline::Pipeline::new(store.clone(), config.clone(), defs.to_vec(), pace)
+            .with_secret_key(key),
+    ))
 }
 
 /// Holds an exclusive lock on `<database>.lock` for the process's life: two daemons on one
@@ -344,17 +356,7 @@ pub async fn serve(
     for (watch, slot) in store.recover_interrupted_runs().await? {
         tracing::warn!(%watch, %slot, "a run was cut short when markwatch last stopped; it runs again now");
     }
-    // Loaded as `accounts import` does: MARKWATCH_SECRET_KEY, or the key file beside the
-    // database; the crawl opens each platform's accounts with it at every run.
-    let env_key = std::env::var(crate::secrets::SECRET_KEY_ENV).ok();
-    let key = crate::secrets::SecretKey::load(
-        env_key.as_deref(),
-        &crate::secrets::default_key_file(&config.database),
-    )?;
-    let pipeline = Arc::new(
-        pipeline::Pipeline::new(store.clone(), config.clone(), defs.clone(), options.pace)
-            .with_secret_key(key),
-    );
+    let pipeline = pipeline_for(&store, &config, &defs, options.pace)?;
     let queued = Arc::new(tokio::sync::Notify::new());
     let (mut scheduler, handle) = scheduler::Scheduler::new(
         pipeline.clone(),

@@ -104,23 +104,23 @@ pub fn fresh_database_on(server: &str) -> Database {
 pub async fn connect(db: &Database) -> sqlx::AnyConnection {
     use sqlx::Connection as _;
     sqlx::any::install_default_drivers();
-    let url = match db {
-        Database::Sqlite(path) => format!("sqlite:{}", path.display()),
-        Database::Postgres(url) => url.clone(),
-    };
-    sqlx::AnyConnection::connect(&url)
+    sqlx::AnyConnection::connect(&any_url(db))
         .await
         .expect("connect to the test database")
+}
+
+/// The URL `sqlx::Any` opens `db` by.
+fn any_url(db: &Database) -> String {
+    match db {
+        Database::Sqlite(path) => format!("sqlite:{}", path.display()),
+        Database::Postgres(url) => url.clone(),
+    }
 }
 
 /// A pool on the test's database, for tests that look at what the server stored.
 pub async fn pool(db: &Database) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    let url = match db {
-        Database::Sqlite(path) => format!("sqlite:{}", path.display()),
-        Database::Postgres(url) => url.clone(),
-    };
-    sqlx::AnyPool::connect(&url)
+    sqlx::AnyPool::connect(&any_url(db))
         .await
         .expect("connect to the test database")
 }

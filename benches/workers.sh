@@ -64,10 +64,10 @@ sleep 1
 printf '%-8s %8s %8s %8s\n' workers pages secs pages/s
 for n in $WORKERS; do
     db="$SERVER/mw_bench_workers"
-    psql "$SERVER/postgres" -qc 'DROP DATABASE IF EXISTS mw_bench_workers' >/dev/null
+    psql "$SERVER/postgres" -qc 'DROP DATABASE IF EXISTS mw_bench_workers' >/dev/null 2>&1
     psql "$SERVER/postgres" -qc 'CREATE DATABASE mw_bench_workers' >/dev/null
     mw() { (cd "$work" && "$BIN" --config "$work/markwatch.toml" --db "$db" "$@"); }
-    mw brands import "$PWD/fixtures/brands.toml" >/dev/null
+    mw brands import "$PWD/fixtures/brands.toml" >/dev/null 2>&1
     (cd "$work" && exec "$BIN" --config "$work/markwatch.toml" --db "$db" serve) \
         >"$work/serve.log" 2>&1 &
     pids+=($!)

@@ -159,6 +159,13 @@ impl std::ops::DerefMut for WriteTx<'_> {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+fn migrations(backend: Backend) -> &'static sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    }
+}
+
 /// Settings every SQLite connection gets when it opens.
 const SQLITE_PRAGMAS: &str = "
     PRAGMA journal_mode = WAL;
@@ -220,11 +227,7 @@ impl Store {
                     .map_err(open_err)?
             }
         };
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
+        migrations(backend)
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate {
@@ -246,10 +249,7 @@ impl Store {
 
     /// The migrations this binary carries for this store's backend.
     pub(crate) fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
+        migrations(self.backend)
     }
 
     /// Begins a write transaction: waits for this process's other writers, then takes the

@@ -48,6 +48,8 @@ pub struct Config {
     pub notices: NoticesConfig,
     pub matching: MatchingConfig,
     pub evidence: EvidenceConfig,
+    /// The .CN domain watch.
+    pub domains: DomainsConfig,
 }
 
 impl Default for Config {
@@ -64,6 +66,38 @@ impl Default for Config {
             notices: NoticesConfig::default(),
             matching: MatchingConfig::default(),
             evidence: EvidenceConfig::default(),
+            domains: DomainsConfig::default(),
+        }
+    }
+}
+
+/// `[domains]`: how the domain watch looks names up and visits their sites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DomainsConfig {
+    /// The name server asked, `IP:port` (`223.5.5.5:53`), or `system` for the machine's own
+    /// (`/etc/resolv.conf`).
+    pub resolver: String,
+    /// DNS queries per second, across the whole watch. A candidate not registered costs one
+    /// query, a registered one four (A, AAAA, MX, NS).
+    pub queries_per_second: u32,
+    /// How long one DNS query may take before it counts as failed.
+    pub timeout_secs: u64,
+    /// Zones searched besides CNNIC's (`cn`, `com.cn`, `net.cn`, `org.cn`, `中国`, `公司`,
+    /// `网络`), e.g. `["com", "hk"]`.
+    pub extra_tlds: Vec<String>,
+    /// The port home pages are fetched on, when not 80 (a test zone's web server).
+    pub http_port: Option<u16>,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        DomainsConfig {
+            resolver: "system".to_owned(),
+            queries_per_second: 20,
+            timeout_secs: 5,
+            extra_tlds: Vec::new(),
+            http_port: None,
         }
     }
 }
@@ -465,6 +499,24 @@ impl Config {
         if self.crawl.timeout_secs == 0 {
             return bad("crawl.timeout_secs", "must be at least 1");
         }
+        if self.domains.resolver != "system"
+            && self
+                .domains
+                .resolver
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return bad(
+                "domains.resolver",
+                "must be `system` or a name server's IP:port, like 223.5.5.5:53",
+            );
+        }
+        if self.domains.queries_per_second == 0 {
+            return bad("domains.queries_per_second", "must be at least 1");
+        }
+        if !(1..=60).contains(&self.domains.timeout_secs) {
+            return bad("domains.timeout_secs", "must be between 1 and 60");
+        }
         if self.crawl.browser.tabs == 0 {
             return bad("crawl.browser.tabs", "must be at least 1");
         }
@@ -622,6 +674,18 @@ pub struct WatchConfig {
     pub brands: Vec<String>,
     /// Overrides `schedule.jitter_secs`.
     pub jitter_secs: Option<u64>,
+    /// `listings` (the default) crawls platforms; `domains` runs the .CN domain watch for
+    /// `brands` (or the whole registry).
+    pub kind: WatchKind,
+}
+
+/// What a watch looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchKind {
+    #[default]
+    Listings,
+    Domains,
 }
 
 /// The long-running process.

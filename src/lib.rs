@@ -22,6 +22,8 @@ mod crawl;
 mod cron;
 /// The daemon (`markwatch serve`): scheduler, runs, health, metrics, control API, shutdown.
 mod daemon;
+/// The .CN domain watch: candidates, DNS, home pages judged, CNDRP drafts.
+mod domains;
 /// Evidence packs (zip + manifest.json) for notices, and their verification.
 mod evidence;
 /// Decoding and listing extraction from fetched pages.
@@ -67,7 +69,10 @@ mod timestamp;
 mod web;
 
 // Configuration.
-pub use config::{Config, ConfigError, EmailTransport, LogFormat, PlatformConfig, TsaConfig};
+pub use config::{
+    Config, ConfigError, DomainsConfig, EmailTransport, LogFormat, PlatformConfig, TsaConfig,
+    WatchKind,
+};
 
 // Shared nouns.
 pub use model::{
@@ -78,8 +83,9 @@ pub use model::{
 
 // Platform definitions and the registry.
 pub use platform::{
-    BlockKind, CaptureFormat, CaptureRule, ExportField, FetchWith, LoginRules, PlatformDef,
-    PlatformError, load_dir as load_definitions, load_file as load_definition,
+    BlockKind, CaptureFormat, CaptureRule, DefKind, ExportField, FetchWith, LoginRules,
+    PlatformDef, PlatformError, crawlable, load_dir as load_definitions,
+    load_file as load_definition,
 };
 pub use registry::{
     RegistryError, load_file as load_registry, parse_toml as parse_registry_toml,
@@ -131,6 +137,14 @@ pub use cron::CronExpr;
 pub use schedule::Watch;
 pub use store::{Backend, Database, RunStatus, TableCount, WorkerRow};
 
+// The domain watch.
+pub use domains::{
+    Candidate as DomainCandidate, CandidateOptions, DomainError, DomainReport, DomainResolver,
+    Lookup as DomainLookup, PLATFORM as DOMAINS_PLATFORM, Records as DomainRecords,
+    Rule as DomainRule, candidates as domain_candidates, run as run_domain_watch,
+};
+pub use store::DomainRow;
+
 // Notices, cases and evidence packs.
 pub use case::{GOOD_FAITH_MONTHS, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, check_filing, good_faith};
 pub use evidence::{PackExtras, export_pack, verify_pack, verify_pack_with_store};
@@ -168,8 +182,9 @@ pub use web::{WebState, serve as serve_review_ui};
 // The fixture platforms and seeders (feature `fixtures`).
 #[cfg(feature = "fixtures")]
 pub use fixture_server::{
-    Fault, FixtureMode, FixtureOptions, FixtureServer, MTOP_APP_KEY, MTOP_SEARCH_API,
-    ModernOptions, mtop_sign, parse_faults, serve as serve_fixtures, write_fixture_images,
+    Fault, FixtureDns, FixtureMode, FixtureOptions, FixtureServer, FixtureZone, MTOP_APP_KEY,
+    MTOP_SEARCH_API, ModernOptions, ZoneEntry, mtop_sign, parse_faults, serve as serve_fixtures,
+    serve_zone, write_fixture_images,
 };
 #[cfg(feature = "fixtures")]
 pub use web::seed::{SeedListing, seed_notice, seed_notices};

@@ -6,7 +6,7 @@ mod case;
 mod verdict;
 
 pub use case::{CaseState, TransitionDetails};
-pub(crate) use case::{InfringementKind, UnknownState, counter_notice_deadline};
+pub(crate) use case::{InfringementKind, UnknownState, cndrp_deadline, counter_notice_deadline};
 pub use verdict::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
 
 use chrono::NaiveDate;
@@ -27,6 +27,9 @@ pub struct Brand {
     pub authorized_sellers: Vec<String>,
     /// Unregistered names the brand is known by.
     pub aliases: Vec<String>,
+    /// Domain names the brand holds: never candidates of the domain watch.
+    #[serde(default)]
+    pub domains: Vec<String>,
     pub marks: Vec<Mark>,
     /// How the brand's contacts hear about matches.
     #[serde(default)]
@@ -65,6 +68,7 @@ impl Default for Brand {
             reference_price_cny: None,
             authorized_sellers: Vec::new(),
             aliases: Vec::new(),
+            domains: Vec::new(),
             marks: Vec::new(),
             alerts: AlertPrefs::default(),
             prices: Vec::new(),

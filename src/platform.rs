@@ -50,6 +50,9 @@ pub enum PlatformError {
 pub struct PlatformDef {
     /// Platform key used in listings and config, e.g. "taobao".
     pub platform: String,
+    /// A platform to search (the default), or the domain watch's findings and complaint channel.
+    #[serde(default)]
+    pub kind: DefKind,
     /// Human name, e.g. "淘宝 Taobao".
     pub name: String,
     /// Encoding assumed when neither the header nor a meta tag names one.
@@ -83,6 +86,26 @@ pub struct PlatformDef {
     /// The file this definition came from.
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// What a definition describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefKind {
+    /// An e-commerce platform, crawled by search and item pages.
+    #[default]
+    Platform,
+    /// Domain names found by the domain watch: their home pages (`urls.item` with the domain as
+    /// `{item_id}`), pace and complaint channel. Never crawled by search.
+    Domains,
+}
+
+/// The names of the definitions crawls search: every platform but the domain watch's.
+pub fn crawlable(defs: &[PlatformDef]) -> Vec<String> {
+    defs.iter()
+        .filter(|d| d.kind == DefKind::Platform)
+        .map(|d| d.platform.clone())
+        .collect()
 }
 
 fn default_currency() -> String {
@@ -933,7 +956,13 @@ impl PlatformDef {
                 ));
             }
         }
-        if self.search.is_none() && self.detail.is_none() {
+        if self.kind == DefKind::Domains && self.platform != "domains" {
+            return Err(invalid(
+                "platform",
+                "a definition of kind `domains` must be platform `domains`",
+            ));
+        }
+        if self.kind == DefKind::Platform && self.search.is_none() && self.detail.is_none() {
             return Err(invalid(
                 "search",
                 "a definition needs `search`, `detail` or both",

@@ -191,6 +191,8 @@ struct RawBrand {
     authorized_sellers: Vec<Spanned<String>>,
     #[serde(default)]
     aliases: Vec<Spanned<String>>,
+    #[serde(default)]
+    domains: Vec<Spanned<String>>,
     well_known: Option<Spanned<bool>>,
     watch_unauthorised: Option<Spanned<bool>>,
     trust_official_stores: Option<Spanned<bool>>,
@@ -377,6 +379,7 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
                 .map(|p| (at(p.span()), f("reference_price_cny"), p.into_inner())),
             authorized_sellers: (f("authorized_sellers"), texts(rb.authorized_sellers)),
             aliases: (f("aliases"), texts(rb.aliases)),
+            domains: (f("domains"), texts(rb.domains)),
             well_known: switch("well_known", rb.well_known),
             watch_unauthorised: switch("watch_unauthorised", rb.watch_unauthorised),
             trust_official_stores: switch("trust_official_stores", rb.trust_official_stores),
@@ -411,7 +414,7 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
 /// CSV columns: one row per mark, brand fields repeated (or left empty) on a brand's later rows.
 /// The `alert_*` columns are optional (see `[brand.alerts]` in the TOML format), and so are the
 /// matching switches and `prices` (`耳机|earphones=99; 9=500`, see `[[brand.price]]`).
-pub(crate) const CSV_COLUMNS: [&str; 18] = [
+pub(crate) const CSV_COLUMNS: [&str; 19] = [
     "name",
     "owner",
     "contacts",
@@ -430,6 +433,7 @@ pub(crate) const CSV_COLUMNS: [&str; 18] = [
     "watch_unauthorised",
     "trust_official_stores",
     "prices",
+    "domains",
 ];
 const CSV_REQUIRED: [&str; 6] = [
     "name",
@@ -595,6 +599,7 @@ pub(crate) fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             reference_price_cny: price,
             authorized_sellers: ("authorized_sellers".to_owned(), list("authorized_sellers")),
             aliases: ("aliases".to_owned(), list("aliases")),
+            domains: ("domains".to_owned(), list("domains")),
             well_known,
             watch_unauthorised,
             trust_official_stores,
@@ -725,6 +730,7 @@ fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut
             &first.authorized_sellers.1,
         ),
         ("aliases", &row.aliases.1, &first.aliases.1),
+        ("domains", &row.domains.1, &first.domains.1),
     ] {
         if !theirs.is_empty() && values(theirs) != values(ours) {
             conflict(name, row.line);
@@ -794,6 +800,7 @@ struct RawBrandFields {
     reference_price_cny: Option<Cell<f64>>,
     authorized_sellers: (String, Vec<(Option<usize>, String)>),
     aliases: (String, Vec<(Option<usize>, String)>),
+    domains: (String, Vec<(Option<usize>, String)>),
     well_known: Option<Cell<bool>>,
     watch_unauthorised: Option<Cell<bool>>,
     trust_official_stores: Option<Cell<bool>>,
@@ -862,6 +869,24 @@ impl Validator {
             .collect()
     }
 
+    /// The brand's own domain names, lower-cased; each must be a name DNS can carry.
+    fn domains(&mut self, (field, items): (String, Vec<(Option<usize>, String)>)) -> Vec<String> {
+        let mut out = Vec::with_capacity(items.len());
+        for (line, value) in items {
+            let name = self.text((line, field.clone(), value));
+            let name = name.trim_end_matches('.').to_lowercase();
+            match idna::domain_to_ascii(&name) {
+                Ok(ascii) if ascii.contains('.') && !ascii.starts_with('.') => out.push(name),
+                _ => self.problem(
+                    line,
+                    &field,
+                    format!("`{name}` is not a domain name (like nike.com.cn)"),
+                ),
+            }
+        }
+        out
+    }
+
     fn brand(&mut self, raw: RawBrandFields) -> Option<Brand> {
         let before = self.problems.len();
         let name_line = raw.name.0;
@@ -898,6 +923,7 @@ impl Validator {
         });
         let authorized_sellers = self.list(raw.authorized_sellers);
         let aliases = self.list(raw.aliases);
+        let domains = self.domains(raw.domains);
         let prices: Vec<PriceFloor> = raw.prices.into_iter().map(|p| self.price(p)).collect();
         let alerts = self.alerts(raw.alerts);
         if raw.marks.is_empty() {
@@ -930,6 +956,7 @@ impl Validator {
             reference_price_cny,
             authorized_sellers,
             aliases,
+            domains,
             marks,
             alerts,
             prices,
@@ -1094,6 +1121,8 @@ struct OutBrand<'a> {
     reference_price_cny: Option<Price>,
     authorized_sellers: &'a [String],
     aliases: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    domains: &'a [String],
     // The switches are written only where they differ from the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     well_known: Option<bool>,
@@ -1160,6 +1189,7 @@ pub fn to_toml(brands: &[Brand]) -> String {
                 reference_price_cny: b.reference_price_cny.map(Price),
                 authorized_sellers: &b.authorized_sellers,
                 aliases: &b.aliases,
+                domains: &b.domains,
                 well_known: b.well_known.then_some(true),
                 watch_unauthorised: (!b.watch_unauthorised).then_some(false),
                 trust_official_stores: (!b.trust_official_stores).then_some(false),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
 
-use crate::config::Config;
+use crate::config::{Config, WatchKind};
 pub(crate) use crate::cron::CronExpr;
 pub(crate) use crate::cron::{CronError, parse_utc_offset};
 use crate::model::{Trigger, slot_key};
@@ -36,6 +36,10 @@ pub enum ScheduleError {
     PlatformName(String),
     #[error("watch `{0}` searches no enabled platform")]
     NoPlatforms(String),
+    #[error(
+        "watch `{0}`: a watch of kind `domains` takes `brands` only (it searches no platform and no keywords)"
+    )]
+    DomainsWatch(String),
 }
 
 /// A named search the daemon runs on a schedule.
@@ -50,6 +54,9 @@ pub struct Watch {
     /// Search words; empty means the registry's (limited to `brands` if given).
     pub keywords: Vec<String>,
     pub brands: Vec<String>,
+    /// Listings on platforms, or the domain watch (whose one "platform" is
+    /// [`crate::domains::PLATFORM`]).
+    pub kind: WatchKind,
 }
 
 impl Watch {
@@ -98,12 +105,28 @@ pub(crate) fn watches(config: &Config, platforms: &[String]) -> Result<Vec<Watch
             platforms: vec![(*platform).clone()],
             keywords: Vec::new(),
             brands: Vec::new(),
+            kind: WatchKind::Listings,
         });
     }
     for w in &config.schedule.watch {
         let name = w.name.trim().to_owned();
-        if platforms.contains(&name) {
+        if platforms.contains(&name) || name == crate::domains::PLATFORM {
             return Err(ScheduleError::PlatformName(name));
+        }
+        if w.kind == WatchKind::Domains {
+            if !w.platforms.is_empty() || !w.keywords.is_empty() {
+                return Err(ScheduleError::DomainsWatch(name));
+            }
+            out.push(Watch {
+                cron: CronExpr::parse(&w.cron)?,
+                jitter: w.jitter_secs.map_or(jitter, Duration::from_secs),
+                platforms: vec![crate::domains::PLATFORM.to_owned()],
+                keywords: Vec::new(),
+                brands: w.brands.clone(),
+                kind: WatchKind::Domains,
+                name,
+            });
+            continue;
         }
         for p in &w.platforms {
             if !platforms.contains(p) {
@@ -134,6 +157,7 @@ pub(crate) fn watches(config: &Config, platforms: &[String]) -> Result<Vec<Watch
             platforms: chosen,
             keywords: w.keywords.clone(),
             brands: w.brands.clone(),
+            kind: WatchKind::Listings,
             name,
         });
     }
@@ -205,6 +229,7 @@ mod tests {
             platforms: vec!["jd".into()],
             keywords: vec![],
             brands: vec![],
+            kind: WatchKind::Listings,
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let now = utc("2026-11-21T07:15:00Z");
@@ -267,6 +292,28 @@ mod tests {
         assert!(matches!(
             super::watches(&config, &platforms),
             Err(ScheduleError::PlatformName(_))
+        ));
+    }
+
+    #[test]
+    fn a_domains_watch_runs_the_domain_watch_for_its_brands() {
+        let config: Config = toml::from_str(
+            "[[schedule.watch]]\nname = \"cn-domains\"\nkind = \"domains\"\ncron = \"0 3 * * *\"\nbrands = [\"Nike\"]\n",
+        )
+        .unwrap();
+        let platforms = vec!["jd".to_owned()];
+        let all = watches(&config, &platforms).unwrap();
+        let w = all.iter().find(|w| w.name == "cn-domains").unwrap();
+        assert_eq!(w.kind, WatchKind::Domains);
+        // Its one job is the `domains` definition's, so one runs at a time across workers.
+        assert_eq!(w.platforms, [crate::domains::PLATFORM]);
+        assert_eq!(w.brands, ["Nike"]);
+
+        let mut bad = config.clone();
+        bad.schedule.watch[0].keywords = vec!["nike".into()];
+        assert!(matches!(
+            watches(&bad, &platforms),
+            Err(ScheduleError::DomainsWatch(_))
         ));
     }
 

@@ -96,6 +96,7 @@ impl Pass {
 async fn crawl_bench(args: CrawlBenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let defs: Vec<PlatformDef> = load_definitions(&ctx.config.crawl.definitions)?
         .into_iter()
+        .filter(|d| d.kind == markwatch::DefKind::Platform)
         .filter(|d| args.platforms.is_empty() || args.platforms.contains(&d.platform))
         .map(|mut d| {
             // Read every page the scaled server has, so --scale sets the listing count.

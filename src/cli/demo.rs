@@ -439,7 +439,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         Err(_) => "crawling all four platforms and judging every listing",
     });
     let defs = load_definitions(&config.crawl.definitions)?;
-    let platforms: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
+    let platforms = markwatch::crawlable(&defs);
     let key = SecretKey::load(None, &markwatch::default_key_file(&config.database))?;
     let pipeline = Pipeline::new(
         store.clone(),
@@ -455,6 +455,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         platforms: platforms.clone(),
         keywords: Vec::new(),
         brands: Vec::new(),
+        kind: markwatch::WatchKind::Listings,
     };
     let report = pipeline.run(&watch).await?;
     let pages: u64 = report.crawl.iter().map(|s| s.counts.pages_ok).sum();

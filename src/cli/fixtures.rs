@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// 100 KB a page)
     #[arg(long)]
     cache_pages: bool,
+    /// Also serve the fixture zone of squatted .CN names (<fixtures-dir>/domains/zone.toml) on
+    /// a DNS server on a free loopback port, for the domain watch (`domains.resolver`); their
+    /// sites are answered on --addr by Host header (`domains.http_port`)
+    #[arg(long)]
+    dns: bool,
     /// Serve today's anonymous static pages (what the crawler reads now) instead of the
     /// modern platforms (logins, script-rendered listings, challenges)
     #[arg(long)]
@@ -149,6 +154,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "fixture platforms on http://{addr}/ (taobao, tmall, jd, amazon_cn; {mode} mode); Ctrl-C stops"
     );
+    // Held until the server stops.
+    let _dns = if args.dns {
+        let dns = markwatch::serve_zone(server.zone())
+            .await
+            .context("cannot start the fixture DNS server")?;
+        eprintln!(
+            "fixture DNS on {} (udp and tcp): set domains.resolver = \"{}\" and domains.http_port = {}",
+            dns.addr(),
+            dns.addr(),
+            addr.port()
+        );
+        Some(dns)
+    } else {
+        None
+    };
     tokio::select! {
         served = serve_fixtures(listener, server) => served.context("fixture server failed")?,
         _ = tokio::signal::ctrl_c() => {}

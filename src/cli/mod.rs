@@ -13,6 +13,7 @@ mod config;
 mod crawl;
 #[cfg(feature = "fixtures")]
 mod demo;
+mod domains;
 mod evidence;
 mod extract;
 mod feedback;
@@ -81,6 +82,9 @@ enum Command {
     Config(config::ConfigCommand),
     /// Crawl the platforms for the registry's marks and store listings with evidence
     Crawl(crawl::CrawlArgs),
+    /// The .CN domain watch: candidates per brand, a run now, the domains found
+    #[command(subcommand)]
+    Domains(domains::DomainsCommand),
     /// Print the listings a definition extracts from a saved page, as JSONL
     Extract(extract::ExtractArgs),
     /// Serve the fixture platforms (local look-alikes of the real sites, with fault injection)
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Brands(cmd) => brands::run(cmd, &ctx).await,
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Crawl(args) => crawl::run_crawl(args, &ctx).await,
+        Command::Domains(cmd) => domains::run(cmd, &ctx).await,
         Command::Extract(args) => extract::run_extract(args, &ctx),
         #[cfg(feature = "fixtures")]
         Command::Fixtures(cmd) => fixtures::run(cmd).await,

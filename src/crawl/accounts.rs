@@ -291,6 +291,7 @@ impl Sessions {
             let identity = Identity {
                 cookies: Some(Arc::new(jar(&a.cookies, base_url))),
                 proxy: a.proxy.as_ref().map(|p| p.url().to_owned()),
+                dns: None,
             };
             let fetcher = Fetcher::with_identity(policy, identity)?;
             let account = AccountRef {

@@ -169,18 +169,22 @@ impl CrawlBuilder<'_> {
     pub fn build(self) -> Result<Crawl, CrawlError> {
         let config = self.config;
         if let Some(wanted) = &self.platforms {
+            let crawlable = crate::platform::crawlable(&self.defs);
             for name in wanted {
-                if !self.defs.iter().any(|d| &d.platform == name) {
-                    let known: Vec<_> = self.defs.iter().map(|d| d.platform.as_str()).collect();
+                if !crawlable.contains(name) {
                     return Err(CrawlError::UnknownPlatform {
                         platform: name.clone(),
-                        known: known.join(", "),
+                        known: crawlable.join(", "),
                     });
                 }
             }
         }
         let mut platforms = Vec::new();
-        for def in &self.defs {
+        for def in self
+            .defs
+            .iter()
+            .filter(|d| d.kind == crate::platform::DefKind::Platform)
+        {
             let overrides = config.platforms.get(&def.platform);
             let enabled = overrides.is_none_or(|p| p.enabled);
             let chosen = match &self.platforms {

@@ -56,6 +56,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crawl(#[from] CrawlError),
+    #[error(transparent)]
+    Domains(#[from] crate::domains::DomainError),
     /// The key that opens the platforms' accounts could not be loaded.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
@@ -138,7 +140,7 @@ pub async fn run_worker_process(
     let config = options.config;
     let store = Store::open(&config.database).await?;
     let defs = platform::load_dir(&config.crawl.definitions)?;
-    let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
+    let names = platform::crawlable(&defs);
     let watches = schedule::watches(&config, &names)?;
     let pipeline = pipeline_for(&store, &config, &defs, options.pace)?;
     let worker_options = worker::WorkerOptions {
@@ -340,7 +342,7 @@ pub async fn serve(
     };
     let store = Store::open(&config.database).await?;
     let defs = platform::load_dir(&config.crawl.definitions)?;
-    let names: Vec<String> = defs.iter().map(|d| d.platform.clone()).collect();
+    let names = platform::crawlable(&defs);
     let watches = schedule::watches(&config, &names)?;
     let offset =
         schedule::parse_utc_offset(&config.schedule.utc_offset).map_err(ScheduleError::from)?;

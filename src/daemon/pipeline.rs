@@ -8,11 +8,14 @@ use serde::Serialize;
 use super::DaemonError;
 use super::matchers::Matchers;
 use crate::config::Config;
+use crate::config::WatchKind;
 use crate::crawl::{Crawl, CrawlError, Pace, PlatformLocks, RunSummary, Search};
+use crate::domains::DomainReport;
 use crate::notice::DraftSummary;
 use crate::platform::PlatformDef;
 use crate::schedule::Watch;
 use crate::secrets::SecretKey;
+use crate::store::RunStatus;
 use crate::store::Store;
 
 /// Runs watches. Cheap to share behind an `Arc`.
@@ -36,6 +39,9 @@ pub struct RunReport {
     pub crawl: Vec<RunSummary>,
     /// What drafting the notices did.
     pub drafts: DraftSummary,
+    /// A domain watch's findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domains: Option<DomainReport>,
     /// `ok`, `partial` or `failed`, from the platforms' crawl runs.
     pub status: &'static str,
     /// The first problem, for the operator.
@@ -70,7 +76,7 @@ impl Pipeline {
 
     /// The loaded definitions' platform names.
     pub fn platforms(&self) -> Vec<String> {
-        self.defs.iter().map(|d| d.platform.clone()).collect()
+        crate::platform::crawlable(&self.defs)
     }
 
     pub fn store(&self) -> &Store {
@@ -91,6 +97,9 @@ impl Pipeline {
             .matchers
             .current(&self.store, &self.config.matching.rates)
             .await?;
+        if watch.kind == WatchKind::Domains {
+            return self.run_domains(watch, matcher).await;
+        }
         let mut crawl = Crawl::builder(&self.config, self.defs.clone())
             .platforms(&watch.platforms)
             .pace(self.pace)
@@ -121,6 +130,41 @@ impl Pipeline {
             error: report.first_error(),
             drafts: report.drafts.unwrap_or_default(),
             crawl: report.runs,
+            domains: None,
+        })
+    }
+
+    /// The domain watch, then drafting: a flagged domain is drafted as its CNDRP complaint.
+    async fn run_domains(
+        &self,
+        watch: &Watch,
+        matcher: std::sync::Arc<crate::matcher::Matcher>,
+    ) -> Result<RunReport, DaemonError> {
+        tracing::info!(watch = %watch.name, "domain watch started");
+        let (summary, found) = crate::domains::run(
+            &self.store,
+            &self.config,
+            &self.defs,
+            matcher,
+            &watch.brands,
+            self.pace,
+        )
+        .await?;
+        let drafts = crate::notice::queue_drafts(&self.store, &self.defs)
+            .await
+            .map_err(|e| DaemonError::Crawl(CrawlError::Notice(e)))?;
+        Ok(RunReport {
+            watch: watch.name.clone(),
+            keywords: 0,
+            status: match summary.status {
+                RunStatus::Ok => "ok",
+                RunStatus::Failed => "failed",
+                _ => "partial",
+            },
+            error: summary.error.clone(),
+            drafts,
+            crawl: vec![summary],
+            domains: Some(found),
         })
     }
 }
@@ -178,6 +222,7 @@ mod tests {
             platforms: vec!["jd".to_owned()],
             keywords: vec!["nike".to_owned()],
             brands: Vec::new(),
+            kind: WatchKind::Listings,
         };
         let run = async || {
             let report = pipeline.run(&watch).await.unwrap();

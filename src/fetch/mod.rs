@@ -99,6 +99,9 @@ pub(crate) struct Identity {
     pub cookies: Option<Arc<reqwest::cookie::Jar>>,
     /// The proxy's whole URL (`http://`, `https://`, `socks5://`): never logged.
     pub proxy: Option<String>,
+    /// Names resolved through this rather than the system's resolver (the domain watch's name
+    /// server, so a site is fetched where its lookup said it is).
+    pub dns: Option<Arc<dyn reqwest::dns::Resolve>>,
 }
 
 /// One platform's polite HTTP client. Cheap to share behind an `Arc`.
@@ -142,6 +145,10 @@ impl Fetcher {
             Some(proxy) => {
                 builder.proxy(reqwest::Proxy::all(proxy.as_str()).map_err(FetchError::Client)?)
             }
+            None => builder,
+        };
+        let builder = match identity.dns {
+            Some(dns) => builder.dns_resolver(dns),
             None => builder,
         };
         let client = builder

@@ -13,6 +13,7 @@ mod faults;
 mod modern;
 mod photos;
 mod render;
+mod zone;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 pub(crate) use catalogue::{CatalogueListing, load_catalogue, scale_catalogue};
 pub use faults::{Fault, parse_faults};
+pub use zone::{FixtureDns, FixtureZone, ZoneEntry, serve_zone};
 
 /// Draws the reference images the demo registry names into `dir`.
 pub fn write_fixture_images(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -234,6 +236,8 @@ struct Inner {
     photo_cache: Mutex<HashMap<(String, u32), Bytes>>,
     /// Modern mode's state; `None` in classic mode.
     modern: Option<Modern>,
+    /// The squatted domains' zone and sites (`fixtures/domains/`).
+    zone: zone::FixtureZone,
 }
 
 /// The fixture platforms, ready to route.
@@ -295,6 +299,7 @@ impl FixtureServer {
                 }
             })
             .collect();
+        let options_dir = options.fixtures_dir.clone();
         Ok(FixtureServer {
             inner: Arc::new(Inner {
                 env,
@@ -309,8 +314,14 @@ impl FixtureServer {
                 page_cache: Mutex::new(HashMap::new()),
                 photo_cache: Mutex::new(HashMap::new()),
                 modern,
+                zone: zone::FixtureZone::load(&options_dir)?,
             }),
         })
+    }
+
+    /// The fixture zone: serve it with [`serve_zone`]; its sites are answered here by Host.
+    pub fn zone(&self) -> FixtureZone {
+        self.inner.zone.clone()
     }
 
     /// The axum app serving every platform.
@@ -562,6 +573,34 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request<Body>) -> Response
     }
     if path == "/_fixture/requests" {
         return axum::Json(inner.log.entries()).into_response();
+    }
+    // A squatted domain's site, by the name the client asked for.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(site) = host.as_deref().and_then(|h| inner.zone.site(h)) {
+        let resp = match &site.redirect {
+            Some(to) => redirect(to),
+            None => html_response(
+                StatusCode::OK,
+                if site.gbk {
+                    "text/html; charset=gbk"
+                } else {
+                    "text/html; charset=utf-8"
+                },
+                site.body,
+            ),
+        };
+        inner.log.push(LoggedRequest {
+            path: format!("//{}{full}", host.unwrap_or_default()),
+            status: resp.status().as_u16(),
+            fault: None,
+            at_ms: inner.elapsed_ms(),
+            in_flight: inner.in_flight.load(Ordering::Relaxed),
+        });
+        return resp;
     }
     let answering = Answering::start(&inner.in_flight);
     // Header reads end before the body is awaited: the request is not Sync.

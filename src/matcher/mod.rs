@@ -31,6 +31,7 @@ use weights as w;
 pub use eval::{evaluate, read_labels};
 pub(crate) use jsonl::ListingRecord;
 pub use jsonl::{MatchFileError, read_listings, run_jsonl};
+pub(crate) use normalize::is_han;
 
 /// What the matcher needs to know about a listing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -296,6 +297,16 @@ impl Matcher {
 
     /// Judges one listing.
     pub fn check(&self, item: &Item) -> Verdict {
+        self.check_brand(item, None)
+    }
+
+    /// Judges `item` for one brand only (a domain's home page is judged for the brand whose
+    /// name the domain copies): other brands' hits are left out.
+    pub(crate) fn check_for(&self, item: &Item, brand: &str) -> Verdict {
+        self.check_brand(item, Some(brand))
+    }
+
+    fn check_brand(&self, item: &Item, only: Option<&str>) -> Verdict {
         let title = self.norm.analyse(item.title);
         let seller = self.norm.analyse(item.seller);
         let mut title_hits = self.index.find(&title, &self.context, &self.norm);
@@ -352,6 +363,9 @@ impl Matcher {
                     image: Some(hit),
                 }),
             }
+        }
+        if let Some(name) = only {
+            candidates.retain(|c| self.brands[c.brand].name == name);
         }
         let context = self.listing_context(item, &title, &seller);
         candidates

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 /// the authorities or sue, or the platform restores the listing.
 pub(crate) const COUNTER_NOTICE_DAYS: u64 = 15;
 
+/// CNDRP (CNNIC, 2019) Art. 2: a provider does not accept a complaint against a domain
+/// registered three years or more before it.
+pub(crate) const CNDRP_MONTHS: u32 = 36;
+
 /// Where a notice is in its life.
 #[derive(
     Debug,
@@ -185,9 +189,24 @@ pub(crate) fn counter_notice_deadline(received: NaiveDate) -> NaiveDate {
         .unwrap_or(NaiveDate::MAX)
 }
 
+/// The last day a CNDRP complaint can be filed against a domain registered on `registered`.
+pub(crate) fn cndrp_deadline(registered: NaiveDate) -> NaiveDate {
+    registered
+        .checked_add_months(chrono::Months::new(CNDRP_MONTHS))
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(NaiveDate::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cndrp_complaint_is_late_three_years_after_registration() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(cndrp_deadline(d("2024-02-29")), d("2027-02-27"));
+        assert_eq!(cndrp_deadline(d("2025-06-10")), d("2028-06-09"));
+    }
 
     #[test]
     fn stored_names_are_stable() {

@@ -121,6 +121,16 @@ pub enum ReasonCode {
     /// The listing's photo is one of the brand's reference images, perhaps cropped, mirrored,
     /// re-encoded or marked over.
     ImageMatch,
+    /// A domain name made from the mark (a misspelling, its pinyin, its Chinese name).
+    DomainName,
+    /// The domain's site sells goods or poses as the brand's shop or official site.
+    SiteSells,
+    /// The domain is offered for sale.
+    DomainForSale,
+    /// The domain takes mail but has no website: mail can pass as the brand's.
+    MailOnly,
+    /// The domain's site leads to the brand's own domain.
+    BrandsOwnSite,
 }
 
 impl ReasonCode {
@@ -160,6 +170,11 @@ impl ReasonCode {
             AllowedByReviewer => "审核人员已放行",
             EverydayWord => "商标为常用词且商品不在核定类别",
             ImageMatch => "盗用权利人的商品图片",
+            DomainName => "以注册商标（或其拼音、中文名称、近似拼写）注册域名",
+            SiteSells => "网站销售商品或冒充品牌官方网站",
+            DomainForSale => "公开出售该域名",
+            MailOnly => "域名设有邮件服务而无网站，可冒充品牌收发邮件",
+            BrandsOwnSite => "网站跳转至品牌自有域名",
         }
     }
 
@@ -195,6 +210,11 @@ impl ReasonCode {
             AllowedByReviewer => "was allowed by a reviewer",
             EverydayWord => "uses a mark that is also an everyday word, on unplaced goods",
             ImageMatch => "uses the brand's own product photo",
+            DomainName => "is a domain name made from the registered mark",
+            SiteSells => "hosts a site that sells goods or poses as the brand's official site",
+            DomainForSale => "is offered for sale",
+            MailOnly => "receives mail without a website, so mail can pass as the brand's",
+            BrandsOwnSite => "leads to the brand's own domain",
         }
     }
 
@@ -244,6 +264,14 @@ impl ReasonCode {
             ImageMatch => {
                 "The listing's photo is one of the brand's own reference images, edited or not."
             }
+            DomainName => {
+                "The domain name copies the mark: a misspelling, its pinyin, its initials or \
+                 the Chinese name."
+            }
+            SiteSells => "The site sells goods (prices, a cart) or calls itself the brand's shop.",
+            DomainForSale => "The domain is offered for sale: a sign of bad faith under CNDRP.",
+            MailOnly => "The domain has mail servers (MX) and no website: a phishing risk.",
+            BrandsOwnSite => "The site redirects to one of the brand's own domains.",
         }
     }
 }

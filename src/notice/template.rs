@@ -50,6 +50,14 @@ pub fn bundled_templates() -> &'static [(&'static str, &'static str)] {
             include_str!("../../templates/notices/amazon_report.en.txt"),
         ),
         (
+            "cndrp.zh.txt",
+            include_str!("../../templates/notices/cndrp.zh.txt"),
+        ),
+        (
+            "cndrp.en.txt",
+            include_str!("../../templates/notices/cndrp.en.txt"),
+        ),
+        (
             REPORT_TEMPLATE,
             include_str!("../../templates/notices/report.html"),
         ),
@@ -296,6 +304,68 @@ pub struct ListingInfo {
     pub relisted_reason: Option<String>,
     /// Numbers into the notice's evidence list.
     pub evidence: Vec<usize>,
+    /// For a domain: what DNS and WHOIS say, and the CNDRP deadline.
+    pub domain: Option<DomainInfo>,
+    /// The verdict's reason codes (`site_sells`, `domain_for_sale`, …), for templates that
+    /// argue from them.
+    pub reason_codes: Vec<String>,
+}
+
+/// A domain in a complaint (the `domains` definition's listings).
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainInfo {
+    pub display: String,
+    pub rule: String,
+    pub source: String,
+    pub state: String,
+    /// Addresses, mail exchangers and name servers, each list joined with ", ".
+    pub addresses: String,
+    pub mail: String,
+    pub name_servers: String,
+    /// YYYY-MM-DD.
+    pub first_seen: String,
+    pub registered_on: Option<String>,
+    pub registrant: Option<String>,
+    /// The last day a CNDRP complaint is accepted: three years after registration, or, while
+    /// the registration date is unknown, three years after first seen at the latest.
+    pub deadline: String,
+    /// Whether `deadline` rests on the registration date (else it is an upper bound).
+    pub deadline_known: bool,
+}
+
+impl DomainInfo {
+    fn new(d: &crate::store::DomainFacts) -> DomainInfo {
+        let records: serde_json::Value = serde_json::from_str(&d.records).unwrap_or_default();
+        let list = |keys: &[&str]| {
+            keys.iter()
+                .flat_map(|k| records[*k].as_array().cloned().unwrap_or_default())
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let first_seen = d.first_seen.get(..10).unwrap_or(&d.first_seen).to_owned();
+        let registered = d
+            .registered_on
+            .as_deref()
+            .and_then(|s| s.parse::<chrono::NaiveDate>().ok());
+        let from = registered.or_else(|| first_seen.parse().ok());
+        DomainInfo {
+            display: d.display.clone(),
+            rule: d.rule.clone(),
+            source: d.source.clone(),
+            state: d.state.clone(),
+            addresses: list(&["a", "aaaa"]),
+            mail: list(&["mx"]),
+            name_servers: list(&["ns"]),
+            first_seen,
+            registered_on: d.registered_on.clone(),
+            registrant: d.registrant.clone(),
+            deadline: from
+                .map(|f| crate::model::cndrp_deadline(f).to_string())
+                .unwrap_or_default(),
+            deadline_known: registered.is_some(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -367,6 +437,12 @@ impl NoticeContext {
                     explanation_en: explain_en(&item.reasons),
                     relisted_reason: item.relisted_reason.clone(),
                     evidence: cited,
+                    domain: item.domain.as_ref().map(DomainInfo::new),
+                    reason_codes: item
+                        .reasons
+                        .iter()
+                        .map(|r| r.code.as_str().to_owned())
+                        .collect(),
                 }
             })
             .collect();

@@ -57,8 +57,9 @@ struct ListTable {
     insert: &'static str,
 }
 
-/// Contacts, aliases and authorised sellers, in the order [`brand_lists`] returns them.
-const LISTS: [ListTable; 3] = [
+/// Contacts, aliases, authorised sellers and own domains, in the order [`brand_lists`] returns
+/// them.
+const LISTS: [ListTable; 4] = [
     ListTable {
         select: "SELECT l.brand_id, l.email FROM json_each(?) j
                  JOIN brand_contacts l ON l.brand_id = CAST(j.value AS BIGINT) ORDER BY l.brand_id, l.position",
@@ -80,6 +81,14 @@ const LISTS: [ListTable; 3] = [
                  JOIN authorized_sellers l ON l.brand_id = CAST(j.value AS BIGINT) ORDER BY l.brand_id, l.position",
         delete: "DELETE FROM authorized_sellers WHERE brand_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         insert: "INSERT INTO authorized_sellers (brand_id, position, seller)
+                 SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT), j.value ->> 2
+                 FROM jsonb_each(?) j",
+    },
+    ListTable {
+        select: "SELECT l.brand_id, l.domain FROM json_each(?) j
+                 JOIN brand_domains l ON l.brand_id = CAST(j.value AS BIGINT) ORDER BY l.brand_id, l.position",
+        delete: "DELETE FROM brand_domains WHERE brand_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
+        insert: "INSERT INTO brand_domains (brand_id, position, domain)
                  SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS BIGINT), j.value ->> 2
                  FROM jsonb_each(?) j",
     },
@@ -118,7 +127,7 @@ struct Changes<'a> {
     new_brands: Vec<&'a Brand>,
     changed_brands: Vec<(i64, &'a Brand)>,
     /// Per list of [`LISTS`]: the stored brands whose list is replaced.
-    replaced_lists: [Vec<(i64, &'a [String])>; 3],
+    replaced_lists: [Vec<(i64, &'a [String])>; 4],
     replaced_prices: Vec<(i64, &'a [PriceFloor])>,
     /// (the new brand's index, or the stored brand's id), the mark.
     new_marks: Vec<(BrandRef, &'a Mark)>,
@@ -385,7 +394,7 @@ async fn read_brands(
     }
     let ids = to_json(&rows.iter().map(|r| r.0).collect::<Vec<_>>());
     let mut prefs = super::alerts::brand_prefs(conn).await?;
-    let mut lists: [HashMap<i64, Vec<String>>; 3] = Default::default();
+    let mut lists: [HashMap<i64, Vec<String>>; 4] = Default::default();
     for (i, list) in LISTS.iter().enumerate() {
         let items: Vec<(i64, String)> = sql::query_as(list.select)
             .bind(&ids)
@@ -475,7 +484,7 @@ async fn read_brands(
             bytes: Vec::new(),
         });
     }
-    let [mut contacts, mut aliases, mut sellers] = lists;
+    let [mut contacts, mut aliases, mut sellers, mut domains] = lists;
     Ok(rows
         .into_iter()
         .map(
@@ -499,6 +508,7 @@ async fn read_brands(
                         reference_price_cny,
                         authorized_sellers: sellers.remove(&id).unwrap_or_default(),
                         aliases: aliases.remove(&id).unwrap_or_default(),
+                        domains: domains.remove(&id).unwrap_or_default(),
                         marks,
                         alerts: prefs.remove(&id).unwrap_or_default(),
                         prices: prices.remove(&id).unwrap_or_default(),
@@ -513,8 +523,13 @@ async fn read_brands(
         .collect())
 }
 
-fn brand_lists(brand: &Brand) -> [&[String]; 3] {
-    [&brand.contacts, &brand.aliases, &brand.authorized_sellers]
+fn brand_lists(brand: &Brand) -> [&[String]; 4] {
+    [
+        &brand.contacts,
+        &brand.aliases,
+        &brand.authorized_sellers,
+        &brand.domains,
+    ]
 }
 
 /// The brand's columns other than its name, as the import compares and writes them.
@@ -894,6 +909,7 @@ mod tests {
                 reference_price_cny: Some(1299.9),
                 authorized_sellers: vec!["Beats官方旗舰店".to_owned()],
                 aliases: vec!["魔音".to_owned()],
+                domains: vec!["beatsbydre.com.cn".to_owned()],
                 marks: vec![mark("BEATS", &[9]), mark("魔音", &[9, 28])],
                 alerts: AlertPrefs {
                     mode: AlertMode::Digest,

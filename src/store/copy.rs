@@ -18,6 +18,7 @@ const TABLES: &[&str] = &[
     "brand_contacts",
     "brand_aliases",
     "authorized_sellers",
+    "brand_domains",
     "marks",
     "mark_classes",
     "brand_prices",
@@ -49,6 +50,7 @@ const TABLES: &[&str] = &[
     "secret_key_check",
     "crawl_incidents",
     "allow_rules",
+    "domain_names",
 ];
 
 /// Tables not copied, and why.

@@ -11,6 +11,7 @@ mod copy;
 mod crawl;
 mod daemon;
 mod database;
+mod domains;
 mod drafts;
 mod evidence;
 mod images;
@@ -33,6 +34,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor as _, Transact
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use database::Database;
+pub use domains::DomainRow;
+pub(crate) use domains::DomainSighting;
 pub use sql::Backend;
 
 pub(crate) use accounts::NewAccount;
@@ -59,8 +62,8 @@ pub use jobs::WorkerRow;
 pub(crate) use jobs::{JOBS_CHANNEL, Job, JobOutcome, PlatformJobs};
 pub(crate) use matches::{MatchChange, RematchSummary};
 pub(crate) use notices::{
-    EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail, NoticeMark, NoticePage,
-    NoticeSummary,
+    DomainFacts, EvidenceRef, EvidenceRole, GoodFaithCounts, MAX_PAGE, NoticeDetail, NoticeMark,
+    NoticePage, NoticeSummary,
 };
 pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]

@@ -201,6 +201,26 @@ pub struct NoticeItem {
     pub relisted_reason: Option<String>,
     /// The pages that show it: the search page it was last seen on, and its item page.
     pub evidence: Vec<EvidenceRef>,
+    /// For a domain found by the domain watch: what DNS and WHOIS say about it.
+    pub domain: Option<DomainFacts>,
+}
+
+/// A domain in a notice, as the domain watch recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainFacts {
+    /// As people read it (耐克.中国); the item id is the ASCII form.
+    pub display: String,
+    /// How the name was made from the mark (`pinyin`, `omission`, …).
+    pub rule: String,
+    pub source: String,
+    /// `web`, `mail_only`, `parked` or `gone`.
+    pub state: String,
+    /// JSON object of record lists (`a`, `aaaa`, `mx`, `ns`).
+    pub records: String,
+    pub first_seen: String,
+    /// YYYY-MM-DD, from WHOIS.
+    pub registered_on: Option<String>,
+    pub registrant: Option<String>,
 }
 
 /// Which page a piece of evidence is.
@@ -637,14 +657,26 @@ impl Store {
             relisted_reason: Option<String>,
             evidence_id: Option<i64>,
             detail_evidence_id: Option<i64>,
+            domain_display: Option<String>,
+            domain_rule: Option<String>,
+            domain_source: Option<String>,
+            domain_state: Option<String>,
+            domain_records: Option<String>,
+            domain_first_seen: Option<String>,
+            registered_on: Option<String>,
+            registrant: Option<String>,
         }
         let rows: Vec<Row> = sql::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT ni.match_id, l.id AS listing_id, l.platform, l.item_id, l.url, l.title, l.seller, l.price,
                     l.currency, l.category, l.is_ad, l.first_seen, l.last_seen, m.verdict, m.score, m.reasons,
                     m.matcher_version, m.mark_id, mk.text AS mark, mk.registration_no, mk.jurisdiction,
-                    ni.relisted_from, ni.relisted_reason, l.evidence_id, l.detail_evidence_id
+                    ni.relisted_from, ni.relisted_reason, l.evidence_id, l.detail_evidence_id,
+                    d.display AS domain_display, d.rule AS domain_rule, d.source AS domain_source,
+                    d.state AS domain_state, d.records AS domain_records,
+                    d.first_seen AS domain_first_seen, d.registered_on, d.registrant
              FROM notice_items ni JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
              LEFT JOIN marks mk ON mk.id = m.mark_id
+             LEFT JOIN domain_names d ON d.listing_id = l.id
              WHERE ni.notice_id = ? ORDER BY {}",
             self.backend.insertion_order("ni")
         )))
@@ -695,6 +727,16 @@ impl Store {
                 relisted_from: r.relisted_from,
                 relisted_reason: r.relisted_reason,
                 evidence,
+                domain: r.domain_display.map(|display| DomainFacts {
+                    display,
+                    rule: r.domain_rule.unwrap_or_default(),
+                    source: r.domain_source.unwrap_or_default(),
+                    state: r.domain_state.unwrap_or_default(),
+                    records: r.domain_records.unwrap_or_default(),
+                    first_seen: r.domain_first_seen.unwrap_or_default(),
+                    registered_on: r.registered_on,
+                    registrant: r.registrant,
+                }),
             });
         }
         Ok(items)

@@ -1,0 +1,346 @@
+//! The .CN domain watch: for each brand, the names a squatter would register ([`candidates`]),
+//! looked up at a bounded rate ([`DomainResolver`]); each registered one recorded with its
+//! records and when it was first seen; a live site's home page fetched politely, sealed as
+//! evidence and judged ([`judge`]); a flagged domain stored as a listing of the `domains`
+//! definition, so it is drafted (a CNDRP complaint), alerted and reviewed like any listing.
+
+mod candidates;
+mod judge;
+mod resolve;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+pub use candidates::{Candidate, CandidateOptions, Rule, candidates};
+pub use resolve::{DomainResolver, Lookup, Records};
+
+use crate::config::Config;
+use crate::crawl::{Pace, RunSummary};
+use crate::fetch::{FetchPolicy, Fetcher, Identity, Page};
+use crate::matcher::Matcher;
+use crate::model::{Brand, Listing, Outcome, Verdict};
+use crate::platform::{DefKind, PlatformDef};
+use crate::store::{DomainSighting, RunCounts, RunStatus, Store, StoreError};
+
+/// The platform key of domain findings: their listings, notices and the watch's crawl runs.
+pub const PLATFORM: &str = "domains";
+
+/// Lookups in flight at once; the rate limiter sets the pace.
+const LOOKUPS_IN_FLIGHT: usize = 32;
+
+/// How many lookup failures a report names (the count is always whole).
+const FAILURES_NAMED: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("DNS resolver: {0}")]
+    Resolver(String),
+    #[error("no brand `{0}` in the registry")]
+    UnknownBrand(String),
+    #[error(
+        "no definition of kind `domains` among the crawler definitions (crawlers/domains.toml)"
+    )]
+    NoDefinition,
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+}
+
+/// What one run of the watch did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DomainReport {
+    pub brands: usize,
+    pub candidates: usize,
+    /// Registered names found (web, mail only or parked).
+    pub registered: usize,
+    /// Registered names not seen before (or seen gone since): the news.
+    pub new: Vec<String>,
+    /// Names stored as registered that no longer exist.
+    pub gone: u64,
+    /// Names judged infringing or suspect in this run.
+    pub flagged: Vec<String>,
+    /// Lookups that failed (timeouts, SERVFAIL): nothing about those names changed.
+    pub failed: usize,
+    /// The first failures, `name: why`.
+    pub failures: Vec<String>,
+}
+
+/// Runs the watch for `brands` (every brand when empty): looks every candidate up, records what
+/// is registered, fetches and judges live sites, and stores the verdicts. Returns the run's
+/// summary (a crawl run of [`PLATFORM`]) and the details.
+pub async fn run(
+    store: &Store,
+    config: &Config,
+    defs: &[PlatformDef],
+    matcher: Arc<Matcher>,
+    brands: &[String],
+    pace: Pace,
+) -> Result<(RunSummary, DomainReport), DomainError> {
+    let def = defs
+        .iter()
+        .find(|d| d.kind == DefKind::Domains)
+        .ok_or(DomainError::NoDefinition)?;
+    let all = store.brands().await?;
+    let chosen: Vec<Brand> = if brands.is_empty() {
+        all
+    } else {
+        let mut out = Vec::new();
+        for name in brands {
+            match all.iter().find(|b| &b.name == name) {
+                Some(b) => out.push(b.clone()),
+                None => return Err(DomainError::UnknownBrand(name.clone())),
+            }
+        }
+        out
+    };
+    let resolver = Arc::new(DomainResolver::new(&config.domains)?);
+    let fetcher = home_fetcher(config, def, pace, &resolver)?;
+    let run_id = store.start_crawl_run(PLATFORM, None).await?;
+    let options = CandidateOptions {
+        extra_tlds: config.domains.extra_tlds.clone(),
+    };
+    let mut report = DomainReport {
+        brands: chosen.len(),
+        ..DomainReport::default()
+    };
+    let mut counts = RunCounts::default();
+    let mut first_error: Option<String> = None;
+    // Lookups the name server answered (either way); none after a full round of failures
+    // means it is down, and the run stops rather than time out on every name.
+    let mut answered = 0usize;
+    let mut dead = false;
+    for brand in &chosen {
+        if dead {
+            break;
+        }
+        let stored: HashMap<String, String> = store
+            .domains(Some(&brand.name))
+            .await?
+            .into_iter()
+            .map(|d| (d.domain, d.state))
+            .collect();
+        let list = candidates(brand, &options);
+        report.candidates += list.len();
+        let mut lookups = futures_util::stream::iter(list)
+            .map(|c| {
+                let resolver = resolver.clone();
+                async move {
+                    let found = resolver.lookup(&c.domain).await;
+                    (c, found)
+                }
+            })
+            .buffer_unordered(LOOKUPS_IN_FLIGHT);
+        let mut gone = Vec::new();
+        let mut registered = Vec::new();
+        while let Some((c, found)) = lookups.next().await {
+            match found {
+                Lookup::Unregistered => {
+                    answered += 1;
+                    if stored.get(&c.domain).is_some_and(|s| s != "gone") {
+                        gone.push(c.domain);
+                    }
+                }
+                Lookup::Failed(why) => {
+                    report.failed += 1;
+                    counts.pages_failed += 1;
+                    if report.failures.len() < FAILURES_NAMED {
+                        report.failures.push(format!("{}: {why}", c.domain));
+                    }
+                    first_error.get_or_insert_with(|| format!("{}: {why}", c.domain));
+                    if answered == 0 && report.failed >= LOOKUPS_IN_FLIGHT {
+                        dead = true;
+                        first_error = Some(format!(
+                            "the name server ({}) answered none of the first {} lookups: {why}",
+                            config.domains.resolver, report.failed
+                        ));
+                        break;
+                    }
+                }
+                Lookup::Registered(records) => {
+                    answered += 1;
+                    registered.push((c, records));
+                }
+            }
+        }
+        drop(lookups);
+        report.gone += store.domains_gone(&gone).await?;
+        report.registered += registered.len();
+        // Registered names in a stable order, so two runs store alike.
+        registered.sort_by(|a, b| a.0.domain.cmp(&b.0.domain));
+        for (c, records) in registered {
+            let home = if records.state() == "web" {
+                match fetcher.fetch(&home_url(def, config, &c.domain)).await {
+                    Ok(page) => Some(page),
+                    Err(e) => {
+                        counts.pages_failed += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let read = home.as_ref().map(judge::HomePage::read);
+            let verdict = judge::judge(&matcher, brand, &c, &records, read.as_ref());
+            let mut listing_key = None;
+            if let Some(verdict) = &verdict {
+                let page = match &home {
+                    Some(page) => page.clone(),
+                    None => dns_page(&c, &records),
+                };
+                let listing = Listing {
+                    platform: PLATFORM.to_owned(),
+                    item_id: c.domain.clone(),
+                    url: home_url(def, config, &c.domain),
+                    // The domain first: a reviewer tells cases apart by it.
+                    title: read
+                        .as_ref()
+                        .map(|h| h.title.clone())
+                        .filter(|t| !t.is_empty() && *t != c.display && *t != c.domain)
+                        .map_or_else(|| c.display.clone(), |t| format!("{} — {t}", c.display)),
+                    price: read.as_ref().and_then(judge::HomePage::lowest_price),
+                    currency: "CNY".to_owned(),
+                    ..Listing::default()
+                };
+                let judged = verdict.clone();
+                let record = crate::crawl::record_page(
+                    store,
+                    run_id,
+                    &page,
+                    std::slice::from_ref(&listing),
+                    &move |_: &Listing| -> Verdict { judged.clone() },
+                )
+                .await?;
+                record.count_into(&mut counts);
+                counts.pages_ok += 1;
+                if verdict.verdict != Outcome::Clear {
+                    report.flagged.push(c.display.clone());
+                }
+                listing_key = Some(c.domain.clone());
+            }
+            let new = store
+                .record_domain(&DomainSighting {
+                    domain: &c.domain,
+                    display: &c.display,
+                    brand: &brand.name,
+                    rule: c.rule.as_str(),
+                    source: &c.source,
+                    state: records.state(),
+                    records: serde_json::to_string(&records).unwrap_or_default(),
+                    listing: listing_key.as_deref().map(|k| (PLATFORM, k)),
+                })
+                .await?;
+            if new {
+                report.new.push(c.display.clone());
+            }
+        }
+    }
+    let status = if report.failed == 0 && counts.pages_failed == 0 {
+        RunStatus::Ok
+    } else if dead {
+        RunStatus::Failed
+    } else {
+        RunStatus::Partial
+    };
+    store
+        .finish_crawl_run(run_id, &counts, status, first_error.as_deref())
+        .await?;
+    if report.failed > 0 {
+        tracing::warn!(failed = report.failed, "domain watch: some lookups failed");
+    }
+    tracing::info!(
+        candidates = report.candidates,
+        registered = report.registered,
+        new = report.new.len(),
+        flagged = report.flagged.len(),
+        "domain watch done"
+    );
+    Ok((
+        RunSummary {
+            platform: PLATFORM.to_owned(),
+            run_id,
+            status,
+            counts,
+            error: first_error,
+        },
+        report,
+    ))
+}
+
+/// The home page's URL: the definition's `urls.item` with the domain, on `domains.http_port`
+/// when set.
+fn home_url(def: &PlatformDef, config: &Config, domain: &str) -> String {
+    let url = def.urls.item.replace("{item_id}", domain);
+    match (config.domains.http_port, url::Url::parse(&url)) {
+        (Some(port), Ok(mut parsed)) => {
+            let _ = parsed.set_port(Some(port));
+            parsed.to_string()
+        }
+        _ => url,
+    }
+}
+
+/// The sites are strangers' servers: the definition's pace and retries, through the watch's
+/// own name server.
+fn home_fetcher(
+    config: &Config,
+    def: &PlatformDef,
+    pace: Pace,
+    resolver: &Arc<DomainResolver>,
+) -> Result<Fetcher, DomainError> {
+    // `platforms.domains.requests_per_second` and `concurrency` override the definition, as
+    // for any platform.
+    let overrides = config.platforms.get(PLATFORM);
+    let requests_per_second = match pace {
+        Pace::Polite => Some(
+            overrides
+                .and_then(|p| p.requests_per_second)
+                .unwrap_or(def.rate_limit.requests_per_second),
+        )
+        .filter(|r| *r > 0.0),
+        Pace::UnlimitedOnLoopback => None,
+    };
+    let concurrency = overrides
+        .and_then(|p| p.concurrency)
+        .unwrap_or(def.rate_limit.concurrency);
+    let policy = FetchPolicy {
+        requests_per_second,
+        concurrency: concurrency.max(1) as usize,
+        max_attempts: def.retry.max_attempts.max(1),
+        base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
+        max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
+        timeout: Duration::from_secs(config.crawl.timeout_secs),
+        user_agent: config.crawl.user_agent.clone(),
+    };
+    Ok(Fetcher::with_identity(
+        policy,
+        Identity {
+            dns: Some(resolver.for_http(pace == Pace::UnlimitedOnLoopback)),
+            ..Identity::default()
+        },
+    )?)
+}
+
+/// A domain without a website is evidenced by its DNS answer, kept as received.
+fn dns_page(c: &Candidate, records: &Records) -> Page {
+    let url = format!("dns:{}", c.domain);
+    Page {
+        url: url.clone(),
+        final_url: url,
+        status: 200,
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        body: serde_json::to_vec_pretty(&serde_json::json!({
+            "domain": c.domain,
+            "display": c.display,
+            "records": records,
+        }))
+        .unwrap_or_default(),
+        fetched_at: chrono::Utc::now(),
+        attempts: 1,
+    }
+}

@@ -274,3 +274,46 @@ fn candidates_print_with_their_rules() {
     // The brand's own domains are not watched.
     assert!(!rules.contains_key("nike.com.cn"));
 }
+
+/// The target: the candidates cover at least 95 % of a hand-written set of squats of the demo
+/// brands (fixtures/domains/labelled.tsv), of every kind; dnstwist's permutations cover the
+/// Latin ones only (`benches/domains_dnstwist.sh`, docs/benchmarks.md).
+#[test]
+fn candidates_cover_the_labelled_squats() {
+    let brands = markwatch::load_registry(&demo_brands()).unwrap();
+    let text =
+        std::fs::read_to_string(common::repo().join("fixtures/domains/labelled.tsv")).unwrap();
+    let mut by_brand: BTreeMap<String, std::collections::HashSet<String>> = BTreeMap::new();
+    for b in &brands {
+        by_brand.insert(
+            b.name.clone(),
+            markwatch::domain_candidates(b, &markwatch::CandidateOptions::default())
+                .into_iter()
+                .map(|c| c.display)
+                .collect(),
+        );
+    }
+    let (mut hit, mut total) = (0, 0);
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut missed = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (domain, brand, kind) = (cols[0], cols[1], cols[2]);
+        kinds.insert(kind);
+        total += 1;
+        if by_brand[brand].contains(domain) {
+            hit += 1;
+        } else {
+            missed.push(domain);
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["homophone", "idn", "initials", "latin", "pinyin"]
+    );
+    let recall = hit as f64 / total as f64;
+    assert!(recall >= 0.95, "recall {recall:.3}, missed {missed:?}");
+}

@@ -33,6 +33,9 @@ pub enum BenchCommand {
     /// Load a list of pages in one logged-in Chromium with N tabs, keeping the API replies a
     /// regex names: pages/s, for comparison with Playwright (benches/browser/compare.sh)
     Browser(super::bench_browser::BrowserBenchArgs),
+    /// Recall of the domain watch's candidates on a labelled set of squatted .CN names, beside
+    /// another tool's list (benches/domains_dnstwist.sh)
+    Domains(super::bench_domains::DomainsBenchArgs),
     /// Add N synthetic draft notices (listings, evidence pages, verdicts) for review UI load tests
     SeedNotices(super::seed::SeedArgs),
 }
@@ -67,6 +70,7 @@ pub async fn run(cmd: BenchCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
         BenchCommand::Crawl(args) => crawl_bench(args, ctx).await,
         BenchCommand::Browser(args) => super::bench_browser::run(args).await,
         BenchCommand::SeedNotices(args) => super::seed::run(args, ctx).await,
+        BenchCommand::Domains(args) => super::bench_domains::run(args),
     }
 }
 

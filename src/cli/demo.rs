@@ -55,6 +55,8 @@ fn bundled(configured: &Path, name: &str) -> PathBuf {
 /// The fixture platforms on a free loopback port, for as long as the value lives.
 pub struct Fixtures {
     pub addr: SocketAddr,
+    /// The squatted .CN names the fixture DNS serves and this server answers as.
+    zone: markwatch::FixtureZone,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -83,8 +85,9 @@ async fn start_fixtures(dir: &Path, mode: FixtureMode) -> anyhow::Result<Fixture
         .await
         .context("cannot open a loopback port for the fixture platforms")?;
     let addr = listener.local_addr()?;
+    let zone = server.zone();
     let task = tokio::spawn(serve_fixtures(listener, server));
-    Ok(Fixtures { addr, task })
+    Ok(Fixtures { addr, zone, task })
 }
 
 /// The fixture platforms the demo crawls: today's (logins, scripts, challenges) and, when
@@ -439,7 +442,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         Err(_) => "crawling all four platforms and judging every listing",
     });
     let defs = load_definitions(&config.crawl.definitions)?;
-    let platforms = markwatch::crawlable(&defs);
+    let names = markwatch::crawlable(&defs);
     let key = SecretKey::load(None, &markwatch::default_key_file(&config.database))?;
     let pipeline = Pipeline::new(
         store.clone(),
@@ -452,7 +455,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         name: "demo".to_owned(),
         cron: CronExpr::parse("@daily")?,
         jitter: std::time::Duration::ZERO,
-        platforms: platforms.clone(),
+        platforms: names.clone(),
         keywords: Vec::new(),
         brands: Vec::new(),
         kind: markwatch::WatchKind::Listings,
@@ -467,16 +470,50 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             report.keywords
         ),
     );
-    drop(platforms);
 
-    // The run above queued the drafts already; say what they hold.
+    let t = steps.begin(
+        "watching .CN domains: every brand's candidates looked up on the fixture DNS server, live sites judged",
+    );
+    let dns = markwatch::serve_zone(platforms.modern.zone.clone())
+        .await
+        .context("cannot start the fixture DNS server")?;
+    let mut domain_config = config.clone();
+    domain_config.domains.resolver = dns.addr().to_string();
+    domain_config.domains.http_port = Some(platforms.modern.addr.port());
+    domain_config.domains.queries_per_second = 10_000;
+    let defs = load_definitions(&config.crawl.definitions)?;
+    let matcher = markwatch::pipeline_matcher(&store, &config).await?;
+    let (_, found) = markwatch::run_domain_watch(
+        &store,
+        &domain_config,
+        &defs,
+        matcher,
+        &[],
+        Pace::UnlimitedOnLoopback,
+    )
+    .await?;
+    let domain_drafts = markwatch::queue_drafts(&store, &defs).await?;
+    drop(dns);
+    steps.end(
+        t,
+        &format!(
+            "{} candidates, {} registered, {} flagged ({}), {} CNDRP drafts",
+            found.candidates,
+            found.registered,
+            found.flagged.len(),
+            found.flagged.join(", "),
+            domain_drafts.created.len()
+        ),
+    );
+
+    // The runs above queued the drafts already; say what they hold.
     let t = steps.begin("drafting takedown notices in each platform's complaint format");
     let notices = store.count_notices(&NoticeFilter::default()).await?;
     steps.end(
         t,
         &format!(
-            "{notices} draft notices holding {} listings ({} cannot be filed yet, each with its reason)",
-            report.drafts.listings,
+            "{notices} draft notices holding {} listings and domains ({} cannot be filed yet, each with its reason)",
+            report.drafts.listings + domain_drafts.listings,
             report.drafts.not_fileable
         ),
     );

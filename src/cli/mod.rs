@@ -7,6 +7,8 @@ mod backup;
 mod bench;
 #[cfg(feature = "fixtures")]
 mod bench_browser;
+#[cfg(feature = "fixtures")]
+mod bench_domains;
 mod brands;
 mod cases;
 mod config;

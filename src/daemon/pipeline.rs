@@ -245,4 +245,53 @@ mod tests {
         assert_eq!(run().await, 2);
         assert_eq!(run().await, 2);
     }
+
+    /// A watch of kind `domains`, as the scheduler's worker runs it: the domain watch for its
+    /// brands against the fixture zone on a real DNS server, then drafting.
+    #[tokio::test]
+    async fn a_domains_watch_runs_the_domain_watch_and_drafts() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let server = FixtureServer::new(FixtureOptions {
+            fixtures_dir: repo.join("fixtures"),
+            ..FixtureOptions::default()
+        })
+        .unwrap();
+        let dns = crate::fixture_server::serve_zone(server.zone())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(crate::fixture_server::serve(listener, server));
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
+            .await
+            .unwrap();
+        let brands = crate::registry::load_file(&repo.join("fixtures/brands.toml")).unwrap();
+        store
+            .import_registry(&brands, "test", "brands.toml")
+            .await
+            .unwrap();
+        let mut config = Config::default();
+        config.domains.resolver = dns.addr().to_string();
+        config.domains.http_port = Some(port);
+        config.domains.queries_per_second = 5000;
+        let defs = crate::platform::load_dir(&repo.join("crawlers")).unwrap();
+        let pipeline = Pipeline::new(store.clone(), config, defs, Pace::UnlimitedOnLoopback);
+        let watch = Watch {
+            name: "cn-domains".to_owned(),
+            cron: crate::cron::CronExpr::parse("@daily").unwrap(),
+            jitter: std::time::Duration::ZERO,
+            platforms: vec![crate::domains::PLATFORM.to_owned()],
+            keywords: Vec::new(),
+            brands: vec!["Sony".to_owned()],
+            kind: WatchKind::Domains,
+        };
+        let report = pipeline.run(&watch).await.unwrap();
+        assert_eq!(report.status, "ok", "{report:?}");
+        assert_eq!(report.crawl[0].platform, "domains");
+        let found = report.domains.unwrap();
+        assert_eq!(found.flagged, ["suoni.cn"]);
+        assert_eq!(report.drafts.created.len(), 1);
+    }
 }

@@ -27,6 +27,22 @@ pub(crate) const WORDS: [&str; 8] = [
     "sale",
 ];
 
+/// The headline goods of the classes squatters name most, by Nice class: a brand's name with
+/// what it sells (耐克鞋, nikexie, lv-bags, rolexwatch). Chinese words go on Chinese names as
+/// they are and on Latin and pinyin names as pinyin.
+const GOODS: [(u8, &[&str]); 10] = [
+    (3, &["化妆品", "香水", "beauty", "perfume"]),
+    (7, &["吸尘器", "vacuum"]),
+    (8, &["剃须刀", "shaver"]),
+    (9, &["数码", "耳机", "digital"]),
+    (11, &["电器", "appliances"]),
+    (14, &["手表", "表", "watch", "watches"]),
+    (18, &["包", "箱包", "bag", "bags"]),
+    (25, &["鞋", "服饰", "shoes", "fashion"]),
+    (28, &["玩具", "toys"]),
+    (16, &["文具"]),
+];
+
 /// How a candidate was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +73,8 @@ pub enum Rule {
     HomophoneChinese,
     /// The brand with a shop's or an official site's word: `nikeshop`, `耐克官网`.
     Word,
+    /// The brand with the goods its marks are registered for: `耐克鞋`, `rolexwatch`.
+    Goods,
 }
 
 impl Rule {
@@ -79,6 +97,7 @@ impl Rule {
             Rule::Chinese => "chinese",
             Rule::HomophoneChinese => "homophone_chinese",
             Rule::Word => "word",
+            Rule::Goods => "goods",
         }
     }
 }
@@ -105,6 +124,12 @@ pub struct CandidateOptions {
 /// Every candidate for `brand`, each name once (under the first rule that made it, in
 /// [`Rule`]'s order), without the brand's own domains.
 pub fn candidates(brand: &Brand, options: &CandidateOptions) -> Vec<Candidate> {
+    let classes: Vec<u8> = brand.marks.iter().flat_map(|m| m.classes.clone()).collect();
+    let goods: Vec<&str> = GOODS
+        .iter()
+        .filter(|(class, _)| classes.contains(class))
+        .flat_map(|(_, words)| words.iter().copied())
+        .collect();
     let mut labels: BTreeMap<String, (Rule, String)> = BTreeMap::new();
     let mut add = |label: String, rule: Rule, source: &str| {
         if valid_label(&label) {
@@ -134,7 +159,8 @@ pub fn candidates(brand: &Brand, options: &CandidateOptions) -> Vec<Candidate> {
                 for (rule, v) in permutations(&latin) {
                     add(v, rule, name);
                 }
-                add_words(&latin, name, &mut add);
+                add_words(&latin, &WORDS, Rule::Word, name, &mut add);
+                add_words(&latin, &goods, Rule::Goods, name, &mut add);
                 let words: Vec<&str> = name.split_whitespace().collect();
                 if words.len() > 1 {
                     add(words.join("-").to_lowercase(), Rule::Hyphenation, name);
@@ -154,6 +180,9 @@ pub fn candidates(brand: &Brand, options: &CandidateOptions) -> Vec<Candidate> {
             for w in WORDS.iter().filter(|w| w.chars().all(is_han)) {
                 add(format!("{han}{w}"), Rule::Word, name);
             }
+            for w in goods.iter().filter(|w| w.chars().all(is_han)) {
+                add(format!("{han}{w}"), Rule::Goods, name);
+            }
             if registered {
                 for v in homophone_names(&han) {
                     add(v, Rule::HomophoneChinese, name);
@@ -163,7 +192,8 @@ pub fn candidates(brand: &Brand, options: &CandidateOptions) -> Vec<Candidate> {
                 let joined = syllables.concat();
                 add(joined.clone(), Rule::Pinyin, name);
                 add(syllables.join("-"), Rule::Pinyin, name);
-                add_words(&joined, name, &mut add);
+                add_words(&joined, &WORDS, Rule::Word, name, &mut add);
+                add_words(&joined, &goods, Rule::Goods, name, &mut add);
                 if registered {
                     let initials: String =
                         syllables.iter().filter_map(|s| s.chars().next()).collect();
@@ -257,15 +287,22 @@ fn valid_label(label: &str) -> bool {
     }
 }
 
-fn add_words(base: &str, source: &str, add: &mut impl FnMut(String, Rule, &str)) {
-    for w in WORDS {
+/// `base` with each word after it (joined, hyphenated) and before it; Chinese words as pinyin.
+fn add_words(
+    base: &str,
+    words: &[&str],
+    rule: Rule,
+    source: &str,
+    add: &mut impl FnMut(String, Rule, &str),
+) {
+    for w in words {
         let w = match pinyin_of(w) {
             Some(syllables) if w.chars().all(is_han) => syllables.concat(),
-            _ => w.to_owned(),
+            _ => (*w).to_owned(),
         };
-        add(format!("{base}{w}"), Rule::Word, source);
-        add(format!("{base}-{w}"), Rule::Word, source);
-        add(format!("{w}{base}"), Rule::Word, source);
+        add(format!("{base}{w}"), rule, source);
+        add(format!("{base}-{w}"), rule, source);
+        add(format!("{w}{base}"), rule, source);
     }
 }
 

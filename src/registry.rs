@@ -1264,6 +1264,26 @@ aliases = ["N家"]
     }
 
     #[test]
+    fn own_domains_are_read_checked_and_written_back() {
+        let src = NIKE.replace(
+            "aliases =",
+            "domains = [\"Nike.com.CN\", \"耐克.中国\"]\naliases =",
+        );
+        let brands = parse_toml(&src).unwrap();
+        assert_eq!(brands[0].domains, ["nike.com.cn", "耐克.中国"]);
+        assert_eq!(parse_toml(&to_toml(&brands)).unwrap(), brands);
+
+        let bad = problems(&NIKE.replace("aliases =", "domains = [\"not a domain\"]\naliases ="));
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].field, "brand[0].domains");
+        assert!(bad[0].message.contains("not a domain name"), "{:?}", bad[0]);
+
+        let csv = "name,owner,text,jurisdiction,registration_no,classes,domains\n\
+                   Nike,Nike Inc.,NIKE,CN,1,25,nike.com.cn; nike.cn\n";
+        assert_eq!(parse_csv(csv).unwrap()[0].domains, ["nike.com.cn", "nike.cn"]);
+    }
+
+    #[test]
     fn reads_the_documented_format() {
         let brands = parse_toml(NIKE).unwrap();
         assert_eq!(brands.len(), 1);

@@ -35,7 +35,8 @@ async fn demo_on_a_fresh_directory_fills_every_platforms_queue_and_writes_emails
     // A bad option in .cargo/config.toml's allocator settings warns on every command.
     assert!(!err.contains("<jemalloc>"), "{err}");
     for line in [
-        "[7/7] writing the alert emails",
+        "[8/8] writing the alert emails",
+        "watching .CN domains",
         "Listings and verdicts per platform",
         "Draft notices",
         "markwatch serve --demo",
@@ -69,6 +70,18 @@ async fn demo_on_a_fresh_directory_fills_every_platforms_queue_and_writes_emails
             "{platform} {drafts}:\n{out}"
         );
     }
+    // The domain watch found the fixture zone's squats and drafted their CNDRP complaints.
+    let domain_drafts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notices WHERE platform = 'domains' AND state = 'draft'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(domain_drafts > 0, "{out}");
+    assert!(
+        out.contains(&format!("{domain_drafts} CNDRP drafts")),
+        "{domain_drafts}:\n{out}"
+    );
     let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts WHERE state = 'sent'")
         .fetch_one(&mut conn)
         .await

@@ -9,7 +9,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::web::WebServer;
 use common::{Running, Scratch, demo_brands};
+use markwatch::Role;
 use markwatch::{FixtureOptions, ZoneEntry, serve_zone};
 use serde_json::Value;
 
@@ -184,6 +186,17 @@ async fn squatted_domains_are_found_judged_drafted_and_followed() {
     .ok();
     assert!(text.contains("Last day to file: 2028-02-29"), "{text}");
     assert!(text.contains("某某贸易有限公司"), "{text}");
+
+    // A reviewer sees the domain, how it copies the mark, and WHOIS's facts on the notice page.
+    let web = WebServer::start_on(scratch.db()).await;
+    web.add_user("legal", Role::Reviewer).await;
+    let client = web.client();
+    web.login(&client, "legal").await;
+    let page = web.text(&client, &format!("/notices/{naike}")).await;
+    for want in ["naike.cn: pinyin of 耐克", "Registered</dt><dd>2025-03-01 by 某某贸易有限公司"] {
+        assert!(page.contains(want), "missing {want:?}:\n{page}");
+    }
+    drop(web);
 
     // 3. A name registered between two runs is news; the others are not.
     zone.insert(&ZoneEntry {

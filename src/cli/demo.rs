@@ -374,7 +374,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .fixtures
         .unwrap_or_else(|| bundled(Path::new("fixtures"), "fixtures"));
     let mut steps = Steps {
-        total: 7,
+        total: 8,
         done: 0,
         started: Instant::now(),
     };

@@ -37,12 +37,27 @@ impl WebServer {
         WebServer::start_configured(&super::repo().join("crawlers"), configure).await
     }
 
+    /// The review UI over an existing database (another test's), the demo registry imported.
+    pub async fn start_on(db: Database) -> WebServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        WebServer::serve(dir, db, &super::repo().join("crawlers"), |_| {}).await
+    }
+
     async fn start_configured(
         definitions: &std::path::Path,
         configure: impl FnOnce(&mut Config),
     ) -> WebServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = super::fresh_database(dir.path(), "markwatch.db");
+        WebServer::serve(dir, db, definitions, configure).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        db: Database,
+        definitions: &std::path::Path,
+        configure: impl FnOnce(&mut Config),
+    ) -> WebServer {
         let store = Store::open(&db).await.expect("open store");
         let brands = markwatch::load_registry(&super::demo_brands()).unwrap();
         store

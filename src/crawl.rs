@@ -12,7 +12,7 @@ mod accounts;
 pub(crate) mod plan;
 
 pub use plan::{Crawl, Pace, Search, pipeline_matcher};
-pub(crate) use plan::{MatcherStamp, PlatformLocks, build_matcher};
+pub(crate) use plan::{MatcherStamp, PlatformLocks, build_matcher, fetch_policy};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

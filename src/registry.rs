@@ -1280,7 +1280,10 @@ aliases = ["N家"]
 
         let csv = "name,owner,text,jurisdiction,registration_no,classes,domains\n\
                    Nike,Nike Inc.,NIKE,CN,1,25,nike.com.cn; nike.cn\n";
-        assert_eq!(parse_csv(csv).unwrap()[0].domains, ["nike.com.cn", "nike.cn"]);
+        assert_eq!(
+            parse_csv(csv).unwrap()[0].domains,
+            ["nike.com.cn", "nike.cn"]
+        );
     }
 
     #[test]

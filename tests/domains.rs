@@ -193,7 +193,10 @@ async fn squatted_domains_are_found_judged_drafted_and_followed() {
     let client = web.client();
     web.login(&client, "legal").await;
     let page = web.text(&client, &format!("/notices/{naike}")).await;
-    for want in ["naike.cn: pinyin of 耐克", "Registered</dt><dd>2025-03-01 by 某某贸易有限公司"] {
+    for want in [
+        "naike.cn: pinyin of 耐克",
+        "Registered</dt><dd>2025-03-01 by 某某贸易有限公司",
+    ] {
         assert!(page.contains(want), "missing {want:?}:\n{page}");
     }
     drop(web);

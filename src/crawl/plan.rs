@@ -222,15 +222,7 @@ impl CrawlBuilder<'_> {
                     (None, concurrency.unwrap_or(UNPACED_CONCURRENCY))
                 }
             };
-            let policy = FetchPolicy {
-                requests_per_second,
-                concurrency: concurrency.max(1) as usize,
-                max_attempts: def.retry.max_attempts.max(1),
-                base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
-                max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
-                timeout: Duration::from_secs(config.crawl.timeout_secs),
-                user_agent: config.crawl.user_agent.clone(),
-            };
+            let policy = fetch_policy(def, config, requests_per_second, concurrency);
             let login_required = overrides
                 .and_then(|p| p.login_required)
                 .unwrap_or_else(|| def.login.as_ref().is_some_and(|l| l.required));
@@ -591,6 +583,25 @@ impl MatcherStamp {
             registry: store.registry_stamp().await?,
             allow: store.allow_rules_stamp().await?,
         })
+    }
+}
+
+/// How a definition's pages are fetched: its retries, the crawl's timeout and user agent, at
+/// the pace given.
+pub(crate) fn fetch_policy(
+    def: &PlatformDef,
+    config: &Config,
+    requests_per_second: Option<f64>,
+    concurrency: u32,
+) -> FetchPolicy {
+    FetchPolicy {
+        requests_per_second,
+        concurrency: concurrency.max(1) as usize,
+        max_attempts: def.retry.max_attempts.max(1),
+        base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
+        max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
+        timeout: Duration::from_secs(config.crawl.timeout_secs),
+        user_agent: config.crawl.user_agent.clone(),
     }
 }
 

@@ -178,29 +178,44 @@ mod tests {
     use crate::fixture_server::{FixtureOptions, FixtureServer};
     use crate::platform::FetchWith;
 
-    /// Runs through the real crawl against the fixture JD on loopback: the matcher is built
-    /// at the first run, kept while the registry stands, rebuilt once an import changes it.
-    #[tokio::test]
-    async fn the_matcher_is_rebuilt_only_when_the_registry_changes() {
+    /// The fixture platforms on loopback (their zone too), and a scratch store holding the
+    /// demo registry.
+    async fn fixtures_and_store() -> (
+        crate::fixture_server::FixtureZone,
+        std::net::SocketAddr,
+        Store,
+        Vec<crate::model::Brand>,
+        tempfile::TempDir,
+    ) {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let server = FixtureServer::new(FixtureOptions {
             fixtures_dir: repo.join("fixtures"),
             ..FixtureOptions::default()
         })
         .unwrap();
+        let zone = server.zone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
         tokio::spawn(crate::fixture_server::serve(listener, server));
-
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
             .await
             .unwrap();
-        let mut brands = crate::registry::load_file(&repo.join("fixtures/brands.toml")).unwrap();
+        let brands = crate::registry::load_file(&repo.join("fixtures/brands.toml")).unwrap();
         store
             .import_registry(&brands, "test", "brands.toml")
             .await
             .unwrap();
+        (zone, addr, store, brands, dir)
+    }
+
+    /// Runs through the real crawl against the fixture JD on loopback: the matcher is built
+    /// at the first run, kept while the registry stands, rebuilt once an import changes it.
+    #[tokio::test]
+    async fn the_matcher_is_rebuilt_only_when_the_registry_changes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (_, addr, store, mut brands, _dir) = fixtures_and_store().await;
+        let base = format!("http://{addr}");
 
         let mut config = Config::default();
         config.crawl.browser.screenshots = false;
@@ -251,30 +266,11 @@ mod tests {
     #[tokio::test]
     async fn a_domains_watch_runs_the_domain_watch_and_drafts() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let server = FixtureServer::new(FixtureOptions {
-            fixtures_dir: repo.join("fixtures"),
-            ..FixtureOptions::default()
-        })
-        .unwrap();
-        let dns = crate::fixture_server::serve_zone(server.zone())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(crate::fixture_server::serve(listener, server));
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::test_support::scratch_db(dir.path()).await)
-            .await
-            .unwrap();
-        let brands = crate::registry::load_file(&repo.join("fixtures/brands.toml")).unwrap();
-        store
-            .import_registry(&brands, "test", "brands.toml")
-            .await
-            .unwrap();
+        let (zone, addr, store, _, _dir) = fixtures_and_store().await;
+        let dns = crate::fixture_server::serve_zone(zone).await.unwrap();
         let mut config = Config::default();
         config.domains.resolver = dns.addr().to_string();
-        config.domains.http_port = Some(port);
+        config.domains.http_port = Some(addr.port());
         config.domains.queries_per_second = 5000;
         let defs = crate::platform::load_dir(&repo.join("crawlers")).unwrap();
         let pipeline = Pipeline::new(store.clone(), config, defs, Pace::UnlimitedOnLoopback);

@@ -10,7 +10,6 @@ mod resolve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -20,7 +19,7 @@ pub use resolve::{DomainResolver, Lookup, Records};
 
 use crate::config::Config;
 use crate::crawl::{Pace, RunSummary};
-use crate::fetch::{FetchPolicy, Fetcher, Identity, Page};
+use crate::fetch::{Fetcher, Identity, Page};
 use crate::matcher::Matcher;
 use crate::model::{Brand, Listing, Outcome, Verdict};
 use crate::platform::{DefKind, PlatformDef};
@@ -308,15 +307,7 @@ fn home_fetcher(
     let concurrency = overrides
         .and_then(|p| p.concurrency)
         .unwrap_or(def.rate_limit.concurrency);
-    let policy = FetchPolicy {
-        requests_per_second,
-        concurrency: concurrency.max(1) as usize,
-        max_attempts: def.retry.max_attempts.max(1),
-        base_backoff: Duration::from_millis(def.retry.base_backoff_ms),
-        max_backoff: Duration::from_millis(def.retry.max_backoff_ms),
-        timeout: Duration::from_secs(config.crawl.timeout_secs),
-        user_agent: config.crawl.user_agent.clone(),
-    };
+    let policy = crate::crawl::fetch_policy(def, config, requests_per_second, concurrency);
     Ok(Fetcher::with_identity(
         policy,
         Identity {

@@ -44,6 +44,19 @@ pub struct DomainRow {
     pub registrant: Option<String>,
 }
 
+/// The columns of a [`DomainRow`], for `concat!` with a statement's WHERE.
+macro_rules! domain_rows {
+    () => {
+        "SELECT d.id, d.domain, d.display, b.name AS brand, d.rule, d.source, d.state,
+                d.records, d.first_seen, d.last_seen, d.last_checked, d.listing_id,
+                m.verdict, l.title, d.registered_on, d.registrant
+         FROM domain_names d
+         JOIN brands b ON b.id = d.brand_id
+         LEFT JOIN listings l ON l.id = d.listing_id
+         LEFT JOIN matches m ON m.listing_id = d.listing_id"
+    };
+}
+
 impl Store {
     /// Records a sighting: a new domain is inserted (first seen now), a known one updated.
     /// Returns true for a new one. A domain that was `gone` and is back counts as new.
@@ -109,17 +122,10 @@ impl Store {
 
     /// The stored domains, newest first; only `brand`'s when given.
     pub async fn domains(&self, brand: Option<&str>) -> Result<Vec<DomainRow>> {
-        Ok(sql::query_as(
-            "SELECT d.id, d.domain, d.display, b.name AS brand, d.rule, d.source, d.state,
-                    d.records, d.first_seen, d.last_seen, d.last_checked, d.listing_id,
-                    m.verdict, l.title, d.registered_on, d.registrant
-             FROM domain_names d
-             JOIN brands b ON b.id = d.brand_id
-             LEFT JOIN listings l ON l.id = d.listing_id
-             LEFT JOIN matches m ON m.listing_id = d.listing_id
-             WHERE ? IS NULL OR b.name = ?
-             ORDER BY d.first_seen DESC, d.domain",
-        )
+        Ok(sql::query_as(concat!(
+            domain_rows!(),
+            " WHERE ? IS NULL OR b.name = ? ORDER BY d.first_seen DESC, d.domain"
+        ))
         .bind(brand)
         .bind(brand)
         .fetch_all(&self.pool)
@@ -129,11 +135,14 @@ impl Store {
     /// The stored domain named `domain` (ASCII or as displayed).
     pub async fn domain(&self, domain: &str) -> Result<Option<DomainRow>> {
         let domain = domain.trim_end_matches('.').to_lowercase();
-        Ok(self
-            .domains(None)
-            .await?
-            .into_iter()
-            .find(|d| d.domain == domain || d.display == domain))
+        Ok(sql::query_as(concat!(
+            domain_rows!(),
+            " WHERE d.domain = ? OR d.display = ?"
+        ))
+        .bind(&domain)
+        .bind(&domain)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Sets what WHOIS says: when the domain was registered, and by whom. Both are the

@@ -33,8 +33,10 @@ fn config(scratch: &Scratch, resolver: &str, http_port: u16, timeout: u64) {
         &format!(
             "[crawl]\ndefinitions = \"{}\"\n\n\
              [domains]\nresolver = \"{resolver}\"\nqueries_per_second = 5000\ntimeout_secs = {timeout}\n\
-             http_port = {http_port}\n\n[platforms.domains]\nrequests_per_second = 0\n",
-            common::repo().join("crawlers").display()
+             http_port = {http_port}\n\n[platforms.domains]\nrequests_per_second = 0\n\n\
+             [email]\ntransport = \"file\"\ndir = \"{}\"\n",
+            common::repo().join("crawlers").display(),
+            scratch.path("outbox").display()
         ),
     );
 }
@@ -133,6 +135,19 @@ async fn squatted_domains_are_found_judged_drafted_and_followed() {
     // Bystanders on names the watch generates: judged, not flagged.
     expect("nk.cn", "web", "clear");
     expect("laike.cn", "web", "clear");
+
+    // The brand owner hears of them by email, as of infringing listings.
+    run(&scratch, &["--config", "markwatch.toml", "alerts", "send"])
+        .await
+        .ok();
+    let nike_mail = std::fs::read_dir(scratch.path("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("To: ip@nike.example"))
+        .expect("an alert to Nike's contact");
+    for want in ["naike.cn", "A .CN domain made from the mark (domain watch)"] {
+        assert!(nike_mail.contains(want), "missing {want:?}:\n{nike_mail}");
+    }
 
     // Each flagged domain is one CNDRP draft, in the queue under the `domains` definition.
     let queue = run(

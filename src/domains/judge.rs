@@ -154,11 +154,12 @@ pub(crate) fn judge(
             _ => None,
         };
     };
+    // The host is ASCII; the registry may name an IDN as people write it.
     let own = |host: &str| {
-        brand
-            .domains
-            .iter()
-            .any(|d| host == d || host.ends_with(&format!(".{d}")))
+        brand.domains.iter().any(|d| {
+            let d = idna::domain_to_ascii(d).unwrap_or_else(|_| d.clone());
+            host == d || host.ends_with(&format!(".{d}"))
+        })
     };
     if own(&home.host) {
         return Some(verdict(

@@ -77,7 +77,7 @@ pub use config::{
 // Shared nouns.
 pub use model::{
     AllowKind, AllowRule, Brand, BrandImage, CaseState, ImageKind, Language, Listing,
-    MATCHER_VERSION, Mark, Outcome, PriceFloor, Reason, ReasonCode, RejectReason,
+    MATCHER_VERSION, Mark, NoticeKind, Outcome, PriceFloor, Reason, ReasonCode, RejectReason,
     TransitionDetails, Verdict,
 };
 

@@ -5,7 +5,8 @@ pub(crate) mod alert;
 mod case;
 mod verdict;
 
-pub use case::{CaseState, TransitionDetails};
+pub(crate) use case::DOMAINS_PLATFORM;
+pub use case::{CaseState, NoticeKind, TransitionDetails};
 pub(crate) use case::{InfringementKind, UnknownState, cndrp_deadline, counter_notice_deadline};
 pub use verdict::{MATCHER_VERSION, Outcome, Reason, ReasonCode, Verdict};
 

@@ -159,6 +159,7 @@ async fn squatted_domains_are_found_judged_drafted_and_followed() {
     let page: Value = serde_json::from_str(&queue).unwrap();
     let drafts = page["notices"].as_array().unwrap();
     assert_eq!(drafts.len(), 7, "{queue}");
+    assert!(drafts.iter().all(|n| n["kind"] == "domain"), "{queue}");
     // A listing's title is the domain, then its page's title.
     let naike = drafts
         .iter()

@@ -26,7 +26,7 @@ use crate::platform::{DefKind, PlatformDef};
 use crate::store::{DomainSighting, RunCounts, RunStatus, Store, StoreError};
 
 /// The platform key of domain findings: their listings, notices and the watch's crawl runs.
-pub const PLATFORM: &str = "domains";
+pub const PLATFORM: &str = crate::model::DOMAINS_PLATFORM;
 
 /// Lookups in flight at once; the rate limiter sets the pace.
 const LOOKUPS_IN_FLIGHT: usize = 32;

@@ -9,6 +9,27 @@ use serde::{Deserialize, Serialize};
 /// the authorities or sue, or the platform restores the listing.
 pub(crate) const COUNTER_NOTICE_DAYS: u64 = 15;
 
+/// The platform key under which the domain watch stores what it finds.
+pub(crate) const DOMAINS_PLATFORM: &str = "domains";
+
+/// What a notice complains of: listings on a platform, or a domain name (a CNDRP complaint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Listing,
+    Domain,
+}
+
+impl NoticeKind {
+    pub fn of_platform(platform: &str) -> NoticeKind {
+        if platform == DOMAINS_PLATFORM {
+            NoticeKind::Domain
+        } else {
+            NoticeKind::Listing
+        }
+    }
+}
+
 /// CNDRP (CNNIC, 2019) Art. 2: a provider does not accept a complaint against a domain
 /// registered three years or more before it.
 pub(crate) const CNDRP_MONTHS: u32 = 36;

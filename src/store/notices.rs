@@ -7,13 +7,15 @@ use sqlx::{Any, QueryBuilder, Transaction};
 
 use super::allow::{AllowRequest, Feedback, Rejection};
 use super::{Result, Store, StoreError, now};
-use crate::model::{CaseState, InfringementKind, RejectReason, TransitionDetails};
+use crate::model::{CaseState, InfringementKind, NoticeKind, RejectReason, TransitionDetails};
 use crate::model::{Outcome, Reason};
 
 /// One notice as the queue shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NoticeSummary {
     pub id: i64,
+    /// `listing` or `domain` (the domain watch's CNDRP complaints).
+    pub kind: NoticeKind,
     pub platform: String,
     /// The complaint channel's name, e.g. "阿里巴巴知识产权保护平台 (Alibaba IPP)".
     pub channel: String,
@@ -385,6 +387,7 @@ impl TryFrom<SummaryRow> for NoticeSummary {
     type Error = StoreError;
     fn try_from(r: SummaryRow) -> Result<Self> {
         Ok(NoticeSummary {
+            kind: NoticeKind::of_platform(&r.platform),
             state: parse_state(&r.state)?,
             reason: r.reason.parse().map_err(|_| StoreError::Corrupt {
                 table: "notices",

@@ -1177,10 +1177,10 @@ async fn serve_and_three_workers_share_a_run_at_each_platforms_pace_and_survive_
         "verdicts differ from an undisturbed crawl"
     );
 
-    // Each platform's pace held over all the workers together. The pacer lets a second's
-    // worth of requests go at once, then one per 1/rate: in any window of T seconds no more
-    // than rate × (T + 1), one more for where the window's edge falls. Two workers on one
-    // platform would each have their own allowance and break it over a few seconds.
+    // Each platform's pace held over all the workers together. The pacer lets one request go
+    // per 1/rate, with no burst, but each job starts its own pacer right after the last job's
+    // request: in any window of T seconds no more than rate × (T + 1), one more for where the
+    // window's edge falls. Two workers on one platform at once would break it in a few seconds.
     let log = fixtures.server.log().entries();
     for p in common::PLATFORMS {
         let times: Vec<u64> = log[first_request..]

@@ -159,13 +159,16 @@ impl Fetcher {
             .map_err(FetchError::Client)?;
         let limiter = policy.requests_per_second.and_then(|rps| {
             // Sub-1 rates become one request per 1/rps seconds.
+            // No burst: governor would otherwise let a second's worth go at once at the start of
+            // every run, so two runs back to back gave a platform twice its rate for a moment.
             let quota = if rps >= 1.0 {
                 Quota::per_second(NonZeroU32::new(rps.round() as u32)?)
             } else if rps > 0.0 {
                 Quota::with_period(Duration::from_secs_f64(1.0 / rps))?
             } else {
                 return None;
-            };
+            }
+            .allow_burst(NonZeroU32::MIN);
             Some(RateLimiter::direct(quota))
         });
         Ok(Fetcher {

@@ -100,34 +100,109 @@ pub async fn run(
     let resolver = Arc::new(DomainResolver::new(&config.domains)?);
     let fetcher = home_fetcher(config, def, pace, &resolver)?;
     let run_id = store.start_crawl_run(PLATFORM, None).await?;
-    let options = CandidateOptions {
-        extra_tlds: config.domains.extra_tlds.clone(),
+    let watch = Watcher {
+        store,
+        config,
+        def,
+        matcher: &matcher,
+        resolver: &resolver,
+        fetcher: &fetcher,
+        run_id,
+        options: CandidateOptions {
+            extra_tlds: config.domains.extra_tlds.clone(),
+        },
     };
-    let mut report = DomainReport {
-        brands: chosen.len(),
-        ..DomainReport::default()
+    let mut p = Progress {
+        report: DomainReport {
+            brands: chosen.len(),
+            ..DomainReport::default()
+        },
+        ..Progress::default()
     };
-    let mut counts = RunCounts::default();
-    let mut first_error: Option<String> = None;
-    // Lookups the name server answered (either way); none after a full round of failures
-    // means it is down, and the run stops rather than time out on every name.
-    let mut answered = 0usize;
-    let mut dead = false;
+    let mut outcome = Ok(());
     for brand in &chosen {
-        if dead {
+        outcome = watch.brand(brand, &mut p).await;
+        if p.dead || outcome.is_err() {
             break;
         }
+    }
+    // The run is closed whatever happened, with what it stored so far.
+    if let Err(e) = &outcome {
+        p.first_error = Some(e.to_string());
+    }
+    let status = if outcome.is_err() || p.dead {
+        RunStatus::Failed
+    } else if p.report.failed == 0 && p.counts.pages_failed == 0 {
+        RunStatus::Ok
+    } else {
+        RunStatus::Partial
+    };
+    store
+        .finish_crawl_run(run_id, &p.counts, status, p.first_error.as_deref())
+        .await?;
+    outcome?;
+    let report = p.report;
+    if report.failed > 0 {
+        tracing::warn!(failed = report.failed, "domain watch: some lookups failed");
+    }
+    tracing::info!(
+        candidates = report.candidates,
+        registered = report.registered,
+        new = report.new.len(),
+        flagged = report.flagged.len(),
+        "domain watch done"
+    );
+    Ok((
+        RunSummary {
+            platform: PLATFORM.to_owned(),
+            run_id,
+            status,
+            counts: p.counts,
+            error: p.first_error,
+        },
+        report,
+    ))
+}
+
+/// One run's tools.
+struct Watcher<'a> {
+    store: &'a Store,
+    config: &'a Config,
+    def: &'a PlatformDef,
+    matcher: &'a Matcher,
+    resolver: &'a Arc<DomainResolver>,
+    fetcher: &'a Fetcher,
+    run_id: i64,
+    options: CandidateOptions,
+}
+
+/// What a run has done so far.
+#[derive(Default)]
+struct Progress {
+    report: DomainReport,
+    counts: RunCounts,
+    first_error: Option<String>,
+    /// Lookups the name server answered (either way); none after a full round of failures
+    /// means it is down, and the run stops rather than time out on every name.
+    answered: usize,
+    dead: bool,
+}
+
+impl Watcher<'_> {
+    /// Looks `brand`'s candidates up, then fetches, judges and stores the registered ones.
+    async fn brand(&self, brand: &Brand, p: &mut Progress) -> Result<(), DomainError> {
+        let (store, config, def) = (self.store, self.config, self.def);
         let stored: HashMap<String, String> = store
             .domains(Some(&brand.name))
             .await?
             .into_iter()
             .map(|d| (d.domain, d.state))
             .collect();
-        let list = candidates(brand, &options);
-        report.candidates += list.len();
+        let list = candidates(brand, &self.options);
+        p.report.candidates += list.len();
         let mut lookups = futures_util::stream::iter(list)
             .map(|c| {
-                let resolver = resolver.clone();
+                let resolver = self.resolver.clone();
                 async move {
                     let found = resolver.lookup(&c.domain).await;
                     (c, found)
@@ -139,45 +214,47 @@ pub async fn run(
         while let Some((c, found)) = lookups.next().await {
             match found {
                 Lookup::Unregistered => {
-                    answered += 1;
+                    p.answered += 1;
                     if stored.get(&c.domain).is_some_and(|s| s != "gone") {
                         gone.push(c.domain);
                     }
                 }
                 Lookup::Failed(why) => {
-                    report.failed += 1;
-                    counts.pages_failed += 1;
-                    if report.failures.len() < FAILURES_NAMED {
-                        report.failures.push(format!("{}: {why}", c.domain));
+                    p.report.failed += 1;
+                    p.counts.pages_failed += 1;
+                    if p.report.failures.len() < FAILURES_NAMED {
+                        p.report.failures.push(format!("{}: {why}", c.domain));
                     }
-                    first_error.get_or_insert_with(|| format!("{}: {why}", c.domain));
-                    if answered == 0 && report.failed >= LOOKUPS_IN_FLIGHT {
-                        dead = true;
-                        first_error = Some(format!(
+                    p.first_error
+                        .get_or_insert_with(|| format!("{}: {why}", c.domain));
+                    if p.answered == 0 && p.report.failed >= LOOKUPS_IN_FLIGHT {
+                        p.dead = true;
+                        p.first_error = Some(format!(
                             "the name server ({}) answered none of the first {} lookups: {why}",
-                            config.domains.resolver, report.failed
+                            config.domains.resolver, p.report.failed
                         ));
                         break;
                     }
                 }
                 Lookup::Registered(records) => {
-                    answered += 1;
+                    p.answered += 1;
                     registered.push((c, records));
                 }
             }
         }
         drop(lookups);
-        report.gone += store.domains_gone(&gone).await?;
-        report.registered += registered.len();
+        p.report.gone += store.domains_gone(&gone).await?;
+        p.report.registered += registered.len();
         // Registered names in a stable order, so two runs store alike.
         registered.sort_by(|a, b| a.0.domain.cmp(&b.0.domain));
         for (c, records) in registered {
+            let url = home_url(def, config, &c.domain);
             let home = if records.state() == "web" {
-                match fetcher.fetch(&home_url(def, config, &c.domain)).await {
+                match self.fetcher.fetch(&url).await {
                     Ok(page) => Some(page),
                     Err(e) => {
-                        counts.pages_failed += 1;
-                        first_error.get_or_insert_with(|| e.to_string());
+                        p.counts.pages_failed += 1;
+                        p.first_error.get_or_insert_with(|| e.to_string());
                         None
                     }
                 }
@@ -185,7 +262,7 @@ pub async fn run(
                 None
             };
             let read = home.as_ref().map(judge::HomePage::read);
-            let verdict = judge::judge(&matcher, brand, &c, &records, read.as_ref());
+            let verdict = judge::judge(self.matcher, brand, &c, &records, read.as_ref());
             let mut listing_key = None;
             if let Some(verdict) = &verdict {
                 let page = match &home {
@@ -195,7 +272,7 @@ pub async fn run(
                 let listing = Listing {
                     platform: PLATFORM.to_owned(),
                     item_id: c.domain.clone(),
-                    url: home_url(def, config, &c.domain),
+                    url,
                     // The domain first: a reviewer tells cases apart by it.
                     title: read
                         .as_ref()
@@ -209,16 +286,16 @@ pub async fn run(
                 let judged = verdict.clone();
                 let record = crate::crawl::record_page(
                     store,
-                    run_id,
+                    self.run_id,
                     &page,
                     std::slice::from_ref(&listing),
                     &move |_: &Listing| -> Verdict { judged.clone() },
                 )
                 .await?;
-                record.count_into(&mut counts);
-                counts.pages_ok += 1;
+                record.count_into(&mut p.counts);
+                p.counts.pages_ok += 1;
                 if verdict.verdict != Outcome::Clear {
-                    report.flagged.push(c.display.clone());
+                    p.report.flagged.push(c.display.clone());
                 }
                 listing_key = Some(c.domain.clone());
             }
@@ -235,40 +312,11 @@ pub async fn run(
                 })
                 .await?;
             if new {
-                report.new.push(c.display.clone());
+                p.report.new.push(c.display.clone());
             }
         }
+        Ok(())
     }
-    let status = if report.failed == 0 && counts.pages_failed == 0 {
-        RunStatus::Ok
-    } else if dead {
-        RunStatus::Failed
-    } else {
-        RunStatus::Partial
-    };
-    store
-        .finish_crawl_run(run_id, &counts, status, first_error.as_deref())
-        .await?;
-    if report.failed > 0 {
-        tracing::warn!(failed = report.failed, "domain watch: some lookups failed");
-    }
-    tracing::info!(
-        candidates = report.candidates,
-        registered = report.registered,
-        new = report.new.len(),
-        flagged = report.flagged.len(),
-        "domain watch done"
-    );
-    Ok((
-        RunSummary {
-            platform: PLATFORM.to_owned(),
-            run_id,
-            status,
-            counts,
-            error: first_error,
-        },
-        report,
-    ))
 }
 
 /// The home page's URL: the definition's `urls.item` with the domain, on `domains.http_port`

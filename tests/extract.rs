@@ -207,7 +207,12 @@ fn def(rel: &str) -> PlatformDef {
 fn shipped_definitions_all_load() {
     let defs = load_definitions(&root().join("crawlers")).unwrap();
     let names: Vec<_> = defs.iter().map(|d| d.platform.as_str()).collect();
-    assert_eq!(names, ["amazon_cn", "jd", "taobao", "tmall"]);
+    assert_eq!(names, ["amazon_cn", "domains", "jd", "taobao", "tmall"]);
+    // The domain watch's definition is never searched.
+    assert_eq!(
+        markwatch::crawlable(&defs),
+        ["amazon_cn", "jd", "taobao", "tmall"]
+    );
     let ipp = defs.iter().find(|d| d.platform == "taobao").unwrap();
     assert_eq!(ipp.complaint.max_listings, 300);
     assert!(ipp.complaint.requires_cn_registration);

@@ -40,10 +40,6 @@ impl Records {
             "parked"
         }
     }
-
-    pub fn addresses(&self) -> Vec<IpAddr> {
-        self.a.iter().chain(&self.aaaa).copied().collect()
-    }
 }
 
 /// What DNS said about a name.

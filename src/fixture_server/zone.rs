@@ -180,18 +180,6 @@ impl FixtureZone {
         }
     }
 
-    /// The registered names, ASCII, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = state
-            .records
-            .keys()
-            .map(|n| n.to_ascii().trim_end_matches('.').to_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
     /// The site `host` (ASCII, any port cut) serves, if it is in the zone.
     pub(crate) fn site(&self, host: &str) -> Option<Site> {
         let host = host

@@ -43,11 +43,33 @@ pub async fn connect(port: u16, part: &str) -> (Browser, Page) {
                 .flatten()
                 .is_some_and(|u| u.contains(part))
             {
+                // The tab shows its URL before the document has loaded; a node found in the
+                // document being replaced is gone by the time it is clicked.
+                wait_loaded(&page, part).await;
                 return (browser, page);
             }
         }
     }
     panic!("no page at {part}");
+}
+
+async fn wait_loaded(page: &Page, part: &str) {
+    let check = format!(
+        "document.readyState === 'complete' && location.href.includes({})",
+        serde_json::to_string(part).unwrap()
+    );
+    for _ in 0..200 {
+        let loaded = page
+            .evaluate(check.as_str())
+            .await
+            .ok()
+            .and_then(|v| v.into_value::<bool>().ok());
+        if loaded == Some(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page at {part} never finished loading");
 }
 
 /// As a person would: press on the knob, move it to the end of the track in steps, release.

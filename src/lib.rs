@@ -14,6 +14,8 @@ mod accounts;
 mod alert;
 /// The case lifecycle of a takedown notice: states, transitions, deadlines.
 mod case;
+/// Charts as SVG text, readable without colour.
+mod chart;
 /// Configuration: defaults, `markwatch.toml`, `MARKWATCH_*` variables.
 mod config;
 /// One crawl: fetch → extract → store for every platform and watched keyword.
@@ -65,6 +67,8 @@ mod store;
 mod test_support;
 /// Trusted timestamps (RFC 3161) over the evidence chain's head.
 mod timestamp;
+/// Weekly trends for the dashboard and the monthly report.
+mod trends;
 /// The review UI and JSON API: axum router, users, sessions, CSRF, security headers.
 mod web;
 
@@ -137,6 +141,13 @@ pub use cron::CronExpr;
 pub use schedule::Watch;
 pub use store::{Backend, Database, RunStatus, TableCount, WorkerRow};
 
+// Trends and charts.
+pub use store::WeeklyTally;
+pub use trends::{
+    AccountOutcomes, CaseWeek, Chart, ChartKind, Found, PERIODS, Removals, Table, Totals, Trends,
+    load as load_trends, week_of,
+};
+
 // The domain watch.
 pub use domains::{
     Candidate as DomainCandidate, CandidateOptions, DomainError, DomainReport, DomainResolver,
@@ -187,4 +198,4 @@ pub use fixture_server::{
     serve_zone, write_fixture_images,
 };
 #[cfg(feature = "fixtures")]
-pub use web::seed::{SeedListing, seed_notice, seed_notices};
+pub use web::seed::{SeedListing, seed_history, seed_notice, seed_notices};

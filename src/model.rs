@@ -320,6 +320,12 @@ pub struct Listing {
     pub title: String,
     /// Shop or seller name.
     pub seller: Option<String>,
+    /// The platform's own id for the shop, which outlives a change of name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
+    /// Where the page says it ships from ("广东 深圳").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship_from: Option<String>,
     /// Lowest displayed price.
     pub price: Option<f64>,
     /// ISO 4217, "CNY" on every platform we watch.

@@ -685,6 +685,7 @@ impl Modern {
                     "title": l.title,
                     "price": format!("{:.2}", l.price),
                     "nick": l.seller,
+                    "userId": l.seller_id,
                     "realSales": format!("{}人付款", l.sales),
                     "procity": l.location,
                     "auctionURL": format!("/{platform}/item.htm?id={}", l.item_id),

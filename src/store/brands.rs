@@ -222,6 +222,14 @@ impl Store {
             .await?)
     }
 
+    /// A brand's id, by its name.
+    pub(crate) async fn brand_id(&self, name: &str) -> Result<Option<i64>> {
+        Ok(sql::query_scalar("SELECT id FROM brands WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Every brand with its lists, price floors and marks, ordered by name.
     pub async fn brands(&self) -> Result<Vec<Brand>> {
         Ok(self.brands_with_stamp().await?.1)

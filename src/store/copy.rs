@@ -57,6 +57,10 @@ const TABLES: &[&str] = &[
 const NOT_COPIED: &[(&str, &str)] = &[
     // Kept by triggers on `notices`: the copied notices rebuild it.
     ("notice_tallies", "rebuilt from the notices"),
+    (
+        "weekly_activity",
+        "rebuilt from the matches, notices and audit log",
+    ),
     // A running daemon's address, pid and control token: the target has its own daemon.
     ("daemon_state", "the running daemon's own"),
     // Processes of the source's machines.

@@ -121,7 +121,7 @@ impl Store {
              WHERE id IN (SELECT id FROM listings
                           WHERE platform = ? AND detail_evidence_id IS NULL AND id <= ?
                           ORDER BY detail_tried_at NULLS FIRST, id LIMIT ?)
-             RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated",
+             RETURNING id, platform, item_id, url, title, seller, seller_id, ship_from, price, currency, category, is_ad, self_operated",
         )
         .bind(now())
         .bind(platform)
@@ -150,7 +150,7 @@ impl Store {
                                             WHERE p.evidence_id = l.detail_evidence_id
                                               AND p.kind = 'screenshot')
                           ORDER BY l.detail_tried_at NULLS FIRST, l.id LIMIT ?)
-             RETURNING id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated",
+             RETURNING id, platform, item_id, url, title, seller, seller_id, ship_from, price, currency, category, is_ad, self_operated",
         )
         .bind(now())
         .bind(platform)
@@ -462,6 +462,9 @@ struct Current {
     price: Option<f64>,
     seller: Option<String>,
     category: Option<String>,
+    /// The shop's id and ship-from place as the latest page showed them.
+    seller_id: Option<String>,
+    ship_from: Option<String>,
     /// Inserted by this group and not yet claimed as new by the page that showed it first.
     unclaimed: bool,
     /// Where it was last seen, when a page of this group saw it again.
@@ -520,6 +523,8 @@ async fn upsert_listings<'a>(
                 price: *price,
                 seller: seller.clone(),
                 category: category.clone(),
+                seller_id: None,
+                ship_from: None,
                 unclaimed: false,
                 seen: None,
             };
@@ -544,6 +549,8 @@ async fn upsert_listings<'a>(
                 price: l.price,
                 seller: l.seller.clone(),
                 category: l.category.clone(),
+                seller_id: l.seller_id.clone(),
+                ship_from: l.ship_from.clone(),
                 unclaimed: true,
                 seen: None,
             });
@@ -556,10 +563,10 @@ async fn upsert_listings<'a>(
     }
     if !fresh.is_empty() {
         let inserted: Vec<(i64, String, String)> = sql::query_as(
-            "INSERT INTO listings (platform, item_id, url, title, seller, price, currency, category, is_ad,
-             self_operated, evidence_id, first_seen, last_seen)
+            "INSERT INTO listings (platform, item_id, url, title, seller, seller_id, ship_from, price, currency,
+             category, is_ad, self_operated, evidence_id, first_seen, last_seen)
              SELECT j.value ->> 'platform', j.value ->> 'item_id', j.value ->> 'url', j.value ->> 'title',
-                    j.value ->> 'seller', CAST(j.value ->> 'price' AS DOUBLE PRECISION), j.value ->> 'currency', j.value ->> 'category',
+                    j.value ->> 'seller', j.value ->> 'seller_id', j.value ->> 'ship_from', CAST(j.value ->> 'price' AS DOUBLE PRECISION), j.value ->> 'currency', j.value ->> 'category',
                     coalesce(CAST(CAST(j.value ->> 'is_ad' AS BOOLEAN) AS INTEGER), 0), coalesce(CAST(CAST(j.value ->> 'self_operated' AS BOOLEAN) AS INTEGER), 0),
                     CAST(j.value ->> 'evidence_id' AS BIGINT), j.value ->> 'seen_at',
                     j.value ->> 'seen_at'
@@ -610,6 +617,8 @@ async fn upsert_listings<'a>(
                 continue;
             }
             now.seen = Some((page.evidence_id, page.seen_at.to_owned()));
+            now.seller_id = l.seller_id.clone().or(now.seller_id.take());
+            now.ship_from = l.ship_from.clone().or(now.ship_from.take());
             let diff = field_changes(now, l);
             if diff.is_empty() {
                 upserts.push(Upsert::Same);
@@ -658,6 +667,8 @@ async fn upsert_listings<'a>(
         title: &'a str,
         price: Option<f64>,
         seller: Option<&'a str>,
+        seller_id: Option<&'a str>,
+        ship_from: Option<&'a str>,
         evidence_id: i64,
         seen_at: &'a str,
     }
@@ -670,6 +681,8 @@ async fn upsert_listings<'a>(
                 title: &now.title,
                 price: now.price,
                 seller: now.seller.as_deref(),
+                seller_id: now.seller_id.as_deref(),
+                ship_from: now.ship_from.as_deref(),
                 evidence_id: *evidence_id,
                 seen_at,
             })
@@ -678,7 +691,9 @@ async fn upsert_listings<'a>(
     if !seen.is_empty() {
         sql::query(
             "UPDATE listings SET title = j.value ->> 'title', price = CAST(j.value ->> 'price' AS DOUBLE PRECISION),
-                 seller = coalesce(j.value ->> 'seller', seller), evidence_id = CAST(j.value ->> 'evidence_id' AS BIGINT),
+                 seller = coalesce(j.value ->> 'seller', seller),
+                 seller_id = coalesce(j.value ->> 'seller_id', seller_id),
+                 ship_from = coalesce(j.value ->> 'ship_from', ship_from), evidence_id = CAST(j.value ->> 'evidence_id' AS BIGINT),
                  last_seen = CASE WHEN last_seen > j.value ->> 'seen_at' THEN last_seen
                                  ELSE j.value ->> 'seen_at' END
              FROM jsonb_each(?) j WHERE listings.id = CAST(j.value ->> 'id' AS BIGINT)",

@@ -214,8 +214,8 @@ pub(super) async fn listings_with_hashes(
     ids: &[i64],
 ) -> Result<HashMap<i64, Listing>> {
     let rows: Vec<ListingRow> = sql::query_as(
-        "SELECT l.id, l.platform, l.item_id, l.url, l.title, l.seller, l.price, l.currency,
-                l.category, l.is_ad, l.self_operated
+        "SELECT l.id, l.platform, l.item_id, l.url, l.title, l.seller, l.seller_id, l.ship_from,
+                l.price, l.currency, l.category, l.is_ad, l.self_operated
          FROM json_each(?) j JOIN listings l ON l.id = CAST(j.value AS BIGINT)",
     )
     .bind(to_json(&ids))

@@ -55,7 +55,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<(i64, Listing)>> {
         let rows: Vec<ListingRow> = sql::query_as(
-            "SELECT id, platform, item_id, url, title, seller, price, currency, category, is_ad, self_operated
+            "SELECT id, platform, item_id, url, title, seller, seller_id, ship_from, price, currency, category, is_ad, self_operated
              FROM listings WHERE id > ? ORDER BY id LIMIT ?",
         )
         .bind(after_id)
@@ -99,6 +99,8 @@ pub(super) struct ListingRow {
     url: String,
     title: String,
     seller: Option<String>,
+    seller_id: Option<String>,
+    ship_from: Option<String>,
     price: Option<f64>,
     currency: String,
     category: Option<String>,
@@ -120,6 +122,8 @@ impl ListingRow {
             url: self.url,
             title: self.title,
             seller: self.seller,
+            seller_id: self.seller_id,
+            ship_from: self.ship_from,
             price: self.price,
             currency: self.currency,
             category: self.category,

@@ -22,6 +22,7 @@ pub(crate) mod sql;
 #[cfg(feature = "fixtures")]
 mod synthetic;
 mod timestamps;
+mod trends;
 mod users;
 
 use std::path::Path;
@@ -67,8 +68,9 @@ pub(crate) use notices::{
 };
 pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
-pub(crate) use synthetic::BrandMarks;
+pub(crate) use synthetic::{BrandMarks, SeededHistory};
 pub(crate) use timestamps::{NewTimestamp, StoredTimestamp};
+pub use trends::WeeklyTally;
 pub use users::{ApiToken, ApiTokenInfo, Role, UserError};
 pub(crate) use users::{LoginOutcome, SessionLimits, User, capped_name, check_password};
 #[cfg(test)]

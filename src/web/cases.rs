@@ -62,7 +62,9 @@ pub(super) async fn dashboard(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(flash): Query<Flash>,
+    Query(trend_query): Query<super::trends::TrendQuery>,
 ) -> Result<Html<String>, WebError> {
+    let trends = super::trends::view(&state, &trend_query).await?;
     let store = state.store();
     let today = chrono::Utc::now().date_naive();
     // Platform -> state -> count, every defined platform and state present.
@@ -136,6 +138,7 @@ pub(super) async fn dashboard(
             brand_count => brands.len(),
             mark_count => brands.iter().map(|b| b.marks.len()).sum::<usize>(),
             needs_person => v(needs_person),
+            trends => v(trends),
         },
     )
 }

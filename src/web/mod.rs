@@ -22,6 +22,7 @@ mod redirect;
 pub(crate) mod seed;
 mod templates;
 mod token;
+mod trends;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,6 +131,7 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/cases", get(cases::cases))
         .route("/export", get(export::export))
         .route("/sellers", get(cases::sellers))
+        .route("/trends/{file}", get(trends::csv))
         .route("/allow", get(allow::allow_rules))
         .route("/allow/{id}/remove", post(allow::remove_allow_rule))
         .route("/login", get(auth::login_page).post(auth::login))

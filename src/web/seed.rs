@@ -365,3 +365,100 @@ pub async fn seed_notices(
     }
     Ok(done)
 }
+
+/// Gives the seeded drafts a past spread over the `weeks` weeks up to `today`: each is
+/// detected on a day of its own, and most are then approved and filed, and removed, rejected
+/// or counter-noticed days later, under one of two accounts per platform, as a busy legal team's
+/// year would look; about one in twelve is a relisting of a case removed before it. Steps
+/// that would fall after `today` are not taken. Returns the number of cases given a past.
+pub async fn seed_history(
+    store: &Store,
+    weeks: u32,
+    seed: u64,
+    today: chrono::NaiveDate,
+    mut progress: impl FnMut(usize),
+) -> Result<usize> {
+    use chrono::Days;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ca5e);
+    let span = u64::from(weeks.max(1)) * 7;
+    let mut dated: Vec<(chrono::NaiveDate, i64, String)> = store
+        .seeded_drafts()
+        .await?
+        .into_iter()
+        .map(|(id, platform)| (today - Days::new(rng.random_range(0..span)), id, platform))
+        .collect();
+    dated.sort();
+    let at = |day: chrono::NaiveDate, step: usize| format!("{day}T{:02}:00:00.000Z", 8 + step);
+    // Cases removed so far, per platform: (day removed, id).
+    let mut removed: std::collections::HashMap<String, Vec<(chrono::NaiveDate, i64)>> =
+        std::collections::HashMap::new();
+    let mut done = 0;
+    for chunk in dated.chunks(1000) {
+        let mut histories = Vec::with_capacity(chunk.len());
+        for (day, id, platform) in chunk {
+            let mut steps: Vec<(&'static str, &'static str, String)> = Vec::new();
+            let mut when = *day;
+            let mut step = |from: &'static str, to: &'static str, days: u64| {
+                when = when + Days::new(days);
+                if when > today {
+                    return false;
+                }
+                steps.push((from, to, at(when, steps.len() + 1)));
+                true
+            };
+            let r: f64 = rng.random();
+            let mut removed_on = None;
+            if r < 0.12 {
+                // Still waiting for review.
+            } else if r < 0.17 {
+                step("draft", "rejected", rng.random_range(0..3));
+            } else if step("draft", "approved", rng.random_range(0..2))
+                && step("approved", "filed", rng.random_range(0..3))
+            {
+                let r: f64 = rng.random();
+                if r < 0.80 {
+                    if step("filed", "removed", rng.random_range(1..21)) {
+                        removed_on = Some(when);
+                    }
+                } else if r < 0.85 {
+                    step("filed", "rejected", rng.random_range(2..10));
+                } else if r < 0.90
+                    && step("filed", "counter_noticed", rng.random_range(3..15))
+                    && rng.random_bool(0.5)
+                    && step("counter_noticed", "removed", rng.random_range(5..30))
+                {
+                    removed_on = Some(when);
+                }
+            }
+            let earlier = removed.get(platform.as_str()).and_then(|cases| {
+                let before: Vec<i64> = cases
+                    .iter()
+                    .rev()
+                    .filter(|(d, _)| d < day)
+                    .take(50)
+                    .map(|c| c.1)
+                    .collect();
+                (!before.is_empty() && rng.random_bool(0.08))
+                    .then(|| before[rng.random_range(0..before.len())])
+            });
+            if let Some(d) = removed_on {
+                removed.entry(platform.clone()).or_default().push((d, *id));
+            }
+            histories.push(crate::store::SeededHistory {
+                notice_id: *id,
+                detected_at: at(*day, 0),
+                account: if rng.random_bool(0.7) {
+                    format!("{platform}-main")
+                } else {
+                    format!("{platform}-second")
+                },
+                steps,
+                relisted_from: earlier,
+            });
+        }
+        store.write_seeded_histories(&histories).await?;
+        done += chunk.len();
+        progress(done);
+    }
+    Ok(done)
+}

@@ -385,3 +385,101 @@ mod tests {
         assert!(svg.contains("M56.0"), "{svg}");
     }
 }
+
+/// A node of a graph: a label and a second line under it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GraphNode {
+    pub label: String,
+    pub detail: String,
+}
+
+/// An edge between two nodes (indexes), drawn in the style of its kind (an index into
+/// `kinds` of [`graph`]), with its words as the line's tooltip.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GraphEdge {
+    pub a: usize,
+    pub b: usize,
+    pub kind: usize,
+    pub label: String,
+}
+
+/// Draws nodes on a circle with their edges, each kind of edge with its own dash pattern,
+/// named in a legend. Node labels are text beside each node.
+pub(crate) fn graph(
+    id: &str,
+    title: &str,
+    nodes: &[GraphNode],
+    edges: &[GraphEdge],
+    kinds: &[&str],
+) -> String {
+    let n = nodes.len().max(1);
+    let radius = (60.0 + 22.0 * n as f64).min(260.0);
+    let legend_h = 20.0 * kinds.len() as f64 + 10.0;
+    let height = TOP + 2.0 * radius + 80.0 + legend_h;
+    let (cx, cy) = (WIDTH / 2.0, TOP + radius + 30.0);
+    let at = |i: usize| {
+        let angle = std::f64::consts::TAU * i as f64 / n as f64 - std::f64::consts::FRAC_PI_2;
+        (cx + radius * angle.cos(), cy + radius * angle.sin())
+    };
+    let desc = format!("{} nodes and {} links", nodes.len(), edges.len());
+    let mut out = String::with_capacity(4096);
+    open(&mut out, id, title, &desc, height);
+    for e in edges {
+        let ((x1, y1), (x2, y2)) = (at(e.a), at(e.b));
+        let _ = write!(
+            out,
+            r##"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{}" stroke-width="2" stroke-dasharray="{}"><title>{}</title></line>"##,
+            COLOURS[e.kind % COLOURS.len()],
+            DASHES[e.kind % DASHES.len()],
+            text(&e.label)
+        );
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let (x, y) = at(i);
+        // Labels sit outside the circle: to the right of nodes on the right half, and so on.
+        let anchor = if (x - cx).abs() < 1.0 {
+            "middle"
+        } else if x > cx {
+            "start"
+        } else {
+            "end"
+        };
+        let dx = match anchor {
+            "start" => 10.0,
+            "end" => -10.0,
+            _ => 0.0,
+        };
+        let dy = if (x - cx).abs() < 1.0 && y < cy {
+            -22.0
+        } else {
+            4.0
+        };
+        let _ = write!(
+            out,
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="7" fill="#fff" stroke="#000" stroke-width="2"/><text x="{:.1}" y="{:.1}" text-anchor="{anchor}" font-weight="bold">{}</text><text x="{:.1}" y="{:.1}" text-anchor="{anchor}" font-size="11" fill="#333">{}</text>"##,
+            x + dx,
+            y + dy,
+            text(&node.label),
+            x + dx,
+            y + dy + 14.0,
+            text(&node.detail)
+        );
+    }
+    let top = TOP + 2.0 * radius + 80.0;
+    for (k, name) in kinds.iter().enumerate() {
+        let y = top + 20.0 * k as f64;
+        let _ = write!(
+            out,
+            r#"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2" stroke-dasharray="{}"/><text x="{:.1}" y="{y:.1}">{}</text>"#,
+            LEFT + 36.0,
+            y - 4.0,
+            y - 4.0,
+            COLOURS[k % COLOURS.len()],
+            DASHES[k % DASHES.len()],
+            LEFT + 44.0,
+            text(name)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}

@@ -61,6 +61,8 @@ mod schedule;
 mod seal;
 /// Secrets at rest: the key and sealing (XChaCha20-Poly1305).
 mod secrets;
+/// Seller networks: shops linked by a seller id, a name stem, a photo or a relisting's pattern.
+mod sellers;
 /// SQLite storage; all SQL lives here.
 mod store;
 #[cfg(test)]
@@ -141,6 +143,14 @@ pub use cron::CronExpr;
 pub use schedule::Watch;
 pub use store::{Backend, Database, RunStatus, TableCount, WorkerRow};
 
+// Seller networks.
+pub use notice::draft_network;
+pub use sellers::{
+    Link as NetworkLink, Network, Shop, Signal, load as load_seller_networks, name_stem,
+    networks as seller_networks,
+};
+pub use store::SellerListing;
+
 // Trends and charts.
 pub use store::WeeklyTally;
 pub use trends::{
@@ -198,4 +208,4 @@ pub use fixture_server::{
     serve_zone, write_fixture_images,
 };
 #[cfg(feature = "fixtures")]
-pub use web::seed::{SeedListing, seed_history, seed_notice, seed_notices};
+pub use web::seed::{SeedListing, seed_history, seed_listings, seed_notice, seed_notices};

@@ -174,6 +174,36 @@ async fn every_platform_yields_exactly_its_fixture_listings() {
     }
     let rows = stored(&db).await;
     assert_exactly_the_catalogue(&server, &rows);
+    // The shop's id and ship-from place, where the search page shows them (seller networks
+    // link shops by them): Taobao has both, JD the shop id in its shop link.
+    let mut conn = common::connect(&db).await;
+    let shops: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT platform, item_id, seller_id, ship_from FROM listings WHERE platform IN ('taobao', 'jd')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!shops.is_empty());
+    for (platform, item_id, seller_id, ship_from) in &shops {
+        let want = server
+            .listings(platform)
+            .unwrap()
+            .iter()
+            .find(|l| &l.item_id == item_id)
+            .unwrap();
+        assert_eq!(
+            seller_id.as_deref(),
+            Some(want.seller_id.as_str()),
+            "{platform}:{item_id}"
+        );
+        if platform == "taobao" {
+            assert_eq!(
+                ship_from.as_deref(),
+                Some(want.location.as_str()),
+                "{platform}:{item_id}"
+            );
+        }
+    }
     // Canonical URLs take the platforms' real forms.
     for (platform, id, _, _, _, url) in &rows {
         let want = match platform.as_str() {

@@ -1,4 +1,4 @@
-//! `markwatch sellers ...`: repeat infringers.
+//! `markwatch sellers ...`: repeat infringers and seller networks.
 
 use std::process::ExitCode;
 
@@ -18,10 +18,20 @@ pub enum SellersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Shops linked into networks by a shared seller id, shop-name stem, product photo, or a
+    /// relisting's ship-from place and price; every link says why
+    Networks {
+        /// Print the networks, their shops and links as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cmd: SellersCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let SellersCommand::Repeat { min, json } = cmd;
+    let (min, json) = match cmd {
+        SellersCommand::Repeat { min, json } => (min, json),
+        SellersCommand::Networks { json } => return networks(json, ctx).await,
+    };
     let store = ctx.open_store().await?;
     let sellers = store.repeat_sellers(min.max(1)).await?;
     store.close().await;
@@ -52,5 +62,60 @@ pub async fn run(cmd: SellersCommand, ctx: &Context) -> anyhow::Result<ExitCode>
     }
     println!("{table}");
     println!("{} repeat seller(s)", sellers.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn networks(json: bool, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store().await?;
+    let networks = markwatch::load_seller_networks(&store).await;
+    store.close().await;
+    let networks = networks?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&networks)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for n in &networks {
+        println!(
+            "network {}: {} shops, {} listings ({} open, {} removed)",
+            n.id,
+            n.shops.len(),
+            n.listings(),
+            n.open(),
+            n.removed()
+        );
+        let mut shops = Table::new();
+        shops.load_preset(UTF8_FULL_CONDENSED).set_header([
+            "Platform",
+            "Shop",
+            "Seller ids",
+            "Ships from",
+            "Listings",
+            "Open",
+            "Removed",
+        ]);
+        for s in &n.shops {
+            shops.add_row([
+                s.platform.clone(),
+                escape_controls(&s.seller),
+                escape_controls(&s.seller_ids.iter().cloned().collect::<Vec<_>>().join(", ")),
+                escape_controls(&s.ships_from.iter().cloned().collect::<Vec<_>>().join(", ")),
+                s.listings.to_string(),
+                s.open.to_string(),
+                s.removed.to_string(),
+            ]);
+        }
+        println!("{shops}");
+        for l in &n.links {
+            println!(
+                "  {} — {}: {}: {}",
+                escape_controls(&n.shops[l.a].seller),
+                escape_controls(&n.shops[l.b].seller),
+                l.signal.as_str(),
+                escape_controls(&l.detail)
+            );
+        }
+        println!();
+    }
+    println!("{} seller network(s)", networks.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -133,6 +133,47 @@ pub(crate) async fn queue_drafts_on(
     Ok(summary)
 }
 
+/// Gathers a seller network's open listings (flagged, and in no notice or still in a draft)
+/// into drafts of their own, grouped as drafting groups them (per platform, brand, right and
+/// reason, within each channel's listing limit) and raised in the queue, so a legal team can
+/// file against the whole network at once. Their old drafts give them up, and close if left
+/// empty. Listings approved or filed meanwhile stay in their cases, and so do those an earlier
+/// drafting of the same network gathered.
+pub async fn draft_network(
+    store: &Store,
+    platforms: &[PlatformDef],
+    network: &crate::sellers::Network,
+    actor: &str,
+) -> Result<DraftSummary, NoticeError> {
+    let prefix = format!("network:{}:", network.id);
+    let candidates = store
+        .open_candidates_among(&network.open_matches, &prefix)
+        .await?;
+    if candidates.is_empty() {
+        return Ok(DraftSummary::default());
+    }
+    let removed = store.removed_listings().await?;
+    let today = chrono::Utc::now().date_naive();
+    let mut plan = plan_drafts(&candidates, &removed, &[], platforms, today);
+    for p in &mut plan.notices {
+        p.group_key = format!("{prefix}{}", p.group_key);
+        p.priority += 1;
+    }
+    let note = format!(
+        "seller network {} ({} shops)",
+        network.id,
+        network.shops.len()
+    );
+    let saved = store.gather_drafts(&plan.notices, actor, &note).await?;
+    Ok(DraftSummary {
+        created: saved.created,
+        listings: saved.items,
+        relisted: plan.relisted,
+        unplaced: plan.unplaced,
+        ..DraftSummary::default()
+    })
+}
+
 async fn recheck_fileability(
     store: &Store,
     platforms: &[PlatformDef],

@@ -92,85 +92,121 @@ pub(crate) struct SavedDrafts {
     pub items: u64,
 }
 
+/// The columns a draft candidate is read from; the caller adds its joins and conditions.
+macro_rules! candidate_select {
+    () => {
+        "SELECT m.id AS match_id, l.id AS listing_id, l.platform, l.item_id, l.title, l.seller, m.brand_id,
+                m.verdict, m.score, m.reasons, mk.id AS mark_id, mk.text, mk.jurisdiction,
+                mk.registration_no, mk.expires
+         FROM matches m JOIN listings l ON l.id = m.listing_id LEFT JOIN marks mk ON mk.id = m.mark_id"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    match_id: i64,
+    listing_id: i64,
+    platform: String,
+    item_id: String,
+    title: String,
+    seller: Option<String>,
+    brand_id: i64,
+    verdict: String,
+    score: f64,
+    reasons: String,
+    mark_id: Option<i64>,
+    text: Option<String>,
+    jurisdiction: Option<String>,
+    registration_no: Option<String>,
+    expires: Option<String>,
+}
+
+fn candidates_from_rows(rows: Vec<CandidateRow>) -> Result<Vec<DraftCandidate>> {
+    rows.into_iter()
+        .map(|r| {
+            let reasons = serde_json::from_str(&r.reasons).map_err(|_| StoreError::Corrupt {
+                table: "matches",
+                column: "reasons",
+                value: r.reasons.clone(),
+            })?;
+            let mark = match (r.mark_id, r.text, r.jurisdiction, r.registration_no) {
+                (Some(id), Some(text), Some(jurisdiction), Some(registration_no)) => {
+                    let expires = r
+                        .expires
+                        .map(|e| {
+                            NaiveDate::parse_from_str(&e, "%Y-%m-%d").map_err(|_| {
+                                StoreError::Corrupt {
+                                    table: "marks",
+                                    column: "expires",
+                                    value: e,
+                                }
+                            })
+                        })
+                        .transpose()?;
+                    Some(MarkRight {
+                        id,
+                        text,
+                        jurisdiction,
+                        registration_no,
+                        expires,
+                    })
+                }
+                _ => None,
+            };
+            Ok(DraftCandidate {
+                verdict: parse_outcome("matches", &r.verdict)?,
+                match_id: r.match_id,
+                listing_id: r.listing_id,
+                platform: r.platform,
+                item_id: r.item_id,
+                title: r.title,
+                seller: r.seller,
+                brand_id: r.brand_id,
+                score: r.score,
+                reasons,
+                mark,
+            })
+        })
+        .collect()
+}
+
 impl Store {
     /// Infringing and suspect matches no notice carries yet, oldest first.
     pub(crate) async fn draft_candidates(&self) -> Result<Vec<DraftCandidate>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            match_id: i64,
-            listing_id: i64,
-            platform: String,
-            item_id: String,
-            title: String,
-            seller: Option<String>,
-            brand_id: i64,
-            verdict: String,
-            score: f64,
-            reasons: String,
-            mark_id: Option<i64>,
-            text: Option<String>,
-            jurisdiction: Option<String>,
-            registration_no: Option<String>,
-            expires: Option<String>,
-        }
-        let rows: Vec<Row> = sql::query_as(
-            "SELECT m.id AS match_id, l.id AS listing_id, l.platform, l.item_id, l.title, l.seller, m.brand_id,
-                    m.verdict, m.score, m.reasons, mk.id AS mark_id, mk.text, mk.jurisdiction,
-                    mk.registration_no, mk.expires
-             FROM matches m JOIN listings l ON l.id = m.listing_id LEFT JOIN marks mk ON mk.id = m.mark_id
-             WHERE m.verdict IN ('infringing', 'suspect') AND m.brand_id IS NOT NULL
+        let rows: Vec<CandidateRow> = sql::query_as(concat!(
+            candidate_select!(),
+            " WHERE m.verdict IN ('infringing', 'suspect') AND m.brand_id IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM notice_items ni WHERE ni.match_id = m.id)
-             ORDER BY m.id",
-        )
+             ORDER BY m.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let reasons =
-                    serde_json::from_str(&r.reasons).map_err(|_| StoreError::Corrupt {
-                        table: "matches",
-                        column: "reasons",
-                        value: r.reasons.clone(),
-                    })?;
-                let mark = match (r.mark_id, r.text, r.jurisdiction, r.registration_no) {
-                    (Some(id), Some(text), Some(jurisdiction), Some(registration_no)) => {
-                        let expires = r
-                            .expires
-                            .map(|e| {
-                                NaiveDate::parse_from_str(&e, "%Y-%m-%d").map_err(|_| {
-                                    StoreError::Corrupt {
-                                        table: "marks",
-                                        column: "expires",
-                                        value: e,
-                                    }
-                                })
-                            })
-                            .transpose()?;
-                        Some(MarkRight {
-                            id,
-                            text,
-                            jurisdiction,
-                            registration_no,
-                            expires,
-                        })
-                    }
-                    _ => None,
-                };
-                Ok(DraftCandidate {
-                    verdict: parse_outcome("matches", &r.verdict)?,
-                    match_id: r.match_id,
-                    listing_id: r.listing_id,
-                    platform: r.platform,
-                    item_id: r.item_id,
-                    title: r.title,
-                    seller: r.seller,
-                    brand_id: r.brand_id,
-                    score: r.score,
-                    reasons,
-                    mark,
-                })
-            })
-            .collect()
+        candidates_from_rows(rows)
+    }
+
+    /// Of `match_ids`, the flagged matches still open to drafting: in no notice, or in a
+    /// draft (which gathering moves them out of) whose group key does not start with
+    /// `gathered` (drafts an earlier gathering made), oldest first.
+    pub(crate) async fn open_candidates_among(
+        &self,
+        match_ids: &[i64],
+        gathered: &str,
+    ) -> Result<Vec<DraftCandidate>> {
+        let rows: Vec<CandidateRow> = sql::query_as(concat!(
+            candidate_select!(),
+            " JOIN json_each(?) j ON CAST(j.value AS BIGINT) = m.id
+             WHERE m.verdict IN ('infringing', 'suspect') AND m.brand_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
+                               WHERE ni.match_id = m.id
+                                 AND (n.state <> 'draft' OR substr(n.group_key, 1, length(?)) = ?))
+             ORDER BY m.id"
+        ))
+        .bind(super::to_json(&match_ids))
+        .bind(gathered)
+        .bind(gathered)
+        .fetch_all(&self.pool)
+        .await?;
+        candidates_from_rows(rows)
     }
 
     /// Listings of every case the platform took down (removed, or closed after removal).
@@ -244,24 +280,7 @@ impl Store {
             let (id, created) = match still_open {
                 Some(id) => (id, false),
                 None => {
-                    let id: i64 = sql::query_scalar(
-                        "INSERT INTO notices (platform, brand_id, mark_id, channel, state, not_fileable, group_key,
-                         reason, priority, relisted_from, created_at, updated_at)
-                         VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    )
-                    .bind(&p.platform)
-                    .bind(p.brand_id)
-                    .bind(p.mark_id)
-                    .bind(&p.channel)
-                    .bind(&p.not_fileable)
-                    .bind(&p.group_key)
-                    .bind(p.reason.as_str())
-                    .bind(p.priority)
-                    .bind(p.relisted_from)
-                    .bind(&now)
-                    .bind(&now)
-                    .fetch_one(&mut **tx)
-                    .await?;
+                    let id = insert_notice(&mut tx, p, &now).await?;
                     (id, true)
                 }
             };
@@ -311,6 +330,111 @@ impl Store {
             } else {
                 saved.extended.push(id);
             }
+        }
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    /// Gathers listings into new drafts, as `plan` groups them: each listing still in a draft
+    /// moves out of it, one in no notice is added, and one filed meanwhile is left where it is.
+    /// Drafts left empty are closed, saying where their listings went. One transaction; `note`
+    /// (what the gathering was, e.g. a seller network) goes in each new draft's audit row.
+    pub(crate) async fn gather_drafts(
+        &self,
+        plan: &[PlannedNotice],
+        actor: &str,
+        note: &str,
+    ) -> Result<SavedDrafts> {
+        let mut tx = self.begin_write().await?;
+        let now = now();
+        let mut saved = SavedDrafts::default();
+        for p in plan {
+            let id = insert_notice(&mut tx, p, &now).await?;
+            let mut emptied = Vec::new();
+            let mut placed = 0;
+            for item in &p.items {
+                let from: Option<i64> = sql::query_scalar(
+                    "SELECT ni.notice_id FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
+                     WHERE ni.match_id = ? AND n.state = 'draft'",
+                )
+                .bind(item.match_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let moved = match from {
+                    Some(from) => {
+                        emptied.push(from);
+                        sql::query("UPDATE notice_items SET notice_id = ? WHERE match_id = ?")
+                            .bind(id)
+                            .bind(item.match_id)
+                            .execute(&mut **tx)
+                            .await?
+                            .rows_affected()
+                    }
+                    None => sql::query(
+                        "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (match_id) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(item.match_id)
+                    .bind(item.relisted_from)
+                    .bind(&item.relisted_reason)
+                    .bind(&now)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected(),
+                };
+                placed += moved;
+            }
+            if placed == 0 {
+                sql::query("DELETE FROM notices WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                continue;
+            }
+            refresh_aggregates(&mut tx, id, &now).await?;
+            emptied.sort_unstable();
+            emptied.dedup();
+            for from in emptied {
+                refresh_aggregates(&mut tx, from, &now).await?;
+                let left: i64 = sql::query_scalar("SELECT item_count FROM notices WHERE id = ?")
+                    .bind(from)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                if left == 0 {
+                    sql::query(
+                        "UPDATE notices SET state = 'closed', resolved_at = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(from)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                sql::query(
+                    "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+                     VALUES (?, ?, 'notice', ?, 'gather', 'draft', ?, ?)",
+                )
+                .bind(&now)
+                .bind(actor)
+                .bind(from)
+                .bind(if left == 0 { "closed" } else { "draft" })
+                .bind(format!("listings moved into notice {id}: {note}"))
+                .execute(&mut **tx)
+                .await?;
+            }
+            sql::query(
+                "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+                 VALUES (?, ?, 'notice', ?, 'draft', NULL, 'draft', ?)",
+            )
+            .bind(&now)
+            .bind(actor)
+            .bind(id)
+            .bind(format!("{placed} listing(s); {note}"))
+            .execute(&mut **tx)
+            .await?;
+            saved.created.push(id);
+            saved.items += placed;
         }
         tx.commit().await?;
         Ok(saved)
@@ -436,6 +560,28 @@ type UnfiledRow = (
 );
 
 /// Keeps a notice's denormalised item count, top score and strongest verdict in step.
+/// Creates the draft a planned notice describes; its items are added by the caller.
+async fn insert_notice(tx: &mut Transaction<'_, Any>, p: &PlannedNotice, now: &str) -> Result<i64> {
+    Ok(sql::query_scalar(
+        "INSERT INTO notices (platform, brand_id, mark_id, channel, state, not_fileable, group_key,
+         reason, priority, relisted_from, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&p.platform)
+    .bind(p.brand_id)
+    .bind(p.mark_id)
+    .bind(&p.channel)
+    .bind(&p.not_fileable)
+    .bind(&p.group_key)
+    .bind(p.reason.as_str())
+    .bind(p.priority)
+    .bind(p.relisted_from)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 async fn refresh_aggregates(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<()> {
     sql::query(
         "UPDATE notices SET

@@ -70,7 +70,7 @@ pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
 pub(crate) use synthetic::{BrandMarks, SeededHistory};
 pub(crate) use timestamps::{NewTimestamp, StoredTimestamp};
-pub use trends::WeeklyTally;
+pub use trends::{SellerListing, WeeklyTally};
 pub use users::{ApiToken, ApiTokenInfo, Role, UserError};
 pub(crate) use users::{LoginOutcome, SessionLimits, User, capped_name, check_password};
 #[cfg(test)]

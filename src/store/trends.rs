@@ -55,3 +55,54 @@ impl Store {
         Ok(query.fetch_all(&self.pool).await?)
     }
 }
+
+/// A flagged listing with what can link its shop to others.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct SellerListing {
+    pub listing_id: i64,
+    pub match_id: i64,
+    pub platform: String,
+    pub seller: String,
+    pub seller_id: Option<String>,
+    pub ship_from: Option<String>,
+    pub price: Option<f64>,
+    pub title: String,
+    pub brand: String,
+    pub verdict: String,
+    /// The case carrying it, if one does, and its state.
+    pub notice_id: Option<i64>,
+    pub notice_state: Option<String>,
+    /// Drafted as a relisting of an earlier case.
+    pub relisted: i64,
+}
+
+impl Store {
+    /// Every infringing or suspect listing whose shop is named, with its case.
+    pub async fn seller_listings(&self) -> Result<Vec<SellerListing>> {
+        Ok(sql::query_as(
+            "SELECT l.id AS listing_id, m.id AS match_id, l.platform, l.seller, l.seller_id,
+                    l.ship_from, l.price, l.title, b.name AS brand, m.verdict,
+                    n.id AS notice_id, n.state AS notice_state,
+                    CASE WHEN ni.relisted_from IS NULL THEN 0 ELSE 1 END AS relisted
+             FROM matches m JOIN listings l ON l.id = m.listing_id JOIN brands b ON b.id = m.brand_id
+             LEFT JOIN notice_items ni ON ni.match_id = m.id LEFT JOIN notices n ON n.id = ni.notice_id
+             WHERE m.verdict IN ('infringing', 'suspect') AND l.seller IS NOT NULL AND trim(l.seller) <> ''
+             ORDER BY l.id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The perceptual hashes of flagged listings' photos: (listing id, hash).
+    pub async fn flagged_photo_hashes(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(sql::query_as(
+            "SELECT li.listing_id, li.phash FROM listing_images li
+             JOIN matches m ON m.listing_id = li.listing_id
+             WHERE li.state = 'hashed' AND li.phash IS NOT NULL
+               AND m.verdict IN ('infringing', 'suspect')
+             ORDER BY li.listing_id, li.position",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -144,7 +144,7 @@ pub(super) async fn dashboard(
 }
 
 /// Platform key -> display name, for tables keyed by platform.
-fn platform_names(state: &WebState) -> BTreeMap<&str, &str> {
+pub(super) fn platform_names(state: &WebState) -> BTreeMap<&str, &str> {
     state
         .platforms()
         .iter()
@@ -218,21 +218,6 @@ pub(super) async fn cases(
             sections => v(sections),
             urgent_days => URGENT_DAYS,
             section_rows => SECTION_ROWS,
-        },
-    )
-}
-
-/// Sellers with listings in several cases: the whack-a-mole view.
-pub(super) async fn sellers(
-    State(state): State<WebState>,
-    user: CurrentUser,
-) -> Result<Html<String>, WebError> {
-    let sellers = state.store().repeat_sellers(2).await?;
-    state.render(
-        "sellers.html",
-        context! {
-            page => v(page(&user, "sellers", None)),
-            sellers => v(sellers),
         },
     )
 }

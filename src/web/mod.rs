@@ -15,6 +15,7 @@ mod error;
 mod export;
 mod form;
 mod headers;
+mod networks;
 mod pages;
 mod queue;
 mod redirect;
@@ -50,6 +51,7 @@ struct Inner {
     config: Config,
     /// The platforms with a loaded definition, in the definitions' order.
     platforms: Vec<Platform>,
+    defs: Vec<PlatformDef>,
     templates: minijinja::Environment<'static>,
     /// Cookies get `Secure` when the UI is reached over HTTPS (`web.base_url`).
     secure_cookies: bool,
@@ -89,6 +91,7 @@ impl WebState {
                 store,
                 config,
                 platforms,
+                defs: defs.to_vec(),
                 templates: templates::environment()?,
                 secure_cookies,
                 password_checks: tokio::sync::Semaphore::new(max_checks),
@@ -108,6 +111,11 @@ impl WebState {
     /// The platforms the UI filters and exports by.
     pub fn platforms(&self) -> &[Platform] {
         &self.inner.platforms
+    }
+
+    /// The platform definitions, for drafting from the UI.
+    pub(crate) fn definitions(&self) -> &[PlatformDef] {
+        &self.inner.defs
     }
 }
 
@@ -130,7 +138,9 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/photos/reference/{id}", get(queue::reference_photo))
         .route("/cases", get(cases::cases))
         .route("/export", get(export::export))
-        .route("/sellers", get(cases::sellers))
+        .route("/sellers", get(networks::sellers))
+        .route("/sellers/networks/{id}", get(networks::network))
+        .route("/sellers/networks/{id}/draft", post(networks::draft))
         .route("/trends/{file}", get(trends::csv))
         .route("/allow", get(allow::allow_rules))
         .route("/allow/{id}/remove", post(allow::remove_allow_rule))

@@ -61,6 +61,10 @@ impl Flash {
             "filed" => "Marked as filed.".to_owned(),
             "resolved" => "Outcome recorded.".to_owned(),
             "none" => "Nothing was selected.".to_owned(),
+            "network_drafted" => {
+                format!("Drafted {n} open listing(s) of this network into notices.")
+            }
+            "network_nothing" => "This network has no open listing left to draft.".to_owned(),
             _ => return None,
         };
         Some(msg)

@@ -15,12 +15,16 @@ use crate::model::{Outcome, Reason, ReasonCode, Verdict};
 use crate::store::{BrandMarks, PlannedItem, PlannedNotice, Result, Store, StoreError};
 
 /// One listing to store, matched against `brand`'s first CN mark (else its first mark).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SeedListing {
     pub platform: String,
     pub item_id: String,
     pub title: String,
     pub seller: String,
+    /// The platform's id for the shop, as a search page shows it.
+    pub seller_id: Option<String>,
+    /// Where it ships from.
+    pub ship_from: Option<String>,
     pub price: f64,
     pub brand: String,
     /// `infringing` or `suspect`.
@@ -113,6 +117,17 @@ impl Registry {
     }
 }
 
+/// Stores listings and their verdicts as a crawl would, drafting nothing: drafting is left
+/// to the caller (`queue_drafts`). Returns their match ids, in order.
+pub async fn seed_listings(store: &Store, listings: &[SeedListing]) -> Result<Vec<i64>> {
+    let registry = Registry::load(store).await?;
+    let mut ids = Vec::with_capacity(listings.len());
+    for l in listings {
+        ids.extend(store_listings(store, &registry, &l.platform, &l.brand, &[l]).await?);
+    }
+    Ok(ids)
+}
+
 /// Stores `listings` on one search page and drafts them into one notice per (platform, brand)
 /// group. Returns the new notice ids, in group order.
 pub async fn seed_notice(store: &Store, listings: &[SeedListing]) -> Result<Vec<i64>> {
@@ -174,6 +189,8 @@ async fn store_listings(
             url: item_url(platform, &l.item_id),
             title: l.title.clone(),
             seller: Some(l.seller.clone()),
+            seller_id: l.seller_id.clone(),
+            ship_from: l.ship_from.clone(),
             price: Some(l.price),
             currency: "CNY".to_owned(),
             ..Listing::default()
@@ -307,6 +324,8 @@ pub async fn seed_notices(
                         PRODUCTS[rng.random_range(0..PRODUCTS.len())]
                     ),
                     seller: SHOPS[rng.random_range(0..SHOPS.len())].to_owned(),
+                    seller_id: None,
+                    ship_from: None,
                     price: (rng.random_range(19.0..400.0f64) * 100.0).round() / 100.0,
                     brand: brand.clone(),
                     verdict: if score >= 0.75 {

@@ -47,6 +47,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "sellers.html",
         include_str!("../../templates/web/sellers.html"),
     ),
+    (
+        "network.html",
+        include_str!("../../templates/web/network.html"),
+    ),
     ("allow.html", include_str!("../../templates/web/allow.html")),
 ];
 

@@ -243,6 +243,7 @@ pub fn listing(
             "suspect"
         },
         score,
+        ..markwatch::SeedListing::default()
     }
 }
 

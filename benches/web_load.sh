@@ -10,12 +10,17 @@
 #
 # Needs wrk (apt-get install wrk) and a release build. The database is created and seeded
 # once (synthetic data: `markwatch bench seed-notices`); reruns reuse it.
+#
+# HISTORY_WEEKS=52 seeds a year of case history instead (its own database by default) and
+# drives the dashboard with its trend charts: all brands over 13 and 52 weeks, one brand over
+# 52, and one chart's CSV.
 set -euo pipefail
 # DURATION (default 30s) sets how long each wrk run lasts; CONNECTIONS (default 10) how many
 # wrk keeps open. Each connection waits 50 ms after every response, so 10 of them offer a
 # little under 200 requests/s (about 187 measured); more connections offer more.
 cd "$(dirname "$0")/.."
-DB="${1:-${CARGO_TARGET_DIR:-target}/bench-web/markwatch.db}"
+HISTORY_WEEKS="${HISTORY_WEEKS:-}"
+DB="${1:-${CARGO_TARGET_DIR:-target}/bench-web/markwatch${HISTORY_WEEKS:+-history-$HISTORY_WEEKS}.db}"
 N="${2:-100000}"
 ADDR=127.0.0.1:18088
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -30,7 +35,7 @@ case "$DB" in
 esac
 if [ "$seeded" -lt "$N" ]; then
     "$BIN" --db "$DB" brands import fixtures/brands.toml
-    "$BIN" --db "$DB" bench seed-notices "$N"
+    "$BIN" --db "$DB" bench seed-notices "$N" ${HISTORY_WEEKS:+--history-weeks "$HISTORY_WEEKS"}
 fi
 # Not `grep -q`: it stops reading at the first match, and the listing then fails on a closed pipe.
 "$BIN" --db "$DB" users list | grep bench >/dev/null || \
@@ -68,6 +73,9 @@ function delay() return 50 end
 LUAEOF
 PAGES=("/queue" "/queue?platform=jd&sort=score&page=40" "/queue?page=$((LAST / 2))" "/queue?page=$LAST" "detail"
        "/api/v1/notices?platform=jd&sort=score&page=40")
+if [ -n "$HISTORY_WEEKS" ]; then
+    PAGES=("/" "/?weeks=52" "/?weeks=52&brand=Nike" "/trends/cases.csv?weeks=52")
+fi
 for i in "${!PAGES[@]}"; do
     P="${PAGES[$i]}"
     echo "== $P"

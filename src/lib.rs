@@ -45,6 +45,8 @@ mod matcher;
 mod metrics;
 /// Shared nouns: brands, marks, listings.
 mod model;
+/// A brand's monthly report, as HTML and as PDF.
+mod monthly;
 /// Takedown notices: drafting by platform rules, templates, form exports.
 mod notice;
 /// Crawler definitions (`crawlers/*.toml`) loaded into `PlatformDef` values.
@@ -142,6 +144,15 @@ pub use crawl::{
 pub use cron::CronExpr;
 pub use schedule::Watch;
 pub use store::{Backend, Database, RunStatus, TableCount, WorkerRow};
+
+// Monthly reports.
+pub use model::ReportSchedule;
+pub use monthly::{
+    MonthlyError, MonthlyReport, build as build_monthly_report, parse_month, previous_month,
+    print_pdf as print_monthly_report, render_html as monthly_report_html,
+    render_pdf as monthly_report_pdf,
+};
+pub use store::{PeriodCounts, RelistedListing, TopSeller};
 
 // Seller networks.
 pub use notice::draft_network;

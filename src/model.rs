@@ -216,6 +216,41 @@ pub struct AlertPrefs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     pub language: Language,
+    /// A report of the month, as a PDF attachment, early each month.
+    #[serde(default, skip_serializing_if = "ReportSchedule::is_off")]
+    pub report: ReportSchedule,
+}
+
+/// How often a brand's contacts get a report. Stored in `brands.alert_report`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ReportSchedule {
+    #[default]
+    Off,
+    /// The previous month's report, on the 1st.
+    Monthly,
+}
+
+impl ReportSchedule {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn is_off(&self) -> bool {
+        *self == ReportSchedule::Off
+    }
 }
 
 /// When a brand's contacts are emailed. Stored in `brands.alert_mode` as its snake_case name.

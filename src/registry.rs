@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use crate::images::ImageHasher;
 use crate::model::{
-    AlertMode, AlertPrefs, Brand, BrandImage, ImageKind, Language, Mark, PriceFloor,
+    AlertMode, AlertPrefs, Brand, BrandImage, ImageKind, Language, Mark, PriceFloor, ReportSchedule,
 };
 
 /// One thing wrong with a registry file.
@@ -220,6 +220,7 @@ struct RawAlerts {
     mode: Option<Spanned<String>>,
     digest: Option<Spanned<String>>,
     language: Option<Spanned<String>>,
+    report: Option<Spanned<String>>,
 }
 
 /// `[[brand.price]]`: a price floor for the goods its words or classes name.
@@ -395,6 +396,7 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
                         mode: cell("mode", a.mode),
                         digest: cell("digest", a.digest),
                         language: cell("language", a.language),
+                        report: cell("report", a.report),
                     }
                 })
                 .unwrap_or_default(),
@@ -414,7 +416,7 @@ pub fn parse_toml(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
 /// CSV columns: one row per mark, brand fields repeated (or left empty) on a brand's later rows.
 /// The `alert_*` columns are optional (see `[brand.alerts]` in the TOML format), and so are the
 /// matching switches and `prices` (`耳机|earphones=99; 9=500`, see `[[brand.price]]`).
-pub(crate) const CSV_COLUMNS: [&str; 19] = [
+pub(crate) const CSV_COLUMNS: [&str; 20] = [
     "name",
     "owner",
     "contacts",
@@ -434,6 +436,7 @@ pub(crate) const CSV_COLUMNS: [&str; 19] = [
     "trust_official_stores",
     "prices",
     "domains",
+    "alert_report",
 ];
 const CSV_REQUIRED: [&str; 6] = [
     "name",
@@ -571,6 +574,7 @@ pub(crate) fn parse_csv(src: &str) -> Result<Vec<Brand>, Vec<Problem>> {
             mode: optional("alert_mode"),
             digest: optional("alert_digest"),
             language: optional("alert_language"),
+            report: optional("alert_report"),
         };
         let mut switch = |name: &str| {
             let value = get(name);
@@ -758,6 +762,7 @@ fn merge_csv_row(first: &mut RawBrandFields, row: RawBrandFields, problems: &mut
             &row.alerts.language,
             &mut first.alerts.language,
         ),
+        ("alert_report", &row.alerts.report, &mut first.alerts.report),
     ] {
         match (theirs, ours.as_ref()) {
             (Some(t), Some(o)) if t.2 != o.2 => conflict(name, row.line),
@@ -823,6 +828,7 @@ struct RawAlertFields {
     mode: Option<Cell<String>>,
     digest: Option<Cell<String>>,
     language: Option<Cell<String>>,
+    report: Option<Cell<String>>,
 }
 
 struct RawMarkFields {
@@ -1037,6 +1043,16 @@ impl Validator {
                     line,
                     &field,
                     format!("`{v}` is not a language; use en or zh"),
+                ),
+            }
+        }
+        if let Some((line, field, v)) = raw.report {
+            match v.trim().parse::<ReportSchedule>() {
+                Ok(r) => prefs.report = r,
+                Err(_) => self.problem(
+                    line,
+                    &field,
+                    format!("`{v}` is not a report schedule; use monthly or off"),
                 ),
             }
         }
@@ -1515,7 +1531,7 @@ aliases = ["N家"]
         assert!(p[5].message.contains("first row"), "{p:?}");
     }
 
-    const ALERTS: &str = "\n  [brand.alerts]\n  mode = \"digest\"\n  digest = \"30 7 * * 1-5\"\n  language = \"zh\"\n";
+    const ALERTS: &str = "\n  [brand.alerts]\n  mode = \"digest\"\n  digest = \"30 7 * * 1-5\"\n  language = \"zh\"\n  report = \"monthly\"\n";
 
     #[test]
     fn alert_preferences_read_and_round_trip() {
@@ -1524,7 +1540,9 @@ aliases = ["N家"]
         assert_eq!(prefs.mode, AlertMode::Digest);
         assert_eq!(prefs.digest.as_deref(), Some("30 7 * * 1-5"));
         assert_eq!(prefs.language, Language::Zh);
+        assert_eq!(prefs.report, ReportSchedule::Monthly);
         let out = to_toml(&brands);
+        assert!(out.contains("report = \"monthly\""), "{out}");
         assert!(out.contains("[brand.alerts]"), "{out}");
         assert_eq!(parse_toml(&out).unwrap(), brands);
         // Defaults are not written out.
@@ -1535,7 +1553,7 @@ aliases = ["N家"]
     #[test]
     fn bad_alert_preferences_name_line_and_field() {
         let src = format!(
-            "{NIKE}\n  [brand.alerts]\n  mode = \"sometimes\"\n  digest = \"every day\"\n  language = \"fr\"\n"
+            "{NIKE}\n  [brand.alerts]\n  mode = \"sometimes\"\n  digest = \"every day\"\n  language = \"fr\"\n  report = \"weekly\"\n"
         );
         let p = problems(&src);
         let fields: Vec<(&str, Option<usize>)> =
@@ -1546,6 +1564,7 @@ aliases = ["N家"]
                 ("brand[0].alerts.mode", Some(18)),
                 ("brand[0].alerts.digest", Some(19)),
                 ("brand[0].alerts.language", Some(20)),
+                ("brand[0].alerts.report", Some(21)),
             ],
             "{p:?}"
         );
@@ -1555,6 +1574,7 @@ aliases = ["N家"]
             p[0].message
         );
         assert!(p[1].message.contains("cron"), "{}", p[1].message);
+        assert!(p[3].message.contains("monthly or off"), "{}", p[3].message);
         let p = problems(&format!("{NIKE}\n  [brand.alerts]\n  mood = \"off\"\n"));
         assert!(p[0].message.contains("mood"), "{p:?}");
     }

@@ -159,3 +159,23 @@ GROUP BY 1, 2, 3;
 ALTER TABLE listings ADD COLUMN seller_id TEXT;
 ALTER TABLE listings ADD COLUMN ship_from TEXT;
 CREATE INDEX listings_seller_id ON listings (platform, seller_id) WHERE seller_id IS NOT NULL;
+
+-- Monthly reports: which brands want one, and the ones already sent (one per brand and month).
+ALTER TABLE brands ADD COLUMN alert_report TEXT NOT NULL DEFAULT 'off'
+    CHECK (alert_report IN ('off', 'monthly'));
+CREATE TABLE brand_reports (
+    brand_id   INTEGER NOT NULL REFERENCES brands(id) ON DELETE CASCADE,
+    month      TEXT NOT NULL,                       -- YYYY-MM
+    alert_id   INTEGER REFERENCES alerts(id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (brand_id, month)
+);
+-- Files an alert carries (a report's PDF), sent as attachments.
+CREATE TABLE alert_attachments (
+    alert_id     INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    filename     TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    bytes        BLOB NOT NULL,
+    PRIMARY KEY (alert_id, position)
+);

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::schedule::{DEFAULT_DIGEST, next_digest, parse_schedule};
 use super::{AlertError, Payload, Sender};
 use crate::model::AlertMode;
-use crate::store::{AlertKind, NewAlert};
+use crate::model::alert::ReportSummary;
+use crate::store::{AlertAttachment, AlertKind, NewAlert};
 
 impl Sender {
     /// Queues one immediate alert per brand (in `immediate` mode) whose pending infringing
@@ -104,6 +105,93 @@ impl Sender {
                 .await?;
             if let Some(id) = id {
                 tracing::info!(brand = %brand.brand, alert = id, "digest queued");
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues last month's report for each brand that asked for one (`report = "monthly"`) and
+    /// has not had it: built from the database, printed to PDF by Chromium (attached as HTML
+    /// when Chromium cannot print it), recorded per brand and month so it goes out once.
+    pub async fn queue_reports(&self, now: DateTime<Utc>) -> Result<usize, AlertError> {
+        let start = crate::monthly::previous_month(now.date_naive());
+        let month = start.format("%Y-%m").to_string();
+        let due = self.store.reports_due(&month).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let defs = crate::platform::load_dir(&self.definitions).unwrap_or_default();
+        let name = |key: &str| {
+            defs.iter()
+                .find(|d| d.platform == key)
+                .map_or_else(|| key.to_owned(), |d| d.name.clone())
+        };
+        let mut queued = 0;
+        for brand in due {
+            let report = match crate::monthly::build(&self.store, &brand.brand, start, &name).await
+            {
+                Ok(r) => r,
+                Err(crate::monthly::MonthlyError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(brand = %brand.brand, error = %e, "monthly report cannot be built");
+                    continue;
+                }
+            };
+            // Brand names are the registry's; the file name keeps letters and digits only.
+            let stem: String = brand
+                .brand
+                .chars()
+                .map(|c| if c.is_alphanumeric() { c } else { '-' })
+                .collect();
+            let attachment = match crate::monthly::print_pdf(&report, &self.browser).await {
+                Ok(bytes) => AlertAttachment {
+                    filename: format!("markwatch-{stem}-{month}.pdf"),
+                    content_type: "application/pdf".into(),
+                    bytes,
+                },
+                Err(e) => {
+                    tracing::warn!(brand = %brand.brand, error = %e, "cannot print the monthly report; attaching its HTML");
+                    let html =
+                        crate::monthly::render_html(&report).map_err(|e| AlertError::Smtp {
+                            message: e.to_string(),
+                        })?;
+                    AlertAttachment {
+                        filename: format!("markwatch-{stem}-{month}.html"),
+                        content_type: "text/html; charset=utf-8".into(),
+                        bytes: html.into_bytes(),
+                    }
+                }
+            };
+            let t = &report.totals;
+            let payload = Payload {
+                brand: Some(brand.brand.clone()),
+                language: brand.language,
+                report: Some(ReportSummary {
+                    month: month.clone(),
+                    infringing: t.infringing,
+                    suspect: t.suspect,
+                    filed: t.filed,
+                    removed: t.removed,
+                    rejected: t.rejected,
+                    counter_noticed: t.counter_noticed,
+                    relisted: t.relisted,
+                    file: attachment.filename.clone(),
+                }),
+                ..Payload::default()
+            };
+            let alert = self.new_alert(
+                AlertKind::Report,
+                Some(brand.brand_id),
+                brand.contacts.clone(),
+                payload,
+            );
+            if let Some(id) = self
+                .store
+                .queue_report_alert(&alert, &attachment, &month)
+                .await?
+            {
+                tracing::info!(brand = %brand.brand, alert = id, %month, "monthly report queued");
                 queued += 1;
             }
         }

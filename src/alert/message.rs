@@ -54,6 +54,22 @@ const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../templates/email/en/digest.html"),
     ),
     (
+        "en/report.txt",
+        include_str!("../../templates/email/en/report.txt"),
+    ),
+    (
+        "en/report.html",
+        include_str!("../../templates/email/en/report.html"),
+    ),
+    (
+        "zh/report.txt",
+        include_str!("../../templates/email/zh/report.txt"),
+    ),
+    (
+        "zh/report.html",
+        include_str!("../../templates/email/zh/report.html"),
+    ),
+    (
         "en/operations.txt",
         include_str!("../../templates/email/en/operations.txt"),
     ),
@@ -204,6 +220,7 @@ impl Renderer {
         &self,
         alert: &Alert,
         transport: &str,
+        attachments: &[crate::store::AlertAttachment],
     ) -> Result<Message, AlertError> {
         let rendered = self.render_alert(alert.kind, &alert.payload, transport)?;
         let subject = alert
@@ -229,12 +246,20 @@ impl Renderer {
             })?;
             builder = builder.to(mailbox);
         }
-        builder
-            .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
-            ))
-            .map_err(AlertError::Build)
+        let body = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+        if attachments.is_empty() {
+            return builder.multipart(body).map_err(AlertError::Build);
+        }
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for a in attachments {
+            let content_type = lettre::message::header::ContentType::parse(&a.content_type)
+                .unwrap_or(lettre::message::header::ContentType::TEXT_PLAIN);
+            mixed = mixed.singlepart(
+                lettre::message::Attachment::new(one_line(&a.filename))
+                    .body(a.bytes.clone(), content_type),
+            );
+        }
+        builder.multipart(mixed).map_err(AlertError::Build)
     }
 
     fn render(&self, name: &str, ctx: &Context<'_>) -> Result<String, AlertError> {
@@ -308,6 +333,7 @@ impl Renderer {
             needs_person: &payload.needs_person,
             period_from: payload.period_from.as_deref(),
             period_to: payload.period_to.as_deref(),
+            report: payload.report.as_ref(),
         }
     }
 }
@@ -450,6 +476,7 @@ struct Context<'a> {
     needs_person: &'a [NeedsPerson],
     period_from: Option<&'a str>,
     period_to: Option<&'a str>,
+    report: Option<&'a crate::model::alert::ReportSummary>,
 }
 
 #[derive(Serialize)]

@@ -25,6 +25,9 @@ pub struct Sender {
     pub(super) transport: Transport,
     pub(super) renderer: Renderer,
     pub(super) email: EmailConfig,
+    /// For monthly reports: the Chromium that prints them, the definitions that name platforms.
+    pub(super) browser: crate::config::BrowserConfig,
+    pub(super) definitions: std::path::PathBuf,
 }
 
 /// What one delivery round did.
@@ -65,6 +68,8 @@ impl Sender {
             transport,
             renderer,
             email: config.email.clone(),
+            browser: config.crawl.browser.clone(),
+            definitions: config.crawl.definitions.clone(),
         })
     }
 
@@ -73,9 +78,10 @@ impl Sender {
     }
 
     /// The message an alert is sent as (for `alerts show`).
-    pub fn render(&self, alert: &Alert) -> Result<lettre::Message, AlertError> {
+    pub async fn render(&self, alert: &Alert) -> Result<lettre::Message, AlertError> {
+        let attachments = self.store.alert_attachments(alert.id).await?;
         self.renderer
-            .build_message(alert, &self.transport.describe())
+            .build_message(alert, &self.transport.describe(), &attachments)
     }
 
     /// One round of everything: operations check, due digests, batching (all pending events
@@ -94,7 +100,7 @@ impl Sender {
             operations_queued: usize::from(self.check_operations().await?.is_some())
                 + usize::from(self.report_dead(now, flush).await?.is_some())
                 + usize::from(self.report_incidents().await?.is_some()),
-            digests_queued: self.queue_digests(now, false).await?,
+            digests_queued: self.queue_digests(now, false).await? + self.queue_reports(now).await?,
             immediate_queued: self.batch_pending(now, flush).await?,
             delivery: self.deliver_until(None, stop).await?,
         };
@@ -222,19 +228,21 @@ impl Sender {
     }
 
     async fn deliver_one(&self, alert: &Alert) -> Result<Outcome, AlertError> {
-        let message = match self
-            .renderer
-            .build_message(alert, &self.transport.describe())
-        {
-            Ok(m) => m,
-            Err(e @ (AlertError::Store(_) | AlertError::TemplateRead { .. })) => return Err(e),
-            Err(e) => {
-                // A message that cannot be built will not build next time either.
-                tracing::error!(alert = alert.id, error = %e, "alert cannot be built; dead");
-                self.give_up(alert, &e.to_string()).await?;
-                return Ok(Outcome::Dead);
-            }
-        };
+        let attachments = self.store.alert_attachments(alert.id).await?;
+        let message =
+            match self
+                .renderer
+                .build_message(alert, &self.transport.describe(), &attachments)
+            {
+                Ok(m) => m,
+                Err(e @ (AlertError::Store(_) | AlertError::TemplateRead { .. })) => return Err(e),
+                Err(e) => {
+                    // A message that cannot be built will not build next time either.
+                    tracing::error!(alert = alert.id, error = %e, "alert cannot be built; dead");
+                    self.give_up(alert, &e.to_string()).await?;
+                    return Ok(Outcome::Dead);
+                }
+            };
         // The attempt counts from here, whether or not this process lives to record how it went.
         let lease = chrono::Duration::seconds(self.email.lease_secs as i64);
         let Some(attempt) = self

@@ -68,7 +68,7 @@ pub async fn run(cmd: AlertsCommand, ctx: &Context) -> anyhow::Result<ExitCode> 
                 .await?
                 .with_context(|| format!("no alert {id}"))?;
             let sender = Sender::from_config(store.clone(), &ctx.config)?;
-            let message = sender.render(&alert)?;
+            let message = sender.render(&alert).await?;
             print!("{}", String::from_utf8_lossy(&message.formatted()));
             ExitCode::SUCCESS
         }

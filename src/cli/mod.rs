@@ -24,6 +24,7 @@ mod fixtures;
 mod matching;
 mod migrate_db;
 mod queue;
+mod report;
 #[cfg(feature = "fixtures")]
 mod seed;
 mod sellers;
@@ -126,9 +127,12 @@ enum Command {
     /// Filed cases: Art. 43 deadlines and good-faith standing
     #[command(subcommand)]
     Cases(cases::CasesCommand),
-    /// Sellers: repeat infringers
+    /// Sellers: repeat infringers and seller networks
     #[command(subcommand)]
     Sellers(sellers::SellersCommand),
+    /// A brand's monthly report: findings, notices and outcomes, sellers, relistings,
+    /// Good-faith standing and trend charts, as PDF or HTML
+    Report(report::ReportArgs),
     /// Alert emails: list the outbox, retry, send a test, send what is due
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
@@ -199,6 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evidence(cmd) => evidence::run(cmd, &ctx).await,
         Command::Cases(cmd) => cases::run(cmd, &ctx).await,
         Command::Sellers(cmd) => sellers::run(cmd, &ctx).await,
+        Command::Report(args) => report::run(args, &ctx).await,
         Command::Alerts(cmd) => alerts::run(cmd, &ctx).await,
     }
 }

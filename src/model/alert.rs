@@ -29,6 +29,25 @@ pub struct Payload {
     /// The digest's period, RFC 3339.
     pub period_from: Option<String>,
     pub period_to: Option<String>,
+    /// A monthly report, attached as a file (report).
+    pub report: Option<ReportSummary>,
+}
+
+/// The headline figures of a monthly report, for the email that carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportSummary {
+    /// YYYY-MM.
+    pub month: String,
+    pub infringing: i64,
+    pub suspect: i64,
+    pub filed: i64,
+    pub removed: i64,
+    pub rejected: i64,
+    pub counter_noticed: i64,
+    pub relisted: i64,
+    /// The attachment's file name.
+    pub file: String,
 }
 
 impl Payload {
@@ -41,6 +60,7 @@ impl Payload {
             && self.failures.is_empty()
             && self.undeliverable.is_empty()
             && self.needs_person.is_empty()
+            && self.report.is_none()
     }
 }
 

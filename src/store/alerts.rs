@@ -40,6 +40,8 @@ pub enum AlertKind {
     Operations,
     /// `markwatch alerts test`.
     Test,
+    /// A brand's monthly report, attached.
+    Report,
 }
 
 impl AlertKind {
@@ -142,6 +144,23 @@ pub(crate) struct NewAlert {
     /// Empty when the subject template failed; the sender renders it again.
     pub subject: String,
     pub payload: Payload,
+}
+
+/// A file an alert carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AlertAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A brand that wants a monthly report and has not had `month`'s yet.
+#[derive(Debug, Clone)]
+pub(crate) struct ReportDue {
+    pub brand_id: i64,
+    pub brand: String,
+    pub language: Language,
+    pub contacts: Vec<String>,
 }
 
 /// A brand with infringing events waiting for the batcher.
@@ -257,12 +276,17 @@ fn parse_stamp(table: &'static str, column: &'static str, s: &str) -> Result<Dat
 // ---------------------------------------------------------------- brand preferences
 
 pub(super) async fn brand_prefs(conn: &mut AnyConnection) -> Result<HashMap<i64, AlertPrefs>> {
-    let rows: Vec<(i64, String, Option<String>, String)> =
-        sql::query_as("SELECT id, alert_mode, alert_digest, alert_language FROM brands")
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<(i64, String, Option<String>, String, String)> = sql::query_as(
+        "SELECT id, alert_mode, alert_digest, alert_language, alert_report FROM brands",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     rows.into_iter()
-        .map(|(id, mode, digest, language)| Ok((id, prefs_from_row(mode, digest, language)?)))
+        .map(|(id, mode, digest, language, report)| {
+            let mut prefs = prefs_from_row(mode, digest, language)?;
+            prefs.report = stored("brands", "alert_report", &report)?;
+            Ok((id, prefs))
+        })
         .collect()
 }
 
@@ -271,6 +295,7 @@ fn prefs_from_row(mode: String, digest: Option<String>, language: String) -> Res
         mode: stored("brands", "alert_mode", &mode)?,
         digest,
         language: stored("brands", "alert_language", &language)?,
+        report: Default::default(),
     })
 }
 
@@ -423,6 +448,98 @@ pub(super) async fn insert_alert_tx(
 }
 
 impl Store {
+    // ------------------------------------------------------------ monthly reports
+
+    /// Brands that want a monthly report and have none recorded for `month` (YYYY-MM).
+    pub(crate) async fn reports_due(&self, month: &str) -> Result<Vec<ReportDue>> {
+        let rows: Vec<(i64, String, String)> = sql::query_as(
+            "SELECT b.id, b.name, b.alert_language FROM brands b
+             WHERE b.alert_report = 'monthly'
+               AND EXISTS (SELECT 1 FROM brand_contacts c WHERE c.brand_id = b.id)
+               AND NOT EXISTS (SELECT 1 FROM brand_reports r WHERE r.brand_id = b.id AND r.month = ?)
+             ORDER BY b.id",
+        )
+        .bind(month)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (brand_id, brand, language) in rows {
+            out.push(ReportDue {
+                brand_id,
+                contacts: contacts(&mut conn, brand_id).await?,
+                language: stored("brands", "alert_language", &language)?,
+                brand,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Queues a brand's report for `month` with its attachment, and records it as sent for
+    /// that month, in one transaction. None (and nothing queued) when another process
+    /// recorded it first.
+    pub(crate) async fn queue_report_alert(
+        &self,
+        alert: &NewAlert,
+        attachment: &AlertAttachment,
+        month: &str,
+    ) -> Result<Option<i64>> {
+        let brand_id = alert
+            .brand_id
+            .ok_or_else(|| corrupt("alerts", "brand_id", "none"))?;
+        let mut tx = self.begin_write().await?;
+        let now = super::now();
+        let claimed = sql::query(
+            "INSERT INTO brand_reports (brand_id, month, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(brand_id)
+        .bind(month)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let id = insert_alert_tx(&mut tx, alert, &now).await?;
+        sql::query(
+            "INSERT INTO alert_attachments (alert_id, position, filename, content_type, bytes)
+             VALUES (?, 0, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&attachment.filename)
+        .bind(&attachment.content_type)
+        .bind(&attachment.bytes)
+        .execute(&mut **tx)
+        .await?;
+        sql::query("UPDATE brand_reports SET alert_id = ? WHERE brand_id = ? AND month = ?")
+            .bind(id)
+            .bind(brand_id)
+            .bind(month)
+            .execute(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// The files an alert carries, in order.
+    pub(crate) async fn alert_attachments(&self, alert_id: i64) -> Result<Vec<AlertAttachment>> {
+        let rows: Vec<(String, String, Vec<u8>)> = sql::query_as(
+            "SELECT filename, content_type, bytes FROM alert_attachments WHERE alert_id = ? ORDER BY position",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(filename, content_type, bytes)| AlertAttachment {
+                filename,
+                content_type,
+                bytes,
+            })
+            .collect())
+    }
+
     // ------------------------------------------------------------ batching
 
     /// Brands with infringing events the batcher has not handled yet.
@@ -1071,6 +1188,7 @@ mod tests {
                 mode: AlertMode::Digest,
                 digest: Some("0 9 * * 1".to_owned()),
                 language: Language::Zh,
+                ..AlertPrefs::default()
             },
             ..Brand::default()
         };

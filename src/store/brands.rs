@@ -105,6 +105,7 @@ struct BrandRow<'a> {
     alert_mode: &'static str,
     alert_digest: Option<&'a str>,
     alert_language: &'static str,
+    alert_report: &'static str,
     well_known: bool,
     watch_unauthorised: bool,
     trust_official_stores: bool,
@@ -630,7 +631,7 @@ impl<'a> Changes<'a> {
             sql::query(
                 "UPDATE brands SET owner = j.value ->> 'owner', reference_price_cny = CAST(j.value ->> 'price' AS DOUBLE PRECISION),
                      alert_mode = j.value ->> 'alert_mode', alert_digest = j.value ->> 'alert_digest',
-                     alert_language = j.value ->> 'alert_language',
+                     alert_language = j.value ->> 'alert_language', alert_report = j.value ->> 'alert_report',
                      well_known = CAST(CAST(j.value ->> 'well_known' AS BOOLEAN) AS INTEGER),
                      watch_unauthorised = CAST(CAST(j.value ->> 'watch_unauthorised' AS BOOLEAN) AS INTEGER),
                      trust_official_stores = CAST(CAST(j.value ->> 'trust_official_stores' AS BOOLEAN) AS INTEGER),
@@ -750,6 +751,7 @@ fn brand_row(id: Option<i64>, b: &Brand) -> BrandRow<'_> {
         alert_mode: b.alerts.mode.as_str(),
         alert_digest: b.alerts.digest.as_deref(),
         alert_language: b.alerts.language.as_str(),
+        alert_report: b.alerts.report.as_str(),
         well_known: b.well_known,
         watch_unauthorised: b.watch_unauthorised,
         trust_official_stores: b.trust_official_stores,
@@ -778,10 +780,11 @@ async fn insert_brands(
     let rows: Vec<BrandRow> = brands.iter().map(|b| brand_row(None, b)).collect();
     let inserted: Vec<(i64, String)> = sql::query_as(
         "INSERT INTO brands (name, owner, reference_price_cny, alert_mode, alert_digest,
-             alert_language, well_known, watch_unauthorised, trust_official_stores, created_at,
-             updated_at)
+             alert_language, alert_report, well_known, watch_unauthorised, trust_official_stores,
+             created_at, updated_at)
          SELECT j.value ->> 'name', j.value ->> 'owner', CAST(j.value ->> 'price' AS DOUBLE PRECISION),
                 j.value ->> 'alert_mode', j.value ->> 'alert_digest', j.value ->> 'alert_language',
+                j.value ->> 'alert_report',
                 CAST(CAST(j.value ->> 'well_known' AS BOOLEAN) AS INTEGER), CAST(CAST(j.value ->> 'watch_unauthorised' AS BOOLEAN) AS INTEGER),
                 CAST(CAST(j.value ->> 'trust_official_stores' AS BOOLEAN) AS INTEGER), ?, ?
          FROM jsonb_each(?) j
@@ -923,6 +926,7 @@ mod tests {
                     mode: AlertMode::Digest,
                     digest: Some("30 7 * * 1-5".to_owned()),
                     language: Language::Zh,
+                    report: crate::model::ReportSchedule::Monthly,
                 },
                 prices: vec![
                     PriceFloor {

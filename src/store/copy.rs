@@ -35,6 +35,8 @@ const TABLES: &[&str] = &[
     "notices",
     "notice_items",
     "alerts",
+    "alert_attachments",
+    "brand_reports",
     "users",
     "audit_log",
     "alert_events",

@@ -42,7 +42,7 @@ pub use sql::Backend;
 pub(crate) use accounts::NewAccount;
 pub use accounts::{AccountState, AccountSummary, SaveOutcome};
 pub use alerts::{Alert, AlertState};
-pub(crate) use alerts::{AlertKind, NewAlert};
+pub(crate) use alerts::{AlertAttachment, AlertKind, NewAlert};
 pub use allow::{
     AllowRequest, AllowRuleRow, AllowRulesStamp, CodeAgreement, Feedback, ReasonCount, Rejection,
     ReviewStats,
@@ -70,7 +70,7 @@ pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
 pub(crate) use synthetic::{BrandMarks, SeededHistory};
 pub(crate) use timestamps::{NewTimestamp, StoredTimestamp};
-pub use trends::{SellerListing, WeeklyTally};
+pub use trends::{PeriodCounts, RelistedListing, SellerListing, TopSeller, WeeklyTally};
 pub use users::{ApiToken, ApiTokenInfo, Role, UserError};
 pub(crate) use users::{LoginOutcome, SessionLimits, User, capped_name, check_password};
 #[cfg(test)]

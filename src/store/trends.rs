@@ -106,3 +106,165 @@ impl Store {
         .await?)
     }
 }
+
+/// One platform's figures for a brand over a period, counted from the rows themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeriodCounts {
+    pub platform: String,
+    pub infringing: i64,
+    pub suspect: i64,
+    pub filed: i64,
+    pub removed: i64,
+    pub rejected: i64,
+    pub counter_noticed: i64,
+    pub relisted: i64,
+}
+
+/// A shop's flagged listings in a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct TopSeller {
+    pub platform: String,
+    pub seller: String,
+    pub listings: i64,
+    pub removed: i64,
+}
+
+/// A listing drafted as a relisting in a period, with the case it came back from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RelistedListing {
+    pub platform: String,
+    pub item_id: String,
+    pub title: String,
+    pub seller: Option<String>,
+    pub earlier_case: i64,
+    pub added_at: String,
+}
+
+impl Store {
+    /// A brand's figures per platform for `[from, to)` (timestamps or dates): listings first
+    /// flagged, case steps taken (platform rejections only), relistings drafted.
+    pub async fn period_counts(
+        &self,
+        brand_id: i64,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<PeriodCounts>> {
+        let mut out: std::collections::BTreeMap<String, PeriodCounts> = Default::default();
+        let found: Vec<(String, String, i64)> = sql::query_as(
+            "SELECT l.platform, m.verdict, count(*) FROM matches m JOIN listings l ON l.id = m.listing_id
+             WHERE m.brand_id = ? AND m.verdict <> 'clear' AND m.created_at >= ? AND m.created_at < ?
+             GROUP BY l.platform, m.verdict",
+        )
+        .bind(brand_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let entry = |out: &mut std::collections::BTreeMap<String, PeriodCounts>, p: &str| {
+            out.entry(p.to_owned())
+                .or_insert_with(|| PeriodCounts {
+                    platform: p.to_owned(),
+                    ..PeriodCounts::default()
+                })
+                .clone()
+        };
+        for (platform, verdict, n) in found {
+            let mut c = entry(&mut out, &platform);
+            if verdict == "infringing" {
+                c.infringing += n;
+            } else {
+                c.suspect += n;
+            }
+            out.insert(platform, c);
+        }
+        let steps: Vec<(String, String, i64)> = sql::query_as(
+            "SELECT n.platform, a.to_state, count(*) FROM audit_log a JOIN notices n ON n.id = a.entity_id
+             WHERE a.entity = 'notice' AND n.brand_id = ? AND a.at >= ? AND a.at < ?
+               AND (a.to_state IN ('filed', 'removed', 'counter_noticed')
+                    OR (a.to_state = 'rejected' AND a.from_state IN ('filed', 'counter_noticed')))
+             GROUP BY n.platform, a.to_state",
+        )
+        .bind(brand_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        for (platform, step, n) in steps {
+            let mut c = entry(&mut out, &platform);
+            match step.as_str() {
+                "filed" => c.filed += n,
+                "removed" => c.removed += n,
+                "rejected" => c.rejected += n,
+                _ => c.counter_noticed += n,
+            }
+            out.insert(platform, c);
+        }
+        let relisted: Vec<(String, i64)> = sql::query_as(
+            "SELECT n.platform, count(*) FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
+             WHERE n.brand_id = ? AND ni.relisted_from IS NOT NULL
+               AND coalesce(ni.added_at, n.created_at) >= ? AND coalesce(ni.added_at, n.created_at) < ?
+             GROUP BY n.platform",
+        )
+        .bind(brand_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        for (platform, n) in relisted {
+            let mut c = entry(&mut out, &platform);
+            c.relisted += n;
+            out.insert(platform, c);
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// The shops with most of a brand's listings flagged in `[from, to)`.
+    pub async fn top_sellers(
+        &self,
+        brand_id: i64,
+        from: &str,
+        to: &str,
+        limit: u32,
+    ) -> Result<Vec<TopSeller>> {
+        Ok(sql::query_as(
+            "SELECT l.platform, l.seller, count(*) AS listings,
+                    count(CASE WHEN n.state = 'removed' THEN 1 END) AS removed
+             FROM matches m JOIN listings l ON l.id = m.listing_id
+             LEFT JOIN notice_items ni ON ni.match_id = m.id LEFT JOIN notices n ON n.id = ni.notice_id
+             WHERE m.brand_id = ? AND m.verdict <> 'clear' AND m.created_at >= ? AND m.created_at < ?
+               AND l.seller IS NOT NULL AND trim(l.seller) <> ''
+             GROUP BY l.platform, l.seller ORDER BY listings DESC, l.platform, l.seller LIMIT ?",
+        )
+        .bind(brand_id)
+        .bind(from)
+        .bind(to)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A brand's relistings drafted in `[from, to)`, oldest first, at most `limit`.
+    pub async fn relisted_listings(
+        &self,
+        brand_id: i64,
+        from: &str,
+        to: &str,
+        limit: u32,
+    ) -> Result<Vec<RelistedListing>> {
+        Ok(sql::query_as(
+            "SELECT n.platform, l.item_id, l.title, l.seller, ni.relisted_from AS earlier_case,
+                    coalesce(ni.added_at, n.created_at) AS added_at
+             FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
+             JOIN matches m ON m.id = ni.match_id JOIN listings l ON l.id = m.listing_id
+             WHERE n.brand_id = ? AND ni.relisted_from IS NOT NULL
+               AND coalesce(ni.added_at, n.created_at) >= ? AND coalesce(ni.added_at, n.created_at) < ?
+             ORDER BY added_at, l.id LIMIT ?",
+        )
+        .bind(brand_id)
+        .bind(from)
+        .bind(to)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -183,10 +183,15 @@ pub(crate) fn line_chart(c: &LineChart<'_>) -> String {
     let mut out = String::with_capacity(4096);
     open(&mut out, c.id, c.title, &desc, height);
 
-    // Grid and y axis labels.
-    for step in 0..=4 {
-        let v = top_value * f64::from(step) / 4.0;
-        let y = TOP + plot_h - plot_h * f64::from(step) / 4.0;
+    // Grid and y axis labels, at round values: 20 in fours, 10 and 50 in fives.
+    let steps = if (top_value / 10f64.powf(top_value.log10().floor()) - 2.0).abs() < 1e-9 {
+        4
+    } else {
+        5
+    };
+    for step in 0..=steps {
+        let v = top_value * f64::from(step) / f64::from(steps);
+        let y = TOP + plot_h - plot_h * f64::from(step) / f64::from(steps);
         let _ = write!(
             out,
             r##"<line x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#444">{}{}</text>"##,
@@ -283,7 +288,7 @@ pub(crate) fn line_chart(c: &LineChart<'_>) -> String {
 
 /// Draws horizontal bars, each labelled with its value; a bar without a value says so.
 pub(crate) fn bar_chart(c: &BarChart<'_>) -> String {
-    let label_w = 210.0;
+    let label_w = 280.0;
     let row_h = 24.0;
     let plot_x = LEFT + label_w - 40.0;
     let plot_w = WIDTH - plot_x - RIGHT - 56.0;
@@ -449,10 +454,10 @@ pub(crate) fn graph(
             "end" => -10.0,
             _ => 0.0,
         };
-        let dy = if (x - cx).abs() < 1.0 && y < cy {
-            -22.0
-        } else {
-            4.0
+        let dy = match ((x - cx).abs() < 1.0, y < cy) {
+            (true, true) => -22.0,
+            (true, false) => 24.0,
+            _ => 4.0,
         };
         let _ = write!(
             out,

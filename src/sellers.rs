@@ -151,8 +151,9 @@ impl Network {
             .map(|s| GraphNode {
                 label: format!("{} · {}", s.seller, platform_name(&s.platform)),
                 detail: format!(
-                    "{} listings: {} open, {} removed{}",
+                    "{} listing{}: {} open, {} removed{}",
                     s.listings,
+                    if s.listings == 1 { "" } else { "s" },
                     s.open,
                     s.removed,
                     if s.relisted > 0 {

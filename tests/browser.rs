@@ -365,3 +365,163 @@ async fn reject_with_feedback(
     assert!(rows[0].text().await?.contains("Air Max"));
     Ok(())
 }
+
+/// The dashboard's charts and a seller network's page, as a brand owner's browser shows them;
+/// screenshots are kept as test artefacts.
+#[tokio::test]
+async fn dashboard_charts_and_a_seller_network_in_a_real_browser() {
+    let install = "apt-get install -y chromium chromium-driver";
+    let test = "dashboard_charts_and_a_seller_network_in_a_real_browser";
+    let Some(chromium) = common::require(test, "chromium", find(CHROMIUM), install) else {
+        return;
+    };
+    let Some(chromedriver) = common::require(test, "chromedriver", find(CHROMEDRIVER), install)
+    else {
+        return;
+    };
+    let web = WebServer::start().await;
+    web.add_user("olga", Role::Viewer).await;
+    let today = chrono::Utc::now().date_naive();
+    markwatch::seed_notices(&web.store, 300, 5, |_| {})
+        .await
+        .unwrap();
+    markwatch::seed_history(&web.store, 13, 5, today, |_| {})
+        .await
+        .unwrap();
+    // Two shop names behind one seller id: a network.
+    let shop = |item: &str, seller: &str| markwatch::SeedListing {
+        platform: "taobao".into(),
+        item_id: item.into(),
+        title: "耐克 运动鞋 高仿".into(),
+        seller: seller.into(),
+        seller_id: Some("77001".into()),
+        ship_from: Some("福建 莆田".into()),
+        price: 99.0,
+        brand: "Nike".into(),
+        verdict: "infringing",
+        score: 0.9,
+    };
+    markwatch::seed_notice(
+        &web.store,
+        &[shop("880001", "鞋王小店"), shop("880002", "球鞋之家")],
+    )
+    .await
+    .unwrap();
+
+    let scratch = tempfile::tempdir().unwrap();
+    let profile = scratch.path().join("profile");
+    let downloads = scratch.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let driver = start_driver(&chromedriver);
+    let b = open_browser(&driver, &chromium, &profile, &downloads).await;
+    let result = look_at_trends(&b, &web).await;
+    if let Err(e) = &result {
+        let source = b.source().await.unwrap_or_default();
+        eprintln!("browser step failed: {e}\n{source}");
+    }
+    b.close().await.ok();
+    result.unwrap();
+}
+
+fn artefact(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot: {}", path.display());
+}
+
+async fn look_at_trends(b: &Client, web: &WebServer) -> Result<(), fantoccini::error::CmdError> {
+    b.goto(&web.url("/login")).await?;
+    b.find(Locator::Id("name")).await?.send_keys("olga").await?;
+    b.find(Locator::Id("password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    b.find(Locator::Id("login")).await?.click().await?;
+    b.wait().for_element(Locator::Id("trends")).await?;
+
+    // Every chart is drawn at a readable size, its title on it.
+    let sizes = b
+        .execute(
+            "return [...document.querySelectorAll('figure.trend svg')].map(s => {
+                 const r = s.getBoundingClientRect();
+                 return [s.querySelector('title').textContent, Math.round(r.width), Math.round(r.height)];
+             });",
+            vec![],
+        )
+        .await?;
+    let sizes = sizes.as_array().unwrap();
+    assert_eq!(sizes.len(), 6, "{sizes:?}");
+    for s in sizes {
+        assert!(
+            s[1].as_i64().unwrap() >= 400 && s[2].as_i64().unwrap() >= 150,
+            "{s:?}"
+        );
+    }
+    artefact("dashboard.png", &b.screenshot().await?);
+
+    // The numbers behind a chart, one click away.
+    let details = b.find(Locator::Css("#chart-cases details summary")).await?;
+    details.click().await?;
+    let table = b.find(Locator::Css("#chart-cases table")).await?;
+    assert!(table.is_displayed().await?);
+    assert!(table.text().await?.contains("counter-noticed"));
+
+    // Filter to one brand over a year.
+    b.find(Locator::Css("form.trend-filter select[name=brand]"))
+        .await?
+        .select_by_value("Nike")
+        .await?;
+    b.find(Locator::Css("form.trend-filter select[name=weeks]"))
+        .await?
+        .select_by_value("52")
+        .await?;
+    b.find(Locator::Css("form.trend-filter button"))
+        .await?
+        .click()
+        .await?;
+    let mut url = b.current_url().await?;
+    for _ in 0..50 {
+        if url.query().unwrap_or("").contains("brand=Nike") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        url = b.current_url().await?;
+    }
+    assert!(url.query().unwrap_or("").contains("weeks=52"), "{url}");
+    let totals = b.find(Locator::Id("trend-totals")).await?.text().await?;
+    assert!(
+        totals.starts_with("In these 52 weeks for Nike:"),
+        "{totals}"
+    );
+    artefact("dashboard-nike-52w.png", &b.screenshot().await?);
+
+    // The seller network, from the sellers page.
+    b.goto(&web.url("/sellers")).await?;
+    b.find(Locator::XPath(
+        "//table[@id='networks']//tr[td[contains(., '鞋王小店')]]//a",
+    ))
+    .await?
+    .click()
+    .await?;
+    b.wait().for_element(Locator::Id("shops")).await?;
+    let shops = b.find(Locator::Id("shops")).await?.text().await?;
+    assert!(
+        shops.contains("鞋王小店") && shops.contains("球鞋之家"),
+        "{shops}"
+    );
+    let graph = b
+        .execute(
+            "const s = document.querySelector('figure.network svg');
+             return [s.querySelectorAll('circle').length, s.querySelectorAll('line').length,
+                     Math.round(s.getBoundingClientRect().width)];",
+            vec![],
+        )
+        .await?;
+    assert_eq!(graph[0], 2, "two shops: {graph}");
+    assert!(graph[2].as_i64().unwrap() >= 400, "{graph}");
+    // A viewer sees the network but is not offered the drafting.
+    assert!(b.find(Locator::Id("draft-network")).await.is_err());
+    artefact("seller-network.png", &b.screenshot().await?);
+    Ok(())
+}

@@ -287,10 +287,7 @@ async fn shops_are_linked_by_each_signal_and_nothing_else() {
         .collect();
     assert!(texts.contains(&"星光数码 · 淘宝 Taobao"), "{texts:?}");
     assert!(texts.contains(&"海外代购精品店 · 京东 JD.com"), "{texts:?}");
-    assert!(
-        texts.contains(&"1 listings: 1 open, 0 removed"),
-        "{texts:?}"
-    );
+    assert!(texts.contains(&"1 listing: 1 open, 0 removed"), "{texts:?}");
     assert!(
         texts.contains(&"seller id") && texts.contains(&"same photo"),
         "{texts:?}"

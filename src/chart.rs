@@ -157,11 +157,13 @@ pub(crate) fn line_chart(c: &LineChart<'_>) -> String {
         .iter()
         .flat_map(|s| s.values.iter().flatten())
         .map(|v| v * c.scale);
-    let top_value = nice_ceiling(
-        values
-            .chain(c.reference.iter().map(|r| r.value * c.scale))
-            .fold(0.0, f64::max),
-    );
+    let values: Vec<f64> = values
+        .chain(c.reference.iter().map(|r| r.value * c.scale))
+        .collect();
+    // Counts get whole-number steps: a top of at least 5, in fives.
+    let whole = values.iter().all(|v| v.fract() == 0.0);
+    let top_value =
+        nice_ceiling(values.iter().copied().fold(0.0, f64::max)).max(if whole { 5.0 } else { 0.0 });
     let x_at = |i: usize| {
         if n == 1 {
             LEFT + plot_w / 2.0
@@ -205,7 +207,9 @@ pub(crate) fn line_chart(c: &LineChart<'_>) -> String {
     // x labels: at most about eight, always the last.
     let every = n.div_ceil(8).max(1);
     for (i, label) in c.x_labels.iter().enumerate() {
-        if i % every == 0 || i + 1 == n {
+        // The last label always shows; a regular one too close before it gives way.
+        let last = i + 1 == n;
+        if last || (i % every == 0 && n - 1 - i >= every.div_ceil(2).max(1)) {
             let _ = write!(
                 out,
                 r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#444">{}</text>"##,

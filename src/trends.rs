@@ -232,6 +232,17 @@ impl Trends {
         let labels = self.labels();
         let weeks: Vec<String> = self.weeks.iter().map(NaiveDate::to_string).collect();
         let count = |v: i64| Some(v as f64);
+        let line = |series: &[Series], unit: &str| {
+            chart::line_chart(&LineChart {
+                id: kind.id(),
+                title: kind.title(),
+                x_labels: &labels,
+                series,
+                unit,
+                scale: 1.0,
+                reference: None,
+            })
+        };
         let (svg, table) = match kind {
             ChartKind::Found => {
                 let series: Vec<Series> = self
@@ -264,18 +275,7 @@ impl Trends {
                                 .collect()
                         })
                         .collect();
-                (
-                    chart::line_chart(&LineChart {
-                        id: kind.id(),
-                        title: kind.title(),
-                        x_labels: &labels,
-                        series: &series,
-                        unit: "",
-                        scale: 1.0,
-                        reference: None,
-                    }),
-                    Table { header, rows },
-                )
+                (line(&series, ""), Table { header, rows })
             }
             ChartKind::Cases => {
                 let pick: [(&str, CaseCount); 4] = [
@@ -304,18 +304,7 @@ impl Trends {
                     .chain(pick.iter().map(|(n, _)| *n))
                     .map(str::to_owned)
                     .collect();
-                (
-                    chart::line_chart(&LineChart {
-                        id: kind.id(),
-                        title: kind.title(),
-                        x_labels: &labels,
-                        series: &series,
-                        unit: "",
-                        scale: 1.0,
-                        reference: None,
-                    }),
-                    Table { header, rows },
-                )
+                (line(&series, ""), Table { header, rows })
             }
             ChartKind::Success | ChartKind::Counter => {
                 let success = kind == ChartKind::Success;
@@ -417,15 +406,7 @@ impl Trends {
                     })
                     .collect();
                 (
-                    chart::line_chart(&LineChart {
-                        id: kind.id(),
-                        title: kind.title(),
-                        x_labels: &labels,
-                        series: &series,
-                        unit: " d",
-                        scale: 1.0,
-                        reference: None,
-                    }),
+                    line(&series, " d"),
                     Table {
                         header: ["week", "removed", "median_days"]
                             .map(str::to_owned)
@@ -445,15 +426,7 @@ impl Trends {
                     .map(|(w, n)| vec![w.clone(), n.to_string()])
                     .collect();
                 (
-                    chart::line_chart(&LineChart {
-                        id: kind.id(),
-                        title: kind.title(),
-                        x_labels: &labels,
-                        series: &series,
-                        unit: "",
-                        scale: 1.0,
-                        reference: None,
-                    }),
+                    line(&series, ""),
                     Table {
                         header: ["week", "relisted"].map(str::to_owned).to_vec(),
                         rows,

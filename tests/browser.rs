@@ -21,6 +21,14 @@ fn find(paths: &[&str]) -> Option<PathBuf> {
     paths.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
+/// Chromium and chromedriver, or None (skipped, loudly; a failure under CI).
+fn tools(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let install = "apt-get install -y chromium chromium-driver";
+    let chromium = common::require(test, "chromium", find(CHROMIUM), install)?;
+    let chromedriver = common::require(test, "chromedriver", find(CHROMEDRIVER), install)?;
+    Some((chromium, chromedriver))
+}
+
 /// chromedriver on a free port; killed on drop.
 struct Driver {
     child: Child,
@@ -124,13 +132,7 @@ async fn wait_for_download(dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn review_in_a_real_browser() {
-    let install = "apt-get install -y chromium chromium-driver";
-    let test = "review_in_a_real_browser";
-    let Some(chromium) = common::require(test, "chromium", find(CHROMIUM), install) else {
-        return;
-    };
-    let Some(chromedriver) = common::require(test, "chromedriver", find(CHROMEDRIVER), install)
-    else {
+    let Some((chromium, chromedriver)) = tools("review_in_a_real_browser") else {
         return;
     };
     let web = WebServer::start().await;
@@ -272,12 +274,8 @@ async fn drive(
 /// removes one of the rules from the allow-rules page.
 #[tokio::test]
 async fn reject_with_a_reason_and_allow_rules_in_a_real_browser() {
-    let install = "apt-get install -y chromium chromium-driver";
-    let test = "reject_with_a_reason_and_allow_rules_in_a_real_browser";
-    let Some(chromium) = common::require(test, "chromium", find(CHROMIUM), install) else {
-        return;
-    };
-    let Some(chromedriver) = common::require(test, "chromedriver", find(CHROMEDRIVER), install)
+    let Some((chromium, chromedriver)) =
+        tools("reject_with_a_reason_and_allow_rules_in_a_real_browser")
     else {
         return;
     };
@@ -370,12 +368,8 @@ async fn reject_with_feedback(
 /// screenshots are kept as test artefacts.
 #[tokio::test]
 async fn dashboard_charts_and_a_seller_network_in_a_real_browser() {
-    let install = "apt-get install -y chromium chromium-driver";
-    let test = "dashboard_charts_and_a_seller_network_in_a_real_browser";
-    let Some(chromium) = common::require(test, "chromium", find(CHROMIUM), install) else {
-        return;
-    };
-    let Some(chromedriver) = common::require(test, "chromedriver", find(CHROMEDRIVER), install)
+    let Some((chromium, chromedriver)) =
+        tools("dashboard_charts_and_a_seller_network_in_a_real_browser")
     else {
         return;
     };

@@ -286,18 +286,7 @@ impl Store {
             };
             let mut added = 0;
             for item in &p.items {
-                added += sql::query(
-                    "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (match_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(item.match_id)
-                .bind(item.relisted_from)
-                .bind(&item.relisted_reason)
-                .bind(&now)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
+                added += insert_item(&mut tx, id, item, &now).await?;
             }
             if created && added == 0 {
                 sql::query("DELETE FROM notices WHERE id = ?")
@@ -370,18 +359,7 @@ impl Store {
                             .await?
                             .rows_affected()
                     }
-                    None => sql::query(
-                        "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
-                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (match_id) DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(item.match_id)
-                    .bind(item.relisted_from)
-                    .bind(&item.relisted_reason)
-                    .bind(&now)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected(),
+                    None => insert_item(&mut tx, id, item, &now).await?,
                 };
                 placed += moved;
             }
@@ -580,6 +558,27 @@ async fn insert_notice(tx: &mut Transaction<'_, Any>, p: &PlannedNotice, now: &s
     .bind(now)
     .fetch_one(&mut **tx)
     .await?)
+}
+
+/// Adds a listing to a notice, unless another notice holds it already; returns 1 if added.
+async fn insert_item(
+    tx: &mut Transaction<'_, Any>,
+    notice_id: i64,
+    item: &PlannedItem,
+    now: &str,
+) -> Result<u64> {
+    Ok(sql::query(
+        "INSERT INTO notice_items (notice_id, match_id, relisted_from, relisted_reason, added_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (match_id) DO NOTHING",
+    )
+    .bind(notice_id)
+    .bind(item.match_id)
+    .bind(item.relisted_from)
+    .bind(&item.relisted_reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 async fn refresh_aggregates(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<()> {

@@ -160,22 +160,23 @@ impl Store {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        let entry = |out: &mut std::collections::BTreeMap<String, PeriodCounts>, p: &str| {
-            out.entry(p.to_owned())
+        fn slot<'m>(
+            out: &'m mut std::collections::BTreeMap<String, PeriodCounts>,
+            platform: &str,
+        ) -> &'m mut PeriodCounts {
+            out.entry(platform.to_owned())
                 .or_insert_with(|| PeriodCounts {
-                    platform: p.to_owned(),
+                    platform: platform.to_owned(),
                     ..PeriodCounts::default()
                 })
-                .clone()
-        };
+        }
         for (platform, verdict, n) in found {
-            let mut c = entry(&mut out, &platform);
+            let c = slot(&mut out, &platform);
             if verdict == "infringing" {
                 c.infringing += n;
             } else {
                 c.suspect += n;
             }
-            out.insert(platform, c);
         }
         let steps: Vec<(String, String, i64)> = sql::query_as(
             "SELECT n.platform, a.to_state, count(*) FROM audit_log a JOIN notices n ON n.id = a.entity_id
@@ -190,14 +191,13 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for (platform, step, n) in steps {
-            let mut c = entry(&mut out, &platform);
+            let c = slot(&mut out, &platform);
             match step.as_str() {
                 "filed" => c.filed += n,
                 "removed" => c.removed += n,
                 "rejected" => c.rejected += n,
                 _ => c.counter_noticed += n,
             }
-            out.insert(platform, c);
         }
         let relisted: Vec<(String, i64)> = sql::query_as(
             "SELECT n.platform, count(*) FROM notice_items ni JOIN notices n ON n.id = ni.notice_id
@@ -211,9 +211,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for (platform, n) in relisted {
-            let mut c = entry(&mut out, &platform);
-            c.relisted += n;
-            out.insert(platform, c);
+            slot(&mut out, &platform).relisted += n;
         }
         Ok(out.into_values().collect())
     }

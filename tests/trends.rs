@@ -400,3 +400,63 @@ async fn the_dashboard_draws_each_chart_as_svg_with_its_title_and_labels_as_text
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_good_faith_rates_follow_each_case_step() {
+    use markwatch::{CaseState, TransitionDetails};
+    let web = WebServer::start().await;
+    web.add_user("bo", Role::Viewer).await;
+    let client = web.client();
+    web.login(&client, "bo").await;
+    let listing = common::web::listing("taobao", "777001", "耐克 运动鞋 高仿", "Nike", 0.9);
+    let id = markwatch::seed_notice(&web.store, &[listing])
+        .await
+        .unwrap()[0];
+    let rates = |html: String| {
+        let start = html.find("id=\"rates\"").unwrap();
+        let end = html[start..].find("</table>").unwrap() + start;
+        html[start..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let before = rates(web.text(&client, "/").await);
+    assert!(
+        before.contains("Nothing filed in the last 3 months."),
+        "{before}"
+    );
+    for (to, reference) in [
+        (CaseState::Approved, None),
+        (CaseState::Filed, Some("IPP-9")),
+    ] {
+        let details = TransitionDetails {
+            complaint_ref: reference.map(str::to_owned),
+            account: Some("legal-tb".into()),
+            ..TransitionDetails::default()
+        };
+        web.store
+            .transition_notice(id, to, "legal", &details)
+            .await
+            .unwrap();
+    }
+    let filed = rates(web.text(&client, "/").await);
+    assert!(
+        filed.contains("<td>legal-tb</td><td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">0</td>"),
+        "{filed}"
+    );
+    web.store
+        .transition_notice(
+            id,
+            CaseState::Removed,
+            "legal",
+            &TransitionDetails::default(),
+        )
+        .await
+        .unwrap();
+    let removed = rates(web.text(&client, "/").await);
+    assert!(
+        removed.contains("<td>legal-tb</td><td class=\"num\">1</td><td class=\"num\">0</td><td class=\"num\">1</td>"),
+        "{removed}"
+    );
+    assert!(removed.contains("100.0%"), "{removed}");
+}

@@ -122,6 +122,39 @@ CREATE TRIGGER weekly_activity_relisted_update
           OR OLD.added_at IS DISTINCT FROM NEW.added_at OR OLD.notice_id IS DISTINCT FROM NEW.notice_id)
     EXECUTE FUNCTION weekly_activity_relisted();
 
+-- The same summed over brands, for the charts of all brands: kept from weekly_activity, whose
+-- rows only ever change their counts.
+CREATE TABLE weekly_totals (
+    week     TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    account  TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    days     BIGINT NOT NULL,
+    notices  BIGINT NOT NULL,
+    listings BIGINT NOT NULL,
+    PRIMARY KEY (week, platform, account, metric, days)
+);
+
+CREATE FUNCTION weekly_totals_add() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    dn BIGINT := NEW.notices;
+    dl BIGINT := NEW.listings;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        dn := NEW.notices - OLD.notices;
+        dl := NEW.listings - OLD.listings;
+    END IF;
+    INSERT INTO weekly_totals (week, platform, account, metric, days, notices, listings)
+    VALUES (NEW.week, NEW.platform, NEW.account, NEW.metric, NEW.days, dn, dl)
+    ON CONFLICT (week, platform, account, metric, days)
+    DO UPDATE SET notices = weekly_totals.notices + excluded.notices,
+                  listings = weekly_totals.listings + excluded.listings;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER weekly_totals_add AFTER INSERT OR UPDATE OF notices, listings ON weekly_activity
+    FOR EACH ROW EXECUTE FUNCTION weekly_totals_add();
+
 -- What is already stored, counted the same way.
 INSERT INTO weekly_activity (week, brand_id, platform, account, metric, days, notices, listings)
 SELECT activity_week(m.created_at), coalesce(m.brand_id, 0), l.platform, '', 'found_' || m.verdict,

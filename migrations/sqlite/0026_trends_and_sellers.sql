@@ -121,6 +121,34 @@ BEGIN
     ON CONFLICT DO UPDATE SET listings = listings + 1;
 END;
 
+-- The same summed over brands, for the charts of all brands: kept from weekly_activity, whose
+-- rows only ever change their counts.
+CREATE TABLE weekly_totals (
+    week     TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    account  TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    days     INTEGER NOT NULL,
+    notices  INTEGER NOT NULL,
+    listings INTEGER NOT NULL,
+    PRIMARY KEY (week, platform, account, metric, days)
+) WITHOUT ROWID;
+
+CREATE TRIGGER weekly_totals_insert AFTER INSERT ON weekly_activity
+BEGIN
+    INSERT INTO weekly_totals (week, platform, account, metric, days, notices, listings)
+    VALUES (NEW.week, NEW.platform, NEW.account, NEW.metric, NEW.days, NEW.notices, NEW.listings)
+    ON CONFLICT DO UPDATE SET notices = notices + excluded.notices, listings = listings + excluded.listings;
+END;
+
+CREATE TRIGGER weekly_totals_update AFTER UPDATE OF notices, listings ON weekly_activity
+BEGIN
+    UPDATE weekly_totals
+    SET notices = notices + NEW.notices - OLD.notices, listings = listings + NEW.listings - OLD.listings
+    WHERE week = NEW.week AND platform = NEW.platform AND account = NEW.account
+      AND metric = NEW.metric AND days = NEW.days;
+END;
+
 -- What is already stored, counted the same way.
 INSERT INTO weekly_activity (week, brand_id, platform, account, metric, days, notices, listings)
 SELECT date(substr(m.created_at, 1, 10), 'weekday 0', '-6 days'), coalesce(m.brand_id, 0),

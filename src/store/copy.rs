@@ -59,10 +59,12 @@ const TABLES: &[&str] = &[
 const NOT_COPIED: &[(&str, &str)] = &[
     // Kept by triggers on `notices`: the copied notices rebuild it.
     ("notice_tallies", "rebuilt from the notices"),
+    // Kept by triggers on the matches, the audit log and notice items.
     (
         "weekly_activity",
         "rebuilt from the matches, notices and audit log",
     ),
+    ("weekly_totals", "rebuilt from weekly_activity"),
     // A running daemon's address, pid and control token: the target has its own daemon.
     ("daemon_state", "the running daemon's own"),
     // Processes of the source's machines.

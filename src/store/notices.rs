@@ -831,6 +831,16 @@ impl Store {
         .await?)
     }
 
+    /// The newest audit row's id: it moves whenever a case takes a step, so what is computed
+    /// from the cases' steps can be kept until it does.
+    pub(crate) async fn audit_head(&self) -> Result<i64> {
+        Ok(
+            sql::query_scalar("SELECT coalesce(max(id), 0) FROM audit_log")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Counter-noticed cases whose Art. 43 deadline falls on or before `until` (YYYY-MM-DD),
     /// overdue ones included, nearest first.
     pub async fn upcoming_deadlines(&self, until: &str) -> Result<Vec<NoticeSummary>> {

@@ -22,37 +22,42 @@ pub struct WeeklyTally {
 
 impl Store {
     /// The tallies of the weeks from `first_week` to `last_week` (Mondays, inclusive), for
-    /// one brand or all.
+    /// one brand or all; `removal_days` rows come summed over platforms (platform "").
     pub async fn weekly_tallies(
         &self,
         first_week: &str,
         last_week: &str,
         brand_id: Option<i64>,
     ) -> Result<Vec<WeeklyTally>> {
-        // Two statements rather than `? IS NULL OR brand_id = ?`, so each keeps its index.
+        // All brands read the rollup; one brand its own rows by index. Removal days are
+        // charted over all platforms: summed across them here, to keep the rows few.
         let query = match brand_id {
             None => sql::query_as(
-                "SELECT week, platform, account, metric, days,
+                "SELECT week, CASE WHEN metric = 'removal_days' THEN '' ELSE platform END AS platform,
+                        account, metric, days,
                         CAST(sum(notices) AS BIGINT) AS notices, CAST(sum(listings) AS BIGINT) AS listings
-                 FROM weekly_activity WHERE week >= ? AND week <= ?
-                 GROUP BY week, platform, account, metric, days
-                 HAVING sum(notices) <> 0 OR sum(listings) <> 0
-                 ORDER BY week, platform, account, metric, days",
+                 FROM weekly_totals WHERE week >= ? AND week <= ?
+                 GROUP BY 1, 2, 3, 4, 5
+                 HAVING sum(notices) <> 0 OR sum(listings) <> 0",
             ),
             Some(_) => sql::query_as(
-                "SELECT week, platform, account, metric, days,
+                "SELECT week, CASE WHEN metric = 'removal_days' THEN '' ELSE platform END AS platform,
+                        account, metric, days,
                         CAST(sum(notices) AS BIGINT) AS notices, CAST(sum(listings) AS BIGINT) AS listings
-                 FROM weekly_activity WHERE week >= ? AND week <= ? AND brand_id = ?
-                 GROUP BY week, platform, account, metric, days
-                 HAVING sum(notices) <> 0 OR sum(listings) <> 0
-                 ORDER BY week, platform, account, metric, days",
+                 FROM weekly_activity WHERE brand_id = ? AND week >= ? AND week <= ?
+                 GROUP BY 1, 2, 3, 4, 5
+                 HAVING sum(notices) <> 0 OR sum(listings) <> 0",
             ),
         };
-        let mut query = query.bind(first_week).bind(last_week);
-        if let Some(id) = brand_id {
-            query = query.bind(id);
-        }
-        Ok(query.fetch_all(&self.pool).await?)
+        let query = match brand_id {
+            Some(id) => query.bind(id),
+            None => query,
+        };
+        Ok(query
+            .bind(first_week)
+            .bind(last_week)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 

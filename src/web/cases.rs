@@ -88,7 +88,7 @@ pub(super) async fn dashboard(
         }
     }
     let since = good_faith_since(today).to_string();
-    let rates: Vec<RateRow> = store
+    let rates: Vec<RateRow> = state
         .good_faith_counts(&since)
         .await?
         .into_iter()

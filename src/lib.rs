@@ -92,8 +92,8 @@ pub use model::{
 // Platform definitions and the registry.
 pub use platform::{
     BlockKind, CaptureFormat, CaptureRule, DefKind, ExportField, FetchWith, LoginRules,
-    PlatformDef, PlatformError, crawlable, load_dir as load_definitions,
-    load_file as load_definition,
+    PlatformDef, PlatformError, crawlable, display_name as platform_display_name,
+    load_dir as load_definitions, load_file as load_definition,
 };
 pub use registry::{
     RegistryError, load_file as load_registry, parse_toml as parse_registry_toml,

@@ -100,6 +100,13 @@ pub enum DefKind {
     Domains,
 }
 
+/// A platform's display name ("淘宝 Taobao"), or its key when no definition has it.
+pub fn display_name(defs: &[PlatformDef], key: &str) -> String {
+    defs.iter()
+        .find(|d| d.platform == key)
+        .map_or_else(|| key.to_owned(), |d| d.name.clone())
+}
+
 /// The names of the definitions crawls search: every platform but the domain watch's.
 pub fn crawlable(defs: &[PlatformDef]) -> Vec<String> {
     defs.iter()

@@ -122,11 +122,7 @@ impl Sender {
             return Ok(0);
         }
         let defs = crate::platform::load_dir(&self.definitions).unwrap_or_default();
-        let name = |key: &str| {
-            defs.iter()
-                .find(|d| d.platform == key)
-                .map_or_else(|| key.to_owned(), |d| d.name.clone())
-        };
+        let name = |key: &str| crate::platform::display_name(&defs, key);
         let mut queued = 0;
         for brand in due {
             let report = match crate::monthly::build(&self.store, &brand.brand, start, &name).await

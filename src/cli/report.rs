@@ -31,11 +31,7 @@ pub async fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         tracing::warn!(error = %e, "platforms are named by their keys");
         Vec::new()
     });
-    let name = |key: &str| {
-        defs.iter()
-            .find(|d| d.platform == key)
-            .map_or_else(|| key.to_owned(), |d| d.name.clone())
-    };
+    let name = |key: &str| markwatch::platform_display_name(&defs, key);
     let store = ctx.open_store().await?;
     let report = markwatch::build_monthly_report(&store, &args.brand, month, &name).await;
     store.close().await;

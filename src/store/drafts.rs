@@ -374,32 +374,8 @@ impl Store {
             emptied.sort_unstable();
             emptied.dedup();
             for from in emptied {
-                refresh_aggregates(&mut tx, from, &now).await?;
-                let left: i64 = sql::query_scalar("SELECT item_count FROM notices WHERE id = ?")
-                    .bind(from)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                if left == 0 {
-                    sql::query(
-                        "UPDATE notices SET state = 'closed', resolved_at = ?, updated_at = ? WHERE id = ?",
-                    )
-                    .bind(&now)
-                    .bind(&now)
-                    .bind(from)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                sql::query(
-                    "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
-                     VALUES (?, ?, 'notice', ?, 'gather', 'draft', ?, ?)",
-                )
-                .bind(&now)
-                .bind(actor)
-                .bind(from)
-                .bind(if left == 0 { "closed" } else { "draft" })
-                .bind(format!("listings moved into notice {id}: {note}"))
-                .execute(&mut **tx)
-                .await?;
+                let moved = format!("listings moved into notice {id}: {note}");
+                settle_draft(&mut tx, from, Gave::Gathered, &moved, actor, &now).await?;
             }
             sql::query(
                 "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
@@ -440,32 +416,8 @@ impl Store {
             .bind(notice_id)
             .execute(&mut **tx)
             .await?;
-            refresh_aggregates(&mut tx, notice_id, &now).await?;
-            let left: i64 = sql::query_scalar("SELECT item_count FROM notices WHERE id = ?")
-                .bind(notice_id)
-                .fetch_one(&mut **tx)
-                .await?;
             let note = format!("{n} listing(s) re-scored clear and taken out");
-            if left == 0 {
-                sql::query("UPDATE notices SET state = 'rejected', resolved_at = ?, updated_at = ? WHERE id = ?")
-                    .bind(&now)
-                    .bind(&now)
-                    .bind(notice_id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            sql::query(
-                "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
-                 VALUES (?, ?, 'notice', ?, ?, 'draft', ?, ?)",
-            )
-            .bind(&now)
-            .bind(actor)
-            .bind(notice_id)
-            .bind(if left == 0 { "reject" } else { "prune" })
-            .bind(if left == 0 { "rejected" } else { "draft" })
-            .bind(note)
-            .execute(&mut **tx)
-            .await?;
+            settle_draft(&mut tx, notice_id, Gave::Pruned, &note, actor, &now).await?;
             pruned += n as u64;
         }
         tx.commit().await?;
@@ -538,6 +490,60 @@ type UnfiledRow = (
 );
 
 /// Keeps a notice's denormalised item count, top score and strongest verdict in step.
+/// Why a draft gave listings up.
+#[derive(Clone, Copy)]
+enum Gave {
+    /// Into another notice (a seller network's); emptied, it is closed.
+    Gathered,
+    /// A rematch cleared them; emptied, it is rejected.
+    Pruned,
+}
+
+/// After a draft gave listings up: its counts refreshed, closed or rejected when none are
+/// left, and an audit row saying why.
+async fn settle_draft(
+    tx: &mut Transaction<'_, Any>,
+    id: i64,
+    gave: Gave,
+    note: &str,
+    actor: &str,
+    now: &str,
+) -> Result<()> {
+    refresh_aggregates(tx, id, now).await?;
+    let left: i64 = sql::query_scalar("SELECT item_count FROM notices WHERE id = ?")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let (state, action) = match (gave, left == 0) {
+        (Gave::Gathered, true) => ("closed", "gather"),
+        (Gave::Gathered, false) => ("draft", "gather"),
+        (Gave::Pruned, true) => ("rejected", "reject"),
+        (Gave::Pruned, false) => ("draft", "prune"),
+    };
+    if left == 0 {
+        sql::query("UPDATE notices SET state = ?, resolved_at = ?, updated_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sql::query(
+        "INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, note)
+         VALUES (?, ?, 'notice', ?, ?, 'draft', ?, ?)",
+    )
+    .bind(now)
+    .bind(actor)
+    .bind(id)
+    .bind(action)
+    .bind(state)
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Creates the draft a planned notice describes; its items are added by the caller.
 async fn insert_notice(tx: &mut Transaction<'_, Any>, p: &PlannedNotice, now: &str) -> Result<i64> {
     Ok(sql::query_scalar(

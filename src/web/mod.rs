@@ -137,6 +137,11 @@ impl WebState {
         Ok(counts)
     }
 
+    /// A platform's display name, or its key.
+    pub(crate) fn platform_name(&self, key: &str) -> String {
+        crate::platform::display_name(&self.inner.defs, key)
+    }
+
     /// The platform definitions, for drafting from the UI.
     pub(crate) fn definitions(&self) -> &[PlatformDef] {
         &self.inner.defs

@@ -17,14 +17,14 @@ use crate::store::Role;
 struct NetworkRow<'a> {
     id: &'a str,
     shops: Vec<String>,
-    platforms: Vec<&'a str>,
+    platforms: Vec<String>,
     listings: usize,
     open: usize,
     removed: usize,
     signals: Vec<&'static str>,
 }
 
-fn row<'a>(n: &'a Network, state: &'a WebState) -> NetworkRow<'a> {
+fn row<'a>(n: &'a Network, state: &WebState) -> NetworkRow<'a> {
     let mut platforms: Vec<&str> = n.shops.iter().map(|s| s.platform.as_str()).collect();
     platforms.sort_unstable();
     platforms.dedup();
@@ -33,13 +33,7 @@ fn row<'a>(n: &'a Network, state: &'a WebState) -> NetworkRow<'a> {
         shops: n.shops.iter().map(|s| s.seller.clone()).collect(),
         platforms: platforms
             .into_iter()
-            .map(|p| {
-                state
-                    .platforms()
-                    .iter()
-                    .find(|x| x.key == p)
-                    .map_or(p, |x| x.name.as_str())
-            })
+            .map(|p| state.platform_name(p))
             .collect(),
         listings: n.listings(),
         open: n.open(),
@@ -72,16 +66,6 @@ async fn find(state: &WebState, id: &str) -> Result<Network, WebError> {
         .ok_or(WebError::NotFound)
 }
 
-fn platform_name(state: &WebState) -> impl Fn(&str) -> String + '_ {
-    move |key: &str| {
-        state
-            .platforms()
-            .iter()
-            .find(|p| p.key == key)
-            .map_or_else(|| key.to_owned(), |p| p.name.clone())
-    }
-}
-
 pub(super) async fn network(
     State(state): State<WebState>,
     user: CurrentUser,
@@ -89,7 +73,7 @@ pub(super) async fn network(
     Query(flash): Query<Flash>,
 ) -> Result<Html<String>, WebError> {
     let network = find(&state, &id).await?;
-    let svg = network.svg(&platform_name(&state));
+    let svg = network.svg(&|k: &str| state.platform_name(k));
     let links: Vec<_> = network
         .links
         .iter()

@@ -67,16 +67,6 @@ async fn filter(
     Ok((brand, weeks))
 }
 
-fn names(state: &WebState) -> impl Fn(&str) -> String + '_ {
-    move |key: &str| {
-        state
-            .platforms()
-            .iter()
-            .find(|p| p.key == key)
-            .map_or_else(|| key.to_owned(), |p| p.name.clone())
-    }
-}
-
 pub(super) async fn view(state: &WebState, q: &TrendQuery) -> Result<TrendView, WebError> {
     let (brand, weeks) = filter(state, q).await?;
     let today = chrono::Utc::now().date_naive();
@@ -90,7 +80,7 @@ pub(super) async fn view(state: &WebState, q: &TrendQuery) -> Result<TrendView, 
         );
     }
     Ok(TrendView {
-        charts: t.charts(&names(state)),
+        charts: t.charts(&|k: &str| state.platform_name(k)),
         totals: t.totals(),
         brand: brand.map(|b| b.0),
         weeks,
@@ -114,7 +104,7 @@ pub(super) async fn csv(
     let (brand, weeks) = filter(&state, &q).await?;
     let today = chrono::Utc::now().date_naive();
     let t = trends::load(state.store(), brand.as_ref().map(|b| b.1), weeks, today).await?;
-    let chart = t.chart(kind, &names(&state));
+    let chart = t.chart(kind, &|k: &str| state.platform_name(k));
     let mut resp = (
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
         chart.table.to_csv(),

@@ -460,3 +460,122 @@ async fn the_dashboards_good_faith_rates_follow_each_case_step() {
     );
     assert!(removed.contains("100.0%"), "{removed}");
 }
+
+/// Platform, account, and listings filed, pending, removed, rejected and counter-noticed.
+type Standing = (String, String, i64, i64, i64, i64, i64);
+
+/// Each account's Good-faith counts over the window ending `today`, counted from the notices
+/// and their audit history as the standing is defined.
+async fn standing_from_rows(conn: &mut sqlx::AnyConnection, today: NaiveDate) -> Vec<Standing> {
+    let since = today
+        .checked_sub_months(chrono::Months::new(markwatch::GOOD_FAITH_MONTHS))
+        .unwrap()
+        .to_string();
+    // The date is ours, not input; inlined because `?` is not PostgreSQL's placeholder.
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT n.platform, coalesce(n.account, 'default'),
+                CAST(sum(n.item_count) AS BIGINT),
+                CAST(sum(CASE WHEN n.state = 'filed' THEN n.item_count ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice'
+                         AND a.entity_id = n.id AND a.to_state = 'removed')
+                         THEN n.item_count ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice'
+                         AND a.entity_id = n.id AND a.from_state = 'filed' AND a.to_state = 'rejected')
+                         THEN n.item_count ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN n.counter_noticed_at IS NOT NULL THEN n.item_count ELSE 0 END) AS BIGINT)
+         FROM notices n WHERE n.filed_at IS NOT NULL AND substr(n.filed_at, 1, 10) >= '{since}'
+         GROUP BY 1, 2 ORDER BY 1, 2"
+    )))
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+async fn standing(store: &markwatch::Store, today: NaiveDate) -> Vec<Standing> {
+    markwatch::good_faith(store, today)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| {
+            let c = g.counts;
+            (
+                c.platform,
+                c.account,
+                c.filed,
+                c.pending,
+                c.removed,
+                c.rejected,
+                c.counter_noticed,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_good_faith_standing_is_the_filed_cases_counted() {
+    use markwatch::{CaseState, TransitionDetails};
+    let (web, _client, today) = seeded(400).await;
+    let mut conn = common::connect(&web.db()).await;
+    for day in [today, today - Duration::weeks(6)] {
+        let want = standing_from_rows(&mut conn, day).await;
+        let answered = |f: fn(&Standing) -> i64| want.iter().map(f).sum::<i64>() > 0;
+        assert!(
+            answered(|r| r.4) && answered(|r| r.5) && answered(|r| r.6),
+            "every answer seeded: {want:?}"
+        );
+        assert_eq!(standing(&web.store, day).await, want, "window ending {day}");
+    }
+
+    // Live steps: every answer a platform gives, and a reviewer's rejection, which is none.
+    let step = |id: i64, to: CaseState, reference: Option<&str>| {
+        let store = web.store.clone();
+        let details = TransitionDetails {
+            complaint_ref: reference.map(str::to_owned),
+            account: Some("legal-tb".into()),
+            ..TransitionDetails::default()
+        };
+        async move {
+            store
+                .transition_notice(id, to, "legal", &details)
+                .await
+                .unwrap();
+        }
+    };
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let listing =
+            common::web::listing("taobao", &format!("88800{i}"), "耐克 高仿", "Nike", 0.9);
+        ids.push(
+            markwatch::seed_notice(&web.store, &[listing])
+                .await
+                .unwrap()[0],
+        );
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        step(id, CaseState::Approved, None).await;
+        if i == 4 {
+            step(id, CaseState::Rejected, None).await;
+            continue;
+        }
+        step(id, CaseState::Filed, Some(&format!("IPP-{i}"))).await;
+        match i {
+            0 => step(id, CaseState::Removed, None).await,
+            1 => step(id, CaseState::Rejected, None).await,
+            2 => {
+                step(id, CaseState::CounterNoticed, None).await;
+                step(id, CaseState::Removed, None).await;
+                step(id, CaseState::Closed, None).await;
+            }
+            _ => {}
+        }
+    }
+    let want = standing_from_rows(&mut conn, today).await;
+    let live = want.iter().find(|r| r.1 == "legal-tb").unwrap();
+    // Filed 4; one pending; removed 2 (one after a counter-notice); one rejected by the platform.
+    assert_eq!(
+        (live.2, live.3, live.4, live.5, live.6),
+        (4, 1, 2, 1, 1),
+        "{live:?}"
+    );
+    assert_eq!(standing(&web.store, today).await, want);
+}

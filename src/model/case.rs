@@ -83,7 +83,6 @@ impl CaseState {
         self.into()
     }
 
-    /// The states reachable from this one in a single step.
     /// The state as a Chinese reader says it (alert emails, reports).
     pub fn phrase_zh(self) -> &'static str {
         match self {
@@ -109,6 +108,7 @@ impl CaseState {
         }
     }
 
+    /// The states reachable from this one in a single step.
     pub(crate) fn next_states(self) -> &'static [CaseState] {
         use CaseState::*;
         match self {

@@ -65,6 +65,8 @@ const NOT_COPIED: &[(&str, &str)] = &[
         "rebuilt from the matches, notices and audit log",
     ),
     ("weekly_totals", "rebuilt from weekly_activity"),
+    // Kept by triggers on `notices`.
+    ("good_faith_days", "rebuilt from the notices"),
     // A running daemon's address, pid and control token: the target has its own daemon.
     ("daemon_state", "the running daemon's own"),
     // Processes of the source's machines.

@@ -810,35 +810,21 @@ impl Store {
         .await?)
     }
 
-    /// Complaints filed under one platform account since a date, by outcome, counted in listings
-    /// (a platform judges each listing of a complaint). See [`GoodFaithCounts`].
+    /// Complaints filed under one platform account since a date (YYYY-MM-DD), by outcome,
+    /// counted in listings (a platform judges each listing of a complaint), from the daily
+    /// tally migration 0027 keeps. See [`GoodFaithCounts`].
     pub(crate) async fn good_faith_counts(&self, since: &str) -> Result<Vec<GoodFaithCounts>> {
         Ok(sql::query_as(
-            "SELECT n.platform, coalesce(n.account, 'default') AS account,
-                    CAST(sum(n.item_count) AS BIGINT) AS filed,
-                    CAST(sum(CASE WHEN n.state = 'filed' THEN n.item_count ELSE 0 END) AS BIGINT) AS pending,
-                    CAST(sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
-                                          AND a.to_state = 'removed') THEN n.item_count ELSE 0 END) AS BIGINT) AS removed,
-                    CAST(sum(CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = 'notice' AND a.entity_id = n.id
-                                          AND a.from_state = 'filed' AND a.to_state = 'rejected')
-                             THEN n.item_count ELSE 0 END) AS BIGINT) AS rejected,
-                    CAST(sum(CASE WHEN n.counter_noticed_at IS NOT NULL THEN n.item_count ELSE 0 END) AS BIGINT) AS counter_noticed
-             FROM notices n WHERE n.filed_at IS NOT NULL AND n.filed_at >= ?
-             GROUP BY n.platform, coalesce(n.account, 'default') ORDER BY n.platform, account",
+            "SELECT platform, account,
+                    CAST(sum(filed) AS BIGINT) AS filed, CAST(sum(pending) AS BIGINT) AS pending,
+                    CAST(sum(removed) AS BIGINT) AS removed, CAST(sum(rejected) AS BIGINT) AS rejected,
+                    CAST(sum(counter_noticed) AS BIGINT) AS counter_noticed
+             FROM good_faith_days WHERE day >= ?
+             GROUP BY platform, account HAVING sum(filed) <> 0 ORDER BY platform, account",
         )
         .bind(since)
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    /// The newest audit row's id: it moves whenever a case takes a step, so what is computed
-    /// from the cases' steps can be kept until it does.
-    pub(crate) async fn audit_head(&self) -> Result<i64> {
-        Ok(
-            sql::query_scalar("SELECT coalesce(max(id), 0) FROM audit_log")
-                .fetch_one(&self.pool)
-                .await?,
-        )
     }
 
     /// Counter-noticed cases whose Art. 43 deadline falls on or before `until` (YYYY-MM-DD),

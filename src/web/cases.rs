@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::auth::CurrentUser;
 use super::pages::{Flash, page, v};
 use super::{WebError, WebState};
-use crate::case::{GoodFaith, MAX_COUNTER_RATE, MIN_SUCCESS_RATE, good_faith_since};
+use crate::case::{MAX_COUNTER_RATE, MIN_SUCCESS_RATE};
 use crate::model::CaseState;
 use crate::store::{NoticeFilter, NoticeSort, NoticeSummary};
 
@@ -87,13 +87,10 @@ pub(super) async fn dashboard(
                 .or_insert(0) += c.count;
         }
     }
-    let since = good_faith_since(today).to_string();
-    let rates: Vec<RateRow> = state
-        .good_faith_counts(&since)
+    let rates: Vec<RateRow> = crate::case::good_faith(store, today)
         .await?
         .into_iter()
-        .map(|g| {
-            let gf = GoodFaith::new(g);
+        .map(|gf| {
             let c = gf.counts;
             RateRow {
                 success_ok: gf.success_rate.is_none_or(|s| s >= MIN_SUCCESS_RATE),

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::platform::PlatformDef;
-use crate::store::{GoodFaithCounts, SessionLimits, Store, StoreError};
+use crate::store::{SessionLimits, Store};
 
 pub(crate) use error::WebError;
 pub(crate) use headers::plain_security_headers;
@@ -58,10 +58,6 @@ struct Inner {
     /// Bounds the password checks running at once (`web.max_password_checks`).
     password_checks: tokio::sync::Semaphore,
     sessions: SessionLimits,
-    /// The dashboard's Good-faith counts, with the window start and audit head they were
-    /// computed at: at 100,000 notices they take a tenth of a second, and change only when a
-    /// case takes a step (which writes an audit row).
-    good_faith: tokio::sync::Mutex<Option<(String, i64, Vec<GoodFaithCounts>)>>,
 }
 
 /// A platform as the UI offers it: the key notices carry and the definition's display name.
@@ -100,7 +96,6 @@ impl WebState {
                 secure_cookies,
                 password_checks: tokio::sync::Semaphore::new(max_checks),
                 sessions,
-                good_faith: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -116,25 +111,6 @@ impl WebState {
     /// The platforms the UI filters and exports by.
     pub fn platforms(&self) -> &[Platform] {
         &self.inner.platforms
-    }
-
-    /// Each platform account's Good-faith counts for complaints filed since `since`, as
-    /// [`Store::good_faith_counts`] gives them, recomputed only after a case has moved.
-    pub(crate) async fn good_faith_counts(
-        &self,
-        since: &str,
-    ) -> Result<Vec<GoodFaithCounts>, StoreError> {
-        let head = self.inner.store.audit_head().await?;
-        let mut cached = self.inner.good_faith.lock().await;
-        if let Some((s, h, counts)) = cached.as_ref()
-            && s == since
-            && *h == head
-        {
-            return Ok(counts.clone());
-        }
-        let counts = self.inner.store.good_faith_counts(since).await?;
-        *cached = Some((since.to_owned(), head, counts.clone()));
-        Ok(counts)
     }
 
     /// A platform's display name, or its key.

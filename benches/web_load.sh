@@ -79,8 +79,8 @@ fi
 for i in "${!PAGES[@]}"; do
     P="${PAGES[$i]}"
     echo "== $P"
-    # One request first: caches kept until data changes (the dashboard's Good-faith counts)
-    # are filled once, and wrk measures the steady state. That first request is reported.
+    # One request first, reported: what the first person after a start waits (SQLite's page
+    # cache still cold); wrk then measures the steady state.
     if [ "$P" != detail ]; then
         curl -s -o /dev/null -w "first request: %{time_total} s\n" -H "Cookie: mw_session=$SESSION" "http://$ADDR$P"
     fi

@@ -163,7 +163,7 @@ pub use sellers::{
 pub use store::SellerListing;
 
 // Trends and charts.
-pub use store::WeeklyTally;
+pub use store::{AccountTally, TrendTallies, WeeklyRemovals, WeeklyTally};
 pub use trends::{
     AccountOutcomes, CaseWeek, Chart, ChartKind, Found, PERIODS, Removals, Table, Totals, Trends,
     load as load_trends, week_of,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::case::{MAX_COUNTER_RATE, MIN_SUCCESS_RATE};
 use crate::chart::{self, BarChart, LineChart, Reference, Series};
-use crate::store::{Store, StoreError, WeeklyTally};
+use crate::store::{Store, StoreError, TrendTallies};
 
 /// Reads one step's count from a week.
 type CaseCount = fn(&CaseWeek) -> i64;
@@ -110,21 +110,22 @@ pub(crate) async fn load_between(
     first: NaiveDate,
     last: NaiveDate,
 ) -> Result<Trends, StoreError> {
-    let rows = store
-        .weekly_tallies(&first.to_string(), &last.to_string(), brand_id)
+    let tallies = store
+        .trend_tallies(&first.to_string(), &last.to_string(), brand_id)
         .await?;
-    Ok(Trends::from_tallies(first, last, &rows))
+    Ok(Trends::from_tallies(first, last, &tallies))
 }
 
 impl Trends {
-    pub fn from_tallies(first: NaiveDate, last: NaiveDate, rows: &[WeeklyTally]) -> Trends {
+    pub fn from_tallies(first: NaiveDate, last: NaiveDate, tallies: &TrendTallies) -> Trends {
         let weeks: Vec<NaiveDate> = first.iter_weeks().take_while(|w| *w <= last).collect();
         let index: BTreeMap<String, usize> = weeks
             .iter()
             .enumerate()
             .map(|(i, w)| (w.to_string(), i))
             .collect();
-        let mut platforms: Vec<String> = rows
+        let mut platforms: Vec<String> = tallies
+            .weekly
             .iter()
             .filter(|r| r.metric.starts_with("found_"))
             .map(|r| r.platform.clone())
@@ -133,10 +134,8 @@ impl Trends {
         platforms.dedup();
         let mut found = vec![vec![Found::default(); platforms.len()]; weeks.len()];
         let mut cases = vec![CaseWeek::default(); weeks.len()];
-        let mut accounts: BTreeMap<(String, String), AccountOutcomes> = BTreeMap::new();
-        let mut days: Vec<Vec<(i64, i64)>> = vec![Vec::new(); weeks.len()];
         let mut relisted = vec![0; weeks.len()];
-        for r in rows {
+        for r in &tallies.weekly {
             let Some(&w) = index.get(&r.week) else {
                 continue;
             };
@@ -151,37 +150,40 @@ impl Trends {
                         }
                     }
                 }
-                "filed" => {
-                    cases[w].filed += r.notices;
-                    account(&mut accounts, r).filed += r.listings;
-                }
-                "removed" => {
-                    cases[w].removed += r.notices;
-                    account(&mut accounts, r).removed += r.listings;
-                }
-                "rejected" => {
-                    cases[w].rejected += r.notices;
-                    account(&mut accounts, r).rejected += r.listings;
-                }
-                "counter_noticed" => {
-                    cases[w].counter_noticed += r.notices;
-                    account(&mut accounts, r).counter_noticed += r.listings;
-                }
-                "removal_days" => days[w].push((r.days, r.notices)),
+                "filed" => cases[w].filed += r.notices,
+                "removed" => cases[w].removed += r.notices,
+                "rejected" => cases[w].rejected += r.notices,
+                "counter_noticed" => cases[w].counter_noticed += r.notices,
                 "relisted" => relisted[w] += r.listings,
                 _ => {}
             }
         }
-        let removals = days
-            .into_iter()
-            .map(|mut d| {
-                d.sort_unstable();
-                Removals {
-                    count: d.iter().map(|(_, n)| n).sum(),
-                    median_days: weighted_median(&d),
-                }
-            })
-            .collect();
+        let mut accounts: BTreeMap<(&str, &str), AccountOutcomes> = BTreeMap::new();
+        for r in &tallies.accounts {
+            let a = accounts
+                .entry((&r.platform, &r.account))
+                .or_insert_with(|| AccountOutcomes {
+                    platform: r.platform.clone(),
+                    account: r.account.clone(),
+                    ..AccountOutcomes::default()
+                });
+            match r.metric.as_str() {
+                "filed" => a.filed += r.listings,
+                "removed" => a.removed += r.listings,
+                "rejected" => a.rejected += r.listings,
+                "counter_noticed" => a.counter_noticed += r.listings,
+                _ => {}
+            }
+        }
+        let mut removals = vec![Removals::default(); weeks.len()];
+        for r in &tallies.removals {
+            if let Some(&w) = index.get(&r.week) {
+                removals[w] = Removals {
+                    count: r.removed,
+                    median_days: Some((r.low_days + r.high_days) as f64 / 2.0),
+                };
+            }
+        }
         Trends {
             weeks,
             platforms,
@@ -444,43 +446,6 @@ impl Trends {
     }
 }
 
-fn account<'m>(
-    accounts: &'m mut BTreeMap<(String, String), AccountOutcomes>,
-    r: &WeeklyTally,
-) -> &'m mut AccountOutcomes {
-    accounts
-        .entry((r.platform.clone(), r.account.clone()))
-        .or_insert_with(|| AccountOutcomes {
-            platform: r.platform.clone(),
-            account: r.account.clone(),
-            ..AccountOutcomes::default()
-        })
-}
-
-/// The median of `(value, weight)` pairs sorted by value; the mean of the two middle values
-/// when the total weight is even.
-fn weighted_median(sorted: &[(i64, i64)]) -> Option<f64> {
-    let total: i64 = sorted.iter().map(|(_, n)| (*n).max(0)).sum();
-    if total == 0 {
-        return None;
-    }
-    let at = |rank: i64| {
-        let mut seen = 0;
-        for (v, n) in sorted {
-            seen += (*n).max(0);
-            if seen > rank {
-                return *v as f64;
-            }
-        }
-        sorted.last().map_or(0.0, |(v, _)| *v as f64)
-    };
-    Some(if total % 2 == 1 {
-        at(total / 2)
-    } else {
-        (at(total / 2 - 1) + at(total / 2)) / 2.0
-    })
-}
-
 /// Totals over a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
@@ -591,22 +556,13 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{AccountTally, WeeklyRemovals, WeeklyTally};
 
-    fn tally(
-        week: &str,
-        platform: &str,
-        account: &str,
-        metric: &str,
-        days: i64,
-        notices: i64,
-        listings: i64,
-    ) -> WeeklyTally {
+    fn tally(week: &str, platform: &str, metric: &str, notices: i64, listings: i64) -> WeeklyTally {
         WeeklyTally {
             week: week.into(),
             platform: platform.into(),
-            account: account.into(),
             metric: metric.into(),
-            days,
             notices,
             listings,
         }
@@ -621,35 +577,47 @@ mod tests {
     }
 
     #[test]
-    fn medians_weigh_each_removal() {
-        assert_eq!(weighted_median(&[]), None);
-        assert_eq!(weighted_median(&[(3, 1)]), Some(3.0));
-        assert_eq!(weighted_median(&[(1, 1), (5, 1)]), Some(3.0));
-        assert_eq!(weighted_median(&[(1, 1), (2, 5), (40, 1)]), Some(2.0));
-    }
-
-    #[test]
     fn tallies_fold_into_weeks_platforms_and_accounts() {
         let first: NaiveDate = "2026-11-16".parse().unwrap();
         let last: NaiveDate = "2026-11-30".parse().unwrap();
-        let rows = [
-            tally("2026-11-16", "jd", "", "found_infringing", -1, 0, 4),
-            tally("2026-11-16", "taobao", "", "found_suspect", -1, 0, 2),
-            tally("2026-11-23", "jd", "acc", "filed", -1, 2, 5),
-            tally("2026-11-30", "jd", "acc", "removed", -1, 1, 3),
-            tally("2026-11-30", "jd", "acc", "counter_noticed", -1, 1, 1),
-            tally("2026-11-30", "jd", "", "removal_days", 4, 1, 3),
-            tally("2026-11-30", "jd", "", "relisted", -1, 0, 2),
-            tally("2026-11-09", "jd", "", "relisted", -1, 0, 9),
-        ];
-        let t = Trends::from_tallies(first, last, &rows);
+        let account = |metric: &str, notices, listings| AccountTally {
+            platform: "jd".into(),
+            account: "acc".into(),
+            metric: metric.into(),
+            notices,
+            listings,
+        };
+        let tallies = TrendTallies {
+            weekly: vec![
+                tally("2026-11-16", "jd", "found_infringing", 0, 4),
+                tally("2026-11-16", "taobao", "found_suspect", 0, 2),
+                tally("2026-11-23", "", "filed", 2, 5),
+                tally("2026-11-30", "", "removed", 1, 3),
+                tally("2026-11-30", "", "counter_noticed", 1, 1),
+                tally("2026-11-30", "", "relisted", 0, 2),
+                tally("2026-11-09", "", "relisted", 0, 9),
+            ],
+            accounts: vec![
+                account("filed", 2, 5),
+                account("removed", 1, 3),
+                account("counter_noticed", 1, 1),
+            ],
+            removals: vec![WeeklyRemovals {
+                week: "2026-11-30".into(),
+                removed: 2,
+                low_days: 4,
+                high_days: 7,
+            }],
+        };
+        let t = Trends::from_tallies(first, last, &tallies);
         assert_eq!(t.weeks.len(), 3);
         assert_eq!(t.platforms, ["jd", "taobao"]);
         assert_eq!(t.found[0][0].infringing, 4);
         assert_eq!(t.found[0][1].suspect, 2);
         assert_eq!(t.cases[1].filed, 2);
         assert_eq!(t.relisted, [0, 0, 2]);
-        assert_eq!(t.removals[2].median_days, Some(4.0));
+        assert_eq!(t.removals[2].median_days, Some(5.5));
+        assert_eq!(t.removals[1].median_days, None);
         let a = &t.accounts[0];
         assert_eq!((a.filed, a.removed, a.counter_noticed), (5, 3, 1));
         assert_eq!(a.success_rate(), Some(0.75));

@@ -242,6 +242,13 @@ async fn each_charts_numbers_are_the_stored_rows_counted_by_week() {
 
     // Median days to removal, per week.
     let (header, rows) = csv(&web, &client, "/trends/removal-days.csv?weeks=52").await;
+    let parities: std::collections::BTreeSet<i64> =
+        removal_days.values().map(|d| d.len() as i64 % 2).collect();
+    assert_eq!(
+        parities.len(),
+        2,
+        "weeks with odd and even removals, both medians"
+    );
     for (week, row) in &rows {
         let mut days = removal_days.get(week).cloned().unwrap_or_default();
         assert_eq!(cell(row, &header, "removed"), days.len() as i64, "{week}");

@@ -70,7 +70,10 @@ pub use notices::{NoticeFilter, NoticeSort, TransitionError};
 #[cfg(feature = "fixtures")]
 pub(crate) use synthetic::{BrandMarks, SeededHistory};
 pub(crate) use timestamps::{NewTimestamp, StoredTimestamp};
-pub use trends::{PeriodCounts, RelistedListing, SellerListing, TopSeller, WeeklyTally};
+pub use trends::{
+    AccountTally, PeriodCounts, RelistedListing, SellerListing, TopSeller, TrendTallies,
+    WeeklyRemovals, WeeklyTally,
+};
 pub use users::{ApiToken, ApiTokenInfo, Role, UserError};
 pub(crate) use users::{LoginOutcome, SessionLimits, User, capped_name, check_password};
 #[cfg(test)]

@@ -5,59 +5,148 @@ use serde::Serialize;
 
 use super::{Result, Store, sql};
 
-/// One week's count of one metric, summed over brands unless the query named one.
+/// What the charts of a period are drawn from, summed over brands unless the query named one.
+/// Each piece is grouped as its chart needs it, so a year is a few hundred rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrendTallies {
+    pub weekly: Vec<WeeklyTally>,
+    pub accounts: Vec<AccountTally>,
+    pub removals: Vec<WeeklyRemovals>,
+}
+
+/// One week's count of one metric: listings found per platform; case steps and relistings
+/// over all platforms (platform "").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct WeeklyTally {
     /// The week's Monday, YYYY-MM-DD.
     pub week: String,
     pub platform: String,
-    /// The platform account, for case steps; empty for the other metrics.
-    pub account: String,
     pub metric: String,
-    /// Days from draft to removal, for `removal_days`; -1 otherwise.
-    pub days: i64,
     pub notices: i64,
     pub listings: i64,
 }
 
+/// One platform account's case steps of one kind over the whole period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AccountTally {
+    pub platform: String,
+    pub account: String,
+    pub metric: String,
+    pub notices: i64,
+    pub listings: i64,
+}
+
+/// One week's removals and the middle of their days from draft to removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct WeeklyRemovals {
+    /// The week's Monday, YYYY-MM-DD.
+    pub week: String,
+    /// Cases removed that week.
+    pub removed: i64,
+    /// The two middle values of their days (the same value when `removed` is odd): the median
+    /// is their mean.
+    pub low_days: i64,
+    pub high_days: i64,
+}
+
+/// The tallies a query reads: the rollup for all brands, one brand's own rows by index. Each
+/// use appends `AND ...` conditions after it and binds the brand first when there is one.
+macro_rules! tallies_of {
+    (all) => {
+        "weekly_totals WHERE week >= ? AND week <= ?"
+    };
+    (brand) => {
+        "weekly_activity WHERE brand_id = ? AND week >= ? AND week <= ?"
+    };
+}
+
+/// Per week: listings found per platform, case steps and relistings over all platforms.
+macro_rules! weekly_sql {
+    ($which:tt) => {
+        concat!(
+            "SELECT week, CASE WHEN metric IN ('found_infringing', 'found_suspect') THEN platform
+                               ELSE '' END AS platform, metric,
+                    CAST(sum(notices) AS BIGINT) AS notices, CAST(sum(listings) AS BIGINT) AS listings
+             FROM ",
+            tallies_of!($which),
+            " AND metric <> 'removal_days'
+             GROUP BY 1, 2, 3 HAVING sum(notices) <> 0 OR sum(listings) <> 0"
+        )
+    };
+}
+
+/// Per platform account over the period: case steps.
+macro_rules! accounts_sql {
+    ($which:tt) => {
+        concat!(
+            "SELECT platform, account, metric,
+                    CAST(sum(notices) AS BIGINT) AS notices, CAST(sum(listings) AS BIGINT) AS listings
+             FROM ",
+            tallies_of!($which),
+            " AND metric IN ('filed', 'removed', 'rejected', 'counter_noticed')
+             GROUP BY 1, 2, 3 HAVING sum(notices) <> 0 OR sum(listings) <> 0"
+        )
+    };
+}
+
+/// Per week with removals: their count and middle days over all platforms. `upto` counts the
+/// week's removals taking at most `days`: the lower middle one is at the first day where it
+/// reaches half, the upper one where it passes half.
+macro_rules! removals_sql {
+    ($which:tt) => {
+        concat!(
+            "WITH d AS (SELECT week, days, sum(notices) AS n FROM ",
+            tallies_of!($which),
+            " AND metric = 'removal_days' GROUP BY week, days HAVING sum(notices) > 0),
+             c AS (SELECT week, days, sum(n) OVER (PARTITION BY week ORDER BY days) AS upto,
+                          sum(n) OVER (PARTITION BY week) AS total FROM d)
+             SELECT week, CAST(max(total) AS BIGINT) AS removed,
+                    CAST(min(CASE WHEN 2 * upto >= total THEN days END) AS BIGINT) AS low_days,
+                    CAST(min(CASE WHEN 2 * upto > total THEN days END) AS BIGINT) AS high_days
+             FROM c GROUP BY week ORDER BY week"
+        )
+    };
+}
+
 impl Store {
     /// The tallies of the weeks from `first_week` to `last_week` (Mondays, inclusive), for
-    /// one brand or all; `removal_days` rows come summed over platforms (platform "").
-    pub async fn weekly_tallies(
+    /// one brand or all.
+    pub async fn trend_tallies(
         &self,
         first_week: &str,
         last_week: &str,
         brand_id: Option<i64>,
-    ) -> Result<Vec<WeeklyTally>> {
-        // All brands read the rollup; one brand its own rows by index. Removal days are
-        // charted over all platforms: summed across them here, to keep the rows few.
-        let query = match brand_id {
-            None => sql::query_as(
-                "SELECT week, CASE WHEN metric = 'removal_days' THEN '' ELSE platform END AS platform,
-                        account, metric, days,
-                        CAST(sum(notices) AS BIGINT) AS notices, CAST(sum(listings) AS BIGINT) AS listings
-                 FROM weekly_totals WHERE week >= ? AND week <= ?
-                 GROUP BY 1, 2, 3, 4, 5
-                 HAVING sum(notices) <> 0 OR sum(listings) <> 0",
+    ) -> Result<TrendTallies> {
+        // The medians are taken in the query: a year holds thousands of (week, days) counts.
+        let (weekly, accounts, removals) = match brand_id {
+            None => (
+                sql::query_as(weekly_sql!(all)),
+                sql::query_as(accounts_sql!(all)),
+                sql::query_as(removals_sql!(all)),
             ),
-            Some(_) => sql::query_as(
-                "SELECT week, CASE WHEN metric = 'removal_days' THEN '' ELSE platform END AS platform,
-                        account, metric, days,
-                        CAST(sum(notices) AS BIGINT) AS notices, CAST(sum(listings) AS BIGINT) AS listings
-                 FROM weekly_activity WHERE brand_id = ? AND week >= ? AND week <= ?
-                 GROUP BY 1, 2, 3, 4, 5
-                 HAVING sum(notices) <> 0 OR sum(listings) <> 0",
+            Some(id) => (
+                sql::query_as(weekly_sql!(brand)).bind(id),
+                sql::query_as(accounts_sql!(brand)).bind(id),
+                sql::query_as(removals_sql!(brand)).bind(id),
             ),
         };
-        let query = match brand_id {
-            Some(id) => query.bind(id),
-            None => query,
-        };
-        Ok(query
-            .bind(first_week)
-            .bind(last_week)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(TrendTallies {
+            weekly: weekly
+                .bind(first_week)
+                .bind(last_week)
+                .fetch_all(&self.pool)
+                .await?,
+            accounts: accounts
+                .bind(first_week)
+                .bind(last_week)
+                .fetch_all(&self.pool)
+                .await?,
+            removals: removals
+                .bind(first_week)
+                .bind(last_week)
+                .fetch_all(&self.pool)
+                .await?,
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use crate::notice::{
 };
 use crate::platform::PlatformDef;
 use crate::seal;
-use crate::store::{EvidenceRole, NoticeMark, NoticeSummary, Store, StoreError, StoredTimestamp};
+use crate::store::{NoticeMark, NoticeSummary, Store, StoreError, StoredTimestamp};
 use crate::timestamp::TrustAnchor;
 
 /// Identifies the manifest layout.
@@ -386,11 +386,7 @@ pub(crate) async fn write_pack<W: Write + Seek>(
             pages.push(ManifestPage {
                 file,
                 evidence_id: page.id,
-                role: match e.role {
-                    EvidenceRole::SearchPage => "search_page",
-                    EvidenceRole::ItemPage => "item_page",
-                }
-                .to_owned(),
+                role: e.role.as_str().to_owned(),
                 url: page.url,
                 fetched_at: page.fetched_at,
                 status: page.status,

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::fetch::browser::{BrowserError, BrowserSession};
 use crate::notice::{NoticeError, Templates, explain_en, explain_zh};
 use crate::seal;
-use crate::store::{EvidenceRole, NoticeMark, NoticeSummary, Store, StoreError};
+use crate::store::{NoticeMark, NoticeSummary, Store, StoreError};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -194,10 +194,7 @@ pub async fn write_report_html(
             let (captured_utc, captured_beijing) = times(&e.fetched_at);
             pages.push(ReportPage {
                 evidence_id: e.id,
-                role: match e.role {
-                    EvidenceRole::SearchPage => "search results page",
-                    EvidenceRole::ItemPage => "item page",
-                },
+                role: e.role.label(),
                 url: e.url.clone(),
                 captured_utc,
                 captured_beijing,

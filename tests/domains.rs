@@ -145,7 +145,11 @@ async fn squatted_domains_are_found_judged_drafted_and_followed() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .find(|m| m.contains("To: ip@nike.example"))
         .expect("an alert to Nike's contact");
-    for want in ["naike.cn", "A .CN domain made from the mark (domain watch)"] {
+    for want in [
+        "Subject: [markwatch] Nike: 4 new infringing domains",
+        "naike.cn",
+        "A .CN domain made from the mark (domain watch)",
+    ] {
         assert!(nike_mail.contains(want), "missing {want:?}:\n{nike_mail}");
     }
 
@@ -212,9 +216,23 @@ async fn squatted_domains_are_found_judged_drafted_and_followed() {
     for want in [
         "naike.cn: pinyin of 耐克",
         "Registered</dt><dd>2025-03-01 by 某某贸易有限公司",
+        "domain site</a> captured",
     ] {
         assert!(page.contains(want), "missing {want:?}:\n{page}");
     }
+    // A name with mail and no website is evidenced by its DNS answer, and says so.
+    let mail_only = drafts
+        .iter()
+        .find(|n| {
+            n["lead_title"]
+                .as_str()
+                .unwrap()
+                .starts_with("nikeshop.net.cn")
+        })
+        .map(|n| n["id"].as_i64().unwrap())
+        .unwrap();
+    let page = web.text(&client, &format!("/notices/{mail_only}")).await;
+    assert!(page.contains("dns answer</a> captured"), "{page}");
     drop(web);
 
     // 3. A name registered between two runs is news; the others are not.

@@ -300,6 +300,11 @@ impl Renderer {
             brand,
             counts: Counts {
                 infringing: payload.infringing.len(),
+                infringing_domains: payload
+                    .infringing
+                    .iter()
+                    .filter(|i| i.platform == crate::model::DOMAINS_PLATFORM)
+                    .count(),
                 suspect: payload.suspect.len(),
                 relisted: payload.relisted.len(),
                 deadlines: payload.deadlines.len(),
@@ -482,6 +487,8 @@ struct Context<'a> {
 #[derive(Serialize)]
 struct Counts {
     infringing: usize,
+    /// Of `infringing`, .CN domains rather than listings (the subject names them apart).
+    infringing_domains: usize,
     suspect: usize,
     relisted: usize,
     deadlines: usize,
@@ -652,6 +659,44 @@ mod tests {
             r.subject,
             "【markwatch】Nike 摘要：1 条待审核，1 条重新上架，1 个期限"
         );
+    }
+
+    #[test]
+    fn an_immediate_subject_counts_listings_and_domains_apart() {
+        let domain = || Item {
+            platform: crate::model::DOMAINS_PLATFORM.to_owned(),
+            ..item("naike.cn 耐克官方商城")
+        };
+        let subject = |language, infringing: Vec<Item>| {
+            let payload = Payload {
+                brand: Some("Nike".to_owned()),
+                language,
+                infringing,
+                ..Payload::default()
+            };
+            renderer().subject(AlertKind::Immediate, &payload).unwrap()
+        };
+        let cases = [
+            (
+                vec![item("a"), item("b")],
+                "[markwatch] Nike: 2 new infringing listings",
+                "【markwatch】Nike：发现 2 条新的侵权商品",
+            ),
+            (
+                vec![domain()],
+                "[markwatch] Nike: 1 new infringing domain",
+                "【markwatch】Nike：发现 1 个新的侵权域名",
+            ),
+            (
+                vec![item("a"), domain(), domain()],
+                "[markwatch] Nike: 1 new infringing listing, 2 new infringing domains",
+                "【markwatch】Nike：发现 1 条新的侵权商品、2 个新的侵权域名",
+            ),
+        ];
+        for (items, en, zh) in cases {
+            assert_eq!(subject(Language::En, items.clone()), en);
+            assert_eq!(subject(Language::Zh, items), zh);
+        }
     }
 
     fn renderer() -> Renderer {

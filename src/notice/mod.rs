@@ -198,11 +198,13 @@ async fn recheck_fileability(
 
 /// The file a captured page has in an evidence pack; notices name it so a reader can find it.
 pub(crate) fn pack_file_name(e: &EvidenceRef) -> String {
-    let role = match e.role {
-        EvidenceRole::SearchPage => "search",
-        EvidenceRole::ItemPage => "item",
+    let (role, ext) = match e.role {
+        EvidenceRole::SearchPage => ("search", "html"),
+        EvidenceRole::ItemPage => ("item", "html"),
+        EvidenceRole::DomainSite => ("site", "html"),
+        EvidenceRole::DnsAnswer => ("dns", "json"),
     };
-    format!("pages/{:08}-{role}.html", e.id)
+    format!("pages/{:08}-{role}.{ext}", e.id)
 }
 
 #[cfg(test)]

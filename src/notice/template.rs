@@ -404,11 +404,7 @@ impl NoticeContext {
                             evidence.push(EvidenceInfo {
                                 n: evidence.len() + 1,
                                 file,
-                                role: match e.role {
-                                    crate::store::EvidenceRole::SearchPage => "search_page",
-                                    crate::store::EvidenceRole::ItemPage => "item_page",
-                                }
-                                .to_owned(),
+                                role: e.role.as_str().to_owned(),
                                 url: e.url.clone(),
                                 fetched_at: e.fetched_at.clone(),
                                 sha256: e.sha256.clone(),

@@ -226,11 +226,33 @@ pub struct DomainFacts {
 }
 
 /// Which page a piece of evidence is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EvidenceRole {
     SearchPage,
     ItemPage,
+    /// A flagged domain's website, as it answered.
+    DomainSite,
+    /// A flagged domain with no website: its DNS records, as the resolver gave them.
+    DnsAnswer,
+}
+
+impl EvidenceRole {
+    /// As evidence manifests and notices name it: `search_page`, `item_page`, ...
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// As a reader of a report says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            EvidenceRole::SearchPage => "search results page",
+            EvidenceRole::ItemPage => "item page",
+            EvidenceRole::DomainSite => "website at the domain",
+            EvidenceRole::DnsAnswer => "DNS answer",
+        }
+    }
 }
 
 /// A stored page, by reference: what the evidence pack and the detail view cite.
@@ -700,8 +722,16 @@ impl Store {
                 (r.detail_evidence_id, EvidenceRole::ItemPage),
             ] {
                 if let Some(id) = id
-                    && let Some(e) = self.evidence_ref(id, role).await?
+                    && let Some(mut e) = self.evidence_ref(id, role).await?
                 {
+                    // A domain finding's page is its site, or its DNS records (`dns:` URL).
+                    if r.platform == crate::model::DOMAINS_PLATFORM {
+                        e.role = if e.url.starts_with("dns:") {
+                            EvidenceRole::DnsAnswer
+                        } else {
+                            EvidenceRole::DomainSite
+                        };
+                    }
                     evidence.push(e);
                 }
             }
